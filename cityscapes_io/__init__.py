@@ -1,0 +1,45 @@
+"""cityscapes_io: lazy, streaming reading and writing of the Cityscapes dataset format over fsspec.
+
+>>> import cityscapes_io
+>>> ds = cityscapes_io.open(cityscapes_io.sample_path())
+>>> for frame in ds:
+...     for inst in frame.instances():
+...         print(frame.id, inst.label.name, inst.id, inst.area, inst.bbox)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os as _os
+
+from .dataset import Dataset, open
+from .errors import (
+    CityscapesIOError,
+    DatasetNotFoundError,
+    InvalidFileError,
+    LabelMapError,
+    UnknownLabelError,
+)
+from .frame import Frame
+from .instances import Instance
+from .labels import Label, LabelMap
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open",
+    "Dataset",
+    "Frame",
+    "Instance",
+    "Label",
+    "LabelMap",
+    "CityscapesIOError",
+    "DatasetNotFoundError",
+    "InvalidFileError",
+    "LabelMapError",
+    "UnknownLabelError",
+    "sample_path",
+]
+
+
+def sample_path() -> str:
+    """Path of the tiny sample dataset shipped inside the package (two splits, two cities)."""
+    return _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "data", "sample")

@@ -1,0 +1,189 @@
+"""The lazy :class:`Dataset` and :func:`open`.
+
+Iteration walks split → city → frame in sorted order, listing each city folder only when it is
+reached and decoding nothing. On remote filesystems (S3 and other asynchronous fsspec backends)
+the files of the next few frames are fetched concurrently in the background, bounded to a few
+frames ahead, so iteration is not bound by request latency.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
+
+from .formats import reader_class
+from .frame import Frame, OnError
+from .labels import LabelMap
+from .storage import is_remote
+
+__all__ = ["Dataset", "open", "DEFAULT_PREFETCH"]
+
+#: Frames fetched ahead of the consumer on remote filesystems.
+DEFAULT_PREFETCH = 4
+
+
+class Dataset:
+    """A lazy, iterable dataset. Create one with :func:`open` or :meth:`import_from`.
+
+    ``for frame in ds`` yields :class:`~cityscapes_io.Frame` objects in sorted order (split,
+    city, sequence, frame number). Nothing is decoded until a frame's pixels are asked for.
+    """
+
+    def __init__(self, reader, *, prefetch: Optional[int] = None):
+        self._reader = reader
+        self.format = getattr(reader, "format", None)
+        if prefetch is None:
+            prefetch = DEFAULT_PREFETCH if any(is_remote(r.fs) for r in getattr(reader, "roots", ())) else 0
+        self.prefetch = int(prefetch)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def import_from(cls, path, format: str = "cityscapes", **kwargs) -> "Dataset":
+        """Open a dataset (Datumaro's spelling of :func:`open`)."""
+        return open(path, format=format, **kwargs)
+
+    # -- metadata -----------------------------------------------------------------------------
+    @property
+    def labels(self) -> LabelMap:
+        """The label map (its ``source`` tells where it came from)."""
+        return self._reader.labels
+
+    @property
+    def roots(self) -> List[str]:
+        return [str(r) for r in getattr(self._reader, "roots", ())]
+
+    def splits(self) -> List[str]:
+        """Split names, sorted."""
+        return self._reader.splits()
+
+    def cities(self, split: str) -> List[str]:
+        """City folders of a split, sorted (lists the split folder)."""
+        return self._reader.cities(split)
+
+    def count(self) -> int:
+        """Number of frames (lists every city folder; decodes nothing)."""
+        return sum(1 for split in self.splits() for _ in self._reader.iter_frames(split))
+
+    def frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
+        """One frame by id; lists only the folder it would be in."""
+        return self._reader.find_frame(frame_id, split)
+
+    # -- iteration ----------------------------------------------------------------------------
+    def _iter_plain(self) -> Iterator[Frame]:
+        for split in self.splits():
+            yield from self._reader.iter_frames(split)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.prefetch > 0:
+            return _prefetching(self._iter_plain(), self.prefetch)
+        return self._iter_plain()
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.format}, roots={self.roots}, splits={self.splits()}, labels={self.labels!r})"
+
+
+def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
+    """Yield ``frames`` while fetching the files of up to ``depth`` frames ahead concurrently.
+
+    Which files are fetched is learned from the consumer: the kinds it has read so far (the
+    photo, the instanceIds, ...). Memory is bounded by ``depth`` frames of encoded files.
+    """
+    wanted: Set[str] = set()
+    lock = threading.Lock()
+
+    def note(kind: str) -> None:
+        with lock:
+            wanted.add(kind)
+
+    window: Deque[Frame] = collections.deque()
+    submitted: Set[int] = set()
+    pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="cityscapes-io-prefetch")
+
+    def submit(frame: Frame) -> None:
+        with lock:
+            kinds = [k for k in wanted if k in frame._files and k not in frame._pending]
+        if not kinds:
+            return
+        # One batched request for all of a frame's files (concurrent on async filesystems).
+        by_fs = {}
+        for k in kinds:
+            fs, path = frame._files[k]
+            by_fs.setdefault(id(fs), (fs, []))[1].append((k, path))
+        for fs, items in by_fs.values():
+            paths = [p for _, p in items]
+            fut = pool.submit(fs.cat, paths, on_error="return")
+            for k, _ in items:
+                frame._pending[k] = fut
+
+    try:
+        it = iter(frames)
+        exhausted = False
+        while True:
+            while not exhausted and len(window) < depth + 1:
+                try:
+                    f = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                f._on_read = note
+                window.append(f)
+            if not window:
+                return
+            for f in list(window)[1:]:
+                submit(f)
+            frame = window.popleft()
+            yield frame
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def open(
+    url,
+    *,
+    split: Union[str, Sequence[str], None] = None,
+    cities: Union[str, Sequence[str], None] = None,
+    storage_options: Optional[dict] = None,
+    on_error: OnError = "raise",
+    format: str = "cityscapes",
+    prefetch: Optional[int] = None,
+) -> Dataset:
+    """Open a dataset lazily.
+
+    Parameters
+    ----------
+    url : str, path or list of them
+        A local path, any fsspec URL (``s3://bucket/prefix``, ``zip://::data.zip``, chains such
+        as ``zip::s3://bucket/data.zip``), a path ending in ``.zip`` (opened as an archive), or
+        a list of roots that together form one dataset (e.g. ``gtFine_trainvaltest.zip`` and
+        ``leftImg8bit_trainvaltest.zip``).
+    split : str or list of str, optional
+        Splits to read; all splits found when None.
+    cities : str or list of str, optional
+        Cities to read; all when None.
+    storage_options : dict, optional
+        Options for the filesystem (``{"anon": True}``, ``{"client_kwargs": {...}}``, ...).
+    on_error : "raise", "skip" or callable
+        What to do with a problem in one item (a label value not in the label map, an
+        unreadable folder): raise it, skip the item with a warning, or hand the error to a
+        callable and skip the item.
+    format : str
+        Dataset format (``"cityscapes"``).
+    prefetch : int, optional
+        Frames fetched ahead in the background; default 4 on remote filesystems, 0 otherwise.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetNotFoundError
+        A root does not exist or holds no recognisable dataset, or a requested split is absent.
+    LabelMapError
+        ``dataset_meta.json`` or ``label_colors.txt`` is invalid.
+    """
+    if not (on_error in ("raise", "skip") or callable(on_error)):
+        raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
+    reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options, on_error=on_error)
+    return Dataset(reader, prefetch=prefetch)

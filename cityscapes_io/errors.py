@@ -1,0 +1,58 @@
+"""Errors raised by cityscapes_io.
+
+There is one base class, :class:`CityscapesIOError`; every leaf also inherits the builtin
+exception a caller would naturally catch (``FileNotFoundError``, ``ValueError``), and every
+error carries the path of the file it is about and the reason, so messages read
+``<path>: <reason>``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "CityscapesIOError",
+    "DatasetNotFoundError",
+    "InvalidFileError",
+    "LabelMapError",
+    "UnknownLabelError",
+]
+
+
+class CityscapesIOError(Exception):
+    """Base class of every error this library raises.
+
+    Parameters
+    ----------
+    path : str or None
+        The file (or folder) the error is about.
+    reason : str
+        What is wrong with it, in words a user can act on.
+    """
+
+    def __init__(self, path: Optional[str], reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(path, reason)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+    def __reduce__(self):
+        # Keep errors picklable (they cross process boundaries in parallel conversion).
+        return (type(self), (self.path, self.reason))
+
+
+class DatasetNotFoundError(CityscapesIOError, FileNotFoundError):
+    """A root, split, frame or file that was asked for does not exist."""
+
+
+class InvalidFileError(CityscapesIOError, ValueError):
+    """A file exists but cannot be used: corrupt, wrong pixel type, wrong size, bad syntax."""
+
+
+class LabelMapError(InvalidFileError):
+    """A label file (``label_colors.txt``, ``dataset_meta.json``) or label map is invalid."""
+
+
+class UnknownLabelError(InvalidFileError):
+    """A pixel value refers to a label that is not in the dataset's label map."""

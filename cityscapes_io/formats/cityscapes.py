@@ -1,0 +1,197 @@
+"""Reading a Cityscapes tree: ``leftImg8bit/<split>/<city>/…`` and ``gtFine/<split>/<city>/…``.
+
+Nothing is listed before it is needed: opening reads the label files and the top-level folders;
+the cities of a split are listed when the split is reached, and each city folder when iteration
+reaches that city.
+"""
+from __future__ import annotations
+
+import posixpath
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ..errors import CityscapesIOError, DatasetNotFoundError, LabelMapError
+from ..frame import Frame, OnError, apply_policy
+from ..labels import LabelMap
+from ..names import GT_DIR, IMAGE_DIR, sort_key, split_suffix
+from ..storage import Root, listdir, resolve_roots
+
+__all__ = ["CityscapesReader"]
+
+KIND_DIRS = (GT_DIR, IMAGE_DIR)
+META_FILE = "dataset_meta.json"
+COLORS_FILE = "label_colors.txt"
+
+
+class CityscapesReader:
+    """Lists a Cityscapes tree spread over one or more roots.
+
+    Parameters
+    ----------
+    url : str or list of str
+        Roots; see :func:`cityscapes_io.open`.
+    split : str or list of str, optional
+    cities : str or list of str, optional
+    storage_options : dict, optional
+    on_error : "raise", "skip" or callable
+    """
+
+    format = "cityscapes"
+
+    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
+        self.roots: List[Root] = [_find_tree(r) for r in resolve_roots(url, storage_options)]
+        self.on_error = on_error
+        self._split_filter = _as_list(split)
+        self._city_filter = set(_as_list(cities) or ()) or None
+        # The top-level listing: which kind folders each root has, and the splits inside them.
+        self._kinds = [
+            [k for k, t in listdir(r, "").items() if t == "directory" and k in KIND_DIRS] for r in self.roots
+        ]
+        self._top: List[Dict[str, str]] = [listdir(r, k) for r, ks in zip(self.roots, self._kinds) for k in ks]
+        self.labels = self._read_labels()
+        self._splits = self._find_splits()
+
+    # -- labels -------------------------------------------------------------------------------
+    def _read_labels(self) -> LabelMap:
+        for fname, parse in ((META_FILE, LabelMap.parse_dataset_meta), (COLORS_FILE, LabelMap.parse_label_colors)):
+            for root in self.roots:
+                path = root.join(fname)
+                try:
+                    data = root.fs.cat_file(path)
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise LabelMapError(_display(root, fname), f"not UTF-8 text: {exc}") from exc
+                lm = parse(text, source=_display(root, fname))
+                if len(lm) == 0:
+                    raise LabelMapError(_display(root, fname), "defines no labels")
+                return lm
+        return LabelMap.cityscapes()
+
+    # -- listing ------------------------------------------------------------------------------
+    def _find_splits(self) -> List[str]:
+        found = set()
+        for listing in self._top:
+            found.update(n for n, t in listing.items() if t == "directory")
+        if self._split_filter is not None:
+            missing = [s for s in self._split_filter if s not in found]
+            if missing:
+                raise DatasetNotFoundError(
+                    " + ".join(map(str, self.roots)),
+                    f"no split {', '.join(map(repr, missing))} (found: {', '.join(sorted(found)) or 'none'})",
+                )
+            return sorted(self._split_filter)
+        if not found:
+            raise DatasetNotFoundError(
+                " + ".join(map(str, self.roots)),
+                f"not a Cityscapes dataset: no {GT_DIR}/<split>/ or {IMAGE_DIR}/<split>/ folder",
+            )
+        return sorted(found)
+
+    def splits(self) -> List[str]:
+        return list(self._splits)
+
+    def _split_dirs(self, split: str) -> Iterator[Tuple[Root, str]]:
+        for root, kinds in zip(self.roots, self._kinds):
+            for kind in KIND_DIRS:
+                if kind in kinds:
+                    yield root, f"{kind}/{split}"
+
+    def _split_listing(self, split: str) -> Tuple[List[str], List[Tuple[Root, str, str]]]:
+        """Cities (folders) of a split, and files lying directly in the split folder."""
+        cities, loose = set(), []
+        for root, rel in self._split_dirs(split):
+            try:
+                entries = listdir(root, rel)
+            except OSError as exc:
+                apply_policy(self.on_error, DatasetNotFoundError(_display(root, rel), f"cannot list: {exc}"))
+                continue
+            for name, typ in entries.items():
+                if typ == "directory":
+                    cities.add(name)
+                else:
+                    loose.append((root, rel, name))
+        if self._city_filter is not None:
+            cities &= self._city_filter
+        return sorted(cities), loose
+
+    def cities(self, split: str) -> List[str]:
+        return self._split_listing(split)[0]
+
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        cities, loose = self._split_listing(split)
+        if loose and self._city_filter is None:
+            yield from self._group(split, [(r, rel, r.join(rel, n)) for r, rel, n in loose])
+        for city in cities:
+            yield from self.iter_city(split, city)
+
+    def iter_city(self, split: str, city: str) -> Iterator[Frame]:
+        files = []
+        for root, rel in self._split_dirs(split):
+            path = root.join(rel, city)
+            try:
+                found = root.fs.find(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                apply_policy(self.on_error, DatasetNotFoundError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
+                continue
+            files.extend((root, rel, p) for p in found)
+        yield from self._group(split, files)
+
+    def _group(self, split: str, files) -> Iterator[Frame]:
+        frames: Dict[str, Dict[str, Tuple[object, str]]] = {}
+        for root, rel, path in files:
+            sub = root.relative(path)
+            prefix = rel + "/"
+            if not sub.startswith(prefix):
+                continue
+            parsed = split_suffix(sub[len(prefix):], rel.split("/", 1)[0])
+            if parsed is None:
+                continue  # not a frame file; `validate` reports these
+            frame_id, kind = parsed
+            frames.setdefault(frame_id, {}).setdefault(kind, (root.fs, path))
+        for frame_id in sorted(frames, key=sort_key):
+            yield Frame(frame_id, split, self.labels, frames[frame_id], on_error=self.on_error)
+
+    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
+        splits = [split] if split is not None else self._splits
+        hits = []
+        city = frame_id.split("/", 1)[0] if "/" in frame_id else None
+        for s in splits:
+            frames = self.iter_city(s, city) if city else self.iter_frames(s)
+            hits.extend(f for f in frames if f.id == frame_id)
+        if not hits:
+            raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join(splits)}")
+        if len(hits) > 1:
+            raise CityscapesIOError(frame_id, f"frame exists in splits {', '.join(f.split for f in hits)}: pass split=")
+        return hits[0]
+
+    def describe(self) -> Dict[str, object]:
+        return {"roots": [str(r) for r in self.roots], "labels_source": self.labels.source}
+
+
+def _find_tree(root: Root) -> Root:
+    """Descend into a single wrapping folder (an archive holding ``Cityscapes/gtFine/…``)."""
+    for _ in range(3):
+        entries = listdir(root, "")
+        if any(n in KIND_DIRS and t == "directory" for n, t in entries.items()):
+            return root
+        dirs = [n for n, t in entries.items() if t == "directory"]
+        if len(dirs) != 1:
+            return root
+        root = Root(root.fs, root.join(dirs[0]), f"{root.url.rstrip('/')}/{dirs[0]}")
+    return root
+
+
+def _display(root: Root, rel: str) -> str:
+    return f"{root.url.rstrip('/')}/{rel}"
+
+
+def _as_list(value) -> Optional[List[str]]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return list(value)

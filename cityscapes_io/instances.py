@@ -1,0 +1,164 @@
+"""Instances: the segments of a frame, as records that hold no mask until one is asked for.
+
+:func:`segment_stats` finds every segment of an ``instanceIds`` array with its area and bounding
+box in one pass over run-lengths, so listing the instances of a frame never builds one
+full-frame mask per instance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .labels import Label
+
+__all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR"]
+
+#: ``instanceIds`` value ``v >= 1000`` encodes label ``v // 1000`` and instance ``v % 1000``.
+INSTANCE_DIVISOR = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """One segment of a frame.
+
+    Attributes
+    ----------
+    value : int
+        The raw ``instanceIds`` value (``label_id * 1000 + id``, or ``label_id`` for a crowd or
+        stuff region).
+    label_id : int
+        Index into the frame's label map.
+    label : Label or None
+        The label (None only for an instance built in memory with an unknown label map).
+    id : int or None
+        Instance number (0 is valid, gaps are normal); None for whole-class regions.
+    is_crowd : bool
+        True when the label cannot tell instances apart (value < 1000).
+    area : int
+        Number of pixels.
+    bbox : (x, y, w, h)
+        Bounding box in pixels.
+    """
+
+    value: int
+    label_id: int
+    label: Optional[Label]
+    id: Optional[int]
+    is_crowd: bool
+    area: int
+    bbox: Tuple[int, int, int, int]
+    _plane: np.ndarray = field(repr=False, compare=False, default=None)
+    _match: object = field(repr=False, compare=False, default=None)
+    _offset: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
+
+    @property
+    def mask_crop(self) -> np.ndarray:
+        """Boolean mask of the bounding box region (``h × w``)."""
+        x, y, w, h = self.bbox
+        ox, oy = self._offset
+        return self._plane[y - oy : y - oy + h, x - ox : x - ox + w] == self._match
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """``(height, width)`` of the frame the instance belongs to."""
+        return self._frame_shape  # type: ignore[attr-defined]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Full-frame boolean mask, built on access (not cached)."""
+        out = np.zeros(self._frame_shape, dtype=bool)  # type: ignore[attr-defined]
+        x, y, w, h = self.bbox
+        out[y : y + h, x : x + w] = self.mask_crop
+        return out
+
+    @classmethod
+    def from_mask(
+        cls,
+        mask: np.ndarray,
+        *,
+        label_id: int,
+        id: Optional[int] = None,
+        is_crowd: bool = False,
+        label: Optional[Label] = None,
+    ) -> "Instance":
+        """Build an instance from a full-frame boolean (or 0/1) mask.
+
+        ``value`` is ``label_id * 1000 + id`` for a numbered, non-crowd instance and ``label_id``
+        otherwise (an instance without a number gets one when written).
+        """
+        mask = np.asarray(mask).astype(bool, copy=False)
+        if mask.ndim != 2:
+            raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if len(rows):
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        else:
+            y0 = y1 = x0 = x1 = 0
+        bbox = (x0, y0, x1 - x0, y1 - y0)
+        crop = mask[y0:y1, x0:x1].copy()
+        if id is not None and not is_crowd:
+            value = label_id * INSTANCE_DIVISOR + id
+        else:
+            value = label_id
+        inst = cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop, True, (x0, y0))
+        object.__setattr__(inst, "_frame_shape", mask.shape)
+        return inst
+
+    def _with_frame(self, shape: Tuple[int, int]) -> "Instance":
+        object.__setattr__(self, "_frame_shape", shape)
+        return self
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Instance):
+            return NotImplemented
+        return (
+            (self.value, self.label_id, self.id, self.is_crowd, self.area, self.bbox)
+            == (other.value, other.label_id, other.id, other.is_crowd, other.area, other.bbox)
+            and np.array_equal(self.mask_crop, other.mask_crop)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def segment_stats(arr: np.ndarray):
+    """Every distinct value of a 2-D array with its area and bounding box, in one pass.
+
+    Works on run-lengths along rows: run starts are found with one vectorised comparison, and
+    areas and boxes are reduced per value over runs, which are far fewer than pixels.
+
+    Returns
+    -------
+    values, areas, x0, y0, x1, y1 : numpy arrays
+        One entry per distinct value, sorted by value; ``x1``/``y1`` are exclusive.
+    """
+    h, w = arr.shape
+    if h == 0 or w == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return arr.reshape(-1)[:0], e, e, e, e, e
+    starts = np.empty((h, w), dtype=bool)
+    starts[:, 0] = True
+    np.not_equal(arr[:, 1:], arr[:, :-1], out=starts[:, 1:])
+    idx = np.flatnonzero(starts)
+    vals = arr.reshape(-1)[idx]
+    ends = np.empty_like(idx)
+    ends[:-1] = idx[1:]
+    ends[-1] = h * w
+    # A run never crosses a row: every row begins with a run start.
+    order = np.argsort(vals, kind="stable")
+    vals_s = vals[order]
+    idx_s = idx[order]
+    lengths = (ends - idx)[order]
+    first = np.flatnonzero(np.r_[True, vals_s[1:] != vals_s[:-1]])
+    rows = idx_s // w
+    cols = idx_s - rows * w
+    areas = np.add.reduceat(lengths, first)
+    # Stable sort keeps runs of one value in raster order: first run has the top row, last the bottom.
+    last = np.r_[first[1:], len(vals_s)] - 1
+    y0 = rows[first]
+    y1 = rows[last] + 1
+    x0 = np.minimum.reduceat(cols, first)
+    x1 = np.maximum.reduceat(cols + lengths, first)
+    return vals_s[first], areas, x0, y0, x1, y1

@@ -1,0 +1,328 @@
+"""Labels and label maps: the official Cityscapes table, ``label_colors.txt``, ``dataset_meta.json``.
+
+A :class:`LabelMap` tells what the pixel values of ``labelIds`` images and ``v // 1000`` of
+``instanceIds`` images mean: each value is the ``id`` of one :class:`Label`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import LabelMapError
+
+__all__ = ["Label", "LabelMap", "normalize_name"]
+
+Color = Tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label.
+
+    ``train_id``, ``category``, ``has_instances`` and ``ignore_in_eval`` are set for the official
+    Cityscapes labels and ``None`` for custom ones.
+    """
+
+    name: str
+    id: int
+    color: Optional[Color] = None
+    train_id: Optional[int] = None
+    category: Optional[str] = None
+    has_instances: Optional[bool] = None
+    ignore_in_eval: Optional[bool] = None
+
+
+# The official table (cityscapesScripts, helpers/labels.py): name, id, trainId, category,
+# hasInstances, ignoreInEval, color.
+_OFFICIAL = [
+    ("unlabeled", 0, 255, "void", False, True, (0, 0, 0)),
+    ("ego vehicle", 1, 255, "void", False, True, (0, 0, 0)),
+    ("rectification border", 2, 255, "void", False, True, (0, 0, 0)),
+    ("out of roi", 3, 255, "void", False, True, (0, 0, 0)),
+    ("static", 4, 255, "void", False, True, (0, 0, 0)),
+    ("dynamic", 5, 255, "void", False, True, (111, 74, 0)),
+    ("ground", 6, 255, "void", False, True, (81, 0, 81)),
+    ("road", 7, 0, "flat", False, False, (128, 64, 128)),
+    ("sidewalk", 8, 1, "flat", False, False, (244, 35, 232)),
+    ("parking", 9, 255, "flat", False, True, (250, 170, 160)),
+    ("rail track", 10, 255, "flat", False, True, (230, 150, 140)),
+    ("building", 11, 2, "construction", False, False, (70, 70, 70)),
+    ("wall", 12, 3, "construction", False, False, (102, 102, 156)),
+    ("fence", 13, 4, "construction", False, False, (190, 153, 153)),
+    ("guard rail", 14, 255, "construction", False, True, (180, 165, 180)),
+    ("bridge", 15, 255, "construction", False, True, (150, 100, 100)),
+    ("tunnel", 16, 255, "construction", False, True, (150, 120, 90)),
+    ("pole", 17, 5, "object", False, False, (153, 153, 153)),
+    ("polegroup", 18, 255, "object", False, True, (153, 153, 153)),
+    ("traffic light", 19, 6, "object", False, False, (250, 170, 30)),
+    ("traffic sign", 20, 7, "object", False, False, (220, 220, 0)),
+    ("vegetation", 21, 8, "nature", False, False, (107, 142, 35)),
+    ("terrain", 22, 9, "nature", False, False, (152, 251, 152)),
+    ("sky", 23, 10, "sky", False, False, (70, 130, 180)),
+    ("person", 24, 11, "human", True, False, (220, 20, 60)),
+    ("rider", 25, 12, "human", True, False, (255, 0, 0)),
+    ("car", 26, 13, "vehicle", True, False, (0, 0, 142)),
+    ("truck", 27, 14, "vehicle", True, False, (0, 0, 70)),
+    ("bus", 28, 15, "vehicle", True, False, (0, 60, 100)),
+    ("caravan", 29, 255, "vehicle", True, True, (0, 0, 90)),
+    ("trailer", 30, 255, "vehicle", True, True, (0, 0, 110)),
+    ("train", 31, 16, "vehicle", True, False, (0, 80, 100)),
+    ("motorcycle", 32, 17, "vehicle", True, False, (0, 0, 230)),
+    ("bicycle", 33, 18, "vehicle", True, False, (119, 11, 32)),
+    ("license plate", -1, -1, "vehicle", False, True, (0, 0, 142)),
+]
+
+#: Pixel value of "ignore" in ``labelTrainIds`` images.
+TRAIN_IGNORE = 255
+
+
+def normalize_name(name: str) -> str:
+    """Name used to match labels across maps: ``"Traffic Light"``, ``"trafficlight"`` and
+    ``"traffic_light"`` all match."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+class LabelMap:
+    """An ordered set of labels, looked up by id (``lm[26]``) or by name (``lm["car"]``).
+
+    Parameters
+    ----------
+    labels : iterable of Label
+        Ids and names must each be unique.
+    source : str
+        Where the map came from (a file path, or ``"cityscapes"`` for the official table).
+    """
+
+    def __init__(self, labels: Iterable[Label], source: str = "custom"):
+        self._labels: Tuple[Label, ...] = tuple(labels)
+        self.source = source
+        self._by_id: Dict[int, Label] = {}
+        self._by_name: Dict[str, Label] = {}
+        for lab in self._labels:
+            if lab.id in self._by_id:
+                raise LabelMapError(source, f"duplicate label id {lab.id}")
+            if lab.name in self._by_name:
+                raise LabelMapError(source, f"duplicate label name {lab.name!r}")
+            self._by_id[lab.id] = lab
+            self._by_name[lab.name] = lab
+        self._by_norm = {normalize_name(l.name): l for l in reversed(self._labels)}
+
+    # -- constructors ---------------------------------------------------------------------
+    @classmethod
+    def cityscapes(cls) -> "LabelMap":
+        """The official Cityscapes label map (ids 0..33, plus license plate with id -1)."""
+        return cls(
+            (Label(n, i, c, t, cat, hi, ig) for n, i, t, cat, hi, ig, c in _OFFICIAL),
+            source="cityscapes",
+        )
+
+    @classmethod
+    def cityscapes_train(cls) -> "LabelMap":
+        """The 19 training classes by train id (0 = road .. 18 = bicycle), plus 255 = ignore,
+        as used by ``*_gtFine_labelTrainIds.png``."""
+        labels = [
+            Label(n, t, c, t, cat, hi, ig)
+            for n, i, t, cat, hi, ig, c in _OFFICIAL
+            if 0 <= t < TRAIN_IGNORE
+        ]
+        labels.append(Label("ignore", TRAIN_IGNORE, (0, 0, 0), TRAIN_IGNORE, "void", False, True))
+        return cls(labels, source="cityscapes-train")
+
+    @classmethod
+    def from_colors(
+        cls, colors: Mapping[str, Optional[Sequence[int]]], source: str = "custom"
+    ) -> "LabelMap":
+        """Build a map from ``{name: (r, g, b) or None}``, ids in order.
+
+        Datumaro's rule: the first label coloured (0, 0, 0) is the background and stays where it
+        is; when no label is, ``background`` is inserted at index 0 (coloured (0, 0, 0) when the
+        other labels have colours).
+        """
+        items = [(str(n), _color(c, source, n)) for n, c in colors.items()]
+        has_colors = any(c is not None for _, c in items)
+        if not any(c == (0, 0, 0) for _, c in items):
+            names = [n for n, _ in items]
+            if "background" in names:
+                # Move the existing background label to the front.
+                bg = items.pop(names.index("background"))
+                items.insert(0, bg)
+            else:
+                items.insert(0, ("background", (0, 0, 0) if has_colors else None))
+        return cls((Label(n, i, c) for i, (n, c) in enumerate(items)), source=source)
+
+    @classmethod
+    def parse_label_colors(cls, text: str, source: str = "label_colors.txt") -> "LabelMap":
+        """Parse ``label_colors.txt``: one label per line, ``R G B name`` or just ``name``;
+        ``#`` starts a comment; the label id is the line's position among label lines.
+        Names may contain spaces (``0 0 142 license plate``)."""
+        entries: List[Tuple[str, Optional[Color]]] = []
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if parts[0].lstrip("+-").isdigit():
+                if len(parts) < 4 or not all(p.isdigit() for p in parts[:3]):
+                    raise LabelMapError(
+                        source, f"line {lineno}: expected 'R G B name' or 'name', got {raw.strip()!r}"
+                    )
+                name = " ".join(parts[3:])
+                color = _color(parts[:3], f"{source}: line {lineno}", name)
+            else:
+                name, color = " ".join(parts), None
+            entries.append((name, color))
+        seen: Dict[str, int] = {}
+        for i, (name, _) in enumerate(entries):
+            if name in seen:
+                raise LabelMapError(source, f"duplicate label name {name!r} (entries {seen[name]} and {i})")
+            seen[name] = i
+        return cls((Label(n, i, c) for i, (n, c) in enumerate(entries)), source=source)
+
+    @classmethod
+    def parse_dataset_meta(cls, text: Union[str, bytes, dict], source: str = "dataset_meta.json") -> "LabelMap":
+        """Parse ``dataset_meta.json``: ``{"label_map": {"0": "background", ...},
+        "segmentation_colors": [[0, 0, 0], ...]}`` (or ``"labels": [...]`` instead of
+        ``label_map``)."""
+        if isinstance(text, dict):
+            meta = text
+        else:
+            try:
+                meta = json.loads(text)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise LabelMapError(source, f"not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise LabelMapError(source, "expected a JSON object")
+        if "label_map" in meta:
+            lm = meta["label_map"]
+            if not isinstance(lm, dict):
+                raise LabelMapError(source, "'label_map' must be an object of id: name")
+            try:
+                pairs = sorted((int(k), str(v)) for k, v in lm.items())
+            except (TypeError, ValueError) as exc:
+                raise LabelMapError(source, f"'label_map' keys must be integers: {exc}") from exc
+        elif "labels" in meta:
+            if not isinstance(meta["labels"], list):
+                raise LabelMapError(source, "'labels' must be a list of names")
+            pairs = [(i, str(n)) for i, n in enumerate(meta["labels"])]
+        else:
+            raise LabelMapError(source, "missing key 'label_map' (or 'labels')")
+        colors = meta.get("segmentation_colors")
+        if colors is not None and (not isinstance(colors, list) or len(colors) < len(pairs)):
+            raise LabelMapError(source, "'segmentation_colors' must be a list with one colour per label")
+        labels = []
+        for pos, (i, name) in enumerate(pairs):
+            color = _color(colors[pos], source, name) if colors is not None else None
+            labels.append(Label(name, i, color))
+        return cls(labels, source=source)
+
+    # -- writers ---------------------------------------------------------------------------
+    def _dense(self) -> List[Label]:
+        """Labels in id order, checking that non-negative ids are 0..N-1 (negative ids last)."""
+        pos = sorted((l for l in self._labels if l.id >= 0), key=lambda l: l.id)
+        neg = [l for l in self._labels if l.id < 0]
+        if [l.id for l in pos] != list(range(len(pos))):
+            raise LabelMapError(self.source, "label ids must be 0..N-1 to be written to a label file")
+        return pos + neg
+
+    def to_label_colors(self) -> str:
+        """``label_colors.txt`` text (line order = id; labels with negative ids come last)."""
+        lines = ["# label_colors [color_rgb name]"]
+        for lab in self._dense():
+            if "\n" in lab.name or "#" in lab.name or not lab.name.strip():
+                raise LabelMapError(self.source, f"label name {lab.name!r} cannot be written to label_colors.txt")
+            if lab.color is None:
+                lines.append(lab.name)
+            else:
+                lines.append("%d %d %d %s" % (*lab.color, lab.name))
+        return "\n".join(lines) + "\n"
+
+    def to_dataset_meta(self) -> str:
+        """``dataset_meta.json`` text."""
+        labels = self._dense()
+        meta: dict = {"label_map": {str(i): l.name for i, l in enumerate(labels)}}
+        if any(l.color is not None for l in labels):
+            meta["segmentation_colors"] = [list(l.color or (0, 0, 0)) for l in labels]
+        bg = next((i for i, l in enumerate(labels) if l.color == (0, 0, 0)), None)
+        if bg is not None:
+            meta["background_label"] = str(bg)
+        return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+
+    # -- lookup ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __iter__(self) -> Iterator[Label]:
+        return iter(self._labels)
+
+    def __contains__(self, key: Union[int, str]) -> bool:
+        return (key in self._by_name) if isinstance(key, str) else (key in self._by_id)
+
+    def __getitem__(self, key: Union[int, str]) -> Label:
+        try:
+            if isinstance(key, str):
+                return self._by_name[key]
+            return self._by_id[int(key)]
+        except KeyError:
+            raise KeyError(f"no label {key!r} in label map ({self.source})") from None
+
+    def get(self, key: Union[int, str], default=None) -> Optional[Label]:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def find(self, name: str) -> Optional[Label]:
+        """Find a label by name, ignoring case, spaces, underscores and hyphens."""
+        return self._by_name.get(name) or self._by_norm.get(normalize_name(name))
+
+    @property
+    def names(self) -> List[str]:
+        return [l.name for l in self._labels]
+
+    @property
+    def ids(self) -> List[int]:
+        return [l.id for l in self._labels]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LabelMap) and self._labels == other._labels
+
+    def __hash__(self):
+        return hash(self._labels)
+
+    def __repr__(self) -> str:
+        return f"LabelMap({len(self)} labels from {self.source})"
+
+    def with_source(self, source: str) -> "LabelMap":
+        return LabelMap(self._labels, source)
+
+    def known_ids(self, size: int = 65536) -> np.ndarray:
+        """Boolean lookup table: ``table[v]`` is True when ``v`` is a label id of this map."""
+        table = np.zeros(size, dtype=bool)
+        for i in self._by_id:
+            if 0 <= i < size:
+                table[i] = True
+        return table
+
+    def color_table(self, size: int = 256) -> np.ndarray:
+        """``(size, 3)`` uint8 lookup table id → colour (black for unknown ids or no colour)."""
+        table = np.zeros((size, 3), dtype=np.uint8)
+        for lab in self._labels:
+            if 0 <= lab.id < size and lab.color is not None:
+                table[lab.id] = lab.color
+        return table
+
+
+def _color(value, source, name) -> Optional[Color]:
+    if value is None:
+        return None
+    try:
+        rgb = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers") from None
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers in 0..255")
+    return rgb  # type: ignore[return-value]

@@ -1,0 +1,117 @@
+"""Resolving dataset roots to fsspec filesystems, and reading many files at once.
+
+A *root* is one filesystem object and a path inside it. A dataset may be spread over several
+roots (the official release ships ``gtFine_trainvaltest.zip`` and ``leftImg8bit_trainvaltest.zip``
+separately). Each root keeps one filesystem object for its whole life: archives are opened once,
+never per member.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from .errors import DatasetNotFoundError
+
+__all__ = ["Root", "resolve_root", "resolve_roots", "is_remote"]
+
+
+@dataclass(frozen=True)
+class Root:
+    """One filesystem and a path inside it. Picklable (fsspec filesystems pickle by their
+    constructor arguments and reopen nothing until used)."""
+
+    fs: Any
+    path: str
+    url: str
+
+    def join(self, *parts: str) -> str:
+        base = self.path.rstrip("/")
+        rel = "/".join(p.strip("/") for p in parts if p)
+        if not base:
+            return rel
+        return f"{base}/{rel}" if rel else base
+
+    def relative(self, path: str) -> str:
+        base = self.path.rstrip("/")
+        path = path.lstrip("/") if not base.startswith("/") else path
+        if base and path.startswith(base + "/"):
+            return path[len(base) + 1 :]
+        return path
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _protocol(fs) -> str:
+    p = fs.protocol
+    return p[0] if isinstance(p, (tuple, list)) else p
+
+
+def is_remote(fs) -> bool:
+    """True for filesystems where each request has network latency worth hiding (S3, GCS, HTTP…)."""
+    return bool(getattr(fs, "async_impl", False))
+
+
+def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[Mapping] = None) -> Root:
+    """Turn a path or URL into a :class:`Root`.
+
+    Accepts local paths, any fsspec URL (``s3://bucket/prefix``, ``zip://::file.zip``, chains
+    such as ``zip::s3://bucket/file.zip``) and paths ending in ``.zip`` (opened as an archive,
+    local or remote). ``storage_options`` go to the filesystem that holds the data; for a chained
+    URL they may also be keyed by protocol (``{"s3": {...}}``), as fsspec does.
+    """
+    url = str(url)
+    opts: Dict[str, Any] = dict(storage_options or {})
+    try:
+        if "::" not in url and url.rstrip("/").lower().endswith(".zip"):
+            inner_fs, inner_path = url_to_fs(url, **opts)
+            if not inner_fs.isfile(inner_path):
+                raise DatasetNotFoundError(url, "archive not found")
+            fs = fsspec.filesystem("zip", fo=inner_path, target_protocol=_protocol(inner_fs),
+                                   target_options=opts or None)
+            return Root(fs, "", url)
+        if "::" in url and url.split("::", 1)[0].split("://", 1)[0] in ("zip", "tar") and opts:
+            inner = url.split("::", 1)[1].split("://", 1)[0] if "://" in url.split("::", 1)[1] else "file"
+            if inner not in opts and not any(isinstance(v, dict) for v in opts.values()):
+                opts = {inner: opts}
+        fs, path = url_to_fs(url, **opts)
+    except DatasetNotFoundError:
+        raise
+    except FileNotFoundError as exc:
+        raise DatasetNotFoundError(url, f"not found ({exc})") from exc
+    except (ValueError, ImportError) as exc:
+        raise DatasetNotFoundError(url, f"cannot open: {exc}") from exc
+    path = path.rstrip("/") if path not in ("/", "") else path
+    if _protocol(fs) in ("zip", "tar"):
+        path = path.strip("/")
+    if path and not fs.isdir(path):
+        raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
+    return Root(fs, path, url)
+
+
+def resolve_roots(url, storage_options: Optional[Mapping] = None) -> List[Root]:
+    """One :class:`Root` per URL; ``url`` may be a single URL or a list of them."""
+    urls: Sequence = [url] if isinstance(url, (str, bytes)) or hasattr(url, "__fspath__") else list(url)
+    if not urls:
+        raise DatasetNotFoundError(None, "no dataset root given")
+    return [resolve_root(u, storage_options) for u in urls]
+
+
+def listdir(root: Root, rel: str) -> Dict[str, str]:
+    """``{name: "directory"|"file"}`` of a folder under ``root``; empty when it does not exist."""
+    path = root.join(rel)
+    try:
+        entries = root.fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for e in entries:
+        name = posixpath.basename(e["name"].rstrip("/"))
+        if not name or e["name"].rstrip("/") == path.rstrip("/"):
+            continue
+        out[name] = "directory" if e.get("type") == "directory" else "file"
+    return out
