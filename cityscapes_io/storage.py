@@ -76,8 +76,9 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
             return Root(fs, "", url)
         if "::" in url and url.split("::", 1)[0].split("://", 1)[0] in ("zip", "tar") and opts:
             inner = url.split("::", 1)[1].split("://", 1)[0] if "://" in url.split("::", 1)[1] else "file"
-            if inner not in opts and not any(isinstance(v, dict) for v in opts.values()):
-                opts = {inner: opts}
+            protocols = set(fsspec.available_protocols())
+            if not any(k in protocols and isinstance(v, dict) for k, v in opts.items()):
+                opts = {inner: opts}  # plain options are meant for the filesystem holding the archive
         fs, path = url_to_fs(url, **opts)
     except DatasetNotFoundError:
         raise

@@ -18,6 +18,7 @@ from ..storage import Root, listdir, resolve_roots
 __all__ = ["CityscapesReader"]
 
 KIND_DIRS = (GT_DIR, IMAGE_DIR)
+_TRAIN_MAP = LabelMap.cityscapes_train()
 META_FILE = "dataset_meta.json"
 COLORS_FILE = "label_colors.txt"
 
@@ -153,7 +154,10 @@ class CityscapesReader:
             frame_id, kind = parsed
             frames.setdefault(frame_id, {}).setdefault(kind, (root.fs, path))
         for frame_id in sorted(frames, key=sort_key):
-            yield Frame(frame_id, split, self.labels, frames[frame_id], on_error=self.on_error)
+            files = frames[frame_id]
+            # labelTrainIds without instanceIds are read with the 19-class train map (road = 0).
+            labels = _TRAIN_MAP if "labelTrainIds" in files and "instanceIds" not in files else self.labels
+            yield Frame(frame_id, split, labels, files, on_error=self.on_error)
 
     def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
         splits = [split] if split is not None else self._splits
