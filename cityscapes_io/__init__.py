@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os as _os
 
+from .convert import Report, convert
 from .dataset import Dataset, open
 from .errors import (
     CityscapesIOError,
@@ -21,11 +22,15 @@ from .errors import (
 from .frame import Frame
 from .instances import Instance
 from .labels import Label, LabelMap
+from .writers import writer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "open",
+    "convert",
+    "writer",
+    "Report",
     "Dataset",
     "Frame",
     "Instance",

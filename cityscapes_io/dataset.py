@@ -43,6 +43,22 @@ class Dataset:
         """Open a dataset (Datumaro's spelling of :func:`open`)."""
         return open(path, format=format, **kwargs)
 
+    @classmethod
+    def from_iterable(cls, frames: Iterable[Frame], labels: Optional[LabelMap] = None) -> "Dataset":
+        """A dataset of frames built in memory (:meth:`Frame.from_arrays`).
+
+        ``labels`` is the label map the frames' label ids refer to (default: the official
+        Cityscapes map)."""
+        return cls(_MemoryReader(frames, labels if labels is not None else LabelMap.cityscapes()), prefetch=0)
+
+    def export(self, url, format: str = "cityscapes", *, storage_options=None, on_error: OnError = "raise",
+               **options):
+        """Write the dataset in ``format`` (see :func:`cityscapes_io.convert` for the options);
+        returns the conversion report."""
+        from .convert import write_dataset
+
+        return write_dataset(self, url, format, storage_options=storage_options, on_error=on_error, **options)
+
     # -- metadata -----------------------------------------------------------------------------
     @property
     def labels(self) -> LabelMap:
@@ -81,6 +97,43 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.format}, roots={self.roots}, splits={self.splits()}, labels={self.labels!r})"
+
+
+class _MemoryReader:
+    """Serves frames held in memory, grouped by split."""
+
+    format = "memory"
+    roots: tuple = ()
+
+    def __init__(self, frames: Iterable[Frame], labels: LabelMap):
+        self.labels = labels
+        self._frames: List[Frame] = []
+        for f in frames:
+            if not getattr(f, "_labels_given", True):
+                f.labels = labels
+            self._frames.append(f)
+
+    def splits(self) -> List[str]:
+        return sorted({f.split for f in self._frames})
+
+    def cities(self, split: str) -> List[str]:
+        return sorted({f.city for f in self._frames if f.split == split and f.city})
+
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        from .names import sort_key
+
+        return iter(sorted((f for f in self._frames if f.split == split), key=lambda f: sort_key(f.id)))
+
+    def iter_city(self, split: str, city: str) -> Iterator[Frame]:
+        return (f for f in self.iter_frames(split) if f.city == city)
+
+    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
+        from .errors import DatasetNotFoundError
+
+        for f in self._frames:
+            if f.id == frame_id and (split is None or f.split == split):
+                return f
+        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:

@@ -6,6 +6,7 @@ once while the caller holds the frame.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -79,6 +80,44 @@ class Frame:
         self._pending: Dict[str, "Future[Dict[str, bytes]]"] = {}
         self._on_read: Optional[Callable[[str], None]] = None
 
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        id: str,
+        split: str = "default",
+        image: Optional[np.ndarray] = None,
+        instances: Sequence[Instance] = (),
+        labels: Optional[LabelMap] = None,
+    ) -> "Frame":
+        """A frame built in memory, written by the same writers as frames read from disk.
+
+        Parameters
+        ----------
+        id : str
+            Frame id (``"aachen/aachen_000000_000019"``, ``"a/b/1"``, ...).
+        split : str
+        image : ndarray, optional
+            ``H×W×3`` (or ``H×W``) uint8 photo.
+        instances : list of Instance
+            Made with :meth:`Instance.from_mask`; all of the frame's size.
+        labels : LabelMap, optional
+            Set by :meth:`Dataset.from_iterable` when omitted.
+        """
+        arrays: Dict[str, Any] = {}
+        if image is not None:
+            arrays["image"] = np.asarray(image)
+        shapes = {tuple(i._frame_shape) for i in instances}
+        if image is not None:
+            shapes.add(tuple(np.asarray(image).shape[:2]))
+        if len(shapes) > 1:
+            raise ValueError(f"frame {id!r}: image and masks differ in size: {sorted(shapes)}")
+        if instances:
+            arrays["instances"] = list(instances)
+        frame = cls(id, split, labels if labels is not None else LabelMap.cityscapes(), None, arrays=arrays)
+        frame._labels_given = labels is not None
+        return frame
+
     # -- files --------------------------------------------------------------------------------
     @property
     def files(self) -> Dict[str, str]:
@@ -94,7 +133,7 @@ class Frame:
 
     @property
     def has_annotations(self) -> bool:
-        return any(self.has(k) for k in ("instanceIds", "labelIds", "labelTrainIds", "instances"))
+        return self._gt_kind() is not None or "instances" in self._arrays
 
     @property
     def image_ext(self) -> Optional[str]:
@@ -172,15 +211,18 @@ class Frame:
         when the frame has no ground truth. Without an instanceIds file, the class image
         (labelTrainIds or labelIds) is returned: every segment is then a whole-class region."""
         if "instanceIds" not in self._cache:
-            if "instances" in self._arrays:
-                self._cache["instanceIds"] = self._compose()
-            else:
-                kind = self._gt_kind()
-                if kind is None:
-                    return None
-                self._cache["instanceIds"] = png.decode_gray(self.read_bytes(kind), self.path(kind))
-                self._cache.pop("bytes:" + kind, None)
+            arr = self._compose() if "instances" in self._arrays else self._decode_instance_ids()
+            if arr is None:
+                return None
+            self._cache["instanceIds"] = arr
         return self._cache["instanceIds"]
+
+    def _decode_instance_ids(self) -> Optional[np.ndarray]:
+        """Decode the instanceIds of a frame read from files (formats override this)."""
+        kind = self._gt_kind()
+        if kind is None:
+            return None
+        return png.decode_gray(self.read_bytes(kind), self.path(kind))
 
     def label_ids(self) -> Optional[np.ndarray]:
         """The class index of every pixel (``uint8`` when it fits, else ``uint16``), or None
@@ -211,7 +253,16 @@ class Frame:
         if "instances" in self._cache:
             return self._cache["instances"]
         if "instances" in self._arrays:
-            out = [i._with_frame(self._shape()) for i in self._arrays["instances"]]
+            out = []
+            for inst in self._arrays["instances"]:
+                label = self.labels.get(inst.label_id)
+                if label is None:
+                    apply_policy(self._on_error, UnknownLabelError(
+                        self.id, f"instance with label id {inst.label_id} not in the label map ({self.labels.source})"))
+                    continue
+                if inst.label != label:
+                    inst = dataclasses.replace(inst, label=label)
+                out.append(inst)
             self._cache["instances"] = out
             return out
         arr = self.instance_ids()
@@ -240,8 +291,8 @@ class Frame:
                     ),
                 )
                 continue
-            inst = Instance(v, label_id, label, num, crowd, a, (bx0, by0, bx1 - bx0, by1 - by0), arr, v, (0, 0))
-            out.append(inst._with_frame(shape))
+            out.append(Instance(v, label_id, label, num, crowd, a, (bx0, by0, bx1 - bx0, by1 - by0), arr, v, (0, 0),
+                                shape))
         self._cache["instances"] = out
         return out
 

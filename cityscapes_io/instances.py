@@ -52,6 +52,7 @@ class Instance:
     _plane: np.ndarray = field(repr=False, compare=False, default=None)
     _match: object = field(repr=False, compare=False, default=None)
     _offset: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
+    _frame_shape: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
 
     @property
     def mask_crop(self) -> np.ndarray:
@@ -63,12 +64,12 @@ class Instance:
     @property
     def shape(self) -> Tuple[int, int]:
         """``(height, width)`` of the frame the instance belongs to."""
-        return self._frame_shape  # type: ignore[attr-defined]
+        return self._frame_shape
 
     @property
     def mask(self) -> np.ndarray:
         """Full-frame boolean mask, built on access (not cached)."""
-        out = np.zeros(self._frame_shape, dtype=bool)  # type: ignore[attr-defined]
+        out = np.zeros(self._frame_shape, dtype=bool)
         x, y, w, h = self.bbox
         out[y : y + h, x : x + w] = self.mask_crop
         return out
@@ -103,13 +104,8 @@ class Instance:
             value = label_id * INSTANCE_DIVISOR + id
         else:
             value = label_id
-        inst = cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop, True, (x0, y0))
-        object.__setattr__(inst, "_frame_shape", mask.shape)
-        return inst
-
-    def _with_frame(self, shape: Tuple[int, int]) -> "Instance":
-        object.__setattr__(self, "_frame_shape", shape)
-        return self
+        return cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop,
+                   True, (x0, y0), mask.shape)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Instance):

@@ -228,16 +228,22 @@ class LabelMap:
             raise LabelMapError(self.source, "label ids must be 0..N-1 to be written to a label file")
         return pos + neg
 
-    def to_label_colors(self) -> str:
-        """``label_colors.txt`` text (line order = id; labels with negative ids come last)."""
+    def to_label_colors(self, keep_spaces: bool = False) -> str:
+        """``label_colors.txt`` text (line order = id; labels with negative ids come last).
+
+        Other tools split these lines on whitespace and keep one word as the name, so spaces in
+        names are written as ``_`` unless ``keep_spaces`` (this library reads both; names match
+        across maps ignoring spaces and underscores). ``dataset_meta.json`` keeps names exactly.
+        """
         lines = ["# label_colors [color_rgb name]"]
         for lab in self._dense():
             if "\n" in lab.name or "#" in lab.name or not lab.name.strip():
                 raise LabelMapError(self.source, f"label name {lab.name!r} cannot be written to label_colors.txt")
+            name = lab.name if keep_spaces else "_".join(lab.name.split())
             if lab.color is None:
-                lines.append(lab.name)
+                lines.append(name)
             else:
-                lines.append("%d %d %d %s" % (*lab.color, lab.name))
+                lines.append("%d %d %d %s" % (*lab.color, name))
         return "\n".join(lines) + "\n"
 
     def to_dataset_meta(self) -> str:

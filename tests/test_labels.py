@@ -39,10 +39,13 @@ def test_label_colors_parse_and_write_roundtrip():
     lm = LabelMap.parse_label_colors(text)
     assert lm.names == ["background", "elephant", "license plate", "zebra"]
     assert lm["elephant"].color == (0, 124, 134) and lm["zebra"].color is None and lm[2].name == "license plate"
-    assert LabelMap.parse_label_colors(lm.to_label_colors()) == lm
+    assert LabelMap.parse_label_colors(lm.to_label_colors(keep_spaces=True)) == lm
     official = LabelMap.cityscapes()
-    back = LabelMap.parse_label_colors(official.to_label_colors())
+    back = LabelMap.parse_label_colors(official.to_label_colors(keep_spaces=True))
     assert [l.name for l in back] == [l.name for l in official] and back["license plate"].id == 34
+    # By default names are written one word each, as other tools split these lines.
+    back = LabelMap.parse_label_colors(official.to_label_colors())
+    assert back[1].name == "ego_vehicle" and back.find("ego vehicle").id == 1 and back["license_plate"].id == 34
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -12,10 +12,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from ..errors import CityscapesIOError, DatasetNotFoundError, LabelMapError
 from ..frame import Frame, OnError, apply_policy
 from ..labels import LabelMap
-from ..names import GT_DIR, IMAGE_DIR, sort_key, split_suffix
+from ..names import GT_DIR, IMAGE_DIR, gt_path, image_path, sort_key, split_suffix
 from ..storage import Root, listdir, resolve_roots
+from ..writers import Writer
+from .. import png
+import numpy as np
 
-__all__ = ["CityscapesReader"]
+__all__ = ["CityscapesReader", "CityscapesWriter"]
 
 KIND_DIRS = (GT_DIR, IMAGE_DIR)
 _TRAIN_MAP = LabelMap.cityscapes_train()
@@ -199,3 +202,77 @@ def _as_list(value) -> Optional[List[str]]:
     if isinstance(value, str):
         return [value]
     return list(value)
+
+
+class CityscapesWriter(Writer):
+    """Writes ``gtFine/<split>/<id>_gtFine_{instanceIds,labelIds,color}.png``, the photos under
+    ``leftImg8bit/<split>/`` (with ``save_media``), and ``label_colors.txt`` (or
+    ``dataset_meta.json`` with ``save_dataset_meta``).
+
+    instanceIds are 16-bit (``label * 1000 + instance``, the plain label for crowd and stuff
+    regions); labelIds 8-bit; color RGBA like the official files. When the output labels are
+    the input's, the original encoded files are copied instead of re-encoded.
+    """
+
+    format = "cityscapes"
+
+    def __init__(self, url, *, save_dataset_meta: bool = False, **options):
+        super().__init__(url, **options)
+        self.save_dataset_meta = bool(save_dataset_meta)
+        self._color_table: Optional[np.ndarray] = None
+
+    def encode(self, frame: Frame):
+        files = []
+        inst = self.output_instance_ids(frame) if frame.has_annotations else None
+        if inst is not None:
+            if self.labels is None or max(self.labels.ids, default=0) > 255:
+                raise LabelMapError(self.labels.source if self.labels else None,
+                                    "Cityscapes labelIds are 8-bit: label ids must be below 256")
+            copy = inst is frame.instance_ids() and "instanceIds" in frame._files
+            if copy:
+                ids_png = frame.read_bytes("instanceIds")
+            else:
+                ids_png = png.encode_png(inst.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
+            label_ids = _labels_of(inst)
+            if copy and "labelIds" in frame._files:
+                label_png = frame.read_bytes("labelIds")
+            else:
+                label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
+            if copy and "color" in frame._files:
+                color_png = frame.read_bytes("color")
+            else:
+                rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
+                rgba[..., :3] = self._colors()[label_ids]
+                rgba[..., 3] = 255
+                color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
+            files += [
+                (gt_path(frame.split, frame.id, "instanceIds"), ids_png),
+                (gt_path(frame.split, frame.id, "labelIds"), label_png),
+                (gt_path(frame.split, frame.id, "color"), color_png),
+            ]
+        if self.save_media:
+            photo = self.photo(frame)
+            if photo is not None:
+                files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
+        return files
+
+    def _colors(self) -> np.ndarray:
+        if self._color_table is None:
+            self._color_table = self.labels.color_table(256)
+        return self._color_table
+
+    def finish(self) -> None:
+        if self.save_dataset_meta:
+            self.dest.put(META_FILE, self.labels.to_dataset_meta().encode("utf-8"))
+        else:
+            self.dest.put(COLORS_FILE, self.labels.to_label_colors().encode("utf-8"))
+
+
+#: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).
+GT_COMPRESS = 3
+
+
+def _labels_of(inst: np.ndarray) -> np.ndarray:
+    if inst.dtype == np.uint8:
+        return inst
+    return np.where(inst >= 1000, inst // 1000, inst).astype(np.uint8)

@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""Read benchmark of ``cityscapes_io`` against a bare PNG decode, on synthetic 2048x1024 frames.
+
+Measured side by side in one run, on two synthetic splits written to a temporary folder
+(ground truth only, ``photos=False``; ``distinct`` frame contents whose bytes are copied for
+the other frames, so generation takes seconds):
+
+1. frames/s of ``open()`` + iterate + ``frame.instances()`` over the small split;
+2. frames/s of ``glob`` + ``imageio.v3.imread(path)`` of the very same instanceIds PNG files;
+3. their ratio (time of ours / time of the bare decode; target <= 1.3);
+4. time to first frame (``open()`` + ``next(iter(ds))`` + its ``instances()``) for the small
+   and the large split, each in a fresh subprocess (target: independent of split size);
+5. peak RSS (``ru_maxrss``) of a fresh subprocess that iterates a whole split calling
+   ``instances()`` and building one full-frame mask per frame, for both splits, and the growth
+   per frame between them (target < 64 KiB per frame).
+
+Ours and the bare decode are measured alternately (ours first on even repeats, bare first on
+odd ones) after one untimed warm-up pass of each, so that both see the same page cache and the
+same load of the shared machine; the statistic used is printed with the results.
+
+Usage::
+
+    python benchmarks/bench_read.py [--frames-small 50] [--frames-large 500] [--size 2048x1024]
+                                    [--workdir DIR] [--repeat 3] [--distinct 20]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+import cityscapes_io
+from cityscapes_io.synthetic import generate
+
+# Targets of the README.
+RATIO_TARGET = 1.3              # time of ours / time of the bare decode
+RSS_GROWTH_TARGET_KIB = 64.0    # per frame, between the small and the large split
+TTFF_RATIO_TARGET = 1.5         # "independent of split size": TTFF(large) / TTFF(small)
+
+MARKER = "bench_params.json"
+
+# --------------------------------------------------------------------------------------------
+# Child processes (fresh interpreters: nothing cached in-process, OS page cache is shared).
+# --------------------------------------------------------------------------------------------
+_CHILD_TTFF = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import cityscapes_io
+t1 = time.perf_counter()
+ds = cityscapes_io.open(sys.argv[1])
+frame = next(iter(ds))
+insts = frame.instances()
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "ttff_s": t2 - t1, "frame": frame.id, "instances": len(insts)}))
+"""
+
+_CHILD_RSS = r"""
+import json, resource, sys
+import cityscapes_io
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ds = cityscapes_io.open(sys.argv[1])
+frames = instances = 0
+for frame in ds:
+    insts = frame.instances()
+    inst = insts[len(insts) // 2]
+    mask = inst.mask                      # one full-frame mask per frame, built and dropped
+    if int(mask.sum()) != inst.area:
+        raise SystemExit(f"{frame.id}: mask of {inst.value} has {int(mask.sum())} px, area says {inst.area}")
+    frames += 1
+    instances += len(insts)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"baseline_kib": base, "peak_kib": peak, "frames": frames, "instances": instances}))
+"""
+
+
+def run_child(code: str, root: str) -> Dict:
+    proc = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def make_split(root: str, frames: int, size: Tuple[int, int], distinct: int) -> float:
+    """Write ``frames`` train frames under ``root`` unless a matching tree is already there;
+    returns the seconds spent generating (0 when reused)."""
+    params = {"frames": frames, "size": list(size), "distinct": distinct, "seed": 0, "photos": False,
+              "cities": ["aachen", "bad-honnef"]}
+    marker = os.path.join(root, MARKER)
+    if os.path.exists(marker):
+        with open(marker) as fh:
+            if json.load(fh) == params:
+                return 0.0
+    if os.path.exists(root):
+        shutil.rmtree(root)
+    start = time.perf_counter()
+    generate(root, splits={"train": frames}, cities=tuple(params["cities"]), size=size, seed=0,
+             photos=False, distinct=distinct)
+    with open(marker, "w") as fh:
+        json.dump(params, fh)
+    return time.perf_counter() - start
+
+
+def instance_files(root: str) -> List[str]:
+    return sorted(glob.glob(os.path.join(root, "gtFine", "*", "*", "*_gtFine_instanceIds.png")))
+
+
+# --------------------------------------------------------------------------------------------
+# Timed passes
+# --------------------------------------------------------------------------------------------
+def pass_ours(root: str) -> Tuple[float, int]:
+    start = time.perf_counter()
+    n = 0
+    for frame in cityscapes_io.open(root):
+        frame.instances()
+        n += 1
+    return time.perf_counter() - start, n
+
+
+def pass_bare(root: str) -> Tuple[float, int]:
+    import imageio.v3 as iio
+
+    start = time.perf_counter()
+    n = 0
+    for path in instance_files(root):
+        iio.imread(path)
+        n += 1
+    return time.perf_counter() - start, n
+
+
+def alternate(runs: Sequence[Tuple[str, Callable[[], object]]], repeat: int) -> Dict[str, List[object]]:
+    """Run each callable ``repeat`` times, alternating their order from one repeat to the next."""
+    out: Dict[str, List[object]] = {name: [] for name, _ in runs}
+    for i in range(repeat):
+        order = runs if i % 2 == 0 else list(reversed(runs))
+        for name, fn in order:
+            out[name].append(fn())
+    return out
+
+
+def breakdown(root: str, repeat: int) -> Dict[str, float]:
+    """Diagnostic: mean ms per frame of each step of ``Frame.instances()`` (best of ``repeat``)."""
+    from cityscapes_io import png
+    from cityscapes_io.instances import segment_stats
+
+    frames = list(cityscapes_io.open(root))
+    best: Dict[str, float] = {}
+    for _ in range(repeat):
+        t = {"read bytes": 0.0, "png.decode_gray": 0.0, "segment_stats": 0.0, "Instance objects": 0.0}
+        for frame in frames:
+            frame.release()
+            t0 = time.perf_counter()
+            data = frame.read_bytes("instanceIds")
+            t1 = time.perf_counter()
+            arr = png.decode_gray(data, frame.path("instanceIds"))
+            t2 = time.perf_counter()
+            segment_stats(arr)
+            t3 = time.perf_counter()
+            frame._cache["instanceIds"] = arr      # so instances() measures only what follows
+            frame.instances()
+            t4 = time.perf_counter()
+            t["read bytes"] += t1 - t0
+            t["png.decode_gray"] += t2 - t1
+            t["segment_stats"] += t3 - t2
+            t["Instance objects"] += (t4 - t3) - (t3 - t2)  # instances() re-runs segment_stats
+            frame.release()
+        for k, v in t.items():
+            best[k] = min(best.get(k, float("inf")), 1000 * v / len(frames))
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+def versions() -> Dict[str, str]:
+    import PIL
+    import fsspec
+    import imageio
+
+    try:
+        cpus_usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus_usable = os.cpu_count() or 0
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return {
+        "python": platform.python_version() + f" ({platform.python_implementation()})",
+        "platform": platform.platform(),
+        "cityscapes_io": cityscapes_io.__version__,
+        "numpy": np.__version__,
+        "Pillow": PIL.__version__,
+        "imageio": imageio.__version__,
+        "fsspec": fsspec.__version__,
+        "cpu count": f"{os.cpu_count()} (usable: {cpus_usable})",
+        "load average (1/5/15 min)": load,
+    }
+
+
+def fmt_ms(s: float) -> str:
+    return f"{1000 * s:.1f} ms"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames-small", type=int, default=50, help="frames of the small split (default 50)")
+    parser.add_argument("--frames-large", type=int, default=500, help="frames of the large split (default 500)")
+    parser.add_argument("--size", default="2048x1024", help="frame size WIDTHxHEIGHT (default 2048x1024)")
+    parser.add_argument("--workdir", help="where to write the synthetic data (kept, and reused when the "
+                                          "parameters match); default: a temporary folder, removed at the end")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repeats of every measurement (default 3)")
+    parser.add_argument("--distinct", type=int, default=20,
+                        help="distinct frame contents per split, copied for the other frames (default 20)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-step diagnostic of instances()")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is not met")
+    args = parser.parse_args(argv)
+    if args.frames_large <= args.frames_small:
+        parser.error("--frames-large must be larger than --frames-small")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    try:
+        size = tuple(int(s) for s in args.size.lower().split("x"))
+        assert len(size) == 2
+    except (ValueError, AssertionError):
+        parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT")
+
+    print("## Machine")
+    for k, v in versions().items():
+        print(f"- {k}: {v}")
+    print()
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="cityscapes_io_bench_")
+    os.makedirs(workdir, exist_ok=True)
+    small = os.path.join(workdir, f"small_{args.frames_small}")
+    large = os.path.join(workdir, f"large_{args.frames_large}")
+    try:
+        # -- data ------------------------------------------------------------------------------
+        for root, n in ((small, args.frames_small), (large, args.frames_large)):
+            spent = make_split(root, n, size, args.distinct)
+            note = f"generated in {spent:.1f} s" if spent else "reused"
+            files = instance_files(root)
+            mib = sum(os.path.getsize(p) for p in files) / 2**20
+            print(f"data: {root}: {n} frames of {size[0]}x{size[1]} ({args.distinct} distinct), "
+                  f"instanceIds {mib:.1f} MiB in all, {note}")
+        files = instance_files(small)
+        assert len(files) == args.frames_small, (len(files), args.frames_small)
+
+        # Sanity: both read the same pixels, and ours finds every distinct value of the frame.
+        import imageio.v3 as iio
+
+        first = next(iter(cityscapes_io.open(small)))
+        bare = iio.imread(first.path("instanceIds"))
+        assert np.array_equal(first.instance_ids(), bare), "ours and imageio decode different pixels"
+        assert [i.value for i in first.instances()] == np.unique(bare).tolist()
+        assert sum(i.area for i in first.instances()) == bare.size
+        print(f"check: {first.id}: {len(first.instances())} segments, same pixels as imageio ({bare.dtype})")
+        print()
+
+        # -- 1-3: throughput, alternated -------------------------------------------------------
+        print(f"## Throughput over the small split ({args.frames_small} frames), "
+              f"1 warm-up + {args.repeat} alternated timed passes each")
+        pass_ours(small), pass_bare(small)  # warm-up: page cache, imports, plugin lookup
+        res = alternate([("ours", lambda: pass_ours(small)), ("bare", lambda: pass_bare(small))], args.repeat)
+        t_ours = [t for t, _ in res["ours"]]
+        t_bare = [t for t, _ in res["bare"]]
+        assert all(n == args.frames_small for _, n in res["ours"] + res["bare"])
+        n = args.frames_small
+        for name, ts in (("ours (open + iterate + instances())", t_ours), ("bare (glob + imageio.v3.imread)", t_bare)):
+            print(f"- {name}: passes " + ", ".join(f"{t:.3f}" for t in ts) +
+                  f" s; best {n / min(ts):.1f} frames/s, median {n / statistics.median(ts):.1f} frames/s")
+        ratio_best = min(t_ours) / min(t_bare)
+        ratios_paired = [a / b for a, b in zip(t_ours, t_bare)]
+        print(f"- ratio ours/bare: best/best {ratio_best:.3f}; per repeat " +
+              ", ".join(f"{r:.3f}" for r in ratios_paired) +
+              f" (median {statistics.median(ratios_paired):.3f})")
+        print("- statistic used in the table: best (minimum time) of the timed passes")
+        print()
+
+        if not args.no_breakdown:
+            print(f"## Diagnostic: ms per frame of each step of instances() (best of {args.repeat})")
+            bd = breakdown(small, args.repeat)
+            for k, v in bd.items():
+                print(f"- {k}: {v:.2f} ms")
+            print(f"- bare imageio.v3.imread: {1000 * min(t_bare) / n:.2f} ms (from the passes above)")
+            print()
+
+        # -- 4: time to first frame, fresh subprocesses, alternated ----------------------------
+        print(f"## Time to first frame: open() + next(iter(ds)) + instances(), fresh subprocess, "
+              f"{args.repeat} alternated runs each")
+        run_child(_CHILD_TTFF, small), run_child(_CHILD_TTFF, large)  # warm-up (page cache, .pyc)
+        res = alternate([("small", lambda: run_child(_CHILD_TTFF, small)),
+                         ("large", lambda: run_child(_CHILD_TTFF, large))], args.repeat)
+        ttff = {}
+        for key, frames_ in (("small", args.frames_small), ("large", args.frames_large)):
+            ts = [r["ttff_s"] for r in res[key]]
+            imp = [r["import_s"] for r in res[key]]
+            ttff[key] = min(ts)
+            print(f"- {frames_} frames: " + ", ".join(fmt_ms(t) for t in ts) +
+                  f"; best {fmt_ms(min(ts))}, median {fmt_ms(statistics.median(ts))} "
+                  f"(import cityscapes_io, not counted: best {fmt_ms(min(imp))})")
+        ttff_ratio = ttff["large"] / ttff["small"]
+        print(f"- TTFF({args.frames_large}) / TTFF({args.frames_small}) = {ttff_ratio:.3f}")
+        print("- statistic used in the table: best (minimum) of the runs")
+        print()
+
+        # -- 5: peak RSS, fresh subprocesses, alternated ---------------------------------------
+        print(f"## Peak RSS (ru_maxrss) of a fresh subprocess iterating the whole split, instances() and "
+              f"one full-frame mask per frame, {args.repeat} alternated runs each")
+        res = alternate([("small", lambda: run_child(_CHILD_RSS, small)),
+                         ("large", lambda: run_child(_CHILD_RSS, large))], args.repeat)
+        rss = {}
+        for key, frames_ in (("small", args.frames_small), ("large", args.frames_large)):
+            assert all(r["frames"] == frames_ for r in res[key]), res[key]
+            peaks = [r["peak_kib"] for r in res[key]]
+            rss[key] = statistics.median(peaks)
+            print(f"- {frames_} frames: peaks " + ", ".join(f"{p / 1024:.1f}" for p in peaks) +
+                  f" MiB; median {rss[key] / 1024:.1f} MiB (after imports: "
+                  f"{statistics.median(r['baseline_kib'] for r in res[key]) / 1024:.1f} MiB)")
+        growth = (rss["large"] - rss["small"]) / (args.frames_large - args.frames_small)
+        print(f"- growth per frame: ({rss['large']:.0f} - {rss['small']:.0f}) KiB / "
+              f"{args.frames_large - args.frames_small} = {growth:.2f} KiB")
+        print("- statistic used in the table: median of the runs")
+        print()
+
+        # -- table -------------------------------------------------------------------------------
+        def ok(flag: bool) -> str:
+            return "pass" if flag else "FAIL"
+
+        ns, nl = args.frames_small, args.frames_large
+        rows = [
+            (f"iterate + instances(), {ns} frames {size[0]}x{size[1]}", f"{n / min(t_ours):.1f} frames/s", "", ""),
+            (f"bare imageio.v3.imread of the same files", f"{n / min(t_bare):.1f} frames/s", "", ""),
+            ("time ours / time bare decode", f"{ratio_best:.2f}", f"≤ {RATIO_TARGET}", ok(ratio_best <= RATIO_TARGET)),
+            (f"time to first frame, {ns}-frame split", fmt_ms(ttff["small"]), "", ""),
+            (f"time to first frame, {nl}-frame split", fmt_ms(ttff["large"]),
+             f"≤ {TTFF_RATIO_TARGET}× the {ns}-frame one ({ttff_ratio:.2f}×)", ok(ttff_ratio <= TTFF_RATIO_TARGET)),
+            (f"peak RSS, {ns} frames", f"{rss['small'] / 1024:.1f} MiB", "", ""),
+            (f"peak RSS, {nl} frames", f"{rss['large'] / 1024:.1f} MiB", "", ""),
+            ("RSS growth per frame", f"{growth:.1f} KiB", f"< {RSS_GROWTH_TARGET_KIB:.0f} KiB",
+             ok(growth < RSS_GROWTH_TARGET_KIB)),
+        ]
+        print("## Results")
+        print(f"(times: best of {args.repeat} alternated runs; RSS: median of {args.repeat}; "
+              f"python {platform.python_version()}, numpy {np.__version__}, "
+              f"Pillow {versions()['Pillow']}, {os.cpu_count()} CPUs)")
+        print()
+        print("| metric | value | target | result |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(x if x else "—" for x in r) + " |")
+        failed = [r[0] for r in rows if r[3] == "FAIL"]
+        return 1 if failed and args.check else 0
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""CamVid, in Datumaro's layout: ``<subset>/<id>.<ext>``, ``<subset>annot/<id>.png``,
+``<subset>.txt`` (lines ``/<subset>/<id>.<ext> /<subset>annot/<id>.png``) and
+``label_colors.txt``.
+
+Masks are RGB, one colour per label (made distinct when the input's colours collide).
+CamVid is a semantic format: it has no instances, so every class region reads back as one
+whole-class segment (``is_crowd`` True).
+"""
+from __future__ import annotations
+
+import posixpath
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+from .. import png
+from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
+from ..frame import Frame, OnError
+from ..instances import INSTANCE_DIVISOR
+from ..labels import Label, LabelMap
+from ..names import sort_key
+from ..storage import Root, listdir, resolve_roots
+from ..writers import Writer, distinct_colors
+from .voc import colors_to_ids
+
+__all__ = ["CamvidReader", "CamvidWriter"]
+
+COLORS_FILE = "label_colors.txt"
+ANNOT = "annot"
+
+
+class CamvidFrame(Frame):
+    def _gt_kind(self) -> Optional[str]:
+        return "mask" if "mask" in self._files else None
+
+    def _decode_instance_ids(self) -> Optional[np.ndarray]:
+        if "mask" not in self._files:
+            return None
+        data, path = self.read_bytes("mask"), self.path("mask")
+        if png.read_header(data, path).color_type in (2, 6):
+            return colors_to_ids(png.decode_rgb(data, path), self.labels, path)
+        return png.decode_gray(data, path).astype(np.uint16)
+
+
+class CamvidReader:
+    """Lists a CamVid dataset (subsets from ``<subset>.txt``, else ``<subset>annot/`` folders)."""
+
+    format = "camvid"
+
+    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
+        roots = resolve_roots(url, storage_options)
+        if len(roots) != 1:
+            raise ValueError("a CamVid dataset has one root")
+        self.root: Root = roots[0]
+        self.roots = roots
+        self.on_error = on_error
+        top = listdir(self.root, "")
+        src = f"{self.root.url.rstrip('/')}/{COLORS_FILE}"
+        try:
+            self.labels = LabelMap.parse_label_colors(self.root.fs.cat_file(self.root.join(COLORS_FILE)).decode("utf-8"),
+                                                      source=src)
+        except FileNotFoundError:
+            raise LabelMapError(src, "a CamVid dataset needs label_colors.txt") from None
+        self._lists = {n[:-4]: n for n, t in top.items() if t == "file" and n.endswith(".txt") and n != COLORS_FILE}
+        subsets = set(self._lists) or {n[: -len(ANNOT)] for n, t in top.items()
+                                       if t == "directory" and n.endswith(ANNOT) and len(n) > len(ANNOT)}
+        if not subsets:
+            raise DatasetNotFoundError(self.root.url, "not a CamVid dataset: no <subset>.txt or <subset>annot/")
+        wanted = [split] if isinstance(split, str) else (list(split) if split else None)
+        if wanted is not None:
+            missing = [s for s in wanted if s not in subsets]
+            if missing:
+                raise DatasetNotFoundError(self.root.url, f"no subset {', '.join(map(repr, missing))}")
+            subsets = set(wanted)
+        self._splits = sorted(subsets)
+
+    def splits(self) -> List[str]:
+        return list(self._splits)
+
+    def cities(self, split: str) -> List[str]:
+        return []
+
+    def _pairs(self, split: str) -> Iterator[tuple]:
+        if split in self._lists:
+            text = self.root.fs.cat_file(self.root.join(self._lists[split])).decode("utf-8")
+            for lineno, line in enumerate(text.splitlines(), 1):
+                line = line.strip()
+                if not line:
+                    continue
+                marker = f" /{split}{ANNOT}/"
+                # Paths may contain spaces: cut at the mask path when it is there.
+                parts = [line[: line.index(marker)], line[line.index(marker) + 1:]] if marker in line else line.split()
+                image = parts[0].lstrip("/")
+                mask = parts[1].lstrip("/") if len(parts) > 1 else None
+                prefix = f"{split}/"
+                stem = posixpath.splitext(image[len(prefix):] if image.startswith(prefix) else posixpath.basename(image))[0]
+                yield stem, image, mask
+            return
+        annot = self.root.join(f"{split}{ANNOT}")
+        for path in sorted(self.root.fs.find(annot)):
+            rel = self.root.relative(path)[len(split) + len(ANNOT) + 1:]
+            stem = posixpath.splitext(rel)[0]
+            yield stem, None, self.root.relative(path)
+
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        images: Optional[Dict[str, str]] = None
+        for stem, image, mask in sorted(self._pairs(split), key=lambda p: sort_key(p[0])):
+            files = {}
+            if mask:
+                files["mask"] = (self.root.fs, self.root.join(mask))
+            if image is None:
+                if images is None:  # one listing of the subset folder
+                    images = {}
+                    try:
+                        for p in self.root.fs.find(self.root.join(split)):
+                            images[posixpath.splitext(self.root.relative(p)[len(split) + 1:])[0]] = p
+                    except FileNotFoundError:
+                        pass
+                if stem in images:
+                    files["image"] = (self.root.fs, images[stem])
+            elif self.root.fs.exists(self.root.join(image)):
+                files["image"] = (self.root.fs, self.root.join(image))
+            yield CamvidFrame(stem, split, self.labels, files, on_error=self.on_error)
+
+    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
+        for s in ([split] if split else self._splits):
+            for f in self.iter_frames(s):
+                if f.id == frame_id:
+                    return f
+        raise DatasetNotFoundError(frame_id, "no such frame")
+
+
+class CamvidWriter(Writer):
+    """Writes CamVid (see the module docstring)."""
+
+    format = "camvid"
+
+    def __init__(self, url, **options):
+        super().__init__(url, **options)
+        self._exts: Dict[str, str] = {}  # frame id -> photo extension named in <subset>.txt
+        self._color_table: Optional[np.ndarray] = None
+
+    def encode(self, frame: Frame):
+        files = []
+        split = frame.split or "default"
+        inst = self.output_instance_ids(frame) if frame.has_annotations else None
+        ext = None
+        if self.save_media:
+            photo = self.photo(frame)
+            if photo is not None:
+                ext = photo[1]
+                files.append((f"{split}/{frame.id}{ext}", photo[0]))
+        if inst is not None:
+            cls = np.where(inst >= INSTANCE_DIVISOR, inst // INSTANCE_DIVISOR, inst)
+            table = self._table()
+            if cls.size and int(cls.max()) >= len(table):
+                raise InvalidFileError(frame.id, f"label id {int(cls.max())} is not in the output label map")
+            files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(table[cls], compress_level=3)))
+        self._exts[frame.id] = ext or self.image_ext or frame.image_ext or ".png"
+        return files
+
+    def _table(self) -> np.ndarray:
+        if self._color_table is None:
+            labels = self.labels._dense()
+            colors = distinct_colors(labels)
+            table = np.zeros((max(256, len(colors)), 3), np.uint8)
+            table[: len(colors)] = colors
+            self._color_table = table
+            self._out_labels = LabelMap((Label(l.name, i, c) for i, (l, c) in enumerate(zip(labels, colors))),
+                                        source=self.labels.source)
+        return self._color_table
+
+    def finish(self) -> None:
+        self._table()
+        for subset, ids in self.subsets.items():
+            lines = [f"/{subset}/{i}{self._exts.get(i, '.png')} /{subset}{ANNOT}/{i}.png\n" for i in ids]
+            self.dest.put(f"{subset}.txt", "".join(lines).encode("utf-8"))
+        self.dest.put(COLORS_FILE, self._out_labels.to_label_colors().encode("utf-8"))

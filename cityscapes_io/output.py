@@ -1,0 +1,144 @@
+"""Destinations: where writers put files.
+
+A :class:`Destination` is one fsspec filesystem and a root path. Every relative path is checked
+with :func:`~cityscapes_io.names.safe_relpath`, so nothing is ever written outside the root. On
+local disk each file is written to a temporary name in its folder and renamed, so it appears
+complete or not at all; on object stores a PUT is already atomic. A destination ending in
+``.zip`` is written as a streaming archive (members one after another, the central directory
+on close), locally or on any fsspec filesystem.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import threading
+import uuid
+import zipfile
+from typing import Optional
+
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import CityscapesIOError, InvalidFileError
+from .names import safe_relpath
+
+__all__ = ["Destination", "open_destination"]
+
+TMP_PREFIX = ".cityscapes-io-tmp-"
+
+
+class Destination:
+    """A root to write files under.
+
+    Parameters
+    ----------
+    url : str
+        Path or fsspec URL of the root (created if missing).
+    storage_options : dict, optional
+    """
+
+    def __init__(self, url: str, storage_options: Optional[dict] = None):
+        self.url = str(url)
+        self.fs, root = url_to_fs(self.url, **(storage_options or {}))
+        self.root = root.rstrip("/") or root
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self._made: set = set()
+        self._lock = threading.Lock()
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise CityscapesIOError(self.url, f"cannot create destination: {exc}") from exc
+
+    def path(self, rel: str) -> str:
+        try:
+            rel = safe_relpath(rel)
+        except ValueError as exc:
+            raise InvalidFileError(rel, f"refused to write outside the destination: {exc}") from None
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self.path(rel))
+
+    def put(self, rel: str, data: bytes) -> None:
+        """Write ``data`` to ``rel`` (atomically on local disk)."""
+        path = self.path(rel)
+        parent = posixpath.dirname(path)
+        try:
+            if parent and parent not in self._made:
+                self.fs.makedirs(parent, exist_ok=True)
+                with self._lock:
+                    self._made.add(parent)
+            if self.local:
+                tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{uuid.uuid4().hex}")
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, path)
+                except BaseException:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                    raise
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise CityscapesIOError(path, f"cannot write: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class ZipDestination(Destination):
+    """A ``.zip`` archive written as a stream (members are not seekable back into)."""
+
+    def __init__(self, url: str, storage_options: Optional[dict] = None):
+        self.url = str(url)
+        self.fs, self.root = url_to_fs(self.url, **(storage_options or {}))
+        self.local = False
+        self._lock = threading.Lock()
+        parent = posixpath.dirname(self.root)
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        self._tmp = f"{self.root}{TMP_PREFIX}{uuid.uuid4().hex}" if isinstance(self.fs, LocalFileSystem) else None
+        self._file = self.fs.open(self._tmp or self.root, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._names: set = set()
+
+    def path(self, rel: str) -> str:
+        try:
+            return safe_relpath(rel)
+        except ValueError as exc:
+            raise InvalidFileError(rel, f"refused to write outside the destination: {exc}") from None
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel) in self._names
+
+    def put(self, rel: str, data: bytes) -> None:
+        name = self.path(rel)
+        with self._lock:
+            if name in self._names:
+                raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            self._zip.writestr(info, data)
+            self._names.add(name)
+
+    def close(self) -> None:
+        if self._zip is None:
+            return
+        self._zip.close()
+        self._file.close()
+        self._zip = None
+        if self._tmp:
+            os.replace(self._tmp, self.root)
+
+
+def open_destination(url, storage_options: Optional[dict] = None) -> Destination:
+    """A :class:`Destination` for ``url`` (a :class:`ZipDestination` when it ends in ``.zip``)."""
+    if str(url).lower().endswith(".zip") and "::" not in str(url):
+        return ZipDestination(url, storage_options)
+    return Destination(url, storage_options)
