@@ -113,6 +113,19 @@ def decode_gray(data: bytes, path: str) -> np.ndarray:
     raise InvalidFileError(path, f"unsupported pixel type {arr.dtype}")
 
 
+def decode_paletted(data: bytes, path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode a paletted PNG to ``(indices, palette)``: an ``H×W`` uint8 array and a
+    ``256×3`` uint8 colour table."""
+    header = read_header(data, path)
+    if header.color_type != 3:
+        raise InvalidFileError(path, "expected a paletted PNG")
+    img = _open(data, path)
+    pal = np.zeros((256, 3), np.uint8)
+    raw = np.frombuffer(bytes(img.getpalette() or []), np.uint8)[: 256 * 3]
+    pal.reshape(-1)[: len(raw)] = raw
+    return np.asarray(img), pal
+
+
 def decode_rgb(data: bytes, path: str) -> np.ndarray:
     """Decode a photo (PNG, JPEG, BMP, … anything Pillow reads) to an ``H×W×3`` uint8 array."""
     if data[:8] == _SIGNATURE:

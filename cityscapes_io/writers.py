@@ -86,8 +86,9 @@ class LabelMapping:
         self.identity = source is target or (not self.missing and all(k == v for k, v in self.ids.items()))
         self.dropped: set = set()  # names of missing labels that occurred in written frames
 
-    def remap(self, arr: np.ndarray, values) -> np.ndarray:
-        """Remap an instanceIds array whose distinct (known) values are ``values``.
+    def lut(self, values) -> np.ndarray:
+        """Lookup table remapping instanceIds values (``out = lut[arr]``); the array's distinct
+        known values are ``values``.
 
         Instance numbers are kept; when two source instances land on the same output value
         (two labels merged into one), the later one gets the next free number. Pixels of
@@ -112,7 +113,20 @@ class LabelMapping:
                 lut[v] = new_lab * INSTANCE_DIVISOR + num
             else:
                 lut[v] = self.ids.get(v, self.background)
-        return lut[arr]
+        return lut
+
+
+def value_lut(values, fn, dtype=np.uint8) -> np.ndarray:
+    """A 65536-entry lookup table with ``table[v] = fn(v)`` for the given instanceIds values."""
+    table = np.zeros(65536, dtype=dtype)
+    for v in values:
+        table[v] = fn(v)
+    return table
+
+
+def class_of(v: int) -> int:
+    """Label id of an instanceIds value."""
+    return v // INSTANCE_DIVISOR if v >= INSTANCE_DIVISOR else v
 
 
 def distinct_colors(labels: List[Label], reserved=()) -> List[Tuple[int, int, int]]:
@@ -213,19 +227,27 @@ class Writer:
             m._keep = frame.labels  # keep the map alive so its id() stays unique
         return m
 
-    def output_instance_ids(self, frame: Frame) -> Optional[np.ndarray]:
-        """The frame's instanceIds in output label ids (validated: unknown labels raise, or are
-        dropped to background under ``on_error="skip"``)."""
+    def output_instance_ids(self, frame: Frame) -> Optional[Tuple[np.ndarray, List[int]]]:
+        """The frame's instanceIds in output label ids, and their distinct values (sorted).
+
+        Validated on the way: unknown labels raise, or go to background under
+        ``on_error="skip"``. The values come from the single pass that lists the instances, so
+        no writer has to search the array for them again."""
         arr = frame.instance_ids()
         if arr is None:
             return None
         insts = frame.instances()
         m = self.mapping(frame)
+        values = [i.value for i in insts]
         # Every pixel belongs to a known instance unless unknown labels were skipped.
         covered = sum(i.area for i in insts) == arr.size
         if m.identity and covered:
-            return arr
-        return m.remap(arr, [i.value for i in insts])
+            return arr, sorted(values)
+        lut = m.lut(values)
+        out_values = {int(lut[v]) for v in values}
+        if not covered:
+            out_values.add(m.background)
+        return lut[arr], sorted(out_values)
 
     # -- photos -----------------------------------------------------------------------------
     def photo(self, frame: Frame) -> Optional[Tuple[bytes, str]]:

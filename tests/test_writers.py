@@ -125,9 +125,17 @@ def test_camvid_layout(synth, tmp_path):
     line = open(os.path.join(out, "train.txt")).read().splitlines()[0]
     assert line == f"/train/{first.id}.png /trainannot/{first.id}.png"
     mask = Image.open(os.path.join(out, "trainannot", first.id + ".png"))
-    assert mask.mode == "RGB"
-    names = [l.split()[-1] for l in open(os.path.join(out, "label_colors.txt")) if not l.startswith("#")]
-    assert "ego_vehicle" in names and "license_plate" in names  # one word each
+    lines = [l.split() for l in open(os.path.join(out, "label_colors.txt")) if not l.startswith("#")]
+    names = [l[3] for l in lines]
+    assert "ego_vehicle" in names and "license_plate" in names and all(len(l) == 4 for l in lines)  # one word each
+    colors = [tuple(map(int, l[:3])) for l in lines]
+    assert len(set(colors)) == len(colors)
+    # Paletted: readers that expand the palette see the label colours, index readers the label ids.
+    assert mask.mode == "P"
+    assert np.array_equal(np.asarray(mask), first.label_ids())
+    rgb = np.asarray(mask.convert("RGB"))
+    expect = np.array(colors, np.uint8)[first.label_ids()]
+    assert np.array_equal(rgb, expect)
 
 
 # -- options -----------------------------------------------------------------------------------

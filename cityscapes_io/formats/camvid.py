@@ -20,7 +20,7 @@ from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap
 from ..names import sort_key
 from ..storage import Root, listdir, resolve_roots
-from ..writers import Writer, distinct_colors
+from ..writers import Writer, class_of, distinct_colors, value_lut
 from .voc import colors_to_ids
 
 __all__ = ["CamvidReader", "CamvidWriter"]
@@ -37,8 +37,15 @@ class CamvidFrame(Frame):
         if "mask" not in self._files:
             return None
         data, path = self.read_bytes("mask"), self.path("mask")
-        if png.read_header(data, path).color_type in (2, 6):
+        ctype = png.read_header(data, path).color_type
+        if ctype in (2, 6):
             return colors_to_ids(png.decode_rgb(data, path), self.labels, path)
+        if ctype == 3:  # paletted: the palette's colours name the labels
+            indices, palette = png.decode_paletted(data, path)
+            used = np.unique(indices)
+            table = np.zeros(256, np.uint16)
+            table[used] = colors_to_ids(palette[used][None, :, :], self.labels, path)[0]
+            return table[indices]
         return png.decode_gray(data, path).astype(np.uint16)
 
 
@@ -143,27 +150,32 @@ class CamvidWriter(Writer):
     def encode(self, frame: Frame):
         files = []
         split = frame.split or "default"
-        inst = self.output_instance_ids(frame) if frame.has_annotations else None
+        seg = self.output_instance_ids(frame) if frame.has_annotations else None
         ext = None
         if self.save_media:
             photo = self.photo(frame)
             if photo is not None:
                 ext = photo[1]
                 files.append((f"{split}/{frame.id}{ext}", photo[0]))
-        if inst is not None:
-            cls = np.where(inst >= INSTANCE_DIVISOR, inst // INSTANCE_DIVISOR, inst)
-            table = self._table()
-            if cls.size and int(cls.max()) >= len(table):
-                raise InvalidFileError(frame.id, f"label id {int(cls.max())} is not in the output label map")
-            files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(table[cls], compress_level=3)))
+        if seg is not None:
+            inst, values = seg
+            palette = self._palette()
+            top = max((class_of(v) for v in values), default=0)
+            if top >= len(self._out_labels):
+                raise InvalidFileError(frame.id, f"label id {top} is not in the output label map")
+            # A paletted PNG: colour readers see the label colours, index readers the label ids.
+            cls = value_lut(values, class_of)[inst]
+            files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
         self._exts[frame.id] = ext or self.image_ext or frame.image_ext or ".png"
         return files
 
-    def _table(self) -> np.ndarray:
+    def _palette(self) -> np.ndarray:
         if self._color_table is None:
             labels = self.labels._dense()
+            if len(labels) > 256:
+                raise LabelMapError(self.labels.source, f"{len(labels)} labels: CamVid masks hold at most 256")
             colors = distinct_colors(labels)
-            table = np.zeros((max(256, len(colors)), 3), np.uint8)
+            table = np.zeros((256, 3), np.uint8)
             table[: len(colors)] = colors
             self._color_table = table
             self._out_labels = LabelMap((Label(l.name, i, c) for i, (l, c) in enumerate(zip(labels, colors))),
@@ -171,7 +183,7 @@ class CamvidWriter(Writer):
         return self._color_table
 
     def finish(self) -> None:
-        self._table()
+        self._palette()
         for subset, ids in self.subsets.items():
             lines = [f"/{subset}/{i}{self._exts.get(i, '.png')} /{subset}{ANNOT}/{i}.png\n" for i in ids]
             self.dest.put(f"{subset}.txt", "".join(lines).encode("utf-8"))

@@ -9,14 +9,15 @@ from __future__ import annotations
 import posixpath
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ..errors import CityscapesIOError, DatasetNotFoundError, LabelMapError
+import numpy as np
+
+from .. import png
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, OnError, apply_policy
 from ..labels import LabelMap
 from ..names import GT_DIR, IMAGE_DIR, gt_path, image_path, sort_key, split_suffix
 from ..storage import Root, listdir, resolve_roots
-from ..writers import Writer
-from .. import png
-import numpy as np
+from ..writers import Writer, class_of, value_lut
 
 __all__ = ["CityscapesReader", "CityscapesWriter"]
 
@@ -223,17 +224,17 @@ class CityscapesWriter(Writer):
 
     def encode(self, frame: Frame):
         files = []
-        inst = self.output_instance_ids(frame) if frame.has_annotations else None
-        if inst is not None:
-            if self.labels is None or max(self.labels.ids, default=0) > 255:
-                raise LabelMapError(self.labels.source if self.labels else None,
-                                    "Cityscapes labelIds are 8-bit: label ids must be below 256")
+        seg = self.output_instance_ids(frame) if frame.has_annotations else None
+        if seg is not None:
+            inst, values = seg
+            if max((class_of(v) for v in values), default=0) > 255:
+                raise InvalidFileError(frame.id, "Cityscapes labelIds are 8-bit: label ids must be below 256")
             copy = inst is frame.instance_ids() and "instanceIds" in frame._files
             if copy:
                 ids_png = frame.read_bytes("instanceIds")
             else:
                 ids_png = png.encode_png(inst.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
-            label_ids = _labels_of(inst)
+            label_ids = value_lut(values, class_of)[inst]
             if copy and "labelIds" in frame._files:
                 label_png = frame.read_bytes("labelIds")
             else:
@@ -271,8 +272,3 @@ class CityscapesWriter(Writer):
 #: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).
 GT_COMPRESS = 3
 
-
-def _labels_of(inst: np.ndarray) -> np.ndarray:
-    if inst.dtype == np.uint8:
-        return inst
-    return np.where(inst >= 1000, inst // 1000, inst).astype(np.uint8)

@@ -26,7 +26,7 @@ from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap
 from ..names import sort_key
 from ..storage import Root, listdir, resolve_roots
-from ..writers import Writer, distinct_colors, voc_colormap
+from ..writers import Writer, class_of, distinct_colors, value_lut, voc_colormap
 
 __all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap"]
 
@@ -248,21 +248,20 @@ class VocWriter(Writer):
 
     def encode(self, frame: Frame):
         files = []
-        inst = self.output_instance_ids(frame) if frame.has_annotations else None
-        if inst is not None:
+        seg = self.output_instance_ids(frame) if frame.has_annotations else None
+        if seg is not None:
+            inst, values = seg
             palette, _ = self._palettes()
-            cls = np.where(inst >= INSTANCE_DIVISOR, inst // INSTANCE_DIVISOR, inst)
-            if cls.size and int(cls.max()) >= VOID:
-                raise InvalidFileError(frame.id, f"label id {int(cls.max())} does not fit a VOC class index (< 255)")
-            cls = cls.astype(np.uint8)
-            values = np.unique(inst)
-            bg = self._background
-            numbered = [v for v in values.tolist() if (v // INSTANCE_DIVISOR if v >= INSTANCE_DIVISOR else v) != bg]
+            if max((class_of(v) for v in values), default=0) >= VOID:
+                raise InvalidFileError(frame.id, f"label id {max(class_of(v) for v in values)} does not fit a "
+                                                 "VOC class index (< 255)")
+            cls = value_lut(values, class_of)[inst]
+            # Number every segment but the background's 1..N, in value order.
+            numbered = [v for v in values if class_of(v) != self._background]
             if len(numbered) > VOID - 1:
                 raise InvalidFileError(frame.id, f"{len(numbered)} segments: SegmentationObject holds at most 254")
-            lut = np.zeros(65536, dtype=np.uint8)
-            lut[np.array(numbered, dtype=np.int64)] = np.arange(1, len(numbered) + 1, dtype=np.uint8)
-            obj = lut[inst]
+            number = {v: k for k, v in enumerate(numbered, 1)}
+            obj = value_lut(values, lambda v: number.get(v, 0))[inst]
             files.append((f"SegmentationClass/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
             files.append((f"SegmentationObject/{frame.id}.png",
                           png.encode_png(obj, palette=self._object_palette, compress_level=3)))
