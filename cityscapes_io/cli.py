@@ -55,9 +55,12 @@ def cmd_info(args) -> int:
            "splits": {}}
     for split in ds.splits():
         cities = {}
-        for city in ds.cities(split):
-            cities[city] = sum(1 for _ in ds._reader.iter_city(split, city))
-        loose = sum(1 for f in ds._reader.iter_frames(split) if f.city is None) if not args.cities else 0
+        loose = 0
+        for frame in ds.frames(split):
+            if frame.city is None:
+                loose += 1
+            else:
+                cities[frame.city] = cities.get(frame.city, 0) + 1
         if loose:
             cities["(no city folder)"] = loose
         out["splits"][split] = {"frames": sum(cities.values()), "cities": cities}

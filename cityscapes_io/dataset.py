@@ -86,9 +86,16 @@ class Dataset:
         return self._reader.find_frame(frame_id, split)
 
     # -- iteration ----------------------------------------------------------------------------
+    def frames(self, split: Optional[str] = None, city: Optional[str] = None) -> Iterator[Frame]:
+        """Frames of one split and/or one city (lists only what it walks); all when None."""
+        for s in ([split] if split is not None else self.splits()):
+            if city is None:
+                yield from self._reader.iter_frames(s)
+            else:
+                yield from self._reader.iter_city(s, city)
+
     def _iter_plain(self) -> Iterator[Frame]:
-        for split in self.splits():
-            yield from self._reader.iter_frames(split)
+        return self.frames()
 
     def __iter__(self) -> Iterator[Frame]:
         if self.prefetch > 0:
