@@ -22,6 +22,7 @@ from .errors import (
 from .frame import Frame
 from .instances import Instance
 from .labels import Label, LabelMap
+from .ops import merge
 from .writers import writer
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "open",
     "convert",
     "writer",
+    "merge",
     "Report",
     "Dataset",
     "Frame",

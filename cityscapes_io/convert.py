@@ -56,6 +56,7 @@ class Report:
 def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_error: OnError = "raise",
                   progress: Optional[Callable[[int], None]] = None, **options) -> Report:
     """Write every frame of ``ds`` to ``url`` in ``format``; see :func:`convert`."""
+    _refuse_overwriting_source(ds, url)
     report = Report(str(url), format)
     start = time.perf_counter()
     with open_writer(url, format, storage_options=storage_options, labels=ds.labels, **options) as w:
@@ -76,6 +77,21 @@ def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_err
                 progress(report.read)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _refuse_overwriting_source(ds: Dataset, url) -> None:
+    """Writing into a local source root would overwrite the frames being read."""
+    import os
+
+    if "://" in str(url) or "::" in str(url):
+        return
+    dst = os.path.realpath(str(url))
+    for root in ds.roots:
+        if "://" in root or "::" in root or root.lower().endswith(".zip"):
+            continue
+        src = os.path.realpath(root)
+        if dst == src:
+            raise CityscapesIOError(str(url), f"destination is the source {root}: choose another folder")
 
 
 def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscapes", storage_options=None,

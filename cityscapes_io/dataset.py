@@ -59,6 +59,33 @@ class Dataset:
 
         return write_dataset(self, url, format, storage_options=storage_options, on_error=on_error, **options)
 
+    # -- operations (lazy) -------------------------------------------------------------------
+    def filter(self, *, split=None, cities=None, ids=None, labels=None) -> "Dataset":
+        """Keep frames of the given split(s), city(ies), ids (exact or glob) and/or containing
+        any of the given labels. Lazy."""
+        from .ops import filter_dataset
+
+        return filter_dataset(self, split=split, cities=cities, ids=ids, labels=labels)
+
+    def remap_labels(self, mapping, *, default: str = "keep") -> "Dataset":
+        """Rename, merge (``{"car": "vehicle", "truck": "vehicle"}``) or drop (``{"bicycle":
+        None}``) labels; unmapped labels kept or dropped (``default="delete"``). Lazy."""
+        from .ops import remap_labels
+
+        return remap_labels(self, mapping, default=default)
+
+    def to_train_ids(self) -> "Dataset":
+        """Labels mapped to the 19 training ids, 255 = ignore, by lookup table. Lazy."""
+        from .ops import to_train_ids
+
+        return to_train_ids(self)
+
+    def rename_splits(self, names) -> "Dataset":
+        """Rename splits: ``{"train": "training"}``. Lazy."""
+        from .ops import rename_splits
+
+        return rename_splits(self, names)
+
     # -- metadata -----------------------------------------------------------------------------
     @property
     def labels(self) -> LabelMap:

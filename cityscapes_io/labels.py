@@ -246,15 +246,26 @@ class LabelMap:
                 lines.append("%d %d %d %s" % (*lab.color, name))
         return "\n".join(lines) + "\n"
 
+    @property
+    def is_dense(self) -> bool:
+        """Whether the non-negative ids are exactly 0..N-1 (what ``label_colors.txt`` can hold)."""
+        ids = sorted(l.id for l in self._labels if l.id >= 0)
+        return ids == list(range(len(ids)))
+
     def to_dataset_meta(self) -> str:
-        """``dataset_meta.json`` text."""
-        labels = self._dense()
-        meta: dict = {"label_map": {str(i): l.name for i, l in enumerate(labels)}}
+        """``dataset_meta.json`` text (ids may have gaps here, e.g. the train map's 255)."""
+        if self.is_dense:
+            labels = self._dense()
+            keys = [str(i) for i in range(len(labels))]
+        else:
+            labels = sorted((l for l in self._labels if l.id >= 0), key=lambda l: l.id)
+            keys = [str(l.id) for l in labels]
+        meta: dict = {"label_map": dict(zip(keys, (l.name for l in labels)))}
         if any(l.color is not None for l in labels):
             meta["segmentation_colors"] = [list(l.color or (0, 0, 0)) for l in labels]
-        bg = next((i for i, l in enumerate(labels) if l.color == (0, 0, 0)), None)
+        bg = next((k for k, l in zip(keys, labels) if l.color == (0, 0, 0)), None)
         if bg is not None:
-            meta["background_label"] = str(bg)
+            meta["background_label"] = bg
         return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
 
     # -- lookup ----------------------------------------------------------------------------

@@ -69,13 +69,18 @@ class LabelMapping:
     """Maps label ids of a source map onto a target map by name; labels the target lacks go to
     its background (one warning names them)."""
 
-    def __init__(self, source: LabelMap, target: LabelMap):
+    def __init__(self, source: LabelMap, target: LabelMap, ids: Optional[Mapping[int, Optional[int]]] = None,
+                 background: Optional[int] = None):
         self.source, self.target = source, target
-        self.background = background_id(target)
+        self.background = background_id(target) if background is None else background
         self.ids: Dict[int, int] = {}
         self.missing: Dict[int, str] = {}  # source id -> name, for labels the target lacks
         for lab in source:
             if lab.id < 0:
+                continue
+            if ids is not None:  # an explicit mapping (None: dropped on purpose, no warning)
+                new = ids.get(lab.id)
+                self.ids[lab.id] = self.background if new is None else new
                 continue
             hit = target.get(lab.name) or target.find(lab.name)
             if hit is None or hit.id < 0:

@@ -45,6 +45,8 @@ class CityscapesReader:
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.roots: List[Root] = [_find_tree(r) for r in resolve_roots(url, storage_options)]
         self.on_error = on_error
+        #: Called with the path of every file under a split folder that is not a frame file.
+        self.on_ignored = None
         self._split_filter = _as_list(split)
         self._city_filter = set(_as_list(cities) or ()) or None
         # The top-level listing: which kind folders each root has, and the splits inside them.
@@ -154,7 +156,9 @@ class CityscapesReader:
                 continue
             parsed = split_suffix(sub[len(prefix):], rel.split("/", 1)[0])
             if parsed is None:
-                continue  # not a frame file; `validate` reports these
+                if self.on_ignored is not None:  # not a frame file; `validate` reports these
+                    self.on_ignored(path)
+                continue
             frame_id, kind = parsed
             frames.setdefault(frame_id, {}).setdefault(kind, (root.fs, path))
         for frame_id in sorted(frames, key=sort_key):
@@ -263,7 +267,9 @@ class CityscapesWriter(Writer):
         return self._color_table
 
     def finish(self) -> None:
-        if self.save_dataset_meta:
+        # label_colors.txt holds ids 0..N-1 only: a map with gaps (the train ids' 255) goes to
+        # dataset_meta.json, which keeps its ids.
+        if self.save_dataset_meta or not self.labels.is_dense:
             self.dest.put(META_FILE, self.labels.to_dataset_meta().encode("utf-8"))
         else:
             self.dest.put(COLORS_FILE, self.labels.to_label_colors().encode("utf-8"))

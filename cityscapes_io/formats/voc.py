@@ -252,15 +252,16 @@ class VocWriter(Writer):
         if seg is not None:
             inst, values = seg
             palette, _ = self._palettes()
-            if max((class_of(v) for v in values), default=0) >= VOID:
-                raise InvalidFileError(frame.id, f"label id {max(class_of(v) for v in values)} does not fit a "
-                                                 "VOC class index (< 255)")
+            top = max((class_of(v) for v in values), default=0)
+            if top > VOID or (top == VOID and VOID not in self.labels):
+                raise InvalidFileError(frame.id, f"label id {top} does not fit a VOC class index (< 255)")
             cls = value_lut(values, class_of)[inst]
             # Number every segment but the background's 1..N, in value order.
-            numbered = [v for v in values if class_of(v) != self._background]
+            numbered = [v for v in values if class_of(v) not in (self._background, VOID)]
             if len(numbered) > VOID - 1:
                 raise InvalidFileError(frame.id, f"{len(numbered)} segments: SegmentationObject holds at most 254")
             number = {v: k for k, v in enumerate(numbered, 1)}
+            number.update({v: VOID for v in values if class_of(v) == VOID})
             obj = value_lut(values, lambda v: number.get(v, 0))[inst]
             files.append((f"SegmentationClass/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
             files.append((f"SegmentationObject/{frame.id}.png",
@@ -287,7 +288,9 @@ class VocWriter(Writer):
         return self._palette, self._colors
 
     def _dense_labels(self) -> List[Label]:
-        labels = self.labels._dense()
+        # A label with id 255 (the train ids' "ignore") is VOC's void, outside labelmap.txt.
+        rest = LabelMap((l for l in self.labels if l.id != VOID), source=self.labels.source)
+        labels = rest._dense()
         if len(labels) > VOID:
             raise LabelMapError(self.labels.source, f"{len(labels)} labels: VOC class indices stop at 254")
         return labels
