@@ -157,8 +157,9 @@ class LabelMap:
     @classmethod
     def parse_label_colors(cls, text: str, source: str = "label_colors.txt") -> "LabelMap":
         """Parse ``label_colors.txt``: one label per line, ``R G B name`` or just ``name``;
-        ``#`` starts a comment; the label id is the line's position among label lines.
-        Names may contain spaces (``0 0 142 license plate``)."""
+        ``#`` starts a comment; the label id is the line's position among label lines, after
+        Datumaro's background rule (see :meth:`from_colors`: with no black label, ``background``
+        is inserted at 0). Names may contain spaces (``0 0 142 license plate``)."""
         entries: List[Tuple[str, Optional[Color]]] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
@@ -180,7 +181,9 @@ class LabelMap:
             if name in seen:
                 raise LabelMapError(source, f"duplicate label name {name!r} (entries {seen[name]} and {i})")
             seen[name] = i
-        return cls((Label(n, i, c) for i, (n, c) in enumerate(entries)), source=source)
+        # Datumaro's rule applies, as it does when Datumaro reads this file: without a black
+        # label, "background" comes first and the listed labels follow from index 1.
+        return cls.from_colors(dict(entries), source=source)
 
     @classmethod
     def parse_dataset_meta(cls, text: Union[str, bytes, dict], source: str = "dataset_meta.json") -> "LabelMap":

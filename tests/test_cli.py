@@ -72,3 +72,115 @@ def test_console_script_and_module(tmp_path):
     run = subprocess.run([sys.executable, "-m", "cityscapes_io", "info", out + "-missing"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 3 and run.stderr.startswith("error: ")
+
+
+# -- the format page's example sessions, with `datum` replaced by `cityscapes-io` ---------------
+@pytest.fixture
+def synth(tmp_path):
+    from cityscapes_io.synthetic import generate
+
+    root = str(tmp_path / "Cityscapes")
+    generate(root, splits={"train": 3, "val": 2}, size=(96, 48), seed=7)
+    return root
+
+
+def test_example_1_project_to_voc(synth, tmp_path, capsys, monkeypatch):
+    project, dataset = str(tmp_path / "project"), str(tmp_path / "dataset")
+    assert main(["project", "create", "-o", project]) == 0
+    assert main(["project", "import", "-p", project, "-f", "cityscapes", synth]) == 0
+    assert main(["stats", "-p", project]) == 0
+    out = capsys.readouterr().out
+    assert "frames: 5" in out and "car" in out
+    assert main(["project", "export", "-p", project, "-o", dataset, "-f", "voc", "--", "--save-media"]) == 0
+    for a, b in zip(cio.open(synth), cio.open(dataset, format="voc")):
+        assert np.array_equal(a.label_ids(), b.label_ids()) and b.image() is not None
+    # `datum project create` with no -o works in the current folder
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["project", "create"]) == 0 and (here / "project.json").exists()
+    assert main(["project", "import", synth, "-f", "cityscapes"]) == 0
+    assert main(["project", "info"]) == 0
+    assert "source Cityscapes" in capsys.readouterr().out
+
+
+def test_export_to_cityscapes_with_label_map(synth, tmp_path):
+    project, out = str(tmp_path / "p"), str(tmp_path / "out")
+    cmap = tmp_path / "mycolormap.txt"
+    cmap.write_text("# label_colors\n0 0 255 sky\n255 0 0 person\n")
+    assert main(["project", "create", "-o", project]) == 0
+    assert main(["project", "import", "-p", project, "-f", "cityscapes", synth]) == 0
+    with pytest.warns(UserWarning, match="background"):
+        assert main(["project", "export", "-p", project, "-f", "cityscapes", "-o", out, "--",
+                     "--label-map", str(cmap), "--save-media"]) == 0
+    back = cio.open(out)
+    assert back.labels.names == ["background", "sky", "person"]
+    out2 = str(tmp_path / "out2")
+    assert main(["convert", "-if", "voc", "-i", _voc(synth, tmp_path), "-f", "cityscapes", "-o", out2,
+                 "--", "--save-media", "--label-map", "cityscapes"]) == 0
+    assert len(cio.open(out2).labels) == 35
+
+
+def _voc(src, tmp_path):
+    out = str(tmp_path / "voc")
+    cio.convert(src, out, format="voc", save_media=True)
+    return out
+
+
+def test_recorded_operations_and_flags(synth, tmp_path, capsys):
+    project, out = str(tmp_path / "p"), str(tmp_path / "out")
+    assert main(["project", "create", "-o", project]) == 0
+    assert main(["project", "import", "-p", project, synth]) == 0
+    assert main(["project", "filter", "-p", project, "--split", "train", "--with-label", "car"]) == 0
+    assert main(["project", "transform", "-p", project, "--remap", "car:vehicle", "--remap", "bicycle:",
+                 "--rename-split", "train:training"]) == 0
+    ops = json.load(open(os.path.join(project, "project.json")))["operations"]
+    assert [o["op"] for o in ops] == ["filter", "remap_labels", "rename_splits"]
+    assert main(["project", "export", "-p", project, "-f", "cityscapes", "-o", out]) == 0
+    back = cio.open(out)
+    assert back.splits() == ["training"] and "vehicle" in [n for n in back.labels.names]
+    assert "bicycle" not in back.labels.names
+    # the same as flags on convert
+    out2 = str(tmp_path / "out2")
+    assert main(["convert", synth, out2, "-f", "cityscapes", "--split", "train", "--with-label", "car",
+                 "--remap", "car:vehicle", "--remap", "bicycle:", "--rename-split", "train:training"]) == 0
+    for a, b in zip(cio.open(out), cio.open(out2)):
+        assert a.id == b.id and np.array_equal(a.instance_ids(), b.instance_ids())
+    out3 = str(tmp_path / "train-ids")
+    assert main(["convert", synth, out3, "-f", "cityscapes", "--train-ids", "--id", "aachen/*"]) == 0
+    t = cio.open(out3)
+    assert t.labels.source.endswith("dataset_meta.json") and all(f.city == "aachen" for f in t)
+
+
+def test_info_stats_json_and_merge(synth, tmp_path, capsys):
+    assert main(["info", synth, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["splits"]["train"]["files"] == {"image": 3, "instanceIds": 3, "labelIds": 3, "color": 3}
+    assert main(["stats", synth, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    car = stats["splits"]["train"]["labels"]["car"]
+    ds = cio.open(synth, split="train")
+    assert car["pixels"] == sum(int((f.label_ids() == 26).sum()) for f in ds)
+    assert car["instances"] == sum(1 for f in ds for i in f.instances() if i.label_id == 26 and not i.is_crowd)
+    assert stats["splits"]["train"]["image_sizes"] == {"96x48": 3}
+    out = str(tmp_path / "merged")
+    assert main(["merge", synth, synth, "-o", out, "-f", "voc"]) == 1  # duplicate ids
+    assert "duplicate frame id" in capsys.readouterr().err
+    assert main(["merge", synth, synth, "-o", out, "-f", "voc", "--on-duplicate", "rename"]) == 0
+    assert cio.open(out, format="voc").count() == 10
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from cityscapes_io.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(10, label="voc", stream=stream, interval=0)
+    for i in range(1, 11):
+        bar(i)
+    bar.close()
+    assert stream.getvalue() == ""  # StringIO is not a terminal
+    bar = Progress(10, label="voc", stream=stream, enabled=True, interval=0)
+    bar(5)
+    assert "5/10 frames" in stream.getvalue() and "/s" in stream.getvalue() and "left" in stream.getvalue()

@@ -1,0 +1,53 @@
+"""A progress line for long operations: frames done, frames/s, time left. Shown only on a
+terminal; silent otherwise."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional, TextIO
+
+
+class Progress:
+    """Call with the number of frames done; ``close()`` ends the line."""
+
+    def __init__(self, total: Optional[int] = None, *, label: str = "", stream: Optional[TextIO] = None,
+                 enabled: Optional[bool] = None, interval: float = 0.2):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total, self.label, self.interval = total, label, interval
+        self.start = time.monotonic()
+        self._last = 0.0
+        self.done = 0
+
+    def __call__(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.interval and done != self.total):
+            return
+        self._last = now
+        self.stream.write("\r" + self.line(now) + "\033[K")
+        self.stream.flush()
+
+    def line(self, now: Optional[float] = None) -> str:
+        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            left = (self.total - self.done) / rate if rate > 0 else float("inf")
+            width = 24
+            filled = int(width * self.done / self.total)
+            eta = _hms(left) if left != float("inf") else "?"
+            return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} frames "
+                    f"{rate:.1f}/s, {eta} left")
+        return f"{self.label} {self.done} frames {rate:.1f}/s"
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\r" + self.line() + "\033[K\n")
+            self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
