@@ -196,27 +196,19 @@ def cmd_stats(args) -> int:
 def cmd_validate(args) -> int:
     from .validate import summarize, validate
 
-    if len(args.src) != 1 and not args.src:
-        raise UsageError("validate needs SRC")
     src = args.src[0] if len(args.src) == 1 else args.src
     problems = []
     for problem in validate(src, format=args.input_format, split=args.split, cities=args.cities,
                             storage_options=args.storage_options):
         problems.append(problem)
         if not args.json:
-            print(problem, file=sys.stdout)
+            print(problem)
     summary = summarize(problems)
-    errors = summary.get("error", 0) if isinstance(summary.get("error", 0), int) else len(
-        [p for p in problems if p.severity == "error"])
-    warnings_ = len([p for p in problems if p.severity == "warning"])
-    errors = len([p for p in problems if p.severity == "error"])
     if args.json:
-        print(json.dumps({"errors": errors, "warnings": warnings_,
-                          "problems": [{"severity": p.severity, "code": p.code, "path": p.path, "reason": p.reason}
-                                       for p in problems]}, indent=2, ensure_ascii=False))
+        print(json.dumps({**summary, "problems": [p.as_dict() for p in problems]}, indent=2, ensure_ascii=False))
     else:
-        print(f"{errors} errors, {warnings_} warnings")
-    return EXIT_ERROR if errors or (args.strict and warnings_) else 0
+        print(f"{summary['error']} errors, {summary['warning']} warnings")
+    return EXIT_ERROR if summary["error"] or (args.strict and summary["warning"]) else 0
 
 
 def _export(args, ds, dst) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import warnings
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Set, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -22,7 +23,7 @@ from .labels import Label, LabelMap
 from .names import safe_relpath
 from .output import Destination, open_destination
 
-__all__ = ["Writer", "writer", "LabelMapping", "resolve_label_map", "distinct_colors"]
+__all__ = ["Writer", "Entry", "writer", "LabelMapping", "resolve_label_map", "distinct_colors"]
 
 _PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                 ".webp": "WEBP"}
@@ -89,7 +90,6 @@ class LabelMapping:
             else:
                 self.ids[lab.id] = hit.id
         self.identity = source is target or (not self.missing and all(k == v for k, v in self.ids.items()))
-        self.dropped: set = set()  # names of missing labels that occurred in written frames
 
     def lut(self, values) -> np.ndarray:
         """Lookup table remapping instanceIds values (``out = lut[arr]``); the array's distinct
@@ -102,9 +102,6 @@ class LabelMapping:
         used: Dict[int, set] = {}
         taken: Dict[int, int] = {}
         for v in sorted(int(x) for x in values):
-            lab_id = v // INSTANCE_DIVISOR if v >= INSTANCE_DIVISOR else v
-            if lab_id in self.missing:
-                self.dropped.add(self.missing[lab_id])
             if v >= INSTANCE_DIVISOR:
                 lab, num = divmod(v, INSTANCE_DIVISOR)
                 new_lab = self.ids.get(lab, self.background)
@@ -176,6 +173,27 @@ def voc_colormap(n: int = 256) -> List[Tuple[int, int, int]]:
     return out
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What the index files need to know of one written frame."""
+
+    split: str
+    id: str
+    info: tuple = ()
+    dropped: Tuple[str, ...] = ()
+
+
+def check_names(frame: Frame) -> None:
+    """Refuse frame ids and split names that would write outside the destination."""
+    for part, what in ((frame.id, "frame id"), (frame.split or "default", "split name")):
+        try:
+            safe_relpath(part)
+        except ValueError as exc:
+            raise InvalidFileError(part, f"refused to write outside the destination: bad {what}: {exc}") from None
+    if "/" in (frame.split or "default"):
+        raise InvalidFileError(frame.split, "refused: a split name cannot contain '/'")
+
+
 class Writer:
     """Base class of the format writers: a context manager with ``write(frame)``.
 
@@ -213,6 +231,9 @@ class Writer:
         self.labels: Optional[LabelMap] = None
         self._mappings: Dict[int, LabelMapping] = {}
         self.subsets: "OrderedDict[str, List[str]]" = OrderedDict()
+        self._info: Dict[Tuple[str, str], tuple] = {}
+        self._dropped: Set[str] = set()
+        self._frame_dropped: Set[str] = set()
         self.written = 0
         self._closed = False
         if labels is not None:
@@ -249,6 +270,7 @@ class Writer:
         if m.identity and covered:
             return arr, sorted(values)
         lut = m.lut(values)
+        self._frame_dropped.update(m.missing[class_of(v)] for v in values if class_of(v) in m.missing)
         out_values = {int(lut[v]) for v in values}
         if not covered:
             out_values.add(m.background)
@@ -258,11 +280,10 @@ class Writer:
     def photo(self, frame: Frame) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
         kept, re-encoded otherwise."""
-        if not frame.has_image:
+        ext = self.photo_ext(frame)
+        if ext is None:
             return None
-        src_ext = frame.image_ext or ".png"
-        ext = self.image_ext or (src_ext if src_ext in _PIL_FORMATS else ".png")
-        if ext == src_ext or (ext in (".jpg", ".jpeg") and src_ext in (".jpg", ".jpeg")):
+        if ext == (frame.image_ext or ".png"):
             return frame.image_bytes(), ext
         img = Image.fromarray(frame.image())
         buf = io.BytesIO()
@@ -273,20 +294,52 @@ class Writer:
     # -- contract ---------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
         """Write one frame's files (all of them, or none when the frame cannot be encoded)."""
+        self.add_entry(self.write_files(frame))
+
+    def write_files(self, frame: Frame) -> Entry:
+        """Encode and write the frame's own files; returns what the index files need to know
+        of it. (Parallel conversions call this in worker processes, and :meth:`add_entry` in
+        the parent.)"""
         if self._closed:
             raise ValueError("write() on a closed writer")
-        for part, what in ((frame.id, "frame id"), (frame.split or "default", "split name")):
-            try:
-                safe_relpath(part)
-            except ValueError as exc:
-                raise InvalidFileError(part, f"refused to write outside the destination: bad {what}: {exc}") from None
-            if "/" in (frame.split or "default"):
-                raise InvalidFileError(frame.split, "refused: a split name cannot contain '/'")
+        check_names(frame)
+        self._frame_dropped: Set[str] = set()
         files = self.encode(frame)
         for rel, data in files:
             self.dest.put(rel, data)
-        self.subsets.setdefault(frame.split or "default", []).append(frame.id)
+        return Entry(frame.split or "default", frame.id, self.index_info(frame), tuple(sorted(self._frame_dropped)))
+
+    def entry(self, frame: Frame) -> Entry:
+        """The index entry of a frame whose files are already written (no decoding)."""
+        check_names(frame)
+        return Entry(frame.split or "default", frame.id, self.index_info(frame))
+
+    def add_entry(self, entry: Entry) -> None:
+        """Record a written frame for the index files."""
+        self.subsets.setdefault(entry.split, []).append(entry.id)
+        if entry.info:
+            self._info[(entry.split, entry.id)] = entry.info
+        self._dropped.update(entry.dropped)
         self.written += 1
+
+    def planned_files(self, frame: Frame) -> List[str]:
+        """Paths (relative to the destination) that writing this frame produces, known
+        without decoding anything: what ``resume`` checks for."""
+        raise NotImplementedError
+
+    def index_info(self, frame: Frame) -> tuple:
+        """Format-specific data the index files need about a frame (none by default)."""
+        return ()
+
+    def photo_ext(self, frame: Frame) -> Optional[str]:
+        """Extension the frame's photo is written with (None without a photo)."""
+        if not frame.has_image:
+            return None
+        src_ext = frame.image_ext or ".png"
+        ext = self.image_ext or (src_ext if src_ext in _PIL_FORMATS else ".png")
+        if ext in (".jpg", ".jpeg") and src_ext in (".jpg", ".jpeg"):
+            ext = src_ext
+        return ext
 
     def encode(self, frame: Frame) -> List[Tuple[str, bytes]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -301,7 +354,7 @@ class Writer:
         try:
             if self.labels is None:  # nothing written: the official map stands in for "source"
                 self._set_labels(LabelMap.cityscapes())
-            dropped = sorted(set().union(*(m.dropped for m in self._mappings.values())))
+            dropped = sorted(self._dropped)
             if dropped:
                 warnings.warn(f"labels not in the output label map ({self.labels.source}) were written as "
                               f"background: {', '.join(dropped)}", stacklevel=2)

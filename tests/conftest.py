@@ -23,6 +23,7 @@ SEMANTIC[18:22, 25:30] = 24001  # person 1
 
 
 def label_ids_of(inst: np.ndarray) -> np.ndarray:
+    inst = inst.astype(np.uint32)
     return np.where(inst >= 1000, inst // 1000, inst).astype(np.uint8)
 
 

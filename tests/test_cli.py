@@ -184,3 +184,22 @@ def test_progress_bar_only_on_a_terminal():
     bar = Progress(10, label="voc", stream=stream, enabled=True, interval=0)
     bar(5)
     assert "5/10 frames" in stream.getvalue() and "/s" in stream.getvalue() and "left" in stream.getvalue()
+
+
+def test_validate_command(tmp_path, capsys):
+    from conftest import write_file, write_frame
+
+    root = str(tmp_path / "ds")
+    write_frame(root, "train", "a/a_000000_000001")
+    assert main(["validate", root]) == 0
+    assert "0 errors, 0 warnings" in capsys.readouterr().out
+    write_file(root, "gtFine/train/a/README.txt", b"notes")
+    assert main(["validate", root]) == 0 and main(["validate", root, "--strict"]) == 1
+    capsys.readouterr()
+    write_file(root, "gtFine/train/a/a_000000_000002_gtFine_instanceIds.png", b"not a png")
+    assert main(["validate", root, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    codes = {p["code"] for p in report["problems"]}
+    assert {"corrupt-png", "unknown-file", "missing-photo"} <= codes and report["error"] >= 1
+    bad = next(p for p in report["problems"] if p["code"] == "corrupt-png")
+    assert bad["path"].endswith("a_000000_000002_gtFine_instanceIds.png")

@@ -144,19 +144,15 @@ class CamvidWriter(Writer):
 
     def __init__(self, url, **options):
         super().__init__(url, **options)
-        self._exts: Dict[str, str] = {}  # frame id -> photo extension named in <subset>.txt
         self._color_table: Optional[np.ndarray] = None
 
     def encode(self, frame: Frame):
         files = []
         split = frame.split or "default"
         seg = self.output_instance_ids(frame) if frame.has_annotations else None
-        ext = None
-        if self.save_media:
-            photo = self.photo(frame)
-            if photo is not None:
-                ext = photo[1]
-                files.append((f"{split}/{frame.id}{ext}", photo[0]))
+        photo = self.photo(frame) if self.save_media else None
+        if photo is not None:
+            files.append((f"{split}/{frame.id}{photo[1]}", photo[0]))
         if seg is not None:
             inst, values = seg
             palette = self._palette()
@@ -166,7 +162,18 @@ class CamvidWriter(Writer):
             # A paletted PNG: colour readers see the label colours, index readers the label ids.
             cls = value_lut(values, class_of)[inst]
             files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
-        self._exts[frame.id] = ext or self.image_ext or frame.image_ext or ".png"
+        return files
+
+    def index_info(self, frame: Frame) -> tuple:
+        # <subset>.txt names the photo path, written or not.
+        return (self.photo_ext(frame) or self.image_ext or frame.image_ext or ".png",)
+
+    def planned_files(self, frame: Frame) -> List[str]:
+        split = frame.split or "default"
+        files = [f"{split}{ANNOT}/{frame.id}.png"] if frame.has_annotations else []
+        ext = self.photo_ext(frame) if self.save_media else None
+        if ext:
+            files.append(f"{split}/{frame.id}{ext}")
         return files
 
     def _palette(self) -> np.ndarray:
@@ -185,6 +192,7 @@ class CamvidWriter(Writer):
     def finish(self) -> None:
         self._palette()
         for subset, ids in self.subsets.items():
-            lines = [f"/{subset}/{i}{self._exts.get(i, '.png')} /{subset}{ANNOT}/{i}.png\n" for i in ids]
+            lines = [f"/{subset}/{i}{self._info.get((subset, i), ('.png',))[0]} /{subset}{ANNOT}/{i}.png\n"
+                     for i in ids]
             self.dest.put(f"{subset}.txt", "".join(lines).encode("utf-8"))
         self.dest.put(COLORS_FILE, self._out_labels.to_label_colors().encode("utf-8"))

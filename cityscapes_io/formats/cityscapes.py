@@ -261,6 +261,15 @@ class CityscapesWriter(Writer):
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
 
+    def planned_files(self, frame: Frame) -> List[str]:
+        files = []
+        if frame.has_annotations:
+            files += [gt_path(frame.split, frame.id, k) for k in ("instanceIds", "labelIds", "color")]
+        ext = self.photo_ext(frame) if self.save_media else None
+        if ext:
+            files.append(image_path(frame.split, frame.id, ext))
+        return files
+
     def _colors(self) -> np.ndarray:
         if self._color_table is None:
             self._color_table = self.labels.color_table(256)

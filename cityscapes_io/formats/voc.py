@@ -272,6 +272,15 @@ class VocWriter(Writer):
                 files.append((f"JPEGImages/{frame.id}{photo[1]}", photo[0]))
         return files
 
+    def planned_files(self, frame: Frame) -> List[str]:
+        files = []
+        if frame.has_annotations:
+            files += [f"SegmentationClass/{frame.id}.png", f"SegmentationObject/{frame.id}.png"]
+        ext = self.photo_ext(frame) if self.save_media else None
+        if ext:
+            files.append(f"JPEGImages/{frame.id}{ext}")
+        return files
+
     def _palettes(self):
         if self._palette is None:
             labels = self._dense_labels()

@@ -1,0 +1,460 @@
+"""Checking a dataset: every problem found, streamed frame by frame.
+
+>>> from cityscapes_io.validate import validate, summarize
+>>> problems = list(validate("path/to/cityscapes"))            # doctest: +SKIP
+>>> for p in problems:                                           # doctest: +SKIP
+...     print(p)   # error: .../aachen_000000_000019_gtFine_instanceIds.png: cannot decode image: ...
+>>> summarize(problems)                                          # doctest: +SKIP
+{'total': 1, 'error': 1, 'warning': 0, 'by_code': {'corrupt-png': 1}}
+
+:func:`validate` walks the dataset like any reader (lazily, one frame's pixels at a time), decodes
+every file of each frame once and yields a :class:`Problem` for each thing wrong. It never raises
+for bad input: a dataset that cannot be opened at all gives one ``error`` problem.
+
+Problem codes (stable; severity in brackets):
+
+=====================  ========  ==========================================================
+``not-found``          error     root, split or file missing; a folder that cannot be listed
+``label-file``         error     ``label_colors.txt`` / ``dataset_meta.json`` is invalid
+``corrupt-png``        error     a file cannot be read or decoded (truncated, not a PNG,
+                                 wrong pixel type such as RGB where gray is expected)
+``size-mismatch``      error     the photo and the ground truth differ in size
+``unknown-label``      error     pixel values whose label is not in the label map
+``labelids-mismatch``  error     labelIds disagree with the classes of instanceIds
+``unreadable``         error     any other failure while reading (I/O errors)
+``missing-gt``         warning   a photo without ground truth
+``missing-photo``      warning   ground truth without a photo
+``bad-name``           warning   a frame id outside the Cityscapes name grammar
+``8bit-instanceids``   warning   an 8-bit instanceIds file (valid: plain class ids only)
+``unknown-file``       warning   a file under ``gtFine/`` or ``leftImg8bit/`` that is not a
+                                 frame file (ignored by readers)
+``empty-split``        warning   a split folder with no frames
+``empty-dataset``      warning   no frames at all
+=====================  ========  ==========================================================
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from . import png
+from .dataset import open as open_dataset
+from .errors import (
+    CityscapesIOError,
+    DatasetNotFoundError,
+    InvalidFileError,
+    LabelMapError,
+    UnknownLabelError,
+)
+from .instances import INSTANCE_DIVISOR
+
+__all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
+
+ERROR = "error"
+WARNING = "warning"
+
+#: Ground-truth kinds decoded as single-channel images.
+_GRAY_KINDS = ("instanceIds", "labelIds", "labelTrainIds")
+#: Order in which a frame's files are named when one file stands for the frame.
+_KIND_ORDER = ("instanceIds", "labelIds", "labelTrainIds", "color", "polygons", "image")
+#: Kinds decoded here besides the photo and the frame's main ground truth (Cityscapes files).
+_EXTRA_KINDS = _GRAY_KINDS + ("color",)
+#: How many offending pixel values one problem lists.
+_MAX_LISTED = 20
+
+# instanceIds value -> class id (v // 1000 for v >= 1000, v below), for every uint16 value.
+_ALL16 = np.arange(1 << 16, dtype=np.uint32)
+_CLASS_OF = np.where(_ALL16 >= INSTANCE_DIVISOR, _ALL16 // INSTANCE_DIVISOR, _ALL16).astype(np.uint16)
+del _ALL16
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset.
+
+    Attributes
+    ----------
+    severity : str
+        ``"error"`` (the data is wrong or unreadable) or ``"warning"`` (valid, but worth a look).
+    path : str
+        The file, folder or frame concerned.
+    reason : str
+        What is wrong, in words.
+    code : str
+        A short stable machine code (see the module documentation).
+    """
+
+    severity: str
+    path: str
+    reason: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.path}: {self.reason}"
+
+    def as_dict(self) -> Dict[str, str]:
+        """``{"severity", "path", "reason", "code"}``, e.g. for JSON output."""
+        return asdict(self)
+
+
+def summarize(problems: Iterable[Problem]) -> Dict[str, Any]:
+    """Counts of ``problems`` (consumes an iterator): ``{"total": n, "error": n, "warning": n,
+    "by_code": {code: n}}`` with codes sorted."""
+    by_severity = {ERROR: 0, WARNING: 0}
+    by_code: Dict[str, int] = {}
+    total = 0
+    for p in problems:
+        total += 1
+        by_severity[p.severity] = by_severity.get(p.severity, 0) + 1
+        by_code[p.code] = by_code.get(p.code, 0) + 1
+    return {"total": total, **by_severity, "by_code": dict(sorted(by_code.items()))}
+
+
+def validate(src, *, format: str = "cityscapes", split=None, cities=None,
+             storage_options: Optional[dict] = None) -> Iterator[Problem]:
+    """Check a dataset and yield every :class:`Problem` found, frame by frame.
+
+    Parameters
+    ----------
+    src : str, path or list of them
+        Dataset root(s), as for :func:`cityscapes_io.open` (local, fsspec URL, zip, ...).
+    format : str
+        Dataset format (``"cityscapes"``; ``"voc"`` and ``"camvid"`` get the checks that apply).
+    split, cities : str or list of str, optional
+        Restrict the check to these splits / cities.
+    storage_options : dict, optional
+        Filesystem options.
+
+    Yields
+    ------
+    Problem
+        Errors: unreadable or corrupt files, size mismatches, unknown labels, labelIds that
+        disagree with instanceIds, a dataset that cannot be opened. Warnings: a photo without
+        ground truth or the reverse, ids outside the Cityscapes grammar, 8-bit instanceIds,
+        unknown files, empty splits, an empty dataset.
+
+    Only one frame's pixels are held at a time; each file is decoded once. Nothing is raised for
+    bad data (an unknown ``format`` name still raises ``ValueError``).
+    """
+    pending: List[Problem] = []
+
+    def on_error(exc: Exception) -> None:  # listing failures and the like: report, go on
+        pending.append(_from_exception(exc))
+
+    def on_ignored(path: str) -> None:
+        pending.append(Problem(WARNING, _display(roots, None, str(path)),
+                               "not a frame file (unknown name suffix): ignored by readers", "unknown-file"))
+
+    try:
+        ds = open_dataset(src, format=format, split=split, cities=cities, storage_options=storage_options,
+                          on_error=on_error)
+    except CityscapesIOError as exc:
+        yield _from_exception(exc, default_path=_src_name(src))
+        return
+    except OSError as exc:
+        yield Problem(ERROR, _src_name(src), f"cannot open: {exc}",
+                      "not-found" if isinstance(exc, FileNotFoundError) else "unreadable")
+        return
+    cityscapes = ds.format == "cityscapes"
+    roots = list(getattr(ds._reader, "roots", ()))
+    if hasattr(ds._reader, "on_ignored"):
+        ds._reader.on_ignored = on_ignored
+
+    known_cache: Dict[int, Tuple[Any, np.ndarray]] = {}
+
+    def known_ids(labels) -> np.ndarray:
+        hit = known_cache.get(id(labels))
+        if hit is None or hit[0] is not labels:
+            hit = (labels, labels.known_ids(1 << 16))
+            known_cache[id(labels)] = hit
+        return hit[1]
+
+    try:
+        splits = ds.splits()
+    except (CityscapesIOError, OSError) as exc:
+        yield _from_exception(exc, default_path=_src_name(src))
+        return
+    counts = {s: 0 for s in splits}
+    total = 0
+    aborted = False
+    frames = iter(ds)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except (CityscapesIOError, OSError) as exc:  # a reader that raises while listing
+            yield from pending
+            pending.clear()
+            yield _from_exception(exc, default_path=_src_name(src))
+            aborted = True
+            break
+        yield from pending
+        pending.clear()
+        counts[frame.split] = counts.get(frame.split, 0) + 1
+        total += 1
+        try:
+            problems = _check_frame(frame, cityscapes, known_ids)
+            if roots:
+                problems = _with_display_paths(problems, frame, roots)
+        finally:
+            frame.release()
+        yield from problems
+        yield from pending  # problems handed to on_error while reading the frame
+        pending.clear()
+    yield from pending
+    pending.clear()
+
+    if aborted:  # the counts are incomplete
+        return
+    if cities is None:  # with a city filter, a split may simply not hold those cities
+        for s in splits:
+            if counts.get(s, 0) == 0:
+                yield Problem(WARNING, _split_path(ds, s), f"split {s!r} has no frames", "empty-split")
+    if total == 0:
+        where = " + ".join(ds.roots) or _src_name(src)
+        within = f" in cities {', '.join(map(repr, _as_list(cities)))}" if cities is not None else ""
+        yield Problem(WARNING, where, f"the dataset has no frames{within}", "empty-dataset")
+
+
+# -- one frame ------------------------------------------------------------------------------------
+
+def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
+    out: List[Problem] = []
+    files = frame.files
+    main = _main_path(frame)
+
+    if not files and not frame.has("image") and not frame.has_annotations:
+        return [Problem(ERROR, main, "frame has no files", "not-found")]
+
+    # Presence of the photo and the ground truth.
+    gt_files = [k for k in files if k != "image"]
+    if frame.has("image") and not frame.has_annotations:
+        extra = f" (only {', '.join(sorted(gt_files))})" if gt_files else ""
+        out.append(Problem(WARNING, _path(frame, "image"), f"photo without ground truth{extra}", "missing-gt"))
+    elif not frame.has("image") and gt_files:
+        out.append(Problem(WARNING, main, "ground truth without a photo", "missing-photo"))
+
+    if cityscapes and frame.seq is None:
+        out.append(Problem(
+            WARNING, main,
+            f"frame id {frame.id!r} is outside the Cityscapes name grammar <city>_<seq:06d>_<frame:06d> "
+            "(valid, but tools that parse names may not read it)", "bad-name"))
+
+    # Decode every file once, recording sizes (width, height).
+    sizes: Dict[str, Tuple[int, int]] = {}
+    arrays: Dict[str, np.ndarray] = {}
+
+    if frame.has("image"):
+        img = _attempt(out, frame, "image", frame.image)
+        if img is not None:
+            sizes["image"] = (img.shape[1], img.shape[0])
+            del img  # cached by the frame until release()
+
+    gt_kind = _gt_kind(frame)
+    ids = None
+    if gt_kind is not None:
+        ids = _attempt(out, frame, gt_kind, frame.instance_ids)
+        if ids is not None:
+            sizes[gt_kind] = (ids.shape[1], ids.shape[0])
+            arrays[gt_kind] = ids
+
+    for kind in _EXTRA_KINDS:
+        if kind == gt_kind or kind not in files:
+            continue
+        if kind == "color":
+            arr = _attempt(out, frame, kind, lambda: png.decode_rgb(frame.read_bytes(kind), frame.path(kind)))
+        else:
+            arr = _attempt(out, frame, kind, lambda: png.decode_gray(frame.read_bytes(kind), frame.path(kind)))
+        if arr is not None:
+            sizes[kind] = (arr.shape[1], arr.shape[0])
+            if kind != "color":
+                arrays[kind] = arr
+        del arr
+
+    # Sizes: everything against the photo (or the first ground truth when there is no photo).
+    ref = "image" if "image" in sizes else next((k for k in _KIND_ORDER if k in sizes), next(iter(sizes), None))
+    if ref is not None:
+        rw, rh = sizes[ref]
+        for kind, (w, h) in sizes.items():
+            if kind != ref and (w, h) != (rw, rh):
+                out.append(Problem(ERROR, _path(frame, kind),
+                                   f"{_kind_name(ref)} is {rw}x{rh} but {_kind_name(kind)} is {w}x{h}",
+                                   "size-mismatch"))
+
+    # Label values.
+    if ids is not None:
+        if cityscapes and gt_kind == "instanceIds" and ids.dtype == np.uint8:
+            out.append(Problem(WARNING, _path(frame, gt_kind),
+                               "8-bit instanceIds: valid, but every value is a plain class id (no instances)",
+                               "8bit-instanceids"))
+        as_instances = gt_kind == "instanceIds" or not cityscapes
+        bad = _unknown_values(ids, known_ids(frame.labels), as_instances)
+        if bad:
+            out.append(_unknown_problem(_path(frame, gt_kind), bad, frame.labels, as_instances))
+    lab = arrays.get("labelIds")
+    if lab is not None and gt_kind != "labelIds":
+        bad = _unknown_values(lab, known_ids(frame.labels), False)
+        if bad:
+            out.append(_unknown_problem(_path(frame, "labelIds"), bad, frame.labels, False))
+
+    # labelIds must be the classes of instanceIds.
+    inst = arrays.get("instanceIds")
+    if inst is not None and lab is not None and inst.shape == lab.shape:
+        expected = inst if inst.dtype == np.uint8 else _CLASS_OF[inst]
+        diff = expected != lab
+        n = int(np.count_nonzero(diff))
+        if n:
+            i = int(np.argmax(diff.reshape(-1)))
+            y, x = divmod(i, lab.shape[1])
+            v = int(inst.reshape(-1)[i])
+            out.append(Problem(
+                ERROR, _path(frame, "labelIds"),
+                f"{n} of {lab.size} pixels disagree with instanceIds (first at x={x}, y={y}: labelIds "
+                f"{int(lab.reshape(-1)[i])}, instanceIds {v} -> class {int(expected.reshape(-1)[i])})",
+                "labelids-mismatch"))
+    return out
+
+
+def _attempt(out: List[Problem], frame, kind: str, fn):
+    """Run a decode; on failure append a problem naming the file and return None."""
+    try:
+        return fn()
+    except CityscapesIOError as exc:
+        out.append(_from_exception(exc, default_path=_path(frame, kind), code="corrupt-png"))
+    except OSError as exc:
+        out.append(Problem(ERROR, _path(frame, kind), f"cannot read: {exc}", "unreadable"))
+    except (MemoryError, Exception) as exc:  # a decoder choking on odd input is a bad file, not a crash
+        out.append(Problem(ERROR, _path(frame, kind), f"cannot decode: {type(exc).__name__}: {exc}",
+                           "corrupt-png"))
+    return None
+
+
+def _unknown_values(arr: np.ndarray, known: np.ndarray, as_instances: bool) -> List[Tuple[int, int, int]]:
+    """``(value, label_id, pixels)`` for every pixel value whose label is not known."""
+    if arr.size == 0:
+        return []
+    flat = arr.reshape(-1)
+    if flat.dtype.kind not in "u" or flat.dtype.itemsize > 2:
+        flat = flat.astype(np.int64)
+        if flat.min() < 0 or flat.max() >= 1 << 16:
+            flat = np.clip(flat, 0, (1 << 16) - 1)
+    counts = np.bincount(flat)
+    values = np.flatnonzero(counts)
+    classes = _CLASS_OF[values] if as_instances else values
+    bad = ~known[classes]
+    return [(int(v), int(c), int(counts[v])) for v, c in zip(values[bad], classes[bad])]
+
+
+def _unknown_problem(path: str, bad: List[Tuple[int, int, int]], labels, as_instances: bool) -> Problem:
+    items = []
+    for v, c, n in bad[:_MAX_LISTED]:
+        if as_instances and v != c:
+            items.append(f"{v} (label {c}, {n} px)")
+        else:
+            items.append(f"{v} ({n} px)")
+    more = f" and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
+    ids = sorted({c for _, c, _ in bad})
+    shown = ", ".join(map(str, ids[:_MAX_LISTED])) + (", ..." if len(ids) > _MAX_LISTED else "")
+    return Problem(
+        ERROR, path,
+        f"{len(bad)} pixel value(s) refer to label id(s) {shown} not in the label map "
+        f"({labels.source}, {len(labels)} labels): {', '.join(items)}{more}",
+        "unknown-label")
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+def _from_exception(exc: Exception, default_path: str = "", code: Optional[str] = None) -> Problem:
+    path = getattr(exc, "path", None) or default_path
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, UnknownLabelError):
+        code = "unknown-label"
+    elif isinstance(exc, LabelMapError):
+        code = "label-file"
+    elif isinstance(exc, DatasetNotFoundError):
+        code = "not-found"
+    elif code is None:
+        code = "corrupt-png" if isinstance(exc, InvalidFileError) else "unreadable"
+    return Problem(ERROR, str(path), str(reason), code)
+
+
+def _display(roots, fs, path: str) -> str:
+    """``path`` (as the filesystem names it) under the URL of the root holding it: an S3 key gets
+    its ``s3://``, a member of an archive the archive's name."""
+    for root in roots:
+        if fs is not None and root.fs is not fs:
+            continue
+        base = root.path.rstrip("/")
+        p = path if base.startswith("/") else path.lstrip("/")
+        if not base:
+            rel = p
+        elif p.startswith(base + "/"):
+            rel = p[len(base) + 1:]
+        else:
+            continue
+        return f"{root.url.rstrip('/')}/{rel}"
+    return path
+
+
+def _with_display_paths(problems: List[Problem], frame, roots) -> List[Problem]:
+    files = getattr(frame, "_files", {})
+    names = {path: _display(roots, fs, path) for fs, path in files.values()}
+    return [Problem(p.severity, names.get(p.path, p.path), p.reason, p.code) for p in problems]
+
+
+def _gt_kind(frame) -> Optional[str]:
+    """The file the frame's ``instance_ids()`` decodes (formats choose it)."""
+    fn = getattr(frame, "_gt_kind", None)
+    if fn is not None:
+        return fn()
+    return next((k for k in _GRAY_KINDS if frame.has(k)), None)
+
+
+def _path(frame, kind: Optional[str]) -> str:
+    if kind is not None and kind in frame.files:
+        return frame.path(kind)
+    return f"{frame.split}/{frame.id}"
+
+
+def _main_path(frame) -> str:
+    files = frame.files
+    for kind in _KIND_ORDER:
+        if kind in files:
+            return files[kind]
+    for path in files.values():
+        return path
+    return f"{frame.split}/{frame.id}"
+
+
+def _kind_name(kind: str) -> str:
+    return "photo" if kind == "image" else kind
+
+
+def _src_name(src) -> str:
+    if isinstance(src, (list, tuple)):
+        return " + ".join(map(str, src))
+    return str(src)
+
+
+def _as_list(value) -> List[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _split_path(ds, split: str) -> str:
+    """The split's folder(s), for a Cityscapes tree; the split name elsewhere."""
+    dirs = getattr(ds._reader, "_split_dirs", None)
+    found = []
+    if dirs is not None:
+        try:
+            for root, rel in dirs(split):
+                if root.fs.isdir(root.join(rel)):
+                    found.append(f"{root.url.rstrip('/')}/{rel}")
+        except Exception:  # only naming the folder; never fail over it
+            found = []
+    if found:
+        return " + ".join(found)
+    roots = " + ".join(ds.roots)
+    return f"{roots}:{split}" if roots else split
