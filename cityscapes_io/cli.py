@@ -80,6 +80,14 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="skip frames that cannot be read or written and list them (exit status 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems")
+    g = p.add_argument_group("scale")
+    g.add_argument("-j", "--workers", type=int, default=1, help="convert in N processes (same output)")
+    g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N); "
+                                                 "no index files: run --finalize after all shards")
+    g.add_argument("--resume", action="store_true", help="skip frames whose outputs are all present")
+    g.add_argument("--finalize", action="store_true", help="write the index files from what shards wrote")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="convert on a Dask cluster (tcp://host:8786)")
+    g.add_argument("--partition", default="city", help="Dask partitions: 'city' or a number of frames")
     _add_writer_options(p)
 
 
@@ -222,8 +230,18 @@ def _export(args, ds, dst) -> int:
     if args.format != "cityscapes" and opts.pop("save_dataset_meta", None):
         raise UsageError("--save-dataset-meta applies to -f cityscapes only")
     bar = _progress(args, ds, f"{args.format}")
-    report = write_dataset(ds, dst, args.format, storage_options=args.dst_storage_options, on_error=args.on_error,
-                           progress=bar, **opts)
+    if args.scheduler:
+        from .dask import convert_on_dask
+
+        if args.shard or args.resume or args.finalize or args.workers > 1:
+            raise UsageError("--scheduler distributes the work itself: no --shard/--resume/--finalize/--workers")
+        partition = int(args.partition) if args.partition.isdigit() else args.partition
+        report = convert_on_dask(ds, dst, args.format, scheduler=args.scheduler, partition=partition,
+                                 storage_options=args.dst_storage_options, on_error=args.on_error, **opts)
+    else:
+        report = write_dataset(ds, dst, args.format, storage_options=args.dst_storage_options,
+                               on_error=args.on_error, progress=bar, workers=args.workers, shard=args.shard,
+                               resume=args.resume, finalize=args.finalize, **opts)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)

@@ -59,6 +59,13 @@ class Destination:
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self.path(rel))
 
+    def listing(self) -> set:
+        """Full paths of every file under the root (one listing; for resume)."""
+        try:
+            return set(self.fs.find(self.root))
+        except FileNotFoundError:
+            return set()
+
     def put(self, rel: str, data: bytes) -> None:
         """Write ``data`` to ``rel`` (atomically on local disk)."""
         path = self.path(rel)
@@ -116,6 +123,9 @@ class ZipDestination(Destination):
 
     def exists(self, rel: str) -> bool:
         return self.path(rel) in self._names
+
+    def listing(self) -> set:
+        return set(self._names)
 
     def put(self, rel: str, data: bytes) -> None:
         name = self.path(rel)

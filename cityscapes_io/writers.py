@@ -362,6 +362,12 @@ class Writer:
         finally:
             self.dest.close()
 
+    def abort(self) -> None:
+        """Close without writing the index files (after an error, or in a shard)."""
+        if not self._closed:
+            self._closed = True
+            self.dest.close()
+
     def __enter__(self):
         return self
 
@@ -369,8 +375,7 @@ class Writer:
         if exc_type is None:
             self.close()
         else:
-            self._closed = True
-            self.dest.close()
+            self.abort()
         return False
 
 
