@@ -80,6 +80,8 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="skip frames that cannot be read or written and list them (exit status 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems")
+    p.add_argument("--allow-skipped", action="store_true",
+                   help="exit 0 even when frames were skipped (they are still listed)")
     g = p.add_argument_group("scale")
     g.add_argument("-j", "--workers", type=int, default=1, help="convert in N processes (same output)")
     g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N); "
@@ -245,7 +247,11 @@ def _export(args, ds, dst) -> int:
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
-    return 0 if report.ok else EXIT_ERROR
+    if report.read == 0 and not args.finalize:
+        print(f"error: {' '.join(map(str, args.src)) or args.project or 'input'}: no frames to convert "
+              "(empty dataset, or filters that match nothing)", file=sys.stderr)
+        return EXIT_ERROR
+    return 0 if report.ok or args.allow_skipped else EXIT_ERROR
 
 
 def cmd_convert(args) -> int:

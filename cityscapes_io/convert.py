@@ -37,6 +37,9 @@ __all__ = ["Report", "convert", "write_dataset", "parse_shard"]
 class Report:
     """What a conversion did.
 
+    Every frame read is either written or in ``skipped``; frames written without a part
+    (no photo with ``save_media``, no ground truth) are also listed in ``warnings``.
+
     Attributes
     ----------
     read : int
@@ -57,6 +60,7 @@ class Report:
     written: int = 0
     resumed: int = 0
     skipped: List[Tuple[str, str, str]] = field(default_factory=list)
+    warnings: List[Tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
     shard: Optional[Tuple[int, int]] = None
 
@@ -71,6 +75,11 @@ class Report:
         lines = [f"{self.read} frames read, {self.written} written{extra}, {len(self.skipped)} skipped{where} "
                  f"-> {self.destination} ({self.format}, {self.seconds:.1f} s, {rate:.1f} frames/s)"]
         lines += [f"  skipped {split}/{fid}: {reason}" for split, fid, reason in self.skipped]
+        if self.warnings:
+            lines.append(f"  {len(self.warnings)} frames written incomplete:")
+            lines += [f"  warning {split}/{fid}: {reason}" for split, fid, reason in self.warnings[:20]]
+            if len(self.warnings) > 20:
+                lines.append(f"  ... and {len(self.warnings) - 20} more")
         return "\n".join(lines)
 
 
@@ -120,6 +129,13 @@ def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_err
     report = Report(str(url), format, shard=shard if shard and shard[1] > 1 else None)
     start = time.perf_counter()
     w = open_writer(url, format, storage_options=storage_options, labels=ds.labels, **options)
+    from .output import ZipDestination
+
+    if isinstance(w.dest, ZipDestination) and (report.shard or resume or finalize):
+        w.abort()
+        raise ValueError("a .zip destination is written in one go: no shard, resume or finalize")
+    if resume or finalize:
+        w.dest.remove_temporaries()  # left by an interrupted run
     pool = None
     try:
         present: Optional[Set[str]] = w.dest.listing() if (resume or finalize) else None
@@ -129,6 +145,7 @@ def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_err
             if isinstance(result, Entry):
                 w.add_entry(result)
                 report.written += 1
+                report.warnings.extend((result.split, result.id, note) for note in result.warnings)
             else:
                 if on_error == "raise":
                     raise result

@@ -113,6 +113,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
             if isinstance(result, Entry):
                 w.add_entry(result)
                 report.written += 1
+                report.warnings.extend((result.split, result.id, note) for note in result.warnings)
             else:
                 if on_error == "raise":
                     raise result

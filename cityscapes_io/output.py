@@ -92,6 +92,51 @@ class Destination:
         except OSError as exc:
             raise CityscapesIOError(path, f"cannot write: {exc.strerror or exc}") from exc
 
+    def put_many(self, files) -> None:
+        """Write several files so that either all appear or none does (on local disk: all are
+        written under temporary names first, then renamed; elsewhere one after another)."""
+        if not self.local:
+            for rel, data in files:
+                self.put(rel, data)
+            return
+        staged = []
+        try:
+            for rel, data in files:
+                path = self.path(rel)
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{uuid.uuid4().hex}")
+                staged.append((tmp, path))
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            for tmp, path in staged:
+                os.replace(tmp, path)
+        except OSError as exc:
+            for tmp, _ in staged:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            where = getattr(exc, "filename", None) or self.url
+            raise CityscapesIOError(str(where), f"cannot write the index files: {exc.strerror or exc}") from exc
+
+    def abort(self) -> None:
+        """Give up: close without finishing (nothing to undo for a folder)."""
+
+    def remove_temporaries(self) -> int:
+        """Delete temporary files left by an interrupted run (local disk); returns how many."""
+        if not self.local:
+            return 0
+        removed = 0
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(TMP_PREFIX):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
+
     def close(self) -> None:
         pass
 
@@ -136,6 +181,32 @@ class ZipDestination(Destination):
             info.compress_type = zipfile.ZIP_STORED
             self._zip.writestr(info, data)
             self._names.add(name)
+
+    def put_many(self, files) -> None:
+        for rel, data in files:
+            self.put(rel, data)
+
+    def remove_temporaries(self) -> int:
+        return 0
+
+    def abort(self) -> None:
+        """Give up: the archive never appears under its final name."""
+        if self._zip is None:
+            return
+        self._zip = None
+        discard = getattr(self._file, "discard", None)
+        if callable(discard):  # remote: abandon the upload
+            try:
+                discard()
+            except Exception:  # pragma: no cover - best effort
+                pass
+        else:
+            self._file.close()
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self._zip is None:

@@ -181,6 +181,7 @@ class Entry:
     id: str
     info: tuple = ()
     dropped: Tuple[str, ...] = ()
+    warnings: Tuple[str, ...] = ()
 
 
 def check_names(frame: Frame) -> None:
@@ -277,12 +278,18 @@ class Writer:
         return lut[arr], sorted(out_values)
 
     # -- photos -----------------------------------------------------------------------------
-    def photo(self, frame: Frame) -> Optional[Tuple[bytes, str]]:
+    def photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
-        kept, re-encoded otherwise."""
+        kept, re-encoded otherwise. ``shape`` is the ground truth's (height, width), which the
+        photo must match."""
         ext = self.photo_ext(frame)
         if ext is None:
             return None
+        if shape is not None and "image" in frame._files:
+            w, h = png.image_size(frame.image_bytes(), frame.path("image"))
+            if (h, w) != tuple(shape):
+                raise InvalidFileError(frame.path("image"), f"photo is {w}x{h} but the ground truth is "
+                                                            f"{shape[1]}x{shape[0]}")
         if ext == (frame.image_ext or ".png"):
             return frame.image_bytes(), ext
         img = Image.fromarray(frame.image())
@@ -307,7 +314,13 @@ class Writer:
         files = self.encode(frame)
         for rel, data in files:
             self.dest.put(rel, data)
-        return Entry(frame.split or "default", frame.id, self.index_info(frame), tuple(sorted(self._frame_dropped)))
+        notes = []
+        if not frame.has_annotations:
+            notes.append("no ground truth: written without masks")
+        if self.save_media and not frame.has_image:
+            notes.append("no photo: written without one")
+        return Entry(frame.split or "default", frame.id, self.index_info(frame), tuple(sorted(self._frame_dropped)),
+                     tuple(notes))
 
     def entry(self, frame: Frame) -> Entry:
         """The index entry of a frame whose files are already written (no decoding)."""
@@ -344,8 +357,9 @@ class Writer:
     def encode(self, frame: Frame) -> List[Tuple[str, bytes]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def finish(self) -> None:
-        """Write the index files (called by close())."""
+    def index_files(self) -> List[Tuple[str, bytes]]:
+        """The index files (subset lists, label files), written together by close()."""
+        return []
 
     def close(self) -> None:
         if self._closed:
@@ -358,7 +372,8 @@ class Writer:
             if dropped:
                 warnings.warn(f"labels not in the output label map ({self.labels.source}) were written as "
                               f"background: {', '.join(dropped)}", stacklevel=2)
-            self.finish()
+            # All index files are encoded first, then written together: they appear as a set.
+            self.dest.put_many(self.index_files())
         finally:
             self.dest.close()
 
@@ -366,6 +381,7 @@ class Writer:
         """Close without writing the index files (after an error, or in a shard)."""
         if not self._closed:
             self._closed = True
+            self.dest.abort()
             self.dest.close()
 
     def __enter__(self):

@@ -150,7 +150,7 @@ class CamvidWriter(Writer):
         files = []
         split = frame.split or "default"
         seg = self.output_instance_ids(frame) if frame.has_annotations else None
-        photo = self.photo(frame) if self.save_media else None
+        photo = self.photo(frame, None if seg is None else seg[0].shape) if self.save_media else None
         if photo is not None:
             files.append((f"{split}/{frame.id}{photo[1]}", photo[0]))
         if seg is not None:
@@ -189,10 +189,12 @@ class CamvidWriter(Writer):
                                         source=self.labels.source)
         return self._color_table
 
-    def finish(self) -> None:
+    def index_files(self):
         self._palette()
+        files = []
         for subset, ids in self.subsets.items():
             lines = [f"/{subset}/{i}{self._info.get((subset, i), ('.png',))[0]} /{subset}{ANNOT}/{i}.png\n"
                      for i in ids]
-            self.dest.put(f"{subset}.txt", "".join(lines).encode("utf-8"))
-        self.dest.put(COLORS_FILE, self._out_labels.to_label_colors().encode("utf-8"))
+            files.append((f"{subset}.txt", "".join(lines).encode("utf-8")))
+        files.append((COLORS_FILE, self._out_labels.to_label_colors().encode("utf-8")))
+        return files

@@ -256,7 +256,7 @@ class CityscapesWriter(Writer):
                 (gt_path(frame.split, frame.id, "color"), color_png),
             ]
         if self.save_media:
-            photo = self.photo(frame)
+            photo = self.photo(frame, None if seg is None else seg[0].shape)
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
@@ -275,13 +275,12 @@ class CityscapesWriter(Writer):
             self._color_table = self.labels.color_table(256)
         return self._color_table
 
-    def finish(self) -> None:
+    def index_files(self):
         # label_colors.txt holds ids 0..N-1 only: a map with gaps (the train ids' 255) goes to
         # dataset_meta.json, which keeps its ids.
         if self.save_dataset_meta or not self.labels.is_dense:
-            self.dest.put(META_FILE, self.labels.to_dataset_meta().encode("utf-8"))
-        else:
-            self.dest.put(COLORS_FILE, self.labels.to_label_colors().encode("utf-8"))
+            return [(META_FILE, self.labels.to_dataset_meta().encode("utf-8"))]
+        return [(COLORS_FILE, self.labels.to_label_colors().encode("utf-8"))]
 
 
 #: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).

@@ -267,7 +267,7 @@ class VocWriter(Writer):
             files.append((f"SegmentationObject/{frame.id}.png",
                           png.encode_png(obj, palette=self._object_palette, compress_level=3)))
         if self.save_media:
-            photo = self.photo(frame)
+            photo = self.photo(frame, None if seg is None else seg[0].shape)
             if photo is not None:
                 files.append((f"JPEGImages/{frame.id}{photo[1]}", photo[0]))
         return files
@@ -304,8 +304,9 @@ class VocWriter(Writer):
             raise LabelMapError(self.labels.source, f"{len(labels)} labels: VOC class indices stop at 254")
         return labels
 
-    def finish(self) -> None:
+    def index_files(self):
         _, colors = self._palettes()
-        for subset, ids in self.subsets.items():
-            self.dest.put(f"{SETS_DIR}/{subset}.txt", "".join(_quote(i) + "\n" for i in ids).encode("utf-8"))
-        self.dest.put(LABELMAP_FILE, format_labelmap(self._dense_labels(), colors).encode("utf-8"))
+        files = [(f"{SETS_DIR}/{subset}.txt", "".join(_quote(i) + "\n" for i in ids).encode("utf-8"))
+                 for subset, ids in self.subsets.items()]
+        files.append((LABELMAP_FILE, format_labelmap(self._dense_labels(), colors).encode("utf-8")))
+        return files
