@@ -68,6 +68,20 @@ class Report:
     def ok(self) -> bool:
         return not self.skipped
 
+    def record(self, writer: Writer, split: str, frame_id: str, result, on_error: OnError) -> None:
+        """Account for one frame: an :class:`Entry` goes to the writer's index, an error is
+        raised or listed as skipped, as ``on_error`` says."""
+        if isinstance(result, Entry):
+            writer.add_entry(result)
+            self.written += 1
+            self.warnings.extend((result.split, result.id, note) for note in result.warnings)
+            return
+        if on_error == "raise":
+            raise result
+        self.skipped.append((split, frame_id, str(result)))
+        if callable(on_error):
+            on_error(result)
+
     def summary(self) -> str:
         rate = (self.written - self.resumed) / self.seconds if self.seconds > 0 else 0.0
         extra = f", {self.resumed} already complete" if self.resumed else ""
@@ -142,16 +156,7 @@ def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_err
         pool = _Pool(w, format, url, storage_options, options, workers) if workers > 1 and not finalize else None
 
         def done(frame_split: str, frame_id: str, result) -> None:
-            if isinstance(result, Entry):
-                w.add_entry(result)
-                report.written += 1
-                report.warnings.extend((result.split, result.id, note) for note in result.warnings)
-            else:
-                if on_error == "raise":
-                    raise result
-                report.skipped.append((frame_split, frame_id, str(result)))
-                if callable(on_error):
-                    on_error(result)
+            report.record(w, frame_split, frame_id, result, on_error)
             if progress is not None:
                 progress(report.written + len(report.skipped))
 

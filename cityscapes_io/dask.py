@@ -8,7 +8,7 @@ workers' results, in input order, so the output equals a single-process run.
 from __future__ import annotations
 
 import time
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Union
 
 from .convert import Report, _refuse_overwriting_source
 from .dataset import Dataset, open as open_dataset
@@ -21,8 +21,12 @@ __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
 
 def _require_dask():
+    import importlib.util
+
+    if importlib.util.find_spec("dask") is None or importlib.util.find_spec("dask.bag") is None:
+        raise ImportError("cityscapes_io.dask needs dask: pip install 'cityscapes-io[dask]'")
     try:
-        import dask.bag  # noqa: F401
+        importlib.import_module("dask.bag")
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("cityscapes_io.dask needs dask: pip install 'cityscapes-io[dask]'") from exc
 
@@ -110,16 +114,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         results = bag.compute(scheduler=client) if client is not None else bag.compute()
         for split, frame_id, result in results:
             report.read += 1
-            if isinstance(result, Entry):
-                w.add_entry(result)
-                report.written += 1
-                report.warnings.extend((result.split, result.id, note) for note in result.warnings)
-            else:
-                if on_error == "raise":
-                    raise result
-                report.skipped.append((split, frame_id, str(result)))
-                if callable(on_error):
-                    on_error(result)
+            report.record(w, split, frame_id, result, on_error)
     except BaseException:
         w.abort()
         raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
+from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 from .formats import reader_class
 from .frame import Frame, OnError
@@ -110,7 +110,18 @@ class Dataset:
 
     def frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
         """One frame by id; lists only the folder it would be in."""
-        return self._reader.find_frame(frame_id, split)
+        find = getattr(self._reader, "find_frame", None)
+        if find is not None:
+            return find(frame_id, split)
+        city = frame_id.split("/", 1)[0] if "/" in frame_id else None
+        for s in ([split] if split is not None else self.splits()):
+            by_city = city is not None and hasattr(self._reader, "iter_city")
+            for f in (self._reader.iter_city(s, city) if by_city else self._reader.iter_frames(s)):
+                if f.id == frame_id:
+                    return f
+        from .errors import DatasetNotFoundError
+
+        raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join([split] if split else self.splits())}")
 
     # -- iteration ----------------------------------------------------------------------------
     def frames(self, split: Optional[str] = None, city: Optional[str] = None) -> Iterator[Frame]:
@@ -161,13 +172,6 @@ class _MemoryReader:
     def iter_city(self, split: str, city: str) -> Iterator[Frame]:
         return (f for f in self.iter_frames(split) if f.city == city)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        from .errors import DatasetNotFoundError
-
-        for f in self._frames:
-            if f.id == frame_id and (split is None or f.split == split):
-                return f
-        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
@@ -184,7 +188,6 @@ def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
             wanted.add(kind)
 
     window: Deque[Frame] = collections.deque()
-    submitted: Set[int] = set()
     pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="cityscapes-io-prefetch")
 
     def submit(frame: Frame) -> None:

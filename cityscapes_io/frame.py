@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import png
-from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnknownLabelError
+from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
 from .instances import INSTANCE_DIVISOR, Instance, segment_stats
 from .labels import LabelMap
 from .names import parse_frame_id

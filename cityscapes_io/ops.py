@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 import numpy as np
 
@@ -129,13 +129,6 @@ class _View:
             return iter(())
         return self._frames(split, city)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        for s in ([split] if split else self.splits()):
-            city = frame_id.split("/", 1)[0] if "/" in frame_id else None
-            for f in (self.iter_city(s, city) if city else self.iter_frames(s)):
-                if f.id == frame_id:
-                    return f
-        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 def _dataset(reader):
@@ -336,12 +329,6 @@ class _MergedReader:
     def iter_city(self, split: str, city: str) -> Iterator[Frame]:
         return self._chain(split, city)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        for s in ([split] if split else self.splits()):
-            for f in self.iter_frames(s):
-                if f.id == frame_id:
-                    return f
-        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 def merge(*datasets, on_duplicate: str = "error"):

@@ -100,7 +100,6 @@ class LabelMapping:
         unknown labels become background."""
         lut = np.full(65536, self.background, dtype=np.uint16)
         used: Dict[int, set] = {}
-        taken: Dict[int, int] = {}
         for v in sorted(int(x) for x in values):
             if v >= INSTANCE_DIVISOR:
                 lab, num = divmod(v, INSTANCE_DIVISOR)

@@ -38,7 +38,6 @@ def test_remap_labels_rename_merge_drop(tree, tmp_path):
     assert "vehicle" in ds.labels.names and "car" not in ds.labels.names and "road" not in ds.labels.names
     assert ds.labels.names[0] == "unlabeled" and ds.labels.is_dense
     frame = ds.frame("aachen/aachen_000010_000019")
-    veh = ds.labels["vehicle"].id
     got = {(i.label.name, i.id, i.is_crowd): i.area for i in frame.instances()}
     # cars 0, 3, 5 and person 1 all become vehicles; the crowd of cars a vehicle crowd;
     # road pixels go to the background

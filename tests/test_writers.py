@@ -1,5 +1,4 @@
 """Writers: a contract every writer passes, and round trips through the readers."""
-import io
 import os
 import warnings
 import zipfile

@@ -16,7 +16,6 @@ import numpy as np
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, OnError
-from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap
 from ..names import sort_key
 from ..storage import Root, listdir, resolve_roots
@@ -129,12 +128,6 @@ class CamvidReader:
                 files["image"] = (self.root.fs, self.root.join(image))
             yield CamvidFrame(stem, split, self.labels, files, on_error=self.on_error)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        for s in ([split] if split else self._splits):
-            for f in self.iter_frames(s):
-                if f.id == frame_id:
-                    return f
-        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 class CamvidWriter(Writer):

@@ -6,8 +6,7 @@ reaches that city.
 """
 from __future__ import annotations
 
-import posixpath
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 

@@ -15,7 +15,7 @@ instances (road, sky) become whole-class regions.
 from __future__ import annotations
 
 import posixpath
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -218,12 +218,6 @@ class VocReader:
             files = {k: (self.root.fs, p) for k, p in kinds.items()}
             yield VocFrame(frame_id, split, self.labels, files, on_error=self.on_error)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        for s in ([split] if split else self.splits()):
-            for f in self.iter_frames(s):
-                if f.id == frame_id:
-                    return f
-        raise DatasetNotFoundError(frame_id, "no such frame")
 
 
 def _quote(frame_id: str) -> str:
