@@ -21,10 +21,8 @@ __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
 
 def _require_dask():
-    import importlib.util
+    import importlib
 
-    if importlib.util.find_spec("dask") is None or importlib.util.find_spec("dask.bag") is None:
-        raise ImportError("cityscapes_io.dask needs dask: pip install 'cityscapes-io[dask]'")
     try:
         importlib.import_module("dask.bag")
     except ImportError as exc:  # pragma: no cover - depends on the environment
