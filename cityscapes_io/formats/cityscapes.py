@@ -15,7 +15,7 @@ from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, 
 from ..frame import Frame, OnError, apply_policy
 from ..labels import LabelMap
 from ..names import GT_DIR, IMAGE_DIR, gt_path, image_path, sort_key, split_suffix
-from ..storage import Root, listdir, resolve_roots
+from ..storage import Root, is_remote, listdir, resolve_roots
 from ..writers import Writer, class_of, value_lut
 
 __all__ = ["CityscapesReader", "CityscapesWriter"]
@@ -144,6 +144,10 @@ class CityscapesReader:
                 apply_policy(self.on_error, DatasetNotFoundError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
                 continue
             files.extend((root, rel, p) for p in found)
+            if is_remote(root.fs):
+                # Object stores cache listings: drop this city's, so memory stays bounded
+                # however many cities a split has.
+                root.fs.invalidate_cache(path)
         yield from self._group(split, files)
 
     def _group(self, split: str, files) -> Iterator[Frame]:
