@@ -206,13 +206,17 @@ def cmd_stats(args) -> int:
 def cmd_validate(args) -> int:
     from .validate import summarize, validate
 
+    from .progress import Progress
+
     src = args.src[0] if len(args.src) == 1 else args.src
     problems = []
+    bar = Progress(None, label="validate", enabled=not args.quiet and sys.stderr.isatty())
     for problem in validate(src, format=args.input_format, split=args.split, cities=args.cities,
-                            storage_options=args.storage_options):
+                            storage_options=args.storage_options, progress=bar):
         problems.append(problem)
         if not args.json:
             print(problem)
+    bar.close()
     summary = summarize(problems)
     if args.json:
         print(json.dumps({**summary, "problems": [p.as_dict() for p in problems]}, indent=2, ensure_ascii=False))
@@ -377,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", action="append", help="only this split (repeatable)")
     p.add_argument("--city", action="append", dest="cities", help="only this city (repeatable)")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_validate)
 

@@ -35,7 +35,7 @@ Problem codes (stable; severity in brackets):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -113,7 +113,8 @@ def summarize(problems: Iterable[Problem]) -> Dict[str, Any]:
 
 
 def validate(src, *, format: str = "cityscapes", split=None, cities=None,
-             storage_options: Optional[dict] = None) -> Iterator[Problem]:
+             storage_options: Optional[dict] = None,
+             progress: Optional[Callable[[int], None]] = None) -> Iterator[Problem]:
     """Check a dataset and yield every :class:`Problem` found, frame by frame.
 
     Parameters
@@ -126,6 +127,8 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         Restrict the check to these splits / cities.
     storage_options : dict, optional
         Filesystem options.
+    progress : callable, optional
+        Called with the number of frames checked so far, after each frame.
 
     Yields
     ------
@@ -201,6 +204,8 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
                 problems = _with_display_paths(problems, frame, roots)
         finally:
             frame.release()
+        if progress is not None:
+            progress(total)
         yield from problems
         yield from pending  # problems handed to on_error while reading the frame
         pending.clear()
