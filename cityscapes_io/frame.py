@@ -173,8 +173,9 @@ class Frame:
                 raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
             except OSError as exc:
                 raise InvalidFileError(path, f"cannot read: {exc}") from exc
-        if kind == "image":  # kept for image_bytes(); the ground truth is dropped after decoding
-            self._cache[key] = data
+        # Kept while the frame is held: writers copy encoded files (the photo, and the ground
+        # truth when labels are unchanged) without reading them twice.
+        self._cache[key] = data
         return data
 
     # -- pixels -------------------------------------------------------------------------------
