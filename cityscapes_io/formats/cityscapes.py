@@ -144,11 +144,15 @@ class CityscapesReader:
                 apply_policy(self.on_error, DatasetNotFoundError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
                 continue
             files.extend((root, rel, p) for p in found)
-            if is_remote(root.fs):
-                # Object stores cache listings: drop this city's, so memory stays bounded
-                # however many cities a split has.
-                root.fs.invalidate_cache(path)
-        yield from self._group(split, files)
+        try:
+            yield from self._group(split, files)
+        finally:
+            # Object stores cache listings (and the sizes that spare a HEAD per read): keep the
+            # city's while its frames are read, then drop it, so memory stays bounded however
+            # many cities a split has.
+            for root, rel in self._split_dirs(split):
+                if is_remote(root.fs):
+                    root.fs.invalidate_cache(root.join(rel, city))
 
     def _group(self, split: str, files) -> Iterator[Frame]:
         frames: Dict[str, Dict[str, Tuple[object, str]]] = {}
