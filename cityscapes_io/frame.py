@@ -171,7 +171,7 @@ class Frame:
                 data = fs.cat_file(path)
             except FileNotFoundError as exc:
                 raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
-            except OSError as exc:
+            except Exception as exc:  # OSError, and the storage's own (network) errors
                 raise InvalidFileError(path, f"cannot read: {exc}") from exc
         # Kept while the frame is held: writers copy encoded files (the photo, and the ground
         # truth when labels are unchanged) without reading them twice.
@@ -304,7 +304,12 @@ class Frame:
                 fs, path = self._files[kind]
                 data = self._cache.get("bytes:" + kind)
                 if data is None and path.lower().endswith(".png"):
-                    data = fs.cat_file(path, start=0, end=64)
+                    try:
+                        data = fs.cat_file(path, start=0, end=64)
+                    except FileNotFoundError as exc:
+                        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
+                    except Exception as exc:
+                        raise InvalidFileError(path, f"cannot read: {exc}") from exc
                 elif data is None:
                     data = self.read_bytes(kind)
                 w, h = png.image_size(data, path)

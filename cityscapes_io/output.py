@@ -91,6 +91,8 @@ class Destination:
                 self.fs.pipe_file(path, data)
         except OSError as exc:
             raise CityscapesIOError(path, f"cannot write: {exc.strerror or exc}") from exc
+        except Exception as exc:  # the storage's own (network) errors after its retries
+            raise CityscapesIOError(path, f"cannot write: {exc}") from exc
 
     def put_many(self, files) -> None:
         """Write several files so that either all appear or none does (on local disk: all are

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import fsspec
 from fsspec.core import url_to_fs
 
-from .errors import DatasetNotFoundError
+from .errors import CityscapesIOError, DatasetNotFoundError
 
 __all__ = ["Root", "resolve_root", "resolve_roots", "is_remote"]
 
@@ -87,11 +87,18 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
         raise DatasetNotFoundError(url, f"not found ({exc})") from exc
     except (ValueError, ImportError) as exc:
         raise DatasetNotFoundError(url, f"cannot open: {exc}") from exc
+    except Exception as exc:  # the storage's own errors (network, credentials, bad archive)
+        raise CityscapesIOError(url, f"cannot open: {exc}") from exc
     path = path.rstrip("/") if path not in ("/", "") else path
     if _protocol(fs) in ("zip", "tar"):
         path = path.strip("/")
-    if path and not fs.isdir(path):
-        raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
+    try:
+        if path and not fs.isdir(path):
+            raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
+    except CityscapesIOError:
+        raise
+    except Exception as exc:
+        raise CityscapesIOError(url, f"cannot read: {exc}") from exc
     return Root(fs, path, url)
 
 
@@ -110,6 +117,8 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
         entries = root.fs.ls(path, detail=True)
     except FileNotFoundError:
         return {}
+    except Exception as exc:  # network or server errors: name the folder
+        raise CityscapesIOError(f"{root.url.rstrip('/')}/{rel}".rstrip("/"), f"cannot list: {exc}") from exc
     out = {}
     for e in entries:
         name = posixpath.basename(e["name"].rstrip("/"))

@@ -65,6 +65,8 @@ class CityscapesReader:
                     data = root.fs.cat_file(path)
                 except (FileNotFoundError, IsADirectoryError):
                     continue
+                except Exception as exc:
+                    raise CityscapesIOError(_display(root, fname), f"cannot read: {exc}") from exc
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -110,8 +112,8 @@ class CityscapesReader:
         for root, rel in self._split_dirs(split):
             try:
                 entries = listdir(root, rel)
-            except OSError as exc:
-                apply_policy(self.on_error, DatasetNotFoundError(_display(root, rel), f"cannot list: {exc}"))
+            except CityscapesIOError as exc:
+                apply_policy(self.on_error, exc)
                 continue
             for name, typ in entries.items():
                 if typ == "directory":
@@ -140,8 +142,8 @@ class CityscapesReader:
                 found = root.fs.find(path)
             except FileNotFoundError:
                 continue
-            except OSError as exc:
-                apply_policy(self.on_error, DatasetNotFoundError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
+            except Exception as exc:  # network or server errors: name the folder
+                apply_policy(self.on_error, CityscapesIOError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
                 continue
             files.extend((root, rel, p) for p in found)
         try:
