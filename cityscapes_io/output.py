@@ -66,12 +66,27 @@ class Destination:
         except FileNotFoundError:
             return set()
 
+    def put_frame(self, files) -> None:
+        """Write one frame's files: one by one on local disk; concurrently (one batched call)
+        on object stores, where each PUT is atomic and there are no folders to create."""
+        if self.local or len(files) < 2 or not getattr(self.fs, "async_impl", False):
+            for rel, data in files:
+                self.put(rel, data)
+            return
+        batch = {self.path(rel): data for rel, data in files}
+        try:
+            self.fs.pipe(batch)
+        except Exception:
+            # Once more one by one: transient errors may pass, and a lasting one names its file.
+            for rel, data in files:
+                self.put(rel, data)
+
     def put(self, rel: str, data: bytes) -> None:
         """Write ``data`` to ``rel`` (atomically on local disk)."""
         path = self.path(rel)
         parent = posixpath.dirname(path)
         try:
-            if parent and parent not in self._made:
+            if parent and parent not in self._made and not getattr(self.fs, "async_impl", False):
                 self.fs.makedirs(parent, exist_ok=True)
                 with self._lock:
                     self._made.add(parent)

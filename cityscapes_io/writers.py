@@ -310,9 +310,7 @@ class Writer:
             raise ValueError("write() on a closed writer")
         check_names(frame)
         self._frame_dropped: Set[str] = set()
-        files = self.encode(frame)
-        for rel, data in files:
-            self.dest.put(rel, data)
+        self.dest.put_frame(self.encode(frame))
         notes = []
         if not frame.has_annotations:
             notes.append("no ground truth: written without masks")
