@@ -113,6 +113,35 @@ def parse_shard(shard: Union[str, Tuple[int, int], None]) -> Optional[Tuple[int,
     return i, n
 
 
+# -- decoding ahead -------------------------------------------------------------------------------
+def _decode_ahead(frames, w: Writer):
+    """Yield ``frames`` while a background thread decodes the next one's ground truth (and reads
+    its photo when it will be written), so decoding overlaps the current frame's encoding and
+    writing: zlib and Pillow release the GIL. One frame ahead at most; errors are left for the
+    consumer, who meets them again when it asks for the same data."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def touch(frame: Frame) -> None:
+        try:
+            if frame.has_annotations:
+                frame.instances()
+            if w.save_media and frame.has_image:
+                frame.image_bytes()
+        except Exception:  # reported by the consumer's own call
+            pass
+
+    with ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode") as pool:
+        ahead = None
+        for frame in frames:
+            fut = pool.submit(touch, frame)
+            if ahead is not None:
+                yield ahead
+            fut.result()
+            ahead = frame
+        if ahead is not None:
+            yield ahead
+
+
 # -- worker processes -----------------------------------------------------------------------------
 _WORKER: Optional[Writer] = None
 
@@ -160,9 +189,10 @@ def write_dataset(ds: Dataset, url, format: str, *, storage_options=None, on_err
             if progress is not None:
                 progress(report.written + len(report.skipped))
 
-        for k, frame in enumerate(ds):
-            if shard is not None and k % shard[1] != shard[0]:
-                continue
+        frames = (f for k, f in enumerate(ds) if shard is None or k % shard[1] == shard[0])
+        if pool is None and not finalize and not resume:
+            frames = _decode_ahead(frames, w)
+        for frame in frames:
             report.read += 1
             if present is not None:
                 planned = w.planned_files(frame)
