@@ -84,6 +84,8 @@ def _add_output(p: argparse.ArgumentParser) -> None:
                    help="exit 0 even when frames were skipped (they are still listed)")
     g = p.add_argument_group("scale")
     g.add_argument("-j", "--workers", type=int, default=1, help="convert in N processes (same output)")
+    g.add_argument("--no-decode-ahead", dest="decode_ahead", action="store_false",
+                   help="with one process, do not decode the next frame in a second thread (stay on one core)")
     g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N); "
                                                  "no index files: run --finalize after all shards")
     g.add_argument("--resume", action="store_true", help="skip frames whose outputs are all present")
@@ -247,7 +249,7 @@ def _export(args, ds, dst) -> int:
     else:
         report = write_dataset(ds, dst, args.format, storage_options=args.dst_storage_options,
                                on_error=args.on_error, progress=bar, workers=args.workers, shard=args.shard,
-                               resume=args.resume, finalize=args.finalize, **opts)
+                               resume=args.resume, finalize=args.finalize, decode_ahead=args.decode_ahead, **opts)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
