@@ -203,3 +203,15 @@ def test_validate_command(tmp_path, capsys):
     assert {"corrupt-png", "unknown-file", "missing-photo"} <= codes and report["error"] >= 1
     bad = next(p for p in report["problems"] if p["code"] == "corrupt-png")
     assert bad["path"].endswith("a_000000_000002_gtFine_instanceIds.png")
+
+
+def test_show_command(synth, tmp_path, capsys):
+    from PIL import Image
+
+    frame = next(iter(cio.open(synth)))
+    out = str(tmp_path / "frame.png")
+    assert main(["show", synth, frame.id, "-o", out]) == 0
+    img = Image.open(out)
+    assert img.mode == "RGB" and img.width > 96 and img.height >= 48  # photo plus legend
+    assert main(["show", synth, "nope/nope_000000_000000", "-o", out]) == 3
+    assert "no such frame" in capsys.readouterr().err

@@ -265,3 +265,15 @@ def test_s3_destination(synth, s3):
     back = list(cio.open(dst, format="voc", storage_options=opts))
     for a, b in zip(cio.open(synth), back):
         assert np.array_equal(a.label_ids(), b.label_ids())
+
+
+def test_label_map_as_a_dict(tmp_path):
+    labels = cio.LabelMap.from_colors({"background": (0, 0, 0), "cat": (1, 1, 1), "dog": (2, 2, 2)})
+    ds = cio.Dataset.from_iterable([cio.Frame.from_arrays(id="1", instances=[
+        cio.Instance.from_mask(np.array([[1, 1, 0]], bool), label_id=2, id=7),
+        cio.Instance.from_mask(np.array([[0, 0, 1]], bool), label_id=1, is_crowd=True)])], labels=labels)
+    with pytest.warns(UserWarning, match="cat"):
+        ds.export(str(tmp_path), "cityscapes", label_map={"background": (0, 0, 0), "dog": (9, 9, 9)})
+    back = cio.open(str(tmp_path))
+    assert back.labels.names == ["background", "dog"] and back.labels["dog"].color == (9, 9, 9)
+    assert back.frame("1").instance_ids().tolist() == [[1007, 1007, 0]]
