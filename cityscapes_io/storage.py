@@ -110,6 +110,14 @@ def resolve_roots(url, storage_options: Optional[Mapping] = None) -> List[Root]:
     return [resolve_root(u, storage_options) for u in urls]
 
 
+def resolve_single_root(url, storage_options: Optional[Mapping], what: str) -> Root:
+    """The one root of a format whose dataset lives under a single folder (VOC, CamVid)."""
+    roots = resolve_roots(url, storage_options)
+    if len(roots) != 1:
+        raise ValueError(f"a {what} dataset has one root, got {len(roots)}")
+    return roots[0]
+
+
 def listdir(root: Root, rel: str) -> Dict[str, str]:
     """``{name: "directory"|"file"}`` of a folder under ``root``; empty when it does not exist."""
     path = root.join(rel)

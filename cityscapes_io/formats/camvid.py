@@ -18,9 +18,9 @@ from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, OnError
 from ..labels import Label, LabelMap
 from ..names import sort_key
-from ..storage import Root, listdir, resolve_roots
+from ..storage import Root, listdir, resolve_single_root
 from ..writers import Writer, class_of, distinct_colors, value_lut
-from .voc import colors_to_ids
+from .voc import decode_class_mask
 
 __all__ = ["CamvidReader", "CamvidWriter"]
 
@@ -35,17 +35,9 @@ class CamvidFrame(Frame):
     def _decode_instance_ids(self) -> Optional[np.ndarray]:
         if "mask" not in self._files:
             return None
-        data, path = self.read_bytes("mask"), self.path("mask")
-        ctype = png.read_header(data, path).color_type
-        if ctype in (2, 6):
-            return colors_to_ids(png.decode_rgb(data, path), self.labels, path)
-        if ctype == 3:  # paletted: the palette's colours name the labels
-            indices, palette = png.decode_paletted(data, path)
-            used = np.unique(indices)
-            table = np.zeros(256, np.uint16)
-            table[used] = colors_to_ids(palette[used][None, :, :], self.labels, path)[0]
-            return table[indices]
-        return png.decode_gray(data, path).astype(np.uint16)
+        # Masks are coloured: a paletted one is read by its palette's colours, not its indices.
+        ids = decode_class_mask(self.read_bytes("mask"), self.path("mask"), self.labels, palette="colors")
+        return ids.astype(np.uint16, copy=False)
 
 
 class CamvidReader:
@@ -54,11 +46,8 @@ class CamvidReader:
     format = "camvid"
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
-        roots = resolve_roots(url, storage_options)
-        if len(roots) != 1:
-            raise ValueError("a CamVid dataset has one root")
-        self.root: Root = roots[0]
-        self.roots = roots
+        self.root: Root = resolve_single_root(url, storage_options, "CamVid")
+        self.roots = [self.root]
         self.on_error = on_error
         top = listdir(self.root, "")
         src = f"{self.root.url.rstrip('/')}/{COLORS_FILE}"

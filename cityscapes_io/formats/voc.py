@@ -25,7 +25,7 @@ from ..frame import Frame, OnError
 from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap
 from ..names import sort_key
-from ..storage import Root, listdir, resolve_roots
+from ..storage import Root, listdir, resolve_single_root
 from ..writers import Writer, class_of, distinct_colors, value_lut, voc_colormap
 
 __all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap"]
@@ -93,12 +93,8 @@ class VocFrame(Frame):
         return "class" if "class" in self._files else None
 
     def _class_indices(self) -> np.ndarray:
-        data = self.read_bytes("class")
-        path = self.path("class")
-        header = png.read_header(data, path)
-        if header.color_type in (2, 6):  # colour-coded masks: map colours back to labels
-            return colors_to_ids(png.decode_rgb(data, path), self.labels, path)
-        return png.decode_gray(data, path)
+        # VOC's palette indices are the class ids (colour-coded RGB masks are mapped by colour).
+        return decode_class_mask(self.read_bytes("class"), self.path("class"), self.labels, palette="indices")
 
     def _decode_instance_ids(self) -> Optional[np.ndarray]:
         if "class" not in self._files:
@@ -121,6 +117,21 @@ class VocFrame(Frame):
             if has_instances(self.labels.get(c)):
                 lut[k * 256 + c] = c * INSTANCE_DIVISOR + k
         return lut[pair]
+
+
+def decode_class_mask(data: bytes, path: str, labels: LabelMap, *, palette: str) -> np.ndarray:
+    """Label ids of a class mask: RGB masks mapped by colour; paletted ones by index
+    (``palette="indices"``) or by their palette's colours (``palette="colors"``); gray as is."""
+    ctype = png.read_header(data, path).color_type
+    if ctype in (2, 6):
+        return colors_to_ids(png.decode_rgb(data, path), labels, path)
+    if ctype == 3 and palette == "colors":
+        indices, table_rgb = png.decode_paletted(data, path)
+        used = np.unique(indices)
+        table = np.zeros(256, np.uint16)
+        table[used] = colors_to_ids(table_rgb[used][None, :, :], labels, path)[0]
+        return table[indices]
+    return png.decode_gray(data, path)
 
 
 def colors_to_ids(rgb: np.ndarray, labels: LabelMap, path: str) -> np.ndarray:
@@ -146,11 +157,8 @@ class VocReader:
     format = "voc"
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
-        roots = resolve_roots(url, storage_options)
-        if len(roots) != 1:
-            raise ValueError("a VOC dataset has one root")
-        self.root: Root = roots[0]
-        self.roots = roots
+        self.root: Root = resolve_single_root(url, storage_options, "VOC")
+        self.roots = [self.root]
         self.on_error = on_error
         self._split_filter = [split] if isinstance(split, str) else (list(split) if split else None)
         top = listdir(self.root, "")
