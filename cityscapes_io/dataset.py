@@ -12,9 +12,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
+from .errors import DatasetNotFoundError
 from .formats import reader_class
 from .frame import Frame, OnError
 from .labels import LabelMap
+from .names import sort_key
 from .storage import is_remote
 
 __all__ = ["Dataset", "open", "DEFAULT_PREFETCH"]
@@ -119,8 +121,6 @@ class Dataset:
             for f in (self._reader.iter_city(s, city) if by_city else self._reader.iter_frames(s)):
                 if f.id == frame_id:
                     return f
-        from .errors import DatasetNotFoundError
-
         raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join([split] if split else self.splits())}")
 
     # -- iteration ----------------------------------------------------------------------------
@@ -132,13 +132,10 @@ class Dataset:
             else:
                 yield from self._reader.iter_city(s, city)
 
-    def _iter_plain(self) -> Iterator[Frame]:
-        return self.frames()
-
     def __iter__(self) -> Iterator[Frame]:
         if self.prefetch > 0:
-            return _prefetching(self._iter_plain(), self.prefetch)
-        return self._iter_plain()
+            return _prefetching(self.frames(), self.prefetch)
+        return self.frames()
 
     def __repr__(self) -> str:
         return f"Dataset({self.format}, roots={self.roots}, splits={self.splits()}, labels={self.labels!r})"
@@ -165,13 +162,10 @@ class _MemoryReader:
         return sorted({f.city for f in self._frames if f.split == split and f.city})
 
     def iter_frames(self, split: str) -> Iterator[Frame]:
-        from .names import sort_key
-
         return iter(sorted((f for f in self._frames if f.split == split), key=lambda f: sort_key(f.id)))
 
     def iter_city(self, split: str, city: str) -> Iterator[Frame]:
         return (f for f in self.iter_frames(split) if f.city == city)
-
 
 
 def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
