@@ -111,6 +111,9 @@ class LabelMapping:
                 if num in nums:
                     num = next(n for n in range(INSTANCE_DIVISOR) if n not in nums)
                 nums.add(num)
+                if new_lab * INSTANCE_DIVISOR + num > 0xFFFF:
+                    raise LabelMapError(self.target.source, f"label id {new_lab} is too large for 16-bit instanceIds "
+                                                            f"(instances need label ids up to 65)")
                 lut[v] = new_lab * INSTANCE_DIVISOR + num
             else:
                 lut[v] = self.ids.get(v, self.background)
