@@ -101,9 +101,13 @@ class Instance:
         bbox = (x0, y0, x1 - x0, y1 - y0)
         crop = mask[y0:y1, x0:x1].copy()
         if id is not None and not is_crowd:
+            if not 0 <= id < INSTANCE_DIVISOR:
+                raise ValueError(f"instance number {id} out of range 0..999")
             value = label_id * INSTANCE_DIVISOR + id
         else:
             value = label_id
+        if not 0 <= label_id or value > 0xFFFF or (not is_crowd and label_id * INSTANCE_DIVISOR > 0xFFFF):
+            raise ValueError(f"label id {label_id} does not fit 16-bit instanceIds (instances: up to 65)")
         return cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop,
                    True, (x0, y0), mask.shape)
 
