@@ -106,8 +106,9 @@ class Instance:
             value = label_id * INSTANCE_DIVISOR + id
         else:
             value = label_id
-        if not 0 <= label_id or value > 0xFFFF or (not is_crowd and label_id * INSTANCE_DIVISOR > 0xFFFF):
-            raise ValueError(f"label id {label_id} does not fit 16-bit instanceIds (instances: up to 65)")
+        if not 0 <= label_id < INSTANCE_DIVISOR or (not is_crowd and label_id * INSTANCE_DIVISOR > 0xFFFF):
+            raise ValueError(f"label id {label_id} does not fit instanceIds (regions: below 1000; "
+                             f"numbered instances: up to 65)")
         return cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop,
                    True, (x0, y0), mask.shape)
 
