@@ -1,13 +1,15 @@
-"""Helpers shared by ``bench_s3.py``, ``bench_scale.py`` and ``run_all.py``.
+"""Helpers shared by the benchmarks of this folder (``bench_*.py``) and ``run_all.py``.
 
 - fresh measured subprocesses, spawned by a small ``python -S`` launcher so that the child's
   ``ru_maxrss`` is its own (on Linux a process inherits the peak RSS of the process that forked
   it; the launcher bounds that to a few MiB);
+- child scripts that time one step and report their own peak RSS (``timed_child``);
 - alternating repeats (ours first on even rounds, second on odd ones);
 - a local S3 server (moto's server mode) run as a separate process on 127.0.0.1;
 - synthetic data made once per parameter set (a marker file *beside* the root, not inside it,
   so that uploading or converting the root sees only the dataset);
-- machine context and markdown tables.
+- machine context, markdown tables and verdicts; ``--size`` parsing; a work folder, temporary
+  unless given.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    import argparse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,6 +53,32 @@ def usage(who=resource.RUSAGE_SELF):
     ru = resource.getrusage(who)
     return ru.ru_maxrss, ru.ru_utime + ru.ru_stime
 """
+
+
+def timed_child(setup: str, timed: str, result: str = "", after: str = "") -> str:
+    """Code of a child that times one step and prints one JSON line.
+
+    In order: ``CHILD_PRELUDE``; ``setup`` (arguments, imports); the peak RSS so far
+    (``baseline_kib``) and the CPU time; ``timed``, between two ``time.perf_counter()`` calls;
+    ``after``; the peak RSS (``peak_kib``, ``ru_maxrss``) and the CPU time again. The JSON line
+    holds ``seconds``, ``cpu_s``, ``baseline_kib``, ``peak_kib``, ``hwm_kib`` (``VmHWM``) and the
+    entries of ``result``, a fragment of a dict display (``'"read": report.read'``). ``setup``,
+    ``timed`` and ``after`` are top-level statements (not indented)."""
+    def block(code: str) -> str:
+        code = code.strip("\n")
+        return code + "\n" if code else ""
+
+    return (CHILD_PRELUDE + block(setup)
+            + "base_kib, cpu0 = usage()\n"
+              "t0 = time.perf_counter()\n"
+            + block(timed)
+            + "t1 = time.perf_counter()\n"
+            + block(after)
+            + "peak_kib, cpu1 = usage()\n"
+              'print(json.dumps({"seconds": t1 - t0, "cpu_s": cpu1 - cpu0, "baseline_kib": base_kib, '
+              '"peak_kib": peak_kib, "hwm_kib": vm_hwm_kib()'
+            + (", " + result.strip().rstrip(",") if result.strip() else "") + "}))\n")
+
 
 # Runs ``func(*argv)`` of a benchmark module in a fresh interpreter and prints its JSON result.
 _CHILD_FUNC = r"""
@@ -101,11 +129,15 @@ def alternate(runs: Sequence[Tuple[str, Callable[[], object]]], repeat: int) -> 
 # ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
-def parse_size(text: str) -> Tuple[int, int]:
+def parse_size(text: str, parser: Optional["argparse.ArgumentParser"] = None) -> Tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> (width, height); a wrong one ends the program (through
+    ``parser.error`` when ``parser`` is given)."""
     try:
         w, h = (int(s) for s in text.lower().split("x"))
         assert w > 0 and h > 0
     except (ValueError, AssertionError):
+        if parser is not None:
+            parser.error(f"--size {text!r}: expected WIDTHxHEIGHT")
         raise SystemExit(f"size {text!r}: expected WIDTHxHEIGHT") from None
     return w, h
 
@@ -142,6 +174,8 @@ def tree_size(root: str) -> Tuple[int, int]:
 # Local S3 server
 # ------------------------------------------------------------------------------------------------
 def free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -166,6 +200,9 @@ class MotoServer:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> "MotoServer":
+        import urllib.error
+        import urllib.request
+
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen([self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -234,15 +271,11 @@ def machine() -> Dict[str, str]:
 
     import cityscapes_io
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
     info = {
         "python": f"{platform.python_version()} ({platform.python_implementation()})",
         "platform": platform.platform(),
         "cpu": _cpu_model(),
-        "cpu count": f"{os.cpu_count()} (usable: {usable})",
+        "cpu count": f"{os.cpu_count()} (usable: {usable_cpus()})",
         "memory": _mem_total(),
         "cityscapes_io": getattr(cityscapes_io, "__version__", "?"),
         "numpy": np.__version__,
@@ -256,6 +289,14 @@ def machine() -> Dict[str, str]:
             pass
     info["load average (1/5/15 min)"] = load_average()
     return info
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where there is one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 0
 
 
 def load_average() -> str:

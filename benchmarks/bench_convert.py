@@ -42,72 +42,42 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 import cityscapes_io
-from cityscapes_io.synthetic import generate
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
 
 FORMATS = ("voc", "camvid", "cityscapes")
 REFERENCE_S_PER_FRAME = 0.3     # Datumaro 1.13, Cityscapes -> VOC (reference figure, not run here)
 SPEEDUP_TARGET = 4.0            # x the reference throughput
 RSS_TOLERANCE = 0.10            # peak RSS at --frames-large within 10% of the one at --frames
-MARKER = "bench_convert_params.json"
 
 # --------------------------------------------------------------------------------------------
-# Child processes. Each prints one JSON line. Peak RSS: ru_maxrss (KiB on Linux) and VmHWM.
+# Child processes, run through the launcher of _common (C.run_child). Each prints one JSON line.
+# Peak RSS: ru_maxrss (KiB on Linux) and VmHWM.
 # --------------------------------------------------------------------------------------------
-_CHILD_PRELUDE = r"""
-import json, os, resource, sys, time
-
-
-def vm_hwm_kib():
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def usage():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_maxrss, ru.ru_utime + ru.ru_stime
-"""
-
-_CHILD_CONVERT = _CHILD_PRELUDE + r"""
+_CHILD_CONVERT = C.timed_child(setup=r"""
 src, dst, fmt, save_media = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 import cityscapes_io
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 report = cityscapes_io.convert(src, dst, format=fmt, save_media=save_media)
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "report_seconds": report.seconds, "read": report.read,
-                  "written": report.written, "skipped": len(report.skipped), "cpu_s": cpu1 - cpu0,
-                  "baseline_kib": base_kib, "peak_kib": peak_kib, "hwm_kib": vm_hwm_kib()}))
-"""
+""", result='"report_seconds": report.seconds, "read": report.read, "written": report.written, '
+            '"skipped": len(report.skipped)')
 
 # Bare lower bound: list the split, decode every instanceIds PNG with imageio, and (when asked)
 # copy the photo's bytes to an output folder. No label handling, no encoding at all.
-_CHILD_BARE = _CHILD_PRELUDE + r"""
+_CHILD_BARE = C.timed_child(setup=r"""
 src, dst, copy_photos = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 import glob, shutil
 import imageio.v3 as iio
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 paths = sorted(glob.glob(os.path.join(src, "gtFine", "*", "*", "*_gtFine_instanceIds.png")))
 pixels = 0
 for path in paths:
@@ -118,37 +88,7 @@ for path in paths:
         out = os.path.join(dst, photo)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         shutil.copyfile(os.path.join(src, "leftImg8bit", photo), out)
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "read": len(paths), "written": len(paths), "skipped": 0,
-                  "pixels": pixels, "cpu_s": cpu1 - cpu0, "baseline_kib": base_kib, "peak_kib": peak_kib,
-                  "hwm_kib": vm_hwm_kib()}))
-"""
-
-# The launcher spawns the measured child and waits for it; see the module docstring.
-_LAUNCHER = ("import os, sys; "
-             "pid = os.posix_spawn(sys.executable, [sys.executable] + sys.argv[1:], os.environ); "
-             "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))")
-
-
-def run_child(code: str, *args: str) -> Dict:
-    cmd = [sys.executable, "-c", code, *args]
-    if hasattr(os, "posix_spawn") and hasattr(os, "waitstatus_to_exitcode"):
-        cmd = [sys.executable, "-S", "-c", _LAUNCHER] + cmd[1:]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {' '.join(args)}\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def tree_size(root: str) -> Tuple[int, int]:
-    """(files, bytes) under ``root``."""
-    files = total = 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            files += 1
-            total += os.path.getsize(os.path.join(dirpath, name))
-    return files, total
+""", result='"read": len(paths), "written": len(paths), "skipped": 0, "pixels": pixels')
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,8 +105,8 @@ class Run:
     def __call__(self, keep: bool = True) -> Dict:
         shutil.rmtree(self.out, ignore_errors=True)
         try:
-            res = run_child(self.code, *self.args)
-            res["out_files"], res["out_bytes"] = tree_size(self.out)
+            res = C.run_child(self.code, *self.args)
+            res["out_files"], res["out_bytes"] = C.tree_size(self.out)
         finally:
             shutil.rmtree(self.out, ignore_errors=True)
         if res["read"] != self.frames or res["written"] != self.frames or res["skipped"]:
@@ -191,23 +131,6 @@ class Run:
         return statistics.median(vals) / 1024
 
 
-def make_split(root: str, frames: int, size: Tuple[int, int], distinct: int) -> float:
-    """Write ``frames`` train frames with photos under ``root`` unless a matching tree is
-    already there (``--workdir``); returns the seconds spent generating (0 when reused)."""
-    params = {"frames": frames, "size": list(size), "distinct": distinct, "seed": 0, "photos": True}
-    marker = os.path.join(root, MARKER)
-    if os.path.exists(marker):
-        with open(marker) as fh:
-            if json.load(fh) == params:
-                return 0.0
-    shutil.rmtree(root, ignore_errors=True)
-    start = time.perf_counter()
-    generate(root, splits={"train": frames}, size=size, seed=0, photos=True, distinct=distinct)
-    with open(marker, "w") as fh:
-        json.dump(params, fh)
-    return time.perf_counter() - start
-
-
 def profile_convert(src: str, out: str, fmt: str, save_media: bool, top: int = 12) -> None:
     """cProfile of one in-process conversion; prints the functions with the most own time."""
     import cProfile
@@ -227,40 +150,14 @@ def profile_convert(src: str, out: str, fmt: str, save_media: bool, top: int = 1
     total = sum(v[2] for v in stats.stats.values())  # own time of all functions
     print(f"### {fmt}, save_media={save_media}: {report.written} frames, {report.seconds:.2f} s under cProfile "
           f"({1000 * report.seconds / max(report.written, 1):.1f} ms/frame)")
-    print("| own time ms/frame | share | calls/frame | function |")
-    print("|---:|---:|---:|---|")
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     n = max(report.written, 1)
-    for (filename, line, func), (cc, nc, tt, ct, _) in rows:
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, _) in sorted(stats.stats.items(), key=lambda kv: kv[1][2],
+                                                                reverse=True)[:top]:
         where = f"{os.path.basename(filename)}:{line}" if filename != "~" else "built-in"
-        print(f"| {1000 * tt / n:.2f} | {100 * tt / total:.0f}% | {nc / n:.1f} | {func} ({where}) |")
+        rows.append((f"{1000 * tt / n:.2f}", f"{100 * tt / total:.0f}%", f"{nc / n:.1f}", f"{func} ({where})"))
+    print(C.markdown_table(("own time ms/frame", "share", "calls/frame", "function"), rows, "rrrl"))
     print()
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
-def machine() -> Dict[str, str]:
-    import PIL
-    import fsspec
-    import imageio
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return {
-        "python": f"{platform.python_version()} ({platform.python_implementation()})",
-        "platform": platform.platform(),
-        "cityscapes_io": getattr(cityscapes_io, "__version__", "?"),
-        "numpy": np.__version__,
-        "Pillow": PIL.__version__,
-        "imageio": imageio.__version__,
-        "fsspec": fsspec.__version__,
-        "cpu count": f"{os.cpu_count()} (usable: {usable})",
-        "load average (1/5/15 min)": load,
-    }
 
 
 def main(argv=None) -> int:
@@ -288,139 +185,134 @@ def main(argv=None) -> int:
         parser.error("--frames must be >= 1 and --frames-large larger than --frames")
     if args.repeat < 1 or args.distinct < 1:
         parser.error("--repeat and --distinct must be at least 1")
-    try:
-        size = tuple(int(s) for s in args.size.lower().split("x"))
-        assert len(size) == 2 and min(size) > 0
-    except (ValueError, AssertionError):
-        parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT")
+    size = C.parse_size(args.size, parser)
 
-    info = machine()
-    print("## Machine")
-    for k, v in info.items():
-        print(f"- {k}: {v}")
-    print()
+    info = C.print_machine()
 
-    workdir = args.workdir or tempfile.mkdtemp(prefix="cityscapes_io_bench_convert_")
-    os.makedirs(workdir, exist_ok=True)
+    with C.workdir(args.workdir, "cityscapes_io_bench_convert_") as workdir:
+        out = os.path.join(workdir, "out")
+        try:
+            return measure(args, formats, size, info, workdir, out)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, formats: Sequence[str], size: Tuple[int, int], info: Dict[str, str],
+            workdir: str, out: str) -> int:
+    """The data, the runs and the report of ``main``; ``out`` is the output folder of every run."""
     small = os.path.join(workdir, f"src_{args.frames}")
     large = os.path.join(workdir, f"src_{args.frames_large}")
-    out = os.path.join(workdir, "out")
     wall0 = time.perf_counter()
-    try:
-        # -- data ------------------------------------------------------------------------------
-        for root, n in ((small, args.frames), (large, args.frames_large)):
-            spent = make_split(root, n, size, args.distinct)
-            files, nbytes = tree_size(root)
-            note = f"generated in {spent:.1f} s" if spent else "reused"
-            print(f"data: {root}: {n} frames of {size[0]}x{size[1]} with photos ({args.distinct} distinct), "
-                  f"{files} files, {nbytes / 2**20:.0f} MiB, {note}")
-        ds = cityscapes_io.open(small)
-        first = next(iter(ds))
-        assert ds.count() == args.frames, (ds.count(), args.frames)
-        assert first.has_image and len(first.image_bytes()) > 0
-        print(f"check: {first.id}: photo {len(first.image_bytes()) / 2**20:.2f} MiB, "
-              f"{len(first.instances())} segments")
-        first.release()
-        del ds, first
-        print()
+    # -- data ------------------------------------------------------------------------------
+    for root, n in ((small, args.frames), (large, args.frames_large)):
+        spent = C.make_split(root, n, size, args.distinct, photos=True)
+        files, nbytes = C.tree_size(root)
+        note = f"generated in {spent:.1f} s" if spent else "reused"
+        print(f"data: {root}: {n} frames of {size[0]}x{size[1]} with photos ({args.distinct} distinct), "
+              f"{files} files, {nbytes / 2**20:.0f} MiB, {note}")
+    ds = cityscapes_io.open(small)
+    first = next(iter(ds))
+    assert ds.count() == args.frames, (ds.count(), args.frames)
+    assert first.has_image and len(first.image_bytes()) > 0
+    print(f"check: {first.id}: photo {len(first.image_bytes()) / 2**20:.2f} MiB, "
+          f"{len(first.instances())} segments")
+    first.release()
+    del ds, first
+    print()
 
-        # -- runs ------------------------------------------------------------------------------
-        runs: List[Run] = []
-        cells: Dict[Tuple[str, bool], Run] = {}
+    # -- runs ------------------------------------------------------------------------------
+    runs: List[Run] = []
+    cells: Dict[Tuple[str, bool], Run] = {}
+    for fmt in formats:
+        for sm in (False, True):
+            r = Run(f"{fmt}/{int(sm)}", f"cityscapes -> {fmt}, save_media={sm}", args.frames,
+                    _CHILD_CONVERT, [small, out, fmt, "1" if sm else "0"], out)
+            cells[fmt, sm] = r
+            runs.append(r)
+    bare = {sm: Run(f"bare/{int(sm)}", "bare: imread instanceIds" + (" + copy photo" if sm else ""),
+                    args.frames, _CHILD_BARE, [small, out, "1" if sm else "0"], out) for sm in (False, True)}
+    runs += [bare[False], bare[True]]
+    voc_small = cells.get(("voc", True))
+    if voc_small is None:  # RSS check needs it even when voc is not among --formats
+        voc_small = Run("voc/1", "cityscapes -> voc, save_media=True", args.frames, _CHILD_CONVERT,
+                        [small, out, "voc", "1"], out)
+        runs.append(voc_small)
+    voc_large = Run("voc/1/large", f"cityscapes -> voc, save_media=True, {args.frames_large} frames",
+                    args.frames_large, _CHILD_CONVERT, [large, out, "voc", "1"], out)
+    runs.append(voc_large)
+
+    print(f"## Runs: each a fresh subprocess (spawned by a small launcher); 1 warm-up round + "
+          f"{args.repeat} timed rounds, order reversed every other round; output deleted after each run")
+    t_warm = time.perf_counter()
+    for r in runs:
+        r(keep=False)
+    print(f"(warm-up round: {time.perf_counter() - t_warm:.1f} s)")
+    C.alternate([(r.key, r) for r in runs], args.repeat)
+    for r in runs:
+        res = r.results
+        out_files, out_mib = res[0]["out_files"], res[0]["out_bytes"] / 2**20
+        cpu = statistics.median(x["cpu_s"] / x["seconds"] for x in res)
+        hwm = r.rss_mib("hwm_kib")
+        print(f"- {r.label}: " + ", ".join(f"{x['seconds']:.3f}" for x in res) +
+              f" s; best {1000 * r.best_s / r.frames:.1f} ms/frame, median {1000 * r.median_s / r.frames:.1f}; "
+              f"CPU/wall {cpu:.2f}; peak RSS " + ", ".join(f"{x['peak_kib'] / 1024:.1f}" for x in res) +
+              f" MiB (after imports {r.rss_mib('baseline_kib'):.1f}" +
+              (f", VmHWM {hwm:.1f}" if hwm is not None else "") +
+              f"); output {out_files} files, {out_mib:.1f} MiB")
+    print()
+
+    if args.profile:
+        print("## cProfile of one in-process conversion (save_media=True), top functions by own time")
         for fmt in formats:
-            for sm in (False, True):
-                r = Run(f"{fmt}/{int(sm)}", f"cityscapes -> {fmt}, save_media={sm}", args.frames,
-                        _CHILD_CONVERT, [small, out, fmt, "1" if sm else "0"], out)
-                cells[fmt, sm] = r
-                runs.append(r)
-        bare = {sm: Run(f"bare/{int(sm)}", "bare: imread instanceIds" + (" + copy photo" if sm else ""),
-                        args.frames, _CHILD_BARE, [small, out, "1" if sm else "0"], out) for sm in (False, True)}
-        runs += [bare[False], bare[True]]
-        voc_small = cells.get(("voc", True))
-        if voc_small is None:  # RSS check needs it even when voc is not among --formats
-            voc_small = Run("voc/1", "cityscapes -> voc, save_media=True", args.frames, _CHILD_CONVERT,
-                            [small, out, "voc", "1"], out)
-            runs.append(voc_small)
-        voc_large = Run("voc/1/large", f"cityscapes -> voc, save_media=True, {args.frames_large} frames",
-                        args.frames_large, _CHILD_CONVERT, [large, out, "voc", "1"], out)
-        runs.append(voc_large)
+            profile_convert(small, out, fmt, True)
 
-        print(f"## Runs: each a fresh subprocess (spawned by a small launcher); 1 warm-up round + "
-              f"{args.repeat} timed rounds, order reversed every other round; output deleted after each run")
-        t_warm = time.perf_counter()
-        for r in runs:
-            r(keep=False)
-        print(f"(warm-up round: {time.perf_counter() - t_warm:.1f} s)")
-        for i in range(args.repeat):
-            for r in (runs if i % 2 == 0 else runs[::-1]):
-                r()
-        for r in runs:
-            res = r.results
-            out_files, out_mib = res[0]["out_files"], res[0]["out_bytes"] / 2**20
-            cpu = statistics.median(x["cpu_s"] / x["seconds"] for x in res)
-            hwm = r.rss_mib("hwm_kib")
-            print(f"- {r.label}: " + ", ".join(f"{x['seconds']:.3f}" for x in res) +
-                  f" s; best {1000 * r.best_s / r.frames:.1f} ms/frame, median {1000 * r.median_s / r.frames:.1f}; "
-                  f"CPU/wall {cpu:.2f}; peak RSS " + ", ".join(f"{x['peak_kib'] / 1024:.1f}" for x in res) +
-                  f" MiB (after imports {r.rss_mib('baseline_kib'):.1f}" +
-                  (f", VmHWM {hwm:.1f}" if hwm is not None else "") +
-                  f"); output {out_files} files, {out_mib:.1f} MiB")
-        print()
+    # -- tables ----------------------------------------------------------------------------
+    n = args.frames
+    print("## Results")
+    print(f"Cityscapes -> format, {n} frames of {size[0]}x{size[1]} with photos, one process. "
+          f"Time: best of {args.repeat} rounds, measured inside the subprocess around convert(); "
+          f"peak RSS: median of {args.repeat} (ru_maxrss). "
+          f"'× reference' = {REFERENCE_S_PER_FRAME} s/frame / (s/frame here): a ratio to Datumaro 1.13's "
+          f"*reference figure* of {REFERENCE_S_PER_FRAME} s/frame (Datumaro not installed; not a side-by-side "
+          f"run), target ≥ {SPEEDUP_TARGET:g}×. 'vs bare' = time here / time of the bare baseline with the "
+          f"same save_media.")
+    print()
+    speedups = {}
+    rows = []
+    for (fmt, sm), r in cells.items():
+        spf = r.best_s / n
+        speedups[fmt, sm] = REFERENCE_S_PER_FRAME / spf
+        rows.append((fmt, str(sm), f"{n / r.best_s:.1f}", f"{1000 * spf:.1f}", f"{r.rss_mib():.1f}",
+                     f"{speedups[fmt, sm]:.1f}×", f"{r.best_s / bare[sm].best_s:.2f}"))
+    for sm, r in bare.items():
+        rows.append((f"*{r.label}*", str(sm), f"{n / r.best_s:.1f}", f"{1000 * r.best_s / n:.1f}",
+                     f"{r.rss_mib():.1f}", "", "1.00"))
+    # run_all.py reads this table (header, then one row per line): keep its layout.
+    print(C.markdown_table(("format", "save_media", "frames/s", "ms/frame", "peak RSS MiB", "× reference",
+                            "vs bare"), rows, "llrrrrr"))
+    print()
 
-        if args.profile:
-            print("## cProfile of one in-process conversion (save_media=True), top functions by own time")
-            for fmt in formats:
-                profile_convert(small, out, fmt, True)
+    rs, rl = voc_small.rss_mib(), voc_large.rss_mib()
+    diff = rl - rs
+    rel = diff / rs
+    print("## Peak RSS vs number of frames (Cityscapes -> VOC, save_media=True, median of "
+          f"{args.repeat}, ru_maxrss)")
+    print(f"- {args.frames} frames: {rs:.1f} MiB "
+          f"({1000 * voc_small.best_s / args.frames:.1f} ms/frame)")
+    print(f"- {args.frames_large} frames: {rl:.1f} MiB "
+          f"({1000 * voc_large.best_s / args.frames_large:.1f} ms/frame)")
+    print(f"- difference: {diff:+.1f} MiB ({100 * rel:+.1f}%; "
+          f"{1024 * diff / (args.frames_large - args.frames):+.1f} KiB per extra frame); "
+          f"target: within ±{100 * RSS_TOLERANCE:.0f}% -> {C.verdict(abs(rel) <= RSS_TOLERANCE)}")
+    print()
+    print("## Context")
+    print(f"python {info['python']}, numpy {info['numpy']}, Pillow {info['Pillow']}, imageio {info['imageio']}, "
+          f"cpu count {info['cpu count']}, load average at start {info['load average (1/5/15 min)']}, "
+          f"at end {C.load_average()}; "
+          f"data in the page cache (warm), local disk; whole run {time.perf_counter() - wall0:.0f} s")
 
-        # -- tables ----------------------------------------------------------------------------
-        n = args.frames
-        print("## Results")
-        print(f"Cityscapes -> format, {n} frames of {size[0]}x{size[1]} with photos, one process. "
-              f"Time: best of {args.repeat} rounds, measured inside the subprocess around convert(); "
-              f"peak RSS: median of {args.repeat} (ru_maxrss). "
-              f"'× reference' = {REFERENCE_S_PER_FRAME} s/frame / (s/frame here): a ratio to Datumaro 1.13's "
-              f"*reference figure* of {REFERENCE_S_PER_FRAME} s/frame (Datumaro not installed; not a side-by-side "
-              f"run), target ≥ {SPEEDUP_TARGET:g}×. 'vs bare' = time here / time of the bare baseline with the "
-              f"same save_media.")
-        print()
-        print("| format | save_media | frames/s | ms/frame | peak RSS MiB | × reference | vs bare |")
-        print("|---|---|---:|---:|---:|---:|---:|")
-        speedups = {}
-        for (fmt, sm), r in cells.items():
-            spf = r.best_s / n
-            speedups[fmt, sm] = REFERENCE_S_PER_FRAME / spf
-            print(f"| {fmt} | {sm} | {n / r.best_s:.1f} | {1000 * spf:.1f} | {r.rss_mib():.1f} | "
-                  f"{speedups[fmt, sm]:.1f}× | {r.best_s / bare[sm].best_s:.2f} |")
-        for sm, r in bare.items():
-            print(f"| *{r.label}* | {sm} | {n / r.best_s:.1f} | {1000 * r.best_s / n:.1f} | "
-                  f"{r.rss_mib():.1f} | — | 1.00 |")
-        print()
-
-        rs, rl = voc_small.rss_mib(), voc_large.rss_mib()
-        diff = rl - rs
-        rel = diff / rs
-        print("## Peak RSS vs number of frames (Cityscapes -> VOC, save_media=True, median of "
-              f"{args.repeat}, ru_maxrss)")
-        print(f"- {args.frames} frames: {rs:.1f} MiB "
-              f"({1000 * voc_small.best_s / args.frames:.1f} ms/frame)")
-        print(f"- {args.frames_large} frames: {rl:.1f} MiB "
-              f"({1000 * voc_large.best_s / args.frames_large:.1f} ms/frame)")
-        print(f"- difference: {diff:+.1f} MiB ({100 * rel:+.1f}%; "
-              f"{1024 * diff / (args.frames_large - args.frames):+.1f} KiB per extra frame); "
-              f"target: within ±{100 * RSS_TOLERANCE:.0f}% -> {'pass' if abs(rel) <= RSS_TOLERANCE else 'FAIL'}")
-        print()
-        print("## Context")
-        print(f"python {info['python']}, numpy {info['numpy']}, Pillow {info['Pillow']}, imageio {info['imageio']}, "
-              f"cpu count {info['cpu count']}, load average at start {info['load average (1/5/15 min)']}, "
-              f"at end {', '.join(f'{x:.2f}' for x in os.getloadavg()) if hasattr(os, 'getloadavg') else 'n/a'}; "
-              f"data in the page cache (warm), local disk; whole run {time.perf_counter() - wall0:.0f} s")
-
-        failed = [k for k, v in speedups.items() if v < SPEEDUP_TARGET] + ([] if abs(rel) <= RSS_TOLERANCE else ["rss"])
-        return 1 if failed and args.check else 0
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+    failed = [k for k, v in speedups.items() if v < SPEEDUP_TARGET] + ([] if abs(rel) <= RSS_TOLERANCE else ["rss"])
+    return 1 if failed and args.check else 0
 
 
 if __name__ == "__main__":

@@ -37,28 +37,25 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 import cityscapes_io
-from cityscapes_io.synthetic import generate
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
 
 # Targets of the README.
 RATIO_TARGET = 1.3              # time of ours / time of the bare decode
 RSS_GROWTH_TARGET_KIB = 64.0    # per frame, between the small and the large split
 TTFF_RATIO_TARGET = 1.5         # "independent of split size": TTFF(large) / TTFF(small)
 
-MARKER = "bench_params.json"
 PASSES_PER_PROCESS = 2          # timed passes in each throughput subprocess (after a warm-up)
 
 # --------------------------------------------------------------------------------------------
@@ -76,23 +73,11 @@ t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "ttff_s": t2 - t1, "frame": frame.id, "instances": len(insts)}))
 """
 
-_CHILD_RSS = r"""
-import json, resource, sys
-
-
-def hwm_kib():  # peak RSS of this process image (Linux), a cross-check of ru_maxrss
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
+# Peak RSS: run through the launcher of _common (C.run_child), so that ru_maxrss is this
+# child's own, not this benchmark's (see _common).
+_CHILD_RSS = C.timed_child(setup=r"""
 import cityscapes_io
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+""", timed=r"""
 ds = cityscapes_io.open(sys.argv[1])
 frames = instances = 0
 for frame in ds:
@@ -103,74 +88,23 @@ for frame in ds:
         raise SystemExit(f"{frame.id}: mask of {inst.value} has {int(mask.sum())} px, area says {inst.area}")
     frames += 1
     instances += len(insts)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"baseline_kib": base, "peak_kib": peak, "hwm_kib": hwm_kib(), "frames": frames,
-                  "instances": instances}))
-"""
+""", result='"frames": frames, "instances": instances')
 
-# On Linux a process's ru_maxrss starts from the peak RSS of the process that forked it (the
-# kernel carries the parent's high-water mark over fork and exec), so a child forked from this
-# benchmark, which holds decoded frames, would report this benchmark's peak. Children whose
-# memory is measured are therefore forked by a small launcher interpreter (started with -S, a
-# few MiB), which bounds what they inherit to the launcher's own peak.
-_LAUNCHER = (
-    "import os, sys; "
-    "pid = os.posix_spawn(sys.executable, [sys.executable] + sys.argv[1:], os.environ); "
-    "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"
-)
-
-
-# Throughput and the breakdown also run in fresh interpreters: the time of a 2048x1024 decode
-# depends on whether the C allocator hands back memory it kept or fresh pages that must be
-# faulted in (several ms per frame), and that depends on what the process did before (writing
-# the data in this process would make both loops look ~1.5x faster than in a user's process).
-_CHILD_FUNC = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import bench_read
-print(json.dumps(getattr(bench_read, sys.argv[2])(*sys.argv[3:])))
-"""
+# Throughput and the breakdown also run in fresh interpreters (C.run_func): the time of a
+# 2048x1024 decode depends on whether the C allocator hands back memory it kept or fresh pages
+# that must be faulted in (several ms per frame), and that depends on what the process did
+# before (writing the data in this process would make both loops look ~1.5x faster than in a
+# user's process).
 
 
 def run_func(func: str, *args: object) -> Dict:
     """Run ``func(*args)`` of this module in a fresh interpreter; returns its JSON result."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return run_child(_CHILD_FUNC, here, func, *[str(a) for a in args])
-
-
-def run_child(code: str, *argv: str, via_launcher: bool = False) -> Dict:
-    cmd = [sys.executable, "-c", code, *argv]
-    if via_launcher and hasattr(os, "posix_spawn"):
-        cmd = [sys.executable, "-S", "-c", _LAUNCHER] + cmd[1:]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return C.run_func("bench_read", func, *args, via_launcher=False)
 
 
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-def make_split(root: str, frames: int, size: Tuple[int, int], distinct: int) -> float:
-    """Write ``frames`` train frames under ``root`` unless a matching tree is already there;
-    returns the seconds spent generating (0 when reused)."""
-    params = {"frames": frames, "size": list(size), "distinct": distinct, "seed": 0, "photos": False,
-              "cities": ["aachen", "bad-honnef"]}
-    marker = os.path.join(root, MARKER)
-    if os.path.exists(marker):
-        with open(marker) as fh:
-            if json.load(fh) == params:
-                return 0.0
-    if os.path.exists(root):
-        shutil.rmtree(root)
-    start = time.perf_counter()
-    generate(root, splits={"train": frames}, cities=tuple(params["cities"]), size=size, seed=0,
-             photos=False, distinct=distinct)
-    with open(marker, "w") as fh:
-        json.dump(params, fh)
-    return time.perf_counter() - start
-
-
 def instance_files(root: str) -> List[str]:
     return sorted(glob.glob(os.path.join(root, "gtFine", "*", "*", "*_gtFine_instanceIds.png")))
 
@@ -210,16 +144,6 @@ def child_passes(kind: str, root: str, passes: str) -> Dict:
         out["faults"].append((_minflt() - f0) / n)
         out["times"].append(t)
         out["frames"].append(n)
-    return out
-
-
-def alternate(runs: Sequence[Tuple[str, Callable[[], object]]], repeat: int) -> Dict[str, List[object]]:
-    """Run each callable ``repeat`` times, alternating their order from one repeat to the next."""
-    out: Dict[str, List[object]] = {name: [] for name, _ in runs}
-    for i in range(repeat):
-        order = runs if i % 2 == 0 else list(reversed(runs))
-        for name, fn in order:
-            out[name].append(fn())
     return out
 
 
@@ -333,29 +257,6 @@ def _decode_into_numpy(data: bytes):
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-def versions() -> Dict[str, str]:
-    import PIL
-    import fsspec
-    import imageio
-
-    try:
-        cpus_usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus_usable = os.cpu_count() or 0
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return {
-        "python": platform.python_version() + f" ({platform.python_implementation()})",
-        "platform": platform.platform(),
-        "cityscapes_io": cityscapes_io.__version__,
-        "numpy": np.__version__,
-        "Pillow": PIL.__version__,
-        "imageio": imageio.__version__,
-        "fsspec": fsspec.__version__,
-        "cpu count": f"{os.cpu_count()} (usable: {cpus_usable})",
-        "load average (1/5/15 min)": load,
-    }
-
-
 def fmt_ms(s: float) -> str:
     return f"{1000 * s:.1f} ms"
 
@@ -377,25 +278,16 @@ def main(argv=None) -> int:
         parser.error("--frames-large must be larger than --frames-small")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    try:
-        size = tuple(int(s) for s in args.size.lower().split("x"))
-        assert len(size) == 2
-    except (ValueError, AssertionError):
-        parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT")
+    size = C.parse_size(args.size, parser)
 
-    print("## Machine")
-    for k, v in versions().items():
-        print(f"- {k}: {v}")
-    print()
+    info = C.print_machine()
 
-    workdir = args.workdir or tempfile.mkdtemp(prefix="cityscapes_io_bench_")
-    os.makedirs(workdir, exist_ok=True)
-    small = os.path.join(workdir, f"small_{args.frames_small}")
-    large = os.path.join(workdir, f"large_{args.frames_large}")
-    try:
+    with C.workdir(args.workdir, "cityscapes_io_bench_") as workdir:
+        small = os.path.join(workdir, f"small_{args.frames_small}")
+        large = os.path.join(workdir, f"large_{args.frames_large}")
         # -- data ------------------------------------------------------------------------------
         for root, n in ((small, args.frames_small), (large, args.frames_large)):
-            spent = make_split(root, n, size, args.distinct)
+            spent = C.make_split(root, n, size, args.distinct, photos=False)
             note = f"generated in {spent:.1f} s" if spent else "reused"
             files = instance_files(root)
             mib = sum(os.path.getsize(p) for p in files) / 2**20
@@ -419,9 +311,9 @@ def main(argv=None) -> int:
         print(f"## Throughput over the small split ({args.frames_small} frames): {args.repeat} fresh "
               f"subprocesses each, alternated; each makes an untimed warm-up pass, then "
               f"{PASSES_PER_PROCESS} timed passes and keeps the faster")
-        res = alternate([("ours", lambda: run_func("child_passes", "ours", small, PASSES_PER_PROCESS)),
-                         ("bare", lambda: run_func("child_passes", "bare", small, PASSES_PER_PROCESS))],
-                        args.repeat)
+        res = C.alternate([("ours", lambda: run_func("child_passes", "ours", small, PASSES_PER_PROCESS)),
+                           ("bare", lambda: run_func("child_passes", "bare", small, PASSES_PER_PROCESS))],
+                          args.repeat)
         # One figure per process: its faster timed pass.
         t_ours = [min(r["times"]) for r in res["ours"]]
         t_bare = [min(r["times"]) for r in res["bare"]]
@@ -455,9 +347,12 @@ def main(argv=None) -> int:
         # -- 4: time to first frame, fresh subprocesses, alternated ----------------------------
         print(f"## Time to first frame: open() + next(iter(ds)) + instances(), fresh subprocess, "
               f"{args.repeat} alternated runs each")
-        run_child(_CHILD_TTFF, small), run_child(_CHILD_TTFF, large)  # warm-up (page cache, .pyc)
-        res = alternate([("small", lambda: run_child(_CHILD_TTFF, small)),
-                         ("large", lambda: run_child(_CHILD_TTFF, large))], args.repeat)
+
+        def ttff_run(root: str) -> Dict:
+            return C.run_child(_CHILD_TTFF, root, via_launcher=False)
+
+        ttff_run(small), ttff_run(large)  # warm-up (page cache, .pyc)
+        res = C.alternate([("small", lambda: ttff_run(small)), ("large", lambda: ttff_run(large))], args.repeat)
         ttff = {}
         for key, frames_ in (("small", args.frames_small), ("large", args.frames_large)):
             ts = [r["ttff_s"] for r in res[key]]
@@ -474,8 +369,8 @@ def main(argv=None) -> int:
         # -- 5: peak RSS, fresh subprocesses, alternated ---------------------------------------
         print(f"## Peak RSS (ru_maxrss) of a fresh subprocess (forked by a small launcher) iterating the whole split, instances() and "
               f"one full-frame mask per frame, {args.repeat} alternated runs each")
-        res = alternate([("small", lambda: run_child(_CHILD_RSS, small, via_launcher=True)),
-                         ("large", lambda: run_child(_CHILD_RSS, large, via_launcher=True))], args.repeat)
+        res = C.alternate([("small", lambda: C.run_child(_CHILD_RSS, small)),
+                           ("large", lambda: C.run_child(_CHILD_RSS, large))], args.repeat)
         rss = {}
         for key, frames_ in (("small", args.frames_small), ("large", args.frames_large)):
             assert all(r["frames"] == frames_ for r in res[key]), res[key]
@@ -493,36 +388,27 @@ def main(argv=None) -> int:
         print()
 
         # -- table -------------------------------------------------------------------------------
-        def ok(flag: bool) -> str:
-            return "pass" if flag else "FAIL"
-
         ns, nl = args.frames_small, args.frames_large
         rows = [
             (f"iterate + instances(), {ns} frames {size[0]}x{size[1]}", f"{n / min(t_ours):.1f} frames/s", "", ""),
             (f"bare imageio.v3.imread of the same files", f"{n / min(t_bare):.1f} frames/s", "", ""),
-            ("time ours / time bare decode", f"{ratio_best:.2f}", f"≤ {RATIO_TARGET}", ok(ratio_best <= RATIO_TARGET)),
+            ("time ours / time bare decode", f"{ratio_best:.2f}", f"≤ {RATIO_TARGET}", C.verdict(ratio_best <= RATIO_TARGET)),
             (f"time to first frame, {ns}-frame split", fmt_ms(ttff["small"]), "", ""),
             (f"time to first frame, {nl}-frame split", fmt_ms(ttff["large"]),
-             f"≤ {TTFF_RATIO_TARGET}× the {ns}-frame one ({ttff_ratio:.2f}×)", ok(ttff_ratio <= TTFF_RATIO_TARGET)),
+             f"≤ {TTFF_RATIO_TARGET}× the {ns}-frame one ({ttff_ratio:.2f}×)", C.verdict(ttff_ratio <= TTFF_RATIO_TARGET)),
             (f"peak RSS, {ns} frames", f"{rss['small'] / 1024:.1f} MiB", "", ""),
             (f"peak RSS, {nl} frames", f"{rss['large'] / 1024:.1f} MiB", "", ""),
             ("RSS growth per frame", f"{growth:.1f} KiB", f"< {RSS_GROWTH_TARGET_KIB:.0f} KiB",
-             ok(growth < RSS_GROWTH_TARGET_KIB)),
+             C.verdict(growth < RSS_GROWTH_TARGET_KIB)),
         ]
         print("## Results")
         print(f"(times: best of {args.repeat} alternated runs; RSS: median of {args.repeat}; "
               f"python {platform.python_version()}, numpy {np.__version__}, "
-              f"Pillow {versions()['Pillow']}, {os.cpu_count()} CPUs)")
+              f"Pillow {info['Pillow']}, {os.cpu_count()} CPUs)")
         print()
-        print("| metric | value | target | result |")
-        print("|---|---|---|---|")
-        for r in rows:
-            print("| " + " | ".join(x if x else "—" for x in r) + " |")
+        print(C.markdown_table(("metric", "value", "target", "result"), rows))
         failed = [r[0] for r in rows if r[3] == "FAIL"]
         return 1 if failed and args.check else 0
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def child_passes(kind: str, url: str, opts_json: str, param: str, decode: str, p
     return out
 
 
-_CHILD_CONVERT = C.CHILD_PRELUDE + r"""
+_CHILD_CONVERT = C.timed_child(setup=r"""
 src, dst, opts, cities = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 import cityscapes_io
 counter = None
@@ -258,17 +258,11 @@ if dst.startswith("s3://"):
     sys.path.insert(0, sys.argv[5])
     import bench_s3
     counter = bench_s3._Counter()
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 report = cityscapes_io.convert(src, dst, format="voc", save_media=True, dst_storage_options=opts,
                                cities=cities.split(",") if cities else None)
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "written": report.written, "read": report.read,
-                  "skipped": len(report.skipped), "cpu_s": cpu1 - cpu0, "baseline_kib": base_kib,
-                  "peak_kib": peak_kib, "hwm_kib": vm_hwm_kib(),
-                  "requests": counter.take() if counter is not None else None}))
-"""
+""", result='"written": report.written, "read": report.read, "skipped": len(report.skipped), '
+            '"requests": counter.take() if counter is not None else None')
 
 
 # ------------------------------------------------------------------------------------------------
@@ -507,9 +501,7 @@ def main(argv=None) -> int:
                             ("raw", f"raw, batch={n} (one fs.cat)", n, "plain")]
                 measures = [mk(label, kind, param, False, args.passes + 1, True, variant)
                             for kind, label, param, variant in configs]
-                for i in range(DIAG_ROUNDS):  # order reversed every other round, best kept
-                    for m in (measures if i % 2 == 0 else measures[::-1]):
-                        m()
+                C.alternate([(m.label, m) for m in measures], DIAG_ROUNDS)  # each keeps its best
                 rows, diag = [], {}
                 for m, (kind, label, param, variant) in zip(measures, configs):
                     b = m.best()

@@ -42,7 +42,7 @@ import _common as C  # noqa: E402
 
 SPEEDUP_TARGET = 1.7
 
-_CHILD = C.CHILD_PRELUDE + r"""
+_CHILD = C.timed_child(setup=r"""
 import threading
 
 src, dst, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -95,23 +95,17 @@ sampler = threading.Thread(target=sample, daemon=True)
 if workers > 1:
     sampler.start()
 done = []
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 report = cityscapes_io.convert(src, dst, format="voc", save_media=True, workers=workers, decode_ahead=ahead,
                                progress=lambda k: done.append(time.perf_counter()))
-t1 = time.perf_counter()
+""", after=r"""
 stop.set()
 if workers > 1:
     sampler.join()
-peak_kib, cpu1 = usage()
 child_kib, child_cpu = usage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"seconds": t1 - t0, "first_s": done[0] - t0 if done else None,
-                  "steady_s": done[-1] - done[0] if len(done) > 1 else None, "done": len(done),
-                  "read": report.read, "written": report.written, "skipped": len(report.skipped),
-                  "cpu_s": cpu1 - cpu0, "children_cpu_s": child_cpu, "baseline_kib": base_kib,
-                  "peak_kib": peak_kib, "hwm_kib": vm_hwm_kib(), "children_maxrss_kib": child_kib,
-                  "workers_hwm_kib": sorted(hwm.values())}))
-"""
+""", result='"first_s": done[0] - t0 if done else None, "steady_s": done[-1] - done[0] if len(done) > 1 else None, '
+            '"done": len(done), "read": report.read, "written": report.written, "skipped": len(report.skipped), '
+            '"children_cpu_s": child_cpu, "children_maxrss_kib": child_kib, "workers_hwm_kib": sorted(hwm.values())')
 
 
 def main(argv=None) -> int:
@@ -131,7 +125,7 @@ def main(argv=None) -> int:
         print(f"note: --frames {args.frames} < 40: the pool's start-up weighs more in the end-to-end figure")
     wall0 = time.perf_counter()
     info = C.print_machine()
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    nproc = C.usable_cpus()
 
     with C.workdir(args.workdir, "cityscapes_io_bench_scale_") as wd:
         src = os.path.join(wd, f"scale_{args.frames}")

@@ -143,7 +143,7 @@ def rows_convert(out: str) -> List[Row]:
         if len(sizes) >= 2:
             value = f"{sizes[0][1]} → {sizes[1][1]} MiB ({sizes[0][0]} → {sizes[1][0]} frames), {value}"
         got.append(("convert: VOC peak RSS vs frames", value, f"within ±{m.group(2)}%",
-                    "pass" if m.group(3) == "pass" else "FAIL"))
+                    C.verdict(m.group(3) == "pass")))
     return got
 
 
@@ -158,57 +158,39 @@ def rows_json(path: str, name: str) -> List[Row]:
 # ------------------------------------------------------------------------------------------------
 _DM_CHECK = "import datumaro, sys; print(getattr(datumaro, '__version__', '?'))"
 
-_DM_API = C.CHILD_PRELUDE + r"""
+_DM_API = C.timed_child(setup=r"""
 src, dst = sys.argv[1], sys.argv[2]
 import datumaro as dm
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 dm.Dataset.import_from(src, "cityscapes").export(dst, "voc", save_media=True)
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "cpu_s": cpu1 - cpu0, "peak_kib": peak_kib, "baseline_kib": base_kib}))
-"""
+""")
 
-_DM_ITER = C.CHILD_PRELUDE + r"""
+_DM_ITER = C.timed_child(setup=r"""
 src = sys.argv[1]
 import datumaro as dm
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 items = anns = 0
 for item in dm.Dataset.import_from(src, "cityscapes"):
     anns += len(item.annotations)
     items += 1
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "cpu_s": cpu1 - cpu0, "peak_kib": peak_kib, "baseline_kib": base_kib,
-                  "items": items, "annotations": anns}))
-"""
+""", result='"items": items, "annotations": anns')
 
-_OURS_API = C.CHILD_PRELUDE + r"""
+_OURS_API = C.timed_child(setup=r"""
 src, dst = sys.argv[1], sys.argv[2]
 import cityscapes_io
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 cityscapes_io.convert(src, dst, format="voc", save_media=True)
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "cpu_s": cpu1 - cpu0, "peak_kib": peak_kib, "baseline_kib": base_kib}))
-"""
+""")
 
-_OURS_ITER = C.CHILD_PRELUDE + r"""
+_OURS_ITER = C.timed_child(setup=r"""
 src = sys.argv[1]
 import cityscapes_io
-base_kib, cpu0 = usage()
-t0 = time.perf_counter()
+""", timed=r"""
 items = anns = 0
 for frame in cityscapes_io.open(src):
     anns += len(frame.instances())
     items += 1
-t1 = time.perf_counter()
-peak_kib, cpu1 = usage()
-print(json.dumps({"seconds": t1 - t0, "cpu_s": cpu1 - cpu0, "peak_kib": peak_kib, "baseline_kib": base_kib,
-                  "items": items, "annotations": anns}))
-"""
+""", result='"items": items, "annotations": anns')
 
 # A command line, timed from outside (interpreter start and imports included, for both), run
 # through the launcher so that the reported peak RSS (RUSAGE_CHILDREN of this wrapper) is the

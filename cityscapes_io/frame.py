@@ -18,6 +18,7 @@ from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
 from .instances import INSTANCE_DIVISOR, Instance, segment_stats
 from .labels import LabelMap
 from .names import parse_frame_id
+from .storage import is_remote
 
 __all__ = ["Frame", "apply_policy"]
 
@@ -168,7 +169,7 @@ class Frame:
                 data = None
         if data is None:
             try:
-                data = fs.cat_file(path)
+                data = _read_whole(fs, path)
             except FileNotFoundError as exc:
                 raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
             except Exception as exc:  # OSError, and the storage's own (network) errors
@@ -360,6 +361,20 @@ class Frame:
 
     def __repr__(self) -> str:
         return f"Frame({self.split}/{self.id}, files={sorted(self._files) or sorted(self._arrays)})"
+
+
+def _read_whole(fs, path: str) -> bytes:
+    """A whole file. On object stores as one ranged GET from byte 0: a plain read first asks for
+    the size (a HEAD) unless a listing is cached; an empty object refuses the range, so it is
+    read plainly then."""
+    if not is_remote(fs):
+        return fs.cat_file(path)
+    try:
+        return fs.cat_file(path, start=0)
+    except FileNotFoundError:
+        raise
+    except Exception:
+        return fs.cat_file(path)
 
 
 def _labels_from_instance_ids(ids: np.ndarray) -> np.ndarray:
