@@ -45,8 +45,7 @@ def test_writer_contract(fmt, synth, tmp_path):
     for a, b in zip(src, got):
         assert np.array_equal(a.label_ids(), b.label_ids()), (fmt, a.id)  # class of every pixel
         assert np.array_equal(a.image(), b.image())
-        if fmt != "camvid":  # CamVid is semantic only
-            assert partition_kept(a.instance_ids(), b.instance_ids())
+        assert partition_kept(a.instance_ids(), b.instance_ids())
     # nothing but final files: no temporary names left behind
     for dirpath, _, files in os.walk(out):
         assert not [f for f in files if f.startswith(".cityscapes-io-tmp-")]
@@ -83,8 +82,10 @@ def test_voc_and_camvid_back_to_cityscapes(synth, tmp_path):
         assert [f.id for f in back] == [f.id for f in src]
         for a, b in zip(src, back):
             assert np.array_equal(a.label_ids(), b.label_ids())
+            assert partition_kept(a.instance_ids(), b.instance_ids())
+            if fmt == "camvid":  # the instances travel beside the masks: nothing lost
+                assert np.array_equal(a.instance_ids(), b.instance_ids())
             if fmt == "voc":
-                assert partition_kept(a.instance_ids(), b.instance_ids())
                 official = cio.LabelMap.cityscapes()
                 things = [i for i in b.instances() if official.find(i.label.name).has_instances]
                 assert things and all(i.value >= 1000 for i in things)
@@ -277,3 +278,28 @@ def test_label_map_as_a_dict(tmp_path):
     back = cio.open(str(tmp_path))
     assert back.labels.names == ["background", "dog"] and back.labels["dog"].color == (9, 9, 9)
     assert back.frame("1").instance_ids().tolist() == [[1007, 1007, 0]]
+
+
+def test_camvid_without_instances_and_edited_masks(synth, tmp_path):
+    src = list(cio.open(synth))
+    plain = str(tmp_path / "plain")
+    cio.convert(synth, plain, format="camvid", save_instances=False)
+    assert not any("annot_instances" in d for d, _, _ in os.walk(plain))
+    for a, b in zip(src, cio.open(plain, format="camvid")):
+        assert np.array_equal(a.label_ids(), b.label_ids())
+        assert all(i.is_crowd for i in b.instances())  # classes only
+    # A mask edited by another tool wins over a stale instances file.
+    out = str(tmp_path / "edited")
+    cio.convert(synth, out, format="camvid")
+    first = src[0]
+    mask_path = os.path.join(out, "trainannot", first.id + ".png")
+    img = Image.open(mask_path)
+    idx = np.asarray(img).copy()
+    idx[0, :] = 23  # paint the top row as sky
+    edited = Image.frombytes("P", img.size, idx.tobytes())
+    edited.putpalette(img.getpalette())
+    edited.save(mask_path)
+    frame = cio.open(out, format="camvid").frame(first.id)
+    with pytest.warns(UserWarning, match="does not match its colour mask"):
+        lab = frame.label_ids()
+    assert (lab[0] == 23).all()

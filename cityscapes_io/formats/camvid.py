@@ -2,13 +2,18 @@
 ``<subset>.txt`` (lines ``/<subset>/<id>.<ext> /<subset>annot/<id>.png``) and
 ``label_colors.txt``.
 
-Masks are RGB, one colour per label (made distinct when the input's colours collide).
-CamVid is a semantic format: it has no instances, so every class region reads back as one
-whole-class segment (``is_crowd`` True).
+Masks are paletted PNGs whose palette holds one colour per label (made distinct when the
+input's colours collide): tools that expand the palette see the label colours, tools that read
+indices see the label ids. CamVid is a semantic format with no instances; so that a round trip
+keeps them, the writer also puts the frame's instanceIds (16-bit, the Cityscapes encoding) in
+``<subset>annot_instances/<id>.png`` (``save_instances=False`` leaves it out). Other tools
+ignore that folder; this reader uses it when its classes agree with the colour mask, and
+otherwise reads every class region as one whole-class segment (``is_crowd`` True).
 """
 from __future__ import annotations
 
 import posixpath
+import warnings
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
@@ -26,6 +31,7 @@ __all__ = ["CamvidReader", "CamvidWriter"]
 
 COLORS_FILE = "label_colors.txt"
 ANNOT = "annot"
+INSTANCES = "annot_instances"
 
 
 class CamvidFrame(Frame):
@@ -37,7 +43,16 @@ class CamvidFrame(Frame):
             return None
         # Masks are coloured: a paletted one is read by its palette's colours, not its indices.
         ids = decode_class_mask(self.read_bytes("mask"), self.path("mask"), self.labels, palette="colors")
-        return ids.astype(np.uint16, copy=False)
+        ids = ids.astype(np.uint16, copy=False)
+        if "instances" in self._files:
+            inst = png.decode_gray(self.read_bytes("instances"), self.path("instances"))
+            # The instances are used only where they agree with the mask, the file other tools edit.
+            if inst.shape == ids.shape:
+                classes = np.where(inst >= 1000, inst // 1000, inst)
+                if np.array_equal(classes, ids):
+                    return inst.astype(np.uint16, copy=False)
+            warnings.warn(f"{self.path('instances')}: does not match its colour mask; read as classes only")
+        return ids
 
 
 class CamvidReader:
@@ -97,24 +112,30 @@ class CamvidReader:
             stem = posixpath.splitext(rel)[0]
             yield stem, None, self.root.relative(path)
 
+    def _listing(self, folder: str) -> Dict[str, str]:
+        """``{stem: path}`` of the files under a folder, from one listing."""
+        out: Dict[str, str] = {}
+        try:
+            for p in self.root.fs.find(self.root.join(folder)):
+                out[posixpath.splitext(self.root.relative(p)[len(folder) + 1:])[0]] = p
+        except FileNotFoundError:
+            pass
+        return out
+
     def iter_frames(self, split: str) -> Iterator[Frame]:
-        images: Optional[Dict[str, str]] = None
+        images = self._listing(split)
+        image_paths = set(images.values())
+        instances = self._listing(f"{split}{INSTANCES}")
         for stem, image, mask in sorted(self._pairs(split), key=lambda p: sort_key(p[0])):
             files = {}
             if mask:
                 files["mask"] = (self.root.fs, self.root.join(mask))
-            if image is None:
-                if images is None:  # one listing of the subset folder
-                    images = {}
-                    try:
-                        for p in self.root.fs.find(self.root.join(split)):
-                            images[posixpath.splitext(self.root.relative(p)[len(split) + 1:])[0]] = p
-                    except FileNotFoundError:
-                        pass
-                if stem in images:
-                    files["image"] = (self.root.fs, images[stem])
-            elif self.root.fs.exists(self.root.join(image)):
+            if image is not None and self.root.join(image) in image_paths:
                 files["image"] = (self.root.fs, self.root.join(image))
+            elif stem in images:
+                files["image"] = (self.root.fs, images[stem])
+            if mask and stem in instances:
+                files["instances"] = (self.root.fs, instances[stem])
             yield CamvidFrame(stem, split, self.labels, files, on_error=self.on_error)
 
 
@@ -124,8 +145,9 @@ class CamvidWriter(Writer):
 
     format = "camvid"
 
-    def __init__(self, url, **options):
+    def __init__(self, url, *, save_instances: bool = True, **options):
         super().__init__(url, **options)
+        self.save_instances = bool(save_instances)
         self._color_table: Optional[np.ndarray] = None
 
     def encode(self, frame: Frame):
@@ -144,6 +166,9 @@ class CamvidWriter(Writer):
             # A paletted PNG: colour readers see the label colours, index readers the label ids.
             cls = value_lut(values, class_of)[inst]
             files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
+            if self.save_instances:
+                files.append((f"{split}{INSTANCES}/{frame.id}.png",
+                              png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
         return files
 
     def index_info(self, frame: Frame) -> tuple:
@@ -152,7 +177,11 @@ class CamvidWriter(Writer):
 
     def planned_files(self, frame: Frame) -> List[str]:
         split = frame.split or "default"
-        files = [f"{split}{ANNOT}/{frame.id}.png"] if frame.has_annotations else []
+        files = []
+        if frame.has_annotations:
+            files.append(f"{split}{ANNOT}/{frame.id}.png")
+            if self.save_instances:
+                files.append(f"{split}{INSTANCES}/{frame.id}.png")
         ext = self.photo_ext(frame) if self.save_media else None
         if ext:
             files.append(f"{split}/{frame.id}{ext}")
