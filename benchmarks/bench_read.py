@@ -391,7 +391,7 @@ def main(argv=None) -> int:
         ns, nl = args.frames_small, args.frames_large
         rows = [
             (f"iterate + instances(), {ns} frames {size[0]}x{size[1]}", f"{n / min(t_ours):.1f} frames/s", "", ""),
-            (f"bare imageio.v3.imread of the same files", f"{n / min(t_bare):.1f} frames/s", "", ""),
+            ("bare imageio.v3.imread of the same files", f"{n / min(t_bare):.1f} frames/s", "", ""),
             ("time ours / time bare decode", f"{ratio_best:.2f}", f"≤ {RATIO_TARGET}", C.verdict(ratio_best <= RATIO_TARGET)),
             (f"time to first frame, {ns}-frame split", fmt_ms(ttff["small"]), "", ""),
             (f"time to first frame, {nl}-frame split", fmt_ms(ttff["large"]),
