@@ -212,7 +212,17 @@ def cmd_validate(args) -> int:
 
     src = args.src[0] if len(args.src) == 1 else args.src
     problems = []
-    bar = Progress(None, label="validate", enabled=not args.quiet and sys.stderr.isatty())
+    enabled = not args.quiet and sys.stderr.isatty()
+    total = None
+    if enabled:  # a total for the time left: one listing pass, nothing decoded
+        try:
+            from .dataset import open as open_dataset
+
+            total = open_dataset(src, format=args.input_format, split=args.split, cities=args.cities,
+                                 storage_options=args.storage_options, on_error=lambda exc: None).count()
+        except (CityscapesIOError, OSError):
+            total = None  # validate reports it
+    bar = Progress(total, label="validate", enabled=enabled)
     for problem in validate(src, format=args.input_format, split=args.split, cities=args.cities,
                             storage_options=args.storage_options, progress=bar):
         problems.append(problem)
