@@ -227,7 +227,8 @@ def cmd_validate(args) -> int:
                             storage_options=args.storage_options, progress=bar):
         problems.append(problem)
         if not args.json:
-            print(problem)
+            bar.clear()
+            print(problem, flush=True)
     bar.close()
     summary = summarize(problems)
     if args.json:

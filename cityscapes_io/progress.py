@@ -40,6 +40,13 @@ class Progress:
                     f"{rate:.1f}/s, {eta} left")
         return f"{self.label} {self.done} frames {rate:.1f}/s"
 
+    def clear(self) -> None:
+        """Erase the line (before printing something else); the next update redraws it."""
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._last = 0.0
+
     def close(self) -> None:
         if self.enabled and self.done:
             self.stream.write("\r" + self.line() + "\033[K\n")
