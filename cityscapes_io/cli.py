@@ -37,12 +37,17 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool = True) -> None:
+def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool = True,
+                per_source_format: bool = False) -> None:
     p.add_argument("src", nargs="*" if project else ("+" if many else 1), metavar="SRC",
                    help="dataset root(s): path, .zip or fsspec URL (several roots form one dataset)")
     if project:
         p.add_argument("-p", "--project", metavar="DIR", help="use a project instead of SRC")
-    p.add_argument("-if", "--input-format", default="cityscapes", choices=FORMAT_NAMES, help="input format")
+    if per_source_format:
+        p.add_argument("-if", "--input-format", action="append", choices=FORMAT_NAMES,
+                       help="input format: once for all sources, or once per SRC in order (default cityscapes)")
+    else:
+        p.add_argument("-if", "--input-format", default="cityscapes", choices=FORMAT_NAMES, help="input format")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON",
                    help='fsspec options of the input, e.g. \'{"anon": true}\'')
 
@@ -289,7 +294,12 @@ def cmd_merge(args) -> int:
 
     if len(args.src) < 2:
         raise UsageError("merge needs two or more SRC")
-    datasets = [open_dataset(s, format=args.input_format, storage_options=args.storage_options) for s in args.src]
+    formats = args.input_format or ["cityscapes"]
+    if len(formats) == 1:
+        formats = formats * len(args.src)
+    if len(formats) != len(args.src):
+        raise UsageError(f"give -if once, or once per SRC ({len(args.src)}), not {len(formats)} times")
+    datasets = [open_dataset(s, format=f, storage_options=args.storage_options) for s, f in zip(args.src, formats)]
     ds = apply_operations(merge(*datasets, on_duplicate=args.on_duplicate), operations_from_args(args))
     return _export(args, ds, args.output)
 
@@ -408,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("merge", help="merge several datasets into one output")
-    _add_source(p, project=False)
+    _add_source(p, project=False, per_source_format=True)
     p.add_argument("--on-duplicate", choices=("error", "first", "rename"), default="error",
                    help="what to do with a frame id present in two sources (default error)")
     _add_output(p)

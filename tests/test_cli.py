@@ -215,3 +215,14 @@ def test_show_command(synth, tmp_path, capsys):
     assert img.mode == "RGB" and img.width > 96 and img.height >= 48  # photo plus legend
     assert main(["show", synth, "nope/nope_000000_000000", "-o", out]) == 3
     assert "no such frame" in capsys.readouterr().err
+
+
+def test_merge_sources_of_different_formats(synth, tmp_path):
+    voc = _voc(synth, tmp_path)
+    out = str(tmp_path / "merged")
+    assert main(["merge", voc, cio.sample_path(), "-if", "voc", "-if", "cityscapes", "-o", out, "-f", "cityscapes",
+                 "--on-duplicate", "rename", "-q"]) == 0
+    merged = cio.open(out)
+    assert merged.count() == 5 + 6
+    assert main(["merge", voc, cio.sample_path(), "-if", "voc", "-if", "voc", "-if", "voc", "-o", out,
+                 "-f", "voc"]) == 2
