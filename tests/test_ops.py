@@ -69,6 +69,11 @@ def test_to_train_ids(tree, tmp_path):
             assert np.array_equal(back.label_ids(), lab)  # 255 kept (dataset_meta.json holds the gap)
         else:
             assert np.array_equal(back.label_ids()[lab != 255], lab[lab != 255])  # VOC 255 is void
+    # CamVid numbers labels by line: the ignore label (255) is written at index 19, after bicycle.
+    ds.export(str(tmp_path / "out-camvid"), "camvid")
+    back = cio.open(str(tmp_path / "out-camvid"), format="camvid")
+    assert back.labels.names[-1] == "ignore" and back.labels["ignore"].id == 19
+    assert np.array_equal(back.frame("aachen/aachen_000010_000019").label_ids(), np.where(lab == 255, 19, lab))
 
 
 def test_rename_splits(tree):

@@ -160,13 +160,18 @@ class CamvidWriter(Writer):
         if seg is not None:
             inst, values = seg
             palette = self._palette()
-            top = max((class_of(v) for v in values), default=0)
-            if top >= len(self._out_labels):
-                raise InvalidFileError(frame.id, f"label id {top} is not in the output label map")
-            # A paletted PNG: colour readers see the label colours, index readers the label ids.
-            cls = value_lut(values, class_of)[inst]
+            pos = self._position
+            unknown = sorted({class_of(v) for v in values} - set(pos))
+            if unknown:
+                raise InvalidFileError(frame.id, f"label id {unknown[0]} is not in the output label map")
+            # A paletted PNG: colour readers see the label colours, index readers the label index
+            # (the label's line in label_colors.txt: its id, unless the map has gaps).
+            cls = value_lut(values, lambda v: pos[class_of(v)])[inst]
             files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
             if self.save_instances:
+                if not self._dense:
+                    inst = value_lut(values, lambda v: pos[class_of(v)] * 1000 + v % 1000 if v >= 1000 else pos[v],
+                                     np.uint16)[inst]
                 files.append((f"{split}{INSTANCES}/{frame.id}.png",
                               png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
         return files
@@ -189,7 +194,12 @@ class CamvidWriter(Writer):
 
     def _palette(self) -> np.ndarray:
         if self._color_table is None:
-            labels = self.labels._dense()
+            # label_colors.txt numbers labels by line: a map with gaps (the train ids' 255) is
+            # written in id order, each label at its line's index.
+            self._dense = self.labels.is_dense
+            labels = sorted((l for l in self.labels if l.id >= 0), key=lambda l: l.id)
+            labels += [l for l in self.labels if l.id < 0]
+            self._position = {l.id: i for i, l in enumerate(labels) if l.id >= 0}
             if len(labels) > 256:
                 raise LabelMapError(self.labels.source, f"{len(labels)} labels: CamVid masks hold at most 256")
             colors = distinct_colors(labels)
