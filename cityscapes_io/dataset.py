@@ -151,7 +151,7 @@ class _MemoryReader:
         self.labels = labels
         self._frames: List[Frame] = []
         for f in frames:
-            if not getattr(f, "_labels_given", True):
+            if not f._labels_given:
                 f.labels = labels
             self._frames.append(f)
 

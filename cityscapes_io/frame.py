@@ -80,6 +80,7 @@ class Frame:
         self._cache: Dict[str, Any] = {}
         self._pending: Dict[str, "Future[Dict[str, bytes]]"] = {}
         self._on_read: Optional[Callable[[str], None]] = None
+        self._labels_given = True  # False for in-memory frames that take their dataset's labels
 
     @classmethod
     def from_arrays(
