@@ -72,6 +72,17 @@ def zip_dir(src: str, dest: str, *, prefix: str = "", only: str = "") -> str:
     return dest
 
 
+#: (split, id) of the ``tree`` fixture's frames in the order a reader must give them.
+TREE_ORDER = [
+    ("train", "aachen/aachen_000002_000007"),
+    ("train", "aachen/aachen_000002_000100"),
+    ("train", "aachen/aachen_000010_000019"),
+    ("train", "bad-honnef/bad-honnef_000001_000042"),
+    ("val", "muhlheim-ruhr/muhlheim-ruhr_000000_000005"),
+    ("val", "stuttgart_00/stuttgart_00_000000_000001"),
+]
+
+
 @pytest.fixture
 def tree(tmp_path):
     """A small tree: two splits, hyphenated and underscored cities, frames missing a side."""
