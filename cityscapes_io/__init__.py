@@ -17,6 +17,7 @@ from .errors import (
     DatasetNotFoundError,
     InvalidFileError,
     LabelMapError,
+    StorageError,
     UnknownLabelError,
 )
 from .frame import Frame
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidFileError",
     "LabelMapError",
     "UnknownLabelError",
+    "StorageError",
     "sample_path",
 ]
 

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidFileError",
     "LabelMapError",
     "UnknownLabelError",
+    "StorageError",
 ]
 
 
@@ -56,3 +57,9 @@ class LabelMapError(InvalidFileError):
 
 class UnknownLabelError(InvalidFileError):
     """A pixel value refers to a label that is not in the dataset's label map."""
+
+
+class StorageError(CityscapesIOError, OSError):
+    """The storage failed: a network or server error after the filesystem's own retries,
+    credentials refused, a destination that cannot be created or written, a missing fsspec
+    backend (``s3fs`` for ``s3://``)."""
