@@ -1,25 +1,40 @@
 """Decoding and encoding of the images of a dataset, with checks done before any large allocation.
 
-Decoding goes through Pillow (which imageio brings) so that the pixel type is under our control:
-16-bit gray PNGs decode to ``uint16`` whatever Pillow's version calls the mode (``I;16`` or ``I``),
-8-bit gray to ``uint8``, paletted PNGs to their indices.
+The codec is imageio's v3 API with its Pillow plugin named explicitly (``plugin="pillow"``: the
+same decoder for every extension, and no plugin search per call). Before anything is decoded,
+a PNG's IHDR chunk is read here (:func:`read_header`) and other formats' sizes are taken from
+the opened file's properties, so that a file declaring a huge image is refused without
+allocating it. Pixel types are under our control: 16-bit gray PNGs decode to ``uint16``
+whatever Pillow's version calls the mode (``I;16`` or ``I``), 8-bit gray to ``uint8``,
+paletted PNGs to their indices.
+
+Pillow is used directly in one place only, where imageio cannot do the job: writing a paletted
+PNG with a given colour table (see :func:`encode_png`).
 """
 from __future__ import annotations
 
 import io
 import struct
 import zlib
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
+import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
 from .errors import InvalidFileError
 
-__all__ = ["MAX_PIXELS", "PngHeader", "read_header", "decode_gray", "decode_rgb", "encode_png"]
+__all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray",
+           "decode_paletted", "decode_rgb", "encode_png", "encode_image"]
 
 #: Largest image (in pixels) decoded; larger headers are refused before decoding.
 MAX_PIXELS = 1 << 27  # 134 M pixels: 64× a Cityscapes frame
+
+#: Extensions of the photo formats :func:`encode_image` writes (and :func:`decode_rgb` reads).
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+#: JPEG quality of re-encoded photos.
+JPEG_QUALITY = 95
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {0: "gray", 2: "RGB", 3: "paletted", 4: "gray+alpha", 6: "RGBA"}
@@ -64,26 +79,55 @@ def read_header(data: bytes, path: str) -> PngHeader:
     width, height, depth, ctype = struct.unpack(">IIBB", ihdr[:10])
     if width == 0 or height == 0:
         raise InvalidFileError(path, f"PNG declares an empty image ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise InvalidFileError(
-            path, f"PNG declares {width}x{height} pixels, more than the limit of {MAX_PIXELS} (refused)"
-        )
+    _check_size(width, height, path, "PNG")
     return PngHeader((width, height, depth, ctype))
 
 
-def _open(data: bytes, path: str) -> Image.Image:
+def _check_size(width: int, height: int, path: str, what: str = "image") -> None:
+    if width * height > MAX_PIXELS:
+        raise InvalidFileError(
+            path, f"{what} declares {width}x{height} pixels, more than the limit of {MAX_PIXELS} (refused)"
+        )
+
+
+# Errors Pillow's decoders raise on bad input (imageio lets them through, or wraps those of
+# opening in an OSError whose cause is the original).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
+                  Image.DecompressionBombError)
+
+
+def _reason(exc: BaseException, doing: str) -> str:
+    """``exc`` as the reason of an :class:`InvalidFileError`: the innermost cause, which is
+    Pillow's own message when imageio wrapped it."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"refused: {exc}"
+    return f"{doing}: {exc}"
+
+
+def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = False) -> np.ndarray:
+    """Open ``data`` once with imageio's Pillow plugin, refuse a declared size above
+    :data:`MAX_PIXELS` (from the header, nothing decoded yet), then decode it.
+
+    ``mode``: Pillow mode to convert to (``"P"`` keeps a paletted image's indices, which
+    imageio would otherwise map through the palette). ``rgb``: convert to RGB unless the image
+    already decodes to ``H×W×3`` uint8 (converting an RGB image to RGB would copy it)."""
+    ext = ".png" if data[:8] == _SIGNATURE else None
     try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PIXELS:
-            raise InvalidFileError(path, f"image declares {img.width}x{img.height} pixels, more than the limit")
-        img.load()
+        with iio.imopen(data, "r", plugin="pillow", extension=ext) as file:
+            props = file.properties(index=0)
+            height, width = props.shape[:2]
+            _check_size(width, height, path)
+            if rgb and not (props.shape[2:] == (3,) and props.dtype == np.uint8):
+                mode = "RGB"
+            # writeable_output=False: no copy of a read-only result (the arrays are not
+            # modified in place; a caller that needs to write copies).
+            return file.read(index=0, mode=mode, writeable_output=False)
     except InvalidFileError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise InvalidFileError(path, f"refused: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-        raise InvalidFileError(path, f"cannot decode image: {exc}") from exc
-    return img
+    except _DECODE_ERRORS as exc:
+        raise InvalidFileError(path, _reason(exc, "cannot decode image")) from exc
 
 
 def decode_gray(data: bytes, path: str) -> np.ndarray:
@@ -101,13 +145,12 @@ def decode_gray(data: bytes, path: str) -> np.ndarray:
             path,
             f"expected a single-channel (gray) PNG, got {_COLOR_TYPES.get(header.color_type, header.color_type)}",
         )
-    img = _open(data, path)
-    arr = np.asarray(img)
+    arr = _decode(data, path, mode="P" if header.color_type == 3 else None)
     if arr.ndim != 2:
         raise InvalidFileError(path, f"expected a single-channel image, got shape {arr.shape}")
     if arr.dtype == np.uint8 or arr.dtype == np.uint16:
         return arr
-    # Old Pillow versions decode 16-bit gray as mode "I" (int32).
+    # Pillow before 10 decodes 16-bit gray as mode "I" (int32), and imageio passes it on.
     if arr.dtype.kind in "iu" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 0xFFFF)):
         return arr.astype(np.uint16)
     raise InvalidFileError(path, f"unsupported pixel type {arr.dtype}")
@@ -115,25 +158,46 @@ def decode_gray(data: bytes, path: str) -> np.ndarray:
 
 def decode_paletted(data: bytes, path: str) -> Tuple[np.ndarray, np.ndarray]:
     """Decode a paletted PNG to ``(indices, palette)``: an ``H×W`` uint8 array and a
-    ``256×3`` uint8 colour table."""
+    ``256×3`` uint8 colour table (entries past the file's palette are black)."""
     header = read_header(data, path)
     if header.color_type != 3:
         raise InvalidFileError(path, "expected a paletted PNG")
-    img = _open(data, path)
+    indices = _decode(data, path, mode="P")
+    return indices, _palette(data, path)
+
+
+def _palette(data: bytes, path: str) -> np.ndarray:
+    """The colour table of a PNG's PLTE chunk, as 256×3 uint8. (imageio's metadata gives the
+    palette as the list of its distinct colours, which loses the index of repeated ones.)"""
     pal = np.zeros((256, 3), np.uint8)
-    raw = np.frombuffer(bytes(img.getpalette() or []), np.uint8)[: 256 * 3]
-    pal.reshape(-1)[: len(raw)] = raw
-    return np.asarray(img), pal
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"PLTE":
+            raw = data[pos + 8:pos + 8 + min(length, 256 * 3)]
+            raw = raw[: len(raw) // 3 * 3]
+            pal.reshape(-1)[: len(raw)] = np.frombuffer(raw, np.uint8)
+            return pal
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    raise InvalidFileError(path, "paletted PNG without a palette (no PLTE chunk before the image data)")
 
 
 def decode_rgb(data: bytes, path: str) -> np.ndarray:
-    """Decode a photo (PNG, JPEG, BMP, … anything Pillow reads) to an ``H×W×3`` uint8 array."""
+    """Decode a photo to an ``H×W×3`` uint8 array: PNG, JPEG, BMP, TIFF, WebP (every format of
+    :data:`IMAGE_EXTS`, and any other that Pillow reads). Gray, paletted and RGBA images are
+    converted to RGB (alpha dropped).
+
+    Raises
+    ------
+    InvalidFileError
+        Truncated, corrupt, not an image, or declaring more than :data:`MAX_PIXELS` pixels
+        (checked from the header before decoding).
+    """
     if data[:8] == _SIGNATURE:
         read_header(data, path)
-    img = _open(data, path)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img)
+    return _decode(data, path, rgb=True)
 
 
 def image_size(data: bytes, path: str) -> Tuple[int, int]:
@@ -142,29 +206,55 @@ def image_size(data: bytes, path: str) -> Tuple[int, int]:
         h = read_header(data, path)
         return h.width, h.height
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidFileError(path, f"cannot read image header: {exc}") from exc
+        props = iio.improps(data, plugin="pillow", index=0)
+    except _DECODE_ERRORS as exc:
+        raise InvalidFileError(path, _reason(exc, "cannot read image header")) from exc
+    height, width = props.shape[:2]
+    return width, height
 
 
 def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compress_level: int = 6) -> bytes:
     """Encode an array as PNG: ``uint16`` 2-D → 16-bit gray, ``uint8`` 2-D → 8-bit gray (or
-    paletted when ``palette`` (N×3 uint8) is given), ``H×W×3`` → RGB, ``H×W×4`` → RGBA."""
+    paletted when ``palette`` (N×3 uint8) is given), ``H×W×3`` → RGB, ``H×W×4`` → RGBA.
+    Other integer types are cast to the 8-bit type."""
+    if arr.ndim == 2 and palette is not None:
+        return _encode_paletted(arr, palette, compress_level)
     if arr.ndim == 2 and arr.dtype == np.uint16:
-        img = Image.frombuffer("I;16", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr, dtype="<u2").tobytes(), "raw", "I;16", 0, 1)
-    elif arr.ndim == 2:
-        data = np.ascontiguousarray(arr, dtype=np.uint8)
-        img = Image.frombytes("L" if palette is None else "P", (arr.shape[1], arr.shape[0]), data.tobytes())
-        if palette is not None:
-            pal = np.zeros((256, 3), np.uint8)
-            pal[: len(palette)] = palette
-            img.putpalette(pal.tobytes())
-    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
-        mode = "RGB" if arr.shape[2] == 3 else "RGBA"
-        img = Image.frombytes(mode, (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
+        arr = np.ascontiguousarray(arr, dtype="<u2")  # Pillow's I;16 (a big-endian array would be I;16B)
+    elif arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4)):
+        arr = np.ascontiguousarray(arr, dtype=np.uint8)
     else:
         raise ValueError(f"cannot encode array of shape {arr.shape} and type {arr.dtype} as PNG")
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
+    return _write(arr, ".png", compress_level=compress_level)
+
+
+def _encode_paletted(arr: np.ndarray, palette: np.ndarray, compress_level: int) -> bytes:
+    # Pillow directly: imageio's Pillow plugin cannot attach a given colour table to a mode "P"
+    # image (its `bits` option quantizes to a palette of its own choosing).
+    img = Image.frombytes("P", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
+    pal = np.zeros((256, 3), np.uint8)
+    pal[: len(palette)] = palette
+    img.putpalette(pal.tobytes())
+    with io.BytesIO() as buf:
+        img.save(buf, format="PNG", compress_level=compress_level)
+        return buf.getvalue()
+
+
+def encode_image(arr: np.ndarray, ext: str) -> bytes:
+    """Encode a photo (``H×W×3`` uint8) in the format of ``ext``, one of :data:`IMAGE_EXTS`
+    (JPEG at quality :data:`JPEG_QUALITY`; the other formats with Pillow's defaults, PNG at
+    compression level 6)."""
+    ext = ext.lower()
+    if ext not in IMAGE_EXTS:
+        raise ValueError(f"image extension {ext!r} not supported (one of {', '.join(IMAGE_EXTS)})")
+    if ext == ".png":
+        return encode_png(arr)
+    options = {"quality": JPEG_QUALITY} if ext in (".jpg", ".jpeg") else {}
+    return _write(np.ascontiguousarray(arr, dtype=np.uint8), ext, **options)
+
+
+def _write(arr: np.ndarray, ext: str, **options: Any) -> bytes:
+    encoded = iio.imwrite("<bytes>", arr, plugin="pillow", extension=ext, **options)
+    assert encoded is not None  # imwrite returns the bytes when writing to "<bytes>"
+    return encoded
+
