@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import CityscapesIOError, DatasetNotFoundError
+from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
+from .formats import detect, format_names, resolve_format, root_hint
 
 __all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
-FORMAT_NAMES = ("cityscapes", "voc", "camvid")
+EXIT_STORAGE = 4
+EXIT_INTERRUPTED = 130
+
+EXIT_STATUSES = f"""exit status:
+  0    done
+  {EXIT_ERROR}    an error in the data (a corrupt file, a bad label map), frames skipped, validate problems
+  {EXIT_USAGE}    wrong command line
+  {EXIT_NOT_FOUND}    a dataset, split, city, frame or file that does not exist
+  {EXIT_STORAGE}    the storage failed (disk, network, credentials, a missing fsspec backend)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+errors print one line, 'error: <where>: <reason>'; --debug shows the traceback instead"""
+
+#: Top-level packages whose exceptions are storage failures (fsspec backends and their clients).
+_STORAGE_LIBRARIES = frozenset({"fsspec", "s3fs", "gcsfs", "adlfs", "botocore", "aiobotocore", "boto3", "aiohttp",
+                                "requests", "urllib3", "azure"})
 
 
 class UsageError(Exception):
@@ -37,6 +54,9 @@ def _json_object(text: str) -> dict:
     return value
 
 
+_FORMATS_HELP = ", ".join(format_names())
+
+
 def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool = True,
                 per_source_format: bool = False) -> None:
     p.add_argument("src", nargs="*" if project else ("+" if many else 1), metavar="SRC",
@@ -44,43 +64,52 @@ def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool 
     if project:
         p.add_argument("-p", "--project", metavar="DIR", help="use a project instead of SRC")
     if per_source_format:
-        p.add_argument("-if", "--input-format", action="append", choices=FORMAT_NAMES,
-                       help="input format: once for all sources, or once per SRC in order (default cityscapes)")
+        p.add_argument("-if", "--input-format", action="append", metavar="FORMAT",
+                       help=f"input format ({_FORMATS_HELP}): once for all sources, or once per SRC in order "
+                            "(default: detected)")
     else:
-        p.add_argument("-if", "--input-format", default="cityscapes", choices=FORMAT_NAMES, help="input format")
+        p.add_argument("-if", "--input-format", metavar="FORMAT",
+                       help=f"input format: {_FORMATS_HELP} (default: detected from the folders)")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON",
                    help='fsspec options of the input, e.g. \'{"anon": true}\'')
 
 
 def _add_operations(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("filter and transform (lazy, applied in this order)")
-    g.add_argument("--split", action="append", help="only this split (repeatable)")
-    g.add_argument("--city", action="append", dest="cities", help="only this city (repeatable)")
+    g = p.add_argument_group("filter and transform (lazy, applied in this order; each flag repeatable and "
+                             "taking a comma-separated list)")
+    g.add_argument("--split", action="append", help="only this split (an unknown split is an error)")
+    g.add_argument("--city", action="append", dest="cities",
+                   help="only this city (a city that no split has is an error)")
     g.add_argument("--id", action="append", dest="ids", metavar="ID",
                    help="only this frame id or glob, e.g. 'aachen/*_000019' (repeatable)")
     g.add_argument("--with-label", action="append", dest="with_labels", metavar="LABEL",
                    help="only frames containing this label (repeatable: any of them)")
-    g.add_argument("--remap", action="append", metavar="SRC:DST",
-                   help="rename or merge a label (car:vehicle); 'bicycle:' drops it to background")
+    g.add_argument("--remap", action="append", metavar="SRC:DST[,SRC:DST...]",
+                   help="rename or merge labels (car:vehicle,truck:vehicle); 'bicycle:' drops one to background")
     g.add_argument("--remap-default", choices=("keep", "delete"), default="keep",
                    help="what --remap does with labels it does not name (default keep)")
     g.add_argument("--train-ids", action="store_true", help="map labels to the 19 train ids (255 = ignore)")
-    g.add_argument("--rename-split", action="append", metavar="OLD:NEW", help="rename a split (repeatable)")
+    g.add_argument("--rename-split", action="append", metavar="OLD:NEW[,OLD:NEW...]", help="rename splits")
 
 
 def _add_writer_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("writer options (also accepted after '--', as in Datumaro)")
     g.add_argument("--save-media", action="store_true", default=None, help="also write the photos")
-    g.add_argument("--image-ext", metavar="EXT", help="extension of written photos (default: keep, png if unknown)")
+    g.add_argument("--image-ext", metavar="EXT",
+                   help="extension of the photos --save-media writes (default: keep, png if unknown); "
+                        "without --save-media no photo is written and a warning says so")
     g.add_argument("--save-dataset-meta", action="store_true", default=None,
                    help="write dataset_meta.json instead of label_colors.txt (cityscapes)")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
 
 
-def _add_output(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", metavar="DST", help="output root (a path ending in .zip writes an archive)")
-    p.add_argument("-f", "--format", choices=FORMAT_NAMES, help="output format")
+def _add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None:
+    p.add_argument("-o", "--output", metavar="DST",
+                   help="output root (a path ending in .zip writes an archive)" + default_output)
+    p.add_argument("-f", "--format", metavar="FORMAT", help=f"output format: {_FORMATS_HELP}")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace a dataset already at DST (otherwise writing into it is refused)")
     p.add_argument("--dst-storage-options", type=_json_object, metavar="JSON", help="fsspec options of the output")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="skip frames that cannot be read or written and list them (exit status 1)")
@@ -93,19 +122,29 @@ def _add_output(p: argparse.ArgumentParser) -> None:
                    help="with one process, do not decode the next frame in a second thread (stay on one core)")
     g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N); "
                                                  "no index files: run --finalize after all shards")
-    g.add_argument("--resume", action="store_true", help="skip frames whose outputs are all present")
+    g.add_argument("--resume", action="store_true",
+                   help="skip frames whose outputs are all present (after an interruption or a failure)")
     g.add_argument("--finalize", action="store_true", help="write the index files from what shards wrote")
     g.add_argument("--scheduler", metavar="ADDRESS", help="convert on a Dask cluster (tcp://host:8786)")
     g.add_argument("--partition", default="city", help="Dask partitions: 'city' or a number of frames")
     _add_writer_options(p)
 
 
+def _items(values: Optional[List[str]]) -> List[str]:
+    """Values of a repeatable flag, each possibly a comma-separated list."""
+    return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
+
+
 def _pairs(values: Optional[List[str]], what: str) -> Dict[str, Optional[str]]:
     out: Dict[str, Optional[str]] = {}
-    for item in values or ():
+    for item in _items(values):
         if ":" not in item:
-            raise UsageError(f"{what} takes OLD:NEW, got {item!r}")
-        old, new = item.split(":", 1)
+            raise UsageError(f"{what} takes OLD:NEW (a list: OLD:NEW,OLD:NEW), got {item!r}")
+        old, new = (part.strip() for part in item.split(":", 1))
+        if not old:
+            raise UsageError(f"{what}: the name before ':' is missing in {item!r}")
+        if old in out and out[old] != (new or None):
+            raise UsageError(f"{what} names {old!r} twice, with different targets")
         out[old] = new or None
     return out
 
@@ -113,8 +152,13 @@ def _pairs(values: Optional[List[str]], what: str) -> Dict[str, Optional[str]]:
 def operations_from_args(args) -> List[Dict[str, Any]]:
     """The filter/transform flags as recorded operations (shared by convert and projects)."""
     ops: List[Dict[str, Any]] = []
-    filt = {k: getattr(args, a) for k, a in (("split", "split"), ("cities", "cities"), ("ids", "ids"),
-                                             ("labels", "with_labels")) if getattr(args, a, None)}
+    filt: Dict[str, Any] = {}
+    for key, attr in (("split", "split"), ("cities", "cities")):
+        if getattr(args, attr, None):
+            filt[key] = _items(getattr(args, attr))
+    for key, attr in (("ids", "ids"), ("labels", "with_labels")):
+        if getattr(args, attr, None):
+            filt[key] = getattr(args, attr)
     if filt:
         ops.append({"op": "filter", **filt})
     if getattr(args, "remap", None):
@@ -129,9 +173,40 @@ def operations_from_args(args) -> List[Dict[str, Any]]:
     return ops
 
 
+# -- formats and sources ---------------------------------------------------------------------------
+def _format(name: str) -> str:
+    """A format name from the command line, as registered (aliases accepted)."""
+    try:
+        return resolve_format(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _source_format(args, src, given: Optional[str]) -> str:
+    """The input format: the one given, else detected from the folders (and said on stderr)."""
+    if given:
+        return _format(given)
+    fmt, evidence = detect(src, getattr(args, "storage_options", None))
+    if not getattr(args, "quiet", False):
+        print(f"input format: {fmt} (detected: {evidence}; -if to choose)", file=sys.stderr)
+    return fmt
+
+
+def _open(src, fmt: str, storage_options, **kwargs):
+    """Open SRC; a folder inside a Cityscapes tree gets a hint naming the tree's root."""
+    from .dataset import open as open_dataset
+
+    try:
+        return open_dataset(src, format=fmt, storage_options=storage_options, **kwargs)
+    except DatasetNotFoundError as exc:
+        hint = root_hint(src) if isinstance(src, str) else None
+        if hint is None:
+            raise
+        raise DatasetNotFoundError(exc.path, f"{exc.reason}; {hint}") from exc
+
+
 def _dataset(args, *, with_ops: bool = True):
     """The dataset a command works on: a project's, or SRC's, with the operation flags applied."""
-    from .dataset import open as open_dataset
     from .project import Project, apply_operations
 
     if getattr(args, "project", None):
@@ -142,17 +217,21 @@ def _dataset(args, *, with_ops: bool = True):
         if not args.src:
             raise UsageError("no dataset given: SRC or -p DIR")
         src = args.src[0] if len(args.src) == 1 else args.src
-        ds = open_dataset(src, format=args.input_format, storage_options=args.storage_options,
-                          split=getattr(args, "split", None), cities=getattr(args, "cities", None))
+        fmt = _source_format(args, src, args.input_format)
+        # Cities are selected by the filter operation, which names the cities found when one is not.
+        ds = _open(src, fmt, args.storage_options, split=_items(getattr(args, "split", None)) or None)
     return apply_operations(ds, operations_from_args(args)) if with_ops else ds
 
 
 def _progress(args, ds, label: str):
+    """The progress line (on a terminal); kept on ``args`` so that an interruption can say how
+    many frames were done."""
     from .progress import Progress
 
     enabled = not getattr(args, "quiet", False) and sys.stderr.isatty()
     total = ds.count() if enabled else None
-    return Progress(total, label=label, enabled=enabled)
+    args.progress_bar = Progress(total, label=label, enabled=enabled)
+    return args.progress_bar
 
 
 def _writer_options(args) -> dict:
@@ -162,6 +241,16 @@ def _writer_options(args) -> dict:
         if value is not None:
             opts[key] = value
     return opts
+
+
+def _default_output(fmt: str) -> str:
+    """Datumaro's default export folder: ``export-<format>`` here, or ``export-<format>.N`` with
+    the next free number when that exists."""
+    base = f"export-{fmt}"
+    taken = [m for m in (re.fullmatch(re.escape(base) + r"(?:\.(\d+))?", n) for n in os.listdir(".")) if m]
+    if not taken:
+        return base
+    return f"{base}.{max(int(m.group(1) or 0) for m in taken) + 1}"
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -178,7 +267,8 @@ def cmd_info(args) -> int:
         for frame in ds.frames(split):
             key = frame.city if frame.city is not None else "(no city folder)"
             cities[key] = cities.get(key, 0) + 1
-            for kind in frame.files or (["in memory"] if frame._arrays else []):
+            in_memory = ["in memory"] if frame.has_image or frame.has_annotations else []
+            for kind in frame.files or in_memory:
                 kinds[kind] = kinds.get(kind, 0) + 1
         n = sum(cities.values())
         out["splits"][split] = {"frames": n, "cities": cities, "files": kinds}
@@ -211,24 +301,27 @@ def cmd_stats(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .progress import Progress
+    from .project import require_cities
     from .validate import summarize, validate
 
-    from .progress import Progress
-
     src = args.src[0] if len(args.src) == 1 else args.src
+    fmt = _source_format(args, src, args.input_format)
+    splits, cities = _items(args.split) or None, _items(args.cities) or None
     problems = []
     enabled = not args.quiet and sys.stderr.isatty()
     total = None
-    if enabled:  # a total for the time left: one listing pass, nothing decoded
+    if enabled or cities:  # one listing pass, nothing decoded: the cities asked for, a total for the time left
         try:
-            from .dataset import open as open_dataset
-
-            total = open_dataset(src, format=args.input_format, split=args.split, cities=args.cities,
-                                 storage_options=args.storage_options, on_error=lambda exc: None).count()
+            ds = _open(src, fmt, args.storage_options, split=splits, on_error=lambda exc: None)
         except (CityscapesIOError, OSError):
-            total = None  # validate reports it
-    bar = Progress(total, label="validate", enabled=enabled)
-    for problem in validate(src, format=args.input_format, split=args.split, cities=args.cities,
+            ds = None  # validate reports it
+        if ds is not None and cities:
+            require_cities(ds, cities, splits)
+        if ds is not None and enabled:
+            total = ds.filter(cities=cities).count() if cities else ds.count()
+    bar = args.progress_bar = Progress(total, label="validate", enabled=enabled)
+    for problem in validate(src, format=fmt, split=splits, cities=cities,
                             storage_options=args.storage_options, progress=bar):
         problems.append(problem)
         if not args.json:
@@ -243,32 +336,55 @@ def cmd_validate(args) -> int:
     return EXIT_ERROR if summary["error"] or (args.strict and summary["warning"]) else 0
 
 
-def _export(args, ds, dst) -> int:
-    from .convert import write_dataset
+def _finalize_summary(report, dst, fmt: str) -> str:
+    """The summary of --finalize, which indexes what the shards wrote (it writes no frame)."""
+    lines = [f"{report.written} frames indexed, {len(report.skipped)} missing -> {dst} ({fmt}, "
+             f"{report.seconds:.1f} s)"]
+    lines += [f"  missing {split}/{fid}: {reason}" for split, fid, reason in report.skipped]
+    return "\n".join(lines)
 
+
+def _output_format(args) -> str:
+    """-f, checked before any input is opened."""
     if not args.format:
-        raise UsageError("the output format is missing: -f cityscapes|voc|camvid")
+        raise UsageError(f"the output format is missing: -f FORMAT ({_FORMATS_HELP})")
+    return _format(args.format)
+
+
+def _export(args, ds, dst, *, default_output: bool = False) -> int:
+    fmt = args.format = _output_format(args)
+    if not dst and default_output:
+        dst = os.path.abspath(_default_output(fmt))
     if not dst:
         raise UsageError("the output is missing: DST or -o DST")
     opts = _writer_options(args)
-    if args.format != "cityscapes" and opts.pop("save_dataset_meta", None):
+    if fmt != "cityscapes" and opts.pop("save_dataset_meta", None):
         raise UsageError("--save-dataset-meta applies to -f cityscapes only")
-    bar = _progress(args, ds, f"{args.format}")
+    if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:
+        print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
+              "(no photos are written)", file=sys.stderr)
+    if args.overwrite:
+        opts["overwrite"] = True
+    bar = _progress(args, ds, fmt)
+    args.where = str(dst)
     if args.scheduler:
         from .dask import convert_on_dask
 
         if args.shard or args.resume or args.finalize or args.workers > 1:
             raise UsageError("--scheduler distributes the work itself: no --shard/--resume/--finalize/--workers")
         partition = int(args.partition) if args.partition.isdigit() else args.partition
-        report = convert_on_dask(ds, dst, args.format, scheduler=args.scheduler, partition=partition,
+        report = convert_on_dask(ds, dst, fmt, scheduler=args.scheduler, partition=partition,
                                  storage_options=args.dst_storage_options, on_error=args.on_error, **opts)
     else:
-        report = write_dataset(ds, dst, args.format, storage_options=args.dst_storage_options,
-                               on_error=args.on_error, progress=bar, workers=args.workers, shard=args.shard,
-                               resume=args.resume, finalize=args.finalize, decode_ahead=args.decode_ahead, **opts)
+        report = ds.export(dst, fmt, storage_options=args.dst_storage_options, on_error=args.on_error,
+                           progress=bar, workers=args.workers, shard=args.shard, resume=args.resume,
+                           finalize=args.finalize, decode_ahead=args.decode_ahead, **opts)
     bar.close()
     if not args.quiet or report.skipped:
-        print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
+        text = _finalize_summary(report, dst, fmt) if args.finalize else report.summary()
+        print(text, file=sys.stderr if report.skipped else sys.stdout)
+    if default_output and not args.quiet:
+        print(f"exported to {dst}")
     if report.read == 0 and not args.finalize:
         print(f"error: {' '.join(map(str, args.src)) or args.project or 'input'}: no frames to convert "
               "(empty dataset, or filters that match nothing)", file=sys.stderr)
@@ -284,32 +400,55 @@ def cmd_convert(args) -> int:
     if dst is None and len(paths) >= 2:
         dst = paths.pop()
     args.src = paths
+    _output_format(args)
     return _export(args, _dataset(args), dst)
 
 
-def cmd_merge(args) -> int:
-    from .dataset import open as open_dataset
-    from .ops import merge
-    from .project import apply_operations
-
-    if len(args.src) < 2:
-        raise UsageError("merge needs two or more SRC")
-    formats = args.input_format or ["cityscapes"]
+def _merge_formats(args) -> List[Optional[str]]:
+    formats: List[Optional[str]] = list(args.input_format or [None])
     if len(formats) == 1:
         formats = formats * len(args.src)
     if len(formats) != len(args.src):
         raise UsageError(f"give -if once, or once per SRC ({len(args.src)}), not {len(formats)} times")
-    datasets = [open_dataset(s, format=f, storage_options=args.storage_options) for s, f in zip(args.src, formats)]
-    ds = apply_operations(merge(*datasets, on_duplicate=args.on_duplicate), operations_from_args(args))
-    return _export(args, ds, args.output)
+    return formats
+
+
+def cmd_merge(args) -> int:
+    from .ops import merge
+    from .project import apply_operations, check_unique_ids
+
+    if len(args.src) < 2:
+        raise UsageError("merge needs two or more SRC")
+    formats = [None if f is None else _format(f) for f in _merge_formats(args)]
+    _output_format(args)
+    datasets = [_open(s, _source_format(args, s, f), args.storage_options) for s, f in zip(args.src, formats)]
+    merged = merge(*datasets, on_duplicate=args.on_duplicate)
+    ops = operations_from_args(args)
+    if args.on_duplicate == "error" and not args.finalize:
+        check_unique_ids(merged, ops)  # listing only: fail before the first frame is written
+    return _export(args, apply_operations(merged, ops), args.output)
 
 
 def cmd_show(args) -> int:
+    from .names import parse_frame_id
     from .show import save
 
     args.src = [args.src_one]
     ds = _dataset(args, with_ops=False)
-    frame = ds.frame(args.frame_id, split=args.split[0] if args.split else None)
+    split = args.split[0] if args.split else None
+    try:
+        frame = ds.frame(args.frame_id, split=split)
+    except DatasetNotFoundError as exc:
+        city = parse_frame_id(args.frame_id).city
+        if "/" in args.frame_id or city is None:
+            raise
+        candidate = f"{city}/{args.frame_id}"
+        try:
+            ds.frame(candidate, split=split)
+        except DatasetNotFoundError:
+            raise exc from None
+        raise DatasetNotFoundError(args.frame_id, f"no such frame; frame ids include the city folder: "
+                                                  f"{candidate}") from None
     save(frame, args.output, max_width=args.max_width)
     print(f"wrote {args.output}")
     return 0
@@ -341,8 +480,9 @@ def cmd_project_import(args) -> int:
     from .project import Project
 
     project = Project.load(args.project)
-    source = project.add_source(args.src if len(args.src) > 1 else args.src[0], format=args.format,
-                                name=args.name, storage_options=args.storage_options)
+    src = args.src if len(args.src) > 1 else args.src[0]
+    fmt = _source_format(args, src, args.format)
+    source = project.add_source(src, format=fmt, name=args.name, storage_options=args.storage_options)
     print(f"imported {source['name']} ({source['format']}) into {project.file}")
     return 0
 
@@ -365,7 +505,8 @@ def cmd_project_info(args) -> int:
     project = Project.load(args.project)
     print(f"project: {project.file}")
     for s in project.data["sources"]:
-        print(f"  source {s['name']}: {s['url']} ({s['format']})")
+        urls = s["url"] if isinstance(s["url"], list) else [s["url"]]
+        print(f"  source {s['name']}: {', '.join(urls)} ({s['format']})")
     for op in project.data["operations"]:
         print(f"  operation: {json.dumps(op, ensure_ascii=False)}")
     if project.data["sources"]:
@@ -375,31 +516,47 @@ def cmd_project_info(args) -> int:
 
 
 def cmd_project_export(args) -> int:
+    from .project import Project
+
     args.src = []
-    return _export(args, _dataset(args), args.output)
+    _output_format(args)
+    project = Project.load(args.project)
+    if not args.finalize:
+        project.check_unique_ids()  # listing only: fail before the first frame is written
+    return _export(args, project.dataset(), args.output, default_output=True)
 
 
 # -- parser --------------------------------------------------------------------------------------
+def _command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on an error, show the traceback instead of one line")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cityscapes-io", description="Read, convert and inspect Cityscapes datasets.")
+    parser = argparse.ArgumentParser(prog="cityscapes-io", description="Read, convert and inspect Cityscapes datasets.",
+                                     epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("info", help="splits, cities, frame counts, label map and its source, file kinds")
+    p = _command(sub, "info", help="splits, cities, frame counts, label map and its source, file kinds")
     _add_source(p)
     _add_operations(p)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not say which input format was detected")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("stats", help="per split and label: frames, pixels, instances, crowds; image sizes")
+    p = _command(sub, "stats", help="per split and label: frames, pixels, instances, crowds; image sizes")
     _add_source(p)
     _add_operations(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("validate", help="list every problem of a dataset, with file and reason")
+    p = _command(sub, "validate", help="list every problem of a dataset, with file and reason")
     _add_source(p, project=False)
     p.add_argument("--split", action="append", help="only this split (repeatable)")
     p.add_argument("--city", action="append", dest="cities", help="only this city (repeatable)")
@@ -408,34 +565,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("convert", help="convert a dataset to another format, frame by frame",
-                       description="cityscapes-io convert SRC DST -f voc [--save-media]  "
-                                   "(or, as in Datumaro: convert -if cityscapes -i SRC -f voc -o DST -- --save-media)")
+    p = _command(sub, "convert", help="convert a dataset to another format, frame by frame",
+                 description="cityscapes-io convert SRC DST -f voc [--save-media]  "
+                             "(or, as in Datumaro: convert -if cityscapes -i SRC -f voc -o DST -- --save-media)")
     _add_source(p)
     p.add_argument("-i", "--input", metavar="SRC", help="input dataset (Datumaro's spelling)")
     _add_output(p)
     _add_operations(p)
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("merge", help="merge several datasets into one output")
+    p = _command(sub, "merge", help="merge several datasets into one output")
     _add_source(p, project=False, per_source_format=True)
     p.add_argument("--on-duplicate", choices=("error", "first", "rename"), default="error",
-                   help="what to do with a frame id present in two sources (default error)")
+                   help="what to do with a frame id present in two sources (default error, checked before "
+                        "anything is written)")
     _add_output(p)
     _add_operations(p)
     p.set_defaults(func=cmd_merge)
 
-    p = sub.add_parser("show", help="draw a frame's instances over its photo, with a legend")
+    p = _command(sub, "show", help="draw a frame's instances over its photo, with a legend")
     p.add_argument("src_one", metavar="SRC")
-    p.add_argument("frame_id", metavar="FRAME_ID")
+    p.add_argument("frame_id", metavar="FRAME_ID", help="the frame's id, with its city folder: aachen/aachen_000000_000019")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
-    p.add_argument("-if", "--input-format", default="cityscapes", choices=FORMAT_NAMES)
+    p.add_argument("-if", "--input-format", metavar="FORMAT",
+                   help=f"input format: {_FORMATS_HELP} (default: detected from the folders)")
     p.add_argument("--split", action="append", help="the frame's split (when the id is in several)")
     p.add_argument("--max-width", type=int, default=None, help="downscale the picture to this width")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_show, project=None)
 
-    p = sub.add_parser("synthetic", help="write a synthetic Cityscapes dataset")
+    p = _command(sub, "synthetic", help="write a synthetic Cityscapes dataset")
     p.add_argument("dst", metavar="DST", help="destination path or fsspec URL")
     p.add_argument("--frames", type=int, default=3, help="frames per split (default 3)")
     p.add_argument("--splits", default="train", help="comma-separated split names (default: train)")
@@ -448,33 +607,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_synthetic)
 
-    p = sub.add_parser("project", help="projects: sources and operations recorded in project.json")
+    p = _command(sub, "project", help="projects: sources and operations recorded in project.json")
     psub = p.add_subparsers(dest="project_command", metavar="ACTION")
     psub.required = True
-    q = psub.add_parser("create", help="create a project")
+    q = _command(psub, "create", help="create a project")
     q.add_argument("-o", "--output", metavar="DIR", help="project folder (default: here)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_project_create)
-    q = psub.add_parser("import", help="add a source to a project")
+    q = _command(psub, "import", help="add a source to a project (local paths are recorded relative to it)")
     q.add_argument("src", nargs="+", metavar="SRC")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
-    q.add_argument("-f", "--format", default="cityscapes", choices=FORMAT_NAMES)
+    q.add_argument("-f", "--format", metavar="FORMAT",
+                   help=f"the source's format: {_FORMATS_HELP} (default: detected from the folders)")
     q.add_argument("-n", "--name", help="source name")
     q.add_argument("--storage-options", type=_json_object, metavar="JSON")
     q.set_defaults(func=cmd_project_import)
     for action, help_ in (("filter", "record a filter"), ("transform", "record a label or split transform")):
-        q = psub.add_parser(action, help=help_)
+        q = _command(psub, action, help=help_)
         q.add_argument("-p", "--project", default=".", metavar="DIR")
         _add_operations(q)
         q.set_defaults(func=cmd_project_ops)
-    q = psub.add_parser("info", help="the project's sources, operations and resulting dataset")
+    q = _command(psub, "info", help="the project's sources, operations and resulting dataset")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
     q.set_defaults(func=cmd_project_info, src=[])
-    q = psub.add_parser("export", help="export the project's dataset")
+    q = _command(psub, "export", help="export the project's dataset")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
-    _add_output(q)
+    _add_output(q, default_output=" (default, as in Datumaro: export-<format> here, "
+                                  "export-<format>.1 ... when that exists)")
     q.set_defaults(func=cmd_project_export, src=[])
     return parser
+
+
+# -- errors --------------------------------------------------------------------------------------
+def _from_storage_library(exc: BaseException) -> bool:
+    """Whether an exception is one of a storage library's own (botocore, aiohttp, fsspec, ...)."""
+    return any(cls.__module__.split(".", 1)[0] in _STORAGE_LIBRARIES for cls in type(exc).__mro__)
+
+
+def _exit_status(exc: BaseException) -> Optional[int]:
+    """The exit status of an error, None for an exception that is a bug (shown as a traceback)."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, FileNotFoundError):  # DatasetNotFoundError included
+        return EXIT_NOT_FOUND
+    if isinstance(exc, StorageError):
+        return EXIT_STORAGE
+    if isinstance(exc, CityscapesIOError):
+        return EXIT_ERROR
+    if isinstance(exc, OSError) or _from_storage_library(exc):
+        return EXIT_STORAGE
+    if isinstance(exc, ValueError):
+        return EXIT_ERROR
+    return None
+
+
+def _where(args) -> Optional[str]:
+    """What a command was working on when an error names no path: the output while exporting,
+    else the input."""
+    where = getattr(args, "where", None)
+    if where:
+        return where
+    src = getattr(args, "src", None) or ([args.src_one] if getattr(args, "src_one", None) else [])
+    return " ".join(map(str, src)) or getattr(args, "project", None)
+
+
+def _message(exc: BaseException, args) -> str:
+    """``error: <where>: <reason>`` on one line."""
+    if isinstance(exc, UsageError):
+        text = f"error: {exc}"
+    elif isinstance(exc, CityscapesIOError):
+        where = exc.path or _where(args)
+        text = f"error: {where}: {exc.reason}" if where else f"error: {exc.reason}"
+    elif isinstance(exc, ValueError) and not _from_storage_library(exc):
+        text = f"error: {exc}"
+    else:
+        where = getattr(exc, "filename", None)
+        reason = (exc.strerror if where and getattr(exc, "strerror", None) else str(exc)) or type(exc).__name__
+        where = where or _where(args)
+        text = f"error: {where}: {reason}" if where else f"error: {reason}"
+    return " ".join(text.split("\n"))
+
+
+def _interrupted(args) -> int:
+    """After Ctrl-C: how many frames were done and, for a conversion, how to continue."""
+    bar = getattr(args, "progress_bar", None)
+    if bar is not None:
+        bar.clear()
+    text = "interrupted" if bar is None else f"interrupted after {bar.done} frames"
+    exporting = getattr(args, "command", None) in ("convert", "merge") or \
+        getattr(args, "project_command", None) == "export"
+    dst = str(getattr(args, "where", None) or "")
+    if exporting and dst and not dst.lower().endswith(".zip") and not getattr(args, "scheduler", None):
+        text += f"; the frames written to {dst} are kept: run the same command with --resume to continue"
+    print(text, file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -494,22 +720,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 setattr(args, key, value)
     try:
         return args.func(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DatasetNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except CityscapesIOError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (OSError, ValueError) as exc:
-        where = getattr(exc, "filename", None)
-        print(f"error: {where}: {exc}" if where else f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(args)
+    except Exception as exc:  # noqa: BLE001 - mapped to an exit status; anything else is re-raised
+        status = _exit_status(exc)
+        if status is None or args.debug:
+            raise
+        print(_message(exc, args), file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":  # pragma: no cover

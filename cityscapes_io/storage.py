@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import fsspec
 from fsspec.core import url_to_fs
 
-from .errors import CityscapesIOError, DatasetNotFoundError
+from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 
 __all__ = ["Root", "resolve_root", "resolve_roots", "is_remote"]
 
@@ -85,10 +85,12 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
         raise
     except FileNotFoundError as exc:
         raise DatasetNotFoundError(url, f"not found ({exc})") from exc
-    except (ValueError, ImportError) as exc:
+    except ImportError as exc:  # fsspec: the backend of a protocol is not installed
+        raise StorageError(url, _missing_backend(url, exc)) from exc
+    except ValueError as exc:
         raise DatasetNotFoundError(url, f"cannot open: {exc}") from exc
     except Exception as exc:  # the storage's own errors (network, credentials, bad archive)
-        raise CityscapesIOError(url, f"cannot open: {exc}") from exc
+        raise StorageError(url, f"cannot open: {exc}") from exc
     path = path.rstrip("/") if path not in ("/", "") else path
     if _protocol(fs) in ("zip", "tar"):
         path = path.strip("/")
@@ -97,9 +99,24 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
             raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
     except CityscapesIOError:
         raise
-    except Exception as exc:
-        raise CityscapesIOError(url, f"cannot read: {exc}") from exc
+    except Exception as exc:  # network or server errors while looking at the root
+        raise StorageError(url, f"cannot read: {exc}") from exc
     return Root(fs, path, url)
+
+
+#: The extra of this package that installs a protocol's fsspec backend.
+_EXTRAS = {"s3": "s3", "s3a": "s3"}
+
+
+def _missing_backend(url: str, exc: ImportError) -> str:
+    """What to install when fsspec cannot import the backend of a protocol in ``url``."""
+    protocols = [part.split("://", 1)[0] for part in url.split("::") if "://" in part]
+    protocols += [part for part in url.split("::")[:-1] if "://" not in part]
+    for proto in protocols:
+        if proto in _EXTRAS:
+            return f"{proto}:// needs s3fs: pip install 'cityscapes-io[{_EXTRAS[proto]}]' ({exc})"
+    named = f" for {protocols[0]}://" if protocols else ""
+    return f"the fsspec backend{named} is not installed: {exc}"
 
 
 def resolve_roots(url, storage_options: Optional[Mapping] = None) -> List[Root]:

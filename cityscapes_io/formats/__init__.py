@@ -1,10 +1,22 @@
-"""Format registry: a format name maps, lazily, to the module that reads and writes it."""
+"""Format registry: a format name maps, lazily, to the module that reads and writes it.
+
+The API (``open(format=...)``, ``convert(format=...)``) and the command line accept the same
+names: :func:`format_names` lists them, :func:`resolve_format` turns one into the registered
+name, and :func:`detect_format` tells which format a dataset root holds from its top-level
+listing.
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Dict, Tuple
+import posixpath
+import re
+from typing import Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["FORMATS", "reader_class", "writer_class"]
+from ..errors import CityscapesIOError, DatasetNotFoundError
+from ..storage import Root, listdir, resolve_root
+
+__all__ = ["FORMATS", "format_names", "resolve_format", "detect_format", "root_hint", "reader_class",
+           "writer_class"]
 
 #: format name -> ("module:ReaderClass", "module:WriterClass")
 FORMATS: Dict[str, Tuple[str, str]] = {
@@ -13,17 +25,36 @@ FORMATS: Dict[str, Tuple[str, str]] = {
     "voc": ("cityscapes_io.formats.voc:VocReader", "cityscapes_io.formats.voc:VocWriter"),
     "camvid": ("cityscapes_io.formats.camvid:CamvidReader", "cityscapes_io.formats.camvid:CamvidWriter"),
 }
+#: Other names of registered formats (Datumaro's).
 _ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
+
+#: Top-level folders that mark a Cityscapes tree (``imgsFine/`` is Datumaro's first layout).
+CITYSCAPES_DIRS = ("gtFine", "leftImg8bit", "imgsFine")
+
+
+def format_names() -> List[str]:
+    """Every accepted format name: the registered ones, then their aliases."""
+    return list(FORMATS) + [a for a in _ALIASES if a not in FORMATS]
+
+
+def resolve_format(name: str) -> str:
+    """The registered name of format ``name`` (case-insensitive; aliases such as
+    ``voc_segmentation`` give ``voc``).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a known format; the message lists the choices.
+    """
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise ValueError(f"unknown format {name!r}; choose from: {', '.join(format_names())}")
+    return key
 
 
 def _load(fmt: str, which: int):
-    name = str(fmt).lower()
-    name = _ALIASES.get(name, name)
-    try:
-        target = FORMATS[name][which]
-    except KeyError:
-        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(sorted(FORMATS))}") from None
-    module, _, attr = target.partition(":")
+    module, _, attr = FORMATS[resolve_format(fmt)][which].partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -35,3 +66,106 @@ def reader_class(fmt: str):
 def writer_class(fmt: str):
     """The writer class registered for ``fmt``."""
     return _load(fmt, 1)
+
+
+# -- detection ------------------------------------------------------------------------------------
+def root_hint(url) -> Optional[str]:
+    """A hint when ``url`` names a folder inside a Cityscapes tree (``…/gtFine``,
+    ``…/gtFine/val``, ``…/leftImg8bit/train/aachen``) rather than the tree's root; None
+    otherwise. Looks at the name only (no I/O)."""
+    text = str(url).rstrip("/\\")
+    parts = re.split(r"[/\\]", text)
+    for back in range(1, min(3, len(parts)) + 1):
+        if parts[-back] in CITYSCAPES_DIRS:
+            parent = "/".join(parts[:-back]) or ("/" if text.startswith("/") else ".")
+            return f"give the folder that holds gtFine/ and leftImg8bit/: {parent}"
+    return None
+
+
+def _camvid_list(root: Root, name: str) -> bool:
+    """Whether ``<subset>.txt`` starts with a line of CamVid's form:
+    ``/<subset>/<image> /<subset>annot/<mask>`` (or the image alone)."""
+    subset = name[: -len(".txt")]
+    try:
+        head = root.fs.cat_file(root.join(name), start=0, end=4096)
+    except (OSError, ValueError):
+        return False
+    for line in head.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        first = line.split(" /", 1)
+        return first[0].lstrip("/").startswith(f"{subset}/") and (
+            len(first) == 1 or first[1].startswith(f"{subset}annot/"))
+    return False
+
+
+def _match(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
+    """``(format, what was found)`` from a root's listing, or None."""
+    dirs = {n for n, t in top.items() if t == "directory"}
+    found = [d for d in CITYSCAPES_DIRS if d in dirs]
+    if found:
+        return "cityscapes", f"{found[0]}/"
+    if "SegmentationClass" in dirs:
+        return "voc", "SegmentationClass/"
+    if "ImageSets" in dirs and listdir(root, "ImageSets").get("Segmentation") == "directory":
+        return "voc", "ImageSets/Segmentation/"
+    annot = sorted(d for d in dirs if d.endswith("annot") and len(d) > len("annot"))
+    if annot:
+        return "camvid", f"{annot[0]}/"
+    for name in sorted(n for n, t in top.items() if t == "file" and n.endswith(".txt")):
+        if name != "label_colors.txt" and _camvid_list(root, name):
+            return "camvid", name
+    return None
+
+
+def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
+    """``(format, evidence)``: :func:`detect_format` and what it went by (``"gtFine/ in
+    data/Cityscapes"``)."""
+    if isinstance(url, (list, tuple)):
+        results = [detect(u, storage_options) for u in url]
+        names = sorted({r[0] for r in results})
+        if len(names) > 1:
+            raise CityscapesIOError(", ".join(map(str, url)), f"the roots hold different formats: {', '.join(names)}")
+        return results[0][0], "; ".join(r[1] for r in results)
+    root = resolve_root(url, storage_options)
+    top = listdir(root, "")
+    hit = _match(root, top)
+    if hit is not None:
+        return hit[0], f"{hit[1]} in {root.url}"
+    dirs = [n for n, t in top.items() if t == "directory"]
+    if len(dirs) == 1:  # one wrapping folder (an archive holding Cityscapes/gtFine/...)
+        inner = Root(root.fs, root.join(dirs[0]), f"{root.url.rstrip('/')}/{dirs[0]}")
+        hit = _match(inner, listdir(inner, ""))
+        if hit is not None and hit[0] == "cityscapes":
+            return hit[0], f"{hit[1]} in {inner.url}"
+        if hit is not None:  # the VOC and CamVid readers take the dataset's own folder
+            raise DatasetNotFoundError(str(url), f"no dataset at the top; a {hit[0]} dataset is inside: "
+                                                 f"give {inner.url}")
+    hint = root_hint(url)
+    raise DatasetNotFoundError(
+        str(url), "cannot tell the format: no gtFine/ or leftImg8bit/ (cityscapes), SegmentationClass/ (voc), "
+                  "<subset>annot/ or <subset>.txt (camvid)" + (f"; {hint}" if hint else "; give it with -if"))
+
+
+def detect_format(url, storage_options: Optional[Mapping] = None) -> str:
+    """The format of the dataset at ``url``, from its top-level listing (and that of one
+    wrapping folder, for Cityscapes archives): ``"cityscapes"`` (a ``gtFine/``,
+    ``leftImg8bit/`` or ``imgsFine/`` folder), ``"voc"`` (``SegmentationClass/`` or
+    ``ImageSets/Segmentation/``) or ``"camvid"`` (``<subset>annot/`` folders, or
+    ``<subset>.txt`` lists of CamVid's form). Nothing is decoded; at most one list file is read.
+
+    Parameters
+    ----------
+    url : str, path or list of them
+        A root as :func:`cityscapes_io.open` takes it (a list: all roots must agree).
+    storage_options : dict, optional
+        fsspec options.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        The root does not exist or holds none of these (the message says what it looked for, and
+        where the dataset root is when ``url`` is a folder inside a Cityscapes tree).
+    """
+    return detect(url, storage_options)[0]
