@@ -75,10 +75,10 @@ def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool 
 
 
 def _add_operations(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("filter and transform (lazy, applied in this order; each flag repeatable and "
-                             "taking a comma-separated list)")
+    g = p.add_argument_group("filter and transform (lazy, applied in this order; flags repeatable, and "
+                             "--split, --city, --remap, --rename-split also take comma-separated lists)")
     g.add_argument("--split", action="append", help="only this split (an unknown split is an error)")
-    g.add_argument("--city", action="append", dest="cities",
+    g.add_argument("--city", action="append", dest="cities", metavar="CITY",
                    help="only this city (a city that no split has is an error)")
     g.add_argument("--id", action="append", dest="ids", metavar="ID",
                    help="only this frame id or glob, e.g. 'aachen/*_000019' (repeatable)")
@@ -354,7 +354,10 @@ def _output_format(args) -> str:
 def _export(args, ds, dst, *, default_output: bool = False) -> int:
     fmt = args.format = _output_format(args)
     if not dst and default_output:
+        if args.resume or args.finalize or args.shard:
+            raise UsageError("--resume, --shard and --finalize continue one output: give it with -o DST")
         dst = os.path.abspath(_default_output(fmt))
+        args.default_output = True
     if not dst:
         raise UsageError("the output is missing: DST or -o DST")
     opts = _writer_options(args)
@@ -558,8 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "validate", help="list every problem of a dataset, with file and reason")
     _add_source(p, project=False)
-    p.add_argument("--split", action="append", help="only this split (repeatable)")
-    p.add_argument("--city", action="append", dest="cities", help="only this city (repeatable)")
+    p.add_argument("--split", action="append", help="only this split (repeatable, or a comma-separated list)")
+    p.add_argument("--city", action="append", dest="cities", metavar="CITY",
+                   help="only this city (repeatable, or a comma-separated list; an unknown city is an error)")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -682,7 +686,8 @@ def _message(exc: BaseException, args) -> str:
         text = f"error: {exc}"
     else:
         where = getattr(exc, "filename", None)
-        reason = (exc.strerror if where and getattr(exc, "strerror", None) else str(exc)) or type(exc).__name__
+        strerror = getattr(exc, "strerror", None)
+        reason = (strerror if where and strerror else str(exc)) or type(exc).__name__
         where = where or _where(args)
         text = f"error: {where}: {reason}" if where else f"error: {reason}"
     return " ".join(text.split("\n"))
@@ -698,7 +703,8 @@ def _interrupted(args) -> int:
         getattr(args, "project_command", None) == "export"
     dst = str(getattr(args, "where", None) or "")
     if exporting and dst and not dst.lower().endswith(".zip") and not getattr(args, "scheduler", None):
-        text += f"; the frames written to {dst} are kept: run the same command with --resume to continue"
+        again = f"add -o {dst} --resume" if getattr(args, "default_output", False) else "add --resume"
+        text += f"; the frames written to {dst} are kept: run the same command again and {again} to continue"
     print(text, file=sys.stderr)
     return EXIT_INTERRUPTED
 

@@ -41,15 +41,16 @@ def require_cities(ds, cities: Union[str, Sequence[str]], splits: Optional[Seque
     """Raise :class:`DatasetNotFoundError` naming the cities found when one of ``cities`` is in
     none of ``splits`` (all splits when None), as an unknown split is an error.
 
-    Lists the split folders only; for formats without city folders (VOC, CamVid) the cities are
-    those of the frame ids, which lists the frames (nothing is decoded)."""
+    Lists the split folders; only when a city is not among their folders (formats without city
+    folders, such as VOC and CamVid) are the frames listed, for the cities of their ids (nothing
+    is decoded)."""
     wanted = _as_list(cities) or []
     names = list(splits) if splits else ds.splits()
     if not set(names) <= set(ds.splits()):
         return  # the filter reports the unknown split
     found = {c for s in names for c in ds.cities(s)}
-    if not found:
-        found = {f.city for s in names for f in ds.frames(s) if f.city}
+    if not set(wanted) <= found:  # VOC, CamVid, or merged with them: the cities of the frame ids
+        found |= {f.city for s in names for f in ds.frames(s) if f.city}
     missing = [c for c in wanted if c not in found]
     if missing:
         where = f" in split {', '.join(names)}" if splits else ""

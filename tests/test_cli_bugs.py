@@ -226,6 +226,9 @@ def test_project_export_without_o_picks_datumaros_default(synth, tmp_path, capsy
     assert cio.open(str(here / "export-voc"), format="voc").count() == 5
     assert main(["project", "export", "-p", project, "-f", "voc"]) == 0  # the next free name
     assert f"exported to {here / 'export-voc.1'}" in capsys.readouterr().out
+    # a run that continues an output must name it: the default is a new folder each time
+    assert main(["project", "export", "-p", project, "-f", "voc", "--resume"]) == 2
+    assert "-o DST" in capsys.readouterr().err and not (here / "export-voc.2").exists()
 
 
 def test_importing_the_same_source_twice_is_refused(synth, tmp_path, capsys, monkeypatch):
