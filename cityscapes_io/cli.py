@@ -338,7 +338,10 @@ def cmd_validate(args) -> int:
 
 def _finalize_summary(report, dst, fmt: str) -> str:
     """The summary of --finalize, which indexes what the shards wrote (it writes no frame)."""
-    lines = [f"{report.written} frames indexed, {len(report.skipped)} missing -> {dst} ({fmt}, "
+    # Until Report.indexed lands (the lead's convert/pipeline change), finalize counts its frames
+    # in ``written``; afterwards ``written`` is 0 there and ``indexed`` holds them.
+    indexed = report.written + getattr(report, "indexed", 0)
+    lines = [f"{indexed} frames indexed, {len(report.skipped)} missing -> {dst} ({fmt}, "
              f"{report.seconds:.1f} s)"]
     lines += [f"  missing {split}/{fid}: {reason}" for split, fid, reason in report.skipped]
     return "\n".join(lines)
