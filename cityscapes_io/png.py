@@ -106,20 +106,24 @@ def _reason(exc: BaseException, doing: str) -> str:
     return f"{doing}: {exc}"
 
 
-def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = False) -> np.ndarray:
-    """Open ``data`` once with imageio's Pillow plugin, refuse a declared size above
-    :data:`MAX_PIXELS` (from the header, nothing decoded yet), then decode it.
+def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = False,
+            header: Optional[PngHeader] = None) -> np.ndarray:
+    """Open ``data`` once with imageio's Pillow plugin and decode it, after refusing a size
+    above :data:`MAX_PIXELS` (from ``header``, the PNG's already checked IHDR, or from the
+    opened file's properties: Pillow reads the header only, nothing is decoded yet).
 
     ``mode``: Pillow mode to convert to (``"P"`` keeps a paletted image's indices, which
     imageio would otherwise map through the palette). ``rgb``: convert to RGB unless the image
-    already decodes to ``H×W×3`` uint8 (converting an RGB image to RGB would copy it)."""
-    ext = ".png" if data[:8] == _SIGNATURE else None
+    decodes to ``H×W×3`` uint8 as it is (converting an RGB image to RGB would copy it)."""
     try:
-        with iio.imopen(data, "r", plugin="pillow", extension=ext) as file:
-            props = file.properties(index=0)
-            height, width = props.shape[:2]
-            _check_size(width, height, path)
-            if rgb and not (props.shape[2:] == (3,) and props.dtype == np.uint8):
+        with iio.imopen(data, "r", plugin="pillow", extension=".png" if header else None) as file:
+            if header is None:
+                props = file.properties(index=0)
+                _check_size(props.shape[1], props.shape[0], path)
+                is_rgb = props.shape[2:] == (3,) and props.dtype == np.uint8
+            else:
+                is_rgb = header.color_type == 2  # Pillow's mode "RGB" at 8 and 16 bits
+            if rgb and not is_rgb:
                 mode = "RGB"
             # writeable_output=False: no copy of a read-only result (the arrays are not
             # modified in place; a caller that needs to write copies).
@@ -145,7 +149,7 @@ def decode_gray(data: bytes, path: str) -> np.ndarray:
             path,
             f"expected a single-channel (gray) PNG, got {_COLOR_TYPES.get(header.color_type, header.color_type)}",
         )
-    arr = _decode(data, path, mode="P" if header.color_type == 3 else None)
+    arr = _decode(data, path, mode="P" if header.color_type == 3 else None, header=header)
     if arr.ndim != 2:
         raise InvalidFileError(path, f"expected a single-channel image, got shape {arr.shape}")
     if arr.dtype == np.uint8 or arr.dtype == np.uint16:
@@ -162,7 +166,7 @@ def decode_paletted(data: bytes, path: str) -> Tuple[np.ndarray, np.ndarray]:
     header = read_header(data, path)
     if header.color_type != 3:
         raise InvalidFileError(path, "expected a paletted PNG")
-    indices = _decode(data, path, mode="P")
+    indices = _decode(data, path, mode="P", header=header)
     return indices, _palette(data, path)
 
 
@@ -195,9 +199,8 @@ def decode_rgb(data: bytes, path: str) -> np.ndarray:
         Truncated, corrupt, not an image, or declaring more than :data:`MAX_PIXELS` pixels
         (checked from the header before decoding).
     """
-    if data[:8] == _SIGNATURE:
-        read_header(data, path)
-    return _decode(data, path, rgb=True)
+    header = read_header(data, path) if data[:8] == _SIGNATURE else None
+    return _decode(data, path, rgb=True, header=header)
 
 
 def image_size(data: bytes, path: str) -> Tuple[int, int]:
@@ -219,7 +222,7 @@ def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compres
     Other integer types are cast to the 8-bit type."""
     if arr.ndim == 2 and palette is not None:
         return _encode_paletted(arr, palette, compress_level)
-    if arr.ndim == 2 and arr.dtype == np.uint16:
+    if arr.ndim == 2 and arr.dtype.kind == "u" and arr.dtype.itemsize == 2:  # either byte order
         arr = np.ascontiguousarray(arr, dtype="<u2")  # Pillow's I;16 (a big-endian array would be I;16B)
     elif arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4)):
         arr = np.ascontiguousarray(arr, dtype=np.uint8)
