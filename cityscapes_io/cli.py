@@ -69,7 +69,7 @@ def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool 
                             "(default: detected)")
     else:
         p.add_argument("-if", "--input-format", metavar="FORMAT",
-                       help=f"input format: {_FORMATS_HELP} (default: detected from the folders)")
+                       help=f"input format: {_FORMATS_HELP} (default: detected from the folders, and said on a terminal)")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON",
                    help='fsspec options of the input, e.g. \'{"anon": true}\'')
 
@@ -187,7 +187,8 @@ def _source_format(args, src, given: Optional[str]) -> str:
     if given:
         return _format(given)
     fmt, evidence = detect(src, getattr(args, "storage_options", None))
-    if not getattr(args, "quiet", False):
+    # On a terminal only, like the progress line: a script's stderr keeps its error line first.
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
         print(f"input format: {fmt} (detected: {evidence}; -if to choose)", file=sys.stderr)
     return fmt
 
