@@ -24,7 +24,7 @@ from .frame import Frame
 from .instances import Instance
 from .labels import Label, LabelMap
 from .ops import merge
-from .writers import writer
+from .pipeline import writer
 
 __version__ = "0.1.0"
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 import time
 from typing import Iterable, List, Optional, Union
 
-from .convert import Report, _refuse_overwriting_source
 from .dataset import Dataset, open as open_dataset
-from .errors import CityscapesIOError
-from .frame import Frame, OnError
-from .writers import Entry
-from .writers import writer as open_writer
+from .frame import Frame, OnError, check_policy
+from .pipeline import Report, refuse_overwriting_source, options_for_workers, write_one, writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -60,20 +57,11 @@ def to_bag(ds: Dataset, partition: Union[str, int] = "city"):
 
 
 def _write_partition(frames: Iterable[Frame], format: str, url, storage_options, options) -> List[tuple]:
-    w = open_writer(url, format, storage_options=storage_options, **options)
-    out = []
+    w = writer(url, format, storage_options=storage_options, _existing="keep", **options)
     try:
-        for frame in frames:
-            try:
-                result: Union[Entry, Exception] = w.write_files(frame)
-            except CityscapesIOError as exc:
-                result = exc
-            finally:
-                frame.release()
-            out.append((frame.split, frame.id, result))
+        return [(frame.split, frame.id, write_one(w, frame)) for frame in frames]
     finally:
-        w.abort()  # per-frame files only; the driver writes the index files
-    return out
+        w._abort()  # per-frame files only; the driver writes the index files
 
 
 def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, scheduler: Optional[str] = None,
@@ -94,9 +82,10 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         As for :func:`cityscapes_io.convert`.
     """
     _require_dask()
+    check_policy(on_error)
     if not isinstance(ds, Dataset):
         ds = open_dataset(ds, format=src_format, storage_options=src_storage_options)
-    _refuse_overwriting_source(ds, url)
+    refuse_overwriting_source(ds, url, replacing=bool(options.get("overwrite")))
     own_client = None
     if client is None and scheduler:
         from distributed import Client
@@ -104,17 +93,19 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         client = own_client = Client(scheduler)
     start = time.perf_counter()
     report = Report(str(url), format)
-    w = open_writer(url, format, storage_options=storage_options, labels=ds.labels, **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, **options)
+    if not w.dest.resumable:
+        w._abort()
+        raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
     try:
-        worker_options = dict(options)
-        worker_options["label_map"] = w.labels if w.labels is not None else options.get("label_map", "source")
+        worker_options = options_for_workers(w, options)
         bag = to_bag(ds, partition).map_partitions(_write_partition, format, url, storage_options, worker_options)
         results = bag.compute(scheduler=client) if client is not None else bag.compute()
         for split, frame_id, result in results:
             report.read += 1
             report.record(w, split, frame_id, result, on_error)
     except BaseException:
-        w.abort()
+        w._abort()
         raise
     finally:
         if own_client is not None:

@@ -4,6 +4,8 @@ Iteration walks split → city → frame in sorted order, listing each city fold
 reached and decoding nothing. On remote filesystems (S3 and other asynchronous fsspec backends)
 the files of the next few frames are fetched concurrently in the background, bounded to a few
 frames ahead, so iteration is not bound by request latency.
+
+A Dataset reads through a :class:`~cityscapes_io.reader.Reader` and uses only that contract.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
+from . import ops
 from .errors import DatasetNotFoundError
 from .formats import reader_class
-from .frame import Frame, OnError
+from .frame import Frame, OnError, check_policy
 from .labels import LabelMap
 from .names import sort_key
-from .storage import is_remote
+from .pipeline import Report, write_dataset
+from .reader import Reader
 
 __all__ = ["Dataset", "open", "DEFAULT_PREFETCH"]
 
@@ -30,14 +34,18 @@ class Dataset:
 
     ``for frame in ds`` yields :class:`~cityscapes_io.Frame` objects in sorted order (split,
     city, sequence, frame number). Nothing is decoded until a frame's pixels are asked for.
+    ``len(ds)`` and ``ds[i]`` (a position, or a frame id) list the dataset once and keep the
+    frames' file references (no pixels), so a map-style training loop or a sampler can use a
+    Dataset directly.
     """
 
-    def __init__(self, reader, *, prefetch: Optional[int] = None):
-        self._reader = reader
-        self.format = getattr(reader, "format", None)
-        if prefetch is None:
-            prefetch = DEFAULT_PREFETCH if any(is_remote(r.fs) for r in getattr(reader, "roots", ())) else 0
-        self.prefetch = int(prefetch)
+    def __init__(self, reader: Reader, *, prefetch: Optional[int] = None):
+        if not isinstance(reader, Reader):
+            raise TypeError(f"Dataset needs a cityscapes_io.reader.Reader, got {type(reader).__name__}")
+        self.reader = reader
+        self.format = reader.format
+        self.prefetch = int(DEFAULT_PREFETCH if prefetch is None and reader.remote else prefetch or 0)
+        self._index: Optional[List[Frame]] = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -51,86 +59,100 @@ class Dataset:
 
         ``labels`` is the label map the frames' label ids refer to (default: the official
         Cityscapes map)."""
-        return cls(_MemoryReader(frames, labels if labels is not None else LabelMap.cityscapes()), prefetch=0)
+        return cls(MemoryReader(frames, labels if labels is not None else LabelMap.cityscapes()), prefetch=0)
+
+    def derive(self, reader: Reader) -> "Dataset":
+        """A dataset reading through ``reader`` (an operation over this one), prefetching as this
+        one does."""
+        return Dataset(reader, prefetch=self.prefetch)
 
     def export(self, url, format: str = "cityscapes", *, storage_options=None, on_error: OnError = "raise",
-               **options):
+               **options) -> Report:
         """Write the dataset in ``format`` (see :func:`cityscapes_io.convert` for the options);
         returns the conversion report."""
-        from .convert import write_dataset
-
         return write_dataset(self, url, format, storage_options=storage_options, on_error=on_error, **options)
 
-    # -- operations (lazy) -------------------------------------------------------------------
+    # -- operations (lazy; see cityscapes_io.ops) -----------------------------------------------
     def filter(self, *, split=None, cities=None, ids=None, labels=None) -> "Dataset":
         """Keep frames of the given split(s), city(ies), ids (exact or glob) and/or containing
         any of the given labels. Lazy."""
-        from .ops import filter_dataset
-
-        return filter_dataset(self, split=split, cities=cities, ids=ids, labels=labels)
+        return ops.filter_dataset(self, split=split, cities=cities, ids=ids, labels=labels)
 
     def remap_labels(self, mapping, *, default: str = "keep") -> "Dataset":
         """Rename, merge (``{"car": "vehicle", "truck": "vehicle"}``) or drop (``{"bicycle":
         None}``) labels; unmapped labels kept or dropped (``default="delete"``). Lazy."""
-        from .ops import remap_labels
-
-        return remap_labels(self, mapping, default=default)
+        return ops.remap_labels(self, mapping, default=default)
 
     def to_train_ids(self) -> "Dataset":
         """Labels mapped to the 19 training ids, 255 = ignore, by lookup table. Lazy."""
-        from .ops import to_train_ids
-
-        return to_train_ids(self)
+        return ops.to_train_ids(self)
 
     def rename_splits(self, names) -> "Dataset":
         """Rename splits: ``{"train": "training"}``. Lazy."""
-        from .ops import rename_splits
-
-        return rename_splits(self, names)
+        return ops.rename_splits(self, names)
 
     # -- metadata -----------------------------------------------------------------------------
     @property
     def labels(self) -> LabelMap:
         """The label map (its ``source`` tells where it came from)."""
-        return self._reader.labels
+        return self.reader.labels
 
     @property
     def roots(self) -> List[str]:
-        return [str(r) for r in getattr(self._reader, "roots", ())]
+        return [str(r) for r in self.reader.roots]
 
     def splits(self) -> List[str]:
         """Split names, sorted."""
-        return self._reader.splits()
+        return self.reader.splits()
 
     def cities(self, split: str) -> List[str]:
         """City folders of a split, sorted (lists the split folder)."""
-        return self._reader.cities(split)
+        return self.reader.cities(split)
 
     def count(self) -> int:
         """Number of frames (lists every city folder; decodes nothing)."""
-        return sum(1 for split in self.splits() for _ in self._reader.iter_frames(split))
+        if self._index is not None:
+            return len(self._index)
+        return sum(self.reader.frame_count(split) for split in self.splits())
 
     def frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
         """One frame by id; lists only the folder it would be in."""
-        find = getattr(self._reader, "find_frame", None)
-        if find is not None:
-            return find(frame_id, split)
-        city = frame_id.split("/", 1)[0] if "/" in frame_id else None
-        for s in ([split] if split is not None else self.splits()):
-            by_city = city is not None and hasattr(self._reader, "iter_city")
-            for f in (self._reader.iter_city(s, city) if by_city else self._reader.iter_frames(s)):
-                if f.id == frame_id:
-                    return f
-        raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join([split] if split else self.splits())}")
+        return self.reader.find_frame(frame_id, split)
+
+    # -- map-style access ------------------------------------------------------------------------
+    def _frames_index(self) -> List[Frame]:
+        if self._index is None:
+            self._index = list(self.frames())
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._frames_index())
+
+    def __getitem__(self, key: Union[int, str]) -> Frame:
+        """``ds[i]``: the frame at position ``i`` in iteration order (negative from the end);
+        ``ds["aachen/aachen_000000_000019"]``: the frame with that id (see :meth:`frame`)."""
+        if isinstance(key, str):
+            return self.frame(key)
+        if isinstance(key, bool) or not isinstance(key, int):
+            try:
+                key = key.__index__()
+            except AttributeError:
+                raise TypeError(f"Dataset indices are ints or frame ids, not {type(key).__name__}") from None
+        frames = self._frames_index()
+        try:
+            frame = frames[key]
+        except IndexError:
+            raise IndexError(f"frame index {key} out of range ({len(frames)} frames)") from None
+        return frame.fresh()  # decoded pixels and buffered bytes are never kept in the index
 
     # -- iteration ----------------------------------------------------------------------------
     def frames(self, split: Optional[str] = None, city: Optional[str] = None) -> Iterator[Frame]:
         """Frames of one split and/or one city (lists only what it walks); all when None."""
         for s in ([split] if split is not None else self.splits()):
             if city is None:
-                yield from self._reader.iter_frames(s)
+                yield from self.reader.iter_frames(s)
             else:
-                yield from self._reader.iter_city(s, city)
+                yield from self.reader.iter_city(s, city)
 
     def __iter__(self) -> Iterator[Frame]:
         if self.prefetch > 0:
@@ -141,31 +163,21 @@ class Dataset:
         return f"Dataset({self.format}, roots={self.roots}, splits={self.splits()}, labels={self.labels!r})"
 
 
-class _MemoryReader:
-    """Serves frames held in memory, grouped by split."""
+class MemoryReader(Reader):
+    """Serves frames held in memory, grouped by split. Frames built without a label map take
+    the dataset's."""
 
     format = "memory"
-    roots: tuple = ()
 
     def __init__(self, frames: Iterable[Frame], labels: LabelMap):
         self.labels = labels
-        self._frames: List[Frame] = []
-        for f in frames:
-            if not f._labels_given:
-                f.labels = labels
-            self._frames.append(f)
+        self._frames: List[Frame] = [f if f.labels_given else f.renamed(labels=labels) for f in frames]
 
     def splits(self) -> List[str]:
         return sorted({f.split for f in self._frames})
 
-    def cities(self, split: str) -> List[str]:
-        return sorted({f.city for f in self._frames if f.split == split and f.city})
-
     def iter_frames(self, split: str) -> Iterator[Frame]:
         return iter(sorted((f for f in self._frames if f.split == split), key=lambda f: sort_key(f.id)))
-
-    def iter_city(self, split: str, city: str) -> Iterator[Frame]:
-        return (f for f in self.iter_frames(split) if f.city == city)
 
 
 def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
@@ -183,25 +195,6 @@ def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
 
     window: Deque[Frame] = collections.deque()
     pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="cityscapes-io-prefetch")
-
-    def submit(frame: Frame) -> None:
-        with lock:
-            kinds = [k for k in wanted if k in frame._files and k not in frame._pending]
-        if not kinds:
-            return
-        # One batched request for all of a frame's files (concurrent on async filesystems).
-        by_fs = {}
-        for k in kinds:
-            fs, path = frame._files[k]
-            by_fs.setdefault(id(fs), (fs, []))[1].append((k, path))
-        for fs, items in by_fs.values():
-            paths = [p for _, p in items]
-            # Ranged from byte 0 on object stores: one GET each, no HEAD (empty files fall back
-            # to a plain read in Frame.read_bytes).
-            fut = pool.submit(fs.cat, paths, on_error="return", **({"start": 0} if is_remote(fs) else {}))
-            for k, _ in items:
-                frame._pending[k] = fut
-
     try:
         it = iter(frames)
         exhausted = False
@@ -212,12 +205,15 @@ def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
                 except StopIteration:
                     exhausted = True
                     break
-                f._on_read = note
+                f.source.watch(note)
                 window.append(f)
             if not window:
                 return
+            with lock:
+                kinds = sorted(wanted)
             for f in list(window)[1:]:
-                submit(f)
+                if kinds:
+                    f.source.fetch_ahead(kinds, pool)
             frame = window.popleft()
             yield frame
     finally:
@@ -269,7 +265,6 @@ def open(
     LabelMapError
         ``dataset_meta.json`` or ``label_colors.txt`` is invalid.
     """
-    if not (on_error in ("raise", "skip") or callable(on_error)):
-        raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
+    check_policy(on_error)
     reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options, on_error=on_error)
     return Dataset(reader, prefetch=prefetch)

@@ -1,28 +1,37 @@
-"""A frame: where its files are, and its pixels decoded on demand.
+"""A frame, and the sources its pixels come from.
 
-A :class:`Frame` from a reader holds file references and no pixels; it can be pickled (a
-process pool or Dask can ship it) and opens nothing until asked. Each file is decoded at most
-once while the caller holds the frame.
+A :class:`Frame` is an id, a split, a label map and a :class:`Source`. The source says where
+the pixels come from: files (:class:`FileSource`, and one subclass per format that decodes its
+own masks), arrays built in memory (:class:`ArraySource`), or another frame passed through a
+lookup table (:class:`DerivedSource`). The frame decodes through its source at most once while
+the caller holds it; :meth:`Frame.instances` is always computed from the one ``instanceIds``
+array, so every writer's files agree with each other and with ``frame.instances()`` however the
+frame was made.
+
+A frame read from files holds file references and no pixels; it can be pickled (a process pool
+or Dask can ship it) and opens nothing until asked.
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 import warnings
-from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import png
 from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
-from .instances import INSTANCE_DIVISOR, Instance, segment_stats
+from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats
 from .labels import LabelMap
 from .names import parse_frame_id
-from .storage import is_remote
+from .storage import read_file, read_range
 
-__all__ = ["Frame", "apply_policy"]
+__all__ = ["Frame", "Source", "FileSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
 
 OnError = Union[str, Callable[[Exception], Any]]
+
+_CITYSCAPES = LabelMap.cityscapes()
 
 
 def apply_policy(on_error: OnError, error: Exception) -> None:
@@ -39,6 +48,363 @@ def apply_policy(on_error: OnError, error: Exception) -> None:
     raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
 
 
+def check_policy(on_error: OnError) -> OnError:
+    """``on_error`` itself, or ValueError when it is not ``"raise"``, ``"skip"`` or a callable."""
+    if not (on_error in ("raise", "skip") or callable(on_error)):
+        raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
+    return on_error
+
+
+# -- sources ------------------------------------------------------------------------------------
+class Source:
+    """Where one frame's pixels come from: the contract every source implements.
+
+    ``instance_ids`` is the one required part; everything else has a default. A source does no
+    caching of decoded arrays (the :class:`Frame` does); a file source keeps the encoded bytes
+    it read until released, so writers copy files without reading them twice.
+    """
+
+    def files(self) -> Dict[str, str]:
+        """``{kind: path}`` of the encoded files this source reads (empty for arrays)."""
+        return {}
+
+    def has_image(self) -> bool:
+        return False
+
+    def has_annotations(self) -> bool:
+        return False
+
+    def image_ext(self) -> Optional[str]:
+        """Extension of the photo (``.png``), None without one."""
+        return ".png" if self.has_image() else None
+
+    def image_bytes(self) -> Optional[bytes]:
+        """The encoded photo, None without one."""
+        return None
+
+    def image(self) -> Optional[np.ndarray]:
+        """The photo as an ``H×W×3`` uint8 array, None without one."""
+        return None
+
+    def instance_ids(self) -> Optional[np.ndarray]:  # pragma: no cover - abstract
+        """The ``instanceIds`` array (``label * 1000 + instance``, plain label for regions), or
+        None without ground truth."""
+        raise NotImplementedError
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        """The class image when the source holds one of its own (a ``_labelIds.png`` beside the
+        instanceIds); None lets the frame derive it from the instanceIds."""
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        """The encoded file of ``kind`` when its pixels are exactly this frame's (so a writer
+        may copy it instead of encoding); None otherwise."""
+        return None
+
+    def where(self) -> Optional[str]:
+        """The path naming the ground truth in messages (None: the frame's id stands in)."""
+        return None
+
+    @property
+    def gt_kind(self) -> Optional[str]:
+        """The kind of the file ``instance_ids`` decodes (None when it decodes no file)."""
+        return None
+
+    def locations(self) -> Dict[str, Tuple[Any, str]]:
+        """``{kind: (filesystem, path)}`` of the encoded files (empty for arrays)."""
+        return {}
+
+    def read_bytes(self, kind: str) -> bytes:
+        """The encoded bytes of one of the source's files."""
+        raise DatasetNotFoundError(None, f"no {kind} file")
+
+    def path(self, kind: str) -> str:
+        raise DatasetNotFoundError(None, f"no {kind} file")
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        """``(height, width)`` without decoding, where the source can tell."""
+        return None
+
+    def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
+        """Start fetching the files of ``kinds`` in ``pool`` (remote filesystems). No-op by
+        default."""
+
+    def watch(self, callback: Optional[Callable[[str], None]]) -> None:
+        """Call ``callback(kind)`` whenever a file of this source is read (the prefetcher learns
+        which kinds the consumer wants). No-op by default."""
+
+    def release(self) -> None:
+        """Drop buffered bytes."""
+
+    def fresh(self) -> "Source":
+        """A source of the same pixels sharing no buffers or decoded arrays with this one."""
+        return self
+
+
+class FileSource(Source):
+    """Pixels from encoded files: ``{kind: (filesystem, path)}``.
+
+    The default decoding is Cityscapes': the ground truth is the first of ``instanceIds``,
+    ``labelTrainIds``, ``labelIds`` the frame has, a gray PNG; the photo is ``image``. Formats
+    with other masks subclass this and override :meth:`instance_ids` and ``GT_KINDS``.
+    """
+
+    #: File kinds that hold the ground truth, in order of preference.
+    GT_KINDS: Tuple[str, ...] = ("instanceIds", "labelTrainIds", "labelIds")
+
+    def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]] = None):
+        self._files: Dict[str, Tuple[Any, str]] = dict(files or {})
+        self._bytes: Dict[str, bytes] = {}
+        self._pending: Dict[str, "Future[Dict[str, Any]]"] = {}
+        self._watch: Optional[Callable[[str], None]] = None
+
+    # -- files ----------------------------------------------------------------------------
+    def files(self) -> Dict[str, str]:
+        return {k: p for k, (_, p) in self._files.items()}
+
+    def locations(self) -> Dict[str, Tuple[Any, str]]:
+        return dict(self._files)
+
+    def has(self, kind: str) -> bool:
+        return kind in self._files
+
+    def path(self, kind: str) -> str:
+        try:
+            return self._files[kind][1]
+        except KeyError:
+            raise DatasetNotFoundError(None, f"no {kind} file") from None
+
+    @property
+    def gt_kind(self) -> Optional[str]:
+        """The kind of the file holding the ground truth, None without one."""
+        return next((k for k in self.GT_KINDS if k in self._files), None)
+
+    def has_image(self) -> bool:
+        return "image" in self._files
+
+    def has_annotations(self) -> bool:
+        return self.gt_kind is not None
+
+    def where(self) -> Optional[str]:
+        kind = self.gt_kind
+        return self._files[kind][1] if kind else None
+
+    def image_ext(self) -> Optional[str]:
+        if "image" not in self._files:
+            return None
+        path = self._files["image"][1]
+        dot = path.rfind(".")
+        return path[dot:].lower() if dot > path.rfind("/") else None
+
+    def read_bytes(self, kind: str) -> bytes:
+        data = self._bytes.get(kind)
+        if data is not None:
+            return data
+        if kind not in self._files:
+            raise DatasetNotFoundError(None, f"no {kind} file")
+        fs, path = self._files[kind]
+        if self._watch is not None:
+            self._watch(kind)
+        fut = self._pending.pop(kind, None)
+        if fut is not None:
+            try:
+                got = fut.result().get(path)
+            except Exception:  # noqa: BLE001 - a failed prefetch is read again below, and reported from there
+                got = None
+            data = got if isinstance(got, bytes) else None
+        if data is None:
+            data = read_file(fs, path)
+        # Kept while the frame is held: writers copy encoded files (the photo, and the ground
+        # truth when labels are unchanged) without reading them twice.
+        self._bytes[kind] = data
+        return data
+
+    # -- pixels ---------------------------------------------------------------------------
+    def image_bytes(self) -> Optional[bytes]:
+        return self.read_bytes("image") if "image" in self._files else None
+
+    def image(self) -> Optional[np.ndarray]:
+        if "image" not in self._files:
+            return None
+        return png.decode_rgb(self.read_bytes("image"), self.path("image"))
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        kind = self.gt_kind
+        if kind is None:
+            return None
+        return png.decode_gray(self.read_bytes(kind), self.path(kind))
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        if "instanceIds" in self._files and "labelIds" in self._files:
+            return png.decode_gray(self.read_bytes("labelIds"), self.path("labelIds"))
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        return self.read_bytes(kind) if kind in self._files else None
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        for kind in self.GT_KINDS + ("image",):
+            if kind not in self._files:
+                continue
+            fs, path = self._files[kind]
+            data = self._bytes.get(kind)
+            if data is None:
+                data = read_range(fs, path, 0, 64) if path.lower().endswith(".png") else self.read_bytes(kind)
+            w, h = png.image_size(data, path)
+            return h, w
+        return None
+
+    # -- prefetch -------------------------------------------------------------------------
+    def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
+        from .storage import fetch_many
+
+        todo = [k for k in kinds if k in self._files and k not in self._pending and k not in self._bytes]
+        by_fs: Dict[int, Tuple[Any, List[str]]] = {}
+        for k in todo:
+            fs, _ = self._files[k]
+            by_fs.setdefault(id(fs), (fs, []))[1].append(k)
+        for fs, ks in by_fs.values():
+            fut = pool.submit(fetch_many, fs, [self._files[k][1] for k in ks])
+            for k in ks:
+                self._pending[k] = fut
+
+    def watch(self, callback: Optional[Callable[[str], None]]) -> None:
+        self._watch = callback
+
+    def release(self) -> None:
+        self._bytes.clear()
+        self._pending.clear()
+
+    def fresh(self) -> "FileSource":
+        return copy.copy(self)
+
+    def __getstate__(self):
+        # Only where the files are crosses a process boundary (or a copy): no bytes, futures or
+        # observers.
+        return {"_files": self._files}
+
+    def __setstate__(self, state) -> None:
+        FileSource.__init__(self, state["_files"])
+
+
+class ArraySource(Source):
+    """Pixels built in memory: a photo and :class:`~cityscapes_io.Instance` records made with
+    :meth:`Instance.from_mask`, painted in order (a later instance covers an earlier one)."""
+
+    def __init__(self, image: Optional[np.ndarray], instances: Sequence[Instance]):
+        self._image = None if image is None else np.asarray(image)
+        self._instances = list(instances)
+        shapes = {tuple(i.shape) for i in self._instances}
+        if self._image is not None:
+            shapes.add(tuple(self._image.shape[:2]))
+        if len(shapes) > 1:
+            raise ValueError(f"image and masks differ in size: {sorted(shapes)}")
+        self._shape: Optional[Tuple[int, int]] = shapes.pop() if shapes else None  # type: ignore[assignment]
+
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    def has_annotations(self) -> bool:
+        return bool(self._instances)
+
+    def image(self) -> Optional[np.ndarray]:
+        if self._image is None:
+            return None
+        img = self._image
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        return img[:, :, :3].astype(np.uint8, copy=False)
+
+    def image_bytes(self) -> Optional[bytes]:
+        img = self.image()
+        return None if img is None else png.encode_png(img)
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        if not self._instances:
+            return None
+        return compose_instances(self._instances, self._shape)  # type: ignore[arg-type]
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        return self._shape
+
+
+def compose_instances(instances: Sequence[Instance], shape: Tuple[int, int]) -> np.ndarray:
+    """Paint instances into an instanceIds array, in order. Numbered instances keep their
+    number; an unnumbered, non-crowd instance takes the lowest number its label does not use;
+    crowd instances are the plain label id."""
+    out = np.zeros(shape, dtype=np.uint16)
+    used: Dict[int, set] = {}
+    for inst in instances:
+        if not inst.is_crowd and inst.id is not None:
+            used.setdefault(inst.label_id, set()).add(inst.id)
+    for inst in instances:
+        value = inst.value
+        if not inst.is_crowd and inst.id is None:
+            taken = used.setdefault(inst.label_id, set())
+            num = next(n for n in range(INSTANCE_DIVISOR) if n not in taken)
+            taken.add(num)
+            value = inst.label_id * INSTANCE_DIVISOR + num
+        x, y, w, h = inst.bbox
+        out[y : y + h, x : x + w][inst.mask_crop] = value
+    return out
+
+
+class DerivedSource(Source):
+    """Another frame's pixels with its instanceIds passed through a lookup table (label remaps,
+    train ids, merged label maps). The photo is the parent's (its bytes are copied, not
+    re-encoded); the ground truth is computed on demand."""
+
+    def __init__(self, parent: "Frame", lut: Callable[[Sequence[int]], np.ndarray]):
+        self.parent = parent
+        self._lut = lut
+
+    def files(self) -> Dict[str, str]:
+        return {k: p for k, p in self.parent.files.items() if k == "image"}
+
+    def locations(self) -> Dict[str, Tuple[Any, str]]:
+        return {k: v for k, v in self.parent.source.locations().items() if k == "image"}
+
+    def has_image(self) -> bool:
+        return self.parent.has_image
+
+    def has_annotations(self) -> bool:
+        return self.parent.has_annotations
+
+    def image_ext(self) -> Optional[str]:
+        return self.parent.image_ext
+
+    def image_bytes(self) -> Optional[bytes]:
+        return self.parent.image_bytes()
+
+    def image(self) -> Optional[np.ndarray]:
+        return self.parent.image()
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        arr = self.parent.instance_ids()
+        if arr is None:
+            return None
+        return self._lut([i.value for i in self.parent.instances()])[arr]
+
+    def where(self) -> Optional[str]:
+        return self.parent.where
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        return self.parent.size()
+
+    def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
+        self.parent.source.fetch_ahead(kinds, pool)
+
+    def watch(self, callback: Optional[Callable[[str], None]]) -> None:
+        self.parent.source.watch(callback)
+
+    def release(self) -> None:
+        self.parent.release()
+
+    def fresh(self) -> "DerivedSource":
+        return DerivedSource(self.parent.fresh(), self._lut)
+
+
+# -- the frame ----------------------------------------------------------------------------------
 class Frame:
     """One frame of a dataset.
 
@@ -52,46 +418,26 @@ class Frame:
         Parsed from the Cityscapes grammar (``seq``/``frame`` are None for other ids).
     labels : LabelMap
         What ``label_ids()`` values and ``v // 1000`` of ``instance_ids()`` mean.
-    files : dict
-        ``{kind: path}`` of the frame's files (kinds ``image``, ``instanceIds``, ``labelIds``,
-        ``labelTrainIds``, ``color``, ``polygons``).
+    source : Source
+        Where the pixels come from.
     """
 
-    def __init__(
-        self,
-        id: str,
-        split: str,
-        labels: LabelMap,
-        files: Optional[Dict[str, Tuple[Any, str]]] = None,
-        *,
-        on_error: OnError = "raise",
-        arrays: Optional[Dict[str, Any]] = None,
-    ):
+    def __init__(self, id: str, split: str, labels: Optional[LabelMap],
+                 source: Union[Source, Mapping[str, Tuple[Any, str]], None] = None, *, on_error: OnError = "raise"):
         name = parse_frame_id(id)
         self.id = id
         self.split = split
-        self.city = name.city
-        self.seq = name.seq
-        self.frame = name.frame
-        self.labels = labels
-        self._files: Dict[str, Tuple[Any, str]] = dict(files or {})
-        self._on_error = on_error
-        self._arrays: Dict[str, Any] = dict(arrays or {})  # frames built in memory
+        self.city, self.seq, self.frame = name.city, name.seq, name.frame
+        #: Whether the label map was given (False for in-memory frames that take their dataset's).
+        self.labels_given = labels is not None
+        self.labels: LabelMap = labels if labels is not None else _CITYSCAPES
+        self.source: Source = source if isinstance(source, Source) else FileSource(source)
+        self.on_error = check_policy(on_error)
         self._cache: Dict[str, Any] = {}
-        self._pending: Dict[str, "Future[Dict[str, bytes]]"] = {}
-        self._on_read: Optional[Callable[[str], None]] = None
-        self._labels_given = True  # False for in-memory frames that take their dataset's labels
 
     @classmethod
-    def from_arrays(
-        cls,
-        *,
-        id: str,
-        split: str = "default",
-        image: Optional[np.ndarray] = None,
-        instances: Sequence[Instance] = (),
-        labels: Optional[LabelMap] = None,
-    ) -> "Frame":
+    def from_arrays(cls, *, id: str, split: str = "default", image: Optional[np.ndarray] = None,
+                    instances: Sequence[Instance] = (), labels: Optional[LabelMap] = None) -> "Frame":
         """A frame built in memory, written by the same writers as frames read from disk.
 
         Parameters
@@ -102,130 +448,99 @@ class Frame:
         image : ndarray, optional
             ``H×W×3`` (or ``H×W``) uint8 photo.
         instances : list of Instance
-            Made with :meth:`Instance.from_mask`; all of the frame's size.
+            Made with :meth:`Instance.from_mask`, all of the frame's size; painted in order. An
+            instance without a number (and not a crowd) gets the lowest number free for its
+            label.
         labels : LabelMap, optional
             Set by :meth:`Dataset.from_iterable` when omitted.
         """
-        arrays: Dict[str, Any] = {}
-        if image is not None:
-            arrays["image"] = np.asarray(image)
-        shapes = {tuple(i._frame_shape) for i in instances}
-        if image is not None:
-            shapes.add(tuple(np.asarray(image).shape[:2]))
-        if len(shapes) > 1:
-            raise ValueError(f"frame {id!r}: image and masks differ in size: {sorted(shapes)}")
-        if instances:
-            arrays["instances"] = list(instances)
-        frame = cls(id, split, labels if labels is not None else LabelMap.cityscapes(), None, arrays=arrays)
-        frame._labels_given = labels is not None
-        return frame
+        try:
+            source = ArraySource(image, instances)
+        except ValueError as exc:
+            raise ValueError(f"frame {id!r}: {exc}") from None
+        return cls(id, split, labels, source)
+
+    def renamed(self, *, split: Optional[str] = None, id: Optional[str] = None,
+                labels: Optional[LabelMap] = None) -> "Frame":
+        """The same frame (same source, nothing decoded) under another split, id or label map."""
+        out = Frame(self.id if id is None else id, self.split if split is None else split,
+                    self.labels if labels is None else labels, self.source, on_error=self.on_error)
+        out.labels_given = self.labels_given or labels is not None
+        return out
+
+    def fresh(self) -> "Frame":
+        """The same frame with nothing decoded or buffered, sharing no caches with this one."""
+        out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error)
+        out.labels_given = self.labels_given
+        return out
+
+    def derived(self, labels: LabelMap, lut: Callable[[Sequence[int]], np.ndarray]) -> "Frame":
+        """This frame with its instanceIds mapped through ``lut(values)`` onto ``labels``."""
+        return Frame(self.id, self.split, labels, DerivedSource(self, lut), on_error=self.on_error)
 
     # -- files --------------------------------------------------------------------------------
     @property
     def files(self) -> Dict[str, str]:
-        return {k: p for k, (_, p) in self._files.items()}
+        """``{kind: path}`` of the frame's encoded files (kinds ``image``, ``instanceIds``,
+        ``labelIds``, ``labelTrainIds``, ``color``, ``polygons``; other formats' own kinds)."""
+        return self.source.files()
 
     def has(self, kind: str) -> bool:
-        """Whether the frame has a file (or array) of this kind."""
-        return kind in self._files or kind in self._arrays
+        """Whether the frame has a file of this kind (``"image"``: a photo of any origin)."""
+        return self.has_image if kind == "image" else kind in self.source.files()
 
     @property
     def has_image(self) -> bool:
-        return self.has("image")
+        return self.source.has_image()
 
     @property
     def has_annotations(self) -> bool:
-        return self._gt_kind() is not None or "instances" in self._arrays
+        return self.source.has_annotations()
 
     @property
     def image_ext(self) -> Optional[str]:
-        """Extension of the photo file (``.png``), or None."""
-        if "image" not in self._files:
-            return ".png" if "image" in self._arrays else None
-        path = self._files["image"][1]
-        dot = path.rfind(".")
-        return path[dot:].lower() if dot > path.rfind("/") else None
+        """Extension of the photo (``.png``), or None."""
+        return self.source.image_ext()
+
+    @property
+    def where(self) -> str:
+        """The file naming the frame's ground truth in messages (its split and id otherwise)."""
+        return self.source.where() or f"{self.split}/{self.id}"
 
     def path(self, kind: str) -> str:
-        return self._files[kind][1]
+        try:
+            return self.source.path(kind)
+        except DatasetNotFoundError:
+            raise DatasetNotFoundError(f"{self.split}/{self.id}", f"frame has no {kind} file") from None
 
     def read_bytes(self, kind: str) -> bytes:
         """The encoded bytes of one of the frame's files (from the prefetch when there is one)."""
-        key = "bytes:" + kind
-        if key in self._cache:
-            return self._cache[key]
-        if kind not in self._files:
-            raise DatasetNotFoundError(f"{self.split}/{self.id}", f"frame has no {kind} file")
-        fs, path = self._files[kind]
-        if self._on_read is not None:
-            self._on_read(kind)
-        data = None
-        fut = self._pending.pop(kind, None)
-        if fut is not None:
-            try:
-                data = fut.result().get(path)
-            except Exception:  # a failed prefetch is retried below and reported from there
-                data = None
-            if isinstance(data, Exception):
-                data = None
-        if data is None:
-            try:
-                data = _read_whole(fs, path)
-            except FileNotFoundError as exc:
-                raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
-            except Exception as exc:  # OSError, and the storage's own (network) errors
-                raise InvalidFileError(path, f"cannot read: {exc}") from exc
-        # Kept while the frame is held: writers copy encoded files (the photo, and the ground
-        # truth when labels are unchanged) without reading them twice.
-        self._cache[key] = data
-        return data
+        try:
+            return self.source.read_bytes(kind)
+        except DatasetNotFoundError as exc:
+            if exc.path is None:
+                raise DatasetNotFoundError(f"{self.split}/{self.id}", f"frame has no {kind} file") from None
+            raise
+
+    def original(self, kind: str) -> Optional[bytes]:
+        """The encoded file of ``kind`` when its pixels are exactly the frame's (a writer may
+        copy it), else None."""
+        return self.source.original(kind)
 
     # -- pixels -------------------------------------------------------------------------------
     def image_bytes(self) -> Optional[bytes]:
         """The encoded photo, for copying without re-encoding; None when there is no photo."""
-        if "image" not in self._files:
-            if "image" in self._arrays:
-                return png.encode_png(self._arrays["image"])
-            return None
-        return self.read_bytes("image")
+        return self.source.image_bytes()
 
     def image(self) -> Optional[np.ndarray]:
         """The photo as an ``H×W×3`` uint8 array, or None when the frame has no photo."""
-        if "image" not in self._cache:
-            if "image" in self._arrays:
-                img = np.asarray(self._arrays["image"])
-                if img.ndim == 2:
-                    img = np.repeat(img[:, :, None], 3, axis=2)
-                self._cache["image"] = img[:, :, :3].astype(np.uint8, copy=False)
-            elif "image" in self._files:
-                self._cache["image"] = png.decode_rgb(self.read_bytes("image"), self.path("image"))
-            else:
-                return None
-        return self._cache["image"]
-
-    def _gt_kind(self) -> Optional[str]:
-        for kind in ("instanceIds", "labelTrainIds", "labelIds"):
-            if kind in self._files:
-                return kind
-        return None
+        return self._cached("image", self.source.image)
 
     def instance_ids(self) -> Optional[np.ndarray]:
         """The raw ``instanceIds`` array (``uint16``, or ``uint8`` for an 8-bit file), or None
         when the frame has no ground truth. Without an instanceIds file, the class image
         (labelTrainIds or labelIds) is returned: every segment is then a whole-class region."""
-        if "instanceIds" not in self._cache:
-            arr = self._compose() if "instances" in self._arrays else self._decode_instance_ids()
-            if arr is None:
-                return None
-            self._cache["instanceIds"] = arr
-        return self._cache["instanceIds"]
-
-    def _decode_instance_ids(self) -> Optional[np.ndarray]:
-        """Decode the instanceIds of a frame read from files (formats override this)."""
-        kind = self._gt_kind()
-        if kind is None:
-            return None
-        return png.decode_gray(self.read_bytes(kind), self.path(kind))
+        return self._cached("instanceIds", self.source.instance_ids)
 
     def label_ids(self) -> Optional[np.ndarray]:
         """The class index of every pixel (``uint8`` when it fits, else ``uint16``), or None
@@ -233,16 +548,15 @@ class Frame:
 
         Read from ``_labelIds.png`` when it exists beside the instanceIds, otherwise derived
         from the instanceIds (``v // 1000`` for ``v >= 1000``, ``v`` below)."""
-        if "labelIds" not in self._cache:
-            if "instanceIds" in self._files and "labelIds" in self._files and "instances" not in self._arrays:
-                arr = png.decode_gray(self.read_bytes("labelIds"), self.path("labelIds"))
-            else:
-                ids = self.instance_ids()
-                if ids is None:
-                    return None
-                arr = _labels_from_instance_ids(ids)
-            self._cache["labelIds"] = arr
-        return self._cache["labelIds"]
+
+        def decode() -> Optional[np.ndarray]:
+            arr = self.source.label_ids()
+            if arr is not None:
+                return arr
+            ids = self.instance_ids()
+            return None if ids is None else class_of_array(ids)
+
+        return self._cached("labelIds", decode)
 
     def instances(self) -> List[Instance]:
         """The frame's segments, one :class:`Instance` each, sorted by raw value.
@@ -253,133 +567,51 @@ class Frame:
         ``on_error="skip"`` or a callable). Areas and boxes come from one pass over the array;
         no mask is built until asked for.
         """
-        if "instances" in self._cache:
-            return self._cache["instances"]
-        if "instances" in self._arrays:
-            out = []
-            for inst in self._arrays["instances"]:
-                label = self.labels.get(inst.label_id)
-                if label is None:
-                    apply_policy(self._on_error, UnknownLabelError(
-                        self.id, f"instance with label id {inst.label_id} not in the label map ({self.labels.source})"))
-                    continue
-                if inst.label != label:
-                    inst = dataclasses.replace(inst, label=label)
-                out.append(inst)
-            self._cache["instances"] = out
-            return out
+        return self._cached("instances", self._list_instances)
+
+    def _list_instances(self) -> List[Instance]:
         arr = self.instance_ids()
         if arr is None:
-            self._cache["instances"] = []
             return []
         values, areas, x0, y0, x1, y1 = segment_stats(arr)
-        shape = arr.shape
-        kind = self._gt_kind()
         out = []
-        for v, a, bx0, by0, bx1, by1 in zip(
-            values.tolist(), areas.tolist(), x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist()
-        ):
-            if v >= INSTANCE_DIVISOR:
-                label_id, num, crowd = v // INSTANCE_DIVISOR, v % INSTANCE_DIVISOR, False
-            else:
-                label_id, num, crowd = v, None, True
+        for v, a, bx0, by0, bx1, by1 in zip(values.tolist(), areas.tolist(), x0.tolist(), y0.tolist(),
+                                             x1.tolist(), y1.tolist()):
+            label_id, num = (v // INSTANCE_DIVISOR, v % INSTANCE_DIVISOR) if v >= INSTANCE_DIVISOR else (v, None)
             label = self.labels.get(label_id)
             if label is None:
-                apply_policy(
-                    self._on_error,
-                    UnknownLabelError(
-                        self.path(kind) if kind else self.id,
-                        f"pixel value {v} refers to label id {label_id}, which is not in the label map "
-                        f"({self.labels.source}, {len(self.labels)} labels)",
-                    ),
-                )
+                apply_policy(self.on_error, UnknownLabelError(
+                    self.where, f"pixel value {v} refers to label id {label_id}, which is not in the label map "
+                                f"({self.labels.source}, {len(self.labels)} labels)"))
                 continue
-            out.append(Instance(v, label_id, label, num, crowd, a, (bx0, by0, bx1 - bx0, by1 - by0), arr, v, (0, 0),
-                                shape))
-        self._cache["instances"] = out
+            out.append(Instance(v, label_id, label, num, num is None, a, (bx0, by0, bx1 - bx0, by1 - by0), arr, v,
+                                (0, 0), arr.shape))
         return out
 
     def size(self) -> Optional[Tuple[int, int]]:
         """``(height, width)`` read from the headers of the frame's files, without decoding."""
-        for kind in ("instanceIds", "labelTrainIds", "labelIds", "image"):
-            if kind in self._files:
-                fs, path = self._files[kind]
-                data = self._cache.get("bytes:" + kind)
-                if data is None and path.lower().endswith(".png"):
-                    try:
-                        data = fs.cat_file(path, start=0, end=64)
-                    except FileNotFoundError as exc:
-                        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
-                    except Exception as exc:
-                        raise InvalidFileError(path, f"cannot read: {exc}") from exc
-                elif data is None:
-                    data = self.read_bytes(kind)
-                w, h = png.image_size(data, path)
-                return h, w
-        return self._shape() if self._arrays else None
+        for key in ("instanceIds", "image"):
+            arr = self._cache.get(key)
+            if arr is not None:
+                return tuple(arr.shape[:2])  # type: ignore[return-value]
+        return self.source.size()
 
-    def _shape(self) -> Tuple[int, int]:
-        if "image" in self._arrays:
-            return tuple(np.asarray(self._arrays["image"]).shape[:2])  # type: ignore[return-value]
-        for inst in self._arrays.get("instances", ()):
-            return inst._frame_shape
-        raise ValueError(f"frame {self.id!r} has neither an image nor instances to give its size")
-
-    def _compose(self) -> np.ndarray:
-        """Paint in-memory instances into an instanceIds array; numbered instances keep their
-        number, unnumbered ones get the lowest numbers their label does not use."""
-        insts = self._arrays["instances"]
-        out = np.zeros(self._shape(), dtype=np.uint16)
-        used: Dict[int, set] = {}
-        for inst in insts:
-            if not inst.is_crowd and inst.id is not None:
-                used.setdefault(inst.label_id, set()).add(inst.id)
-        for inst in insts:
-            value = inst.value
-            if not inst.is_crowd and inst.id is None:
-                taken = used.setdefault(inst.label_id, set())
-                num = next(n for n in range(INSTANCE_DIVISOR) if n not in taken)
-                taken.add(num)
-                value = inst.label_id * INSTANCE_DIVISOR + num
-            x, y, w, h = inst.bbox
-            out[y : y + h, x : x + w][inst.mask_crop] = value
-        return out
+    def _cached(self, key: str, decode: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = decode()
+        return self._cache[key]
 
     # -- lifetime -----------------------------------------------------------------------------
     def release(self) -> None:
         """Drop every decoded array and buffered file of this frame."""
         self._cache.clear()
-        self._pending.clear()
+        self.source.release()
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_cache"] = {}
-        state["_pending"] = {}
-        state["_on_read"] = None
-        if callable(state["_on_error"]) and state["_on_error"] not in ("raise", "skip"):
-            state["_on_error"] = "raise"
         return state
 
     def __repr__(self) -> str:
-        return f"Frame({self.split}/{self.id}, files={sorted(self._files) or sorted(self._arrays)})"
-
-
-def _read_whole(fs, path: str) -> bytes:
-    """A whole file. On object stores as one ranged GET from byte 0: a plain read first asks for
-    the size (a HEAD) unless a listing is cached; an empty object refuses the range, so it is
-    read plainly then."""
-    if not is_remote(fs):
-        return fs.cat_file(path)
-    try:
-        return fs.cat_file(path, start=0)
-    except FileNotFoundError:
-        raise
-    except Exception:
-        return fs.cat_file(path)
-
-
-def _labels_from_instance_ids(ids: np.ndarray) -> np.ndarray:
-    if ids.dtype == np.uint8:
-        return ids
-    lab = np.where(ids >= INSTANCE_DIVISOR, ids // INSTANCE_DIVISOR, ids)
-    return lab.astype(np.uint8) if lab.size and lab.max() < 256 else lab.astype(np.uint16)
+        kinds = sorted(self.files) or (["in memory"] if isinstance(self.source, ArraySource) else [])
+        return f"Frame({self.split}/{self.id}, files={kinds})"

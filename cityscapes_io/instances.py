@@ -13,10 +13,24 @@ import numpy as np
 
 from .labels import Label
 
-__all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR"]
+__all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR", "class_of", "class_of_array"]
 
 #: ``instanceIds`` value ``v >= 1000`` encodes label ``v // 1000`` and instance ``v % 1000``.
 INSTANCE_DIVISOR = 1000
+
+
+def class_of(value: int) -> int:
+    """Label id of an ``instanceIds`` value: ``v // 1000`` for ``v >= 1000``, ``v`` below."""
+    return value // INSTANCE_DIVISOR if value >= INSTANCE_DIVISOR else value
+
+
+def class_of_array(ids: np.ndarray) -> np.ndarray:
+    """:func:`class_of` of every pixel: ``uint8`` when the labels fit, else ``uint16``. An 8-bit
+    array holds plain label ids already and is returned as is."""
+    if ids.dtype == np.uint8:
+        return ids
+    lab = np.where(ids >= INSTANCE_DIVISOR, ids // INSTANCE_DIVISOR, ids)
+    return lab.astype(np.uint8) if lab.size and lab.max() < 256 else lab.astype(np.uint16)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import LabelMapError
 
-__all__ = ["Label", "LabelMap", "normalize_name"]
+__all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances"]
 
 Color = Tuple[int, int, int]
 
@@ -187,9 +187,28 @@ class LabelMap:
 
     @classmethod
     def parse_dataset_meta(cls, text: Union[str, bytes, dict], source: str = "dataset_meta.json") -> "LabelMap":
-        """Parse ``dataset_meta.json``: ``{"label_map": {"0": "background", ...},
-        "segmentation_colors": [[0, 0, 0], ...]}`` (or ``"labels": [...]`` instead of
-        ``label_map``)."""
+        """Parse ``dataset_meta.json``.
+
+        ``{"label_map": {"0": "background", ...}, "segmentation_colors": [[0, 0, 0], ...]}``
+        (or ``"labels": [...]`` instead of ``label_map``). The label ids are the keys. The
+        colour of the label with key ``k`` is ``segmentation_colors[k]``, as Datumaro's parser
+        reads it (``null`` entries are labels without a colour, or padding at unused ids); a list
+        too short for that, with one colour per label, is read in label order (the files older
+        versions of this library wrote for ids with gaps).
+
+        Parameters
+        ----------
+        text : str, bytes or dict
+            The file's text, or its parsed JSON object.
+        source : str
+            Where it came from, for messages and :attr:`LabelMap.source`.
+
+        Raises
+        ------
+        LabelMapError
+            Not JSON, no ``label_map`` or ``labels``, keys that are not integers, or colours
+            that are not ``[r, g, b]`` in 0..255 for every label.
+        """
         if isinstance(text, dict):
             meta = text
         else:
@@ -214,13 +233,20 @@ class LabelMap:
         else:
             raise LabelMapError(source, "missing key 'label_map' (or 'labels')")
         colors = meta.get("segmentation_colors")
-        if colors is not None and (not isinstance(colors, list) or len(colors) < len(pairs)):
-            raise LabelMapError(source, "'segmentation_colors' must be a list with one colour per label")
-        labels = []
-        for pos, (i, name) in enumerate(pairs):
-            color = _color(colors[pos], source, name) if colors is not None else None
-            labels.append(Label(name, i, color))
-        return cls(labels, source=source)
+        if colors is not None and not isinstance(colors, list):
+            raise LabelMapError(source, "'segmentation_colors' must be a list of [r, g, b]")
+        if colors is not None and not any(colors):
+            colors = None  # Datumaro reads an empty (or all-null) list as no colours
+        if colors is None:
+            picked: List[Optional[object]] = [None] * len(pairs)
+        elif all(0 <= i < len(colors) for i, _ in pairs):
+            picked = [colors[i] for i, _ in pairs]  # indexed by key, as Datumaro does
+        elif len(colors) >= len(pairs):
+            picked = colors[: len(pairs)]  # one colour per label, in label order
+        else:
+            raise LabelMapError(source, f"'segmentation_colors' has {len(colors)} entries: too few for "
+                                        f"{len(pairs)} labels (ids up to {max(i for i, _ in pairs)})")
+        return cls((Label(name, i, _color(c, source, name)) for (i, name), c in zip(pairs, picked)), source=source)
 
     # -- writers ---------------------------------------------------------------------------
     def _dense(self) -> List[Label]:
@@ -256,20 +282,40 @@ class LabelMap:
         return ids == list(range(len(ids)))
 
     def to_dataset_meta(self) -> str:
-        """``dataset_meta.json`` text (ids may have gaps here, e.g. the train map's 255)."""
+        """``dataset_meta.json`` text, keeping the ids (which may have gaps, e.g. the train
+        map's 255).
+
+        ``label_map`` holds ``{"<id>": name}`` in id order and ``segmentation_colors`` is
+        indexed by id, as Datumaro reads it: for ids with gaps the list is padded so that every
+        key indexes it. The padding entries take the colour of the label whose *position*
+        they are when no key claims them (so readers that take colours in label order, as
+        Datumaro's VOC plugin does, also get them right whenever the gaps come after the last
+        dense id), and ``null`` otherwise. A label without a colour is written black when
+        others have one. Labels with negative ids are written after the others, keyed by
+        position, when the ids are 0..N-1, and left out otherwise.
+        """
         if self.is_dense:
             labels = self._dense()
-            keys = [str(i) for i in range(len(labels))]
+            keys = list(range(len(labels)))
         else:
             labels = sorted((l for l in self._labels if l.id >= 0), key=lambda l: l.id)
-            keys = [str(l.id) for l in labels]
-        meta: dict = {"label_map": dict(zip(keys, (l.name for l in labels)))}
+            keys = [l.id for l in labels]
+        meta: dict = {"label_map": {str(k): l.name for k, l in zip(keys, labels)}}
         if any(l.color is not None for l in labels):
-            meta["segmentation_colors"] = [list(l.color or (0, 0, 0)) for l in labels]
-        bg = next((k for k, l in zip(keys, labels) if l.color == (0, 0, 0)), None)
+            colors: List[Optional[List[int]]] = [None] * (max(keys) + 1)
+            taken = set(keys)
+            for pos, lab in enumerate(labels):
+                if pos not in taken:
+                    colors[pos] = list(lab.color or (0, 0, 0))
+            for key, lab in zip(keys, labels):
+                colors[key] = list(lab.color or (0, 0, 0))
+            meta["segmentation_colors"] = colors
+        bg = next((str(k) for k, l in zip(keys, labels) if l.color == (0, 0, 0)), None)
         if bg is not None:
             meta["background_label"] = bg
-        return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(meta, indent=2, ensure_ascii=False)
+        # One colour per line (a raw newline never occurs inside a JSON string).
+        return re.sub(r"\[\n\s+(\d+),\n\s+(\d+),\n\s+(\d+)\n\s+\]", r"[\1, \2, \3]", text) + "\n"
 
     # -- lookup ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -346,3 +392,24 @@ def _color(value, source, name) -> Optional[Color]:
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
         raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers in 0..255")
     return rgb  # type: ignore[return-value]
+
+
+def official_label(name: str) -> Optional[Label]:
+    """The official Cityscapes label of this name (matched ignoring case, spaces, underscores
+    and hyphens), or None."""
+    return _OFFICIAL_MAP.find(name)
+
+
+def has_instances(label: Optional[Label], default: Optional[bool] = None) -> Optional[bool]:
+    """Whether segments of ``label`` are countable objects (person, car, ...): the label's own
+    ``has_instances``, else the official label of that name's, else ``default``."""
+    if label is None:
+        return default
+    if label.has_instances is not None:
+        return label.has_instances
+    ref = official_label(label.name)
+    return ref.has_instances if ref is not None else default
+
+
+_OFFICIAL_MAP = LabelMap.cityscapes()
+

@@ -4,77 +4,25 @@ by frame; nothing is materialised.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import fnmatch
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
-import numpy as np
-
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .frame import Frame
-from .labels import Label, LabelMap, TRAIN_IGNORE
-from .names import parse_frame_id
-from .writers import LabelMapping
+from .labels import TRAIN_IGNORE, Label, LabelMap, has_instances, official_label
+from .mapping import LabelMapping, mapping_between
+from .reader import Reader
 
-__all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "merge", "DerivedFrame"]
-
-
-class DerivedFrame(Frame):
-    """A frame whose instanceIds are its parent's passed through a value lookup table.
-
-    The photo is the parent's (its bytes are still copied, not re-encoded); the ground truth is
-    computed on demand from the parent's, so nothing is decoded before it is asked for.
-    """
-
-    def __init__(self, parent: Frame, labels: LabelMap, mapping: LabelMapping):
-        super().__init__(parent.id, parent.split, labels, None, on_error=parent._on_error)
-        self._parent = parent
-        self._mapping = mapping
-        if "image" in parent._files:
-            self._files["image"] = parent._files["image"]
-        elif "image" in parent._arrays:
-            self._arrays["image"] = parent._arrays["image"]
-
-    def _gt_kind(self) -> Optional[str]:
-        return "derived" if self._parent.has_annotations else None
-
-    def path(self, kind: str) -> str:
-        if kind == "derived":
-            parent_kind = self._parent._gt_kind()
-            return self._parent.path(parent_kind) if parent_kind in self._parent._files else self._parent.id
-        return super().path(kind)
-
-    def _decode_instance_ids(self) -> Optional[np.ndarray]:
-        arr = self._parent.instance_ids()
-        if arr is None:
-            return None
-        values = [i.value for i in self._parent.instances()]
-        return self._mapping.lut(values)[arr]
-
-    def image(self):
-        return self._parent.image()
-
-    def image_bytes(self):
-        return self._parent.image_bytes()
-
-    def release(self) -> None:
-        super().release()
-        self._parent.release()
+__all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "merge"]
 
 
-def _renamed(frame: Frame, *, split: Optional[str] = None, id: Optional[str] = None) -> Frame:
-    out = copy.copy(frame)
-    out._cache = {}
-    out._pending = dict(frame._pending)
-    if split is not None:
-        out.split = split
-    if id is not None:
-        name = parse_frame_id(id)
-        out.id, out.city, out.seq, out.frame = id, name.city, name.seq, name.frame
-    return out
+def _derive(frame: Frame, labels: LabelMap, mapping: LabelMapping) -> Frame:
+    """``frame`` with its instanceIds passed through ``mapping`` onto ``labels`` (lazily)."""
+    return frame.derived(labels, mapping.lut)
 
 
-class _View:
+class _View(Reader):
     """A reader over another dataset: listing and frames pass through ``frame_fn``."""
 
     format = "view"
@@ -86,7 +34,7 @@ class _View:
                  split_names: Optional[Mapping[str, str]] = None):
         self.base = base
         self.labels = labels if labels is not None else base.labels
-        self.roots = getattr(base._reader, "roots", ())
+        self.roots = base.reader.roots
         self._splits_fn = splits
         self._cities = cities
         self._frame_fn = frame_fn
@@ -114,7 +62,7 @@ class _View:
             source = self.base.frames(base_split, city)
         for frame in source:
             if split != base_split:
-                frame = _renamed(frame, split=split)
+                frame = frame.renamed(split=split)
             if self._frame_fn is not None:
                 frame = self._frame_fn(frame)
                 if frame is None:
@@ -130,12 +78,6 @@ class _View:
         return self._frames(split, city)
 
 
-
-def _dataset(reader):
-    from .dataset import Dataset
-
-    bases = [reader.base] if hasattr(reader, "base") else list(getattr(reader, "datasets", ()))
-    return Dataset(reader, prefetch=max((b.prefetch for b in bases), default=0))
 
 
 def _as_set(value) -> Optional[Set[str]]:
@@ -162,6 +104,15 @@ def filter_dataset(ds, *, split=None, cities=None, ids=None, labels=None):
             if hit is None:
                 raise CityscapesIOError(ds.labels.source, f"no label {lab!r} in the label map")
             wanted_labels.add(hit.name)
+    city_set = _as_set(cities)
+    if city_set is not None:
+        chosen = sorted(splits) if splits is not None else ds.splits()
+        found = {c for s in chosen for c in ds.cities(s)}
+        missing = city_set - found
+        if missing:
+            raise DatasetNotFoundError(", ".join(ds.roots) or None,
+                                       f"no city {', '.join(map(repr, sorted(missing)))} in split(s) "
+                                       f"{', '.join(chosen)} (found: {', '.join(sorted(found)) or 'none'})")
 
     def keep(frame: Frame) -> Optional[Frame]:
         if patterns and not any(fnmatch.fnmatchcase(frame.id, p) for p in patterns):
@@ -171,8 +122,8 @@ def filter_dataset(ds, *, split=None, cities=None, ids=None, labels=None):
             return None
         return frame
 
-    return _dataset(_View(ds, splits=(lambda names: [s for s in names if s in splits]) if splits else None,
-                          cities=_as_set(cities), frame_fn=keep if patterns or wanted_labels else None))
+    return ds.derive(_View(ds, splits=(lambda names: [s for s in names if s in splits]) if splits else None,
+                           cities=city_set, frame_fn=keep if patterns or wanted_labels else None))
 
 
 def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "keep"):
@@ -181,8 +132,10 @@ def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "ke
     Labels mapped to None or ``""`` are dropped (their pixels become background); labels not in
     ``mapping`` are kept (``default="keep"``) or dropped (``default="delete"``). Labels mapped to
     one name merge (instance numbers that collide are renumbered). The output map is numbered
-    0..N-1 in the order of the input, as Datumaro does; the background label (the first black
-    one) is kept, or ``background`` is added at 0.
+    0..N-1 in the order of the input, as Datumaro does; labels with negative ids (license plate,
+    -1) keep them; the background label (the first black one) is kept, or ``background`` is
+    added at 0. A kept label keeps its attributes; a renamed or merged one has instances when
+    any of its sources has.
     """
     if default not in ("keep", "delete"):
         raise ValueError("default must be 'keep' or 'delete'")
@@ -190,41 +143,43 @@ def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "ke
     unknown = [k for k in mapping if src.get(k) is None and src.find(k) is None]
     if unknown:
         raise CityscapesIOError(src.source, f"labels not in the label map: {', '.join(unknown)}")
-    by_name = {(src.get(k) or src.find(k)).name: v for k, v in mapping.items()}
-    out: Dict[str, Label] = {}
+    by_name = {(src.get(k) or src.find(k)).name: v for k, v in mapping.items()}  # type: ignore[union-attr]
+    groups: Dict[str, List[Label]] = {}  # output name -> its source labels, in input order
     target_of: Dict[int, Optional[str]] = {}
     for lab in src:
-        new = by_name.get(lab.name, lab.name if default == "keep" else None)
-        if lab.name in by_name and not by_name[lab.name]:
-            new = None
-        target_of[lab.id] = new
-        if new and new not in out:
-            out[new] = Label(new, len(out), lab.color) if new != lab.name else Label(
-                lab.name, len(out), lab.color, lab.train_id, lab.category, lab.has_instances, lab.ignore_in_eval)
-    labels = list(out.values())
-    if not any(l.color == (0, 0, 0) for l in labels) and "background" not in out:
-        labels = [Label("background", 0, (0, 0, 0))] + [
-            Label(l.name, l.id + 1, l.color, l.train_id, l.category, l.has_instances, l.ignore_in_eval) for l in labels]
+        new = by_name[lab.name] if lab.name in by_name else (lab.name if default == "keep" else None)
+        target_of[lab.id] = new or None
+        if new:
+            groups.setdefault(new, []).append(lab)
+    labels: List[Label] = []
+    for name, members in groups.items():
+        negative = all(m.id < 0 for m in members)
+        new_id = members[0].id if negative else sum(1 for l in labels if l.id >= 0)
+        labels.append(_merged_label(name, new_id, members))
+    if not any(l.color == (0, 0, 0) for l in labels) and "background" not in groups:
+        labels = [Label("background", 0, (0, 0, 0), has_instances=False)] + [
+            dataclasses.replace(l, id=l.id + 1) if l.id >= 0 else l for l in labels]
     target = LabelMap(labels, source=f"{src.source} (remapped)")
     ids = {i: (target[n].id if n else None) for i, n in target_of.items()}
-    mapping_obj = LabelMapping(src, target, ids)
-    return _dataset(_View(ds, labels=target, frame_fn=_deriving(target, mapping_obj, src)))
-
-
-def _deriving(target: LabelMap, main: LabelMapping, main_source: LabelMap):
-    """frame -> DerivedFrame, with a name-based mapping for frames on another label map."""
-    others: Dict[int, LabelMapping] = {}
+    main = LabelMapping(src, target, ids)
 
     def derive(frame: Frame) -> Frame:
-        if frame.labels is main_source or frame.labels == main_source:
-            m = main
-        else:
-            m = others.get(id(frame.labels))
-            if m is None:
-                m = others[id(frame.labels)] = LabelMapping(frame.labels, target)
-        return DerivedFrame(frame, target, m)
+        same = frame.labels is src or frame.labels == src
+        return _derive(frame, target, main if same else mapping_between(frame.labels, target))
 
-    return derive
+    return ds.derive(_View(ds, labels=target, frame_fn=derive))
+
+
+def _merged_label(name: str, new_id: int, members: Sequence[Label]) -> Label:
+    """The output label of ``members`` mapped to ``name``: the source label itself (renumbered)
+    when it keeps its name alone, otherwise a label with the first member's colour that has
+    instances when any member has."""
+    first = members[0]
+    if len(members) == 1 and first.name == name:
+        return dataclasses.replace(first, id=new_id)
+    things = [has_instances(m) for m in members]
+    return Label(name, new_id, first.color, has_instances=any(t for t in things if t is not None)
+                 if any(t is not None for t in things) else None)
 
 
 def to_train_ids(ds):
@@ -232,24 +187,24 @@ def to_train_ids(ds):
     everything ignored in evaluation, through a lookup table (never by redrawing). Instances
     keep their numbers: a car ``26003`` becomes ``13003``."""
     target = LabelMap.cityscapes_train()
-    official = LabelMap.cityscapes()
 
     def train_id(lab: Label) -> int:
-        ref = official.get(lab.name) or official.find(lab.name)
+        ref = official_label(lab.name)
         t = lab.train_id if lab.train_id is not None else (ref.train_id if ref is not None else None)
         return t if t is not None and 0 <= t < TRAIN_IGNORE else TRAIN_IGNORE
 
+    def mapping_for(labels: LabelMap) -> LabelMapping:
+        return LabelMapping(labels, target, {l.id: train_id(l) for l in labels}, background=TRAIN_IGNORE)
+
     src = ds.labels
-    mapping_obj = LabelMapping(src, target, {l.id: train_id(l) for l in src}, background=TRAIN_IGNORE)
+    main = mapping_for(src)
 
     def derive(frame: Frame) -> Frame:
-        if frame.labels.source == "cityscapes-train":  # already train ids
+        if frame.labels == target:  # already train ids
             return frame
-        m = mapping_obj if frame.labels is src else LabelMapping(
-            frame.labels, target, {l.id: train_id(l) for l in frame.labels}, background=TRAIN_IGNORE)
-        return DerivedFrame(frame, target, m)
+        return _derive(frame, target, main if frame.labels is src else mapping_for(frame.labels))
 
-    return _dataset(_View(ds, labels=target, frame_fn=derive))
+    return ds.derive(_View(ds, labels=target, frame_fn=derive))
 
 
 def rename_splits(ds, names: Mapping[str, str]):
@@ -261,10 +216,10 @@ def rename_splits(ds, names: Mapping[str, str]):
     new = [names.get(s, s) for s in have]
     if len(set(new)) != len(new):
         raise CityscapesIOError(None, f"renaming gives two splits one name: {sorted(new)}")
-    return _dataset(_View(ds, split_names={v: k for k, v in names.items()}))
+    return ds.derive(_View(ds, split_names={v: k for k, v in names.items()}))
 
 
-class _MergedReader:
+class _MergedReader(Reader):
     format = "merged"
 
     def __init__(self, datasets: Sequence, on_duplicate: str):
@@ -272,7 +227,7 @@ class _MergedReader:
             raise ValueError("on_duplicate must be 'error', 'first' or 'rename'")
         self.datasets = list(datasets)
         self.on_duplicate = on_duplicate
-        self.roots = tuple(r for d in self.datasets for r in getattr(d._reader, "roots", ()))
+        self.roots = tuple(r for d in self.datasets for r in d.reader.roots)
         # Union of the label maps by name: the first map's ids, then new names appended.
         base = self.datasets[0].labels
         labels = list(base)
@@ -280,8 +235,8 @@ class _MergedReader:
             for lab in d.labels:
                 if base.get(lab.name) is None and base.find(lab.name) is None and \
                         all(l.name != lab.name for l in labels):
-                    labels.append(Label(lab.name, max([l.id for l in labels] + [-1]) + 1, lab.color, lab.train_id,
-                                        lab.category, lab.has_instances, lab.ignore_in_eval))
+                    labels.append(dataclasses.replace(lab, id=max([l.id for l in labels] + [-1]) + 1)
+                                  if lab.id >= 0 else lab)
         self.labels = LabelMap(labels, source=" + ".join(d.labels.source for d in self.datasets))
 
     def splits(self) -> List[str]:
@@ -290,22 +245,14 @@ class _MergedReader:
     def cities(self, split: str) -> List[str]:
         return sorted({c for d in self.datasets if split in d.splits() for c in d.cities(split)})
 
-    def _convert(self):
-        mappings: Dict[int, LabelMapping] = {}
-
-        def fn(frame: Frame) -> Frame:
-            if frame.labels == self.labels or all(
-                    self.labels.get(l.id) is not None and self.labels.get(l.id).name == l.name for l in frame.labels):
-                return frame
-            m = mappings.get(id(frame.labels))
-            if m is None:
-                m = mappings[id(frame.labels)] = LabelMapping(frame.labels, self.labels)
-            return DerivedFrame(frame, self.labels, m)
-        return fn
+    def _relabel(self, frame: Frame) -> Frame:
+        if frame.labels == self.labels or all(
+                self.labels.get(l.id) is not None and self.labels[l.id].name == l.name for l in frame.labels):
+            return frame
+        return _derive(frame, self.labels, mapping_between(frame.labels, self.labels))
 
     def _chain(self, split: str, city: Optional[str]) -> Iterator[Frame]:
         seen: Set[str] = set()
-        fn = self._convert()
         for k, d in enumerate(self.datasets):
             if split not in d.splits():
                 continue
@@ -319,9 +266,9 @@ class _MergedReader:
                     n = 1
                     while f"{frame.id}_{n}" in seen:
                         n += 1
-                    frame = _renamed(frame, id=f"{frame.id}_{n}")
+                    frame = frame.renamed(id=f"{frame.id}_{n}")
                 seen.add(frame.id)
-                yield fn(frame)
+                yield self._relabel(frame)
 
     def iter_frames(self, split: str) -> Iterator[Frame]:
         return self._chain(split, None)
@@ -330,14 +277,15 @@ class _MergedReader:
         return self._chain(split, city)
 
 
-
 def merge(*datasets, on_duplicate: str = "error"):
     """One dataset from several: splits united, label maps unified by name (the first map's ids
     kept, new labels appended), frames of the later datasets relabelled when their maps differ.
     Duplicate frame ids within a split: ``"error"`` (default), ``"first"`` (keep the first
-    one), or ``"rename"`` (later ones get ``_1``, ``_2``, ... appended)."""
-    if len(datasets) == 1 and not hasattr(datasets[0], "splits"):
+    one), or ``"rename"`` (later ones get ``_1``, ``_2``, ... appended). Accepts the datasets
+    as arguments or as one list."""
+    if len(datasets) == 1 and isinstance(datasets[0], (list, tuple)):
         datasets = tuple(datasets[0])
     if not datasets:
         raise ValueError("merge() needs at least one dataset")
-    return _dataset(_MergedReader(datasets, on_duplicate))
+    reader = _MergedReader(datasets, on_duplicate)
+    return type(datasets[0])(reader, prefetch=max(d.prefetch for d in datasets))

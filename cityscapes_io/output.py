@@ -1,242 +1,351 @@
-"""Destinations: where writers put files.
+"""Sinks: where writers put files.
 
-A :class:`Destination` is one fsspec filesystem and a root path. Every relative path is checked
-with :func:`~cityscapes_io.names.safe_relpath`, so nothing is ever written outside the root. On
-local disk each file is written to a temporary name in its folder and renamed, so it appears
-complete or not at all; on object stores a PUT is already atomic. A destination ending in
-``.zip`` is written as a streaming archive (members one after another, the central directory
-on close), locally or on any fsspec filesystem.
+A :class:`Sink` is a small contract — ``put``, ``put_frame``, ``put_many``, ``close``, ``abort`` —
+that each destination implements fully:
+
+- :class:`LocalSink`: a folder on local disk; every file is written under a temporary name in
+  its folder and renamed, so it appears complete or not at all; ``put_many`` stages a set of
+  files and renames them together.
+- :class:`ObjectStoreSink`: a prefix on any other fsspec filesystem (S3, memory, ...); a PUT is
+  atomic already, and a frame's files go up concurrently in one batched call.
+- :class:`ZipSink`: a ``.zip`` archive on any fsspec filesystem, written as a stream (members one
+  after another, the central directory on close); it writes nothing outside the archive.
+
+Every relative path is checked with :func:`~cityscapes_io.names.safe_relpath`, so nothing is
+ever written outside the destination. A destination that already holds files is refused
+(``existing="refuse"``), replaced (``"replace"``), or kept (``"keep"``: resume, shards and the
+final step of a sharded job, which share a destination by design).
 """
 from __future__ import annotations
 
 import os
 import posixpath
-import threading
+import shutil
 import uuid
 import zipfile
-from typing import Optional
+from abc import ABC, abstractmethod
+from typing import Any, Iterable, List, Optional, Set, Tuple
 
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CityscapesIOError, InvalidFileError
+from .errors import CityscapesIOError, InvalidFileError, StorageError
 from .names import safe_relpath
+from .storage import is_remote
 
-__all__ = ["Destination", "open_destination"]
+__all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "TMP_PREFIX"]
 
 TMP_PREFIX = ".cityscapes-io-tmp-"
+EXISTING = ("refuse", "replace", "keep")
+
+Files = Iterable[Tuple[str, bytes]]
 
 
-class Destination:
-    """A root to write files under.
+def _checked(rel: str) -> str:
+    try:
+        return safe_relpath(rel)
+    except ValueError as exc:
+        raise InvalidFileError(rel, f"refused to write outside the destination: {exc}") from None
 
-    Parameters
+
+def _refuse_existing(url: str, entries: List[str]) -> None:
+    shown = ", ".join(sorted(entries)[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+    raise CityscapesIOError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) to "
+                                 f"replace it, or resume=True (--resume) to continue an interrupted conversion")
+
+
+class Sink(ABC):
+    """Where a writer puts files; see the module docstring.
+
+    Attributes
     ----------
     url : str
-        Path or fsspec URL of the root (created if missing).
-    storage_options : dict, optional
+    resumable : bool
+        Whether a later run can continue what an interrupted one wrote (``listing`` tells what
+        is there).
     """
 
-    def __init__(self, url: str, storage_options: Optional[dict] = None):
-        self.url = str(url)
-        self.fs, root = url_to_fs(self.url, **(storage_options or {}))
-        self.root = root.rstrip("/") or root
-        self.local = isinstance(self.fs, LocalFileSystem)
-        self._made: set = set()
-        self._lock = threading.Lock()
-        try:
-            self.fs.makedirs(self.root, exist_ok=True)
-        except OSError as exc:
-            raise CityscapesIOError(self.url, f"cannot create destination: {exc}") from exc
+    url: str
+    resumable = True
 
-    def path(self, rel: str) -> str:
-        try:
-            rel = safe_relpath(rel)
-        except ValueError as exc:
-            raise InvalidFileError(rel, f"refused to write outside the destination: {exc}") from None
-        return f"{self.root}/{rel}" if self.root else rel
-
-    def exists(self, rel: str) -> bool:
-        return self.fs.exists(self.path(rel))
-
-    def listing(self) -> set:
-        """Full paths of every file under the root (one listing; for resume)."""
-        try:
-            return set(self.fs.find(self.root))
-        except FileNotFoundError:
-            return set()
-
-    def put_frame(self, files) -> None:
-        """Write one frame's files: one by one on local disk; concurrently (one batched call)
-        on object stores, where each PUT is atomic and there are no folders to create."""
-        if self.local or len(files) < 2 or not getattr(self.fs, "async_impl", False):
-            for rel, data in files:
-                self.put(rel, data)
-            return
-        batch = {self.path(rel): data for rel, data in files}
-        try:
-            self.fs.pipe(batch)
-        except Exception:
-            # Once more one by one: transient errors may pass, and a lasting one names its file.
-            for rel, data in files:
-                self.put(rel, data)
-
+    @abstractmethod
     def put(self, rel: str, data: bytes) -> None:
-        """Write ``data`` to ``rel`` (atomically on local disk)."""
-        path = self.path(rel)
-        parent = posixpath.dirname(path)
-        try:
-            if parent and parent not in self._made and not getattr(self.fs, "async_impl", False):
-                self.fs.makedirs(parent, exist_ok=True)
-                with self._lock:
-                    self._made.add(parent)
-            if self.local:
-                tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{uuid.uuid4().hex}")
-                try:
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    os.replace(tmp, path)
-                except BaseException:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                    raise
-            else:
-                self.fs.pipe_file(path, data)
-        except OSError as exc:
-            raise CityscapesIOError(path, f"cannot write: {exc.strerror or exc}") from exc
-        except Exception as exc:  # the storage's own (network) errors after its retries
-            raise CityscapesIOError(path, f"cannot write: {exc}") from exc
+        """Write one file, complete or not at all."""
 
-    def put_many(self, files) -> None:
-        """Write several files so that either all appear or none does (on local disk: all are
-        written under temporary names first, then renamed; elsewhere one after another)."""
-        if not self.local:
-            for rel, data in files:
-                self.put(rel, data)
-            return
-        staged = []
-        try:
-            for rel, data in files:
-                path = self.path(rel)
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{uuid.uuid4().hex}")
-                staged.append((tmp, path))
-                with open(tmp, "wb") as f:
-                    f.write(data)
-            for tmp, path in staged:
-                os.replace(tmp, path)
-        except OSError as exc:
-            for tmp, _ in staged:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-            where = getattr(exc, "filename", None) or self.url
-            raise CityscapesIOError(str(where), f"cannot write the index files: {exc.strerror or exc}") from exc
+    def put_frame(self, files: Files) -> None:
+        """Write one frame's files."""
+        for rel, data in files:
+            self.put(rel, data)
 
-    def abort(self) -> None:
-        """Give up: close without finishing (nothing to undo for a folder)."""
-
-    def remove_temporaries(self) -> int:
-        """Delete temporary files left by an interrupted run (local disk); returns how many."""
-        if not self.local:
-            return 0
-        removed = 0
-        for dirpath, _, names in os.walk(self.root):
-            for name in names:
-                if name.startswith(TMP_PREFIX):
-                    try:
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
-                    except OSError:
-                        pass
-        return removed
+    @abstractmethod
+    def put_many(self, files: Files) -> None:
+        """Write a set of files (the index files) so that they appear together."""
 
     def close(self) -> None:
-        pass
+        """Finish: what was written is complete."""
+
+    def abort(self) -> None:
+        """Give up: finish nothing more (a partial archive never appears)."""
+
+    def path(self, rel: str) -> str:
+        """Full path of ``rel`` in this destination (as :meth:`listing` gives them)."""
+        return _checked(rel)
+
+    def listing(self) -> Set[str]:
+        """Full paths of every file already under the destination (for resume)."""
+        return set()
+
+    def remove_temporaries(self) -> int:
+        """Delete temporary files left by an interrupted run; returns how many."""
+        return 0
 
     def __str__(self) -> str:
         return self.url
 
 
-class ZipDestination(Destination):
-    """A ``.zip`` archive written as a stream (members are not seekable back into)."""
+class _FolderSink(Sink):
+    """A folder (local) or prefix (object store) on one fsspec filesystem."""
 
-    def __init__(self, url: str, storage_options: Optional[dict] = None):
-        self.url = str(url)
-        self.fs, self.root = url_to_fs(self.url, **(storage_options or {}))
-        self.local = False
-        self._lock = threading.Lock()
-        parent = posixpath.dirname(self.root)
-        if parent:
-            self.fs.makedirs(parent, exist_ok=True)
-        self._tmp = f"{self.root}{TMP_PREFIX}{uuid.uuid4().hex}" if isinstance(self.fs, LocalFileSystem) else None
-        self._file = self.fs.open(self._tmp or self.root, "wb")
-        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
-        self._names: set = set()
+    def __init__(self, url: str, fs: Any, root: str, existing: str):
+        self.url, self.fs, self.root = url, fs, root.rstrip("/") or root
+        entries = self._entries()
+        if entries and existing == "refuse":
+            _refuse_existing(url, entries)
+        if entries and existing == "replace":
+            self._clear()
+        self._made: Set[str] = set()
+
+    def _entries(self) -> List[str]:
+        try:
+            if not self.fs.exists(self.root):
+                return []
+            if not self.fs.isdir(self.root):
+                raise CityscapesIOError(self.url, "destination exists and is not a folder")
+            return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False)
+                    if p.rstrip("/") != self.root]
+        except CityscapesIOError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (network, credential) errors
+            raise StorageError(self.url, f"cannot open destination: {exc}") from exc
+
+    def _clear(self) -> None:
+        try:
+            for p in self.fs.ls(self.root, detail=False):
+                if p.rstrip("/") != self.root:
+                    self.fs.rm(p, recursive=True)
+        except Exception as exc:  # noqa: BLE001 - see _entries
+            raise StorageError(self.url, f"cannot replace the destination's contents: {exc}") from exc
 
     def path(self, rel: str) -> str:
+        rel = _checked(rel)
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def listing(self) -> Set[str]:
         try:
-            return safe_relpath(rel)
-        except ValueError as exc:
-            raise InvalidFileError(rel, f"refused to write outside the destination: {exc}") from None
+            return set(self.fs.find(self.root))
+        except FileNotFoundError:
+            return set()
+        except Exception as exc:  # noqa: BLE001 - see _entries
+            raise StorageError(self.url, f"cannot list: {exc}") from exc
 
-    def exists(self, rel: str) -> bool:
-        return self.path(rel) in self._names
 
-    def listing(self) -> set:
-        return set(self._names)
+class LocalSink(_FolderSink):
+    """A folder on local disk, every file written atomically (temporary name, then rename)."""
+
+    def __init__(self, url: str, fs: Any, root: str, existing: str):
+        super().__init__(url, fs, os.path.abspath(root), existing)
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(self.url, f"cannot create destination: {exc.strerror or exc}") from exc
+
+    def _staged(self, rel: str, data: bytes) -> Tuple[str, str]:
+        path = self.path(rel)
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return tmp, path
 
     def put(self, rel: str, data: bytes) -> None:
-        name = self.path(rel)
-        with self._lock:
-            if name in self._names:
-                raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
-            self._zip.writestr(info, data)
-            self._names.add(name)
+        try:
+            tmp, path = self._staged(rel, data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageError(self.path(rel), f"cannot write: {exc.strerror or exc}") from exc
 
-    def put_many(self, files) -> None:
+    def put_many(self, files: Files) -> None:
+        staged: List[Tuple[str, str]] = []
+        try:
+            for rel, data in files:
+                staged.append(self._staged(rel, data))
+            for tmp, path in staged:
+                os.replace(tmp, path)
+        except OSError as exc:
+            for tmp, _ in staged:
+                _unlink(tmp)
+            where = getattr(exc, "filename", None) or self.url
+            raise StorageError(str(where), f"cannot write the index files: {exc.strerror or exc}") from exc
+
+    def remove_temporaries(self) -> int:
+        removed = 0
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(TMP_PREFIX):
+                    removed += _unlink(os.path.join(dirpath, name))
+        return removed
+
+    def _clear(self) -> None:
+        try:
+            for name in os.listdir(self.root):
+                path = os.path.join(self.root, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+        except OSError as exc:
+            raise StorageError(self.url, f"cannot replace the destination's contents: {exc.strerror or exc}") from exc
+
+
+class ObjectStoreSink(_FolderSink):
+    """A prefix on an object store (or any non-local fsspec filesystem); each PUT is atomic."""
+
+    def put(self, rel: str, data: bytes) -> None:
+        path = self.path(rel)
+        try:
+            if not is_remote(self.fs):  # filesystems with folders (memory, ...) need them made
+                parent = posixpath.dirname(path)
+                if parent and parent not in self._made:
+                    self.fs.makedirs(parent, exist_ok=True)
+                    self._made.add(parent)
+            self.fs.pipe_file(path, data)
+        except Exception as exc:  # noqa: BLE001 - the storage's own (network) errors after its retries
+            raise StorageError(path, f"cannot write: {exc}") from exc
+
+    def put_frame(self, files: Files) -> None:
+        files = list(files)
+        if len(files) < 2 or not is_remote(self.fs):
+            return super().put_frame(files)
+        batch = {self.path(rel): data for rel, data in files}
+        try:
+            self.fs.pipe(batch)  # one batched call: the PUTs run concurrently
+        except Exception:  # noqa: BLE001 - once more one by one: a transient error may pass, a lasting one names its file
+            super().put_frame(files)
+
+    def put_many(self, files: Files) -> None:
+        # Each object appears whole; a set of objects cannot appear at once on a store.
         for rel, data in files:
             self.put(rel, data)
 
-    def remove_temporaries(self) -> int:
-        return 0
 
-    def abort(self) -> None:
-        """Give up: the archive never appears under its final name."""
+class ZipSink(Sink):
+    """A ``.zip`` archive written as a stream on any fsspec filesystem. On local disk it is
+    written under a temporary name and renamed on close; on an object store the upload is
+    completed on close and abandoned on abort. Members are stored (photos and PNGs are
+    compressed already)."""
+
+    resumable = False
+
+    def __init__(self, url: str, fs: Any, path: str, existing: str):
+        self.url, self.fs, self.archive = url, fs, path
+        self.local = isinstance(fs, LocalFileSystem)
+        try:
+            exists = fs.exists(path)
+            if exists and fs.isdir(path):
+                raise CityscapesIOError(url, "destination is a folder, not an archive")
+            if exists and existing == "refuse":
+                raise CityscapesIOError(url, "archive exists already: pass overwrite=True (--overwrite) to replace it")
+            parent = posixpath.dirname(path)
+            if parent and self.local:
+                fs.makedirs(parent, exist_ok=True)
+            self._tmp = f"{path}{TMP_PREFIX}{uuid.uuid4().hex}" if self.local else None
+            self._file = fs.open(self._tmp or path, "wb")
+        except CityscapesIOError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the storage's own errors
+            raise StorageError(url, f"cannot create the archive: {exc}") from exc
+        self._zip: Optional[zipfile.ZipFile] = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._names: Set[str] = set()
+
+    def put(self, rel: str, data: bytes) -> None:
+        name = _checked(rel)
         if self._zip is None:
-            return
-        self._zip = None
-        discard = getattr(self._file, "discard", None)
-        if callable(discard):  # remote: abandon the upload
-            try:
-                discard()
-            except Exception:  # pragma: no cover - best effort
-                pass
-        else:
-            self._file.close()
-        if self._tmp:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
+            raise ValueError(f"{self.url}: archive closed")
+        if name in self._names:
+            raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_STORED
+        try:
+            self._zip.writestr(info, data)
+        except Exception as exc:  # noqa: BLE001 - the storage's own errors while streaming
+            raise StorageError(f"{self.url}/{name}", f"cannot write: {exc}") from exc
+        self._names.add(name)
+
+    def put_many(self, files: Files) -> None:
+        for rel, data in files:
+            self.put(rel, data)
+
+    def listing(self) -> Set[str]:
+        return set(self._names)
 
     def close(self) -> None:
         if self._zip is None:
             return
-        self._zip.close()
-        self._file.close()
+        zf, self._zip = self._zip, None
+        try:
+            zf.close()
+            self._file.close()
+            if self._tmp:
+                os.replace(self._tmp, self.archive)
+        except Exception as exc:  # noqa: BLE001 - the storage's own errors
+            raise StorageError(self.url, f"cannot finish the archive: {exc}") from exc
+
+    def abort(self) -> None:
+        if self._zip is None:
+            return
         self._zip = None
+        discard = getattr(self._file, "discard", None)  # fsspec's buffered remote files can abandon an upload
+        try:
+            if callable(discard):
+                discard()
+            else:
+                self._file.close()
+        except Exception:  # noqa: BLE001 - giving up already; the archive never appears complete
+            pass
         if self._tmp:
-            os.replace(self._tmp, self.root)
+            _unlink(self._tmp)
 
 
-def open_destination(url, storage_options: Optional[dict] = None) -> Destination:
-    """A :class:`Destination` for ``url`` (a :class:`ZipDestination` when it ends in ``.zip``)."""
-    if str(url).lower().endswith(".zip") and "::" not in str(url):
-        return ZipDestination(url, storage_options)
-    return Destination(url, storage_options)
+def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse") -> Sink:
+    """The sink for ``url``: a :class:`ZipSink` when it ends in ``.zip``, a :class:`LocalSink`
+    on local disk, an :class:`ObjectStoreSink` elsewhere."""
+    if existing not in EXISTING:
+        raise ValueError(f"existing must be one of {EXISTING}, got {existing!r}")
+    url = str(url)
+    try:
+        fs, root = url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:
+        raise StorageError(url, f"cannot open: {exc} (for s3:// install the extra: pip install 'cityscapes-io[s3]')") \
+            from exc
+    except (ValueError, OSError) as exc:
+        raise StorageError(url, f"cannot open: {exc}") from exc
+    if url.lower().rstrip("/").endswith(".zip") and "::" not in url:
+        return ZipSink(url, fs, root, existing)
+    if isinstance(fs, LocalFileSystem):
+        return LocalSink(url, fs, root, existing)
+    return ObjectStoreSink(url, fs, root, existing)
+
+
+def _unlink(path: str) -> int:
+    try:
+        os.unlink(path)
+        return 1
+    except OSError:
+        return 0

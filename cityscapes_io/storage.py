@@ -151,3 +151,58 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
             continue
         out[name] = "directory" if e.get("type") == "directory" else "file"
     return out
+
+
+# -- reading files --------------------------------------------------------------------------------
+def read_file(fs, path: str) -> bytes:
+    """A whole file. On object stores as one ranged GET from byte 0 (a plain read first asks for
+    the size, a HEAD, unless a listing is cached); an empty object refuses the range, so it is
+    read plainly then. Storage failures become errors naming the file."""
+    try:
+        if is_remote(fs):
+            try:
+                return fs.cat_file(path, start=0)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                pass  # an empty object refuses the range: read it plainly
+        return fs.cat_file(path)
+    except FileNotFoundError as exc:
+        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
+    except OSError as exc:
+        raise StorageError(path, f"cannot read: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (network) errors
+        if _is_storage_error(exc):
+            raise StorageError(path, f"cannot read: {exc}") from exc
+        raise
+
+
+def read_range(fs, path: str, start: int, end: int) -> bytes:
+    """Bytes ``start:end`` of a file (a PNG header), errors naming the file."""
+    try:
+        return fs.cat_file(path, start=start, end=end)
+    except FileNotFoundError as exc:
+        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
+    except OSError as exc:
+        raise StorageError(path, f"cannot read: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - see read_file
+        if _is_storage_error(exc):
+            raise StorageError(path, f"cannot read: {exc}") from exc
+        raise
+
+
+def fetch_many(fs, paths: Sequence[str]) -> Dict[str, Any]:
+    """``{path: bytes or exception}`` for several files in one batched call (concurrent on
+    asynchronous filesystems; ranged from byte 0 on object stores, so no HEAD per file)."""
+    return fs.cat(list(paths), on_error="return", **({"start": 0} if is_remote(fs) else {}))
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    """Whether an exception comes from the storage layer (botocore, aiohttp, fsspec, ...)
+    rather than from this library's own code."""
+    module = type(exc).__module__.split(".", 1)[0]
+    return module in _STORAGE_MODULES or isinstance(exc, (OSError, TimeoutError, ConnectionError))
+
+
+_STORAGE_MODULES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs", "requests", "urllib3",
+                    "zipfile", "asyncio", "ssl", "http"}

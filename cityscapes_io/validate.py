@@ -46,9 +46,10 @@ from .errors import (
     DatasetNotFoundError,
     InvalidFileError,
     LabelMapError,
+    StorageError,
     UnknownLabelError,
 )
-from .instances import INSTANCE_DIVISOR
+from .instances import INSTANCE_DIVISOR, class_of_array
 
 __all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
 
@@ -64,10 +65,8 @@ _EXTRA_KINDS = _GRAY_KINDS + ("color",)
 #: How many offending pixel values one problem lists.
 _MAX_LISTED = 20
 
-# instanceIds value -> class id (v // 1000 for v >= 1000, v below), for every uint16 value.
-_ALL16 = np.arange(1 << 16, dtype=np.uint32)
-_CLASS_OF = np.where(_ALL16 >= INSTANCE_DIVISOR, _ALL16 // INSTANCE_DIVISOR, _ALL16).astype(np.uint16)
-del _ALL16
+# instanceIds value -> class id, for every uint16 value.
+_CLASS_OF = class_of_array(np.arange(1 << 16, dtype=np.uint16)).astype(np.uint16)
 
 
 @dataclass(frozen=True)
@@ -161,9 +160,8 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
                       "not-found" if isinstance(exc, FileNotFoundError) else "unreadable")
         return
     cityscapes = ds.format == "cityscapes"
-    roots = list(getattr(ds._reader, "roots", ()))
-    if hasattr(ds._reader, "on_ignored"):
-        ds._reader.on_ignored = on_ignored
+    roots = list(ds.reader.roots)
+    ds.reader.on_ignored = on_ignored
 
     known_cache: Dict[int, Tuple[Any, np.ndarray]] = {}
 
@@ -327,13 +325,8 @@ def _attempt(out: List[Problem], frame, kind: str, fn):
     """Run a decode; on failure append a problem naming the file and return None."""
     try:
         return fn()
-    except CityscapesIOError as exc:
-        out.append(_from_exception(exc, default_path=_path(frame, kind), code="corrupt-png"))
-    except OSError as exc:
-        out.append(Problem(ERROR, _path(frame, kind), f"cannot read: {exc}", "unreadable"))
-    except (MemoryError, Exception) as exc:  # a decoder choking on odd input is a bad file, not a crash
-        out.append(Problem(ERROR, _path(frame, kind), f"cannot decode: {type(exc).__name__}: {exc}",
-                           "corrupt-png"))
+    except CityscapesIOError as exc:  # the decoders turn every fault of a file into one of these
+        out.append(_from_exception(exc, default_path=_path(frame, kind)))
     return None
 
 
@@ -381,6 +374,8 @@ def _from_exception(exc: Exception, default_path: str = "", code: Optional[str] 
         code = "label-file"
     elif isinstance(exc, DatasetNotFoundError):
         code = "not-found"
+    elif isinstance(exc, StorageError):
+        code = "unreadable"
     elif code is None:
         code = "corrupt-png" if isinstance(exc, InvalidFileError) else "unreadable"
     return Problem(ERROR, str(path), str(reason), code)
@@ -405,17 +400,13 @@ def _display(roots, fs, path: str) -> str:
 
 
 def _with_display_paths(problems: List[Problem], frame, roots) -> List[Problem]:
-    files = getattr(frame, "_files", {})
-    names = {path: _display(roots, fs, path) for fs, path in files.values()}
+    names = {path: _display(roots, fs, path) for fs, path in frame.source.locations().values()}
     return [Problem(p.severity, names.get(p.path, p.path), p.reason, p.code) for p in problems]
 
 
 def _gt_kind(frame) -> Optional[str]:
     """The file the frame's ``instance_ids()`` decodes (formats choose it)."""
-    fn = getattr(frame, "_gt_kind", None)
-    if fn is not None:
-        return fn()
-    return next((k for k in _GRAY_KINDS if frame.has(k)), None)
+    return frame.source.gt_kind
 
 
 def _path(frame, kind: Optional[str]) -> str:
@@ -450,15 +441,7 @@ def _as_list(value) -> List[str]:
 
 def _split_path(ds, split: str) -> str:
     """The split's folder(s), for a Cityscapes tree; the split name elsewhere."""
-    dirs = getattr(ds._reader, "_split_dirs", None)
-    found = []
-    if dirs is not None:
-        try:
-            for root, rel in dirs(split):
-                if root.fs.isdir(root.join(rel)):
-                    found.append(f"{root.url.rstrip('/')}/{rel}")
-        except Exception:  # only naming the folder; never fail over it
-            found = []
+    found = ds.reader.split_locations(split)
     if found:
         return " + ".join(found)
     roots = " + ".join(ds.roots)

@@ -513,7 +513,7 @@ def test_destination_under_a_regular_file(small, tmp_path, capsys):
     with pytest.raises(CityscapesIOError) as info:
         cio.convert(small[0], dst, format="voc", save_media=True)
     assert dst in str(info.value) and "Not a directory" in str(info.value)
-    assert main(["convert", small[0], dst, "-f", "voc", "--save-media", "-q"]) == 1
+    assert main(["convert", small[0], dst, "-f", "voc", "--save-media", "-q"]) == 4  # storage errors exit 4
     err = capsys.readouterr().err
     assert err.startswith(f"error: {dst}: ") and "Not a directory" in err
     assert blocker.read_text() == "not a folder"
@@ -521,7 +521,7 @@ def test_destination_under_a_regular_file(small, tmp_path, capsys):
 
 def test_destination_read_only(small, small_ref, tmp_path, can_drop_root):
     """A real EACCES (root without CAP_DAC_OVERRIDE): the destination folder 0o555, then only
-    its JPEGImages folder. Exit 1 with ``error: <path>: <reason>``, no index files, nothing
+    its JPEGImages folder. Exit 4 (storage) with ``error: <path>: <reason>``, no index files, nothing
     truncated under a final name, no temporaries."""
     dst = tmp_path / "ro"
     dst.mkdir()
@@ -530,7 +530,7 @@ def test_destination_read_only(small, small_ref, tmp_path, can_drop_root):
         r = run_cli(["convert", small[0], str(dst), "-f", "voc", "--save-media", "-q"], unprivileged=True)
     finally:
         os.chmod(dst, 0o755)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 4, r.stderr  # storage errors exit 4
     assert r.stderr.startswith(f"error: {dst}/") and "Permission denied" in r.stderr, r.stderr
     assert os.listdir(dst) == []
 
@@ -538,10 +538,11 @@ def test_destination_read_only(small, small_ref, tmp_path, can_drop_root):
     (dst2 / "JPEGImages").mkdir(parents=True)
     os.chmod(dst2 / "JPEGImages", 0o555)
     try:
-        r = run_cli(["convert", small[0], str(dst2), "-f", "voc", "--save-media", "-q"], unprivileged=True)
+        r = run_cli(["convert", small[0], str(dst2), "-f", "voc", "--save-media", "-q", "--resume"],  # keep JPEGImages/
+                    unprivileged=True)
     finally:
         os.chmod(dst2 / "JPEGImages", 0o755)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 4, r.stderr  # storage errors exit 4
     assert r.stderr.startswith(f"error: {dst2}/JPEGImages/") and "Permission denied" in r.stderr, r.stderr
     assert_no_index_and_complete(str(dst2), small_ref)
 
@@ -552,8 +553,8 @@ def test_index_files_cannot_be_written(small, small_ref, tmp_path):
     dst = tmp_path / "idx"
     dst.mkdir()
     (dst / "ImageSets").write_text("in the way")
-    with pytest.raises(CityscapesIOError) as info:
-        cio.convert(small[0], str(dst), format="voc", save_media=True)
+    with pytest.raises(CityscapesIOError) as info:  # resume: the destination's contents are kept
+        cio.convert(small[0], str(dst), format="voc", save_media=True, resume=True)
     assert "ImageSets" in str(info.value) and "cannot write the index files" in str(info.value)
     final, tmp = split_names(str(dst))
     assert "labelmap.txt" not in final and not tmp
@@ -564,20 +565,20 @@ def test_index_files_cannot_be_written(small, small_ref, tmp_path):
 
 def test_out_of_space_file_size_limit(big, tmp_path):
     """RLIMIT_FSIZE below a photo's size makes writes fail with EFBIG ("File too large"), a real
-    OS error standing in for a full disk: exit 1 naming the file, no index files, nothing
+    OS error standing in for a full disk: exit 4 naming the file, no index files, nothing
     truncated under a final name; ``--on-error skip`` lists every frame; resume completes."""
     src, ref = big
     limit = 16 * 1024
     assert min(len(v) for k, v in ref.items() if k.startswith("JPEGImages/")) > limit
     dst = str(tmp_path / "full")
     r = run_cli(["convert", src, dst, "-f", "voc", "--save-media", "-q"], fsize=limit)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 4, r.stderr  # storage errors exit 4
     assert r.stderr.startswith(f"error: {dst}/JPEGImages/") and "File too large" in r.stderr, r.stderr
     assert_no_index_and_complete(dst, ref)
 
     dst2 = str(tmp_path / "full-skip")
     r = run_cli(["convert", src, dst2, "-f", "voc", "--save-media", "--on-error", "skip", "-q"], fsize=limit)
-    assert r.returncode == 1
+    assert r.returncode == 1  # frames skipped
     assert "30 frames read, 0 written, 30 skipped" in r.stderr, r.stderr
     assert r.stderr.count("cannot write: File too large") == 30
     final, tmp = split_names(dst2)

@@ -44,7 +44,7 @@ def test_shards_then_finalize_equal_one_run(synth, tmp_path):
     assert sum(r.read for r in reports) == 10 and sum(r.written for r in reports) == 10
     assert not os.path.exists(os.path.join(out, "labelmap.txt"))  # shards write no index files
     final = cio.convert(synth, out, format="voc", save_media=True, finalize=True)
-    assert final.written == 10 and final.ok
+    assert final.indexed == 10 and final.written == 0 and final.ok  # finalize writes index files only
     assert tree_digest(ref) == tree_digest(out)
 
 
@@ -52,7 +52,7 @@ def test_finalize_reports_missing_frames(synth, tmp_path):
     out = str(tmp_path / "out")
     cio.convert(synth, out, format="voc", shard="0/2")
     final = cio.convert(synth, out, format="voc", finalize=True, on_error="skip")
-    assert final.read == 10 and final.written == 5 and len(final.skipped) == 5
+    assert final.read == 10 and final.indexed == 5 and len(final.skipped) == 5
     assert all("no shard wrote it" in reason for _, _, reason in final.skipped)
 
 
@@ -63,7 +63,7 @@ def test_resume_after_partial_run(synth, tmp_path):
     # a frame half written: one of its files removed
     victim = next(iter(cio.open(synth, split="val")))
     cio.convert(synth, out, format="cityscapes", save_media=True, label_map="cityscapes",
-                cities=[victim.city], split="val")
+                cities=[victim.city], split="val", resume=True)  # adds to what is there
     os.remove(os.path.join(out, "gtFine", "val", victim.id + "_gtFine_color.png"))
     report = cio.convert(synth, out, format="cityscapes", save_media=True, label_map="cityscapes", resume=True)
     assert report.written == 10 and report.resumed == 7 + 1 and report.ok  # train + the val frame complete

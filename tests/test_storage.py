@@ -40,8 +40,8 @@ def test_two_archive_layout_unpacked_or_not(tree, tmp_path):
     check(ds)
     frame = ds.frame("aachen/aachen_000010_000019")
     # One filesystem object per archive, shared by every frame.
-    assert frame._files["instanceIds"][0] is ds._reader.roots[0].fs
-    assert frame._files["image"][0] is ds._reader.roots[1].fs
+    assert frame.source.locations()["instanceIds"][0] is ds.reader.roots[0].fs
+    assert frame.source.locations()["image"][0] is ds.reader.roots[1].fs
     # Mixed: ground truth zipped, photos unpacked.
     check(cio.open([gt, tree]))
 
@@ -62,7 +62,7 @@ def test_s3_prefetch_reads_the_right_bytes(tree, s3):
     seen = 0
     for f in ds:
         if f.has("instanceIds"):
-            pending = set(f._pending)
+            pending = set(f.source._pending)  # fetched ahead by the dataset
             assert np.array_equal(f.instance_ids(), SEMANTIC)
             seen += bool(pending)
     assert seen >= 2  # later frames arrived prefetched

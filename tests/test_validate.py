@@ -324,8 +324,8 @@ def test_many_problems_in_one_dataset_and_filters(tree):
     # Restricting to a split or a city checks only that.
     assert codes(run(tree, split="val")) == ["missing-gt"]
     assert codes(run(tree, cities=["aachen"])) == ["corrupt-png", "missing-photo"]  # no empty-split for val
-    [p] = run(tree, cities="nowhere")
-    assert (p.code, p.severity) == ("empty-dataset", "warning") and "'nowhere'" in p.reason
+    [p] = run(tree, cities="nowhere")  # an unknown city is an error, as an unknown split is
+    assert (p.code, p.severity) == ("not-found", "error") and "'nowhere'" in p.reason
 
 
 def test_is_lazy_generator(tmp_path):

@@ -9,53 +9,156 @@ keeps them, the writer also puts the frame's instanceIds (16-bit, the Cityscapes
 ``<subset>annot_instances/<id>.png`` (``save_instances=False`` leaves it out). Other tools
 ignore that folder; this reader uses it when its classes agree with the colour mask, and
 otherwise reads every class region as one whole-class segment (``is_crowd`` True).
+
+Reading follows Datumaro: the labels come from ``dataset_meta.json``, else ``label_colors.txt``,
+else Datumaro's 32-class CamVid default map (:data:`CAMVID_LABELS`); RGB masks are read by
+those colours, paletted ones by their palette's colours, gray ones by value. A frame without a
+mask (a photo only) is a one-column line in ``<subset>.txt``, as Datumaro writes it; paths with
+whitespace are double-quoted, as Datumaro quotes them.
 """
 from __future__ import annotations
 
 import posixpath
 import warnings
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import Frame, OnError
+from ..frame import FileSource, Frame, OnError
+from ..instances import INSTANCE_DIVISOR, class_of, class_of_array
 from ..labels import Label, LabelMap
+from ..mapping import distinct_colors, value_lut
 from ..names import sort_key
+from ..reader import Reader
 from ..storage import Root, listdir, resolve_single_root
-from ..writers import Writer, class_of, distinct_colors, value_lut
-from .voc import decode_class_mask
+from ..writers import Files, Segments, Writer
+from .voc import colors_to_ids, label_color_table
 
-__all__ = ["CamvidReader", "CamvidWriter"]
+__all__ = ["CamvidReader", "CamvidWriter", "CAMVID_LABELS", "camvid_labels", "decode_camvid", "decode_camvid_mask"]
 
 COLORS_FILE = "label_colors.txt"
+META_FILE = "dataset_meta.json"
 ANNOT = "annot"
 INSTANCES = "annot_instances"
 
 
-class CamvidFrame(Frame):
-    def _gt_kind(self) -> Optional[str]:
-        return "mask" if "mask" in self._files else None
+#: Datumaro's default CamVid map (the 32 classes of the CamVid release), read for a tree that
+#: has neither ``dataset_meta.json`` nor ``label_colors.txt``: ``(name, colour)`` in id order.
+CAMVID_LABELS = (
+    ("Void", (0, 0, 0)), ("Animal", (64, 128, 64)), ("Archway", (192, 0, 128)),
+    ("Bicyclist", (0, 128, 192)), ("Bridge", (0, 128, 64)), ("Building", (128, 0, 0)),
+    ("Car", (64, 0, 128)), ("CartLuggagePram", (64, 0, 192)), ("Child", (192, 128, 64)),
+    ("Column_Pole", (192, 192, 128)), ("Fence", (64, 64, 128)), ("LaneMkgsDriv", (128, 0, 192)),
+    ("LaneMkgsNonDriv", (192, 0, 64)), ("Misc_Text", (128, 128, 64)), ("MotorcycycleScooter", (192, 0, 192)),
+    ("OtherMoving", (128, 64, 64)), ("ParkingBlock", (64, 192, 128)), ("Pedestrian", (64, 64, 0)),
+    ("Road", (128, 64, 128)), ("RoadShoulder", (128, 128, 192)), ("Sidewalk", (0, 0, 192)),
+    ("SignSymbol", (192, 128, 128)), ("Sky", (128, 128, 128)), ("SUVPickupTruck", (64, 128, 192)),
+    ("TrafficCone", (0, 0, 64)), ("TrafficLight", (0, 64, 64)), ("Train", (192, 64, 128)),
+    ("Tree", (128, 128, 0)), ("Truck_Bus", (192, 128, 192)), ("Tunnel", (64, 0, 64)),
+    ("VegetationMisc", (192, 192, 0)), ("Wall", (64, 192, 0)),
+)
 
-    def _decode_instance_ids(self) -> Optional[np.ndarray]:
-        if "mask" not in self._files:
+
+def camvid_labels() -> LabelMap:
+    """The default CamVid label map (:data:`CAMVID_LABELS`, ids 0..31, ``Void`` = 0)."""
+    return LabelMap((Label(n, i, c) for i, (n, c) in enumerate(CAMVID_LABELS)), source="camvid")
+
+
+class CamvidSource(FileSource):
+    """A CamVid frame's files: the colour mask, and the instanceIds sidecar when there is one
+    (colours are read by ``labels``)."""
+
+    GT_KINDS = ("mask",)
+
+    def __init__(self, files, labels: LabelMap):
+        super().__init__(files)
+        self.labels = labels
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        if not self.has("mask"):
             return None
-        # Masks are coloured: a paletted one is read by its palette's colours, not its indices.
-        ids = decode_class_mask(self.read_bytes("mask"), self.path("mask"), self.labels, palette="colors")
-        ids = ids.astype(np.uint16, copy=False)
-        if "instances" in self._files:
-            inst = png.decode_gray(self.read_bytes("instances"), self.path("instances"))
-            # The instances are used only where they agree with the mask, the file other tools edit.
-            if inst.shape == ids.shape:
-                classes = np.where(inst >= 1000, inst // 1000, inst)
-                if np.array_equal(classes, ids):
-                    return inst.astype(np.uint16, copy=False)
-            warnings.warn(f"{self.path('instances')}: does not match its colour mask; read as classes only")
+        has_inst = self.has("instances")
+        return decode_camvid(self.read_bytes("mask"), self.path("mask"),
+                             self.read_bytes("instances") if has_inst else None,
+                             self.path("instances") if has_inst else None, self.labels)
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        return None  # CamVid files never equal a Cityscapes file
+
+    def __getstate__(self):
+        return {"_files": self._files, "labels": self.labels}
+
+    def __setstate__(self, state) -> None:
+        CamvidSource.__init__(self, state["_files"], state["labels"])
+
+
+def decode_camvid(mask_data: bytes, mask_path: str, inst_data: Optional[bytes], inst_path: Optional[str],
+                  labels: LabelMap) -> np.ndarray:
+    """The instanceIds array of a CamVid frame.
+
+    Parameters
+    ----------
+    mask_data, mask_path : bytes, str
+        The ``<subset>annot/`` mask and its path (for messages).
+    inst_data, inst_path : bytes or None, str or None
+        The instances sidecar (``<subset>annot_instances/``), when there is one.
+    labels : LabelMap
+        The dataset's labels, whose colours RGB and paletted masks are read by.
+
+    Returns
+    -------
+    ndarray
+        ``uint16``: the sidecar's instanceIds when its classes agree with the mask (a warning
+        says so when they do not), else the class of every pixel (whole-class regions).
+
+    Raises
+    ------
+    InvalidFileError
+        The mask is not a PNG, or holds a colour that no label has (the message names the
+        file, a pixel and the colour).
+    """
+    ids = decode_camvid_mask(mask_data, mask_path, labels).astype(np.uint16, copy=False)
+    if inst_data is None:
         return ids
+    inst = png.decode_gray(inst_data, inst_path or "instances")
+    # The instances are used only where they agree with the mask, the file other tools edit.
+    if inst.shape == ids.shape:
+        classes = class_of_array(inst)
+        if np.array_equal(classes, ids):
+            return inst.astype(np.uint16, copy=False)
+    warnings.warn(f"{inst_path}: does not match its colour mask; read as classes only")
+    return ids
 
 
-class CamvidReader:
+def decode_camvid_mask(data: bytes, path: str, labels: LabelMap) -> np.ndarray:
+    """Label id of every pixel of a CamVid mask: RGB(A) masks by the labels' colours, paletted
+    masks by their palette's colours (as tools that expand the palette see them), gray masks
+    by value. Labels without colours have VOC's colour of their index (Datumaro's rule)."""
+    ctype = png.read_header(data, path).color_type
+    what = f"the label map ({labels.source})"
+    if ctype in (2, 6):
+        return colors_to_ids(png.decode_rgb(data, path), label_color_table(labels), path, what)
+    if ctype == 3:
+        indices, palette = png.decode_paletted(data, path)
+        used = np.unique(indices)
+        try:
+            mapped = colors_to_ids(palette[used][None, :, :], label_color_table(labels), path, what)[0]
+        except InvalidFileError:
+            # Name the first pixel of the offending colour, not its place in the palette.
+            colors_to_ids(palette[indices], label_color_table(labels), path, what)
+            raise
+        table = np.zeros(256, np.uint16)
+        table[used] = mapped
+        return table[indices]
+    return png.decode_gray(data, path)
+
+
+class CamvidReader(Reader):
     """Lists a CamVid dataset (subsets from ``<subset>.txt``, else ``<subset>annot/`` folders)."""
 
     format = "camvid"
@@ -65,12 +168,7 @@ class CamvidReader:
         self.roots = [self.root]
         self.on_error = on_error
         top = listdir(self.root, "")
-        src = f"{self.root.url.rstrip('/')}/{COLORS_FILE}"
-        try:
-            self.labels = LabelMap.parse_label_colors(self.root.fs.cat_file(self.root.join(COLORS_FILE)).decode("utf-8"),
-                                                      source=src)
-        except FileNotFoundError:
-            raise LabelMapError(src, "a CamVid dataset needs label_colors.txt") from None
+        self.labels = self._read_labels(top)
         self._lists = {n[:-4]: n for n, t in top.items() if t == "file" and n.endswith(".txt") and n != COLORS_FILE}
         subsets = set(self._lists) or {n[: -len(ANNOT)] for n, t in top.items()
                                        if t == "directory" and n.endswith(ANNOT) and len(n) > len(ANNOT)}
@@ -84,6 +182,24 @@ class CamvidReader:
             subsets = set(wanted)
         self._splits = sorted(subsets)
 
+    def _read_labels(self, top: Dict[str, str]) -> LabelMap:
+        """Labels as Datumaro finds them: ``dataset_meta.json``, else ``label_colors.txt``, else
+        the default CamVid map."""
+        for name, parse in ((META_FILE, LabelMap.parse_dataset_meta), (COLORS_FILE, LabelMap.parse_label_colors)):
+            if top.get(name) != "file":
+                continue
+            src = f"{self.root.url.rstrip('/')}/{name}"
+            data = self.root.fs.cat_file(self.root.join(name))
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise LabelMapError(src, f"not UTF-8 text: {exc}") from exc
+            labels = parse(text, source=src)
+            if len(labels) == 0:
+                raise LabelMapError(src, "defines no labels")
+            return labels
+        return camvid_labels()
+
     def splits(self) -> List[str]:
         return list(self._splits)
 
@@ -92,16 +208,12 @@ class CamvidReader:
 
     def _pairs(self, split: str) -> Iterator[tuple]:
         if split in self._lists:
-            text = self.root.fs.cat_file(self.root.join(self._lists[split])).decode("utf-8")
+            name = self._lists[split]
+            text = self.root.fs.cat_file(self.root.join(name)).decode("utf-8")
             for lineno, line in enumerate(text.splitlines(), 1):
-                line = line.strip()
-                if not line:
+                if not line.strip():
                     continue
-                marker = f" /{split}{ANNOT}/"
-                # Paths may contain spaces: cut at the mask path when it is there.
-                parts = [line[: line.index(marker)], line[line.index(marker) + 1:]] if marker in line else line.split()
-                image = parts[0].lstrip("/")
-                mask = parts[1].lstrip("/") if len(parts) > 1 else None
+                image, mask = parse_list_line(line, split, f"{self.root.url.rstrip('/')}/{name}: line {lineno}")
                 prefix = f"{split}/"
                 stem = posixpath.splitext(image[len(prefix):] if image.startswith(prefix) else posixpath.basename(image))[0]
                 yield stem, image, mask
@@ -136,8 +248,51 @@ class CamvidReader:
                 files["image"] = (self.root.fs, images[stem])
             if mask and stem in instances:
                 files["instances"] = (self.root.fs, instances[stem])
-            yield CamvidFrame(stem, split, self.labels, files, on_error=self.on_error)
+            yield Frame(stem, split, self.labels, CamvidSource(files, self.labels), on_error=self.on_error)
 
+
+
+def parse_list_line(line: str, split: str, where: str) -> Tuple[str, Optional[str]]:
+    """``(image, mask)`` paths of one ``<subset>.txt`` line, relative to the root (leading ``/``
+    removed); ``mask`` is None on a one-column line (an image without a mask).
+
+    Lines are ``/<subset>/<id>.<ext> /<subset>annot/<id>.png``; Datumaro puts both paths in
+    double quotes when one has whitespace, and this library's older output wrote such paths
+    unquoted (the mask path is then found by its ``/<subset>annot/`` prefix).
+    """
+    line = line.strip()
+    if '"' in line:
+        parts = line.split('"')
+        if len(parts) == 5 and not parts[0].strip() and not parts[2].strip() and not parts[4].strip():
+            image, mask = parts[1], parts[3]
+        elif len(parts) == 3 and not parts[0].strip() and not parts[2].strip():
+            image, mask = parts[1], ""
+        else:
+            raise InvalidFileError(where, f"unbalanced or misplaced quotes: {line!r}")
+    else:
+        cut = -1
+        for marker in (f" /{split}{ANNOT}/", f" {split}{ANNOT}/"):
+            cut = line.find(marker)
+            if cut >= 0:
+                break
+        if cut >= 0:
+            image, mask = line[:cut], line[cut + 1:]
+        else:
+            fields = line.split()
+            if len(fields) > 2:
+                raise InvalidFileError(where, f"expected '<image> [<mask>]', got {line!r}")
+            image, mask = fields[0], (fields[1] if len(fields) > 1 else "")
+    image, mask = image.strip().lstrip("/"), mask.strip().lstrip("/")
+    return image, (mask or None)
+
+
+def format_list_line(image: str, mask: Optional[str]) -> str:
+    """One ``<subset>.txt`` line as Datumaro writes it: ``/<image> /<mask>``, or ``/<image>``
+    alone for an image without a mask; paths with whitespace in double quotes."""
+    paths = [f"/{image}"] + ([f"/{mask}"] if mask else [])
+    if any(c.isspace() for p in paths for c in p):
+        paths = [f'"{p}"' for p in paths]
+    return " ".join(paths) + "\n"
 
 
 class CamvidWriter(Writer):
@@ -146,20 +301,18 @@ class CamvidWriter(Writer):
     format = "camvid"
 
     def __init__(self, url, *, save_instances: bool = True, **options):
-        super().__init__(url, **options)
         self.save_instances = bool(save_instances)
-        self._color_table: Optional[np.ndarray] = None
+        super().__init__(url, **options)
 
-    def encode(self, frame: Frame):
+    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
         split = frame.split or "default"
-        seg = self.output_instance_ids(frame) if frame.has_annotations else None
-        photo = self.photo(frame, None if seg is None else seg[0].shape) if self.save_media else None
+        photo = self._photo(frame, None if seg is None else seg.ids.shape) if self.save_media else None
         if photo is not None:
             files.append((f"{split}/{frame.id}{photo[1]}", photo[0]))
         if seg is not None:
-            inst, values = seg
-            palette = self._palette()
+            inst, values = seg.ids, seg.values
+            palette = self._color_table
             pos = self._position
             unknown = sorted({class_of(v) for v in values} - set(pos))
             if unknown:
@@ -170,52 +323,52 @@ class CamvidWriter(Writer):
             files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
             if self.save_instances:
                 if not self._dense:
-                    inst = value_lut(values, lambda v: pos[class_of(v)] * 1000 + v % 1000 if v >= 1000 else pos[v],
-                                     np.uint16)[inst]
+                    inst = value_lut(values, lambda v: pos[class_of(v)] * INSTANCE_DIVISOR + v % INSTANCE_DIVISOR
+                                     if v >= INSTANCE_DIVISOR else pos[v], np.uint16)[inst]
                 files.append((f"{split}{INSTANCES}/{frame.id}.png",
                               png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
         return files
 
-    def index_info(self, frame: Frame) -> tuple:
-        # <subset>.txt names the photo path, written or not.
-        return (self.photo_ext(frame) or self.image_ext or frame.image_ext or ".png",)
+    def _index_info(self, frame: Frame) -> tuple:
+        # <subset>.txt names the photo path, written or not, and the mask when there is one.
+        return (self._photo_ext(frame) or self.image_ext or frame.image_ext or ".png", frame.has_annotations)
 
-    def planned_files(self, frame: Frame) -> List[str]:
+    def _planned_files(self, frame: Frame) -> List[str]:
         split = frame.split or "default"
         files = []
         if frame.has_annotations:
             files.append(f"{split}{ANNOT}/{frame.id}.png")
             if self.save_instances:
                 files.append(f"{split}{INSTANCES}/{frame.id}.png")
-        ext = self.photo_ext(frame) if self.save_media else None
+        ext = self._photo_ext(frame) if self.save_media else None
         if ext:
             files.append(f"{split}/{frame.id}{ext}")
         return files
 
-    def _palette(self) -> np.ndarray:
-        if self._color_table is None:
-            # label_colors.txt numbers labels by line: a map with gaps (the train ids' 255) is
-            # written in id order, each label at its line's index.
-            self._dense = self.labels.is_dense
-            labels = sorted((l for l in self.labels if l.id >= 0), key=lambda l: l.id)
-            labels += [l for l in self.labels if l.id < 0]
-            self._position = {l.id: i for i, l in enumerate(labels) if l.id >= 0}
-            if len(labels) > 256:
-                raise LabelMapError(self.labels.source, f"{len(labels)} labels: CamVid masks hold at most 256")
-            colors = distinct_colors(labels)
-            table = np.zeros((256, 3), np.uint8)
-            table[: len(colors)] = colors
-            self._color_table = table
-            self._out_labels = LabelMap((Label(l.name, i, c) for i, (l, c) in enumerate(zip(labels, colors))),
-                                        source=self.labels.source)
-        return self._color_table
+    def _setup(self, labels: LabelMap) -> None:
+        # label_colors.txt numbers labels by line: a map with gaps (the train ids' 255) is
+        # written in id order, each label at its line's index.
+        self._dense = labels.is_dense
+        ordered = sorted((l for l in labels if l.id >= 0), key=lambda l: l.id)
+        ordered += [l for l in labels if l.id < 0]
+        self._position = {l.id: i for i, l in enumerate(ordered) if l.id >= 0}
+        if len(ordered) > 256:
+            raise LabelMapError(labels.source, f"{len(ordered)} labels: CamVid masks hold at most 256")
+        colors = distinct_colors(ordered)
+        self._color_table = np.zeros((256, 3), np.uint8)
+        self._color_table[: len(colors)] = colors
+        self._out_labels = LabelMap((Label(l.name, i, c) for i, (l, c) in enumerate(zip(ordered, colors))),
+                                    source=labels.source)
 
-    def index_files(self):
-        self._palette()
+    def _index_files(self) -> Files:
         files = []
         for subset, ids in self.subsets.items():
-            lines = [f"/{subset}/{i}{self._info.get((subset, i), ('.png',))[0]} /{subset}{ANNOT}/{i}.png\n"
-                     for i in ids]
+            lines = []
+            for i in ids:
+                info = self._info.get((subset, i), ())
+                ext = info[0] if len(info) > 0 else ".png"
+                has_mask = info[1] if len(info) > 1 else True
+                lines.append(format_list_line(f"{subset}/{i}{ext}", f"{subset}{ANNOT}/{i}.png" if has_mask else None))
             files.append((f"{subset}.txt", "".join(lines).encode("utf-8")))
         files.append((COLORS_FILE, self._out_labels.to_label_colors().encode("utf-8")))
         return files

@@ -1,8 +1,13 @@
 """Reading a Cityscapes tree: ``leftImg8bit/<split>/<city>/…`` and ``gtFine/<split>/<city>/…``.
 
-Nothing is listed before it is needed: opening reads the label files and the top-level folders;
-the cities of a split are listed when the split is reached, and each city folder when iteration
-reaches that city.
+The photos may also sit under ``imgsFine/leftImg8bit/<split>/<city>/``, where Datumaro's first
+Cityscapes plugin (the releases with ``is_crowd``) wrote and looked for them; both layouts are
+read, alone or together, in a folder, in zips and on object stores.
+
+Nothing is listed before it is needed: opening reads the label files and the top-level folders
+(and, when ``cities=`` is given, the split folders, to check that each city exists); the cities
+of a split are listed when the split is reached, and each city folder when iteration reaches
+that city.
 """
 from __future__ import annotations
 
@@ -14,19 +19,24 @@ from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, OnError, apply_policy
 from ..labels import LabelMap
-from ..names import GT_DIR, IMAGE_DIR, gt_path, image_path, sort_key, split_suffix
+from ..names import GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
 from ..storage import Root, is_remote, listdir, resolve_roots
-from ..writers import Writer, class_of, value_lut
+from ..instances import class_of
+from ..mapping import value_lut
+from ..reader import Reader
+from ..writers import Files, Segments, Writer
 
 __all__ = ["CityscapesReader", "CityscapesWriter"]
 
 KIND_DIRS = (GT_DIR, IMAGE_DIR)
+#: Where the photos of Datumaro's first Cityscapes layout are: ``imgsFine/leftImg8bit/<split>/``.
+OLD_IMAGE_BASE = f"{IMGS_FINE_DIR}/{IMAGE_DIR}"
 _TRAIN_MAP = LabelMap.cityscapes_train()
 META_FILE = "dataset_meta.json"
 COLORS_FILE = "label_colors.txt"
 
 
-class CityscapesReader:
+class CityscapesReader(Reader):
     """Lists a Cityscapes tree spread over one or more roots.
 
     Parameters
@@ -42,19 +52,21 @@ class CityscapesReader:
     format = "cityscapes"
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
-        self.roots: List[Root] = [_find_tree(r) for r in resolve_roots(url, storage_options)]
+        found = [_find_tree(r) for r in resolve_roots(url, storage_options)]
+        self.roots: List[Root] = [root for root, _ in found]
         self.on_error = on_error
         #: Called with the path of every file under a split folder that is not a frame file.
         self.on_ignored = None
         self._split_filter = _as_list(split)
         self._city_filter = set(_as_list(cities) or ()) or None
-        # The top-level listing: which kind folders each root has, and the splits inside them.
-        self._kinds = [
-            [k for k, t in listdir(r, "").items() if t == "directory" and k in KIND_DIRS] for r in self.roots
-        ]
-        self._top: List[Dict[str, str]] = [listdir(r, k) for r, ks in zip(self.roots, self._kinds) for k in ks]
+        # The top-level listing: which kind folders each root has (``(kind, folder)``: the
+        # photos' folder is ``leftImg8bit`` or ``imgsFine/leftImg8bit``), and their splits.
+        self._kinds: List[List[Tuple[str, str]]] = [bases for _, bases in found]
+        self._top: List[Dict[str, str]] = [listdir(r, base) for r, bs in zip(self.roots, self._kinds) for _, base in bs]
         self.labels = self._read_labels()
         self._splits = self._find_splits()
+        if self._city_filter is not None:
+            self._check_cities()
 
     # -- labels -------------------------------------------------------------------------------
     def _read_labels(self) -> LabelMap:
@@ -100,16 +112,49 @@ class CityscapesReader:
     def splits(self) -> List[str]:
         return list(self._splits)
 
-    def _split_dirs(self, split: str) -> Iterator[Tuple[Root, str]]:
-        for root, kinds in zip(self.roots, self._kinds):
+    def _split_folders(self, split: str) -> Iterator[Tuple[Root, str, str]]:
+        """``(root, kind, folder)`` of every folder holding the split: ground truth first."""
+        for root, bases in zip(self.roots, self._kinds):
             for kind in KIND_DIRS:
-                if kind in kinds:
-                    yield root, f"{kind}/{split}"
+                for k, base in bases:
+                    if k == kind:
+                        yield root, kind, f"{base}/{split}"
 
-    def _split_listing(self, split: str) -> Tuple[List[str], List[Tuple[Root, str, str]]]:
-        """Cities (folders) of a split, and files lying directly in the split folder."""
-        cities, loose = set(), []
+    def split_locations(self, split: str) -> List[str]:
+        found = []
         for root, rel in self._split_dirs(split):
+            try:
+                if root.fs.isdir(root.join(rel)):
+                    found.append(_display(root, rel))
+            except OSError:  # only naming the folder: never fail over it
+                continue
+        return found
+
+    def _split_dirs(self, split: str) -> Iterator[Tuple[Root, str]]:
+        """``(root, folder)`` of every folder holding the split."""
+        for root, _, rel in self._split_folders(split):
+            yield root, rel
+
+    def _check_cities(self) -> None:
+        """Refuse a requested city that no read split has (one listing per split folder)."""
+        assert self._city_filter is not None
+        present = set()
+        for split in self._splits:
+            for root, rel in self._split_dirs(split):
+                present.update(n for n, t in listdir(root, rel).items() if t == "directory")
+        missing = sorted(self._city_filter - present)
+        if missing:
+            raise DatasetNotFoundError(
+                " + ".join(map(str, self.roots)),
+                f"no city {', '.join(map(repr, missing))} in split(s) {', '.join(self._splits)} "
+                f"(found: {', '.join(sorted(present)) or 'none'})",
+            )
+
+    def _split_listing(self, split: str) -> Tuple[List[str], List[Tuple[Root, str, str, str]]]:
+        """Cities (folders) of a split, and ``(root, kind, folder, name)`` of the files lying
+        directly in the split folder."""
+        cities, loose = set(), []
+        for root, kind, rel in self._split_folders(split):
             try:
                 entries = listdir(root, rel)
             except CityscapesIOError as exc:
@@ -119,7 +164,7 @@ class CityscapesReader:
                 if typ == "directory":
                     cities.add(name)
                 else:
-                    loose.append((root, rel, name))
+                    loose.append((root, kind, rel, name))
         if self._city_filter is not None:
             cities &= self._city_filter
         return sorted(cities), loose
@@ -130,13 +175,13 @@ class CityscapesReader:
     def iter_frames(self, split: str) -> Iterator[Frame]:
         cities, loose = self._split_listing(split)
         if loose and self._city_filter is None:
-            yield from self._group(split, [(r, rel, r.join(rel, n)) for r, rel, n in loose])
+            yield from self._group(split, [(r, kind, rel, r.join(rel, n)) for r, kind, rel, n in loose])
         for city in cities:
             yield from self.iter_city(split, city)
 
     def iter_city(self, split: str, city: str) -> Iterator[Frame]:
         files = []
-        for root, rel in self._split_dirs(split):
+        for root, kind, rel in self._split_folders(split):
             path = root.join(rel, city)
             try:
                 found = root.fs.find(path)
@@ -145,7 +190,7 @@ class CityscapesReader:
             except Exception as exc:  # network or server errors: name the folder
                 apply_policy(self.on_error, CityscapesIOError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
                 continue
-            files.extend((root, rel, p) for p in found)
+            files.extend((root, kind, rel, p) for p in found)
         try:
             yield from self._group(split, files)
         finally:
@@ -158,12 +203,12 @@ class CityscapesReader:
 
     def _group(self, split: str, files) -> Iterator[Frame]:
         frames: Dict[str, Dict[str, Tuple[object, str]]] = {}
-        for root, rel, path in files:
+        for root, kind, rel, path in files:
             sub = root.relative(path)
             prefix = rel + "/"
             if not sub.startswith(prefix):
                 continue
-            parsed = split_suffix(sub[len(prefix):], rel.split("/", 1)[0])
+            parsed = split_suffix(sub[len(prefix):], kind)
             if parsed is None:
                 if self.on_ignored is not None:  # not a frame file; `validate` reports these
                     self.on_ignored(path)
@@ -193,17 +238,29 @@ class CityscapesReader:
         return {"roots": [str(r) for r in self.roots], "labels_source": self.labels.source}
 
 
-def _find_tree(root: Root) -> Root:
-    """Descend into a single wrapping folder (an archive holding ``Cityscapes/gtFine/…``)."""
+def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
+    """The root of the tree and its kind folders (see :func:`_kind_folders`), descending into
+    a single wrapping folder (an archive holding ``Cityscapes/gtFine/…``)."""
     for _ in range(3):
         entries = listdir(root, "")
-        if any(n in KIND_DIRS and t == "directory" for n, t in entries.items()):
-            return root
+        bases = _kind_folders(root, entries)
+        if bases:
+            return root, bases
         dirs = [n for n, t in entries.items() if t == "directory"]
         if len(dirs) != 1:
-            return root
+            return root, bases
         root = Root(root.fs, root.join(dirs[0]), f"{root.url.rstrip('/')}/{dirs[0]}")
-    return root
+    return root, _kind_folders(root, listdir(root, ""))
+
+
+def _kind_folders(root: Root, entries: Dict[str, str]) -> List[Tuple[str, str]]:
+    """``(kind, folder)`` of the kind folders at the top of ``root`` (its listing is
+    ``entries``): ``gtFine``, ``leftImg8bit``, and ``imgsFine/leftImg8bit`` (Datumaro's first
+    layout), in that order."""
+    bases = [(k, k) for k in KIND_DIRS if entries.get(k) == "directory"]
+    if entries.get(IMGS_FINE_DIR) == "directory" and listdir(root, IMGS_FINE_DIR).get(IMAGE_DIR) == "directory":
+        bases.append((IMAGE_DIR, OLD_IMAGE_BASE))
+    return bases
 
 
 def _display(root: Root, rel: str) -> str:
@@ -231,60 +288,55 @@ class CityscapesWriter(Writer):
     format = "cityscapes"
 
     def __init__(self, url, *, save_dataset_meta: bool = False, **options):
-        super().__init__(url, **options)
         self.save_dataset_meta = bool(save_dataset_meta)
-        self._color_table: Optional[np.ndarray] = None
+        super().__init__(url, **options)
 
-    def encode(self, frame: Frame):
+    def _setup(self, labels: LabelMap) -> None:
+        self._colors = labels.color_table(256)
+
+    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
-        seg = self.output_instance_ids(frame) if frame.has_annotations else None
         if seg is not None:
-            inst, values = seg
-            if max((class_of(v) for v in values), default=0) > 255:
+            if max((class_of(v) for v in seg.values), default=0) > 255:
                 raise InvalidFileError(frame.id, "Cityscapes labelIds are 8-bit: label ids must be below 256")
-            copy = inst is frame.instance_ids() and "instanceIds" in frame._files
-            if copy:
-                ids_png = frame.read_bytes("instanceIds")
-            else:
-                ids_png = png.encode_png(inst.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
-            label_ids = value_lut(values, class_of)[inst]
-            if copy and "labelIds" in frame._files:
-                label_png = frame.read_bytes("labelIds")
-            else:
-                label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
-            if copy and "color" in frame._files:
-                color_png = frame.read_bytes("color")
-            else:
-                rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
-                rgba[..., :3] = self._colors()[label_ids]
-                rgba[..., 3] = 255
-                color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
+            # Unchanged pixels: the original files are copied, not re-encoded.
+            original = frame.original if seg.unchanged else (lambda kind: None)
+            ids_png = original("instanceIds")
+            label_png = original("labelIds") if ids_png is not None else None
+            color_png = original("color") if ids_png is not None else None
+            if ids_png is None:
+                ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
+            if label_png is None or color_png is None:
+                label_ids = value_lut(seg.values, class_of)[seg.ids]
+                if label_png is None:
+                    label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
+                if color_png is None:
+                    rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
+                    rgba[..., :3] = self._colors[label_ids]
+                    rgba[..., 3] = 255
+                    color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
             files += [
                 (gt_path(frame.split, frame.id, "instanceIds"), ids_png),
                 (gt_path(frame.split, frame.id, "labelIds"), label_png),
                 (gt_path(frame.split, frame.id, "color"), color_png),
             ]
         if self.save_media:
-            photo = self.photo(frame, None if seg is None else seg[0].shape)
+            photo = self._photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
 
-    def planned_files(self, frame: Frame) -> List[str]:
+    def _planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
             files += [gt_path(frame.split, frame.id, k) for k in ("instanceIds", "labelIds", "color")]
-        ext = self.photo_ext(frame) if self.save_media else None
+        ext = self._photo_ext(frame) if self.save_media else None
         if ext:
             files.append(image_path(frame.split, frame.id, ext))
         return files
 
-    def _colors(self) -> np.ndarray:
-        if self._color_table is None:
-            self._color_table = self.labels.color_table(256)
-        return self._color_table
-
-    def index_files(self):
+    def _index_files(self) -> Files:
+        assert self.labels is not None
         # label_colors.txt holds ids 0..N-1 only: a map with gaps (the train ids' 255) goes to
         # dataset_meta.json, which keeps its ids.
         if self.save_dataset_meta or not self.labels.is_dense:

@@ -11,6 +11,12 @@ get the class ids back exactly.
 VOC has no crowd flag and no instance numbers: reading back, a numbered segment of a class
 with instances becomes instance ``class * 1000 + object number``; segments of classes without
 instances (road, sky) become whole-class regions.
+
+Masks written by other tools are read too: paletted and gray masks by index (the official VOC
+files; Datumaro's with ``apply_colormap=False``), RGB masks by colour (Datumaro's default):
+SegmentationClass by the ``labelmap.txt`` colours, SegmentationObject by VOC's colour map, void
+by (224, 224, 192). A colour that means nothing is an error naming the file, a pixel and the
+colour.
 """
 from __future__ import annotations
 
@@ -21,14 +27,18 @@ import numpy as np
 
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import Frame, OnError
+from ..frame import FileSource, Frame, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR
-from ..labels import Label, LabelMap
+from ..labels import Label, LabelMap, has_instances
 from ..names import sort_key
 from ..storage import Root, listdir, resolve_single_root
-from ..writers import Writer, class_of, distinct_colors, value_lut, voc_colormap
+from ..instances import class_of
+from ..mapping import distinct_colors, value_lut, voc_colormap
+from ..reader import Reader
+from ..writers import Files, Segments, Writer
 
-__all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap"]
+__all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "decode_voc",
+           "decode_voc_class", "decode_voc_object", "colors_to_ids", "label_color_table"]
 
 VOID = 255
 VOID_COLOR = (224, 224, 192)
@@ -38,7 +48,6 @@ SETS_DIR = "ImageSets/Segmentation"
 #: The 21 Pascal VOC classes, used when a dataset has no labelmap.txt.
 VOC_LABELS = ("background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse "
               "motorbike person pottedplant sheep sofa train tvmonitor").split()
-_OFFICIAL = LabelMap.cityscapes()
 
 
 def parse_labelmap(text: str, source: str = LABELMAP_FILE) -> LabelMap:
@@ -76,82 +85,160 @@ def default_labels() -> LabelMap:
     return LabelMap((Label(n, i, cmap[i]) for i, n in enumerate(VOC_LABELS)), source="voc")
 
 
-def has_instances(label: Optional[Label]) -> bool:
-    """Whether numbered segments of this label are instances (official name lookup)."""
-    if label is None:
-        return True
-    if label.has_instances is not None:
-        return label.has_instances
-    official = _OFFICIAL.find(label.name)
-    return official.has_instances if official is not None else True
+class VocSource(FileSource):
+    """A VOC frame's files: classes from SegmentationClass, segments from SegmentationObject
+    (RGB masks are read by the colours of ``labels``)."""
 
+    GT_KINDS = ("class",)
 
-class VocFrame(Frame):
-    """A VOC frame: classes from SegmentationClass, segments from SegmentationObject."""
+    def __init__(self, files, labels: LabelMap):
+        super().__init__(files)
+        self.labels = labels
 
-    def _gt_kind(self) -> Optional[str]:
-        return "class" if "class" in self._files else None
-
-    def _class_indices(self) -> np.ndarray:
-        # VOC's palette indices are the class ids (colour-coded RGB masks are mapped by colour).
-        return decode_class_mask(self.read_bytes("class"), self.path("class"), self.labels, palette="indices")
-
-    def _decode_instance_ids(self) -> Optional[np.ndarray]:
-        if "class" not in self._files:
+    def instance_ids(self) -> Optional[np.ndarray]:
+        if not self.has("class"):
             return None
-        cls = self._class_indices()
-        cls = np.where(cls == VOID, 0, cls).astype(np.uint16)
-        if "object" not in self._files:
-            return cls
-        obj = png.decode_gray(self.read_bytes("object"), self.path("object"))
-        if obj.shape != cls.shape:
-            raise InvalidFileError(self.path("object"), f"size {obj.shape[::-1]} differs from SegmentationClass "
-                                                        f"{cls.shape[::-1]}")
-        obj = np.where(obj == VOID, 0, obj).astype(np.uint16)
-        # Each object takes the class most of its pixels have; a pixel of another class keeps it.
-        pair = obj * 256 + np.minimum(cls, 255)
-        counts = np.bincount(pair.ravel(), minlength=65536).reshape(256, 256)
-        lut = np.tile(np.arange(256, dtype=np.uint16), 256)
-        for k in np.flatnonzero(counts[1:].any(axis=1)) + 1:
-            c = int(counts[k].argmax())
-            if has_instances(self.labels.get(c)):
-                lut[k * 256 + c] = c * INSTANCE_DIVISOR + k
-        return lut[pair]
+        has_obj = self.has("object")
+        return decode_voc(self.read_bytes("class"), self.path("class"),
+                          self.read_bytes("object") if has_obj else None, self.path("object") if has_obj else None,
+                          self.labels)
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        return None  # VOC files never equal a Cityscapes file
+
+    def __getstate__(self):
+        return {"_files": self._files, "labels": self.labels}
+
+    def __setstate__(self, state) -> None:
+        VocSource.__init__(self, state["_files"], state["labels"])
 
 
-def decode_class_mask(data: bytes, path: str, labels: LabelMap, *, palette: str) -> np.ndarray:
-    """Label ids of a class mask: RGB masks mapped by colour; paletted ones by index
-    (``palette="indices"``) or by their palette's colours (``palette="colors"``); gray as is."""
-    ctype = png.read_header(data, path).color_type
-    if ctype in (2, 6):
-        return colors_to_ids(png.decode_rgb(data, path), labels, path)
-    if ctype == 3 and palette == "colors":
-        indices, table_rgb = png.decode_paletted(data, path)
-        used = np.unique(indices)
-        table = np.zeros(256, np.uint16)
-        table[used] = colors_to_ids(table_rgb[used][None, :, :], labels, path)[0]
-        return table[indices]
+def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes], object_path: Optional[str],
+               labels: LabelMap) -> np.ndarray:
+    """The instanceIds array of a VOC frame.
+
+    Parameters
+    ----------
+    class_data, class_path : bytes, str
+        The SegmentationClass PNG and its path (for messages).
+    object_data, object_path : bytes or None, str or None
+        The SegmentationObject PNG, when the frame has one.
+    labels : LabelMap
+        The dataset's labels (``labelmap.txt``): the colours of RGB class masks.
+
+    Returns
+    -------
+    ndarray
+        ``uint16``: ``class * 1000 + object number`` for the numbered segments of classes with
+        instances, the plain class elsewhere; void (255) reads as 0.
+
+    Raises
+    ------
+    InvalidFileError
+        A mask is not a PNG, holds a colour that is neither a label's nor void, or the two
+        masks differ in size.
+    """
+    cls = decode_voc_class(class_data, class_path, labels)
+    cls = np.where(cls == VOID, 0, cls).astype(np.uint16)
+    if object_data is None:
+        return cls
+    obj = decode_voc_object(object_data, object_path or "SegmentationObject")
+    if obj.shape != cls.shape:
+        raise InvalidFileError(object_path, f"size {obj.shape[::-1]} differs from SegmentationClass "
+                                            f"{cls.shape[::-1]}")
+    obj = np.where(obj == VOID, 0, obj).astype(np.uint16)
+    # Each object takes the class most of its pixels have; a pixel of another class keeps it.
+    pair = obj * 256 + np.minimum(cls, 255)
+    counts = np.bincount(pair.ravel(), minlength=65536).reshape(256, 256)
+    lut = np.tile(np.arange(256, dtype=np.uint16), 256)
+    for k in np.flatnonzero(counts[1:].any(axis=1)) + 1:
+        c = int(counts[k].argmax())
+        if has_instances(labels.get(c), default=True):
+            lut[k * 256 + c] = c * INSTANCE_DIVISOR + k
+    return lut[pair]
+
+
+def decode_voc_class(data: bytes, path: str, labels: LabelMap) -> np.ndarray:
+    """Class index of every pixel of a SegmentationClass mask (255 is void).
+
+    Paletted and gray masks are read by index (the official VOC files, and Datumaro's with
+    ``apply_colormap=False``); RGB(A) masks (Datumaro's default) by colour: each label's colour
+    from ``labelmap.txt`` (VOC's colour map by index when no label has one), and VOC's void
+    colour (224, 224, 192) for 255.
+    """
+    if _is_color(data, path):
+        table = label_color_table(labels)
+        table.setdefault(_pack(VOID_COLOR), VOID)
+        return colors_to_ids(png.decode_rgb(data, path), table, path, f"the label map ({labels.source}) or void")
     return png.decode_gray(data, path)
 
 
-def colors_to_ids(rgb: np.ndarray, labels: LabelMap, path: str) -> np.ndarray:
-    """Map an ``H×W×3`` colour mask to label ids by the labels' colours."""
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+def decode_voc_object(data: bytes, path: str) -> np.ndarray:
+    """Object number of every pixel of a SegmentationObject mask (0 background, 255 void).
+
+    Paletted and gray masks are read by index; RGB(A) masks (Datumaro's default) by VOC's
+    colour map (index ``i`` has colour ``voc_colormap()[i]``; 255 is (224, 224, 192))."""
+    if _is_color(data, path):
+        return colors_to_ids(png.decode_rgb(data, path), _OBJECT_COLORS, path, "the VOC colour map")
+    return png.decode_gray(data, path)
+
+
+def _is_color(data: bytes, path: str) -> bool:
+    """Whether a mask PNG is RGB or RGBA (read by colour), not gray or paletted (by index)."""
+    return png.read_header(data, path).color_type in (2, 6)
+
+
+def _pack(color) -> int:
+    return (int(color[0]) << 16) | (int(color[1]) << 8) | int(color[2])
+
+
+def label_color_table(labels: LabelMap) -> Dict[int, int]:
+    """``{packed (r << 16 | g << 8 | b): label id}``; a colour shared by two labels reads as the
+    first. When no label has a colour, label ``i`` has VOC's colour ``i`` (as Datumaro paints
+    such maps, for VOC and CamVid alike)."""
     table: Dict[int, int] = {}
+    if not any(lab.color is not None for lab in labels):
+        cmap = voc_colormap(256)
+        for lab in labels:
+            if 0 <= lab.id < 256:
+                table.setdefault(_pack(cmap[lab.id]), lab.id)
+        return table
     for lab in labels:
         if lab.color is not None and lab.id >= 0:
-            table.setdefault((lab.color[0] << 16) | (lab.color[1] << 8) | lab.color[2], lab.id)
+            table.setdefault(_pack(lab.color), lab.id)
+    return table
+
+
+def colors_to_ids(rgb: np.ndarray, table: Dict[int, int], path: str, what: str) -> np.ndarray:
+    """Map an ``H×W×3`` colour mask to ids through ``table`` (``{packed colour: id}``).
+
+    Raises
+    ------
+    InvalidFileError
+        A colour is not in the table; the message names ``path``, the first pixel ``(x, y)``
+        of that colour, the colour, and ``what`` the table is.
+    """
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     uniq, inverse = np.unique(packed, return_inverse=True)
+    inverse = inverse.reshape(-1)
     ids = np.empty(len(uniq), dtype=np.uint16)
     for i, p in enumerate(uniq.tolist()):
-        if p not in table:
-            raise InvalidFileError(path, f"colour {(p >> 16, (p >> 8) & 255, p & 255)} is not in the label map "
-                                         f"({labels.source})")
-        ids[i] = table[p]
-    return ids[inverse.reshape(packed.shape)]
+        hit = table.get(p)
+        if hit is None:
+            y, x = divmod(int(np.argmax(inverse == i)), packed.shape[1])
+            raise InvalidFileError(path, f"pixel (x={x}, y={y}) has colour {(p >> 16, (p >> 8) & 255, p & 255)}, "
+                                         f"which is not in {what}")
+        ids[i] = hit
+    return ids[inverse].reshape(packed.shape)
 
 
-class VocReader:
+_OBJECT_COLORS = {_pack(c): i for i, c in enumerate(voc_colormap(256))}
+
+
+class VocReader(Reader):
     """Lists a Pascal VOC segmentation dataset."""
 
     format = "voc"
@@ -220,11 +307,13 @@ class VocReader:
         for frame_id in self._ids(split):
             kinds = index.get(frame_id, {})
             if not kinds:
-                err = DatasetNotFoundError(frame_id, f"listed in {SETS_DIR}/{split}.txt but has no files")
-                if self.on_error == "raise":
-                    raise err
+                # The on_error policy decides: raise, or warn / call the callable and skip it.
+                apply_policy(self.on_error, DatasetNotFoundError(
+                    f"{self.root.url.rstrip('/')}/{SETS_DIR}/{self._lists.get(split, split)}",
+                    f"lists {frame_id!r}, which has no files"))
+                continue
             files = {k: (self.root.fs, p) for k, p in kinds.items()}
-            yield VocFrame(frame_id, split, self.labels, files, on_error=self.on_error)
+            yield Frame(frame_id, split, self.labels, VocSource(files, self.labels), on_error=self.on_error)
 
 
 
@@ -244,16 +333,10 @@ class VocWriter(Writer):
 
     format = "voc"
 
-    def __init__(self, url, **options):
-        super().__init__(url, **options)
-        self._palette: Optional[np.ndarray] = None
-
-    def encode(self, frame: Frame):
+    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
-        seg = self.output_instance_ids(frame) if frame.has_annotations else None
         if seg is not None:
-            inst, values = seg
-            palette, _ = self._palettes()
+            inst, values = seg.ids, seg.values
             top = max((class_of(v) for v in values), default=0)
             if top > VOID or (top == VOID and VOID not in self.labels):
                 raise InvalidFileError(frame.id, f"label id {top} does not fit a VOC class index (< 255)")
@@ -265,50 +348,41 @@ class VocWriter(Writer):
             number = {v: k for k, v in enumerate(numbered, 1)}
             number.update({v: VOID for v in values if class_of(v) == VOID})
             obj = value_lut(values, lambda v: number.get(v, 0))[inst]
-            files.append((f"SegmentationClass/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
+            files.append((f"SegmentationClass/{frame.id}.png",
+                          png.encode_png(cls, palette=self._palette, compress_level=3)))
             files.append((f"SegmentationObject/{frame.id}.png",
                           png.encode_png(obj, palette=self._object_palette, compress_level=3)))
         if self.save_media:
-            photo = self.photo(frame, None if seg is None else seg[0].shape)
+            photo = self._photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((f"JPEGImages/{frame.id}{photo[1]}", photo[0]))
         return files
 
-    def planned_files(self, frame: Frame) -> List[str]:
+    def _planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
             files += [f"SegmentationClass/{frame.id}.png", f"SegmentationObject/{frame.id}.png"]
-        ext = self.photo_ext(frame) if self.save_media else None
+        ext = self._photo_ext(frame) if self.save_media else None
         if ext:
             files.append(f"JPEGImages/{frame.id}{ext}")
         return files
 
-    def _palettes(self):
-        if self._palette is None:
-            labels = self._dense_labels()
-            colors = distinct_colors(labels, reserved=[VOID_COLOR])
-            pal = np.zeros((256, 3), np.uint8)
-            pal[: len(colors)] = colors
-            pal[VOID] = VOID_COLOR
-            self._palette = pal
-            self._colors = colors
-            self._background = next((l.id for l in labels if l.color == (0, 0, 0)), 0)
-            obj = np.array(voc_colormap(256), np.uint8)
-            obj[VOID] = VOID_COLOR
-            self._object_palette = obj
-        return self._palette, self._colors
-
-    def _dense_labels(self) -> List[Label]:
+    def _setup(self, labels: LabelMap) -> None:
         # A label with id 255 (the train ids' "ignore") is VOC's void, outside labelmap.txt.
-        rest = LabelMap((l for l in self.labels if l.id != VOID), source=self.labels.source)
-        labels = rest._dense()
-        if len(labels) > VOID:
-            raise LabelMapError(self.labels.source, f"{len(labels)} labels: VOC class indices stop at 254")
-        return labels
+        dense = LabelMap((l for l in labels if l.id != VOID), source=labels.source)._dense()
+        if len(dense) > VOID:
+            raise LabelMapError(labels.source, f"{len(dense)} labels: VOC class indices stop at 254")
+        self._dense_labels = dense
+        self._colors = distinct_colors(dense, reserved=[VOID_COLOR])
+        self._palette = np.zeros((256, 3), np.uint8)
+        self._palette[: len(self._colors)] = self._colors
+        self._palette[VOID] = VOID_COLOR
+        self._background = next((l.id for l in dense if l.color == (0, 0, 0)), 0)
+        self._object_palette = np.array(voc_colormap(256), np.uint8)
+        self._object_palette[VOID] = VOID_COLOR
 
-    def index_files(self):
-        _, colors = self._palettes()
+    def _index_files(self) -> Files:
         files = [(f"{SETS_DIR}/{subset}.txt", "".join(_quote(i) + "\n" for i in ids).encode("utf-8"))
                  for subset, ids in self.subsets.items()]
-        files.append((LABELMAP_FILE, format_labelmap(self._dense_labels(), colors).encode("utf-8")))
+        files.append((LABELMAP_FILE, format_labelmap(self._dense_labels, self._colors).encode("utf-8")))
         return files

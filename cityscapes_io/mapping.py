@@ -1,0 +1,170 @@
+"""Mapping labels between label maps, and the colour palettes written for them.
+
+:class:`LabelMapping` maps the label ids of one map onto another by name (what a writer with
+``label_map=...`` and every label operation do); :func:`resolve_label_map` turns a writer's
+``label_map`` option into a map; :func:`distinct_colors` and :func:`voc_colormap` give the
+palettes of colour-keyed outputs.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import fsspec
+import numpy as np
+
+from .errors import LabelMapError
+from .instances import INSTANCE_DIVISOR
+from .labels import Label, LabelMap
+
+__all__ = ["LabelMapping", "resolve_label_map", "background_id", "value_lut", "distinct_colors", "voc_colormap",
+           "mapping_between"]
+
+
+def resolve_label_map(label_map, source: Optional[LabelMap], storage_options=None) -> Optional[LabelMap]:
+    """The output label map for a writer's ``label_map`` option.
+
+    ``"source"`` (the input's labels), ``"cityscapes"`` (the official map), a path or URL of a
+    ``label_colors.txt`` / ``dataset_meta.json``, a dict ``{name: (r, g, b)}``, or a LabelMap.
+    """
+    if label_map is None or label_map == "source":
+        return source
+    if isinstance(label_map, LabelMap):
+        return label_map
+    if isinstance(label_map, Mapping):
+        return LabelMap.from_colors(label_map, source="label_map option")
+    if label_map == "cityscapes":
+        return LabelMap.cityscapes()
+    path = str(label_map)
+    try:
+        with fsspec.open(path, "rb", **(storage_options or {})) as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise LabelMapError(path, "label map file not found (expected 'source', 'cityscapes' or a file)") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabelMapError(path, f"not UTF-8 text: {exc}") from None
+    if path.lower().endswith(".json"):
+        return LabelMap.parse_dataset_meta(text, source=path)
+    return LabelMap.parse_label_colors(text, source=path)
+
+
+def background_id(labels: LabelMap) -> int:
+    """Id of the background label: the first black one, else one named background, else 0."""
+    for lab in labels:
+        if lab.color == (0, 0, 0) and lab.id >= 0:
+            return lab.id
+    bg = labels.find("background")
+    return bg.id if bg is not None else 0
+
+
+class LabelMapping:
+    """Maps label ids of a source map onto a target map by name; labels the target lacks go to
+    its background (one warning names them)."""
+
+    def __init__(self, source: LabelMap, target: LabelMap, ids: Optional[Mapping[int, Optional[int]]] = None,
+                 background: Optional[int] = None):
+        self.source, self.target = source, target
+        self.background = background_id(target) if background is None else background
+        self.ids: Dict[int, int] = {}
+        self.missing: Dict[int, str] = {}  # source id -> name, for labels the target lacks
+        for lab in source:
+            if lab.id < 0:
+                continue
+            if ids is not None:  # an explicit mapping (None: dropped on purpose, no warning)
+                new = ids.get(lab.id)
+                self.ids[lab.id] = self.background if new is None else new
+                continue
+            hit = target.get(lab.name) or target.find(lab.name)
+            if hit is None or hit.id < 0:
+                self.missing[lab.id] = lab.name
+                self.ids[lab.id] = self.background
+            else:
+                self.ids[lab.id] = hit.id
+        self.identity = source is target or (not self.missing and all(k == v for k, v in self.ids.items()))
+
+    def lut(self, values) -> np.ndarray:
+        """Lookup table remapping instanceIds values (``out = lut[arr]``); the array's distinct
+        known values are ``values``.
+
+        Instance numbers are kept; when two source instances land on the same output value
+        (two labels merged into one), the later one gets the next free number. Pixels of
+        unknown labels become background."""
+        lut = np.full(65536, self.background, dtype=np.uint16)
+        used: Dict[int, set] = {}
+        for v in sorted(int(x) for x in values):
+            if v >= INSTANCE_DIVISOR:
+                lab, num = divmod(v, INSTANCE_DIVISOR)
+                new_lab = self.ids.get(lab, self.background)
+                if new_lab == self.background:  # dropped: the pixels become plain background
+                    lut[v] = self.background
+                    continue
+                nums = used.setdefault(new_lab, set())
+                if num in nums:
+                    num = next(n for n in range(INSTANCE_DIVISOR) if n not in nums)
+                nums.add(num)
+                if new_lab * INSTANCE_DIVISOR + num > 0xFFFF:
+                    raise LabelMapError(self.target.source, f"label id {new_lab} is too large for 16-bit instanceIds "
+                                                            f"(instances need label ids up to 65)")
+                lut[v] = new_lab * INSTANCE_DIVISOR + num
+            else:
+                lut[v] = self.ids.get(v, self.background)
+        return lut
+
+
+def value_lut(values, fn, dtype=np.uint8) -> np.ndarray:
+    """A 65536-entry lookup table with ``table[v] = fn(v)`` for the given instanceIds values."""
+    table = np.zeros(65536, dtype=dtype)
+    for v in values:
+        table[v] = fn(v)
+    return table
+
+
+def distinct_colors(labels: List[Label], reserved=()) -> List[Tuple[int, int, int]]:
+    """One colour per label, all different: a label keeps its colour unless an earlier label
+    (or ``reserved``) took it (Cityscapes ids 0–4 are all black, pole/polegroup and
+    car/license plate share one); then the nearest free colour is used. Labels without a
+    colour get free ones."""
+    used = set(tuple(c) for c in reserved)
+    out = []
+    for lab in labels:
+        base = lab.color if lab.color is not None else _fallback_color(lab.id)
+        color = base
+        d = 1
+        while color in used:
+            r, g, b = base
+            for cand in ((r, g, b + d), (r, g + d, b), (r + d, g, b), (r, g, b - d), (r, g - d, b), (r - d, g, b)):
+                if all(0 <= c <= 255 for c in cand) and cand not in used:
+                    color = cand
+                    break
+            d += 1
+        used.add(color)
+        out.append(color)
+    return out
+
+
+def _fallback_color(i: int) -> Tuple[int, int, int]:
+    return voc_colormap(256)[i % 256]
+
+
+def voc_colormap(n: int = 256) -> List[Tuple[int, int, int]]:
+    """The Pascal VOC palette: index bits spread over the high bits of R, G and B."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+@lru_cache(maxsize=64)
+def mapping_between(source: LabelMap, target: LabelMap) -> LabelMapping:
+    """The name-based :class:`LabelMapping` from ``source`` to ``target`` (cached: frames of one
+    dataset share their label map)."""
+    return LabelMapping(source, target)

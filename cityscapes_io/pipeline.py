@@ -1,0 +1,364 @@
+"""Writing a dataset: frames through a writer, one execution strategy, and a report.
+
+Every frame of the input is either written or reported: a frame that cannot be read or encoded
+is skipped as a whole (none of its files are written) under ``on_error="skip"``, and the report
+lists it with the reason.
+
+The strategy is chosen once, outside the loop:
+
+- in process (``workers=1, decode_ahead=False``);
+- in process with a decode-ahead thread (``workers=1``, the default): the next frame is decoded
+  while the current one is encoded and written;
+- a process pool (``workers=N``): at most ``2N`` frames in flight, results taken in input order
+  so the output is identical to a single run;
+- Dask (:func:`cityscapes_io.dask.convert_on_dask`), which reuses :func:`write_one`.
+
+``shard=(I, N)`` converts only frames number ``k`` with ``k % N == I`` and writes no index
+files; :func:`finalize_dataset` then writes them, once, from what the shards wrote. ``resume=True``
+passes over frames whose output files are all present (files appear atomically, so present
+means complete) and rewrites the index files at the end.
+"""
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
+
+from .errors import CityscapesIOError
+from .formats import writer_class
+from .frame import Frame, OnError, check_policy
+from .writers import Entry, Writer
+
+__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one"]
+
+Result = Union[Entry, CityscapesIOError]
+#: A frame to write, or a frame already complete with its index entry (resume).
+Item = Tuple[Frame, Optional[Entry]]
+Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
+
+
+def writer(url, format: str, *, storage_options=None, **options) -> Writer:
+    """Open a writer for ``format`` (``"cityscapes"``, ``"voc"``, ``"camvid"``) at ``url``.
+
+    Use it as a context manager::
+
+        with cityscapes_io.writer("out/", "voc", labels=ds.labels, save_media=True) as w:
+            for frame in ds:
+                w.write(frame)
+
+    A destination that is not empty is refused unless ``overwrite=True`` (which replaces it).
+    """
+    return writer_class(format)(url, storage_options=storage_options, **options)
+
+
+@dataclass
+class Report:
+    """What a conversion did.
+
+    Every frame read is either written (or, by ``finalize``, indexed) or in ``skipped``; frames
+    written without a part (no photo with ``save_media``, no ground truth) are also listed in
+    ``warnings``.
+
+    Attributes
+    ----------
+    read : int
+        Frames read from the input (in this shard).
+    written : int
+        Frames written, including those ``resume`` found complete. ``finalize`` writes none.
+    resumed : int
+        Frames ``resume`` found complete already (not written again).
+    indexed : int
+        Frames ``finalize`` found complete and put in the index files.
+    skipped : list of (split, frame id, reason)
+        Frames not written, with why. ``read == written + indexed + len(skipped)``.
+    destination, format : str
+    seconds : float
+    """
+
+    destination: str
+    format: str
+    read: int = 0
+    written: int = 0
+    resumed: int = 0
+    indexed: int = 0
+    skipped: List[Tuple[str, str, str]] = field(default_factory=list)
+    warnings: List[Tuple[str, str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    shard: Optional[Tuple[int, int]] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+    def record(self, writer: Writer, split: str, frame_id: str, result: Result, on_error: OnError,
+               complete: bool = False, indexing: bool = False) -> None:
+        """Account for one frame: an :class:`Entry` goes to the writer's index, an error is
+        raised or listed as skipped, as ``on_error`` says."""
+        if isinstance(result, Entry):
+            writer._record(result)
+            if indexing:
+                self.indexed += 1
+                return
+            self.written += 1
+            self.resumed += int(complete)
+            self.warnings.extend((result.split, result.id, note) for note in result.warnings)
+            return
+        if on_error == "raise":
+            raise result
+        self.skipped.append((split, frame_id, str(result)))
+        if callable(on_error):
+            on_error(result)
+
+    def summary(self) -> str:
+        where = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        if self.indexed or (self.read and not self.written and not self.skipped):
+            lines = [f"{self.read} frames listed, {self.indexed} indexed, {len(self.skipped)} missing{where} "
+                     f"-> {self.destination} ({self.format}, index files written, {self.seconds:.1f} s)"]
+        else:
+            rate = (self.written - self.resumed) / self.seconds if self.seconds > 0 else 0.0
+            extra = f", {self.resumed} already complete" if self.resumed else ""
+            lines = [f"{self.read} frames read, {self.written} written{extra}, {len(self.skipped)} skipped{where} "
+                     f"-> {self.destination} ({self.format}, {self.seconds:.1f} s, {rate:.1f} frames/s)"]
+        lines += [f"  skipped {split}/{fid}: {reason}" for split, fid, reason in self.skipped]
+        if self.warnings:
+            lines.append(f"  {len(self.warnings)} frames written incomplete:")
+            lines += [f"  warning {split}/{fid}: {reason}" for split, fid, reason in self.warnings[:20]]
+            if len(self.warnings) > 20:
+                lines.append(f"  ... and {len(self.warnings) - 20} more")
+        return "\n".join(lines)
+
+
+def parse_shard(shard: Union[str, Tuple[int, int], None]) -> Optional[Tuple[int, int]]:
+    """``"I/N"`` or ``(I, N)`` with ``0 <= I < N``."""
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must be I/N, got {shard!r}") from None
+    else:
+        i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {i}/{n}: need 0 <= I < N")
+    return i, n
+
+
+def write_one(w: Writer, frame: Frame) -> Result:
+    """Write one frame: its entry, or the error that stopped it (nothing of it written then).
+    The frame's pixels and buffered bytes are released either way."""
+    try:
+        return w._put(frame)
+    except CityscapesIOError as exc:
+        return exc
+    finally:
+        frame.release()
+
+
+# -- strategies: each turns items into outcomes, in input order -------------------------------------
+def _in_process(w: Writer, items: Iterable[Item]) -> Iterator[Outcome]:
+    for frame, done in items:
+        yield frame.split, frame.id, done if done is not None else write_one(w, frame), done is not None
+
+
+def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Iterator[Outcome]:
+    """In process, while a background thread decodes the next frame's ground truth (and reads
+    its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
+    most; an error is left for the writer, which meets it again when it asks for the same
+    data."""
+
+    def touch(frame: Frame) -> None:
+        try:
+            if frame.has_annotations:
+                frame.instances()
+            if w.save_media and frame.has_image:
+                frame.image_bytes()
+        except CityscapesIOError:  # reported by the writer's own call
+            pass
+
+    def ahead() -> Iterator[Item]:
+        with ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode") as pool:
+            held: Optional[Item] = None
+            for item in items:
+                fut = pool.submit(touch, item[0]) if item[1] is None else None
+                if held is not None:
+                    yield held
+                if fut is not None:
+                    fut.result()
+                held = item
+            if held is not None:
+                yield held
+
+    return _in_process(w, ahead())
+
+
+_WORKER: Optional[Writer] = None
+
+
+def _init_worker(format: str, url, storage_options, options: dict) -> None:
+    global _WORKER
+    # Ctrl-C goes to the whole process group: the parent stops the pool; workers just finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = writer(url, format, storage_options=storage_options, _existing="keep", **options)
+
+
+def _write_in_worker(frame: Frame) -> Result:
+    assert _WORKER is not None
+    return write_one(_WORKER, frame)
+
+
+def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_options, options: dict,
+             workers: int) -> Iterator[Outcome]:
+    """Frames written in ``workers`` processes, at most ``2 × workers`` in flight, outcomes in
+    input order (so the index files come out as from one process)."""
+    opts = options_for_workers(w, options)
+    ctx = multiprocessing.get_context("spawn")
+    queue: Deque[Tuple[Frame, Any, bool]] = collections.deque()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(format, url, storage_options, opts)) as pool:
+        try:
+            for frame, done in items:
+                if done is None:
+                    queue.append((frame, pool.submit(_write_in_worker, frame), False))
+                    frame.release()
+                else:
+                    queue.append((frame, done, True))
+                while len(queue) >= 2 * workers:
+                    yield _outcome(queue.popleft())
+            while queue:
+                yield _outcome(queue.popleft())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _outcome(queued: Tuple[Frame, Any, bool]) -> Outcome:
+    frame, result, complete = queued
+    return frame.split, frame.id, result.result() if isinstance(result, Future) else result, complete
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnError = "raise",
+                  progress: Optional[Callable[[int], None]] = None, workers: int = 1,
+                  shard: Union[str, Tuple[int, int], None] = None, resume: bool = False,
+                  finalize: bool = False, decode_ahead: bool = True, overwrite: bool = False,
+                  **options) -> Report:
+    """Write every frame of ``ds`` to ``url`` in ``format``; see :func:`cityscapes_io.convert`."""
+    check_policy(on_error)
+    if finalize:
+        if shard is not None:
+            raise ValueError("finalize runs once, over all shards: do not give shard")
+        return finalize_dataset(ds, url, format, storage_options=storage_options, on_error=on_error,
+                                progress=progress, **options)
+    shard = parse_shard(shard)
+    sharded = shard is not None and shard[1] > 1
+    if overwrite and (resume or sharded):
+        raise ValueError("overwrite replaces the destination: it cannot go with resume or shard")
+    refuse_overwriting_source(ds, url, replacing=overwrite)
+    report = Report(str(url), format, shard=shard if sharded else None)
+    start = time.perf_counter()
+    existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing, **options)
+    if not w.dest.resumable and (sharded or resume or workers > 1):
+        w._abort()
+        raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
+    items = _items(ds, w, shard, resume)
+    if workers > 1:
+        outcomes = _in_pool(w, items, format=format, url=url, storage_options=storage_options, options=options,
+                            workers=workers)
+    elif decode_ahead:
+        outcomes = _decoding_ahead(w, items)
+    else:
+        outcomes = _in_process(w, items)
+    try:
+        for split, frame_id, result, complete in outcomes:
+            report.read += 1
+            report.record(w, split, frame_id, result, on_error, complete)
+            if progress is not None:
+                progress(report.read)
+    except BaseException:
+        outcomes.close()  # stops the pool or the decoding thread now
+        w._abort()
+        raise
+    if sharded:
+        w._abort()  # a shard writes no index files: finalize does, once
+    else:
+        w.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _items(ds, w: Writer, shard: Optional[Tuple[int, int]], resume: bool) -> Iterator[Item]:
+    """The frames of this shard; with ``resume``, those complete already come with their entry."""
+    present: Optional[Set[str]] = None
+    if resume:
+        w.dest.remove_temporaries()  # left by an interrupted run
+        present = w.dest.listing()
+    for k, frame in enumerate(ds):
+        if shard is not None and k % shard[1] != shard[0]:
+            continue
+        if present is not None and all(w.dest.path(p) in present for p in w._planned_files(frame)):
+            yield frame, w._entry(frame)
+        else:
+            yield frame, None
+
+
+def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: OnError = "raise",
+             progress: Optional[Callable[[int], None]] = None, **options) -> Report:
+    """Write the index files of a sharded conversion, once, from the frames whose output files
+    the shards wrote; frames with missing files are reported (or raise, as ``on_error`` says).
+    Writes no frame files."""
+    check_policy(on_error)
+    report = Report(str(url), format)
+    start = time.perf_counter()
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep", **options)
+    if not w.dest.resumable:
+        w._abort()
+        raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")
+    try:
+        w.dest.remove_temporaries()
+        present = w.dest.listing()
+        for frame in ds:
+            report.read += 1
+            planned = w._planned_files(frame)
+            missing = [p for p in planned if w.dest.path(p) not in present]
+            result: Result = w._entry(frame) if not missing else CityscapesIOError(
+                frame.id, f"output missing (no shard wrote it): {', '.join(missing)}")
+            report.record(w, frame.split, frame.id, result, on_error, indexing=True)
+            if progress is not None:
+                progress(report.read)
+    except BaseException:
+        w._abort()
+        raise
+    w.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def refuse_overwriting_source(ds, url, *, replacing: bool = False) -> None:
+    """Writing into a local source root would overwrite the frames being read; replacing a
+    folder that holds a source would delete them."""
+    if "://" in str(url) or "::" in str(url):
+        return
+    dst = os.path.realpath(str(url))
+    for root in ds.roots:
+        if "://" in root or "::" in root:
+            continue
+        src = os.path.realpath(root)
+        if dst == src:
+            raise CityscapesIOError(str(url), f"destination is the source {root}: choose another folder")
+        if replacing and src.startswith(dst.rstrip(os.sep) + os.sep):
+            raise CityscapesIOError(str(url), f"refused to replace a folder that holds the source {root}")
+
+
+def options_for_workers(w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:
+    """Writer options for the writers of other processes: the labels the parent resolved (its
+    destination is open already, so theirs keep what is there)."""
+    opts = dict(options, label_map=w.labels)
+    opts.pop("overwrite", None)
+    return opts
