@@ -21,9 +21,11 @@ means complete) and rewrites the index files at the end.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -222,9 +224,16 @@ def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_opti
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(format, url, storage_options, opts)) as pool:
         try:
+            submitted = 0
             for frame, done in items:
                 if done is None:
-                    queue.append((frame, pool.submit(_write_in_worker, frame), False))
+                    if submitted >= workers:
+                        fut = pool.submit(_write_in_worker, frame)
+                    else:  # the first submits start the workers: they start with Ctrl-C ignored
+                        with _sigint_ignored():
+                            fut = pool.submit(_write_in_worker, frame)
+                    submitted += 1
+                    queue.append((frame, fut, False))
                     frame.release()
                 else:
                     queue.append((frame, done, True))
@@ -235,6 +244,20 @@ def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_opti
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes are started, so they inherit that and never print
+    a traceback of their own on Ctrl-C (the parent stops the pool). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _outcome(queued: Tuple[Frame, Any, bool]) -> Outcome:

@@ -14,14 +14,12 @@ its private methods ``_put``, ``_record``, ``_entry`` and ``_abort``.
 """
 from __future__ import annotations
 
-import io
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
-from PIL import Image
 
 from . import png
 from .errors import InvalidFileError
@@ -38,8 +36,6 @@ __all__ = ["Writer", "Entry", "Encoded", "Segments"]
 # Re-exported for the format modules: the one rule and the palettes live in instances / mapping.
 __all__ += ["class_of", "value_lut", "distinct_colors", "voc_colormap", "LabelMapping", "background_id"]
 
-_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                ".webp": "WEBP"}
 
 Files = List[Tuple[str, bytes]]
 
@@ -117,8 +113,8 @@ class Writer:
             raise TypeError(f"{type(self).__name__}: unknown option(s) {', '.join(sorted(options))}")
         if image_ext and not image_ext.startswith("."):
             image_ext = "." + image_ext
-        if image_ext and image_ext.lower() not in _PIL_FORMATS:
-            raise ValueError(f"image_ext {image_ext!r} not supported (one of {', '.join(_PIL_FORMATS)})")
+        if image_ext and image_ext.lower() not in png.IMAGE_EXTS:
+            raise ValueError(f"image_ext {image_ext!r} not supported (one of {', '.join(png.IMAGE_EXTS)})")
         self.save_media = bool(save_media)
         self.image_ext = image_ext.lower() if image_ext else None
         self._label_map_option = label_map
@@ -183,18 +179,14 @@ class Writer:
                 raise InvalidFileError(path, f"photo is {w}x{h} but the ground truth is {shape[1]}x{shape[0]}")
         if ext == (frame.image_ext or ".png"):
             return data, ext
-        img = Image.fromarray(frame.image())
-        buf = io.BytesIO()
-        fmt = _PIL_FORMATS[ext]
-        img.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        return buf.getvalue(), ext
+        return png.encode_image(frame.image(), ext), ext
 
     def _photo_ext(self, frame: Frame) -> Optional[str]:
         """Extension the frame's photo is written with (None without a photo)."""
         if not frame.has_image:
             return None
         src_ext = frame.image_ext or ".png"
-        ext = self.image_ext or (src_ext if src_ext in _PIL_FORMATS else ".png")
+        ext = self.image_ext or (src_ext if src_ext in png.IMAGE_EXTS else ".png")
         if ext in (".jpg", ".jpeg") and src_ext in (".jpg", ".jpeg"):
             ext = src_ext
         return ext

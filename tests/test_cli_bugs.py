@@ -355,8 +355,6 @@ def test_an_unreachable_s3_destination_is_one_line(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=False, reason="exit status 4 once destinations raise StorageError (the lead's part "
-                                        "of issue 9); one line already")
 def test_a_local_destination_that_cannot_be_made_is_one_line(synth, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -410,8 +408,6 @@ def test_ctrl_c_says_how_many_frames_and_resume_continues(big, tmp_path):
     assert cio.open(out, format="voc").count() == 300
 
 
-@pytest.mark.xfail(strict=False, reason="worker processes print a traceback on Ctrl-C until convert.py "
-                                        "starts them with SIGINT ignored (the lead's part of issue 9)")
 def test_ctrl_c_under_two_workers_prints_no_traceback(big, tmp_path):
     out = str(tmp_path / "out")
     code, _, err = _interrupt(["convert", big, out, "-f", "voc", "--save-media", "-j", "2"], out, str(tmp_path))
@@ -442,10 +438,6 @@ def test_overwrite_flag_is_accepted_by_the_writing_commands():
         assert parser.parse_args(argv).overwrite is True
 
 
-# NEEDS THE LEAD'S CHANGE: write_dataset/convert(overwrite=...). Until it lands, passing the keyword
-# raises TypeError, which this xfail expects; any other failure is a real failure.
-@pytest.mark.xfail(raises=TypeError, strict=False,
-                   reason="needs overwrite= in write_dataset/Dataset.export (the lead's part of issue 9)")
 def test_overwrite_replaces_the_dataset_at_the_destination(synth, tmp_path, capsys):
     out = str(tmp_path / "out")
     assert main(["convert", synth, out, "-f", "voc", "-q"]) == 0

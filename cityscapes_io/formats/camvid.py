@@ -203,9 +203,6 @@ class CamvidReader(Reader):
     def splits(self) -> List[str]:
         return list(self._splits)
 
-    def cities(self, split: str) -> List[str]:
-        return []
-
     def _pairs(self, split: str) -> Iterator[tuple]:
         if split in self._lists:
             name = self._lists[split]

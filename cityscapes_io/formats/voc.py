@@ -293,9 +293,6 @@ class VocReader(Reader):
             return sorted(self._split_filter)
         return names
 
-    def cities(self, split: str) -> List[str]:
-        return []
-
     def _ids(self, split: str) -> List[str]:
         if split in self._lists:
             text = self.root.fs.cat_file(self.root.join(SETS_DIR, self._lists[split])).decode("utf-8")

@@ -1,0 +1,229 @@
+"""Regression tests for issue 9's bugs in the core: frames built every way agree across writers,
+the reader contract, map-style access, error policies across processes, label remaps, the
+destination rules (refuse / overwrite / resume) and the zip sink on an object store."""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import cityscapes_io as cio
+from cityscapes_io import Dataset, Frame, Instance, LabelMap
+from cityscapes_io.labels import normalize_name
+from cityscapes_io.stats import compute_stats
+from cityscapes_io.synthetic import generate
+from conftest import SEMANTIC, TREE_ORDER, write_frame
+
+WRITERS = ("cityscapes", "voc", "camvid")
+
+
+def _example_2():
+    """The format page's example 2, as the README gives it."""
+    labels = LabelMap.from_colors({"background": (0, 0, 0), "label_1": (1, 2, 3), "label_2": (3, 2, 1)})
+    frame = Frame.from_arrays(id="1", image=np.ones((1, 5, 3), np.uint8), instances=[
+        Instance.from_mask(np.array([[1, 0, 0, 1, 1]]), label_id=1),
+        Instance.from_mask(np.array([[0, 1, 1, 0, 0]]), label_id=2, id=2, is_crowd=False),
+    ])
+    return Dataset.from_iterable([frame], labels=labels)
+
+
+def _read_back(out: str, fmt: str):
+    return {(f.split, f.id): f.label_ids().astype(int) for f in cio.open(out, format=fmt)}
+
+
+def _painted(frame: Frame) -> np.ndarray:
+    """The class image painted from ``frame.instances()`` alone."""
+    out = np.full(frame.instance_ids().shape, -1)
+    for inst in frame.instances():
+        x, y, w, h = inst.bbox
+        out[y:y + h, x:x + w][inst.mask_crop] = inst.label_id
+    return out
+
+
+def test_example_2_writes_label_1_everywhere(tmp_path):
+    ds = _example_2()
+    [frame] = list(ds)
+    assert frame.label_ids().tolist() == [[1, 2, 2, 1, 1]]
+    assert frame.instance_ids().tolist() == [[1000, 2002, 2002, 1000, 1000]]
+    assert [(i.value, i.label.name, i.id, i.is_crowd) for i in frame.instances()] == [
+        (1000, "label_1", 0, False), (2002, "label_2", 2, False)]
+    for fmt in WRITERS:
+        out = str(tmp_path / fmt)
+        ds.export(out, fmt, save_media=True)
+        back = _read_back(out, fmt)
+        assert list(back) == [("default", "1")] and back[("default", "1")].tolist() == [[1, 2, 2, 1, 1]], fmt
+    got = cio.open(str(tmp_path / "cityscapes"))
+    [back] = list(got)
+    assert back.instance_ids().tolist() == [[1000, 2002, 2002, 1000, 1000]]
+
+
+def _frames_every_way(root: str):
+    """The same frames, read from files, built from arrays, derived by an operation, merged."""
+    files = cio.open(root)
+    arrays = Dataset.from_iterable(
+        [Frame.from_arrays(id=f.id, split=f.split, image=f.image(), labels=f.labels,
+                           instances=[Instance.from_mask(i.mask, label_id=i.label_id, id=i.id, is_crowd=i.is_crowd)
+                                      for i in f.instances()]) for f in files], labels=files.labels)
+    derived = files.remap_labels({"car": "vehicle", "truck": "vehicle"})
+    merged = cio.merge(files.filter(split="train"), cio.open(root, split="val"))
+    return {"files": files, "arrays": arrays, "derived": derived, "merged": merged}
+
+
+@pytest.mark.parametrize("way", ["files", "arrays", "derived", "merged"])
+def test_every_writer_agrees_with_instances_however_the_frame_was_built(tmp_path, way):
+    root = str(tmp_path / "src")
+    generate(root, splits={"train": 3, "val": 1}, size=(96, 48), seed=3)
+    ds = _frames_every_way(root)[way]
+    expected = {}
+    for f in ds:
+        ids = f.label_ids()
+        assert np.array_equal(_painted(f), ids.astype(int)), f.id  # instances cover every pixel, same classes
+        expected[(f.split, f.id)] = ids.astype(int)
+    for fmt in WRITERS:
+        out = str(tmp_path / f"{way}-{fmt}")
+        report = ds.export(out, fmt, save_media=True)
+        assert report.ok and report.written == len(expected)
+        back = cio.open(out, format=fmt)
+        names = {l.id: normalize_name(l.name) for l in back.labels}  # label_colors.txt writes spaces as _
+        ours = {l.id: normalize_name(l.name) for l in ds.labels}
+        for f in back:
+            got = f.label_ids().astype(int)
+            want = expected[(f.split, f.id)]
+            # Class names agree pixel by pixel.
+            assert np.array_equal(np.vectorize(names.get)(got), np.vectorize(ours.get)(want)), (fmt, f.id)
+        if fmt == "cityscapes":  # instanceIds survive exactly
+            for f in back:
+                src = next(g for g in ds.frames(f.split) if g.id == f.id)
+                assert np.array_equal(f.instance_ids(), src.instance_ids())
+
+
+def test_frames_by_split_and_city_on_every_reader(tmp_path):
+    root = str(tmp_path / "src")
+    generate(root, splits={"train": 4}, size=(64, 32), seed=1)
+    ds = cio.open(root)
+    city = ds.cities("train")[0]
+    want = [f.id for f in ds.frames("train", city)]
+    assert want
+    cio.convert(root, str(tmp_path / "voc"), format="voc")
+    cio.convert(root, str(tmp_path / "camvid"), format="camvid")
+    for other in (cio.open(str(tmp_path / "voc"), format="voc"), cio.open(str(tmp_path / "camvid"), format="camvid"),
+                  cio.merge(ds, cio.open(str(tmp_path / "voc"), format="voc"), on_duplicate="first")):
+        assert other.cities("train") == ds.cities("train")
+        assert [f.id for f in other.frames("train", city)] == want
+        assert [f.id for f in other.filter(cities=[city])] == want
+        assert other.frame(want[0]).id == want[0]
+
+
+def test_len_and_getitem_list_without_decoding(tree):
+    ds = cio.open(tree)
+    assert len(ds) == len(TREE_ORDER) == ds.count()
+    assert [(ds[i].split, ds[i].id) for i in range(len(ds))] == TREE_ORDER
+    assert ds[-1].id == TREE_ORDER[-1][1]
+    assert ds["aachen/aachen_000010_000019"].id == "aachen/aachen_000010_000019"
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    with pytest.raises(TypeError):
+        ds[1.5]
+    first = ds[0]
+    assert np.array_equal(first.instance_ids(), SEMANTIC)
+    assert ds[0] is not first and ds[0].instance_ids() is not first.instance_ids()  # the index holds no pixels
+    assert ds.filter(split="val")[0].id == TREE_ORDER[4][1]
+
+
+def _record_error(exc):  # module level: picklable by reference
+    _record_error.seen.append(str(exc))
+
+
+_record_error.seen = []
+
+
+def test_callable_on_error_survives_pickling_and_workers(tmp_path):
+    root = str(tmp_path / "src")
+    bad = SEMANTIC.copy()
+    bad[0, 0] = 40001  # label 40: not in the official map
+    for k in range(3):
+        write_frame(root, "train", f"a/a_000000_00000{k}", bad if k == 1 else SEMANTIC)
+    ds = cio.open(root, on_error=_record_error)
+    frame = ds[1]
+    again = pickle.loads(pickle.dumps(frame))
+    assert again.on_error is _record_error
+    _record_error.seen.clear()
+    assert 40001 not in [i.value for i in again.instances()]
+    assert _record_error.seen and "40001" in _record_error.seen[0]
+    report = ds.export(str(tmp_path / "out"), "voc", workers=2)  # the callable applies in the workers too
+    assert report.written == 3 and report.ok
+
+
+def test_remap_keeps_negative_ids_and_crowds(tmp_path):
+    root = str(tmp_path / "src")
+    write_frame(root, "train", "a/a_000000_000001", SEMANTIC)
+    ds = cio.open(root)
+    remapped = ds.remap_labels({"car": "vehicle", "truck": "vehicle"})
+    assert remapped.labels["license plate"].id == -1
+    assert remapped.labels["vehicle"].has_instances is True
+    before = compute_stats(ds)["splits"]["train"]["labels"]
+    after = compute_stats(remapped)["splits"]["train"]["labels"]
+    assert before["car"]["crowd_regions"] == after["vehicle"]["crowd_regions"] == 1
+    assert before["car"]["instances"] == after["vehicle"]["instances"] == 3
+    kept = compute_stats(ds.remap_labels({"person": "person"}))["splits"]["train"]["labels"]
+    assert kept["car"]["crowd_regions"] == 1
+
+
+def test_writing_into_a_dataset_is_refused_unless_overwrite_or_resume(tree, tmp_path):
+    out = str(tmp_path / "out")
+    cio.convert(tree, out, format="voc", split="train")
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.convert(tree, out, format="voc", split="val")
+    assert "not empty" in str(info.value) and "ImageSets" in str(info.value) and "overwrite" in str(info.value)
+    assert cio.open(out, format="voc").splits() == ["train"]  # nothing merged into it
+    cio.convert(tree, out, format="voc", split="val", overwrite=True)
+    assert cio.open(out, format="voc").splits() == ["val"]  # replaced
+    report = cio.convert(tree, out, format="voc", split="val", resume=True)
+    assert report.resumed == report.written
+    with pytest.raises(cio.CityscapesIOError):
+        cio.convert(tree, out + ".zip", format="voc")
+        cio.convert(tree, out + ".zip", format="voc")
+    cio.convert(tree, out + ".zip", format="voc", overwrite=True)
+    with pytest.raises(cio.CityscapesIOError, match="holds the source"):
+        cio.convert(tree, str(tmp_path), format="voc", overwrite=True)  # would delete the source
+    assert os.path.isdir(tree)
+
+
+def test_dataset_takes_only_a_reader():
+    with pytest.raises(TypeError, match="Reader"):
+        Dataset(object())  # type: ignore[arg-type]
+
+
+def test_zip_destination_on_s3_writes_only_into_the_archive(tree, s3):
+    fs, opts, bucket = s3
+    for name in ("train", "val", "leftImg8bit"):  # buckets a loose upload of a frame's files would hit
+        if not fs.exists(name):
+            fs.mkdir(name)
+    before = {name: sorted(fs.find(name)) for name in ("train", "val", "leftImg8bit")}
+    url = f"s3://{bucket}/out.zip"
+    report = cio.convert(tree, url, format="camvid", save_media=True, dst_storage_options=opts)
+    assert report.ok and report.written == len(TREE_ORDER)
+    fs.invalidate_cache()
+    assert {name: sorted(fs.find(name)) for name in ("train", "val", "leftImg8bit")} == before
+    assert fs.find(bucket) == [f"{bucket}/out.zip"]
+    with fs.open(f"{bucket}/out.zip", "rb") as f:
+        names = set(zipfile.ZipFile(f).namelist())
+    assert "train/aachen/aachen_000010_000019.png" in names and "train.txt" in names
+    back = cio.open(f"zip::s3://{bucket}/out.zip", format="camvid", storage_options=opts)
+    assert back.count() == len(TREE_ORDER)
+
+
+def test_unreachable_s3_destination_is_a_storage_error(tree):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    opts = {"key": "x", "secret": "y", "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
+    with pytest.raises(cio.StorageError) as info:
+        cio.convert(tree, "s3://nowhere/out", format="voc", dst_storage_options=opts)
+    assert "s3://nowhere/out" in str(info.value)
