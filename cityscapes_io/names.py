@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 __all__ = [
     "IMAGE_DIR",
     "GT_DIR",
+    "IMGS_FINE_DIR",
     "GT_SUFFIXES",
     "IMAGE_SUFFIX",
     "FrameName",
@@ -31,6 +32,8 @@ __all__ = [
 
 IMAGE_DIR = "leftImg8bit"
 GT_DIR = "gtFine"
+#: Parent of ``leftImg8bit/`` in Datumaro's first Cityscapes layout (``imgsFine/leftImg8bit/<split>/``).
+IMGS_FINE_DIR = "imgsFine"
 
 #: Ground-truth file kinds read from ``gtFine/``, mapped to the suffix that follows the id.
 GT_SUFFIXES = {
