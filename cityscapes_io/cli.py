@@ -14,8 +14,18 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from . import __version__
+from .dataset import open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 from .formats import detect, format_names, resolve_format, root_hint
+from .names import parse_frame_id
+from .ops import merge
+from .progress import Progress
+from .project import apply_operations, check_unique_ids, Project, require_cities
+from .show import save
+from .stats import compute_stats, format_stats
+from .storage import is_storage_error
+from .synthetic import generate
+from .validate import summarize, validate
 
 __all__ = ["main", "build_parser"]
 
@@ -33,10 +43,6 @@ EXIT_STATUSES = f"""exit status:
   {EXIT_STORAGE}    the storage failed (disk, network, credentials, a missing fsspec backend)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 errors print one line, 'error: <where>: <reason>'; --debug shows the traceback instead"""
-
-#: Top-level packages whose exceptions are storage failures (fsspec backends and their clients).
-_STORAGE_LIBRARIES = frozenset({"fsspec", "s3fs", "gcsfs", "adlfs", "botocore", "aiobotocore", "boto3", "aiohttp",
-                                "requests", "urllib3", "azure"})
 
 
 class UsageError(Exception):
@@ -195,7 +201,6 @@ def _source_format(args, src, given: Optional[str]) -> str:
 
 def _open(src, fmt: str, storage_options, **kwargs):
     """Open SRC; a folder inside a Cityscapes tree gets a hint naming the tree's root."""
-    from .dataset import open as open_dataset
 
     try:
         return open_dataset(src, format=fmt, storage_options=storage_options, **kwargs)
@@ -208,7 +213,6 @@ def _open(src, fmt: str, storage_options, **kwargs):
 
 def _dataset(args, *, with_ops: bool = True):
     """The dataset a command works on: a project's, or SRC's, with the operation flags applied."""
-    from .project import Project, apply_operations
 
     if getattr(args, "project", None):
         if args.src:
@@ -227,7 +231,6 @@ def _dataset(args, *, with_ops: bool = True):
 def _progress(args, ds, label: str):
     """The progress line (on a terminal); kept on ``args`` so that an interruption can say how
     many frames were done."""
-    from .progress import Progress
 
     enabled = not getattr(args, "quiet", False) and sys.stderr.isatty()
     total = ds.count() if enabled else None
@@ -291,7 +294,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .stats import compute_stats, format_stats
 
     ds = _dataset(args)
     bar = _progress(args, ds, "stats")
@@ -302,9 +304,6 @@ def cmd_stats(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .progress import Progress
-    from .project import require_cities
-    from .validate import summarize, validate
 
     src = args.src[0] if len(args.src) == 1 else args.src
     fmt = _source_format(args, src, args.input_format)
@@ -341,7 +340,7 @@ def _finalize_summary(report, dst, fmt: str) -> str:
     """The summary of --finalize, which indexes what the shards wrote (it writes no frame)."""
     # Until Report.indexed lands (the lead's convert/pipeline change), finalize counts its frames
     # in ``written``; afterwards ``written`` is 0 there and ``indexed`` holds them.
-    indexed = report.written + getattr(report, "indexed", 0)
+    indexed = report.indexed
     lines = [f"{indexed} frames indexed, {len(report.skipped)} missing -> {dst} ({fmt}, "
              f"{report.seconds:.1f} s)"]
     lines += [f"  missing {split}/{fid}: {reason}" for split, fid, reason in report.skipped]
@@ -375,7 +374,7 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     bar = _progress(args, ds, fmt)
     args.where = str(dst)
     if args.scheduler:
-        from .dask import convert_on_dask
+        from .dask import convert_on_dask  # on use: the dask extra is optional
 
         if args.shard or args.resume or args.finalize or args.workers > 1:
             raise UsageError("--scheduler distributes the work itself: no --shard/--resume/--finalize/--workers")
@@ -421,8 +420,6 @@ def _merge_formats(args) -> List[Optional[str]]:
 
 
 def cmd_merge(args) -> int:
-    from .ops import merge
-    from .project import apply_operations, check_unique_ids
 
     if len(args.src) < 2:
         raise UsageError("merge needs two or more SRC")
@@ -437,8 +434,6 @@ def cmd_merge(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .names import parse_frame_id
-    from .show import save
 
     args.src = [args.src_one]
     ds = _dataset(args, with_ops=False)
@@ -462,7 +457,6 @@ def cmd_show(args) -> int:
 
 
 def cmd_synthetic(args) -> int:
-    from .synthetic import generate
 
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
@@ -476,7 +470,6 @@ def cmd_synthetic(args) -> int:
 
 
 def cmd_project_create(args) -> int:
-    from .project import Project
 
     project = Project.create(args.output or ".", overwrite=args.overwrite)
     print(f"created {project.file}")
@@ -484,7 +477,6 @@ def cmd_project_create(args) -> int:
 
 
 def cmd_project_import(args) -> int:
-    from .project import Project
 
     project = Project.load(args.project)
     src = args.src if len(args.src) > 1 else args.src[0]
@@ -495,7 +487,6 @@ def cmd_project_import(args) -> int:
 
 
 def cmd_project_ops(args) -> int:
-    from .project import Project
 
     ops = operations_from_args(args)
     if not ops:
@@ -507,7 +498,6 @@ def cmd_project_ops(args) -> int:
 
 
 def cmd_project_info(args) -> int:
-    from .project import Project
 
     project = Project.load(args.project)
     print(f"project: {project.file}")
@@ -523,7 +513,6 @@ def cmd_project_info(args) -> int:
 
 
 def cmd_project_export(args) -> int:
-    from .project import Project
 
     args.src = []
     _output_format(args)
@@ -647,11 +636,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- errors --------------------------------------------------------------------------------------
-def _from_storage_library(exc: BaseException) -> bool:
-    """Whether an exception is one of a storage library's own (botocore, aiohttp, fsspec, ...)."""
-    return any(cls.__module__.split(".", 1)[0] in _STORAGE_LIBRARIES for cls in type(exc).__mro__)
-
-
 def _exit_status(exc: BaseException) -> Optional[int]:
     """The exit status of an error, None for an exception that is a bug (shown as a traceback)."""
     if isinstance(exc, UsageError):
@@ -662,7 +646,7 @@ def _exit_status(exc: BaseException) -> Optional[int]:
         return EXIT_STORAGE
     if isinstance(exc, CityscapesIOError):
         return EXIT_ERROR
-    if isinstance(exc, OSError) or _from_storage_library(exc):
+    if is_storage_error(exc):
         return EXIT_STORAGE
     if isinstance(exc, ValueError):
         return EXIT_ERROR
@@ -686,7 +670,7 @@ def _message(exc: BaseException, args) -> str:
     elif isinstance(exc, CityscapesIOError):
         where = exc.path or _where(args)
         text = f"error: {where}: {exc.reason}" if where else f"error: {exc.reason}"
-    elif isinstance(exc, ValueError) and not _from_storage_library(exc):
+    elif isinstance(exc, ValueError) and not is_storage_error(exc):
         text = f"error: {exc}"
     else:
         where = getattr(exc, "filename", None)

@@ -7,6 +7,7 @@ workers' results, in input order, so the output equals a single-process run.
 """
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Iterable, List, Optional, Union
 
@@ -18,8 +19,6 @@ __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
 
 def _require_dask():
-    import importlib
-
     try:
         importlib.import_module("dask.bag")
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -50,7 +49,7 @@ def to_bag(ds: Dataset, partition: Union[str, int] = "city"):
     """A ``dask.bag.Bag`` of the dataset's frames, one partition per city (or per chunk of
     ``partition`` frames). Frames are picklable and hold no pixels; each worker reads its own."""
     _require_dask()
-    import dask
+    import dask  # on use: dask is an optional extra
     import dask.bag as db
 
     return db.from_delayed([dask.delayed(group, traverse=False) for group in partitions(ds, partition)])
@@ -88,7 +87,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     refuse_overwriting_source(ds, url, replacing=bool(options.get("overwrite")))
     own_client = None
     if client is None and scheduler:
-        from distributed import Client
+        from distributed import Client  # on use: an optional extra
 
         client = own_client = Client(scheduler)
     start = time.perf_counter()

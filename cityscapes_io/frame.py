@@ -25,7 +25,7 @@ from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
 from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats
 from .labels import LabelMap
 from .names import parse_frame_id
-from .storage import read_file, read_range
+from .storage import fetch_many, read_file, read_range
 
 __all__ = ["Frame", "Source", "FileSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
 
@@ -256,8 +256,6 @@ class FileSource(Source):
 
     # -- prefetch -------------------------------------------------------------------------
     def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
-        from .storage import fetch_many
-
         todo = [k for k in kinds if k in self._files and k not in self._pending and k not in self._bytes]
         by_fs: Dict[int, Tuple[Any, List[str]]] = {}
         for k in todo:

@@ -362,9 +362,6 @@ class LabelMap:
     def __repr__(self) -> str:
         return f"LabelMap({len(self)} labels from {self.source})"
 
-    def with_source(self, source: str) -> "LabelMap":
-        return LabelMap(self._labels, source)
-
     def known_ids(self, size: int = 65536) -> np.ndarray:
         """Boolean lookup table: ``table[v]`` is True when ``v`` is a label id of this map."""
         table = np.zeros(size, dtype=bool)

@@ -24,6 +24,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .formats import resolve_format
+from .dataset import open as open_dataset
+from .ops import merge
 
 __all__ = ["Project", "apply_operations", "require_cities", "check_unique_ids", "PROJECT_FILE"]
 
@@ -186,7 +188,6 @@ class Project:
                    storage_options: Optional[dict] = None) -> Dict[str, Any]:
         """Record a source (checked by opening it). Local paths are stored relative to the
         project folder. The same location in the same format cannot be added twice."""
-        from .dataset import open as open_dataset
 
         format = resolve_format(format)
         urls = [str(u) for u in (url if isinstance(url, (list, tuple)) else [url])]
@@ -227,7 +228,6 @@ class Project:
 
     def sources(self) -> List:
         """The sources' datasets, opened lazily, in the order they were imported."""
-        from .dataset import open as open_dataset
 
         if not self.data["sources"]:
             raise DatasetNotFoundError(self.file, "the project has no sources (add one with 'project import')")
@@ -236,7 +236,6 @@ class Project:
 
     def merged(self):
         """The sources merged (one source: its dataset), before the operations."""
-        from .ops import merge
 
         datasets = self.sources()
         return datasets[0] if len(datasets) == 1 else merge(*datasets, on_duplicate=self.on_duplicate)

@@ -172,7 +172,7 @@ def read_file(fs, path: str) -> bytes:
     except OSError as exc:
         raise StorageError(path, f"cannot read: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (network) errors
-        if _is_storage_error(exc):
+        if is_storage_error(exc):
             raise StorageError(path, f"cannot read: {exc}") from exc
         raise
 
@@ -186,7 +186,7 @@ def read_range(fs, path: str, start: int, end: int) -> bytes:
     except OSError as exc:
         raise StorageError(path, f"cannot read: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - see read_file
-        if _is_storage_error(exc):
+        if is_storage_error(exc):
             raise StorageError(path, f"cannot read: {exc}") from exc
         raise
 
@@ -197,12 +197,14 @@ def fetch_many(fs, paths: Sequence[str]) -> Dict[str, Any]:
     return fs.cat(list(paths), on_error="return", **({"start": 0} if is_remote(fs) else {}))
 
 
-def _is_storage_error(exc: BaseException) -> bool:
-    """Whether an exception comes from the storage layer (botocore, aiohttp, fsspec, ...)
-    rather than from this library's own code."""
-    module = type(exc).__module__.split(".", 1)[0]
-    return module in _STORAGE_MODULES or isinstance(exc, (OSError, TimeoutError, ConnectionError))
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether an exception is a storage failure: an OSError, or one of a storage library's own
+    (fsspec and its backends, their HTTP clients) rather than a bug of this library's code."""
+    if isinstance(exc, OSError):
+        return True
+    return any(cls.__module__.split(".", 1)[0] in _STORAGE_LIBRARIES for cls in type(exc).__mro__)
 
 
-_STORAGE_MODULES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs", "requests", "urllib3",
-                    "zipfile", "asyncio", "ssl", "http"}
+#: Top-level packages whose exceptions are storage failures (fsspec backends and their clients).
+_STORAGE_LIBRARIES = frozenset({"fsspec", "s3fs", "gcsfs", "adlfs", "botocore", "aiobotocore", "boto3", "aiohttp",
+                                "requests", "urllib3", "azure", "zipfile"})

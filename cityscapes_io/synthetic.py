@@ -24,8 +24,8 @@ The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
     generate("cityscapes_io/data/sample", splits={"train": 4, "val": 2},
              cities=("aachen", "bad-honnef"), size=(256, 128), seed=0, photos=True)
 
-(``python -m cityscapes_io.synthetic cityscapes_io/data/sample --splits train=4,val=2
---size 256x128 --seed 0`` does the same.)
+(``cityscapes-io synthetic cityscapes_io/data/sample --splits train=4,val=2 --size 256x128
+--seed 0`` does the same.)
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import posixpath
 import zlib
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import fsspec
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -537,8 +538,6 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
         The frame ids written, split by split (``aachen/aachen_000000_000019``, ...). Ids are
         unique over the whole dataset: sequence numbers go on growing from one split to the next.
     """
-    import fsspec
-
     if splits is None:
         splits = {"train": frames}
     if not cities:
@@ -577,28 +576,3 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
                 write(names.image_path(split, frame_id, ".png"), files["image"])
             written.append(frame_id)
     return written
-
-
-if __name__ == "__main__":
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(prog="python -m cityscapes_io.synthetic",
-                                     description="Write a synthetic Cityscapes dataset.")
-    parser.add_argument("out", help="dataset root (local path or fsspec URL)")
-    parser.add_argument("--frames", type=int, default=3, help="number of train frames (default 3)")
-    parser.add_argument("--splits", help="frames per split, e.g. train=4,val=2 (overrides --frames)")
-    parser.add_argument("--cities", default="aachen,bad-honnef", help="comma-separated city names")
-    parser.add_argument("--size", default="2048x1024", help="WIDTHxHEIGHT (default 2048x1024)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--distinct", type=int, default=None, help="distinct frame contents per split")
-    parser.add_argument("--no-photos", action="store_true", help="write ground truth only")
-    args = parser.parse_args()
-    splits_arg = None
-    if args.splits:
-        splits_arg = {k: int(n) for k, n in (p.split("=", 1) for p in args.splits.split(","))}
-    wh = tuple(int(s) for s in args.size.lower().split("x"))
-    start = time.perf_counter()
-    ids_written = generate(args.out, splits=splits_arg, frames=args.frames, cities=args.cities.split(","),
-                           size=wh, seed=args.seed, photos=not args.no_photos, distinct=args.distinct)
-    print(f"wrote {len(ids_written)} frames to {args.out} in {time.perf_counter() - start:.2f} s")

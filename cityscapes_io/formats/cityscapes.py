@@ -234,8 +234,6 @@ class CityscapesReader(Reader):
             raise CityscapesIOError(frame_id, f"frame exists in splits {', '.join(f.split for f in hits)}: pass split=")
         return hits[0]
 
-    def describe(self) -> Dict[str, object]:
-        return {"roots": [str(r) for r in self.roots], "labels_source": self.labels.source}
 
 
 def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
