@@ -227,3 +227,37 @@ def test_unreachable_s3_destination_is_a_storage_error(tree):
     with pytest.raises(cio.StorageError) as info:
         cio.convert(tree, "s3://nowhere/out", format="voc", dst_storage_options=opts)
     assert "s3://nowhere/out" in str(info.value)
+
+
+#: The package's modules, lower layers first (the README's "Layout").
+LAYERS = ["errors", "names", "labels", "instances", "png", "storage", "progress", "frame", "reader", "mapping",
+          "output", "writers", "formats", "ops", "pipeline", "dataset", "convert", "dask", "synthetic", "project",
+          "stats", "validate", "show", "cli", "__main__"]
+
+
+def test_modules_import_only_lower_layers():
+    """No import cycles: every module imports only modules listed before it in LAYERS (a
+    format module counts as part of ``formats``)."""
+    import ast
+    import pathlib
+
+    pkg = pathlib.Path(cio.__file__).parent
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg).with_suffix("")
+        module = "formats" if rel.parts[0] == "formats" else rel.parts[0]
+        if module == "__init__":
+            continue
+        assert module in rank, f"{rel} is not in LAYERS"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = (node.module or "").split(".")[0] or None
+                targets = [base] if base else [a.name for a in node.names]
+                if rel.parts[0] == "formats" and node.level == 1:
+                    continue  # one format module using another's helpers
+                for target in targets:
+                    if target in ("__init__", None) or (target == "formats" and module == "formats"):
+                        continue
+                    if target == "__version__" or (not base and target == "__version__"):
+                        continue
+                    assert rank[target] < rank[module], f"{rel} imports {target}, a higher layer"
