@@ -27,7 +27,7 @@ from .labels import LabelMap
 from .names import parse_frame_id
 from .storage import fetch_many, read_file, read_range
 
-__all__ = ["Frame", "Source", "FileSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
+__all__ = ["Frame", "Source", "FileSource", "MaskSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
 
 OnError = Union[str, Callable[[Exception], Any]]
 
@@ -283,6 +283,43 @@ class FileSource(Source):
 
     def __setstate__(self, state) -> None:
         FileSource.__init__(self, state["_files"])
+
+
+class MaskSource(FileSource):
+    """The files of a format whose masks decode with the dataset's labels (colour-coded masks:
+    VOC, CamVid): the main mask (``GT_KINDS[0]``) and, when the frame has one, a second file
+    (``EXTRA_KIND``) go to :meth:`decode`. Such files never equal a Cityscapes file, so nothing
+    of them is copied as an original."""
+
+    EXTRA_KIND = ""
+
+    def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]], labels: LabelMap):
+        super().__init__(files)
+        self.labels = labels
+
+    def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
+        """The instanceIds array from the main mask and the optional second file."""
+        raise NotImplementedError
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        kind = self.gt_kind
+        if kind is None:
+            return None
+        extra = self.EXTRA_KIND if self.EXTRA_KIND and self.has(self.EXTRA_KIND) else None
+        return self.decode(self.read_bytes(kind), self.path(kind), self.read_bytes(extra) if extra else None,
+                           self.path(extra) if extra else None)
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        return None
+
+    def __getstate__(self):
+        return {"_files": self._files, "labels": self.labels}
+
+    def __setstate__(self, state) -> None:
+        MaskSource.__init__(self, state["_files"], state["labels"])
 
 
 class ArraySource(Source):

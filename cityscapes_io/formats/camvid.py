@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import FileSource, Frame, OnError
+from ..frame import Frame, MaskSource, OnError
 from ..instances import INSTANCE_DIVISOR, class_of, class_of_array
 from ..labels import Label, LabelMap
 from ..mapping import distinct_colors, value_lut
@@ -66,35 +66,14 @@ def camvid_labels() -> LabelMap:
     return LabelMap((Label(n, i, c) for i, (n, c) in enumerate(CAMVID_LABELS)), source="camvid")
 
 
-class CamvidSource(FileSource):
-    """A CamVid frame's files: the colour mask, and the instanceIds sidecar when there is one
-    (colours are read by ``labels``)."""
+class CamvidSource(MaskSource):
+    """A CamVid frame's files: the colour mask, and the instanceIds sidecar when there is one."""
 
     GT_KINDS = ("mask",)
+    EXTRA_KIND = "instances"
 
-    def __init__(self, files, labels: LabelMap):
-        super().__init__(files)
-        self.labels = labels
-
-    def instance_ids(self) -> Optional[np.ndarray]:
-        if not self.has("mask"):
-            return None
-        has_inst = self.has("instances")
-        return decode_camvid(self.read_bytes("mask"), self.path("mask"),
-                             self.read_bytes("instances") if has_inst else None,
-                             self.path("instances") if has_inst else None, self.labels)
-
-    def label_ids(self) -> Optional[np.ndarray]:
-        return None
-
-    def original(self, kind: str) -> Optional[bytes]:
-        return None  # CamVid files never equal a Cityscapes file
-
-    def __getstate__(self):
-        return {"_files": self._files, "labels": self.labels}
-
-    def __setstate__(self, state) -> None:
-        CamvidSource.__init__(self, state["_files"], state["labels"])
+    def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
+        return decode_camvid(data, path, extra, extra_path, self.labels)
 
 
 def decode_camvid(mask_data: bytes, mask_path: str, inst_data: Optional[bytes], inst_path: Optional[str],

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import FileSource, Frame, OnError, apply_policy
+from ..frame import Frame, MaskSource, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap, has_instances
 from ..names import sort_key
@@ -85,35 +85,15 @@ def default_labels() -> LabelMap:
     return LabelMap((Label(n, i, cmap[i]) for i, n in enumerate(VOC_LABELS)), source="voc")
 
 
-class VocSource(FileSource):
+class VocSource(MaskSource):
     """A VOC frame's files: classes from SegmentationClass, segments from SegmentationObject
-    (RGB masks are read by the colours of ``labels``)."""
+    (RGB masks are read by the colours of the labels)."""
 
     GT_KINDS = ("class",)
+    EXTRA_KIND = "object"
 
-    def __init__(self, files, labels: LabelMap):
-        super().__init__(files)
-        self.labels = labels
-
-    def instance_ids(self) -> Optional[np.ndarray]:
-        if not self.has("class"):
-            return None
-        has_obj = self.has("object")
-        return decode_voc(self.read_bytes("class"), self.path("class"),
-                          self.read_bytes("object") if has_obj else None, self.path("object") if has_obj else None,
-                          self.labels)
-
-    def label_ids(self) -> Optional[np.ndarray]:
-        return None
-
-    def original(self, kind: str) -> Optional[bytes]:
-        return None  # VOC files never equal a Cityscapes file
-
-    def __getstate__(self):
-        return {"_files": self._files, "labels": self.labels}
-
-    def __setstate__(self, state) -> None:
-        VocSource.__init__(self, state["_files"], state["labels"])
+    def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
+        return decode_voc(data, path, extra, extra_path, self.labels)
 
 
 def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes], object_path: Optional[str],
