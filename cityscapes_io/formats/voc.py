@@ -21,7 +21,7 @@ colour.
 from __future__ import annotations
 
 import posixpath
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -52,21 +52,22 @@ VOC_LABELS = ("background aeroplane bicycle bird boat bottle bus car cat chair c
 
 def parse_labelmap(text: str, source: str = LABELMAP_FILE) -> LabelMap:
     """Parse Datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``; id = line order)."""
-    labels = []
+    labels: List[Label] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, _, rest = line.partition(":")
         color_text = rest.split(":", 1)[0].strip()
-        color = None
+        color: Optional[Tuple[int, int, int]] = None
         if color_text:
             try:
-                color = tuple(int(c) for c in color_text.split(","))
+                rgb = tuple(int(c) for c in color_text.split(","))
             except ValueError:
                 raise LabelMapError(source, f"line {lineno}: colour {color_text!r} is not r,g,b") from None
-            if len(color) != 3 or not all(0 <= c <= 255 for c in color):
+            if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
                 raise LabelMapError(source, f"line {lineno}: colour {color_text!r} is not r,g,b in 0..255")
+            color = (rgb[0], rgb[1], rgb[2])
         labels.append(Label(name, len(labels), color))
     return LabelMap(labels, source=source)
 
@@ -319,6 +320,7 @@ class VocWriter(Writer):
         if seg is not None:
             inst, values = seg.ids, seg.values
             top = max((class_of(v) for v in values), default=0)
+            assert self.labels is not None  # resolved when the writer was set up
             if top > VOID or (top == VOID and VOID not in self.labels):
                 raise InvalidFileError(frame.id, f"label id {top} does not fit a VOC class index (< 255)")
             cls = value_lut(values, class_of)[inst]
