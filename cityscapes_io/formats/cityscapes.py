@@ -11,7 +11,7 @@ that city.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -91,7 +91,7 @@ class CityscapesReader(Reader):
 
     # -- listing ------------------------------------------------------------------------------
     def _find_splits(self) -> List[str]:
-        found = set()
+        found: Set[str] = set()
         for listing in self._top:
             found.update(n for n, t in listing.items() if t == "directory")
         if self._split_filter is not None:
@@ -138,7 +138,7 @@ class CityscapesReader(Reader):
     def _check_cities(self) -> None:
         """Refuse a requested city that no read split has (one listing per split folder)."""
         assert self._city_filter is not None
-        present = set()
+        present: Set[str] = set()
         for split in self._splits:
             for root, rel in self._split_dirs(split):
                 present.update(n for n, t in listdir(root, rel).items() if t == "directory")
@@ -153,7 +153,8 @@ class CityscapesReader(Reader):
     def _split_listing(self, split: str) -> Tuple[List[str], List[Tuple[Root, str, str, str]]]:
         """Cities (folders) of a split, and ``(root, kind, folder, name)`` of the files lying
         directly in the split folder."""
-        cities, loose = set(), []
+        cities: Set[str] = set()
+        loose: List[Tuple[Root, str, str, str]] = []
         for root, kind, rel in self._split_folders(split):
             try:
                 entries = listdir(root, rel)
@@ -180,7 +181,7 @@ class CityscapesReader(Reader):
             yield from self.iter_city(split, city)
 
     def iter_city(self, split: str, city: str) -> Iterator[Frame]:
-        files = []
+        files: List[Tuple[Root, str, str, str]] = []
         for root, kind, rel in self._split_folders(split):
             path = root.join(rel, city)
             try:
@@ -223,7 +224,7 @@ class CityscapesReader(Reader):
 
     def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
         splits = [split] if split is not None else self._splits
-        hits = []
+        hits: List[Frame] = []
         city = frame_id.split("/", 1)[0] if "/" in frame_id else None
         for s in splits:
             frames = self.iter_city(s, city) if city else self.iter_frames(s)
