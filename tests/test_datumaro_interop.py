@@ -23,7 +23,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import write_file
+from conftest import write_file, write_frame
 
 import cityscapes_io as cio
 from cityscapes_io.png import encode_png
@@ -161,6 +161,22 @@ def test_datumaro_reads_our_camvid_with_an_image_only_frame(tree, tmp_path):
         theirs = np.load(arrays / npy_name(item_id))  # label_colors.txt line = label index, for both
         assert np.array_equal(theirs, ours[item_id].label_ids().astype(np.int32))
         assert np.array_equal(theirs, back.frame(item_id).label_ids().astype(np.int32))
+
+
+def test_datumaro_reads_our_camvid_ids_with_spaces(tmp_path):
+    """Paths with whitespace are double-quoted in <subset>.txt, as Datumaro writes and reads them."""
+    src = str(tmp_path / "src")
+    ids = ["a/ü 2", "plain_000000_000001"]
+    for frame_id in ids:
+        write_frame(src, "train", frame_id)
+    out = str(tmp_path / "camvid")
+    cio.convert(src, out, format="camvid", save_media=True)
+    result, arrays = datumaro_read(tmp_path, out, "camvid")
+    assert sorted(result["items"]) == sorted(ids)
+    for frame_id in ids:
+        theirs = np.load(arrays / npy_name(frame_id))
+        assert np.array_equal(theirs, cio.open(src).frame(frame_id).label_ids().astype(np.int32))
+        assert np.array_equal(theirs, cio.open(out, format="camvid").frame(frame_id).label_ids().astype(np.int32))
 
 
 def test_datumaro_reads_our_train_id_dataset_meta(tmp_path):
