@@ -628,7 +628,7 @@ class Frame:
         for key in ("instanceIds", "image"):
             arr = self._cache.get(key)
             if arr is not None:
-                return tuple(arr.shape[:2])  # type: ignore[return-value]
+                return int(arr.shape[0]), int(arr.shape[1])
         return self.source.size()
 
     def _cached(self, key: str, decode: Callable[[], Any]) -> Any:

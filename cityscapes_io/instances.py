@@ -63,7 +63,7 @@ class Instance:
     is_crowd: bool
     area: int
     bbox: Tuple[int, int, int, int]
-    _plane: np.ndarray = field(repr=False, compare=False, default=None)
+    _plane: Optional[np.ndarray] = field(repr=False, compare=False, default=None)
     _match: object = field(repr=False, compare=False, default=None)
     _offset: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
     _frame_shape: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
@@ -73,6 +73,7 @@ class Instance:
         """Boolean mask of the bounding box region (``h × w``)."""
         x, y, w, h = self.bbox
         ox, oy = self._offset
+        assert self._plane is not None, "an Instance is made by a frame or by from_mask"
         return self._plane[y - oy : y - oy + h, x - ox : x - ox + w] == self._match
 
     @property
@@ -83,7 +84,7 @@ class Instance:
     @property
     def mask(self) -> np.ndarray:
         """Full-frame boolean mask, built on access (not cached)."""
-        out = np.zeros(self._frame_shape, dtype=bool)
+        out: np.ndarray = np.zeros(self._frame_shape, dtype=bool)
         x, y, w, h = self.bbox
         out[y : y + h, x : x + w] = self.mask_crop
         return out
@@ -151,7 +152,7 @@ def segment_stats(arr: np.ndarray):
     """
     h, w = arr.shape
     if h == 0 or w == 0:
-        e = np.zeros(0, dtype=np.int64)
+        e: np.ndarray = np.zeros(0, dtype=np.int64)
         return arr.reshape(-1)[:0], e, e, e, e, e
     starts = np.empty((h, w), dtype=bool)
     starts[:, 0] = True

@@ -364,7 +364,7 @@ class LabelMap:
 
     def known_ids(self, size: int = 65536) -> np.ndarray:
         """Boolean lookup table: ``table[v]`` is True when ``v`` is a label id of this map."""
-        table = np.zeros(size, dtype=bool)
+        table: np.ndarray = np.zeros(size, dtype=bool)
         for i in self._by_id:
             if 0 <= i < size:
                 table[i] = True
@@ -388,7 +388,7 @@ def _color(value, source, name) -> Optional[Color]:
         raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers") from None
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
         raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers in 0..255")
-    return rgb  # type: ignore[return-value]
+    return rgb[0], rgb[1], rgb[2]
 
 
 def official_label(name: str) -> Optional[Label]:

@@ -117,7 +117,8 @@ def filter_dataset(ds, *, split=None, cities=None, ids=None, labels=None):
     def keep(frame: Frame) -> Optional[Frame]:
         if patterns and not any(fnmatch.fnmatchcase(frame.id, p) for p in patterns):
             return None
-        if wanted_labels is not None and not any(i.label.name in wanted_labels for i in frame.instances()):
+        if wanted_labels is not None and not any(i.label is not None and i.label.name in wanted_labels
+                                                 for i in frame.instances()):
             frame.release()
             return None
         return frame
@@ -143,7 +144,7 @@ def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "ke
     unknown = [k for k in mapping if src.get(k) is None and src.find(k) is None]
     if unknown:
         raise CityscapesIOError(src.source, f"labels not in the label map: {', '.join(unknown)}")
-    by_name = {(src.get(k) or src.find(k)).name: v for k, v in mapping.items()}  # type: ignore[union-attr]
+    by_name = {_label_named(src, k).name: v for k, v in mapping.items()}
     groups: Dict[str, List[Label]] = {}  # output name -> its source labels, in input order
     target_of: Dict[int, Optional[str]] = {}
     for lab in src:
@@ -168,6 +169,13 @@ def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "ke
         return _derive(frame, target, main if same else mapping_between(frame.labels, target))
 
     return ds.derive(_View(ds, labels=target, frame_fn=derive))
+
+
+def _label_named(labels: LabelMap, name: str) -> Label:
+    hit = labels.get(name) or labels.find(name)
+    if hit is None:
+        raise CityscapesIOError(labels.source, f"no label {name!r} in the label map")
+    return hit
 
 
 def _merged_label(name: str, new_id: int, members: Sequence[Label]) -> Label:

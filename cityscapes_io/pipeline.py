@@ -29,7 +29,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from .errors import CityscapesIOError
 from .formats import writer_class
@@ -163,12 +163,12 @@ def write_one(w: Writer, frame: Frame) -> Result:
 
 
 # -- strategies: each turns items into outcomes, in input order -------------------------------------
-def _in_process(w: Writer, items: Iterable[Item]) -> Iterator[Outcome]:
+def _in_process(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None, None]:
     for frame, done in items:
         yield frame.split, frame.id, done if done is not None else write_one(w, frame), done is not None
 
 
-def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Iterator[Outcome]:
+def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None, None]:
     """In process, while a background thread decodes the next frame's ground truth (and reads
     its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
     most; an error is left for the writer, which meets it again when it asks for the same
@@ -215,7 +215,7 @@ def _write_in_worker(frame: Frame) -> Result:
 
 
 def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_options, options: dict,
-             workers: int) -> Iterator[Outcome]:
+             workers: int) -> Generator[Outcome, None, None]:
     """Frames written in ``workers`` processes, at most ``2 × workers`` in flight, outcomes in
     input order (so the index files come out as from one process)."""
     opts = options_for_workers(w, options)
@@ -291,6 +291,7 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
     items = _items(ds, w, shard, resume)
+    outcomes: Generator[Outcome, None, None]
     if workers > 1:
         outcomes = _in_pool(w, items, format=format, url=url, storage_options=storage_options, options=options,
                             workers=workers)

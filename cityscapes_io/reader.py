@@ -60,7 +60,7 @@ class Reader(ABC):
         """One frame by id (in ``split``, or in the only split that has it)."""
         splits = [split] if split is not None else self.splits()
         city = frame_id.split("/", 1)[0] if "/" in frame_id else None
-        hits = []
+        hits: List[Frame] = []
         for s in splits:
             frames = self.iter_city(s, city) if city else self.iter_frames(s)
             hits.extend(f for f in frames if f.id == frame_id)

@@ -21,7 +21,7 @@ import colorsys
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -170,7 +170,7 @@ def _annotate(image: np.ndarray, instances, things: Dict[int, bool], *, alpha: f
         thing = things.get(inst.label_id, False)
         crowd = thing and (inst.is_crowd or inst.id is None)
         number = None if crowd or not thing else inst.id
-        fill, edge_color = instance_colors(color, number)
+        fill, edge_color = instance_colors(color if color is not None else (0, 0, 0), number)
         m = inst.mask_crop
         ov = overlay[y:y + h, x:x + w]
         wt = weight[y:y + h, x:x + w]
@@ -197,7 +197,7 @@ def _annotate(image: np.ndarray, instances, things: Dict[int, bool], *, alpha: f
 
 
 # -- text ------------------------------------------------------------------------------------------
-def _font(size: int):
+def _font(size: int) -> Any:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, ImportError, OSError, AttributeError):  # Pillow < 10.1 or no FreeType
@@ -228,7 +228,7 @@ def _fit(font, text: str, width: int) -> str:
 @dataclass
 class _Layout:
     size: int
-    font: object = field(repr=False)
+    font: Any = field(repr=False)  # a Pillow font (FreeType or the bitmap default)
     row_h: int
     pad: int
     swatch: int
@@ -305,9 +305,9 @@ def _ground_truth_shape(frame, instances) -> Optional[Tuple[int, int]]:
     for inst in instances:
         shape = tuple(int(v) for v in inst.shape)
         if shape != (0, 0):
-            return shape  # type: ignore[return-value]
+            return shape[0], shape[1]
     size = frame.size()
-    return tuple(size) if size is not None else None  # type: ignore[return-value]
+    return (size[0], size[1]) if size is not None else None
 
 
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:

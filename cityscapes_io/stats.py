@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 __all__ = ["compute_stats", "format_stats"]
 
@@ -20,7 +20,7 @@ def compute_stats(ds, progress: Optional[Callable[[int], None]] = None) -> Dict:
     out: Dict = {"frames": 0, "labels_source": ds.labels.source, "splits": {}}
     done = 0
     for split in ds.splits():
-        s = {"frames": 0, "with_photo": 0, "with_annotations": 0, "image_sizes": Counter(), "labels": {}}
+        s: Dict[str, Any] = {"frames": 0, "with_photo": 0, "with_annotations": 0, "image_sizes": Counter(), "labels": {}}
         for frame in ds.frames(split):
             s["frames"] += 1
             s["with_photo"] += frame.has_image

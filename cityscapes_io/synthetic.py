@@ -29,7 +29,6 @@ The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
 """
 from __future__ import annotations
 
-import io
 import posixpath
 import zlib
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -38,7 +37,7 @@ import fsspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import names
+from . import names, png
 from .labels import LabelMap
 
 __all__ = ["generate", "make_frame"]
@@ -85,7 +84,7 @@ _TEXTURE = {
     "sky": 1.5, "road": 7.0, "sidewalk": 6.0, "building": 8.0, "vegetation": 28.0,
     "terrain": 16.0, "wall": 7.0, "fence": 8.0, "parking": 6.0,
 }
-_PNG_OPTIONS = {"format": "PNG", "compress_level": 6}
+_PNG_LEVEL = 6
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,8 +137,8 @@ def _polygon(canvas, value, points):
     return b
 
 
-def _union(*boxes):
-    boxes = [b for b in boxes if b is not None]
+def _union(*given):
+    boxes = [b for b in given if b is not None]
     if not boxes:
         return None
     return (min(b[0] for b in boxes), min(b[1] for b in boxes),
@@ -223,8 +222,8 @@ class _Scene:
         x = 0
         while x < w:
             bw = max(int(w * rng.uniform(0.04, 0.16)), 1)
-            side = abs(x + bw / 2 - self.vx) / w
-            top = self.yh - h * (0.05 + side * rng.uniform(0.5, 1.3) + rng.uniform(0, 0.12))
+            off_centre = abs(x + bw / 2 - self.vx) / w
+            top = self.yh - h * (0.05 + off_centre * rng.uniform(0.5, 1.3) + rng.uniform(0, 0.12))
             if rng.random() < 0.12:
                 top = self.yh + 1  # a gap: sky down to the horizon
             tops[x:x + bw] = top
@@ -317,7 +316,7 @@ class _Scene:
 
     def draw_things(self):
         rng = self.rng
-        objects = []  # (depth, kind or None for a crowd, class id)
+        objects: List[Tuple[float, Optional[str], int]] = []  # (depth, kind or None for a crowd, class id)
         for _ in range(rng.integers(5, 31)):
             cls = int(rng.choice(_THINGS, p=_THING_P))
             objects.append((rng.uniform(0.03, 1.0) ** 1.6, _LABELS[cls].name, cls))
@@ -421,7 +420,7 @@ def _smooth_noise(rng, w, h, cell):
     gw, gh = max(int(w // cell) + 2, 2), max(int(h // cell) + 2, 2)
     coarse = rng.standard_normal((gh, gw), dtype=np.float32) * np.float32(0.5)
     img = Image.frombytes("F", (gw, gh), coarse.tobytes())
-    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,9 +478,7 @@ def make_frame(size: Sequence[int] = (2048, 1024), seed: int = 0, *, split: str 
 
 
 def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, **_PNG_OPTIONS)
-    return buf.getvalue()
+    return png.encode_png(array, compress_level=_PNG_LEVEL)
 
 
 def _encode(arrays: Mapping[str, np.ndarray]) -> Dict[str, bytes]:

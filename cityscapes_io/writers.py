@@ -179,7 +179,9 @@ class Writer:
                 raise InvalidFileError(path, f"photo is {w}x{h} but the ground truth is {shape[1]}x{shape[0]}")
         if ext == (frame.image_ext or ".png"):
             return data, ext
-        return png.encode_image(frame.image(), ext), ext
+        image = frame.image()
+        assert image is not None  # the frame has a photo: _photo_ext said so
+        return png.encode_image(image, ext), ext
 
     def _photo_ext(self, frame: Frame) -> Optional[str]:
         """Extension the frame's photo is written with (None without a photo)."""
@@ -235,12 +237,11 @@ class Writer:
     def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
         else:
             self._abort()
-        return False
 
     # -- driven by the pipeline -------------------------------------------------------------
     def _put(self, frame: Frame) -> Entry:
