@@ -116,7 +116,10 @@ def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = Fals
     imageio would otherwise map through the palette). ``rgb``: convert to RGB unless the image
     decodes to ``H×W×3`` uint8 as it is (converting an RGB image to RGB would copy it)."""
     try:
-        with iio.imopen(data, "r", plugin="pillow", extension=".png" if header else None) as file:
+        # No extension needed: Pillow identifies the format from the bytes. (Not `with
+        # imopen(...) as file`: imageio types __enter__ as returning the plugin base class.)
+        file = iio.imopen(data, "r", plugin="pillow")
+        with file:
             if header is None:
                 props = file.properties(index=0)
                 _check_size(props.shape[1], props.shape[0], path)
@@ -127,6 +130,8 @@ def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = Fals
                 mode = "RGB"
             # writeable_output=False: no copy of a read-only result (the arrays are not
             # modified in place; a caller that needs to write copies).
+            if mode is None:  # (imageio types `mode` as str, with None as its default)
+                return file.read(index=0, writeable_output=False)
             return file.read(index=0, mode=mode, writeable_output=False)
     except InvalidFileError:
         raise
