@@ -7,10 +7,11 @@ never per member.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -89,7 +90,11 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
         raise StorageError(url, _missing_backend(url, exc)) from exc
     except ValueError as exc:
         raise DatasetNotFoundError(url, f"cannot open: {exc}") from exc
-    except Exception as exc:  # the storage's own errors (network, credentials, bad archive)
+    except TypeError as exc:  # a filesystem refusing the options it was given
+        raise StorageError(url, f"cannot open: {exc} (check storage_options)") from exc
+    except Exception as exc:  # noqa: BLE001 - the storage's own errors (network, credentials, bad archive)
+        if not is_storage_error(exc):
+            raise
         raise StorageError(url, f"cannot open: {exc}") from exc
     path = path.rstrip("/") if path not in ("/", "") else path
     if _protocol(fs) in ("zip", "tar"):
@@ -99,7 +104,9 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
             raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
     except CityscapesIOError:
         raise
-    except Exception as exc:  # network or server errors while looking at the root
+    except Exception as exc:  # noqa: BLE001 - network or server errors while looking at the root
+        if not is_storage_error(exc):
+            raise
         raise StorageError(url, f"cannot read: {exc}") from exc
     return Root(fs, path, url)
 
@@ -139,11 +146,10 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
     """``{name: "directory"|"file"}`` of a folder under ``root``; empty when it does not exist."""
     path = root.join(rel)
     try:
-        entries = root.fs.ls(path, detail=True)
+        with storage_errors(f"{root.url.rstrip('/')}/{rel}".rstrip("/"), "cannot list"):
+            entries = root.fs.ls(path, detail=True)
     except FileNotFoundError:
         return {}
-    except Exception as exc:  # network or server errors: name the folder
-        raise CityscapesIOError(f"{root.url.rstrip('/')}/{rel}".rstrip("/"), f"cannot list: {exc}") from exc
     out = {}
     for e in entries:
         name = posixpath.basename(e["name"].rstrip("/"))
@@ -154,41 +160,46 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
 
 
 # -- reading files --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def storage_errors(where: str, doing: str) -> Iterator[None]:
+    """Inside the block, the storage's own failures (an OSError, a backend's or its HTTP client's
+    exception) become ``StorageError(where, "<doing>: <reason>")``; a missing file and this
+    library's own errors pass through; anything else is a bug and propagates as it is."""
+    try:
+        yield
+    except (FileNotFoundError, CityscapesIOError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted below: only storage failures are turned into errors
+        if not is_storage_error(exc):
+            raise
+        raise StorageError(where, f"{doing}: {exc}") from exc
+
+
 def read_file(fs, path: str) -> bytes:
     """A whole file. On object stores as one ranged GET from byte 0 (a plain read first asks for
     the size, a HEAD, unless a listing is cached); an empty object refuses the range, so it is
-    read plainly then. Storage failures become errors naming the file."""
+    read plainly then. Failures become errors naming the file."""
     try:
-        if is_remote(fs):
-            try:
-                return fs.cat_file(path, start=0)
-            except FileNotFoundError:
-                raise
-            except OSError:
-                pass  # an empty object refuses the range: read it plainly
-        return fs.cat_file(path)
+        with storage_errors(path, "cannot read"):
+            if is_remote(fs):
+                try:
+                    return fs.cat_file(path, start=0)
+                except FileNotFoundError:
+                    raise
+                except OSError:
+                    pass  # an empty object refuses the range: read it plainly
+            return fs.cat_file(path)
     except FileNotFoundError as exc:
         raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
-    except OSError as exc:
-        raise StorageError(path, f"cannot read: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (network) errors
-        if is_storage_error(exc):
-            raise StorageError(path, f"cannot read: {exc}") from exc
-        raise
 
 
 def read_range(fs, path: str, start: int, end: int) -> bytes:
     """Bytes ``start:end`` of a file (a PNG header), errors naming the file."""
     try:
-        return fs.cat_file(path, start=start, end=end)
+        with storage_errors(path, "cannot read"):
+            return fs.cat_file(path, start=start, end=end)
     except FileNotFoundError as exc:
         raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
-    except OSError as exc:
-        raise StorageError(path, f"cannot read: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - see read_file
-        if is_storage_error(exc):
-            raise StorageError(path, f"cannot read: {exc}") from exc
-        raise
 
 
 def fetch_many(fs, paths: Sequence[str]) -> Dict[str, Any]:

@@ -40,7 +40,7 @@ from typing import Callable, Any, Dict, Iterable, Iterator, List, Optional, Tupl
 import numpy as np
 
 from . import png
-from .dataset import open as open_dataset
+from .dataset import Dataset, open as open_dataset
 from .errors import (
     CityscapesIOError,
     DatasetNotFoundError,
@@ -118,8 +118,9 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
 
     Parameters
     ----------
-    src : str, path or list of them
-        Dataset root(s), as for :func:`cityscapes_io.open` (local, fsspec URL, zip, ...).
+    src : str, path, list of them, or Dataset
+        Dataset root(s), as for :func:`cityscapes_io.open` (local, fsspec URL, zip, ...), or a
+        Dataset (its frames are checked as they are; ``format`` and ``storage_options`` unused).
     format : str
         Dataset format (``"cityscapes"``; ``"voc"`` and ``"camvid"`` get the checks that apply).
     split, cities : str or list of str, optional
@@ -150,8 +151,11 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
                                "not a frame file (unknown name suffix): ignored by readers", "unknown-file"))
 
     try:
-        ds = open_dataset(src, format=format, split=split, cities=cities, storage_options=storage_options,
-                          on_error=on_error)
+        if isinstance(src, Dataset):  # frames made in Python (predictions, a filtered view): checked as they are
+            ds = src.filter(split=split, cities=cities) if split is not None or cities is not None else src
+        else:
+            ds = open_dataset(src, format=format, split=split, cities=cities, storage_options=storage_options,
+                              on_error=on_error)
     except CityscapesIOError as exc:
         yield _from_exception(exc, default_path=_src_name(src))
         return
@@ -258,11 +262,11 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
 
     gt_kind = _gt_kind(frame)
     ids = None
-    if gt_kind is not None:
+    if frame.has_annotations:  # from a file, or made in memory / by an operation (gt_kind None)
         ids = _attempt(out, frame, gt_kind, frame.instance_ids)
         if ids is not None:
-            sizes[gt_kind] = (ids.shape[1], ids.shape[0])
-            arrays[gt_kind] = ids
+            sizes[gt_kind or "ground truth"] = (ids.shape[1], ids.shape[0])
+            arrays[gt_kind or "ground truth"] = ids
 
     for kind in _EXTRA_KINDS:
         if kind == gt_kind or kind not in files:
@@ -321,7 +325,7 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
     return out
 
 
-def _attempt(out: List[Problem], frame, kind: str, fn):
+def _attempt(out: List[Problem], frame, kind: Optional[str], fn):
     """Run a decode; on failure append a problem naming the file and return None."""
     try:
         return fn()

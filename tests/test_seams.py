@@ -261,3 +261,46 @@ def test_modules_import_only_lower_layers():
                     if target == "__version__" or (not base and target == "__version__"):
                         continue
                     assert rank[target] < rank[module], f"{rel} imports {target}, a higher layer"
+
+
+class _BuggySource(cio.frame.Source):
+    """A source whose decoding has a bug (not a bad file)."""
+
+    def has_annotations(self) -> bool:
+        return True
+
+    def instance_ids(self):
+        raise ZeroDivisionError("a bug, not a corrupt PNG")
+
+
+def test_validate_does_not_report_a_bug_as_a_corrupt_file():
+    from cityscapes_io.validate import validate
+
+    frame = Frame("a/a_000000_000001", "train", LabelMap.cityscapes(), _BuggySource())
+    ds = Dataset.from_iterable([frame])
+    with pytest.raises(ZeroDivisionError):
+        list(validate(ds))
+
+
+def test_readme_example_2_runs_as_written(tmp_path, monkeypatch):
+    """The README's "Frames built in memory" block, executed as it stands."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "Frame.from_arrays" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    back = list(cio.open(str(tmp_path / "dataset")))
+    assert [f.label_ids().tolist() for f in back] == [[[1, 2, 2, 1, 1]]]
+
+
+def test_validate_checks_frames_made_in_memory():
+    from cityscapes_io.validate import validate
+
+    mask = np.zeros((4, 6), bool)
+    mask[1:3, 1:4] = True
+    frame = Frame.from_arrays(id="p/p_000000_000001", instances=[Instance.from_mask(mask, label_id=40, id=1)])
+    problems = list(validate(Dataset.from_iterable([frame])))
+    assert [p.code for p in problems if p.severity == "error"] == ["unknown-label"]
+    assert "40" in problems[0].reason or any("40" in p.reason for p in problems)

@@ -16,11 +16,11 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import png
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError, StorageError
 from ..frame import Frame, OnError, apply_policy
 from ..labels import LabelMap
 from ..names import GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
-from ..storage import Root, is_remote, listdir, resolve_roots
+from ..storage import Root, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of
 from ..mapping import value_lut
 from ..reader import Reader
@@ -74,11 +74,10 @@ class CityscapesReader(Reader):
             for root in self.roots:
                 path = root.join(fname)
                 try:
-                    data = root.fs.cat_file(path)
+                    with storage_errors(_display(root, fname), "cannot read"):
+                        data = root.fs.cat_file(path)
                 except (FileNotFoundError, IsADirectoryError):
                     continue
-                except Exception as exc:
-                    raise CityscapesIOError(_display(root, fname), f"cannot read: {exc}") from exc
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -185,11 +184,12 @@ class CityscapesReader(Reader):
         for root, kind, rel in self._split_folders(split):
             path = root.join(rel, city)
             try:
-                found = root.fs.find(path)
+                with storage_errors(_display(root, f"{rel}/{city}"), "cannot list"):
+                    found = root.fs.find(path)
             except FileNotFoundError:
                 continue
-            except Exception as exc:  # network or server errors: name the folder
-                apply_policy(self.on_error, CityscapesIOError(_display(root, f"{rel}/{city}"), f"cannot list: {exc}"))
+            except StorageError as exc:  # the on_error policy decides: raise, or skip the folder
+                apply_policy(self.on_error, exc)
                 continue
             files.extend((root, kind, rel, p) for p in found)
         try:
