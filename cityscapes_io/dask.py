@@ -13,7 +13,8 @@ from typing import Iterable, List, Optional, Union
 
 from .dataset import Dataset, open as open_dataset
 from .frame import Frame, OnError, check_policy
-from .pipeline import Report, refuse_overwriting_source, options_for_workers, write_one, writer
+from .pipeline import Report, options_for_workers, refuse_overwriting_source, write_one, writer
+from .writers import Entry
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -41,7 +42,8 @@ def partitions(ds: Dataset, partition: Union[str, int] = "city") -> List[List[Fr
                 groups.append([])
         else:
             raise ValueError(f"partition must be 'city' or a positive number of frames, got {partition!r}")
-        groups[-1].append(frame)
+        groups[-1].append(frame.fresh())  # no pixels a filter may have decoded
+        frame.release()
     return groups
 
 
@@ -84,7 +86,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     check_policy(on_error)
     if not isinstance(ds, Dataset):
         ds = open_dataset(ds, format=src_format, storage_options=src_storage_options)
-    refuse_overwriting_source(ds, url, replacing=bool(options.get("overwrite")))
+    refuse_overwriting_source(ds, url, storage_options, replacing=bool(options.get("overwrite")))
     own_client = None
     if client is None and scheduler:
         from distributed import Client  # on use: an optional extra
@@ -102,7 +104,9 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         results = bag.compute(scheduler=client) if client is not None else bag.compute()
         for split, frame_id, result in results:
             report.read += 1
-            report.record(w, split, frame_id, result, on_error)
+            if isinstance(result, Entry):
+                w._record(result)
+            report.record(split, frame_id, result, on_error)
     except BaseException:
         w._abort()
         raise

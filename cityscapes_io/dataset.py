@@ -122,7 +122,9 @@ class Dataset:
     # -- map-style access ------------------------------------------------------------------------
     def _frames_index(self) -> List[Frame]:
         if self._index is None:
-            self._index = list(self.frames())
+            # Only where the files are is kept: an operation may have decoded a frame to decide on
+            # it (a label filter), and the index must not hold those pixels.
+            self._index = [_kept(f) for f in self.frames()]
         return self._index
 
     def __len__(self) -> int:
@@ -161,6 +163,13 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.format}, roots={self.roots}, splits={self.splits()}, labels={self.labels!r})"
+
+
+def _kept(frame: Frame) -> Frame:
+    """A copy of ``frame`` holding no pixels or bytes; ``frame`` itself is released."""
+    out = frame.fresh()
+    frame.release()
+    return out
 
 
 class MemoryReader(Reader):

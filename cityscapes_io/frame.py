@@ -22,7 +22,7 @@ import numpy as np
 
 from . import png
 from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
-from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats
+from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats, split_value
 from .labels import LabelMap
 from .names import parse_frame_id
 from .storage import fetch_many, read_file, read_range
@@ -138,6 +138,11 @@ class Source:
 
     def fresh(self) -> "Source":
         """A source of the same pixels sharing no buffers or decoded arrays with this one."""
+        return self
+
+    def with_on_error(self, on_error: "OnError") -> "Source":
+        """This source with the frames it reads through (a derived source's parent) applying
+        ``on_error``; the source itself when it reads through none."""
         return self
 
 
@@ -438,6 +443,9 @@ class DerivedSource(Source):
     def fresh(self) -> "DerivedSource":
         return DerivedSource(self.parent.fresh(), self._lut)
 
+    def with_on_error(self, on_error: "OnError") -> "DerivedSource":
+        return DerivedSource(self.parent.with_on_error(on_error), self._lut)
+
 
 # -- the frame ----------------------------------------------------------------------------------
 class Frame:
@@ -506,6 +514,13 @@ class Frame:
     def fresh(self) -> "Frame":
         """The same frame with nothing decoded or buffered, sharing no caches with this one."""
         out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error)
+        out.labels_given = self.labels_given
+        return out
+
+    def with_on_error(self, on_error: OnError) -> "Frame":
+        """The same frame (nothing decoded) with another ``on_error`` policy, for the frames it
+        is derived from too."""
+        out = Frame(self.id, self.split, self.labels, self.source.with_on_error(on_error), on_error=on_error)
         out.labels_given = self.labels_given
         return out
 
@@ -612,7 +627,7 @@ class Frame:
         out = []
         for v, a, bx0, by0, bx1, by1 in zip(values.tolist(), areas.tolist(), x0.tolist(), y0.tolist(),
                                              x1.tolist(), y1.tolist()):
-            label_id, num = (v // INSTANCE_DIVISOR, v % INSTANCE_DIVISOR) if v >= INSTANCE_DIVISOR else (v, None)
+            label_id, num = split_value(v)
             label = self.labels.get(label_id)
             if label is None:
                 apply_policy(self.on_error, UnknownLabelError(

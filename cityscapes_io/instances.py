@@ -13,15 +13,34 @@ import numpy as np
 
 from .labels import Label
 
-__all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR", "class_of", "class_of_array"]
+__all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR", "MAX_INSTANCE_VALUE", "class_of", "class_of_array",
+           "split_value", "instance_value"]
 
 #: ``instanceIds`` value ``v >= 1000`` encodes label ``v // 1000`` and instance ``v % 1000``.
 INSTANCE_DIVISOR = 1000
+#: The largest value 16-bit instanceIds hold (so instances exist for label ids up to 65).
+MAX_INSTANCE_VALUE = 0xFFFF
+
+
+def split_value(value: int) -> Tuple[int, Optional[int]]:
+    """``(label id, instance number)`` of an ``instanceIds`` value; the number is None for a
+    whole-class region (a value below 1000)."""
+    return (value // INSTANCE_DIVISOR, value % INSTANCE_DIVISOR) if value >= INSTANCE_DIVISOR else (value, None)
+
+
+def instance_value(label_id: int, number: Optional[int]) -> int:
+    """The ``instanceIds`` value of instance ``number`` of a label (the plain label id for a
+    region, ``number`` None); ValueError when it does not fit 16 bits."""
+    value = label_id if number is None else label_id * INSTANCE_DIVISOR + number
+    if not 0 <= value <= MAX_INSTANCE_VALUE or (number is not None and not 0 <= number < INSTANCE_DIVISOR):
+        raise ValueError(f"label id {label_id} with instance number {number} does not fit 16-bit instanceIds "
+                         f"(instances need label ids up to 65, numbers 0..999)")
+    return value
 
 
 def class_of(value: int) -> int:
     """Label id of an ``instanceIds`` value: ``v // 1000`` for ``v >= 1000``, ``v`` below."""
-    return value // INSTANCE_DIVISOR if value >= INSTANCE_DIVISOR else value
+    return split_value(value)[0]
 
 
 def class_of_array(ids: np.ndarray) -> np.ndarray:

@@ -7,14 +7,13 @@ palettes of colour-keyed outputs.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import fsspec
 import numpy as np
 
 from .errors import LabelMapError
-from .instances import INSTANCE_DIVISOR
+from .instances import INSTANCE_DIVISOR, instance_value, split_value
 from .labels import Label, LabelMap
 
 __all__ = ["LabelMapping", "resolve_label_map", "background_id", "value_lut", "distinct_colors", "voc_colormap",
@@ -83,6 +82,9 @@ class LabelMapping:
             else:
                 self.ids[lab.id] = hit.id
         self.identity = source is target or (not self.missing and all(k == v for k, v in self.ids.items()))
+        #: Whether every mapped label keeps its colour (a colour-coded file may then be copied).
+        self.same_colors = source is target or all(
+            source[s].color == target[t].color for s, t in self.ids.items() if t in target)
 
     def lut(self, values) -> np.ndarray:
         """Lookup table remapping instanceIds values (``out = lut[arr]``); the array's distinct
@@ -94,8 +96,9 @@ class LabelMapping:
         lut = np.full(65536, self.background, dtype=np.uint16)
         used: Dict[int, set] = {}
         for v in sorted(int(x) for x in values):
-            if v >= INSTANCE_DIVISOR:
-                lab, num = divmod(v, INSTANCE_DIVISOR)
+            lab, number = split_value(v)
+            if number is not None:
+                num = number
                 new_lab = self.ids.get(lab, self.background)
                 if new_lab == self.background:  # dropped: the pixels become plain background
                     lut[v] = self.background
@@ -104,10 +107,10 @@ class LabelMapping:
                 if num in nums:
                     num = next(n for n in range(INSTANCE_DIVISOR) if n not in nums)
                 nums.add(num)
-                if new_lab * INSTANCE_DIVISOR + num > 0xFFFF:
-                    raise LabelMapError(self.target.source, f"label id {new_lab} is too large for 16-bit instanceIds "
-                                                            f"(instances need label ids up to 65)")
-                lut[v] = new_lab * INSTANCE_DIVISOR + num
+                try:
+                    lut[v] = instance_value(new_lab, num)
+                except ValueError as exc:
+                    raise LabelMapError(self.target.source, str(exc)) from None
             else:
                 lut[v] = self.ids.get(v, self.background)
         return lut
@@ -163,8 +166,20 @@ def voc_colormap(n: int = 256) -> List[Tuple[int, int, int]]:
     return out
 
 
-@lru_cache(maxsize=64)
+_MAPPINGS: "Dict[Tuple[int, int], Tuple[LabelMap, LabelMap, LabelMapping]]" = {}
+_MAPPINGS_KEPT = 64
+
+
 def mapping_between(source: LabelMap, target: LabelMap) -> LabelMapping:
-    """The name-based :class:`LabelMapping` from ``source`` to ``target`` (cached: frames of one
-    dataset share their label map)."""
-    return LabelMapping(source, target)
+    """The name-based :class:`LabelMapping` from ``source`` to ``target``, made once per pair of
+    maps (frames of one dataset share their label map objects). Keyed by the maps themselves,
+    not their equality, so that messages name the right map's source."""
+    key = (id(source), id(target))
+    hit = _MAPPINGS.get(key)
+    if hit is not None and hit[0] is source and hit[1] is target:
+        return hit[2]
+    mapping = LabelMapping(source, target)
+    if len(_MAPPINGS) >= _MAPPINGS_KEPT:
+        _MAPPINGS.pop(next(iter(_MAPPINGS)))
+    _MAPPINGS[key] = (source, target, mapping)
+    return mapping

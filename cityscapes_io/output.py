@@ -18,6 +18,7 @@ final step of a sharded job, which share a destination by design).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -31,7 +32,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import CityscapesIOError, InvalidFileError, StorageError
 from .names import safe_relpath
-from .storage import is_remote
+from .storage import is_remote, storage_errors
 
 __all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "TMP_PREFIX"]
 
@@ -116,25 +117,19 @@ class _FolderSink(Sink):
         self._made: Set[str] = set()
 
     def _entries(self) -> List[str]:
-        try:
+        with storage_errors(self.url, "cannot open destination"):
             if not self.fs.exists(self.root):
                 return []
             if not self.fs.isdir(self.root):
                 raise CityscapesIOError(self.url, "destination exists and is not a folder")
             return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False)
                     if p.rstrip("/") != self.root]
-        except CityscapesIOError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (network, credential) errors
-            raise StorageError(self.url, f"cannot open destination: {exc}") from exc
 
     def _clear(self) -> None:
-        try:
+        with storage_errors(self.url, "cannot replace the destination's contents"):
             for p in self.fs.ls(self.root, detail=False):
                 if p.rstrip("/") != self.root:
                     self.fs.rm(p, recursive=True)
-        except Exception as exc:  # noqa: BLE001 - see _entries
-            raise StorageError(self.url, f"cannot replace the destination's contents: {exc}") from exc
 
     def path(self, rel: str) -> str:
         rel = _checked(rel)
@@ -142,11 +137,10 @@ class _FolderSink(Sink):
 
     def listing(self) -> Set[str]:
         try:
-            return set(self.fs.find(self.root))
+            with storage_errors(self.url, "cannot list"):
+                return set(self.fs.find(self.root))
         except FileNotFoundError:
             return set()
-        except Exception as exc:  # noqa: BLE001 - see _entries
-            raise StorageError(self.url, f"cannot list: {exc}") from exc
 
 
 class LocalSink(_FolderSink):
@@ -220,13 +214,14 @@ class ObjectStoreSink(_FolderSink):
     def put(self, rel: str, data: bytes) -> None:
         path = self.path(rel)
         try:
-            if not is_remote(self.fs):  # filesystems with folders (memory, ...) need them made
-                parent = posixpath.dirname(path)
-                if parent and parent not in self._made:
-                    self.fs.makedirs(parent, exist_ok=True)
-                    self._made.add(parent)
-            self.fs.pipe_file(path, data)
-        except Exception as exc:  # noqa: BLE001 - the storage's own (network) errors after its retries
+            with storage_errors(path, "cannot write"):
+                if not is_remote(self.fs):  # filesystems with folders (memory, ...) need them made
+                    parent = posixpath.dirname(path)
+                    if parent and parent not in self._made:
+                        self.fs.makedirs(parent, exist_ok=True)
+                        self._made.add(parent)
+                self.fs.pipe_file(path, data)
+        except FileNotFoundError as exc:  # a bucket that does not exist, for one
             raise StorageError(path, f"cannot write: {exc}") from exc
 
     def put_frame(self, files: Files) -> None:
@@ -235,8 +230,9 @@ class ObjectStoreSink(_FolderSink):
             return super().put_frame(files)
         batch = {self.path(rel): data for rel, data in files}
         try:
-            self.fs.pipe(batch)  # one batched call: the PUTs run concurrently
-        except Exception:  # noqa: BLE001 - once more one by one: a transient error may pass, a lasting one names its file
+            with storage_errors(self.url, "cannot write"):
+                self.fs.pipe(batch)  # one batched call: the PUTs run concurrently
+        except StorageError:  # once more one by one: a transient error may pass, a lasting one names its file
             super().put_frame(files)
 
     def put_many(self, files: Files) -> None:
@@ -245,33 +241,56 @@ class ObjectStoreSink(_FolderSink):
             self.put(rel, data)
 
 
+class _Stream:
+    """The file an archive is streamed into, as zipfile sees it: writes go through until the
+    archive is abandoned, after which nothing more reaches the file (so closing the ZipFile then
+    cannot complete a short archive). It does not seek: zipfile writes data descriptors."""
+
+    def __init__(self, file: Any):
+        self.file = file
+        self.abandoned = False
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        if not self.abandoned:
+            self.file.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        if not self.abandoned:
+            self.file.flush()
+
+
 class ZipSink(Sink):
-    """A ``.zip`` archive written as a stream on any fsspec filesystem. On local disk it is
-    written under a temporary name and renamed on close; on an object store the upload is
-    completed on close and abandoned on abort. Members are stored (photos and PNGs are
-    compressed already)."""
+    """A ``.zip`` archive written as a stream on any fsspec filesystem. On an object store the
+    upload is completed on close and abandoned on abort; elsewhere (local disk, memory, ...) the
+    archive is written under a temporary name beside it and renamed on close, deleted on abort,
+    so an interrupted archive never appears under its name. Members are stored (photos and PNGs
+    are compressed already)."""
 
     resumable = False
 
     def __init__(self, url: str, fs: Any, path: str, existing: str):
         self.url, self.fs, self.archive = url, fs, path
         self.local = isinstance(fs, LocalFileSystem)
-        try:
+        with storage_errors(url, "cannot create the archive"):
             exists = fs.exists(path)
             if exists and fs.isdir(path):
                 raise CityscapesIOError(url, "destination is a folder, not an archive")
             if exists and existing == "refuse":
                 raise CityscapesIOError(url, "archive exists already: pass overwrite=True (--overwrite) to replace it")
             parent = posixpath.dirname(path)
-            if parent and self.local:
+            if parent and not is_remote(fs):
                 fs.makedirs(parent, exist_ok=True)
-            self._tmp = f"{path}{TMP_PREFIX}{uuid.uuid4().hex}" if self.local else None
+            self._tmp = None if is_remote(fs) else f"{path}{TMP_PREFIX}{uuid.uuid4().hex}"
             self._file = fs.open(self._tmp or path, "wb")
-        except CityscapesIOError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the storage's own errors
-            raise StorageError(url, f"cannot create the archive: {exc}") from exc
-        self._zip: Optional[zipfile.ZipFile] = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._stream = _Stream(self._file)
+        self._zip: Optional[zipfile.ZipFile] = zipfile.ZipFile(self._stream, "w",  # type: ignore[call-overload]
+                                                               compression=zipfile.ZIP_STORED)
         self._names: Set[str] = set()
 
     def put(self, rel: str, data: bytes) -> None:
@@ -282,10 +301,8 @@ class ZipSink(Sink):
             raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_STORED
-        try:
+        with storage_errors(f"{self.url}/{name}", "cannot write"):
             self._zip.writestr(info, data)
-        except Exception as exc:  # noqa: BLE001 - the storage's own errors while streaming
-            raise StorageError(f"{self.url}/{name}", f"cannot write: {exc}") from exc
         self._names.add(name)
 
     def put_many(self, files: Files) -> None:
@@ -299,28 +316,33 @@ class ZipSink(Sink):
         if self._zip is None:
             return
         zf, self._zip = self._zip, None
-        try:
+        with storage_errors(self.url, "cannot finish the archive"):
             zf.close()
             self._file.close()
-            if self._tmp:
+            if self._tmp and self.local:
                 os.replace(self._tmp, self.archive)
-        except Exception as exc:  # noqa: BLE001 - the storage's own errors
-            raise StorageError(self.url, f"cannot finish the archive: {exc}") from exc
+            elif self._tmp:
+                self.fs.mv(self._tmp, self.archive)
 
     def abort(self) -> None:
         if self._zip is None:
             return
-        self._zip = None
-        discard = getattr(self._file, "discard", None)  # fsspec's buffered remote files can abandon an upload
-        try:
+        zf, self._zip = self._zip, None
+        self._stream.abandoned = True
+        zf.close()  # writes its directory into the void: nothing reaches the file any more
+        if self._tmp is None:  # an upload: abandoned (fsspec's buffered files can), never completed
+            discard = getattr(self._file, "discard", None)
             if callable(discard):
-                discard()
-            else:
-                self._file.close()
-        except Exception:  # noqa: BLE001 - giving up already; the archive never appears complete
-            pass
-        if self._tmp:
+                with contextlib.suppress(Exception):  # giving up already: nothing more to report
+                    discard()
+            return
+        with contextlib.suppress(Exception):  # the temporary goes either way
+            self._file.close()
+        if self.local:
             _unlink(self._tmp)
+        else:
+            with contextlib.suppress(Exception):
+                self.fs.rm(self._tmp)
 
 
 def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse") -> Sink:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -31,9 +30,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
+from fsspec.core import url_to_fs
+
 from .errors import CityscapesIOError
 from .formats import writer_class
-from .frame import Frame, OnError, check_policy
+from .frame import Frame, OnError, apply_policy, check_policy
+from .storage import location, overlap, root_locations
 from .writers import Entry, Writer
 
 __all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one"]
@@ -97,12 +99,11 @@ class Report:
     def ok(self) -> bool:
         return not self.skipped
 
-    def record(self, writer: Writer, split: str, frame_id: str, result: Result, on_error: OnError,
-               complete: bool = False, indexing: bool = False) -> None:
-        """Account for one frame: an :class:`Entry` goes to the writer's index, an error is
+    def record(self, split: str, frame_id: str, result: Result, on_error: OnError, complete: bool = False,
+               indexing: bool = False) -> None:
+        """Account for one frame: an :class:`Entry` is counted written (or indexed), an error is
         raised or listed as skipped, as ``on_error`` says."""
         if isinstance(result, Entry):
-            writer._record(result)
             if indexing:
                 self.indexed += 1
                 return
@@ -209,9 +210,23 @@ def _init_worker(format: str, url, storage_options, options: dict) -> None:
     _WORKER = writer(url, format, storage_options=storage_options, _existing="keep", **options)
 
 
-def _write_in_worker(frame: Frame) -> Result:
+class _Collector:
+    """A frame's ``on_error`` while it is written in a worker process: the errors it is handed
+    come back to the parent, which applies the caller's own policy to them there (a callable
+    may not pickle, and its effects belong to the caller's process)."""
+
+    def __init__(self) -> None:
+        self.errors: List[Exception] = []
+
+    def __call__(self, error: Exception) -> None:
+        self.errors.append(error)
+
+
+def _write_in_worker(frame: Frame) -> Tuple[Result, List[Exception]]:
     assert _WORKER is not None
-    return write_one(_WORKER, frame)
+    collector = frame.on_error if isinstance(frame.on_error, _Collector) else None
+    result = write_one(_WORKER, frame)
+    return result, (collector.errors if collector is not None else [])
 
 
 def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_options, options: dict,
@@ -220,18 +235,19 @@ def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_opti
     input order (so the index files come out as from one process)."""
     opts = options_for_workers(w, options)
     ctx = multiprocessing.get_context("spawn")
-    queue: Deque[Tuple[Frame, Any, bool]] = collections.deque()
+    queue: Deque[Tuple[Frame, Any, bool]] = collections.deque()  # frame, future or entry, complete
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(format, url, storage_options, opts)) as pool:
         try:
             submitted = 0
             for frame, done in items:
                 if done is None:
+                    sent = frame if frame.on_error == "raise" else frame.with_on_error(_Collector())
                     if submitted >= workers:
-                        fut = pool.submit(_write_in_worker, frame)
+                        fut = pool.submit(_write_in_worker, sent)
                     else:  # the first submits start the workers: they start with Ctrl-C ignored
                         with _sigint_ignored():
-                            fut = pool.submit(_write_in_worker, frame)
+                            fut = pool.submit(_write_in_worker, sent)
                     submitted += 1
                     queue.append((frame, fut, False))
                     frame.release()
@@ -262,7 +278,11 @@ def _sigint_ignored() -> Iterator[None]:
 
 def _outcome(queued: Tuple[Frame, Any, bool]) -> Outcome:
     frame, result, complete = queued
-    return frame.split, frame.id, result.result() if isinstance(result, Future) else result, complete
+    if isinstance(result, Future):
+        result, errors = result.result()
+        for error in errors:  # handed to the frame's policy in the worker: applied here, in order
+            apply_policy(frame.on_error, error)
+    return frame.split, frame.id, result, complete
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -282,7 +302,7 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     sharded = shard is not None and shard[1] > 1
     if overwrite and (resume or sharded):
         raise ValueError("overwrite replaces the destination: it cannot go with resume or shard")
-    refuse_overwriting_source(ds, url, replacing=overwrite)
+    refuse_overwriting_source(ds, url, storage_options, replacing=overwrite)
     report = Report(str(url), format, shard=shard if sharded else None)
     start = time.perf_counter()
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
@@ -302,7 +322,9 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     try:
         for split, frame_id, result, complete in outcomes:
             report.read += 1
-            report.record(w, split, frame_id, result, on_error, complete)
+            if isinstance(result, Entry):
+                w._record(result)
+            report.record(split, frame_id, result, on_error, complete)
             if progress is not None:
                 progress(report.read)
     except BaseException:
@@ -353,7 +375,9 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
             missing = [p for p in planned if w.dest.path(p) not in present]
             result: Result = w._entry(frame) if not missing else CityscapesIOError(
                 frame.id, f"output missing (no shard wrote it): {', '.join(missing)}")
-            report.record(w, frame.split, frame.id, result, on_error, indexing=True)
+            if isinstance(result, Entry):
+                w._record(result)
+            report.record(frame.split, frame.id, result, on_error, indexing=True)
             if progress is not None:
                 progress(report.read)
     except BaseException:
@@ -364,20 +388,25 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     return report
 
 
-def refuse_overwriting_source(ds, url, *, replacing: bool = False) -> None:
-    """Writing into a local source root would overwrite the frames being read; replacing a
-    folder that holds a source would delete them."""
-    if "://" in str(url) or "::" in str(url):
-        return
-    dst = os.path.realpath(str(url))
-    for root in ds.roots:
-        if "://" in root or "::" in root:
-            continue
-        src = os.path.realpath(root)
-        if dst == src:
-            raise CityscapesIOError(str(url), f"destination is the source {root}: choose another folder")
-        if replacing and src.startswith(dst.rstrip(os.sep) + os.sep):
-            raise CityscapesIOError(str(url), f"refused to replace a folder that holds the source {root}")
+def refuse_overwriting_source(ds, url, storage_options=None, *, replacing: bool = False) -> None:
+    """Refuse a destination that is a source (its frames would be overwritten while read), and,
+    when the destination is to be replaced, one that holds a source or lies inside one (the
+    replacement would delete source files). Places are compared by filesystem and resolved
+    path, whatever the URLs' spelling (local, ``file://``, ``s3://``, archives)."""
+    try:
+        fs, path = url_to_fs(str(url), **(storage_options or {}))
+    except (ImportError, ValueError, TypeError, OSError):
+        return  # the destination cannot be opened at all: the sink says why
+    dst = location(fs, path)
+    for root in ds.reader.roots:
+        for src in root_locations(root):
+            rel = overlap(dst, src)
+            if rel == "same":
+                raise CityscapesIOError(str(url), f"destination is the source {root}: choose another place")
+            if replacing and rel == "holds":
+                raise CityscapesIOError(str(url), f"refused to replace a folder that holds the source {root}")
+            if replacing and rel == "inside":
+                raise CityscapesIOError(str(url), f"refused to replace a folder inside the source {root}")
 
 
 def options_for_workers(w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -11,10 +11,11 @@ import contextlib
 import os
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 
@@ -43,6 +44,14 @@ class Root:
         if base and path.startswith(base + "/"):
             return path[len(base) + 1 :]
         return path
+
+    def display(self, rel: str = "") -> str:
+        """How messages name ``rel`` under this root: the root's URL, then the relative path."""
+        return f"{self.url.rstrip('/')}/{rel}".rstrip("/") if rel else self.url
+
+    def child(self, name: str) -> "Root":
+        """The root of the folder ``name`` inside this one."""
+        return Root(self.fs, self.join(name), self.display(name))
 
     def __str__(self) -> str:
         return self.url
@@ -134,6 +143,42 @@ def resolve_roots(url, storage_options: Optional[Mapping] = None) -> List[Root]:
     return [resolve_root(u, storage_options) for u in urls]
 
 
+Location = Tuple[str, str]
+
+
+def location(fs, path: str) -> Location:
+    """``(protocol, path)`` naming a place independently of how its URL was spelled (local paths
+    resolved, trailing slashes dropped), so that two places can be compared."""
+    if isinstance(fs, LocalFileSystem):
+        return "file", os.path.realpath(path)
+    return _protocol(fs), path.rstrip("/")
+
+
+def root_locations(root: Root) -> List[Location]:
+    """Where a root's data lives: its folder and, for a root inside an archive, the archive
+    itself (fsspec's archive filesystems keep the archive's OpenFile as ``of``)."""
+    out = [location(root.fs, root.path)] if _protocol(root.fs) not in ("zip", "tar") else []
+    archive = getattr(root.fs, "of", None)
+    if archive is not None and hasattr(archive, "fs") and hasattr(archive, "path"):
+        out.append(location(archive.fs, archive.path))
+    return out
+
+
+def overlap(a: Location, b: Location) -> Optional[str]:
+    """``"same"`` when two locations are one place, ``"inside"`` when ``a`` lies inside ``b``,
+    ``"holds"`` when ``a`` holds ``b``; None when they are apart."""
+    if a[0] != b[0]:
+        return None
+    pa, pb = a[1].rstrip("/") or "/", b[1].rstrip("/") or "/"
+    if pa == pb:
+        return "same"
+    if pa.startswith(pb.rstrip("/") + "/"):
+        return "inside"
+    if pb.startswith(pa.rstrip("/") + "/"):
+        return "holds"
+    return None
+
+
 def resolve_single_root(url, storage_options: Optional[Mapping], what: str) -> Root:
     """The one root of a format whose dataset lives under a single folder (VOC, CamVid)."""
     roots = resolve_roots(url, storage_options)
@@ -146,7 +191,7 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
     """``{name: "directory"|"file"}`` of a folder under ``root``; empty when it does not exist."""
     path = root.join(rel)
     try:
-        with storage_errors(f"{root.url.rstrip('/')}/{rel}".rstrip("/"), "cannot list"):
+        with storage_errors(root.display(rel), "cannot list"):
             entries = root.fs.ls(path, detail=True)
     except FileNotFoundError:
         return {}

@@ -399,7 +399,7 @@ def _display(roots, fs, path: str) -> str:
             rel = p[len(base) + 1:]
         else:
             continue
-        return f"{root.url.rstrip('/')}/{rel}"
+        return root.display(rel)
     return path
 
 

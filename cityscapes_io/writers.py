@@ -61,13 +61,15 @@ class Encoded:
 
 @dataclass(frozen=True)
 class Segments:
-    """A frame's instanceIds in output label ids, their distinct values (sorted), and the
-    names of the frame's labels that the output map lacks (written as background)."""
+    """A frame's instanceIds in output label ids, their distinct values (sorted), the names of
+    the frame's labels that the output map lacks (written as background), whether the ids are
+    the frame's own unchanged, and whether the labels also keep their colours."""
 
     ids: np.ndarray
     values: List[int]
     dropped: Tuple[str, ...]
     unchanged: bool
+    same_colors: bool
 
 
 def check_names(frame: Frame) -> None:
@@ -154,13 +156,13 @@ class Writer:
         # Every pixel belongs to a known instance unless unknown labels were skipped.
         covered = sum(i.area for i in insts) == arr.size
         if m.identity and covered:
-            return Segments(arr, sorted(values), (), True)
+            return Segments(arr, sorted(values), (), True, m.same_colors)
         lut = m.lut(values)
         dropped = tuple(sorted({m.missing[class_of(v)] for v in values if class_of(v) in m.missing}))
         out_values = {int(lut[v]) for v in values}
         if not covered:
             out_values.add(m.background)
-        return Segments(lut[arr], sorted(out_values), dropped, False)
+        return Segments(lut[arr], sorted(out_values), dropped, False, False)
 
     # -- photos -----------------------------------------------------------------------------
     def _photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:

@@ -304,3 +304,115 @@ def test_validate_checks_frames_made_in_memory():
     problems = list(validate(Dataset.from_iterable([frame])))
     assert [p.code for p in problems if p.severity == "error"] == ["unknown-label"]
     assert "40" in problems[0].reason or any("40" in p.reason for p in problems)
+
+
+# -- found in review ---------------------------------------------------------------------------------
+def test_overwrite_never_deletes_a_source(tmp_path):
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 2}, size=(64, 32))
+    n_files = sum(len(f) for _, _, f in os.walk(root))
+    for dst in (root + "/gtFine", root, str(tmp_path), "file://" + root):
+        with pytest.raises(cio.CityscapesIOError, match="source"):
+            cio.convert(root, dst, format="voc", overwrite=True)
+    with pytest.raises(cio.CityscapesIOError, match="is the source"):
+        cio.convert(root, "file://" + root, format="cityscapes", resume=True)
+    assert sum(len(f) for _, _, f in os.walk(root)) == n_files
+    # The same on a filesystem other than local disk: a prefix holding the source.
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    generate("memory://seams/data/cs", splits={"train": 2}, size=(64, 32))
+    before = sorted(mem.find("/seams/data/cs"))
+    with pytest.raises(cio.CityscapesIOError, match="holds the source"):
+        cio.convert("memory://seams/data/cs", "memory://seams/data", format="voc", overwrite=True)
+    assert sorted(mem.find("/seams/data/cs")) == before
+    mem.rm("/seams", recursive=True)
+
+
+def test_voc_objects_of_classes_above_65_stay_their_class(tmp_path):
+    from cityscapes_io.png import encode_png
+
+    root = tmp_path / "voc"
+    cls = np.zeros((4, 6), np.uint8)
+    cls[1:3, 1:4] = 70
+    obj = np.zeros((4, 6), np.uint8)
+    obj[1:3, 1:4] = 1
+    (root / "SegmentationClass").mkdir(parents=True)
+    (root / "SegmentationObject").mkdir()
+    (root / "SegmentationClass" / "a.png").write_bytes(encode_png(cls))
+    (root / "SegmentationObject" / "a.png").write_bytes(encode_png(obj))
+    (root / "labelmap.txt").write_text("".join(f"l{i}:{i},{i},{i}::\n" for i in range(80)))
+    [frame] = list(cio.open(str(root), format="voc"))
+    assert frame.label_ids().max() == 70  # no wrap onto another label
+    assert {i.label_id for i in frame.instances()} == {0, 70}
+
+
+def test_colour_file_follows_the_output_colours(tmp_path):
+    root = str(tmp_path / "cs")
+    write_frame(root, "train", "a/a_000000_000001", SEMANTIC)
+    colors = {l.name: l.color for l in LabelMap.cityscapes() if l.id >= 0}
+    colors["road"] = (1, 2, 3)
+    out = str(tmp_path / "out")
+    cio.convert(root, out, format="cityscapes", label_map=colors)
+    from cityscapes_io.png import decode_rgb
+
+    path = os.path.join(out, "gtFine/train/a/a_000000_000001_gtFine_color.png")
+    rgb = decode_rgb(open(path, "rb").read(), path)
+    road = cio.open(out)[0].label_ids() == cio.open(out).labels["road"].id
+    assert road.any() and (rgb[road] == (1, 2, 3)).all()
+
+
+def test_the_index_of_a_label_filter_holds_no_pixels(tmp_path):
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 3}, size=(64, 32))
+    ds = cio.open(root).filter(labels=["car"])
+    n = len(ds)
+    assert n >= 1
+    held = [(f._cache, f.source._bytes) for f in ds._index]  # what the index keeps of each frame
+    assert held == [({}, {})] * n
+
+
+def test_an_abandoned_archive_never_replaces_the_old_one(tmp_path):
+    import io as _io
+
+    import fsspec
+
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 3}, size=(64, 32))
+    cio.convert(root, "memory://seams-zip/out.zip", format="voc")
+    mem = fsspec.filesystem("memory")
+    good = mem.cat("/seams-zip/out.zip")
+    bad = SEMANTIC.copy()
+    bad[0, 0] = 50  # an unknown label in the last frame
+    write_frame(root, "train", "zz/zz_000000_000001", bad)
+    with pytest.raises(cio.UnknownLabelError):
+        cio.convert(root, "memory://seams-zip/out.zip", format="voc", overwrite=True)
+    assert mem.cat("/seams-zip/out.zip") == good
+    assert len(zipfile.ZipFile(_io.BytesIO(good)).namelist()) > 3
+    assert mem.find("/seams-zip") == ["/seams-zip/out.zip"]  # no temporary left
+    mem.rm("/seams-zip", recursive=True)
+
+
+def test_a_lambda_on_error_works_with_workers_and_runs_in_the_caller(tmp_path):
+    root = str(tmp_path / "src")
+    bad = SEMANTIC.copy()
+    bad[0, 0] = 40001
+    for k in range(3):
+        write_frame(root, "train", f"a/a_000000_00000{k}", bad if k == 1 else SEMANTIC)
+    seen = []
+    ds = cio.open(root, on_error=lambda e: seen.append(str(e)))
+    report = ds.export(str(tmp_path / "out"), "voc", workers=2)
+    assert report.written == 3 and len(seen) == 1 and "40001" in seen[0]
+    derived = cio.open(root, on_error=lambda e: seen.append(str(e))).remap_labels({"car": "vehicle"})
+    seen.clear()
+    assert derived.export(str(tmp_path / "out2"), "voc", workers=2).written == 3 and len(seen) == 1
+
+
+def test_a_bug_in_a_writer_is_not_a_storage_error(tmp_path):
+    from cityscapes_io.output import open_sink
+
+    for url in (str(tmp_path / "o"), str(tmp_path / "o.zip")):
+        sink = open_sink(url)
+        with pytest.raises(TypeError):
+            sink.put("a.png", None)  # type: ignore[arg-type]
+        sink.abort()

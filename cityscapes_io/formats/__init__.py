@@ -135,7 +135,7 @@ def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
         return hit[0], f"{hit[1]} in {root.url}"
     dirs = [n for n, t in top.items() if t == "directory"]
     if len(dirs) == 1:  # one wrapping folder (an archive holding Cityscapes/gtFine/...)
-        inner = Root(root.fs, root.join(dirs[0]), f"{root.url.rstrip('/')}/{dirs[0]}")
+        inner = root.child(dirs[0])
         hit = _match(inner, listdir(inner, ""))
         if hit is not None and hit[0] == "cityscapes":
             return hit[0], f"{hit[1]} in {inner.url}"

@@ -27,7 +27,7 @@ import numpy as np
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, MaskSource, OnError
-from ..instances import INSTANCE_DIVISOR, class_of, class_of_array
+from ..instances import class_of, class_of_array, instance_value, split_value
 from ..labels import Label, LabelMap
 from ..mapping import distinct_colors, value_lut
 from ..names import sort_key
@@ -167,7 +167,7 @@ class CamvidReader(Reader):
         for name, parse in ((META_FILE, LabelMap.parse_dataset_meta), (COLORS_FILE, LabelMap.parse_label_colors)):
             if top.get(name) != "file":
                 continue
-            src = f"{self.root.url.rstrip('/')}/{name}"
+            src = self.root.display(name)
             data = self.root.fs.cat_file(self.root.join(name))
             try:
                 text = data.decode("utf-8")
@@ -189,7 +189,7 @@ class CamvidReader(Reader):
             for lineno, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
-                image, mask = parse_list_line(line, split, f"{self.root.url.rstrip('/')}/{name}: line {lineno}")
+                image, mask = parse_list_line(line, split, f"{self.root.display(name)}: line {lineno}")
                 prefix = f"{split}/"
                 stem = posixpath.splitext(image[len(prefix):] if image.startswith(prefix) else posixpath.basename(image))[0]
                 yield stem, image, mask
@@ -299,8 +299,8 @@ class CamvidWriter(Writer):
             files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
             if self.save_instances:
                 if not self._dense:
-                    inst = value_lut(values, lambda v: pos[class_of(v)] * INSTANCE_DIVISOR + v % INSTANCE_DIVISOR
-                                     if v >= INSTANCE_DIVISOR else pos[v], np.uint16)[inst]
+                    inst = value_lut(values, lambda v: instance_value(pos[class_of(v)], split_value(v)[1]),
+                                     np.uint16)[inst]
                 files.append((f"{split}{INSTANCES}/{frame.id}.png",
                               png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
         return files

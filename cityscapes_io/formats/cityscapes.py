@@ -74,17 +74,17 @@ class CityscapesReader(Reader):
             for root in self.roots:
                 path = root.join(fname)
                 try:
-                    with storage_errors(_display(root, fname), "cannot read"):
+                    with storage_errors(root.display(fname), "cannot read"):
                         data = root.fs.cat_file(path)
                 except (FileNotFoundError, IsADirectoryError):
                     continue
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise LabelMapError(_display(root, fname), f"not UTF-8 text: {exc}") from exc
-                lm = parse(text, source=_display(root, fname))
+                    raise LabelMapError(root.display(fname), f"not UTF-8 text: {exc}") from exc
+                lm = parse(text, source=root.display(fname))
                 if len(lm) == 0:
-                    raise LabelMapError(_display(root, fname), "defines no labels")
+                    raise LabelMapError(root.display(fname), "defines no labels")
                 return lm
         return LabelMap.cityscapes()
 
@@ -124,7 +124,7 @@ class CityscapesReader(Reader):
         for root, rel in self._split_dirs(split):
             try:
                 if root.fs.isdir(root.join(rel)):
-                    found.append(_display(root, rel))
+                    found.append(root.display(rel))
             except OSError:  # only naming the folder: never fail over it
                 continue
         return found
@@ -184,7 +184,7 @@ class CityscapesReader(Reader):
         for root, kind, rel in self._split_folders(split):
             path = root.join(rel, city)
             try:
-                with storage_errors(_display(root, f"{rel}/{city}"), "cannot list"):
+                with storage_errors(root.display(f"{rel}/{city}"), "cannot list"):
                     found = root.fs.find(path)
             except FileNotFoundError:
                 continue
@@ -222,19 +222,6 @@ class CityscapesReader(Reader):
             labels = _TRAIN_MAP if "labelTrainIds" in files and "instanceIds" not in files else self.labels
             yield Frame(frame_id, split, labels, files, on_error=self.on_error)
 
-    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
-        splits = [split] if split is not None else self._splits
-        hits: List[Frame] = []
-        city = frame_id.split("/", 1)[0] if "/" in frame_id else None
-        for s in splits:
-            frames = self.iter_city(s, city) if city else self.iter_frames(s)
-            hits.extend(f for f in frames if f.id == frame_id)
-        if not hits:
-            raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join(splits)}")
-        if len(hits) > 1:
-            raise CityscapesIOError(frame_id, f"frame exists in splits {', '.join(f.split for f in hits)}: pass split=")
-        return hits[0]
-
 
 
 def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
@@ -248,7 +235,7 @@ def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
         dirs = [n for n, t in entries.items() if t == "directory"]
         if len(dirs) != 1:
             return root, bases
-        root = Root(root.fs, root.join(dirs[0]), f"{root.url.rstrip('/')}/{dirs[0]}")
+        root = root.child(dirs[0])
     return root, _kind_folders(root, listdir(root, ""))
 
 
@@ -260,10 +247,6 @@ def _kind_folders(root: Root, entries: Dict[str, str]) -> List[Tuple[str, str]]:
     if entries.get(IMGS_FINE_DIR) == "directory" and listdir(root, IMGS_FINE_DIR).get(IMAGE_DIR) == "directory":
         bases.append((IMAGE_DIR, OLD_IMAGE_BASE))
     return bases
-
-
-def _display(root: Root, rel: str) -> str:
-    return f"{root.url.rstrip('/')}/{rel}"
 
 
 def _as_list(value) -> Optional[List[str]]:
@@ -302,7 +285,7 @@ class CityscapesWriter(Writer):
             original = frame.original if seg.unchanged else (lambda kind: None)
             ids_png = original("instanceIds")
             label_png = original("labelIds") if ids_png is not None else None
-            color_png = original("color") if ids_png is not None else None
+            color_png = original("color") if ids_png is not None and seg.same_colors else None
             if ids_png is None:
                 ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
             if label_png is None or color_png is None:

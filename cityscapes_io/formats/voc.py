@@ -32,7 +32,7 @@ from ..instances import INSTANCE_DIVISOR
 from ..labels import Label, LabelMap, has_instances
 from ..names import sort_key
 from ..storage import Root, listdir, resolve_single_root
-from ..instances import class_of
+from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..mapping import distinct_colors, value_lut, voc_colormap
 from ..reader import Reader
 from ..writers import Files, Segments, Writer
@@ -137,7 +137,9 @@ def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes],
     lut = np.tile(np.arange(256, dtype=np.uint16), 256)
     for k in np.flatnonzero(counts[1:].any(axis=1)) + 1:
         c = int(counts[k].argmax())
-        if has_instances(labels.get(c), default=True):
+        # Instances need c * 1000 + k to fit 16 bits (label ids up to 65): a class above that
+        # keeps its pixels as a whole-class region rather than wrapping onto another label.
+        if has_instances(labels.get(c), default=True) and c * INSTANCE_DIVISOR + k <= MAX_INSTANCE_VALUE:
             lut[k * 256 + c] = c * INSTANCE_DIVISOR + k
     return lut[pair]
 
@@ -247,7 +249,7 @@ class VocReader(Reader):
             text = self.root.fs.cat_file(path).decode("utf-8")
         except FileNotFoundError:
             return default_labels()
-        return parse_labelmap(text, source=f"{self.root.url.rstrip('/')}/{LABELMAP_FILE}")
+        return parse_labelmap(text, source=self.root.display(LABELMAP_FILE))
 
     def _files(self) -> Dict[str, Dict[str, str]]:
         """``{id: {kind: path}}`` from one listing of each folder."""
@@ -291,7 +293,7 @@ class VocReader(Reader):
             if not kinds:
                 # The on_error policy decides: raise, or warn / call the callable and skip it.
                 apply_policy(self.on_error, DatasetNotFoundError(
-                    f"{self.root.url.rstrip('/')}/{SETS_DIR}/{self._lists.get(split, split)}",
+                    self.root.display(f"{SETS_DIR}/{self._lists.get(split, split)}"),
                     f"lists {frame_id!r}, which has no files"))
                 continue
             files = {k: (self.root.fs, p) for k, p in kinds.items()}
