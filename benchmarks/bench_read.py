@@ -162,6 +162,7 @@ def breakdown(root: str, repeat) -> Dict[str, Tuple[float, float]]:
     The loops drop every reference at the end of each frame, as ``for frame in ds:
     frame.instances()`` does: whether a decode reuses memory or faults in fresh pages depends
     on what is still alive when it allocates (see the page-fault counts)."""
+    import imageio.v3 as iio
     from PIL import Image
     import io
 
@@ -197,7 +198,8 @@ def breakdown(root: str, repeat) -> Dict[str, Tuple[float, float]]:
             best[k] = min(best[k], 1000 * v / n)
 
     # What png.decode_gray costs beyond Pillow's own decode (np.asarray(img) copies the image
-    # through img.tobytes()), and a decode that skips that copy.
+    # through img.tobytes(); imageio opens a request and its plugin per file), and a decode that
+    # skips that copy.
     paths = instance_files(root)
     data0 = open(paths[0], "rb").read()
     direct0 = _decode_into_numpy(data0)
@@ -206,6 +208,9 @@ def breakdown(root: str, repeat) -> Dict[str, Tuple[float, float]]:
 
     def pillow_load(data):
         Image.open(io.BytesIO(data)).load()
+
+    def imageio_open(data):
+        iio.imopen(data, "r", plugin="pillow").close()
 
     def timed(decode) -> Tuple[float, float]:
         b_t = b_f = float("inf")
@@ -225,7 +230,10 @@ def breakdown(root: str, repeat) -> Dict[str, Tuple[float, float]]:
     for k in steps:
         out[k] = (best[k], faults if k == "png.decode_gray" else float("nan"))
         if k == "png.decode_gray":
-            out["  of which Pillow Image.open + load() alone (the rest is np.asarray(img))"] = timed(pillow_load)
+            out["  of which Pillow Image.open + load() alone (the rest is np.asarray(img) and imageio's open)"] = (
+                timed(pillow_load))
+            out["  of which imageio's own per-file cost: imopen(plugin='pillow') + close, nothing decoded"] = (
+                timed(imageio_open))
             if direct_ok:
                 out["  alternative, not in the library: Pillow decoding straight into a numpy array"] = (
                     timed(_decode_into_numpy))
