@@ -9,7 +9,9 @@ whatever Pillow's version calls the mode (``I;16`` or ``I``), 8-bit gray to ``ui
 paletted PNGs to their indices.
 
 Pillow is used directly in one place only, where imageio cannot do the job: writing a paletted
-PNG with a given colour table (see :func:`encode_png`).
+PNG with a given colour table (see :func:`encode_png`). (Its ``DecompressionBombError`` is also
+caught here: imageio passes Pillow's errors on.) A paletted PNG's colour table is read from its
+PLTE chunk here, since imageio reports the palette only as its set of distinct colours.
 """
 from __future__ import annotations
 
