@@ -173,7 +173,8 @@ def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None
     """In process, while a background thread decodes the next frame's ground truth (and reads
     its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
     most; an error is left for the writer, which meets it again when it asks for the same
-    data."""
+    data. The thread is this generator's own and is stopped when the generator ends or is
+    closed, in the thread that closes it."""
 
     def touch(frame: Frame) -> None:
         try:
@@ -184,20 +185,20 @@ def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None
         except CityscapesIOError:  # reported by the writer's own call
             pass
 
-    def ahead() -> Iterator[Item]:
-        with ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode") as pool:
-            held: Optional[Item] = None
-            for item in items:
-                fut = pool.submit(touch, item[0]) if item[1] is None else None
-                if held is not None:
-                    yield held
-                if fut is not None:
-                    fut.result()
-                held = item
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode")
+    try:
+        held: Optional[Item] = None
+        for item in items:
+            fut = pool.submit(touch, item[0]) if item[1] is None else None
             if held is not None:
-                yield held
-
-    return _in_process(w, ahead())
+                yield from _in_process(w, [held])  # written while the next frame decodes
+            if fut is not None:
+                fut.result()
+            held = item
+        if held is not None:
+            yield from _in_process(w, [held])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _WORKER: Optional[Writer] = None
