@@ -297,6 +297,8 @@ class MaskSource(FileSource):
     of them is copied as an original."""
 
     EXTRA_KIND = ""
+    #: ``decode(data, path, extra_data, extra_path, labels) -> instanceIds``, the format's decoder.
+    DECODE: Callable[[bytes, str, Optional[bytes], Optional[str], LabelMap], np.ndarray]
 
     def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]], labels: LabelMap):
         super().__init__(files)
@@ -304,7 +306,7 @@ class MaskSource(FileSource):
 
     def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
         """The instanceIds array from the main mask and the optional second file."""
-        raise NotImplementedError
+        return type(self).DECODE(data, path, extra, extra_path, self.labels)
 
     def instance_ids(self) -> Optional[np.ndarray]:
         kind = self.gt_kind

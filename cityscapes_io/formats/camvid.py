@@ -66,16 +66,6 @@ def camvid_labels() -> LabelMap:
     return LabelMap((Label(n, i, c) for i, (n, c) in enumerate(CAMVID_LABELS)), source="camvid")
 
 
-class CamvidSource(MaskSource):
-    """A CamVid frame's files: the colour mask, and the instanceIds sidecar when there is one."""
-
-    GT_KINDS = ("mask",)
-    EXTRA_KIND = "instances"
-
-    def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
-        return decode_camvid(data, path, extra, extra_path, self.labels)
-
-
 def decode_camvid(mask_data: bytes, mask_path: str, inst_data: Optional[bytes], inst_path: Optional[str],
                   labels: LabelMap) -> np.ndarray:
     """The instanceIds array of a CamVid frame.
@@ -112,6 +102,14 @@ def decode_camvid(mask_data: bytes, mask_path: str, inst_data: Optional[bytes], 
             return inst.astype(np.uint16, copy=False)
     warnings.warn(f"{inst_path}: does not match its colour mask; read as classes only")
     return ids
+
+
+class CamvidSource(MaskSource):
+    """A CamVid frame's files: the colour mask, and the instanceIds sidecar when there is one."""
+
+    GT_KINDS = ("mask",)
+    EXTRA_KIND = "instances"
+    DECODE = staticmethod(decode_camvid)
 
 
 def decode_camvid_mask(data: bytes, path: str, labels: LabelMap) -> np.ndarray:

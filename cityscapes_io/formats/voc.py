@@ -86,17 +86,6 @@ def default_labels() -> LabelMap:
     return LabelMap((Label(n, i, cmap[i]) for i, n in enumerate(VOC_LABELS)), source="voc")
 
 
-class VocSource(MaskSource):
-    """A VOC frame's files: classes from SegmentationClass, segments from SegmentationObject
-    (RGB masks are read by the colours of the labels)."""
-
-    GT_KINDS = ("class",)
-    EXTRA_KIND = "object"
-
-    def decode(self, data: bytes, path: str, extra: Optional[bytes], extra_path: Optional[str]) -> np.ndarray:
-        return decode_voc(data, path, extra, extra_path, self.labels)
-
-
 def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes], object_path: Optional[str],
                labels: LabelMap) -> np.ndarray:
     """The instanceIds array of a VOC frame.
@@ -142,6 +131,15 @@ def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes],
         if has_instances(labels.get(c), default=True) and c * INSTANCE_DIVISOR + k <= MAX_INSTANCE_VALUE:
             lut[k * 256 + c] = c * INSTANCE_DIVISOR + k
     return lut[pair]
+
+
+class VocSource(MaskSource):
+    """A VOC frame's files: classes from SegmentationClass, segments from SegmentationObject
+    (RGB masks are read by the colours of the labels)."""
+
+    GT_KINDS = ("class",)
+    EXTRA_KIND = "object"
+    DECODE = staticmethod(decode_voc)
 
 
 def decode_voc_class(data: bytes, path: str, labels: LabelMap) -> np.ndarray:
