@@ -9,8 +9,9 @@ writer keeps no pixels of a frame once ``write()`` returns: only its index entry
 
 A format's writer subclasses :class:`Writer` and implements the hooks ``_frame_files``,
 ``_planned_files`` and ``_index_files`` (``_setup`` and ``_index_info`` when it needs them).
-Parallel, sharded and resumed conversion (:mod:`cityscapes_io.pipeline`) drive a writer through
-its private methods ``_put``, ``_record``, ``_entry`` and ``_abort``.
+Parallel, sharded and resumed conversion (:mod:`cityscapes_io.pipeline`, and its Dask strategy in
+:mod:`cityscapes_io.dask`) drive a writer through its private methods ``_put``, ``_record``,
+``_entry`` and ``_abort``; nothing else uses them.
 """
 from __future__ import annotations
 
@@ -26,15 +27,11 @@ from .errors import InvalidFileError
 from .frame import Frame
 from .instances import class_of
 from .labels import LabelMap
-from .mapping import (LabelMapping, background_id, distinct_colors, mapping_between, resolve_label_map, value_lut,
-                      voc_colormap)
+from .mapping import mapping_between, resolve_label_map
 from .names import safe_relpath
 from .output import Sink, open_sink
 
-__all__ = ["Writer", "Entry", "Encoded", "Segments"]
-
-# Re-exported for the format modules: the one rule and the palettes live in instances / mapping.
-__all__ += ["class_of", "value_lut", "distinct_colors", "voc_colormap", "LabelMapping", "background_id"]
+__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files"]
 
 
 Files = List[Tuple[str, bytes]]
