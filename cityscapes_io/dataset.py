@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 from . import ops
-from .errors import DatasetNotFoundError
 from .formats import reader_class
 from .frame import Frame, OnError, check_policy
 from .labels import LabelMap

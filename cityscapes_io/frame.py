@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 
 from . import png
-from .errors import DatasetNotFoundError, InvalidFileError, UnknownLabelError
+from .errors import DatasetNotFoundError, UnknownLabelError
 from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats, split_value
 from .labels import LabelMap
 from .names import parse_frame_id

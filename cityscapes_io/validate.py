@@ -49,7 +49,7 @@ from .errors import (
     StorageError,
     UnknownLabelError,
 )
-from .instances import INSTANCE_DIVISOR, class_of_array
+from .instances import class_of_array
 
 __all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
 

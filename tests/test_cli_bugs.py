@@ -12,9 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 
-import numpy as np
 import pytest
 
 import cityscapes_io as cio

@@ -180,7 +180,7 @@ def test_camvid_writer_lists_image_only_frames_without_a_mask(tree, tmp_path):
         lines = f.read().splitlines()
     photo_only = "stuttgart_00/stuttgart_00_000000_000001"
     assert f"/val/{photo_only}.png" in lines  # one column: no mask
-    assert f"/val/muhlheim-ruhr/muhlheim-ruhr_000000_000005.png /valannot/muhlheim-ruhr/muhlheim-ruhr_000000_000005.png" \
+    assert "/val/muhlheim-ruhr/muhlheim-ruhr_000000_000005.png /valannot/muhlheim-ruhr/muhlheim-ruhr_000000_000005.png" \
         in lines
     assert not os.path.exists(os.path.join(out, "valannot", photo_only + ".png"))
     back = {f.id: f for f in cio.open(out, format="camvid")}

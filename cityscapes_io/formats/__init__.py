@@ -8,7 +8,6 @@ listing.
 from __future__ import annotations
 
 import importlib
-import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
