@@ -22,7 +22,7 @@ for faults; ``force(method, target)`` may return a kind to fail a request always
 of one object), whatever the schedule or rate say. Counters: ``requests``, ``faults``,
 ``by_kind``, ``chunked`` (request bodies received chunked) and a ``log`` of
 ``(time.monotonic(), method, target, kind or None)``; ``errors`` lists failures of the proxy
-itself (anything but a client resetting the connection), which tests expect to stay empty.
+itself (anything but a client resetting or closing the connection), which tests expect to stay empty.
 
 Everything is bounded: socket timeouts on both sides, a size limit on messages, and ``stop()``
 closes the listening socket and joins the threads (with a timeout).
@@ -52,6 +52,12 @@ _ERRORS = {
 }
 
 
+class _ClientGone(ConnectionError):
+    """The client closed its side before the message was complete: normal for a client that
+    gave up (a request cancelled when a sibling failed, a retry that abandoned it), not a fault
+    of the proxy."""
+
+
 class _Conn:
     """Buffered reads from a socket."""
 
@@ -68,8 +74,10 @@ class _Conn:
 
     def read_until(self, sep: bytes, limit: int) -> bytes:
         while sep not in self.buf:
-            if len(self.buf) > limit or not self._fill():
-                raise ConnectionError("connection closed or message too large before %r" % sep)
+            if len(self.buf) > limit:
+                raise ConnectionError("message too large before %r" % sep)
+            if not self._fill():
+                raise _ClientGone("connection closed before %r" % sep)
         i = self.buf.index(sep) + len(sep)
         out, self.buf = self.buf[:i], self.buf[i:]
         return out
@@ -79,7 +87,7 @@ class _Conn:
             raise ConnectionError("body too large")
         while len(self.buf) < n:
             if not self._fill():
-                raise ConnectionError("connection closed in the body")
+                raise _ClientGone("connection closed in the body")
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
@@ -290,7 +298,7 @@ class FaultProxy:
             self._handle(client)
         except Exception as exc:
             # A client that went away (e.g. after a dropped connection) is normal; note the rest.
-            if not isinstance(exc, (ConnectionResetError, BrokenPipeError)) and not self._stopping.is_set():
+            if not isinstance(exc, (ConnectionResetError, BrokenPipeError, _ClientGone)) and not self._stopping.is_set():
                 with self._lock:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -305,7 +313,7 @@ class FaultProxy:
         conn = _Conn(client)
         try:
             head = conn.read_until(b"\r\n\r\n", _MAX_HEADER)
-        except ConnectionError:
+        except _ClientGone:
             return  # a connection opened and closed without a request (pool warm-up, probe)
         first, headers = _parse_head(head)
         method, _, rest = first.partition(" ")
