@@ -19,7 +19,11 @@ __all__ = [
     "IMAGE_DIR",
     "GT_DIR",
     "IMGS_FINE_DIR",
+    "COARSE_DIR",
+    "ANNOTATION_DIRS",
+    "GT_KINDS",
     "GT_SUFFIXES",
+    "gt_suffix",
     "IMAGE_SUFFIX",
     "FrameName",
     "parse_frame_id",
@@ -32,17 +36,27 @@ __all__ = [
 
 IMAGE_DIR = "leftImg8bit"
 GT_DIR = "gtFine"
+#: The coarse annotations (``gtCoarse/<split>/``, with the ``train_extra`` split).
+COARSE_DIR = "gtCoarse"
+#: The annotation trees, in order of preference when a dataset has several.
+ANNOTATION_DIRS = (GT_DIR, COARSE_DIR)
 #: Parent of ``leftImg8bit/`` in Datumaro's first Cityscapes layout (``imgsFine/leftImg8bit/<split>/``).
 IMGS_FINE_DIR = "imgsFine"
 
-#: Ground-truth file kinds read from ``gtFine/``, mapped to the suffix that follows the id.
-GT_SUFFIXES = {
-    "instanceIds": "_gtFine_instanceIds.png",
-    "labelIds": "_gtFine_labelIds.png",
-    "labelTrainIds": "_gtFine_labelTrainIds.png",
-    "color": "_gtFine_color.png",
-    "polygons": "_gtFine_polygons.json",
+#: Ground-truth file kinds, mapped to what follows ``_<tree>_`` in their names.
+GT_KINDS = {
+    "instanceIds": "instanceIds.png",
+    "labelIds": "labelIds.png",
+    "labelTrainIds": "labelTrainIds.png",
+    "instanceTrainIds": "instanceTrainIds.png",
+    "color": "color.png",
+    "polygons": "polygons.json",
 }
+#: Ground-truth file kinds read from an annotation tree, mapped to the suffix that follows the
+#: id (``_gtFine_instanceIds.png``, ``_gtCoarse_instanceIds.png``, ...).
+TREE_SUFFIXES = {tree: {kind: f"_{tree}_{rest}" for kind, rest in GT_KINDS.items()} for tree in ANNOTATION_DIRS}
+#: The suffixes of ``gtFine/``.
+GT_SUFFIXES = TREE_SUFFIXES[GT_DIR]
 #: The photo suffix, before the extension (``.png`` in the release; other tools write ``.jpg``).
 IMAGE_SUFFIX = "_leftImg8bit"
 
@@ -87,8 +101,9 @@ def sort_key(frame_id: str) -> tuple:
 def split_suffix(relpath: str, folder: str) -> Optional[Tuple[str, str]]:
     """Split a path relative to ``<folder>/<split>/`` into ``(frame_id, kind)``.
 
-    ``folder`` is :data:`GT_DIR` or :data:`IMAGE_DIR`. Returns ``None`` for a file with none of
-    the known suffixes. For photos, ``kind`` is ``"image"``.
+    ``folder`` is an annotation tree (:data:`GT_DIR`, :data:`COARSE_DIR`) or :data:`IMAGE_DIR`.
+    Returns ``None`` for a file with none of the tree's suffixes (a ``_gtCoarse_`` file under
+    ``gtFine/`` is not a frame file). For photos, ``kind`` is ``"image"``.
     """
     if folder == IMAGE_DIR:
         stem, ext = posixpath.splitext(relpath)
@@ -97,15 +112,24 @@ def split_suffix(relpath: str, folder: str) -> Optional[Tuple[str, str]]:
             if base != IMAGE_SUFFIX:
                 return stem[: -len(IMAGE_SUFFIX)], "image"
         return None
-    for kind, suffix in GT_SUFFIXES.items():
+    for kind, suffix in TREE_SUFFIXES.get(folder, GT_SUFFIXES).items():
         if relpath.endswith(suffix) and posixpath.basename(relpath) != suffix:
             return relpath[: -len(suffix)], kind
     return None
 
 
-def gt_path(split: str, frame_id: str, kind: str) -> str:
-    """Path of a ground-truth file, relative to the dataset root."""
-    return f"{GT_DIR}/{split}/{safe_relpath(frame_id)}{GT_SUFFIXES[kind]}"
+def gt_suffix(kind: str, annotations: str = GT_DIR) -> str:
+    """What follows the id in a ground-truth file's name: ``_gtFine_labelTrainIds.png``."""
+    try:
+        return TREE_SUFFIXES[annotations][kind]
+    except KeyError:
+        raise ValueError(f"no ground-truth kind {kind!r} in annotation tree {annotations!r}") from None
+
+
+def gt_path(split: str, frame_id: str, kind: str, annotations: str = GT_DIR) -> str:
+    """Path of a ground-truth file, relative to the dataset root (``annotations`` is the tree,
+    ``gtFine`` or ``gtCoarse``)."""
+    return f"{annotations}/{split}/{safe_relpath(frame_id)}{gt_suffix(kind, annotations)}"
 
 
 def image_path(split: str, frame_id: str, ext: str = ".png") -> str:

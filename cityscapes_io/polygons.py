@@ -1,0 +1,281 @@
+"""Polygon annotations (``*_gtFine_polygons.json``) and their rasterisation, by the official rules.
+
+A polygons file is ``{"imgHeight", "imgWidth", "objects": [{"label", "polygon": [[x, y], ...],
+"deleted"?}, ...]}``. :func:`parse_polygons` reads one into a :class:`Polygons` record (points
+as small arrays; nothing frame-sized is allocated). :func:`rasterize` draws it exactly as
+cityscapesScripts 2.3.0 ``createLabelImage`` / ``createInstanceImage`` do, with Pillow's
+``ImageDraw.polygon`` on the same image modes, so the result is pixel-identical under the same
+Pillow version:
+
+- objects in file order, later ones painted over earlier ones;
+- deleted objects skipped; labels with a negative id (license plate) skipped, so the car under a
+  plate stays car;
+- a name that is not a label but ends in ``group`` (``cargroup``) is that label, as a group;
+  ``polegroup`` is a label of its own;
+- background ``unlabeled`` (0, or 255 with train ids);
+- instance numbers counted per class in file order from 0 (an object later painted over still
+  takes its number); groups, stuff, and objects whose train id is 255 get the plain class value.
+
+The official scripts save the instance images in Pillow mode ``I``, which Pillow 11.3 and later
+can no longer write as PNG; here the instance encodings are returned as ``uint16`` arrays, which
+:func:`cityscapes_io.png.encode_png` writes as 16-bit PNGs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .errors import InvalidFileError
+from .instances import INSTANCE_DIVISOR
+from .labels import TRAIN_IGNORE, Label, LabelMap
+
+__all__ = ["Polygons", "PolygonObject", "parse_polygons", "rasterize", "ENCODINGS", "resolve_polygon_label",
+           "rename_polygons", "MAX_PIXELS"]
+
+#: Encodings :func:`rasterize` draws.
+ENCODINGS = ("ids", "trainIds", "color", "instanceIds", "instanceTrainIds")
+#: Largest ``imgWidth × imgHeight`` accepted (64 Mpx, 32 times a Cityscapes frame): a header
+#: asking for more would make the rasteriser allocate gigabytes.
+MAX_PIXELS = 1 << 26
+GROUP_SUFFIX = "group"
+
+_OFFICIAL = LabelMap.cityscapes()
+
+
+@dataclass(frozen=True)
+class PolygonObject:
+    """One object of a polygons file.
+
+    Attributes
+    ----------
+    index : int
+        Its position in the file's ``objects`` (drawing order).
+    label : str
+        The name as written (``car``, ``cargroup``).
+    points : ndarray
+        ``N×2`` vertices ``(x, y)``, as written (integers in the release).
+    deleted : bool
+    resolved : Label or None
+        The official label the name stands for (the group rule applied); None for an unknown name.
+    is_group : bool
+        The name is a label's name followed by ``group`` (a crowd of that class).
+    """
+
+    index: int
+    label: str
+    points: np.ndarray
+    deleted: bool
+    resolved: Optional[Label]
+    is_group: bool
+
+    def problem(self) -> Optional[str]:
+        """Why the official scripts could not draw this object (None when they can, or when it
+        is deleted and so never drawn)."""
+        if self.deleted:
+            return None
+        if self.resolved is None:
+            return f"unknown label {self.label!r}"
+        if len(self.points) < 3:
+            return f"polygon has {len(self.points)} point(s): a polygon needs at least 3"
+        return None
+
+
+@dataclass(frozen=True)
+class Polygons:
+    """A parsed polygons file: image size, objects in file order, and where it was read."""
+
+    width: int
+    height: int
+    objects: Tuple[PolygonObject, ...]
+    path: str = "<polygons>"
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __iter__(self) -> Iterator[PolygonObject]:
+        return iter(self.objects)
+
+    def problems(self) -> List[Tuple[int, str]]:
+        """``(object index, reason)`` of every object that cannot be drawn."""
+        return [(o.index, p) for o in self.objects for p in (o.problem(),) if p is not None]
+
+    def check(self) -> None:
+        """Raise :class:`InvalidFileError` naming the file and the first object that cannot be
+        drawn."""
+        for index, reason in self.problems():
+            raise InvalidFileError(self.path, f"object {index}: {reason}")
+
+
+def resolve_polygon_label(name: str, labels: LabelMap = _OFFICIAL) -> Tuple[Optional[Label], bool]:
+    """``(label, is_group)`` of a polygon's label name, by the official rule: the label of that
+    exact name, else, for a name ending in ``group``, the label named by the rest, as a group."""
+    hit = labels.get(name) if isinstance(name, str) else None
+    if hit is not None:
+        return hit, False
+    if isinstance(name, str) and name.endswith(GROUP_SUFFIX):
+        base = labels.get(name[: -len(GROUP_SUFFIX)])
+        if base is not None:
+            return base, True
+    return None, False
+
+
+def parse_polygons(data, path: str = "<polygons>") -> Polygons:
+    """Parse a polygons file (bytes, text, or an already loaded dict).
+
+    Raises
+    ------
+    InvalidFileError
+        Not JSON, a missing or bad ``imgWidth``/``imgHeight`` (or a size above
+        :data:`MAX_PIXELS`), or an object that is not ``{"label": str, "polygon": [[x, y], ...]}``
+        with finite coordinates. The message names the file and the object index.
+    """
+    if isinstance(data, (bytes, bytearray, str)):
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidFileError(path, f"not a JSON polygons file: {exc}") from None
+    else:
+        doc = data
+    if not isinstance(doc, dict):
+        raise InvalidFileError(path, "not a polygons file: the top level is not a JSON object")
+    size = []
+    for key in ("imgWidth", "imgHeight"):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value <= 0:
+            raise InvalidFileError(path, f"{key} is {value!r}: a positive integer is needed")
+        size.append(int(value))
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InvalidFileError(path, f"image size {width}x{height} is larger than {MAX_PIXELS} pixels: refused "
+                                     f"(drawing it would allocate gigabytes)")
+    objects = doc.get("objects", [])
+    if not isinstance(objects, list):
+        raise InvalidFileError(path, "'objects' is not a list")
+    return Polygons(width, height, tuple(_parse_object(i, o, path) for i, o in enumerate(objects)), path)
+
+
+def _parse_object(index: int, obj, path: str) -> PolygonObject:
+    def bad(reason: str) -> InvalidFileError:
+        return InvalidFileError(path, f"object {index}: {reason}")
+
+    if not isinstance(obj, dict):
+        raise bad("not a JSON object")
+    label = obj.get("label")
+    if not isinstance(label, str):
+        raise bad(f"label is {label!r}: a string is needed")
+    raw = obj.get("polygon")
+    if not isinstance(raw, list):
+        raise bad(f"({label!r}) has no 'polygon' list of [x, y] points")
+    coords: List[Tuple[float, float]] = []
+    integral = True
+    for k, p in enumerate(raw):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)):
+            raise bad(f"({label!r}) point {k} is {p!r}: [x, y] numbers are needed")
+        if not all(math.isfinite(c) for c in p):
+            raise bad(f"({label!r}) point {k} is {p!r}: coordinates must be finite")
+        integral = integral and isinstance(p[0], int) and isinstance(p[1], int)
+        coords.append((p[0], p[1]))
+    dtype = np.int64 if integral else np.float64
+    try:
+        points = np.array(coords, dtype=dtype).reshape(len(coords), 2)
+    except OverflowError:
+        points = np.array(coords, dtype=np.float64).reshape(len(coords), 2)
+    resolved, is_group = resolve_polygon_label(label)
+    return PolygonObject(index, label, points, bool(obj.get("deleted", 0)), resolved, is_group)
+
+
+def rasterize(polygons: Polygons, encoding: str = "ids") -> np.ndarray:
+    """Draw ``polygons`` as the official scripts do.
+
+    Parameters
+    ----------
+    polygons : Polygons
+        From :func:`parse_polygons` or :meth:`Frame.polygons`.
+    encoding : {"ids", "trainIds", "color", "instanceIds", "instanceTrainIds"}
+        ``ids`` / ``trainIds``: ``H×W`` uint8 label ids / train ids (``createLabelImage``);
+        ``color``: ``H×W×4`` uint8 RGBA in the official colours; ``instanceIds`` /
+        ``instanceTrainIds``: ``H×W`` uint16, ``id × 1000 + n`` (``createInstanceImage``).
+
+    Raises
+    ------
+    InvalidFileError
+        An object (not deleted) with an unknown label or fewer than three points, naming the
+        file and the object index (the official script stops there too).
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r}; choose from {', '.join(ENCODINGS)}")
+    polygons.check()
+    size = (polygons.width, polygons.height)
+    unlabeled = _OFFICIAL["unlabeled"]
+    if encoding in ("instanceIds", "instanceTrainIds"):
+        return _draw_instances(polygons, size, encoding == "instanceTrainIds")
+    if encoding == "color":
+        image = Image.new("RGBA", size, unlabeled.color)
+    else:
+        image = Image.new("L", size, unlabeled.id if encoding == "ids" else unlabeled.train_id)
+    draw = ImageDraw.Draw(image)
+    for obj in polygons.objects:
+        label = obj.resolved
+        if obj.deleted or label is None or label.id < 0:
+            continue
+        fill = label.id if encoding == "ids" else (label.train_id if encoding == "trainIds" else label.color)
+        draw.polygon(_xy(obj.points), fill=fill)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _draw_instances(polygons: Polygons, size: Tuple[int, int], train: bool) -> np.ndarray:
+    unlabeled = _OFFICIAL["unlabeled"]
+    image = Image.new("I", size, unlabeled.train_id if train else unlabeled.id)
+    draw = ImageDraw.Draw(image)
+    counters: Dict[str, int] = {}
+    for obj in polygons.objects:
+        label = obj.resolved
+        if obj.deleted or label is None:
+            continue
+        value = label.train_id if train else label.id
+        assert value is not None  # official labels all have both
+        if label.has_instances and not obj.is_group and value != TRAIN_IGNORE:
+            number = counters.get(label.name, 0)
+            counters[label.name] = number + 1
+            value = value * INSTANCE_DIVISOR + number
+        if value < 0:
+            continue
+        draw.polygon(_xy(obj.points), fill=value)
+    return np.asarray(image).astype(np.uint16)
+
+
+def _xy(points: np.ndarray) -> List[Tuple[float, float]]:
+    return [(x, y) for x, y in points.tolist()]
+
+
+def rename_polygons(data: bytes, names: Mapping[str, str], path: str = "<polygons>") -> bytes:
+    """A polygons file with its labels renamed by ``names`` (``{old: new}``; a group
+    ``<old>group`` becomes ``<new>group``), everything else as it was.
+
+    Raises
+    ------
+    KeyError
+        A label (of an object not deleted) that ``names`` does not cover: the polygons cannot
+        follow the renaming.
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidFileError(path, f"not a JSON polygons file: {exc}") from None
+    for obj in doc.get("objects", []) if isinstance(doc, dict) else ():
+        label = obj.get("label") if isinstance(obj, dict) else None
+        if not isinstance(label, str):
+            continue
+        if label in names:
+            obj["label"] = names[label]
+        elif label.endswith(GROUP_SUFFIX) and label[: -len(GROUP_SUFFIX)] in names:
+            obj["label"] = names[label[: -len(GROUP_SUFFIX)]] + GROUP_SUFFIX
+        elif not obj.get("deleted"):
+            raise KeyError(label)
+    return json.dumps(doc, indent=4).encode("utf-8")
