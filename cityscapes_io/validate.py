@@ -11,6 +11,10 @@
 every file of each frame once and yields a :class:`Problem` for each thing wrong. It never raises
 for bad input: a dataset that cannot be opened at all gives one ``error`` problem.
 
+A frame's polygons file (``_gtFine_polygons.json``) is parsed, not drawn: it must be well-formed,
+every object not deleted must be drawable by the official scripts (a known label, at least three
+points), and its ``imgWidth x imgHeight`` must be the size of the frame's PNGs.
+
 Problem codes (stable; severity in brackets):
 
 =====================  ========  ==========================================================
@@ -18,9 +22,15 @@ Problem codes (stable; severity in brackets):
 ``label-file``         error     ``label_colors.txt`` / ``dataset_meta.json`` is invalid
 ``corrupt-png``        error     a file cannot be read or decoded (truncated, not a PNG,
                                  wrong pixel type such as RGB where gray is expected)
-``size-mismatch``      error     the photo and the ground truth differ in size
+``size-mismatch``      error     the photo and the ground truth differ in size (the polygons'
+                                 ``imgWidth x imgHeight`` included)
 ``unknown-label``      error     pixel values whose label is not in the label map
 ``labelids-mismatch``  error     labelIds disagree with the classes of instanceIds
+``corrupt-polygons``   error     a polygons file is not well-formed: not JSON, a missing or bad
+                                 ``imgWidth``/``imgHeight`` or one too large, a malformed object,
+                                 a non-finite coordinate (the reason names the object index)
+``bad-polygon``        error     an object of a polygons file (not deleted) that cannot be drawn:
+                                 an unknown label, fewer than 3 points (one problem per object)
 ``unreadable``         error     any other failure while reading (I/O errors)
 ``missing-gt``         warning   a photo without ground truth
 ``missing-photo``      warning   ground truth without a photo
@@ -50,6 +60,7 @@ from .errors import (
     UnknownLabelError,
 )
 from .instances import class_of_array
+from .polygons import parse_polygons
 
 __all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
 
@@ -134,12 +145,14 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
     ------
     Problem
         Errors: unreadable or corrupt files, size mismatches, unknown labels, labelIds that
-        disagree with instanceIds, a dataset that cannot be opened. Warnings: a photo without
-        ground truth or the reverse, ids outside the Cityscapes grammar, 8-bit instanceIds,
-        unknown files, empty splits, an empty dataset.
+        disagree with instanceIds, malformed polygons files and objects in them that cannot be
+        drawn, a dataset that cannot be opened. Warnings: a photo without ground truth or the
+        reverse, ids outside the Cityscapes grammar, 8-bit instanceIds, unknown files, empty
+        splits, an empty dataset.
 
-    Only one frame's pixels are held at a time; each file is decoded once. Nothing is raised for
-    bad data (an unknown ``format`` name still raises ``ValueError``).
+    Only one frame's pixels are held at a time; each file is decoded once (polygons files are
+    parsed, never rasterised). Nothing is raised for bad data (an unknown ``format`` name still
+    raises ``ValueError``).
     """
     pending: List[Problem] = []
 
@@ -281,6 +294,18 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
                 arrays[kind] = arr
         del arr
 
+    # Polygons: well-formed, every object drawable; the size joins the comparison below.
+    if "polygons" in files:
+        path = _path(frame, "polygons")
+        polygons = _attempt(out, frame, "polygons", lambda: parse_polygons(frame.read_bytes("polygons"), path),
+                            code="corrupt-polygons")
+        if polygons is not None:
+            sizes["polygons"] = (polygons.width, polygons.height)
+            for index, reason in polygons.problems():
+                out.append(Problem(ERROR, path, f"object {index}: {reason} (the official scripts cannot draw it)",
+                                   "bad-polygon"))
+        del polygons
+
     # Sizes: everything against the photo (or the first ground truth when there is no photo).
     ref = "image" if "image" in sizes else next((k for k in _KIND_ORDER if k in sizes), next(iter(sizes), None))
     if ref is not None:
@@ -325,12 +350,13 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
     return out
 
 
-def _attempt(out: List[Problem], frame, kind: Optional[str], fn):
-    """Run a decode; on failure append a problem naming the file and return None."""
+def _attempt(out: List[Problem], frame, kind: Optional[str], fn, code: Optional[str] = None):
+    """Run a decode; on failure append a problem naming the file and return None. ``code`` is
+    the code of an invalid file (``corrupt-png`` by default)."""
     try:
         return fn()
     except CityscapesIOError as exc:  # the decoders turn every fault of a file into one of these
-        out.append(_from_exception(exc, default_path=_path(frame, kind)))
+        out.append(_from_exception(exc, default_path=_path(frame, kind), code=code))
     return None
 
 

@@ -393,3 +393,135 @@ def test_s3_with_prefetch(s3):
     assert p.path == f"s3://{bucket}/ds/gtFine/train/aachen/aachen_000001_000019_gtFine_labelIds.png"
     assert only(problems, "unknown-file").path == f"s3://{bucket}/ds/gtFine/train/aachen/README.txt"
     assert len(problems) == 2
+
+
+# -- polygons files ---------------------------------------------------------------------------------
+
+POLY_SIZE = (64, 32)  # width, height of the synthetic frame
+
+
+def polygons_json(objects=None, width=POLY_SIZE[0], height=POLY_SIZE[1]):
+    if objects is None:
+        objects = [
+            {"label": "road", "polygon": [[0, 16], [63, 16], [63, 31], [0, 31]]},
+            {"label": "car", "polygon": [[10, 10], [30, 10], [30, 25], [10, 25]]},
+            {"label": "cargroup", "polygon": [[40, 10], [50, 10], [45, 20]]},
+            {"label": "no-such-label", "polygon": [[1, 1]], "deleted": 1},  # deleted: never drawn
+        ]
+    return json.dumps({"imgHeight": height, "imgWidth": width, "objects": objects}).encode()
+
+
+@pytest.fixture
+def poly_tree(tmp_path):
+    """A one-frame synthetic tree and the path of the frame's polygons file (written here, over
+    whatever ``generate`` wrote), for the test to fill."""
+    root = str(tmp_path / "ds")
+    [fid] = synthetic.generate(root, splits={"train": 1}, size=POLY_SIZE)
+    rel = f"gtFine/train/{fid}_gtFine_polygons.json"
+    write_file(root, rel, polygons_json())
+    return root, os.path.join(root, rel)
+
+
+def write_polygons(path, data: bytes):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_polygons_clean_tree_has_no_problems(poly_tree):
+    root, _ = poly_tree
+    assert run(root) == []
+
+
+def test_polygons_bad_json(poly_tree):
+    root, path = poly_tree
+    write_polygons(path, b'{"imgWidth": 64, "imgHeight": 32, "objects": [')
+    p = only(run(root), "corrupt-polygons")
+    assert (p.severity, p.path) == ("error", path)
+    assert "not a JSON polygons file" in p.reason
+    assert len(run(root)) == 1  # nothing else: no size compared
+
+
+def test_polygons_missing_img_width(poly_tree):
+    root, path = poly_tree
+    write_polygons(path, json.dumps({"imgHeight": 32, "objects": []}).encode())
+    p = only(run(root), "corrupt-polygons")
+    assert p.path == path and p.reason.startswith("imgWidth is None")
+
+
+def test_polygons_huge_size_refused(poly_tree):
+    root, path = poly_tree
+    write_polygons(path, polygons_json(width=100_000, height=100_000))
+    problems = run(root)
+    p = only(problems, "corrupt-polygons")
+    assert p.path == path and "100000x100000" in p.reason and "larger than" in p.reason
+    assert codes(problems) == ["corrupt-polygons"]  # not also a size mismatch
+
+
+def test_polygons_unknown_labels_each_reported_with_index(poly_tree):
+    root, path = poly_tree
+    objects = [
+        {"label": "road", "polygon": [[0, 0], [5, 0], [5, 5]]},
+        {"label": "flying-saucer", "polygon": [[0, 0], [5, 0], [5, 5]]},
+        {"label": "car", "polygon": [[0, 0], [5, 0], [5, 5]]},
+        {"label": "UFO", "polygon": [[0, 0], [5, 0], [5, 5]]},
+    ]
+    write_polygons(path, polygons_json(objects))
+    problems = run(root)
+    assert codes(problems) == ["bad-polygon", "bad-polygon"]
+    first, second = problems
+    assert (first.severity, first.path) == ("error", path)
+    assert first.reason.startswith("object 1: unknown label 'flying-saucer'")
+    assert second.reason.startswith("object 3: unknown label 'UFO'")
+
+
+def test_polygons_two_point_polygon(poly_tree):
+    root, path = poly_tree
+    objects = [{"label": "road", "polygon": [[0, 0], [5, 0], [5, 5]]},
+               {"label": "sky", "polygon": [[0, 0], [63, 0]]}]
+    write_polygons(path, polygons_json(objects))
+    p = only(run(root), "bad-polygon")
+    assert p.path == path
+    assert p.reason.startswith("object 1: polygon has 2 point(s)") and "at least 3" in p.reason
+
+
+def test_polygons_nan_coordinate(poly_tree):
+    root, path = poly_tree
+    text = ('{"imgHeight": 32, "imgWidth": 64, "objects": ['
+            '{"label": "road", "polygon": [[0, 0], [5, 0], [5, 5]]}, '
+            '{"label": "car", "polygon": [[0, 0], [NaN, 3], [5, 5]]}]}')
+    write_polygons(path, text.encode())
+    p = only(run(root), "corrupt-polygons")
+    assert p.path == path
+    assert p.reason.startswith("object 1: ('car') point 1") and "finite" in p.reason
+
+
+def test_polygons_size_differs_from_pngs(poly_tree):
+    root, path = poly_tree
+    write_polygons(path, polygons_json(width=32, height=16))
+    p = only(run(root), "size-mismatch")
+    assert (p.severity, p.path) == ("error", path)
+    assert p.reason == "photo is 64x32 but polygons is 32x16"
+
+
+def test_polygons_size_checked_against_ground_truth_without_photo(tmp_path):
+    root = str(tmp_path / "ds")
+    [fid] = synthetic.generate(root, splits={"train": 1}, size=POLY_SIZE, photos=False)
+    write_file(root, f"gtFine/train/{fid}_gtFine_polygons.json", polygons_json(width=64, height=33))
+    p = only(run(root), "size-mismatch")
+    assert p.path.endswith("_gtFine_polygons.json")
+    assert p.reason == "instanceIds is 64x32 but polygons is 64x33"
+
+
+def test_polygons_problems_printed_by_cli(poly_tree, capsys):
+    from cityscapes_io.cli import main
+
+    root, path = poly_tree
+    write_polygons(path, polygons_json([{"label": "sky", "polygon": [[0, 0], [1, 1]]}], width=10, height=10))
+    assert main(["validate", root, "-q"]) != 0
+    out = capsys.readouterr().out
+    assert f"error: {path}: object 0: polygon has 2 point(s)" in out
+    assert f"error: {path}: photo is 64x32 but polygons is 10x10" in out
+    assert "2 errors, 0 warnings" in out
+    assert main(["validate", root, "-q", "--json"]) != 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["by_code"] == {"bad-polygon": 1, "size-mismatch": 1}
