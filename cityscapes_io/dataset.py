@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 from . import ops
-from .formats import reader_class
+from .formats import reader_class, resolve_format
 from .frame import Frame, OnError, check_policy
 from .labels import LabelMap
 from .names import sort_key
@@ -237,6 +237,7 @@ def open(
     on_error: OnError = "raise",
     format: str = "cityscapes",
     prefetch: Optional[int] = None,
+    annotations: Optional[str] = None,
 ) -> Dataset:
     """Open a dataset lazily.
 
@@ -261,6 +262,10 @@ def open(
         Dataset format (``"cityscapes"``).
     prefetch : int, optional
         Frames fetched ahead in the background; default 4 on remote filesystems, 0 otherwise.
+    annotations : {"gtFine", "gtCoarse"}, optional
+        Cityscapes only: the annotation tree to read, the fine annotations or the coarse ones
+        (``gtCoarse/``, with the ``train_extra`` split). Default: gtFine when the dataset has
+        it, else gtCoarse.
 
     Returns
     -------
@@ -274,5 +279,11 @@ def open(
         ``dataset_meta.json`` or ``label_colors.txt`` is invalid.
     """
     check_policy(on_error)
-    reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options, on_error=on_error)
+    extra = {}
+    if annotations is not None:
+        if resolve_format(format) != "cityscapes":
+            raise ValueError(f"annotations= is a Cityscapes option; format {format!r} has one annotation tree")
+        extra["annotations"] = annotations
+    reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options, on_error=on_error,
+                                  **extra)
     return Dataset(reader, prefetch=prefetch)

@@ -22,9 +22,10 @@ import numpy as np
 
 from . import png
 from .errors import DatasetNotFoundError, UnknownLabelError
-from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats, split_value
+from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats, split_value, train_value_lut
 from .labels import LabelMap
-from .names import parse_frame_id
+from .names import GT_DIR, parse_frame_id
+from .polygons import Polygons, parse_polygons, rename_polygons
 from .storage import fetch_many, read_file, read_range
 
 __all__ = ["Frame", "Source", "FileSource", "MaskSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
@@ -105,6 +106,11 @@ class Source:
         """The path naming the ground truth in messages (None: the frame's id stands in)."""
         return None
 
+    def polygons(self) -> Tuple[Optional[bytes], Optional[str]]:
+        """``(encoded polygons file, None)``; ``(None, reason)`` when the frame's polygons
+        cannot follow what was done to its masks; ``(None, None)`` without polygons."""
+        return None, None
+
     @property
     def gt_kind(self) -> Optional[str]:
         """The kind of the file ``instance_ids`` decodes (None when it decodes no file)."""
@@ -154,8 +160,11 @@ class FileSource(Source):
     with other masks subclass this and override :meth:`instance_ids` and ``GT_KINDS``.
     """
 
-    #: File kinds that hold the ground truth, in order of preference.
-    GT_KINDS: Tuple[str, ...] = ("instanceIds", "labelTrainIds", "labelIds")
+    #: File kinds that hold the ground truth, in order of preference: official ids before
+    #: train ids (which lose classes), instances before classes.
+    GT_KINDS: Tuple[str, ...] = ("instanceIds", "labelIds", "instanceTrainIds", "labelTrainIds")
+    #: The class image that may sit beside an instance image (read instead of derived).
+    CLASS_KIND = {"instanceIds": "labelIds", "instanceTrainIds": "labelTrainIds"}
 
     def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]] = None):
         self._files: Dict[str, Tuple[Any, str]] = dict(files or {})
@@ -240,12 +249,16 @@ class FileSource(Source):
         return png.decode_gray(self.read_bytes(kind), self.path(kind))
 
     def label_ids(self) -> Optional[np.ndarray]:
-        if "instanceIds" in self._files and "labelIds" in self._files:
-            return png.decode_gray(self.read_bytes("labelIds"), self.path("labelIds"))
+        kind = self.CLASS_KIND.get(self.gt_kind or "")
+        if kind is not None and kind in self._files:
+            return png.decode_gray(self.read_bytes(kind), self.path(kind))
         return None
 
     def original(self, kind: str) -> Optional[bytes]:
         return self.read_bytes(kind) if kind in self._files else None
+
+    def polygons(self) -> Tuple[Optional[bytes], Optional[str]]:
+        return (self.read_bytes("polygons") if "polygons" in self._files else None), None
 
     def size(self) -> Optional[Tuple[int, int]]:
         for kind in self.GT_KINDS + ("image",):
@@ -396,15 +409,35 @@ class DerivedSource(Source):
     train ids, merged label maps). The photo is the parent's (its bytes are copied, not
     re-encoded); the ground truth is computed on demand."""
 
-    def __init__(self, parent: "Frame", lut: Callable[[Sequence[int]], np.ndarray]):
+    def __init__(self, parent: "Frame", lut: Callable[[Sequence[int]], np.ndarray],
+                 renames: Optional[Mapping[str, str]] = None):
         self.parent = parent
         self._lut = lut
+        #: ``{parent label name: label name}`` when the lookup table only renames labels (the
+        #: polygons can follow, renamed); None when it merges or drops some.
+        self.renames = None if renames is None else dict(renames)
+
+    def _kept(self, kind: str) -> bool:
+        return kind == "image" or (kind == "polygons" and self.renames is not None)
 
     def files(self) -> Dict[str, str]:
-        return {k: p for k, p in self.parent.files.items() if k == "image"}
+        return {k: p for k, p in self.parent.files.items() if self._kept(k)}
 
     def locations(self) -> Dict[str, Tuple[Any, str]]:
-        return {k: v for k, v in self.parent.source.locations().items() if k == "image"}
+        return {k: v for k, v in self.parent.source.locations().items() if self._kept(k)}
+
+    def polygons(self) -> Tuple[Optional[bytes], Optional[str]]:
+        data, lost = self.parent.source.polygons()
+        if data is None:
+            return None, lost
+        if self.renames is None:
+            return None, "labels were merged or dropped: the polygons cannot follow the masks"
+        if all(k == v for k, v in self.renames.items()):
+            return data, None
+        try:
+            return rename_polygons(data, self.renames, self.parent.where), None
+        except KeyError as exc:
+            return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
 
     def has_image(self) -> bool:
         return self.parent.has_image
@@ -443,10 +476,10 @@ class DerivedSource(Source):
         self.parent.release()
 
     def fresh(self) -> "DerivedSource":
-        return DerivedSource(self.parent.fresh(), self._lut)
+        return DerivedSource(self.parent.fresh(), self._lut, self.renames)
 
     def with_on_error(self, on_error: "OnError") -> "DerivedSource":
-        return DerivedSource(self.parent.with_on_error(on_error), self._lut)
+        return DerivedSource(self.parent.with_on_error(on_error), self._lut, self.renames)
 
 
 # -- the frame ----------------------------------------------------------------------------------
@@ -465,13 +498,17 @@ class Frame:
         What ``label_ids()`` values and ``v // 1000`` of ``instance_ids()`` mean.
     source : Source
         Where the pixels come from.
+    annotations : str
+        The annotation tree the ground truth belongs to: ``"gtFine"`` or ``"gtCoarse"``.
     """
 
     def __init__(self, id: str, split: str, labels: Optional[LabelMap],
-                 source: Union[Source, Mapping[str, Tuple[Any, str]], None] = None, *, on_error: OnError = "raise"):
+                 source: Union[Source, Mapping[str, Tuple[Any, str]], None] = None, *, on_error: OnError = "raise",
+                 annotations: str = GT_DIR):
         name = parse_frame_id(id)
         self.id = id
         self.split = split
+        self.annotations = annotations
         self.city, self.seq, self.frame = name.city, name.seq, name.frame
         #: Whether the label map was given (False for in-memory frames that take their dataset's).
         self.labels_given = labels is not None
@@ -509,26 +546,33 @@ class Frame:
                 labels: Optional[LabelMap] = None) -> "Frame":
         """The same frame (same source, nothing decoded) under another split, id or label map."""
         out = Frame(self.id if id is None else id, self.split if split is None else split,
-                    self.labels if labels is None else labels, self.source, on_error=self.on_error)
+                    self.labels if labels is None else labels, self.source, on_error=self.on_error,
+                    annotations=self.annotations)
         out.labels_given = self.labels_given or labels is not None
         return out
 
     def fresh(self) -> "Frame":
         """The same frame with nothing decoded or buffered, sharing no caches with this one."""
-        out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error)
+        out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error,
+                    annotations=self.annotations)
         out.labels_given = self.labels_given
         return out
 
     def with_on_error(self, on_error: OnError) -> "Frame":
         """The same frame (nothing decoded) with another ``on_error`` policy, for the frames it
         is derived from too."""
-        out = Frame(self.id, self.split, self.labels, self.source.with_on_error(on_error), on_error=on_error)
+        out = Frame(self.id, self.split, self.labels, self.source.with_on_error(on_error), on_error=on_error,
+                    annotations=self.annotations)
         out.labels_given = self.labels_given
         return out
 
-    def derived(self, labels: LabelMap, lut: Callable[[Sequence[int]], np.ndarray]) -> "Frame":
-        """This frame with its instanceIds mapped through ``lut(values)`` onto ``labels``."""
-        return Frame(self.id, self.split, labels, DerivedSource(self, lut), on_error=self.on_error)
+    def derived(self, labels: LabelMap, lut: Callable[[Sequence[int]], np.ndarray],
+                renames: Optional[Mapping[str, str]] = None) -> "Frame":
+        """This frame with its instanceIds mapped through ``lut(values)`` onto ``labels``.
+        ``renames`` (``{old name: new name}``) says that the table only renames labels, so the
+        frame's polygons can follow; without it they are dropped."""
+        return Frame(self.id, self.split, labels, DerivedSource(self, lut, renames), on_error=self.on_error,
+                     annotations=self.annotations)
 
     # -- files --------------------------------------------------------------------------------
     @property
@@ -609,6 +653,46 @@ class Frame:
             return None if ids is None else class_of_array(ids)
 
         return self._cached("labelIds", decode)
+
+    def train_ids(self) -> Optional[np.ndarray]:
+        """The Cityscapes train id of every pixel (``H×W`` uint8; 255 = ignore), by lookup table
+        from :meth:`label_ids` (the 19 evaluated classes 0..18), or None without ground truth:
+        what ``*_gtFine_labelTrainIds.png`` holds."""
+
+        def decode() -> Optional[np.ndarray]:
+            ids = self.label_ids()
+            if ids is None:
+                return None
+            return self.labels.train_id_table(256 if ids.dtype == np.uint8 else 65536)[ids]
+
+        return self._cached("trainIds", decode)
+
+    def instance_train_ids(self) -> Optional[np.ndarray]:
+        """``instanceIds`` in train ids (``H×W`` uint16): ``train id * 1000 + instance`` for
+        instances, the plain train id for groups and stuff, 255 where the class is ignored;
+        what ``*_gtFine_instanceTrainIds.png`` holds. None without ground truth."""
+
+        def decode() -> Optional[np.ndarray]:
+            arr = self.instance_ids()
+            if arr is None:
+                return None
+            table = self.labels.train_id_table(65536)
+            return train_value_lut([i.value for i in self.instances()], table)[arr]
+
+        return self._cached("instanceTrainIds", decode)
+
+    def polygons(self) -> Optional[Polygons]:
+        """The frame's polygons file parsed (:class:`~cityscapes_io.polygons.Polygons`: size and
+        objects in file order), or None without one. Nothing frame-sized is allocated; draw it
+        with :func:`cityscapes_io.rasterize`."""
+
+        def decode() -> Optional[Polygons]:
+            data, _ = self.source.polygons()
+            if data is None:
+                return None
+            return parse_polygons(data, self.files.get("polygons") or f"{self.split}/{self.id} polygons")
+
+        return self._cached("polygons", decode)
 
     def instances(self) -> List[Instance]:
         """The frame's segments, one :class:`Instance` each, sorted by raw value.

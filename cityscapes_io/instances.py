@@ -14,7 +14,7 @@ import numpy as np
 from .labels import Label
 
 __all__ = ["Instance", "segment_stats", "INSTANCE_DIVISOR", "MAX_INSTANCE_VALUE", "class_of", "class_of_array",
-           "split_value", "instance_value"]
+           "split_value", "instance_value", "train_value_lut"]
 
 #: ``instanceIds`` value ``v >= 1000`` encodes label ``v // 1000`` and instance ``v % 1000``.
 INSTANCE_DIVISOR = 1000
@@ -36,6 +36,20 @@ def instance_value(label_id: int, number: Optional[int]) -> int:
         raise ValueError(f"label id {label_id} with instance number {number} does not fit 16-bit instanceIds "
                          f"(instances need label ids up to 65, numbers 0..999)")
     return value
+
+
+def train_value_lut(values, train_ids: np.ndarray) -> np.ndarray:
+    """A 65536-entry uint16 lookup table from ``instanceIds`` values to ``instanceTrainIds``
+    values, for the given values: an instance ``id * 1000 + n`` becomes ``train * 1000 + n``,
+    a region (value below 1000) the plain train id, and everything whose train id is 255
+    (ignore) 255. ``train_ids`` maps label ids to train ids (:meth:`LabelMap.train_id_table`)."""
+    lut = np.full(MAX_INSTANCE_VALUE + 1, 255, dtype=np.uint16)
+    for v in values:
+        v = int(v)
+        label, number = split_value(v)
+        t = int(train_ids[label]) if 0 <= label < len(train_ids) else 255
+        lut[v] = t if number is None or t == 255 else t * INSTANCE_DIVISOR + number
+    return lut
 
 
 def class_of(value: int) -> int:

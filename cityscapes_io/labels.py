@@ -370,6 +370,29 @@ class LabelMap:
                 table[i] = True
         return table
 
+    def train_id_table(self, size: int = 256) -> np.ndarray:
+        """``(size,)`` uint8 lookup table label id → Cityscapes train id, 255 (ignore) for
+        labels without one: a label's own ``train_id``, else that of the official label of its
+        name. ``table[frame.label_ids()]`` is the frame's ``labelTrainIds`` image."""
+        table = np.full(size, TRAIN_IGNORE, dtype=np.uint8)
+        for lab in self._labels:
+            if not 0 <= lab.id < size:
+                continue
+            t = lab.train_id
+            if t is None:
+                ref = official_label(lab.name)
+                t = ref.train_id if ref is not None else None
+            if t is not None and 0 <= t < TRAIN_IGNORE:
+                table[lab.id] = t
+        return table
+
+    @property
+    def is_train_ids(self) -> bool:
+        """Whether this map's ids are Cityscapes train ids (every label's id is its own train
+        id, as in :meth:`cityscapes_train`): masks in these ids belong in ``_labelTrainIds.png``
+        files, never in ``_labelIds.png``."""
+        return bool(self._labels) and all(l.train_id is not None and l.id == l.train_id for l in self._labels)
+
     def color_table(self, size: int = 256) -> np.ndarray:
         """``(size, 3)`` uint8 lookup table id → colour (black for unknown ids or no colour)."""
         table = np.zeros((size, 3), dtype=np.uint8)

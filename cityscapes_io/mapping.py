@@ -86,6 +86,20 @@ class LabelMapping:
         self.same_colors = source is target or all(
             source[s].color == target[t].color for s, t in self.ids.items() if t in target)
 
+    def renames(self) -> Optional[Dict[str, str]]:
+        """``{source name: target name}`` when the mapping only renames labels (one target label
+        per source label, none dropped), so that name-based annotations (polygons) can follow
+        it; None when labels are merged or dropped."""
+        targets = list(self.ids.values())
+        if self.missing or len(set(targets)) != len(targets) or any(t not in self.target for t in targets):
+            return None
+        out = {self.source[s].name: self.target[t].name for s, t in self.ids.items()}
+        for lab in self.source:
+            if lab.id < 0:  # never drawn (license plate): renamed when the target has it
+                hit = self.target.get(lab.name) or self.target.get(lab.id)
+                out[lab.name] = hit.name if hit is not None else lab.name
+        return out
+
     def lut(self, values) -> np.ndarray:
         """Lookup table remapping instanceIds values (``out = lut[arr]``); the array's distinct
         known values are ``values``.

@@ -19,7 +19,7 @@ __all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "m
 
 def _derive(frame: Frame, labels: LabelMap, mapping: LabelMapping) -> Frame:
     """``frame`` with its instanceIds passed through ``mapping`` onto ``labels`` (lazily)."""
-    return frame.derived(labels, mapping.lut)
+    return frame.derived(labels, mapping.lut, mapping.renames())
 
 
 class _View(Reader):

@@ -27,7 +27,7 @@ from .errors import InvalidFileError
 from .frame import Frame
 from .instances import class_of
 from .labels import LabelMap
-from .mapping import mapping_between, resolve_label_map
+from .mapping import LabelMapping, mapping_between, resolve_label_map
 from .names import safe_relpath
 from .output import Sink, open_sink
 
@@ -46,6 +46,8 @@ class Entry:
     info: tuple = ()
     dropped: Tuple[str, ...] = ()
     warnings: Tuple[str, ...] = ()
+    #: Why the frame's polygons were not written (the masks changed in a way they cannot follow).
+    polygons_lost: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Segments:
     dropped: Tuple[str, ...]
     unchanged: bool
     same_colors: bool
+    mapping: Optional[LabelMapping] = None
 
 
 def check_names(frame: Frame) -> None:
@@ -124,6 +127,7 @@ class Writer:
         self.subsets: "OrderedDict[str, List[str]]" = OrderedDict()
         self._info: Dict[Tuple[str, str], tuple] = {}
         self._dropped: Set[str] = set()
+        self._polygons_lost: Dict[str, int] = {}
         self.written = 0
         self._closed = False
         existing = _existing or ("replace" if overwrite else "refuse")
@@ -153,13 +157,13 @@ class Writer:
         # Every pixel belongs to a known instance unless unknown labels were skipped.
         covered = sum(i.area for i in insts) == arr.size
         if m.identity and covered:
-            return Segments(arr, sorted(values), (), True, m.same_colors)
+            return Segments(arr, sorted(values), (), True, m.same_colors, m)
         lut = m.lut(values)
         dropped = tuple(sorted({m.missing[class_of(v)] for v in values if class_of(v) in m.missing}))
         out_values = {int(lut[v]) for v in values}
         if not covered:
             out_values.add(m.background)
-        return Segments(lut[arr], sorted(out_values), dropped, False, False)
+        return Segments(lut[arr], sorted(out_values), dropped, False, False, m)
 
     # -- photos -----------------------------------------------------------------------------
     def _photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
@@ -207,7 +211,7 @@ class Writer:
         if self.save_media and not frame.has_image:
             notes.append("no photo: written without one")
         entry = Entry(frame.split or "default", frame.id, self._index_info(frame), seg.dropped if seg else (),
-                      tuple(notes))
+                      tuple(notes), self._lost(frame, files))
         return Encoded(files, entry)
 
     def write(self, frame: Frame) -> None:
@@ -226,6 +230,9 @@ class Writer:
             if self._dropped:
                 warnings.warn(f"labels not in the output label map ({self.labels.source}) were written as "
                               f"background: {', '.join(sorted(self._dropped))}", stacklevel=2)
+            if self._polygons_lost:
+                reasons = "; ".join(f"{r} ({n} frames)" for r, n in sorted(self._polygons_lost.items()))
+                warnings.warn(f"polygons files not written: {reasons}", stacklevel=2)
             # All index files are encoded first, then written together: they appear as a set.
             self.dest.put_many(self._index_files())
         except BaseException:
@@ -259,6 +266,8 @@ class Writer:
         if entry.info:
             self._info[(entry.split, entry.id)] = entry.info
         self._dropped.update(entry.dropped)
+        if entry.polygons_lost:
+            self._polygons_lost[entry.polygons_lost] = self._polygons_lost.get(entry.polygons_lost, 0) + 1
         self.written += 1
 
     def _entry(self, frame: Frame) -> Entry:
@@ -286,6 +295,11 @@ class Writer:
     def _index_info(self, frame: Frame) -> tuple:
         """Format-specific data the index files need about a frame (none by default)."""
         return ()
+
+    def _lost(self, frame: Frame, files: Files) -> str:
+        """Why a part of the frame the format keeps (Cityscapes: polygons) is not among its
+        encoded ``files`` ("" when nothing was lost)."""
+        return ""
 
     def _index_files(self) -> Files:
         """The index files (subset lists, label files), written together by close()."""

@@ -28,7 +28,7 @@ FORMATS: Dict[str, Tuple[str, str]] = {
 _ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
 
 #: Top-level folders that mark a Cityscapes tree (``imgsFine/`` is Datumaro's first layout).
-CITYSCAPES_DIRS = ("gtFine", "leftImg8bit", "imgsFine")
+CITYSCAPES_DIRS = ("gtFine", "gtCoarse", "leftImg8bit", "imgsFine")
 
 
 def format_names() -> List[str]:

@@ -1,4 +1,13 @@
-"""Reading a Cityscapes tree: ``leftImg8bit/<split>/<city>/…`` and ``gtFine/<split>/<city>/…``.
+"""Reading a Cityscapes tree: ``leftImg8bit/<split>/<city>/…`` and ``gtFine/<split>/<city>/…``
+(or the coarse annotations, ``gtCoarse/<split>/<city>/…``, with the ``train_extra`` split).
+
+One annotation tree is read at a time: ``annotations="gtFine"`` or ``"gtCoarse"``; by default
+gtFine when the dataset has it, else gtCoarse. Photo-only splits that belong to the other tree
+(``leftImg8bit/train_extra`` when gtFine is read) are not listed.
+
+A frame's ground truth is its ``instanceIds`` (or ``labelIds``) with the dataset's label map, or,
+in a tree mapped to train ids, its ``instanceTrainIds`` (or ``labelTrainIds``) with the 19-class
+train map.
 
 The photos may also sit under ``imgsFine/leftImg8bit/<split>/<city>/``, where Datumaro's first
 Cityscapes plugin (the releases with ``is_crowd``) wrote and looked for them; both layouts are
@@ -17,18 +26,21 @@ import numpy as np
 
 from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError, StorageError
-from ..frame import Frame, OnError, apply_policy
+from ..frame import DerivedSource, Frame, OnError, apply_policy
 from ..labels import LabelMap
-from ..names import GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
+from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
 from ..storage import Root, is_remote, listdir, resolve_roots, storage_errors
-from ..instances import class_of
-from ..mapping import value_lut
+from ..instances import class_of, train_value_lut
+from ..mapping import mapping_between, value_lut
+from ..polygons import rename_polygons
 from ..reader import Reader
 from ..writers import Files, Segments, Writer
 
 __all__ = ["CityscapesReader", "CityscapesWriter"]
 
-KIND_DIRS = (GT_DIR, IMAGE_DIR)
+#: Official-id and train-id ground-truth kinds (the label map is chosen by which a frame has).
+OFFICIAL_KINDS = ("instanceIds", "labelIds")
+TRAIN_KINDS = ("instanceTrainIds", "labelTrainIds")
 #: Where the photos of Datumaro's first Cityscapes layout are: ``imgsFine/leftImg8bit/<split>/``.
 OLD_IMAGE_BASE = f"{IMGS_FINE_DIR}/{IMAGE_DIR}"
 _TRAIN_MAP = LabelMap.cityscapes_train()
@@ -47,13 +59,26 @@ class CityscapesReader(Reader):
     cities : str or list of str, optional
     storage_options : dict, optional
     on_error : "raise", "skip" or callable
+    annotations : {"gtFine", "gtCoarse"}, optional
+        The annotation tree to read; default gtFine when present, else gtCoarse.
     """
 
     format = "cityscapes"
 
-    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
+    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise",
+                 annotations: Optional[str] = None):
+        if annotations is not None and annotations not in ANNOTATION_DIRS:
+            raise ValueError(f"annotations must be one of {', '.join(ANNOTATION_DIRS)}, got {annotations!r}")
         found = [_find_tree(r) for r in resolve_roots(url, storage_options)]
         self.roots: List[Root] = [root for root, _ in found]
+        #: The annotation trees the dataset has (``["gtFine", "gtCoarse"]``), and the one read.
+        self.trees: List[str] = [t for t in ANNOTATION_DIRS if any(k == t for _, bs in found for k, _ in bs)]
+        if annotations is not None and annotations not in self.trees and self.trees:
+            raise DatasetNotFoundError(
+                " + ".join(map(str, self.roots)),
+                f"no {annotations}/ annotations (found: {', '.join(self.trees)})")
+        self.annotations: str = annotations or (self.trees[0] if self.trees else GT_DIR)
+        self._kind_dirs = (self.annotations, IMAGE_DIR)
         self.on_error = on_error
         #: Called with the path of every file under a split folder that is not a frame file.
         self.on_ignored = None
@@ -61,8 +86,15 @@ class CityscapesReader(Reader):
         self._city_filter = set(_as_list(cities) or ()) or None
         # The top-level listing: which kind folders each root has (``(kind, folder)``: the
         # photos' folder is ``leftImg8bit`` or ``imgsFine/leftImg8bit``), and their splits.
-        self._kinds: List[List[Tuple[str, str]]] = [bases for _, bases in found]
+        self._kinds: List[List[Tuple[str, str]]] = [
+            [(k, b) for k, b in bases if k in self._kind_dirs] for _, bases in found]
         self._top: List[Dict[str, str]] = [listdir(r, base) for r, bs in zip(self.roots, self._kinds) for _, base in bs]
+        # Splits of the other annotation trees: their photo-only splits are theirs, not ours.
+        self._other_splits: Set[str] = set()
+        for root, bases in found:
+            for k, base in bases:
+                if k in ANNOTATION_DIRS and k != self.annotations:
+                    self._other_splits.update(n for n, t in listdir(root, base).items() if t == "directory")
         self.labels = self._read_labels()
         self._splits = self._find_splits()
         if self._city_filter is not None:
@@ -91,8 +123,14 @@ class CityscapesReader(Reader):
     # -- listing ------------------------------------------------------------------------------
     def _find_splits(self) -> List[str]:
         found: Set[str] = set()
-        for listing in self._top:
-            found.update(n for n, t in listing.items() if t == "directory")
+        annotated: Set[str] = set()
+        kinds = [k for bs in self._kinds for k, _ in bs]
+        for kind, listing in zip(kinds, self._top):
+            dirs = {n for n, t in listing.items() if t == "directory"}
+            found.update(dirs)
+            if kind == self.annotations:
+                annotated.update(dirs)
+        found -= self._other_splits - annotated
         if self._split_filter is not None:
             missing = [s for s in self._split_filter if s not in found]
             if missing:
@@ -104,7 +142,7 @@ class CityscapesReader(Reader):
         if not found:
             raise DatasetNotFoundError(
                 " + ".join(map(str, self.roots)),
-                f"not a Cityscapes dataset: no {GT_DIR}/<split>/ or {IMAGE_DIR}/<split>/ folder",
+                f"not a Cityscapes dataset: no {self.annotations}/<split>/ or {IMAGE_DIR}/<split>/ folder",
             )
         return sorted(found)
 
@@ -114,7 +152,7 @@ class CityscapesReader(Reader):
     def _split_folders(self, split: str) -> Iterator[Tuple[Root, str, str]]:
         """``(root, kind, folder)`` of every folder holding the split: ground truth first."""
         for root, bases in zip(self.roots, self._kinds):
-            for kind in KIND_DIRS:
+            for kind in self._kind_dirs:
                 for k, base in bases:
                     if k == kind:
                         yield root, kind, f"{base}/{split}"
@@ -216,11 +254,13 @@ class CityscapesReader(Reader):
                 continue
             frame_id, kind = parsed
             frames.setdefault(frame_id, {}).setdefault(kind, (root.fs, path))
+        train_map = self.labels if self.labels.is_train_ids else _TRAIN_MAP
         for frame_id in sorted(frames, key=sort_key):
             files = frames[frame_id]
-            # labelTrainIds without instanceIds are read with the 19-class train map (road = 0).
-            labels = _TRAIN_MAP if "labelTrainIds" in files and "instanceIds" not in files else self.labels
-            yield Frame(frame_id, split, labels, files, on_error=self.on_error)
+            # Train-id files without official ones are read with the 19-class train map (road = 0).
+            official = any(k in files for k in OFFICIAL_KINDS)
+            labels = train_map if not official and any(k in files for k in TRAIN_KINDS) else self.labels
+            yield Frame(frame_id, split, labels, files, on_error=self.on_error, annotations=self.annotations)
 
 
 
@@ -241,9 +281,9 @@ def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
 
 def _kind_folders(root: Root, entries: Dict[str, str]) -> List[Tuple[str, str]]:
     """``(kind, folder)`` of the kind folders at the top of ``root`` (its listing is
-    ``entries``): ``gtFine``, ``leftImg8bit``, and ``imgsFine/leftImg8bit`` (Datumaro's first
-    layout), in that order."""
-    bases = [(k, k) for k in KIND_DIRS if entries.get(k) == "directory"]
+    ``entries``): ``gtFine``, ``gtCoarse``, ``leftImg8bit``, and ``imgsFine/leftImg8bit``
+    (Datumaro's first layout), in that order."""
+    bases = [(k, k) for k in ANNOTATION_DIRS + (IMAGE_DIR,) if entries.get(k) == "directory"]
     if entries.get(IMGS_FINE_DIR) == "directory" and listdir(root, IMGS_FINE_DIR).get(IMAGE_DIR) == "directory":
         bases.append((IMAGE_DIR, OLD_IMAGE_BASE))
     return bases
@@ -258,60 +298,123 @@ def _as_list(value) -> Optional[List[str]]:
 
 
 class CityscapesWriter(Writer):
-    """Writes ``gtFine/<split>/<id>_gtFine_{instanceIds,labelIds,color}.png``, the photos under
+    """Writes ``<tree>/<split>/<id>_<tree>_{instanceIds,labelIds,color}.png`` (``<tree>`` is the
+    frame's annotation tree, ``gtFine`` or ``gtCoarse``), the polygons files, the photos under
     ``leftImg8bit/<split>/`` (with ``save_media``), and ``label_colors.txt`` (or
-    ``dataset_meta.json`` with ``save_dataset_meta``).
+    ``dataset_meta.json`` with ``save_dataset_meta``, or when the ids have gaps).
 
     instanceIds are 16-bit (``label * 1000 + instance``, the plain label for crowd and stuff
     regions); labelIds 8-bit; color RGBA like the official files. When the output labels are
     the input's, the original encoded files are copied instead of re-encoded.
+
+    Output labels that are Cityscapes train ids (:func:`cityscapes_io.to_train_ids`) go into
+    ``_instanceTrainIds.png`` and ``_labelTrainIds.png``, never into ``_labelIds.png`` (which
+    every tool reads as official label ids). ``save_train_ids`` also writes those two files
+    beside the official ones, as ``cityscapes-io prepare`` and the official scripts do.
+
+    A frame's polygons file is copied when its labels are unchanged, rewritten with the new
+    names when the labels were only renamed, and otherwise not written (one warning at the
+    end says why).
     """
 
     format = "cityscapes"
 
-    def __init__(self, url, *, save_dataset_meta: bool = False, **options):
+    def __init__(self, url, *, save_dataset_meta: bool = False, save_train_ids: bool = False, **options):
         self.save_dataset_meta = bool(save_dataset_meta)
+        self.save_train_ids = bool(save_train_ids)
         super().__init__(url, **options)
 
     def _setup(self, labels: LabelMap) -> None:
         self._colors = labels.color_table(256)
+        self._train = labels.is_train_ids
+        self._train_table = labels.train_id_table(256)
+        #: The (instance, class) kinds the masks go into.
+        self._kinds = ("instanceTrainIds", "labelTrainIds") if self._train else ("instanceIds", "labelIds")
+
+    def _gt_kinds(self) -> Tuple[str, ...]:
+        extra = TRAIN_KINDS if self.save_train_ids and not self._train else ()
+        return self._kinds + ("color",) + extra
 
     def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
+        tree = frame.annotations
         if seg is not None:
             if max((class_of(v) for v in seg.values), default=0) > 255:
                 raise InvalidFileError(frame.id, "Cityscapes labelIds are 8-bit: label ids must be below 256")
+            inst_kind, class_kind = self._kinds
             # Unchanged pixels: the original files are copied, not re-encoded.
             original = frame.original if seg.unchanged else (lambda kind: None)
-            ids_png = original("instanceIds")
-            label_png = original("labelIds") if ids_png is not None else None
+            ids_png = original(inst_kind)
+            label_png = original(class_kind) if ids_png is not None else None
             color_png = original("color") if ids_png is not None and seg.same_colors else None
             if ids_png is None:
                 ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
-            if label_png is None or color_png is None:
+            label_ids = None
+            if label_png is None or color_png is None or (self.save_train_ids and not self._train):
                 label_ids = value_lut(seg.values, class_of)[seg.ids]
-                if label_png is None:
-                    label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
-                if color_png is None:
-                    rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
-                    rgba[..., :3] = self._colors[label_ids]
-                    rgba[..., 3] = 255
-                    color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
+            if label_png is None:
+                assert label_ids is not None
+                label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
+            if color_png is None:
+                assert label_ids is not None
+                rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
+                rgba[..., :3] = self._colors[label_ids]
+                rgba[..., 3] = 255
+                color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
             files += [
-                (gt_path(frame.split, frame.id, "instanceIds"), ids_png),
-                (gt_path(frame.split, frame.id, "labelIds"), label_png),
-                (gt_path(frame.split, frame.id, "color"), color_png),
+                (gt_path(frame.split, frame.id, inst_kind, tree), ids_png),
+                (gt_path(frame.split, frame.id, class_kind, tree), label_png),
+                (gt_path(frame.split, frame.id, "color", tree), color_png),
             ]
+            if self.save_train_ids and not self._train:
+                assert label_ids is not None
+                train = self._train_table[label_ids]
+                inst_train = train_value_lut(seg.values, self._train_table)[seg.ids]
+                files += [
+                    (gt_path(frame.split, frame.id, "labelTrainIds", tree),
+                     png.encode_png(train, compress_level=GT_COMPRESS)),
+                    (gt_path(frame.split, frame.id, "instanceTrainIds", tree),
+                     png.encode_png(inst_train, compress_level=GT_COMPRESS)),
+                ]
+        polygons, _ = self._polygons(frame, seg)
+        if polygons is not None:
+            files.append((gt_path(frame.split, frame.id, "polygons", tree), polygons))
         if self.save_media:
             photo = self._photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
 
+    def _polygons(self, frame: Frame, seg: Optional[Segments]) -> Tuple[Optional[bytes], str]:
+        """The polygons file to write (None when there is none, or it cannot follow the
+        masks), and why it is not written ("" when it is, or there is none)."""
+        data, lost = frame.source.polygons()
+        if data is None:
+            return None, lost or ""
+        assert self.labels is not None
+        m = seg.mapping if seg is not None and seg.mapping is not None else mapping_between(frame.labels, self.labels)
+        if m.identity:
+            return data, ""
+        names = m.renames()
+        if names is None:
+            return None, f"labels were merged or dropped for the output label map ({self.labels.source})"
+        try:
+            return rename_polygons(data, names, frame.where), ""
+        except KeyError as exc:
+            return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
+
+    def _lost(self, frame: Frame, files: Files) -> str:
+        if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
+            return ""
+        polygons = gt_path(frame.split, frame.id, "polygons", frame.annotations)
+        if any(rel == polygons for rel, _ in files):
+            return ""
+        return self._polygons(frame, None)[1]
+
     def _planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
-            files += [gt_path(frame.split, frame.id, k) for k in ("instanceIds", "labelIds", "color")]
+            files += [gt_path(frame.split, frame.id, k, frame.annotations) for k in self._gt_kinds()]
         ext = self._photo_ext(frame) if self.save_media else None
         if ext:
             files.append(image_path(frame.split, frame.id, ext))
