@@ -25,12 +25,19 @@ from .instances import Instance
 from .labels import Label, LabelMap
 from .ops import merge
 from .pipeline import writer
+from .polygons import Polygons, PolygonObject, parse_polygons, rasterize
+from .prepare import prepare
 
 __version__ = "0.1.0"
 
 __all__ = [
     "open",
     "convert",
+    "prepare",
+    "rasterize",
+    "parse_polygons",
+    "Polygons",
+    "PolygonObject",
     "writer",
     "merge",
     "Report",

@@ -17,7 +17,8 @@ from . import __version__
 from .dataset import open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 from .formats import detect, format_names, resolve_format, root_hint
-from .names import parse_frame_id
+from .names import ANNOTATION_DIRS, parse_frame_id
+from .prepare import TRAIN_ID_KINDS, prepare
 from .ops import merge
 from .progress import Progress
 from .project import apply_operations, check_unique_ids, Project, require_cities
@@ -78,6 +79,9 @@ def _add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool 
                        help=f"input format: {_FORMATS_HELP} (default: detected from the folders, and said on a terminal)")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON",
                    help='fsspec options of the input, e.g. \'{"anon": true}\'')
+    p.add_argument("--annotations", choices=ANNOTATION_DIRS, default=None,
+                   help="cityscapes: the fine (gtFine) or coarse (gtCoarse, with train_extra) annotations "
+                        "(default: gtFine when present)")
 
 
 def _add_operations(p: argparse.ArgumentParser) -> None:
@@ -106,6 +110,8 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
                         "without --save-media no photo is written and a warning says so")
     g.add_argument("--save-dataset-meta", action="store_true", default=None,
                    help="write dataset_meta.json instead of label_colors.txt (cityscapes)")
+    g.add_argument("--save-train-ids", action="store_true", default=None,
+                   help="also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
 
@@ -202,6 +208,10 @@ def _source_format(args, src, given: Optional[str]) -> str:
 def _open(src, fmt: str, storage_options, **kwargs):
     """Open SRC; a folder inside a Cityscapes tree gets a hint naming the tree's root."""
 
+    if kwargs.get("annotations") is None:
+        kwargs.pop("annotations", None)
+    elif fmt != "cityscapes":
+        raise UsageError(f"--annotations applies to cityscapes datasets, not {fmt}")
     try:
         return open_dataset(src, format=fmt, storage_options=storage_options, **kwargs)
     except DatasetNotFoundError as exc:
@@ -224,7 +234,8 @@ def _dataset(args, *, with_ops: bool = True):
         src = args.src[0] if len(args.src) == 1 else args.src
         fmt = _source_format(args, src, args.input_format)
         # Cities are selected by the filter operation, which names the cities found when one is not.
-        ds = _open(src, fmt, args.storage_options, split=_items(getattr(args, "split", None)) or None)
+        ds = _open(src, fmt, args.storage_options, split=_items(getattr(args, "split", None)) or None,
+                   annotations=getattr(args, "annotations", None))
     return apply_operations(ds, operations_from_args(args)) if with_ops else ds
 
 
@@ -240,7 +251,7 @@ def _progress(args, ds, label: str):
 
 def _writer_options(args) -> dict:
     opts = {}
-    for key in ("save_media", "image_ext", "save_dataset_meta", "label_map"):
+    for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
@@ -313,7 +324,8 @@ def cmd_validate(args) -> int:
     total = None
     if enabled or cities:  # one listing pass, nothing decoded: the cities asked for, a total for the time left
         try:
-            ds = _open(src, fmt, args.storage_options, split=splits, on_error=lambda exc: None)
+            ds = _open(src, fmt, args.storage_options, split=splits, on_error=lambda exc: None,
+                       annotations=args.annotations)
         except (CityscapesIOError, OSError):
             ds = None  # validate reports it
         if ds is not None and cities:
@@ -322,7 +334,7 @@ def cmd_validate(args) -> int:
             total = ds.filter(cities=cities).count() if cities else ds.count()
     bar = args.progress_bar = Progress(total, label="validate", enabled=enabled)
     for problem in validate(src, format=fmt, split=splits, cities=cities,
-                            storage_options=args.storage_options, progress=bar):
+                            storage_options=args.storage_options, progress=bar, annotations=args.annotations):
         problems.append(problem)
         if not args.json:
             bar.clear()
@@ -364,8 +376,9 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     if not dst:
         raise UsageError("the output is missing: DST or -o DST")
     opts = _writer_options(args)
-    if fmt != "cityscapes" and opts.pop("save_dataset_meta", None):
-        raise UsageError("--save-dataset-meta applies to -f cityscapes only")
+    for key in ("save_dataset_meta", "save_train_ids"):
+        if fmt != "cityscapes" and opts.pop(key, None):
+            raise UsageError(f"--{key.replace('_', '-')} applies to -f cityscapes only")
     if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:
         print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
               "(no photos are written)", file=sys.stderr)
@@ -394,6 +407,33 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     if report.read == 0 and not args.finalize:
         print(f"error: {' '.join(map(str, args.src)) or args.project or 'input'}: no frames to convert "
               "(empty dataset, or filters that match nothing)", file=sys.stderr)
+        return EXIT_ERROR
+    return 0 if report.ok or args.allow_skipped else EXIT_ERROR
+
+
+def cmd_prepare(args) -> int:
+    src = args.src[0] if len(args.src) == 1 else args.src
+    fmt = _source_format(args, src, args.input_format)
+    if fmt != "cityscapes":
+        raise UsageError(f"prepare works on Cityscapes datasets, not {fmt}")
+    kinds = _items(args.kinds) or list(TRAIN_ID_KINDS)
+    enabled = not args.quiet and sys.stderr.isatty()
+    total = None
+    if enabled:  # one listing pass for the time left
+        ds = _open(src, fmt, args.storage_options, split=_items(args.split) or None, annotations=args.annotations)
+        total = ds.filter(cities=_items(args.cities)).count() if args.cities else ds.count()
+    bar = args.progress_bar = Progress(total, label="prepare", enabled=enabled)
+    args.where = args.output or str(src)
+    report = prepare(src, kinds, source=args.source, dst=args.output, overwrite=bool(args.overwrite),
+                     workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
+                     dst_storage_options=args.dst_storage_options, annotations=args.annotations,
+                     split=_items(args.split) or None, cities=_items(args.cities) or None, progress=bar,
+                     decode_ahead=args.decode_ahead)
+    bar.close()
+    if not args.quiet or report.skipped:
+        print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
+    if report.read == 0:
+        print(f"error: {src}: no annotated frames to prepare", file=sys.stderr)
         return EXIT_ERROR
     return 0 if report.ok or args.allow_skipped else EXIT_ERROR
 
@@ -570,6 +610,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     _add_operations(p)
     p.set_defaults(func=cmd_convert)
+
+    p = _command(sub, "prepare", help="write the train-id files (_labelTrainIds.png, _instanceTrainIds.png) "
+                                      "as the official preparation scripts do",
+                 description="cityscapes-io prepare SRC [--kinds labelTrainIds,instanceTrainIds] "
+                             "[--from png|polygons] [-o DST] [--overwrite] [-j N]: next to the source files "
+                             "(or in a mirrored tree under DST); existing files are kept unless --overwrite")
+    _add_source(p, project=False)
+    p.add_argument("--kinds", action="append", metavar="KIND[,KIND...]",
+                   help="what to write: labelTrainIds, instanceTrainIds (default both); --from polygons also "
+                        "labelIds, instanceIds, color")
+    p.add_argument("--from", dest="source", choices=("png", "polygons"), default="png",
+                   help="png (default): a lookup of the shipped labelIds/instanceIds; polygons: draw the "
+                        "polygons as the official scripts do (pixel-identical to them)")
+    p.add_argument("-o", "--output", metavar="DST",
+                   help="write into a tree mirroring SRC under DST (needed for a read-only SRC, e.g. a zip)")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace files that exist (otherwise they are kept: a rerun continues where it stopped)")
+    p.add_argument("--dst-storage-options", type=_json_object, metavar="JSON", help="fsspec options of DST")
+    p.add_argument("--split", action="append", help="only this split (repeatable, or a comma-separated list)")
+    p.add_argument("--city", action="append", dest="cities", metavar="CITY", help="only this city")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="skip frames that cannot be prepared and list them (exit status 1)")
+    p.add_argument("--allow-skipped", action="store_true", help="exit 0 even when frames were skipped")
+    p.add_argument("-j", "--workers", type=int, default=1, help="prepare in N processes")
+    p.add_argument("--no-decode-ahead", dest="decode_ahead", action="store_false",
+                   help="with one process, do not decode the next frame in a second thread")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems")
+    p.set_defaults(func=cmd_prepare)
 
     p = _command(sub, "merge", help="merge several datasets into one output")
     _add_source(p, project=False, per_source_format=True)

@@ -38,7 +38,8 @@ from .frame import Frame, OnError, apply_policy, check_policy
 from .storage import location, overlap, root_locations
 from .writers import Entry, Writer
 
-__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one"]
+__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one", "run_writer",
+           "items_for"]
 
 Result = Union[Entry, CityscapesIOError]
 #: A frame to write, or a frame already complete with its index entry (resume).
@@ -46,8 +47,9 @@ Item = Tuple[Frame, Optional[Entry]]
 Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
 
 
-def writer(url, format: str, *, storage_options=None, **options) -> Writer:
-    """Open a writer for ``format`` (``"cityscapes"``, ``"voc"``, ``"camvid"``) at ``url``.
+def writer(url, format, *, storage_options=None, **options) -> Writer:
+    """Open a writer for ``format`` (``"cityscapes"``, ``"voc"``, ``"camvid"``, or a
+    :class:`Writer` subclass) at ``url``.
 
     Use it as a context manager::
 
@@ -57,7 +59,8 @@ def writer(url, format: str, *, storage_options=None, **options) -> Writer:
 
     A destination that is not empty is refused unless ``overwrite=True`` (which replaces it).
     """
-    return writer_class(format)(url, storage_options=storage_options, **options)
+    cls = format if isinstance(format, type) and issubclass(format, Writer) else writer_class(format)
+    return cls(url, storage_options=storage_options, **options)
 
 
 @dataclass
@@ -178,10 +181,7 @@ def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None
 
     def touch(frame: Frame) -> None:
         try:
-            if frame.has_annotations:
-                frame.instances()
-            if w.save_media and frame.has_image:
-                frame.image_bytes()
+            w._touch(frame)
         except CityscapesIOError:  # reported by the writer's own call
             pass
 
@@ -204,7 +204,7 @@ def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None
 _WORKER: Optional[Writer] = None
 
 
-def _init_worker(format: str, url, storage_options, options: dict) -> None:
+def _init_worker(format, url, storage_options, options: dict) -> None:
     global _WORKER
     # Ctrl-C goes to the whole process group: the parent stops the pool; workers just finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -230,7 +230,7 @@ def _write_in_worker(frame: Frame) -> Tuple[Result, List[Exception]]:
     return result, (collector.errors if collector is not None else [])
 
 
-def _in_pool(w: Writer, items: Iterable[Item], *, format: str, url, storage_options, options: dict,
+def _in_pool(w: Writer, items: Iterable[Item], *, format, url, storage_options, options: dict,
              workers: int) -> Generator[Outcome, None, None]:
     """Frames written in ``workers`` processes, at most ``2 × workers`` in flight, outcomes in
     input order (so the index files come out as from one process)."""
@@ -311,7 +311,20 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
-    items = _items(ds, w, shard, resume)
+    run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
+               options=options, workers=workers, decode_ahead=decode_ahead, on_error=on_error, progress=progress,
+               index=not sharded)  # a shard writes no index files: finalize does, once
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def run_writer(w: Writer, items: Iterable[Item], report: Report, *, format, url, storage_options, options: dict,
+               workers: int = 1, decode_ahead: bool = True, on_error: OnError = "raise",
+               progress: Optional[Callable[[int], None]] = None, index: bool = True) -> None:
+    """Drive ``w`` over ``items`` with the strategy ``workers`` and ``decode_ahead`` choose,
+    accounting every frame in ``report``; then close the writer (``index``: with its index
+    files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
+    ``options`` are what worker processes open their own writers with."""
     outcomes: Generator[Outcome, None, None]
     if workers > 1:
         outcomes = _in_pool(w, items, format=format, url=url, storage_options=storage_options, options=options,
@@ -332,15 +345,13 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
         outcomes.close()  # stops the pool or the decoding thread now
         w._abort()
         raise
-    if sharded:
-        w._abort()  # a shard writes no index files: finalize does, once
-    else:
+    if index:
         w.close()
-    report.seconds = time.perf_counter() - start
-    return report
+    else:
+        w._abort()
 
 
-def _items(ds, w: Writer, shard: Optional[Tuple[int, int]], resume: bool) -> Iterator[Item]:
+def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bool = False) -> Iterator[Item]:
     """The frames of this shard; with ``resume``, those complete already come with their entry."""
     present: Optional[Set[str]] = None
     if resume:

@@ -19,7 +19,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 
-__all__ = ["Root", "resolve_root", "resolve_roots", "is_remote"]
+__all__ = ["Root", "resolve_root", "resolve_roots", "is_remote", "is_read_only"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,12 @@ class Root:
 def _protocol(fs) -> str:
     p = fs.protocol
     return p[0] if isinstance(p, (tuple, list)) else p
+
+
+def is_read_only(fs) -> bool:
+    """True for filesystems that cannot take new files: archives read in place (zip, tar) and
+    plain HTTP."""
+    return _protocol(fs) in ("zip", "tar", "libarchive", "http", "https", "github")
 
 
 def is_remote(fs) -> bool:

@@ -296,6 +296,14 @@ class Writer:
         """Format-specific data the index files need about a frame (none by default)."""
         return ()
 
+    def _touch(self, frame: Frame) -> None:
+        """Decode what writing ``frame`` will need (run one frame ahead, in another thread):
+        the ground truth, and the photo's bytes when photos are written."""
+        if frame.has_annotations:
+            frame.instances()
+        if self.save_media and frame.has_image:
+            frame.image_bytes()
+
     def _lost(self, frame: Frame, files: Files) -> str:
         """Why a part of the frame the format keeps (Cityscapes: polygons) is not among its
         encoded ``files`` ("" when nothing was lost)."""

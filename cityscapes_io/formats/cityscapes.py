@@ -149,6 +149,10 @@ class CityscapesReader(Reader):
     def splits(self) -> List[str]:
         return list(self._splits)
 
+    def annotation_roots(self) -> List[Root]:
+        """The roots holding the annotation tree read (``gtFine/`` or ``gtCoarse/``)."""
+        return [root for root, bases in zip(self.roots, self._kinds) if any(k == self.annotations for k, _ in bases)]
+
     def _split_folders(self, split: str) -> Iterator[Tuple[Root, str, str]]:
         """``(root, kind, folder)`` of every folder holding the split: ground truth first."""
         for root, bases in zip(self.roots, self._kinds):

@@ -1,0 +1,223 @@
+"""Preparing train ids: the official ``csCreateTrainIdLabelImgs`` / ``csCreateTrainIdInstanceImgs``
+step, on current libraries, locally, on object stores or from an archive.
+
+:func:`prepare` writes ``<id>_gtFine_labelTrainIds.png`` (8-bit, 255 = ignore) and
+``<id>_gtFine_instanceTrainIds.png`` (16-bit, ``train id * 1000 + instance``) for every annotated
+frame (``_gtCoarse_`` ones for the coarse annotations), next to the source files as the official
+scripts do and as training code (mmsegmentation, PaddleSeg, ...) expects, or into a mirrored tree
+under ``dst``. Two sources:
+
+- ``source="png"`` (default): a lookup table over the shipped ``labelIds`` / ``instanceIds``
+  PNGs; needs no polygons and is exact to the shipped files;
+- ``source="polygons"``: the polygons drawn by the official rules
+  (:func:`cityscapes_io.rasterize`), pixel-identical to the official scripts' files.
+
+Existing files are kept unless ``overwrite`` (then replaced atomically), so an interrupted run
+continues where it stopped. Writing goes through the conversion pipeline: the same workers,
+report and error policy as :func:`cityscapes_io.convert`.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import png
+from .dataset import Dataset, open as open_dataset
+from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
+from .frame import Frame, OnError, check_policy
+from .names import gt_path
+from .pipeline import Report, items_for, run_writer
+from .polygons import rasterize
+from .storage import is_read_only
+from .writers import Encoded, Entry, Files, Writer, check_names
+
+__all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS"]
+
+#: What :func:`prepare` writes by default: the official preparation scripts' two files.
+TRAIN_ID_KINDS = ("labelTrainIds", "instanceTrainIds")
+#: Every kind it can write, and the rasterisation encoding of each (``source="polygons"``).
+PREPARE_KINDS = {"labelTrainIds": "trainIds", "instanceTrainIds": "instanceTrainIds", "labelIds": "ids",
+                 "instanceIds": "instanceIds", "color": "color"}
+SOURCES = ("png", "polygons")
+#: zlib level of the written PNGs (flat images: a low level loses little size and saves time).
+COMPRESS = 3
+
+
+class PrepareWriter(Writer):
+    """Writes the prepared files of each frame (no index files). Driven by :func:`prepare`
+    through the conversion pipeline, in this process or in worker processes."""
+
+    format = "prepare"
+
+    def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", **options):
+        self.kinds = tuple(kinds)
+        self.source = source
+        super().__init__(url, **options)
+
+    def encode(self, frame: Frame) -> Encoded:
+        check_names(frame)
+        files: Files = []
+        if self.source == "polygons":
+            polygons = frame.polygons()
+            if polygons is None:
+                raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
+            for kind in self.kinds:
+                files.append((self._path(frame, kind), _encode(rasterize(polygons, PREPARE_KINDS[kind]))))
+        else:
+            for kind in self.kinds:
+                arr = frame.train_ids() if kind == "labelTrainIds" else frame.instance_train_ids()
+                if arr is None:
+                    raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
+                files.append((self._path(frame, kind), _encode(arr)))
+        return Encoded(files, Entry(frame.split or "default", frame.id))
+
+    def _path(self, frame: Frame, kind: str) -> str:
+        return gt_path(frame.split, frame.id, kind, frame.annotations)
+
+    def _touch(self, frame: Frame) -> None:
+        if self.source == "polygons":
+            frame.polygons()
+        elif "instanceTrainIds" in self.kinds:
+            frame.instances()
+        else:
+            frame.label_ids()
+
+    def _planned_files(self, frame: Frame) -> List[str]:
+        return [self._path(frame, kind) for kind in self.kinds]
+
+    def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
+        raise NotImplementedError
+
+
+def _encode(arr: np.ndarray) -> bytes:
+    return png.encode_png(arr, compress_level=COMPRESS)
+
+
+def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: str = "png", dst=None,
+            overwrite: bool = False, workers: int = 1, on_error: OnError = "raise", storage_options=None,
+            dst_storage_options=None, annotations: Optional[str] = None, split=None, cities=None,
+            progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True) -> Report:
+    """Write the train-id files of a Cityscapes dataset, as the official preparation scripts do.
+
+    Parameters
+    ----------
+    src : str, list of str, or Dataset
+        The dataset (a path, ``.zip``, fsspec URL such as ``s3://bucket/cityscapes``), or a
+        Cityscapes :class:`Dataset` already opened (its filters apply).
+    kinds : str or sequence of str
+        ``"labelTrainIds"``, ``"instanceTrainIds"`` (default: both); with
+        ``source="polygons"`` also ``"labelIds"``, ``"instanceIds"``, ``"color"`` (the official
+        ``json2labelImg`` / ``json2instanceImg``).
+    source : {"png", "polygons"}
+        Take the classes from the shipped PNGs by lookup table (exact to them, no polygons
+        needed), or draw the polygons by the official rules (pixel-identical to the official
+        scripts' output).
+    dst : str, optional
+        Write into a tree mirroring the source under ``dst`` (``dst/gtFine/<split>/...``)
+        instead of next to the source files; needed when the source is read-only (a zip).
+    overwrite : bool
+        Replace files that exist (atomically); without it they are kept, so a run that was
+        interrupted continues where it stopped.
+    workers : int
+        Processes preparing frames.
+    on_error : "raise", "skip" or callable
+        A frame that cannot be prepared raises, or is skipped and listed in the report.
+    storage_options, dst_storage_options : dict, optional
+        fsspec options of the source and of ``dst`` (``dst`` defaults to the source's).
+    annotations : {"gtFine", "gtCoarse"}, optional
+        Only this annotation tree; default: every tree the dataset has, as the official
+        scripts do.
+    split, cities : optional
+        Only these splits / cities.
+    progress : callable, optional
+        Called with the number of frames done so far.
+
+    Returns
+    -------
+    Report
+        Frames read, written (those found complete counted as ``resumed``), skipped with why.
+        Frames without ground truth (photos only) are not part of the input.
+    """
+    check_policy(on_error)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    allowed = PREPARE_KINDS if source == "polygons" else TRAIN_ID_KINDS
+    bad = [k for k in kinds if k not in allowed]
+    if bad or not kinds:
+        raise ValueError(f"kinds {bad or list(kinds)!r} not available from {source}: choose from {', '.join(allowed)}")
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    datasets = list(_datasets(src, storage_options, annotations, split, cities, on_error))
+    report = Report(str(dst) if dst is not None else "", "prepare")
+    start = time.perf_counter()
+    for ds in datasets:
+        url, opts = _destination(ds, dst, storage_options, dst_storage_options)
+        w = PrepareWriter(url, storage_options=opts, labels=ds.labels, kinds=kinds, source=source, _existing="keep")
+        if not w.dest.resumable and workers > 1:
+            w._abort()
+            raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
+        frames = _annotated(ds, source)
+        items = items_for(frames, w, resume=not overwrite and w.dest.resumable)
+        run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
+                   options={"kinds": kinds, "source": source}, workers=workers, decode_ahead=decode_ahead,
+                   on_error=on_error, progress=_offset(progress, report.read) if progress else None)
+        report.destination = report.destination or url
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _datasets(src, storage_options, annotations, split, cities, on_error) -> Iterator[Dataset]:
+    """One Cityscapes dataset per annotation tree to prepare."""
+    if isinstance(src, Dataset):
+        if _base_reader(src).format != "cityscapes":
+            raise ValueError(f"prepare needs a Cityscapes dataset, got {_base_reader(src).format}")
+        yield src
+        return
+    first = open_dataset(src, split=split, cities=cities, storage_options=storage_options, on_error=on_error,
+                         annotations=annotations)
+    read = getattr(first.reader, "annotations", None)
+    trees = [annotations] if annotations else list(getattr(first.reader, "trees", [])) or [read]
+    for tree in trees:
+        yield first if tree == read else open_dataset(
+            src, split=split, cities=cities, storage_options=storage_options, on_error=on_error, annotations=tree)
+
+
+def _destination(ds: Dataset, dst, storage_options, dst_storage_options):
+    """``(url, storage options)`` the files of ``ds`` go to: ``dst``, or the root holding its
+    annotation tree."""
+    if dst is not None:
+        return str(dst), dst_storage_options if dst_storage_options is not None else storage_options
+    reader = _base_reader(ds)
+    roots = reader.annotation_roots()
+    if not roots:
+        raise DatasetNotFoundError(" + ".join(map(str, reader.roots)), f"no {reader.annotations}/ annotations")
+    if len(roots) > 1:
+        raise CityscapesIOError(" + ".join(map(str, roots)), "the annotations lie in several roots: give dst")
+    root = roots[0]
+    if is_read_only(root.fs):
+        raise CityscapesIOError(root.url, "the source is read-only (an archive): give dst, a folder or bucket "
+                                          "to write the prepared files into")
+    return root.url, storage_options
+
+
+def _base_reader(ds: Dataset):
+    """The reader of the files under a dataset's operations (filters, remaps)."""
+    reader = ds.reader
+    while hasattr(reader, "base"):
+        reader = reader.base.reader
+    return reader
+
+
+def _annotated(ds: Dataset, source: str) -> Iterator[Frame]:
+    """The frames to prepare: those with ground truth (or, drawing polygons, a polygons file
+    or ground truth: a frame with PNGs but no polygons is reported, not passed over)."""
+    for frame in ds:
+        if frame.has_annotations or (source == "polygons" and frame.has("polygons")):
+            yield frame
+
+
+def _offset(progress: Callable[[int], None], done: int) -> Callable[[int], None]:
+    return lambda n: progress(done + n)
