@@ -18,7 +18,7 @@ from .dataset import open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 from .formats import detect, format_names, resolve_format, root_hint
 from .names import ANNOTATION_DIRS, parse_frame_id
-from .prepare import TRAIN_ID_KINDS, prepare
+from .prepare import PREPARE_KINDS, TRAIN_ID_KINDS, prepare
 from .ops import merge
 from .progress import Progress
 from .project import apply_operations, check_unique_ids, Project, require_cities
@@ -417,6 +417,11 @@ def cmd_prepare(args) -> int:
     if fmt != "cityscapes":
         raise UsageError(f"prepare works on Cityscapes datasets, not {fmt}")
     kinds = _items(args.kinds) or list(TRAIN_ID_KINDS)
+    allowed = PREPARE_KINDS if args.source == "polygons" else TRAIN_ID_KINDS
+    bad = [k for k in kinds if k not in allowed]
+    if bad:
+        raise UsageError(f"--kinds {','.join(bad)}: not available --from {args.source} "
+                         f"(choose from {', '.join(allowed)})")
     enabled = not args.quiet and sys.stderr.isatty()
     total = None
     if enabled:  # one listing pass for the time left

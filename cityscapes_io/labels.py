@@ -389,9 +389,16 @@ class LabelMap:
     @property
     def is_train_ids(self) -> bool:
         """Whether this map's ids are Cityscapes train ids (every label's id is its own train
-        id, as in :meth:`cityscapes_train`): masks in these ids belong in ``_labelTrainIds.png``
-        files, never in ``_labelIds.png``."""
-        return bool(self._labels) and all(l.train_id is not None and l.id == l.train_id for l in self._labels)
+        id, or, for labels read from a file, the official train id of its name, 255 for the
+        rest; as in :meth:`cityscapes_train`): masks in these ids belong in
+        ``_labelTrainIds.png`` files, never in ``_labelIds.png``."""
+        def is_train(lab: Label) -> bool:
+            if lab.train_id is not None:
+                return lab.id == lab.train_id
+            ref = official_label(lab.name)  # a map read back from a label file has no train ids
+            return lab.id == (ref.train_id if ref is not None else TRAIN_IGNORE)
+
+        return any(l.id != TRAIN_IGNORE for l in self._labels) and all(is_train(l) for l in self._labels)
 
     def color_table(self, size: int = 256) -> np.ndarray:
         """``(size, 3)`` uint8 lookup table id → colour (black for unknown ids or no colour)."""

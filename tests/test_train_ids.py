@@ -1,0 +1,251 @@
+"""Train ids: ``frame.train_ids()`` / ``frame.instance_train_ids()``, ``prepare`` (next to the
+source, under a destination, from a zip, on the local S3 server, resumed, in processes, from the
+command line), and the Cityscapes writer's train-id trees, ``save_train_ids`` and polygons."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+import cityscapes_io as cio
+from cityscapes_io import png
+from cityscapes_io.cli import main
+from cityscapes_io.errors import CityscapesIOError
+from cityscapes_io.labels import LabelMap
+from cityscapes_io.names import gt_path
+from cityscapes_io.synthetic import generate
+
+from conftest import upload_dir, zip_dir
+
+OFFICIAL = LabelMap.cityscapes()
+#: The official table's train ids, written out from the label records (255 = ignore).
+TRAIN = np.full(256, 255, dtype=np.int64)
+for _lab in OFFICIAL:
+    if _lab.id >= 0 and 0 <= _lab.train_id < 255:
+        TRAIN[_lab.id] = _lab.train_id
+HAS_INSTANCES = {lab.id for lab in OFFICIAL if lab.has_instances}
+
+
+def expected_instance_train(inst: np.ndarray) -> np.ndarray:
+    """instanceTrainIds by the official rule, pixel by pixel from the instanceIds values."""
+    inst = inst.astype(np.int64)
+    cls = np.where(inst >= 1000, inst // 1000, inst)
+    t = TRAIN[cls]
+    return np.where((inst >= 1000) & (t != 255), t * 1000 + inst % 1000, t)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("train-ids") / "cs")
+    generate(root, splits={"train": 3, "val": 2}, size=(96, 48), seed=3)
+    return root
+
+
+def read_png(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        return png.decode_gray(f.read(), path)
+
+
+def prepared_tree(root: str, prefix: str = "") -> dict:
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(("_labelTrainIds.png", "_instanceTrainIds.png")):
+                full = os.path.join(dirpath, name)
+                out[os.path.relpath(full, root)] = read_png(full)
+    return out
+
+
+# -- frames -------------------------------------------------------------------------------------
+def test_frame_train_ids_are_the_official_lookup(synth):
+    for frame in cio.open(synth):
+        label_ids = read_png(frame.path("labelIds"))
+        inst = read_png(frame.path("instanceIds"))
+        t = frame.train_ids()
+        assert t.dtype == np.uint8 and np.array_equal(t, TRAIN[label_ids])
+        it = frame.instance_train_ids()
+        assert it.dtype == np.uint16 and np.array_equal(it, expected_instance_train(inst))
+        assert (it >= 1000).any() and (it == 255).any()
+
+
+def test_train_ids_of_a_train_mapped_frame_are_its_ids(synth):
+    frame = next(iter(cio.open(synth).to_train_ids()))
+    assert np.array_equal(frame.train_ids(), frame.label_ids())
+    assert np.array_equal(frame.instance_train_ids(), frame.instance_ids())
+
+
+# -- prepare --------------------------------------------------------------------------------------
+def test_prepare_writes_next_to_the_source_and_resumes(synth, tmp_path):
+    root = str(tmp_path / "cs")
+    shutil.copytree(synth, root)
+    report = cio.prepare(root)
+    assert report.ok and (report.read, report.written, report.resumed) == (5, 5, 0)
+    for frame in cio.open(root):
+        assert frame.has("labelTrainIds") and frame.has("instanceTrainIds")
+        assert frame.path("labelTrainIds").endswith("_gtFine_labelTrainIds.png")
+        assert np.array_equal(read_png(frame.path("labelTrainIds")), TRAIN[read_png(frame.path("labelIds"))])
+        assert np.array_equal(read_png(frame.path("instanceTrainIds")),
+                              expected_instance_train(read_png(frame.path("instanceIds"))))
+        # The dataset still reads with the official labels (its instanceIds win over train ids).
+        assert frame.labels == OFFICIAL
+    first = prepared_tree(root)
+    # Interrupted run: one file missing, another replaced by garbage. Without overwrite the
+    # missing one is written and the others are kept; with overwrite every file is replaced.
+    victim = sorted(first)[0]
+    os.remove(os.path.join(root, victim))
+    again = cio.prepare(root)
+    assert (again.written, again.resumed) == (5, 4)
+    assert prepared_tree(root).keys() == first.keys()
+    bad = os.path.join(root, sorted(first)[1])
+    with open(bad, "wb") as f:
+        f.write(png.encode_png(np.zeros((48, 96), np.uint8)))
+    cio.prepare(root)
+    assert not read_png(bad).any()  # kept
+    assert cio.prepare(root, overwrite=True, workers=2).resumed == 0
+    final = prepared_tree(root)
+    assert final.keys() == first.keys() and all(np.array_equal(final[k], first[k]) for k in first)
+
+
+def test_prepare_into_dst_from_a_zip(synth, tmp_path):
+    archive = zip_dir(synth, str(tmp_path / "gtFine.zip"))
+    with pytest.raises(CityscapesIOError, match="read-only"):
+        cio.prepare(archive)
+    dst = str(tmp_path / "prepared")
+    report = cio.prepare(archive, dst=dst, kinds="labelTrainIds")
+    assert report.ok and report.written == 5
+    got = prepared_tree(dst)
+    assert len(got) == 5 and all(k.startswith(os.path.join("gtFine", "")) for k in got)
+    for frame in cio.open(synth):
+        rel = gt_path(frame.split, frame.id, "labelTrainIds")
+        assert np.array_equal(got[os.path.normpath(rel)], frame.train_ids())
+
+
+def test_prepare_on_s3_in_place_and_in_processes(synth, s3, tmp_path):
+    fs, opts, bucket = s3
+    upload_dir(fs, synth, f"{bucket}/cs")
+    report = cio.prepare(f"s3://{bucket}/cs", storage_options=opts, workers=2)
+    assert report.ok and report.written == 5
+    local = str(tmp_path / "local")
+    shutil.copytree(synth, local)
+    cio.prepare(local)
+    want = prepared_tree(local)
+    fs.invalidate_cache()
+    for rel, arr in want.items():
+        key = f"{bucket}/cs/{rel.replace(os.sep, '/')}"
+        assert np.array_equal(png.decode_gray(fs.cat_file(key), key), arr)
+    assert cio.prepare(f"s3://{bucket}/cs", storage_options=opts).resumed == 5
+
+
+def test_prepare_from_polygons_reports_frames_without_them(synth, tmp_path):
+    root = str(tmp_path / "cs")
+    shutil.copytree(synth, root)
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if name.endswith("_polygons.json"):
+                os.remove(os.path.join(dirpath, name))
+    report = cio.prepare(root, source="polygons", on_error="skip")
+    assert report.read == 5 and report.written == 0 and len(report.skipped) == 5
+    assert all("no polygons file" in reason for _, _, reason in report.skipped)
+    with pytest.raises(CityscapesIOError, match="no polygons file"):
+        cio.prepare(root, source="polygons")
+
+
+def test_prepare_arguments_are_checked(synth):
+    with pytest.raises(ValueError, match="not available from png"):
+        cio.prepare(synth, kinds=("labelIds",))
+    with pytest.raises(ValueError, match="source must be"):
+        cio.prepare(synth, source="jpeg")
+
+
+def test_prepare_command_line(synth, tmp_path, capsys):
+    root = str(tmp_path / "cs")
+    shutil.copytree(synth, root)
+    assert main(["prepare", root, "--kinds", "labelTrainIds", "-q"]) == 0
+    assert len(prepared_tree(root)) == 5 and all(k.endswith("_labelTrainIds.png") for k in prepared_tree(root))
+    assert main(["prepare", root, "-j", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "5 frames read, 5 written" in out
+    assert len(prepared_tree(root)) == 10
+    archive = zip_dir(synth, str(tmp_path / "a.zip"))
+    assert main(["prepare", archive]) != 0
+    assert "read-only" in capsys.readouterr().err
+    assert main(["prepare", archive, "-o", str(tmp_path / "dst"), "-q"]) == 0
+    assert len(prepared_tree(str(tmp_path / "dst"))) == 10
+    assert main(["prepare", root, "--kinds", "color"]) == 2  # a usage error
+
+
+# -- the writer -----------------------------------------------------------------------------------
+def test_train_mapped_dataset_writes_train_id_files_only(synth, tmp_path):
+    out = str(tmp_path / "train")
+    cio.open(synth).to_train_ids().export(out, "cityscapes")
+    names = [n for _, _, files in os.walk(out) for n in files]
+    assert not [n for n in names if n.endswith(("_labelIds.png", "_instanceIds.png"))]
+    assert len([n for n in names if n.endswith("_gtFine_labelTrainIds.png")]) == 5
+    assert len([n for n in names if n.endswith("_gtFine_instanceTrainIds.png")]) == 5
+    back = cio.open(out)
+    assert back.labels.is_train_ids
+    for src, mapped, got in zip(cio.open(synth), cio.open(synth).to_train_ids(), back):
+        assert got.labels.is_train_ids and got.labels["road"].id == 0
+        assert np.array_equal(read_png(got.path("labelTrainIds")), src.train_ids())
+        assert np.array_equal(got.instance_ids(), src.instance_train_ids())
+        assert [(i.value, i.label.name, i.area) for i in got.instances()] == [
+            (i.value, i.label.name, i.area) for i in mapped.instances()]
+
+
+def test_save_train_ids_writes_both_beside_the_official_files(synth, tmp_path):
+    out = str(tmp_path / "both")
+    cio.convert(synth, out, save_train_ids=True)
+    for src, got in zip(cio.open(synth), cio.open(out)):
+        assert got.has("labelIds") and got.has("instanceIds")
+        assert np.array_equal(read_png(got.path("labelTrainIds")), src.train_ids())
+        assert np.array_equal(read_png(got.path("instanceTrainIds")), src.instance_train_ids())
+    # Resume knows the two extra files: removing one makes that frame be written again.
+    victim = next(iter(cio.open(out)))
+    os.remove(victim.path("instanceTrainIds"))
+    again = cio.convert(synth, out, save_train_ids=True, resume=True)
+    assert (again.written, again.resumed) == (5, 4)
+
+
+def _add_polygons(root: str) -> None:
+    """A polygons file beside every frame (a road and a car), when the tree has none."""
+    for frame in cio.open(root):
+        if frame.has("polygons"):
+            continue
+        h, w = frame.size()
+        doc = {"imgHeight": h, "imgWidth": w, "objects": [
+            {"label": "road", "polygon": [[0, h // 2], [w - 1, h // 2], [w - 1, h - 1], [0, h - 1]], "deleted": 0},
+            {"label": "cargroup", "polygon": [[1, 1], [5, 1], [5, 5]], "deleted": 0}]}
+        path = frame.path("instanceIds").replace("_instanceIds.png", "_polygons.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+
+
+def test_polygons_are_copied_renamed_or_dropped_with_one_warning(synth, tmp_path):
+    root = str(tmp_path / "cs")
+    shutil.copytree(synth, root)
+    _add_polygons(root)
+    originals = {f.id: f.read_bytes("polygons") for f in cio.open(root)}
+    copied = str(tmp_path / "copied")
+    cio.convert(root, copied)
+    assert {f.id: f.read_bytes("polygons") for f in cio.open(copied)} == originals
+
+    renamed = str(tmp_path / "renamed")
+    cio.open(root).remap_labels({"car": "automobile"}).export(renamed, "cityscapes")
+    for f in cio.open(renamed):
+        labels = [o.label for o in f.polygons()]
+        before = [o.label for o in cio.open(root).frame(f.id, f.split).polygons()]
+        assert labels == [{"cargroup": "automobilegroup", "car": "automobile"}.get(n, n) for n in before]
+
+    for name, ds in (("train", cio.open(root).to_train_ids()),
+                     ("merged", cio.open(root).remap_labels({"car": "vehicle", "truck": "vehicle"}))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds.export(str(tmp_path / name), "cityscapes")
+        polygon_warnings = [str(w.message) for w in caught if "polygons" in str(w.message)]
+        assert len(polygon_warnings) == 1 and "merged or dropped" in polygon_warnings[0]
+        assert "(5 frames)" in polygon_warnings[0]
+        assert not [f for f in cio.open(str(tmp_path / name)) if f.has("polygons")]
