@@ -276,6 +276,11 @@ def cmd_info(args) -> int:
                            "labels": {"source": ds.labels.source, "count": len(ds.labels),
                                       "names": [f"{l.id}:{l.name}" for l in ds.labels]},
                            "splits": {}, "frames": 0}
+    base = ds.reader
+    while hasattr(base, "base"):  # under filters and transforms
+        base = base.base.reader
+    if getattr(base, "trees", None) is not None:
+        out["annotations"] = {"trees": list(base.trees), "read": base.annotations}
     for split in ds.splits():
         cities: Dict[str, int] = {}
         kinds = kinds_by_split.setdefault(split, {})
@@ -293,6 +298,11 @@ def cmd_info(args) -> int:
         return 0
     print(f"roots:   {', '.join(ds.roots) or '-'}")
     print(f"format:  {ds.format}")
+    if "annotations" in out:
+        trees = ", ".join(t + (" (read)" if t == out["annotations"]["read"] else "")
+                          for t in out["annotations"]["trees"])
+        print(f"annotations: {trees or 'none'}" + (" (--annotations to choose)" if len(out["annotations"]["trees"]) > 1
+                                                  else ""))
     print(f"labels:  {len(ds.labels)} from {ds.labels.source}")
     print("          " + ", ".join(out["labels"]["names"]))
     print(f"frames:  {out['frames']}")

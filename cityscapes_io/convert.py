@@ -17,7 +17,8 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
             dst_storage_options=None, on_error: OnError = "raise", split=None, cities=None,
             progress: Optional[Callable[[int], None]] = None, workers: int = 1,
             shard: Union[str, Tuple[int, int], None] = None, resume: bool = False, finalize: bool = False,
-            decode_ahead: bool = True, overwrite: bool = False, **options) -> Report:
+            decode_ahead: bool = True, overwrite: bool = False, annotations: Optional[str] = None,
+            **options) -> Report:
     """Convert a dataset from one format to another, frame by frame in constant memory.
 
     Parameters
@@ -49,8 +50,11 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
         Write only the index files, from the frames whose outputs are present (after shards).
     overwrite : bool
         Replace what the destination holds (Datumaro's ``--overwrite``).
+    annotations : {"gtFine", "gtCoarse"}, optional
+        Cityscapes input: the annotation tree to read (see :func:`cityscapes_io.open`).
     **options :
-        Writer options: ``save_media``, ``image_ext``, ``label_map``, ``save_dataset_meta``.
+        Writer options: ``save_media``, ``image_ext``, ``label_map``, ``save_dataset_meta``,
+        ``save_train_ids`` (Cityscapes: also the ``_labelTrainIds`` / ``_instanceTrainIds`` files).
 
     Returns
     -------
@@ -58,7 +62,8 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
     """
     # Frames raise their errors; write_dataset applies the policy to whole frames, so a frame
     # with a bad pixel value is skipped entirely rather than written without the instance.
-    ds = open_dataset(src, split=split, cities=cities, storage_options=storage_options, format=src_format)
+    ds = open_dataset(src, split=split, cities=cities, storage_options=storage_options, format=src_format,
+                      annotations=annotations)
     return write_dataset(ds, dst, format, storage_options=dst_storage_options, on_error=on_error,
                          progress=progress, workers=workers, shard=shard, resume=resume, finalize=finalize,
                          decode_ahead=decode_ahead, overwrite=overwrite, **options)
