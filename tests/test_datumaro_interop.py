@@ -192,6 +192,30 @@ def test_datumaro_reads_our_train_id_dataset_meta(tmp_path):
     assert cio.open(out).labels.names == train.names
 
 
+def test_datumaro_reads_our_train_id_masks(tmp_path):
+    """A dataset mapped to train ids is written into ``_labelTrainIds.png`` (never into
+    ``_labelIds.png``), which is the file Datumaro reads first: it gets every pixel's train
+    class, except two it cannot have by its own rules: index 0 (road) is its background and
+    never imported, and 255 (ignore) is no index of its label list."""
+    out = str(tmp_path / "train_ids")
+    ds = cio.open(cio.sample_path()).to_train_ids()
+    ds.export(out, format="cityscapes", save_media=True)
+    assert not [n for _, _, fs in os.walk(out) for n in fs if n.endswith("_labelIds.png")]
+    result, arrays = datumaro_read(tmp_path, out, "cityscapes")
+    ours = cio.open(out)
+    assert ours.labels.is_train_ids and result["labels"] == ours.labels.names
+    checked = 0
+    for frame in ours:
+        theirs = np.load(arrays / npy_name(frame.id))
+        mine = frame.label_ids().astype(np.int32)
+        assert np.array_equal(mine, cio.open(cio.sample_path()).frame(frame.id, frame.split).train_ids())
+        kept = (mine != 0) & (mine != 255)
+        assert np.array_equal(theirs[kept], mine[kept]), f"{frame.id}: train classes differ"
+        assert (theirs[~kept] == -1).all()
+        checked += int(kept.sum())
+    assert checked > 0
+
+
 # -- trees Datumaro exports, read by us ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def datumaro_exports(tmp_path_factory):
