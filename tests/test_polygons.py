@@ -139,3 +139,28 @@ def test_public_names():
     assert cio.rasterize is rasterize and cio.parse_polygons is parse_polygons
     with pytest.raises(ValueError, match="unknown encoding"):
         rasterize(parse_polygons(doc()), "labelIds")
+
+
+def test_parsing_allocates_nothing_frame_sized():
+    import tracemalloc
+
+    data = doc(*[obj("car", rect(i, i, i + 50, i + 30)) for i in range(200)], w=8000, h=8000)
+    tracemalloc.start()
+    try:
+        p = parse_polygons(data, "big.json")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (p.width, p.height) == (8000, 8000)
+    assert peak < 2_000_000  # a frame of this size would be 64 MB as labelIds
+
+
+def test_train_id_table_and_train_maps():
+    from cityscapes_io.labels import LabelMap
+
+    table = LabelMap.cityscapes().train_id_table()
+    assert table[7] == 0 and table[26] == 13 and table[29] == 255 and table[0] == 255 and table[33] == 18
+    assert LabelMap.cityscapes_train().is_train_ids and not LabelMap.cityscapes().is_train_ids
+    read_back = LabelMap.parse_dataset_meta(LabelMap.cityscapes_train().to_dataset_meta())
+    assert read_back.is_train_ids and read_back.train_id_table()[13] == 13
+    assert not LabelMap.from_colors({"background": (0, 0, 0), "car": (0, 0, 142)}).is_train_ids
