@@ -25,7 +25,8 @@ Problem codes (stable; severity in brackets):
 ``size-mismatch``      error     the photo and the ground truth differ in size (the polygons'
                                  ``imgWidth x imgHeight`` included)
 ``unknown-label``      error     pixel values whose label is not in the label map
-``labelids-mismatch``  error     labelIds disagree with the classes of instanceIds
+``labelids-mismatch``  error     labelIds disagree with the classes of instanceIds (labelTrainIds
+                                 with those of instanceTrainIds, in a train-id tree)
 ``corrupt-polygons``   error     a polygons file is not well-formed: not JSON, a missing or bad
                                  ``imgWidth``/``imgHeight`` or one too large, a malformed object,
                                  a non-finite coordinate (the reason names the object index)
@@ -36,6 +37,9 @@ Problem codes (stable; severity in brackets):
 ``missing-photo``      warning   ground truth without a photo
 ``bad-name``           warning   a frame id outside the Cityscapes name grammar
 ``8bit-instanceids``   warning   an 8-bit instanceIds file (valid: plain class ids only)
+``trainids-mismatch``  warning   labelTrainIds / instanceTrainIds beside official files that are
+                                 not their train ids (stale, or drawn from polygons by another
+                                 Pillow: ``prepare --overwrite`` rewrites them)
 ``unknown-file``       warning   a file under ``gtFine/`` or ``leftImg8bit/`` that is not a
                                  frame file (ignored by readers)
 ``empty-split``        warning   a split folder with no frames
@@ -68,9 +72,11 @@ ERROR = "error"
 WARNING = "warning"
 
 #: Ground-truth kinds decoded as single-channel images.
-_GRAY_KINDS = ("instanceIds", "labelIds", "labelTrainIds")
+_GRAY_KINDS = ("instanceIds", "labelIds", "instanceTrainIds", "labelTrainIds")
 #: Order in which a frame's files are named when one file stands for the frame.
-_KIND_ORDER = ("instanceIds", "labelIds", "labelTrainIds", "color", "polygons", "image")
+_KIND_ORDER = ("instanceIds", "labelIds", "instanceTrainIds", "labelTrainIds", "color", "polygons", "image")
+#: Instance kinds and the class kind that must hold their classes.
+_CLASS_PAIRS = (("instanceIds", "labelIds"), ("instanceTrainIds", "labelTrainIds"))
 #: Kinds decoded here besides the photo and the frame's main ground truth (Cityscapes files).
 _EXTRA_KINDS = _GRAY_KINDS + ("color",)
 #: How many offending pixel values one problem lists.
@@ -323,32 +329,59 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
             out.append(Problem(WARNING, _path(frame, gt_kind),
                                "8-bit instanceIds: valid, but every value is a plain class id (no instances)",
                                "8bit-instanceids"))
-        as_instances = gt_kind == "instanceIds" or not cityscapes
+        as_instances = gt_kind in ("instanceIds", "instanceTrainIds") or not cityscapes
         bad = _unknown_values(ids, known_ids(frame.labels), as_instances)
         if bad:
             out.append(_unknown_problem(_path(frame, gt_kind), bad, frame.labels, as_instances))
-    lab = arrays.get("labelIds")
-    if lab is not None and gt_kind != "labelIds":
+    # The frame's own class image (labelIds, or labelTrainIds in a train-id tree) holds labels.
+    class_kind = dict(_CLASS_PAIRS).get(gt_kind or "", "labelIds")
+    lab = arrays.get(class_kind)
+    if lab is not None and gt_kind != class_kind:
         bad = _unknown_values(lab, known_ids(frame.labels), False)
         if bad:
-            out.append(_unknown_problem(_path(frame, "labelIds"), bad, frame.labels, False))
+            out.append(_unknown_problem(_path(frame, class_kind), bad, frame.labels, False))
 
-    # labelIds must be the classes of instanceIds.
-    inst = arrays.get("instanceIds")
-    if inst is not None and lab is not None and inst.shape == lab.shape:
-        expected = inst if inst.dtype == np.uint8 else _CLASS_OF[inst]
-        diff = expected != lab
-        n = int(np.count_nonzero(diff))
-        if n:
-            i = int(np.argmax(diff.reshape(-1)))
-            y, x = divmod(i, lab.shape[1])
-            v = int(inst.reshape(-1)[i])
-            out.append(Problem(
-                ERROR, _path(frame, "labelIds"),
-                f"{n} of {lab.size} pixels disagree with instanceIds (first at x={x}, y={y}: labelIds "
-                f"{int(lab.reshape(-1)[i])}, instanceIds {v} -> class {int(expected.reshape(-1)[i])})",
-                "labelids-mismatch"))
+    # labelIds must be the classes of instanceIds (in a train-id tree, labelTrainIds those of
+    # instanceTrainIds; train-id files beside official ones are checked against those below).
+    for inst_kind, cls_kind in _CLASS_PAIRS[1:] if gt_kind in ("instanceTrainIds", "labelTrainIds") else _CLASS_PAIRS[:1]:
+        inst, cls = arrays.get(inst_kind), arrays.get(cls_kind)
+        if inst is not None and cls is not None and inst.shape == cls.shape:
+            expected = inst if inst.dtype == np.uint8 else _CLASS_OF[inst]
+            problem = _disagreement(expected, cls, inst, cls_kind, inst_kind, "class")
+            if problem is not None:
+                out.append(Problem(ERROR, _path(frame, cls_kind), problem, "labelids-mismatch"))
+
+    # Train-id files beside official ones must be their train ids (as `prepare` writes them).
+    if gt_kind == "instanceIds" or (gt_kind == "labelIds" and "instanceIds" not in files):
+        for kind, compute in (("labelTrainIds", frame.train_ids), ("instanceTrainIds", frame.instance_train_ids)):
+            got = arrays.get(kind)
+            if got is None:
+                continue
+            want = _attempt(out, frame, gt_kind, compute)
+            if want is not None and want.shape == got.shape:
+                source = ids if kind == "instanceTrainIds" else arrays.get("labelIds", ids)
+                assert source is not None  # the train ids were computed from it
+                problem = _disagreement(want, got, source, kind, gt_kind if kind == "instanceTrainIds" else "labelIds",
+                                        "train id")
+                if problem is not None:
+                    out.append(Problem(WARNING, _path(frame, kind), problem + " (prepare --overwrite rewrites it)",
+                                       "trainids-mismatch"))
     return out
+
+
+def _disagreement(expected: np.ndarray, got: np.ndarray, source: np.ndarray, got_kind: str,
+                  source_kind: str, what: str) -> Optional[str]:
+    """How ``got`` (a ``got_kind`` image) differs from ``expected`` (derived from ``source``, a
+    ``source_kind`` image), or None when it does not."""
+    diff = expected != got
+    n = int(np.count_nonzero(diff))
+    if not n:
+        return None
+    i = int(np.argmax(diff.reshape(-1)))
+    y, x = divmod(i, got.shape[1])
+    return (f"{n} of {got.size} pixels disagree with {source_kind} (first at x={x}, y={y}: {got_kind} "
+            f"{int(got.reshape(-1)[i])}, {source_kind} {int(source.reshape(-1)[i])} -> {what} "
+            f"{int(expected.reshape(-1)[i])})")
 
 
 def _attempt(out: List[Problem], frame, kind: Optional[str], fn, code: Optional[str] = None):

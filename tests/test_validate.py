@@ -525,3 +525,26 @@ def test_polygons_problems_printed_by_cli(poly_tree, capsys):
     assert main(["validate", root, "-q", "--json"]) != 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["by_code"] == {"bad-polygon": 1, "size-mismatch": 1}
+
+
+def test_train_id_trees_and_stale_train_id_files(tmp_path):
+    """A tree mapped to train ids validates clean (its instanceTrainIds hold instances); a
+    prepared tree too; a labelTrainIds file that is not the train ids of its labelIds is a
+    warning naming it and the first differing pixel."""
+    import cityscapes_io as cio
+    from cityscapes_io.synthetic import generate
+
+    src = str(tmp_path / "cs")
+    generate(src, splits={"train": 2}, size=(64, 32), seed=4)
+    train = str(tmp_path / "train")
+    cio.open(src).to_train_ids().export(train, "cityscapes", save_media=True)
+    assert [p for p in validate(train)] == []
+    cio.prepare(src)
+    assert [p for p in validate(src)] == []
+    frame = next(iter(cio.open(src)))
+    stale = frame.train_ids().copy()
+    stale[0, 0:3] = 7
+    write_file(src, os.path.relpath(frame.path("labelTrainIds"), src), png.encode_png(stale))
+    problems = [p for p in validate(src)]
+    assert [p.code for p in problems] == ["trainids-mismatch"] and problems[0].severity == "warning"
+    assert problems[0].path == frame.path("labelTrainIds") and "first at x=0, y=0" in problems[0].reason
