@@ -1,22 +1,54 @@
 """A deterministic generator of synthetic Cityscapes datasets, for tests and benchmarks.
 
-Every frame is a street scene drawn with numpy: stuff regions (sky, buildings, vegetation,
-road, sidewalks, poles and signs, void borders and the ego vehicle's hood), then 5 to 30
-instances of the classes with instances, nearest last, with the instance numbering of the real
-data (numbers start at 0 for some classes, ``26000`` is a first car, and numbers have gaps), and
-1 to 3 crowd regions (pixel value = the plain class id). It writes the four files of a frame:
+Every frame is a street scene described, like the real annotations, as a list of polygon
+objects in painter's order (later objects drawn over earlier ones), with integer vertices:
 
-- ``*_gtFine_instanceIds.png``: 16-bit gray, ``class * 1000 + n`` for instances, the class id
-  for stuff and crowds;
-- ``*_gtFine_labelIds.png``: 8-bit gray, ``where(v >= 1000, v // 1000, v)`` of the above;
-- ``*_gtFine_color.png``: RGBA, the official label colours, alpha 255;
-- ``*_leftImg8bit.png`` (``photos=True``): an RGB photo-like picture of the scene, shaded and
-  textured so that a 2048x1024 frame is about 2 MB, like a real one.
+1. stuff: the sky, one polygon per building of the skyline (a thin unlabeled gap is sometimes
+   left between two buildings, as between real annotators' polygons), the ground as triangles
+   meeting at the vanishing point (a band of terrain, vegetation, wall, fence or building,
+   sidewalk, sometimes parking, road), trees, poles with traffic signs or lights, static and
+   dynamic clutter;
+2. 5 to 30 objects of the classes with instances (cars, people, riders, bicycles, ...), far
+   ones first, each one polygon (a car's or a pedestrian's outline; ellipses and wheels are
+   polygons with enough vertices), and 1 to 3 crowds of several overlapping objects, each
+   outlined as a whole (one polygon per separate stretch) and labelled as a group
+   (``cargroup``, ``persongroup``);
+3. the void border on top: the ego vehicle's hood, the rectification border and the out of
+   roi rows.
+
+Some frames also hold what the release holds and the official scripts skip when drawing: a
+``deleted: 1`` object, and ``license plate`` objects on cars (a negative id: the car under its
+plate stays car).
+
+The PNGs are drawn FROM the polygons, with :func:`cityscapes_io.polygons.rasterize` (the rules
+of cityscapesScripts ``createLabelImage`` / ``createInstanceImage``), so they are exactly what the
+official scripts draw from the ``_polygons.json``: in particular the instance numbers are the
+official ones, counted per class in file order from 0 (``26000`` is the first car); an object
+later painted over entirely still takes its number, so gaps appear (26003 and 26005 without
+26004). Groups and stuff get the plain class id. The files of a frame:
+
+- ``*_gtFine_polygons.json``: ``{"imgHeight", "imgWidth", "objects": [{"label", "polygon",
+  "deleted"}, ...]}``, indented like the release;
+- ``*_gtFine_instanceIds.png``: 16-bit gray (``rasterize(..., "instanceIds")``);
+- ``*_gtFine_labelIds.png``: 8-bit gray (``"ids"``), ``where(v >= 1000, v // 1000, v)`` of the
+  above;
+- ``*_gtFine_color.png``: RGBA (``"color"``), the official label colours, alpha 255;
+- ``*_leftImg8bit.png`` (``photos=True``): an RGB photo-like picture of the rasterised scene,
+  shaded and textured so that a 2048x1024 frame is about 2 MB, like a real one.
+
+``generate(..., coarse={"train": 3, "train_extra": 5})`` also writes coarse annotations,
+``gtCoarse/<split>/<city>/<id>_gtCoarse_polygons.json`` and ``..._gtCoarse_{instanceIds,
+labelIds,color}.png`` (drawn from it the same way): a
+rough version of the same scene (fewer polygons with few vertices, inset from the region
+boundaries, small objects left out), so that much of the frame is ``unlabeled`` (0), as in the
+real coarse annotations. For a split gtFine has too (train, val) the coarse frames are the first
+gtFine frames, same ids and same scenes; for the others (train_extra) the photos are written
+under ``leftImg8bit/<split>/`` too.
 
 The same arguments always give byte-identical files (with the same numpy, Pillow and zlib).
-At 2048x1024 a frame takes about 0.15 s without its photo and 1.2 s with it, most of which is
-Pillow encoding the 2 MB photo, so ``distinct=K`` generates only K frame contents per split and
-writes their encoded bytes again under the names of further frames.
+At 2048x1024 a frame takes about 0.05 s to draw and 0.2 s to write without its photo, and 1.5 s
+with it, most of which is Pillow encoding the 2 MB photo, so ``distinct=K`` generates only K
+frame contents per split and writes their encoded bytes again under the names of further frames.
 
 The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
 
@@ -24,21 +56,24 @@ The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
     generate("cityscapes_io/data/sample", splits={"train": 4, "val": 2},
              cities=("aachen", "bad-honnef"), size=(256, 128), seed=0, photos=True)
 
-(``cityscapes-io synthetic cityscapes_io/data/sample --splits train=4,val=2 --size 256x128
---seed 0`` does the same.)
+(the command line ``cityscapes-io synthetic`` gives every split the same number of frames, so it
+cannot make this one.)
 """
 from __future__ import annotations
 
+import json
+import math
 import posixpath
 import zlib
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import fsspec
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from . import names, png
 from .labels import LabelMap
+from .polygons import parse_polygons, rasterize, resolve_polygon_label
 
 __all__ = ["generate", "make_frame"]
 
@@ -51,12 +86,14 @@ _THING_WEIGHTS = {
     "car": 0.42, "person": 0.26, "bicycle": 0.08, "rider": 0.05,
     "truck": 0.05, "bus": 0.04, "motorcycle": 0.06, "train": 0.04,
 }
-_THINGS = np.array([_ID[n] for n in _THING_WEIGHTS])
+_THINGS = list(_THING_WEIGHTS)
 _THING_P = np.array(list(_THING_WEIGHTS.values())) / sum(_THING_WEIGHTS.values())
 # Classes of crowd regions ("a group of cars", "a group of people").
-_CROWDS = np.array([_ID["person"], _ID["car"], _ID["bicycle"], _ID["rider"]])
+_CROWDS = ["person", "car", "bicycle", "rider"]
 _CROWD_P = np.array([0.45, 0.35, 0.12, 0.08])
-assert all(_LABELS[int(i)].has_instances for i in (*_THINGS, *_CROWDS))
+_CROWD_IDS = np.array([_ID[n] for n in _CROWDS])
+assert all(_LABELS[n].has_instances for n in (*_THINGS, *_CROWDS))
+assert _LABELS["license plate"].id < 0
 
 # Object height (as a fraction of the image height, at the bottom of the image) and width / height.
 _SHAPE = {
@@ -88,53 +125,88 @@ _PNG_LEVEL = 6
 
 
 # --------------------------------------------------------------------------------------------
-# Drawing primitives: each draws one value into a uint16 canvas, clipped to the image, and
-# returns the bounding box it touched (x0, y0, x1, y1) or None.
+# Polygons: shapes are built as float (n, 2) arrays of (x, y) and stored, like the release, as
+# integer vertices inside the image.
 # --------------------------------------------------------------------------------------------
-def _box(canvas, cx0, cy0, cx1, cy1):
-    h, w = canvas.shape
-    x0, y0 = max(int(np.floor(cx0)), 0), max(int(np.floor(cy0)), 0)
-    x1, y1 = min(int(np.ceil(cx1)), w), min(int(np.ceil(cy1)), h)
-    if x0 >= x1 or y0 >= y1:
+def _clip(points, x0: float, y0: float, x1: float, y1: float) -> List[Tuple[float, float]]:
+    """The polygon clipped to the box ``[x0, x1] x [y0, y1]`` (Sutherland-Hodgman)."""
+    pts = [(float(x), float(y)) for x, y in points]
+    for axis, bound, upper in ((0, x0, False), (0, x1, True), (1, y0, False), (1, y1, True)):
+        if not pts:
+            break
+        out = []
+        prev = pts[-1]
+        prev_in = prev[axis] <= bound if upper else prev[axis] >= bound
+        for cur in pts:
+            cur_in = cur[axis] <= bound if upper else cur[axis] >= bound
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                cut = [prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])]
+                cut[axis] = bound
+                out.append((cut[0], cut[1]))
+            if cur_in:
+                out.append(cur)
+            prev, prev_in = cur, cur_in
+        pts = out
+    return pts
+
+
+def _int_polygon(points, box) -> Optional[List[List[int]]]:
+    """Integer vertices of ``points`` clipped to ``box``: repeated and collinear vertices
+    removed; None when nothing with an area is left."""
+    pts = [(int(round(x)), int(round(y))) for x, y in _clip(points, *box)]
+    before = -1
+    while len(pts) != before:  # until a pass removes nothing (removals change the neighbours)
+        before, i = len(pts), 0
+        while len(pts) >= 3 and i < len(pts):
+            (ax, ay), (bx, by), (cx, cy) = pts[i - 1], pts[i], pts[(i + 1) % len(pts)]
+            if (bx - ax) * (cy - ay) == (by - ay) * (cx - ax):  # repeated, or on its neighbours' line
+                del pts[i]
+                i = max(i - 1, 0)
+            else:
+                i += 1
+    if len(pts) < 3:
         return None
-    return x0, y0, x1, y1
+    area2 = sum(pts[i - 1][0] * pts[i][1] - pts[i][0] * pts[i - 1][1] for i in range(len(pts)))
+    if area2 == 0:
+        return None
+    return [[x, y] for x, y in pts]
 
 
-def _rect(canvas, value, cx, cy, rw, rh):
-    """A rectangle centred on (cx, cy), at least one pixel."""
-    rw, rh = max(rw, 1.0), max(rh, 1.0)
-    b = _box(canvas, cx - rw / 2, cy - rh / 2, cx + rw / 2, cy + rh / 2)
-    if b is not None:
-        canvas[b[1]:b[3], b[0]:b[2]] = value
-    return b
+def _rect(x0, y0, x1, y1) -> np.ndarray:
+    """The pixels ``[x0, x1) x [y0, y1)``, at least two pixels each way, as a 4-vertex polygon
+    (the rasteriser fills the boundary, so the vertices are the outer pixels)."""
+    ix0, iy0 = int(round(x0)), int(round(y0))
+    ix1, iy1 = max(int(round(x1)), ix0 + 2), max(int(round(y1)), iy0 + 2)
+    return np.array([(ix0, iy0), (ix1 - 1, iy0), (ix1 - 1, iy1 - 1), (ix0, iy1 - 1)], dtype=np.float64)
 
 
-def _ellipse(canvas, value, cx, cy, rx, ry):
-    """A filled ellipse; radii of at least one pixel so that it is never empty."""
+def _crect(cx, cy, rw, rh) -> np.ndarray:
+    """A rectangle centred on (cx, cy)."""
+    return _rect(cx - rw / 2, cy - rh / 2, cx + rw / 2, cy + rh / 2)
+
+
+def _arc(cx, cy, rx, ry, a0, a1, n=None) -> np.ndarray:
+    """Points of an elliptic arc from angle ``a0`` to ``a1`` (degrees, y down: 90 is the bottom),
+    about one vertex per 4 pixels of its length, at least 4."""
     rx, ry = max(rx, 1.0), max(ry, 1.0)
-    b = _box(canvas, cx - rx, cy - ry, cx + rx + 1, cy + ry + 1)
-    if b is None:
-        return None
-    x0, y0, x1, y1 = b
-    ys = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy)) / np.float32(ry)
-    xs = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx)) / np.float32(rx)
-    mask = ys[:, None] ** 2 + xs[None, :] ** 2 <= 1
-    canvas[y0:y1, x0:x1][mask] = value
-    return b
+    if n is None:
+        n = int(np.clip(math.radians(abs(a1 - a0)) * math.sqrt((rx * rx + ry * ry) / 2) / 4, 4, 64))
+    a = np.radians(np.linspace(a0, a1, n + 1))
+    return np.column_stack([cx + rx * np.cos(a), cy + ry * np.sin(a)])
 
 
-def _polygon(canvas, value, points):
-    """A filled polygon given as an (n, 2) array of (x, y) pixel coordinates."""
-    b = _box(canvas, points[:, 0].min(), points[:, 1].min(),
-             points[:, 0].max() + 1, points[:, 1].max() + 1)
-    if b is None:
-        return None
-    x0, y0, x1, y1 = b
-    img = Image.new("L", (x1 - x0, y1 - y0), 0)
-    ImageDraw.Draw(img).polygon([(float(x - x0), float(y - y0)) for x, y in points], fill=1)
-    mask = np.asarray(img, dtype=bool)
-    canvas[y0:y1, x0:x1][mask] = value
-    return b
+def _ellipse(cx, cy, rx, ry) -> np.ndarray:
+    """A closed ellipse, at least 8 vertices."""
+    rx, ry = max(rx, 1.0), max(ry, 1.0)
+    n = int(np.clip(2 * math.pi * math.sqrt((rx * rx + ry * ry) / 2) / 4, 8, 64))
+    return _arc(cx, cy, rx, ry, 0, 360, n)[:-1]
+
+
+def _bbox(points) -> Tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of integer vertices, x1 and y1 exclusive."""
+    a = np.asarray(points)
+    return int(a[:, 0].min()), int(a[:, 1].min()), int(a[:, 0].max()) + 1, int(a[:, 1].max()) + 1
 
 
 def _union(*given):
@@ -145,51 +217,163 @@ def _union(*given):
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-# A car seen from behind or from the side, in a unit box (x right, y down).
-_CAR = np.array([(0, 1), (0, .55), (.1, .42), (.22, .04), (.78, .04), (.9, .42), (1, .55), (1, 1)],
-                dtype=np.float64)
+# A car seen from behind, and one seen from the side, in a unit box (x right, y down).
+_CAR_BACK = np.array([(0, 1), (0, .55), (.1, .42), (.22, .04), (.78, .04), (.9, .42), (1, .55), (1, 1)],
+                     dtype=np.float64)
+_CAR_SIDE = np.array([(0, .95), (0, .58), (.04, .5), (.24, .44), (.36, .1), (.42, .06), (.7, .06), (.8, .4),
+                      (.95, .47), (1, .6), (1, .95), (.88, 1), (.74, 1), (.3, 1), (.14, 1)], dtype=np.float64)
 
 
-def _draw_object(canvas, rng, value, kind, x, yb, h):
-    """Draw an object of class ``kind`` standing at (x, yb) with height ``h``; return its box."""
+def _outline(rng, kind: str, x: float, yb: float, h: float) -> np.ndarray:
+    """The outline of an object of class ``kind`` standing at (x, yb), ``h`` high."""
     lo, hi = _SHAPE[kind][1]
     w = max(h * rng.uniform(lo, hi), 2.0)
     h = max(h, 2.0)
-    cy = yb - h / 2
     if kind == "car":
-        if rng.random() < 0.75:
-            pts = _CAR + rng.uniform(-0.04, 0.04, _CAR.shape)
-            return _polygon(canvas, value, np.column_stack([x - w / 2 + pts[:, 0] * w, yb - h + pts[:, 1] * h]))
-        return _union(_rect(canvas, value, x, yb - h * 0.3, w, h * 0.6),
-                      _ellipse(canvas, value, x, yb - h * 0.6, w * 0.35, h * 0.4))
+        unit = _CAR_BACK if rng.random() < 0.75 else _CAR_SIDE
+        pts = unit + rng.uniform(-0.04, 0.04, unit.shape)
+        return np.column_stack([x - w / 2 + pts[:, 0] * w, yb - h + pts[:, 1] * h])
     if kind in ("truck", "bus", "train"):
         if rng.random() < 0.5:
-            return _rect(canvas, value, x, cy, w, h)
+            return _rect(x - w / 2, yb - h, x + w / 2, yb)
         s = rng.uniform(0.05, 0.2) * w  # a slanted front
-        pts = np.array([(x - w / 2, yb), (x - w / 2, yb - h * 0.8), (x - w / 2 + s, yb - h),
-                        (x + w / 2, yb - h), (x + w / 2, yb)])
-        return _polygon(canvas, value, pts)
+        return np.array([(x - w / 2, yb), (x - w / 2, yb - h * 0.8), (x - w / 2 + s, yb - h),
+                         (x + w / 2, yb - h), (x + w / 2, yb)])
     if kind in ("person", "rider"):
-        head = h * 0.13
-        return _union(_ellipse(canvas, value, x, cy + head / 2, w / 2, (h - head) / 2),
-                      _ellipse(canvas, value, x + rng.uniform(-0.1, 0.1) * w, yb - h + head, head * 0.8, head))
+        hr = h * 0.065  # head
+        hw = min(w * 0.32, hr * 1.1)
+        hx, hy = x + rng.uniform(-0.1, 0.1) * w, yb - h + hr
+        neck, shoulders, hips = hy + hr * 0.95, yb - h * rng.uniform(0.78, 0.84), yb - h * 0.48
+        feet = w * rng.uniform(0.36, 0.46)
+        legs = w * (rng.uniform(0.04, 0.12) if kind == "person" else 0.02)
+        left = [(x - feet, yb), (x - w / 2, hips), (x - w / 2, shoulders), (x - w * 0.3, shoulders - h * 0.04),
+                (hx - hw * 0.55, neck)]
+        right = [(hx + hw * 0.55, neck), (x + w * 0.3, shoulders - h * 0.04), (x + w / 2, shoulders),
+                 (x + w / 2, hips), (x + feet, yb), (x + legs, yb), (x, yb - h * 0.42), (x - legs, yb)]
+        return np.vstack([left, _arc(hx, hy, hw, hr, 120, 420), right])
     # bicycle, motorcycle: two wheels and a frame
     r = min(h * 0.4, w * 0.3)
-    return _union(_ellipse(canvas, value, x - w / 2 + r, yb - r, r, r),
-                  _ellipse(canvas, value, x + w / 2 - r, yb - r, r, r),
-                  _rect(canvas, value, x, yb - h * 0.55, w * 0.6, h * 0.5))
+    cl, cr = x - w / 2 + r, x + w / 2 - r
+    return np.vstack([_arc(cl, yb - r, r, r, 60, 300), [(x - w * 0.3, yb - h * 0.8), (x + w * 0.3, yb - h * 0.8)],
+                      _arc(cr, yb - r, r, r, 240, 480), [(x, yb - h * 0.3)]])
+
+
+def _envelope(shapes: Sequence[np.ndarray], step: float) -> List[np.ndarray]:
+    """Outlines of the union of ``shapes`` standing on the ground: their upper envelope sampled
+    every ``step`` pixels, closed by their lowest point; one outline per separate run."""
+    allpts = np.concatenate(shapes)
+    x0, x1 = float(allpts[:, 0].min()), float(allpts[:, 0].max())
+    n = int(np.clip(math.ceil((x1 - x0) / step), 4, 200)) + 1
+    xs = np.linspace(x0, x1, n)
+    top = np.full(n, np.inf)
+    for p in shapes:
+        q = np.roll(p, -1, axis=0)
+        ax, ay, bx, by = p[:, :1], p[:, 1:], q[:, :1], q[:, 1:]
+        lo, hi = np.minimum(ax, bx), np.maximum(ax, bx)
+        ok = (xs >= lo) & (xs <= hi) & (hi > lo)
+        y = ay + (xs - ax) * (by - ay) / np.where(hi > lo, bx - ax, 1.0)
+        top = np.minimum(top, np.where(ok, y, np.inf).min(axis=0))
+    bottom = float(allpts[:, 1].max())
+    out = []
+    finite = np.isfinite(top)
+    i = 0
+    while i < n:
+        if not finite[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and finite[j + 1]:
+            j += 1
+        if j > i:
+            out.append(np.vstack([np.column_stack([xs[i:j + 1], top[i:j + 1]]), [(xs[j], bottom), (xs[i], bottom)]]))
+        i = j + 1
+    return out
+
+
+def _shrink(points, factor: float, centre=None) -> np.ndarray:
+    """The polygon scaled by ``factor`` about ``centre`` (default: the mean of its vertices)."""
+    p = np.asarray(points, dtype=np.float64)
+    c = p.mean(axis=0) if centre is None else np.asarray(centre, dtype=np.float64)
+    return c + (p - c) * factor
+
+
+def _hull(points) -> np.ndarray:
+    """The convex hull of the vertices, counter-clockwise (Andrew's monotone chain)."""
+    pts = sorted(set(map(tuple, np.asarray(points, dtype=np.float64).tolist())))
+    if len(pts) < 3:
+        return np.array(pts, dtype=np.float64).reshape(-1, 2)
+
+    def half(seq):
+        out: List[Tuple[float, float]] = []
+        for p in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    return np.array(half(pts) + half(pts[::-1]), dtype=np.float64)
+
+
+def _few(points, n: int) -> np.ndarray:
+    """The polygon with at most ``n`` vertices, a rough outline: the vertex spanning the least
+    area with its neighbours removed in turn (Visvalingam; a convex polygon only shrinks)."""
+    p = [tuple(v) for v in np.asarray(points, dtype=np.float64).tolist()]
+    while len(p) > max(n, 3):
+        k = len(p)
+        areas = [abs((p[i][0] - p[i - 1][0]) * (p[(i + 1) % k][1] - p[i - 1][1])
+                     - (p[i][1] - p[i - 1][1]) * (p[(i + 1) % k][0] - p[i - 1][0])) for i in range(k)]
+        del p[int(np.argmin(areas))]
+    return np.array(p, dtype=np.float64)
+
+
+class _Object:
+    """One polygon object: label, integer vertices, what it is (``role``), deleted or not."""
+
+    __slots__ = ("label", "points", "role", "deleted", "extra")
+
+    def __init__(self, label: str, points: List[List[int]], role: str, deleted: bool = False, extra=None):
+        self.label, self.points, self.role, self.deleted, self.extra = label, points, role, deleted, extra
+
+    def as_json(self) -> dict:
+        return {"label": self.label, "polygon": self.points, "deleted": int(self.deleted)}
+
+
+def _document(width: int, height: int, objects: Sequence[_Object]) -> dict:
+    return {"imgHeight": height, "imgWidth": width, "objects": [o.as_json() for o in objects]}
+
+
+def _values(objects: Sequence[_Object]) -> List[Optional[int]]:
+    """The instanceIds value each object is drawn with (None when it is not drawn), by the
+    official rule: a counter per class with instances, in file order, from 0."""
+    counters: Dict[str, int] = {}
+    out: List[Optional[int]] = []
+    for o in objects:
+        lab, group = resolve_polygon_label(o.label)
+        if o.deleted or lab is None or lab.id < 0:
+            out.append(None)
+            continue
+        if lab.has_instances and not group:
+            n = counters.get(lab.name, 0)
+            counters[lab.name] = n + 1
+            out.append(lab.id * 1000 + n)
+        else:
+            out.append(lab.id)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # The scene
 # --------------------------------------------------------------------------------------------
 class _Scene:
-    """Geometry of one frame: the instanceIds canvas and what the photo renderer needs."""
+    """Geometry of one frame: its polygon objects, and what the photo renderer needs."""
 
     def __init__(self, rng: np.random.Generator, width: int, height: int):
         self.rng, self.w, self.h = rng, width, height
-        self.canvas = np.full((height, width), _ID["sky"], dtype=np.uint16)
-        self.boxes: Dict[int, Tuple[int, int, int, int]] = {}
+        self.box = (0, 0, width - 1, height - 1)
+        self.stuff: List[_Object] = []
+        self.things: List[_Object] = []
+        self.border: List[_Object] = []
         self.yh = height * rng.uniform(0.40, 0.50)  # horizon
         self.vx = width * rng.uniform(0.38, 0.62)  # vanishing point
         self.lb = width * rng.uniform(-0.35, 0.15)  # road edges at the bottom
@@ -197,7 +381,26 @@ class _Scene:
         self.sw = width * rng.uniform(0.10, 0.30)  # sidewalk width at the bottom
         self.hood_c = rng.uniform(0.80, 0.87)  # ego vehicle hood: top at the centre
         self.hood_k = rng.uniform(0.04, 0.10)
-        self.counters: Dict[int, int] = {}
+        self.tops = np.zeros(width)  # top of the skyline per column
+        self.margins = (0.0, 0.0, 0.0)  # rectification border left, right; out of roi rows
+        self.canvas: Optional[np.ndarray] = None  # the rasterised instanceIds
+        self.boxes: Dict[int, Tuple[int, int, int, int]] = {}
+
+    def add(self, where: List[_Object], label: str, points, role: str, deleted: bool = False,
+            extra=None) -> Optional[_Object]:
+        pts = _int_polygon(points, self.box)
+        if pts is None:
+            return None
+        obj = _Object(label, pts, role, deleted, extra)
+        where.append(obj)
+        return obj
+
+    @property
+    def objects(self) -> List[_Object]:
+        return self.stuff + self.things + self.border
+
+    def document(self) -> dict:
+        return _document(self.w, self.h, self.objects)
 
     # geometry helpers
     def depth(self, y):
@@ -214,89 +417,89 @@ class _Scene:
 
     # stuff
     def draw_stuff(self):
-        rng, c, w, h = self.rng, self.canvas, self.w, self.h
-        yy = np.arange(h, dtype=np.float32)[:, None]
-        xx = np.arange(w, dtype=np.float32)[None, :]
-        # Skyline: buildings of random widths, taller towards the sides of the image.
-        tops = np.empty(w, dtype=np.float32)
+        rng, w, h, yh, S = self.rng, self.w, self.h, self.yh, self.stuff
+        self.add(S, "sky", _rect(0, 0, w, math.ceil(yh) + 3), "sky")
+        # Skyline: buildings of random widths, taller towards the sides of the image, down to
+        # the bottom (the ground is drawn over them); now and then a pixel gap between two.
+        gap = max(1, w // 1000)
         x = 0
         while x < w:
             bw = max(int(w * rng.uniform(0.04, 0.16)), 1)
             off_centre = abs(x + bw / 2 - self.vx) / w
-            top = self.yh - h * (0.05 + off_centre * rng.uniform(0.5, 1.3) + rng.uniform(0, 0.12))
+            top = yh - h * (0.05 + off_centre * rng.uniform(0.5, 1.3) + rng.uniform(0, 0.12))
             if rng.random() < 0.12:
-                top = self.yh + 1  # a gap: sky down to the horizon
-            tops[x:x + bw] = top
+                top = yh + 1  # a gap: sky down to the horizon
+            self.tops[x:x + bw] = top
+            x1 = x + bw - (gap if rng.random() < 0.3 and bw > gap + 2 else 0)
+            self.add(S, "building", _rect(x, top, x1, h), "building", extra=(x, x1, top))
             x += bw
-        c[yy >= tops[None, :]] = _ID["building"]
-        # Ground: road between two lines meeting at the vanishing point, sidewalks outside it,
-        # then a band of terrain, vegetation, wall or fence, then buildings.
-        t = np.clip((yy - np.float32(self.yh)) / np.float32(h - self.yh), 0, 1)
-        below = yy > self.yh
-        lx = np.float32(self.vx) + np.float32(self.lb - self.vx) * t
-        rx = np.float32(self.vx) + np.float32(self.rb - self.vx) * t
-        sw = np.float32(self.sw) * t
-        for side, edge, sign in (("left", lx, -1), ("right", rx, 1)):
-            band = rng.choice([_ID["terrain"], _ID["vegetation"], _ID["wall"], _ID["fence"], _ID["building"]])
-            bw = np.float32(w * rng.uniform(0.05, 0.3)) * t
-            d = (xx - edge) * sign  # distance outside the road edge
-            c[below & (d >= 0) & (d < sw + bw)] = band
-            c[below & (d >= 0) & (d < sw)] = _ID["sidewalk"]
-            if rng.random() < 0.3:  # a parking strip between road and sidewalk
-                c[below & (d >= 0) & (d < sw * 0.3)] = _ID["parking"]
-        c[below & (xx >= lx) & (xx <= rx)] = _ID["road"]
+        # Ground: triangles from the vanishing point to the bottom row: on each side of the road
+        # a band of terrain, vegetation, wall, fence or building, the sidewalk (sometimes a parking
+        # strip along the road), then the road.
+        tb = (h - 1 - yh) / (h - yh)
+        apex = (self.vx, yh)
+        left = self.vx + (self.lb - self.vx) * tb
+        right = self.vx + (self.rb - self.vx) * tb
+        sw = self.sw * tb
+
+        def ground(label, xa, xb):
+            self.add(S, label, [apex, (xb, h - 1), (xa, h - 1)], "ground")
+
+        for edge, sign in ((left, -1), (right, 1)):
+            band = ("terrain", "vegetation", "wall", "fence", "building")[int(rng.integers(5))]
+            band_w = w * rng.uniform(0.05, 0.3) * tb
+            parking = sw * 0.3 if rng.random() < 0.3 else 0.0
+            ground(band, edge + sign * sw, edge + sign * (sw + band_w))
+            ground("sidewalk", edge + sign * parking, edge + sign * sw)
+            if parking:
+                ground("parking", edge, edge + sign * parking)
+        ground("road", left, right)
         # Trees in front of the buildings.
         for _ in range(rng.integers(1, 5)):
-            tx = w * rng.choice([rng.uniform(0, 0.3), rng.uniform(0.7, 1.0)])
-            ty = self.yh - h * rng.uniform(0.02, 0.25)
-            _rect(c, _ID["vegetation"], tx, (ty + self.yh) / 2 + h * 0.03, w * 0.008 + 1, self.yh - ty + h * 0.06)
-            _ellipse(c, _ID["vegetation"], tx, ty, w * rng.uniform(0.03, 0.10), h * rng.uniform(0.05, 0.16))
+            tx = w * (rng.uniform(0, 0.3) if rng.random() < 0.5 else rng.uniform(0.7, 1.0))
+            ty = yh - h * rng.uniform(0.02, 0.25)
+            self.add(S, "vegetation", _crect(tx, (ty + yh) / 2 + h * 0.03, w * 0.008 + 1, yh - ty + h * 0.06), "trunk")
+            self.add(S, "vegetation", _ellipse(tx, ty, w * rng.uniform(0.03, 0.10), h * rng.uniform(0.05, 0.16)),
+                     "crown")
         # Poles on the sidewalks, some carrying a traffic sign or a traffic light.
         for _ in range(rng.integers(1, 5)):
-            yb = self.yh + (h - self.yh) * rng.uniform(0.1, 0.6)
-            tb = float(self.depth(yb))
-            l, r = self.road_edges(yb)
-            px = (l - self.sw * tb * 0.5) if rng.random() < 0.5 else (r + self.sw * tb * 0.5)
-            ph = h * (0.15 + 0.9 * tb)
-            _rect(c, _ID["pole"], px, yb - ph / 2, w * 0.006 * tb + 1, ph)
+            yb = yh + (h - yh) * rng.uniform(0.1, 0.6)
+            t = float(self.depth(yb))
+            lx, rx = self.road_edges(yb)
+            px = (lx - self.sw * t * 0.5) if rng.random() < 0.5 else (rx + self.sw * t * 0.5)
+            ph = h * (0.15 + 0.9 * t)
+            self.add(S, "pole", _crect(px, yb - ph / 2, w * 0.006 * t + 1, ph), "small")
             what = rng.random()
             if what < 0.4:
-                _rect(c, _ID["traffic sign"], px, yb - ph, h * 0.06 * tb + 1, h * 0.06 * tb + 1)
+                self.add(S, "traffic sign", _crect(px, yb - ph, h * 0.06 * t + 1, h * 0.06 * t + 1), "small")
             elif what < 0.7:
-                _rect(c, _ID["traffic light"], px, yb - ph, h * 0.03 * tb + 1, h * 0.08 * tb + 1)
-        # Void: static things on the ground, small unlabeled patches, sometimes a dynamic object.
+                self.add(S, "traffic light", _crect(px, yb - ph, h * 0.03 * t + 1, h * 0.08 * t + 1), "small")
+        # Void: static things on the ground, sometimes a dynamic object.
         for _ in range(rng.integers(1, 4)):
-            yb = self.yh + (h - self.yh) * rng.uniform(0.1, 0.7)
-            tb = float(self.depth(yb))
-            l, r = self.road_edges(yb)
-            sx = (l - self.sw * tb * rng.uniform(0.2, 0.9)) if rng.random() < 0.5 else (r + self.sw * tb * rng.uniform(0.2, 0.9))
-            value = _ID["static"] if rng.random() < 0.8 else _ID["dynamic"]
-            _rect(c, value, sx, yb - h * 0.05 * tb, h * rng.uniform(0.03, 0.12) * tb + 1, h * 0.1 * tb + 1)
-        for _ in range(rng.integers(1, 4)):
-            _ellipse(c, _ID["unlabeled"], w * rng.uniform(0, 1), h * rng.uniform(0.3, 0.9),
-                     w * rng.uniform(0.002, 0.02), h * rng.uniform(0.002, 0.02))
+            yb = yh + (h - yh) * rng.uniform(0.1, 0.7)
+            t = float(self.depth(yb))
+            lx, rx = self.road_edges(yb)
+            off = self.sw * t * rng.uniform(0.2, 0.9)
+            sx = lx - off if rng.random() < 0.5 else rx + off
+            label = "static" if rng.random() < 0.8 else "dynamic"
+            self.add(S, label, _crect(sx, yb - h * 0.05 * t, h * rng.uniform(0.03, 0.12) * t + 1, h * 0.1 * t + 1),
+                     "small")
 
     def draw_void_border(self):
-        """Ego vehicle hood, rectification border and out-of-roi rows, on top of everything."""
-        rng, c, w, h = self.rng, self.canvas, self.w, self.h
-        yy = np.arange(h, dtype=np.float32)[:, None]
-        xx = np.arange(w, dtype=np.float32)[None, :]
-        c[yy >= self.hood_top(np.arange(w)).astype(np.float32)[None, :]] = _ID["ego vehicle"]
-        bl = np.float32(w * rng.uniform(0.002, 0.01)) * (1 + yy / np.float32(h))
-        br = np.float32(w * rng.uniform(0.002, 0.01)) * (1 + yy / np.float32(h))
-        c[(xx < bl) | (xx >= np.float32(w) - br)] = _ID["rectification border"]
-        c[h - max(1, int(round(h * rng.uniform(0.004, 0.015)))):, :] = _ID["out of roi"]
+        """Ego vehicle hood, rectification border and out of roi rows, on top of everything."""
+        rng, w, h, B = self.rng, self.w, self.h, self.border
+        xs = np.linspace(0, w - 1, int(np.clip(w // 32, 8, 64)) + 1)
+        self.add(B, "ego vehicle", np.vstack([np.column_stack([xs, self.hood_top(xs)]), [(w - 1, h - 1), (0, h - 1)]]),
+                 "hood")
+        bl, br = w * rng.uniform(0.002, 0.01), w * rng.uniform(0.002, 0.01)  # widening downwards
+        self.add(B, "rectification border", [(0, 0), (bl, 0), (2 * bl, h - 1), (0, h - 1)], "border")
+        self.add(B, "rectification border", [(w - 1 - br, 0), (w - 1, 0), (w - 1, h - 1), (w - 1 - 2 * br, h - 1)],
+                 "border")
+        rows = max(2, int(round(h * rng.uniform(0.004, 0.015))))
+        self.add(B, "out of roi", _rect(0, h - rows, w, h), "border")
+        self.margins = (2 * bl + 1, 2 * br + 1, float(rows))
 
     # things
-    def number(self, cls: int) -> int:
-        """Next instance number of a class: starts at 0 (often) or a small number, with gaps."""
-        rng = self.rng
-        if cls not in self.counters:
-            self.counters[cls] = 0 if rng.random() < (0.8 if cls == _ID["car"] else 0.5) else int(rng.integers(1, 6))
-        n = self.counters[cls]
-        self.counters[cls] = n + 1 + (int(rng.integers(1, 4)) if rng.random() < 0.35 else 0)
-        return min(n, 999)
-
     def place(self, kind: str, t: float):
         """A position (x, bottom y) and height for an object of ``kind`` at depth ``t``."""
         rng, w, h = self.rng, self.w, self.h
@@ -316,53 +519,138 @@ class _Scene:
 
     def draw_things(self):
         rng = self.rng
-        objects: List[Tuple[float, Optional[str], int]] = []  # (depth, kind or None for a crowd, class id)
+        objects: List[Tuple[float, str, bool]] = []  # (depth, class, crowd)
         for _ in range(rng.integers(5, 31)):
-            cls = int(rng.choice(_THINGS, p=_THING_P))
-            objects.append((rng.uniform(0.03, 1.0) ** 1.6, _LABELS[cls].name, cls))
+            objects.append((rng.uniform(0.03, 1.0) ** 1.6, _THINGS[int(rng.choice(len(_THINGS), p=_THING_P))], False))
         for _ in range(rng.integers(1, 4)):
-            objects.append((rng.uniform(0.05, 0.45), None, int(rng.choice(_CROWDS, p=_CROWD_P))))
+            objects.append((rng.uniform(0.05, 0.45), _CROWDS[int(rng.choice(len(_CROWDS), p=_CROWD_P))], True))
         objects.sort(key=lambda o: o[0])  # far first: nearer objects occlude them
-        for t, kind, cls in objects:
-            if kind is None:
-                self.draw_crowd(cls, t)
+        for t, kind, crowd in objects:
+            if crowd:
+                self.draw_crowd(kind, t)
             else:
-                self.draw_instance(kind, cls, t)
+                self.draw_instance(kind, t)
+        # Now and then an object the annotators deleted (a second outline of an object, a little
+        # off, put just before it so that a licence plate stays right after its car): it stays
+        # in the file, and is not drawn.
+        drawn = [k for k, o in enumerate(self.things) if o.role in ("thing", "group")]
+        if rng.random() < 0.3 and drawn:
+            k = drawn[int(rng.integers(len(drawn)))]
+            orig = self.things[k]
+            pts = np.asarray(orig.points, dtype=np.float64)
+            pts += rng.uniform(-0.15, 0.15, 2) * (pts.max(axis=0) - pts.min(axis=0) + 1)
+            obj = _int_polygon(pts, self.box)
+            if obj is not None:
+                self.things.insert(k, _Object(orig.label, obj, "deleted", True))
 
-    def draw_instance(self, kind: str, cls: int, t: float):
-        value = cls * 1000 + self.number(cls)
+    def draw_instance(self, kind: str, t: float):
         x, yb, height = self.place(kind, t)
-        box = _draw_object(self.canvas, self.rng, value, kind, x, yb, height)
-        if box is not None:
-            self.boxes[value] = _union(box, self.boxes.get(value))
+        outline = _outline(self.rng, kind, x, yb, height)
+        car = self.add(self.things, kind, outline, "thing", extra=height)
+        if kind == "car" and car is not None and height >= max(8.0, self.h * 0.05) and self.rng.random() < 0.4:
+            # A licence plate low on the car, as the release has them: its id is negative, so
+            # it is not drawn and the car stays car under it.
+            cw = float(outline[:, 0].max() - outline[:, 0].min())
+            px = float(outline[:, 0].mean()) + self.rng.uniform(-0.05, 0.05) * cw
+            self.add(self.things, "license plate", _crect(px, yb - height * 0.22, cw * 0.2, height * 0.08), "plate")
 
-    def draw_crowd(self, cls: int, t: float):
-        """A group of overlapping objects that the annotators could not tell apart."""
+    def draw_crowd(self, kind: str, t: float):
+        """A group of overlapping objects that the annotators could not tell apart: one outline
+        around them, labelled ``<class>group``."""
         rng = self.rng
-        kind = _LABELS[cls].name
         x, yb, height = self.place(kind, t)
-        boxes = []
-        for _ in range(rng.integers(3, 9)):
-            boxes.append(_draw_object(self.canvas, rng, cls, kind, x + rng.uniform(-1.5, 1.5) * height,
-                                      yb + rng.uniform(-0.1, 0.1) * height, height * rng.uniform(0.8, 1.1)))
-        box = _union(*boxes)
-        if box is not None:
-            self.boxes[cls] = _union(box, self.boxes.get(cls))
+        members = [_outline(rng, kind, x + rng.uniform(-1.5, 1.5) * height, yb + rng.uniform(-0.1, 0.1) * height,
+                            height * rng.uniform(0.8, 1.1)) for _ in range(rng.integers(3, 9))]
+        for outline in _envelope(members, max(2.0, self.w / 400)):
+            self.add(self.things, kind + "group", outline, "group", extra=height)
+
+    def rasterize(self, encoding: str) -> np.ndarray:
+        return rasterize(parse_polygons(self.document()), encoding)
 
     def fix(self):
-        """Ensure at least 5 visible instances and one visible crowd, drawing more on top."""
+        """Ensure at least 5 visible instances and one visible crowd, adding objects (nearer
+        than the others, under the void border) until there are; keep the instanceIds drawn."""
         rng = self.rng
         for _ in range(200):
-            counts = np.bincount(self.canvas.ravel(), minlength=_NVALUES)
-            n_instances = int(np.count_nonzero(counts[1000:]))
-            if n_instances < 5:
+            inst = self.rasterize("instanceIds")
+            counts = np.bincount(inst.ravel(), minlength=_NVALUES)
+            if int(np.count_nonzero(counts[1000:])) < 5:
                 kind = "car" if rng.random() < 0.6 else "person"
-                self.draw_instance(kind, _ID[kind], rng.uniform(0.2, 0.9))
-            elif not counts[_CROWDS].any():
-                self.draw_crowd(int(rng.choice(_CROWDS, p=_CROWD_P)), rng.uniform(0.2, 0.6))
+                self.draw_instance(kind, rng.uniform(0.2, 0.9))
+            elif not counts[_CROWD_IDS].any():
+                self.draw_crowd(_CROWDS[int(rng.choice(len(_CROWDS), p=_CROWD_P))], rng.uniform(0.2, 0.6))
             else:
-                return
-        raise RuntimeError("synthetic frame: could not place enough visible instances")  # pragma: no cover
+                self.canvas = inst
+                break
+        else:  # pragma: no cover
+            raise RuntimeError("synthetic frame: could not place enough visible instances")
+        # Boxes of the instances and crowds, for the shading of the photo.
+        objects = self.objects
+        for obj, value in zip(objects, _values(objects)):
+            if value is not None and obj.role in ("thing", "group"):
+                self.boxes[value] = _union(_bbox(obj.points), self.boxes.get(value))
+
+    # coarse annotations
+    def coarse(self, rng: np.random.Generator) -> List[_Object]:
+        """A coarse annotation of the scene: the large regions as rough polygons with few
+        vertices, inset from their boundaries, the near objects roughly outlined, the rest left
+        unlabeled."""
+        w, h, yh = self.w, self.h, self.yh
+        m = max(1.0, h * 0.012)  # how far from the boundaries the annotator stays
+        bl, br, rows = self.margins
+        box = (bl + m, m, w - 1 - br - m, h - 1 - rows - m)
+        hood = float(self.hood_top(w / 2)) - m
+        out: List[_Object] = []
+
+        def add(label, points, role):
+            pts = _int_polygon(points, box)
+            if pts is not None:
+                out.append(_Object(label, pts, role))
+
+        for obj in self.objects:
+            role, pts = obj.role, obj.points
+            if obj.deleted:
+                continue
+            if role == "sky":
+                for outline in self._coarse_sky(m):
+                    add("sky", outline, role)
+            elif role == "building":
+                x0, x1, top = obj.extra
+                if x1 - x0 > 4 * m and top < yh - 4 * m:
+                    add("building", _rect(x0 + m * rng.uniform(1, 3), max(top, 0) + m * rng.uniform(1, 3),
+                                          x1 - m * rng.uniform(1, 3), yh - m * rng.uniform(1, 3)), role)
+            elif role == "ground":
+                clipped = _clip(pts, 0, 0, w - 1, hood)
+                if len(clipped) >= 3:
+                    add(obj.label, _few(_shrink(clipped, rng.uniform(0.65, 0.85)), 6), role)
+            elif role in ("crown", "hood"):
+                add(obj.label, _few(_shrink(pts, rng.uniform(0.7, 0.85)), 8), role)
+            elif role in ("thing", "group") and obj.extra >= h * 0.1:
+                a = np.asarray(pts, dtype=np.float64)
+                centre = (a.min(axis=0) + a.max(axis=0)) / 2
+                add(obj.label, _few(_shrink(_hull(a), rng.uniform(0.75, 0.9), centre), 8), role)
+        return out
+
+    def _coarse_sky(self, m: float) -> List[np.ndarray]:
+        """The sky above the skyline, ``m`` away from the top of the image and from the
+        buildings: a staircase over the skyline's tops, one polygon per stretch of sky."""
+        k = int(math.ceil(m))
+        padded = np.pad(self.tops, k, mode="edge")
+        low = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).min(axis=1)
+        low = np.minimum(low, self.yh) - m
+        edges = np.flatnonzero(np.diff(low)) + 1
+        starts, ends = np.concatenate([[0], edges]), np.concatenate([edges - 1, [self.w - 1]])
+        out: List[np.ndarray] = []
+        run: List[Tuple[float, float]] = []
+        for x0, x1 in zip(starts.tolist() + [None], ends.tolist() + [None]):
+            y = None if x0 is None else float(low[x0])
+            if y is not None and y >= 3 * m:
+                run += [(x0, y), (x1, y)]
+                continue
+            if run:
+                out.append(np.array([(run[0][0], m), (run[-1][0], m)] + run[::-1]))
+                run = []
+        return out
 
     # the photo
     def photo(self, rng: np.random.Generator) -> np.ndarray:
@@ -427,10 +715,10 @@ def _smooth_noise(rng, w, h, cell):
 # Frames and files
 # --------------------------------------------------------------------------------------------
 def _rngs(seed: int, split: str, index: int):
-    """Independent generators for the ground truth and the photo of one frame content."""
+    """Independent generators for the ground truth, the photo and the coarse annotation of one
+    frame content."""
     ss = np.random.SeedSequence([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
-    gt, photo = ss.spawn(2)
-    return np.random.default_rng(gt), np.random.default_rng(photo)
+    return tuple(np.random.default_rng(s) for s in ss.spawn(3))
 
 
 def _check_size(size) -> Tuple[int, int]:
@@ -440,8 +728,35 @@ def _check_size(size) -> Tuple[int, int]:
     return width, height
 
 
+def _annotation(doc: dict, instance_ids: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    """The arrays of an annotation drawn from its polygons document, by the official rules."""
+    polygons = parse_polygons(doc)
+    inst = rasterize(polygons, "instanceIds") if instance_ids is None else instance_ids
+    return {"instanceIds": inst, "labelIds": rasterize(polygons, "ids"), "color": rasterize(polygons, "color"),
+            "polygons": doc}
+
+
+def _make(size, seed: int, split: str, index: int, photos: bool, fine: bool, coarse: bool) -> Dict[str, Any]:
+    """``{"gtFine": annotation, "gtCoarse": annotation, "image": photo}``, the parts asked for."""
+    width, height = _check_size(size)
+    gt_rng, photo_rng, coarse_rng = _rngs(seed, split, index)
+    scene = _Scene(gt_rng, width, height)
+    scene.draw_stuff()
+    scene.draw_things()
+    scene.draw_void_border()
+    scene.fix()
+    out: Dict[str, Any] = {}
+    if fine:
+        out[names.GT_DIR] = _annotation(scene.document(), scene.canvas)
+    if coarse:
+        out[names.COARSE_DIR] = _annotation(_document(width, height, scene.coarse(coarse_rng)))
+    if photos:
+        out["image"] = scene.photo(photo_rng)
+    return out
+
+
 def make_frame(size: Sequence[int] = (2048, 1024), seed: int = 0, *, split: str = "train",
-               index: int = 0, photos: bool = True) -> Dict[str, np.ndarray]:
+               index: int = 0, photos: bool = True, coarse: bool = False) -> Dict[str, Any]:
     """Generate the arrays of one synthetic frame, without writing anything.
 
     Parameters
@@ -452,28 +767,22 @@ def make_frame(size: Sequence[int] = (2048, 1024), seed: int = 0, *, split: str 
         Which content: :func:`generate` uses ``index`` = the content's position in its split.
     photos : bool
         Also render the photo.
+    coarse : bool
+        Give the coarse annotation of the scene instead of the fine one (the scene and its
+        photo are the same).
 
     Returns
     -------
     dict
-        ``instanceIds`` (uint16), ``labelIds`` (uint8), ``color`` (uint8, H x W x 4) and, when
-        ``photos``, ``image`` (uint8, H x W x 3).
+        ``instanceIds`` (uint16), ``labelIds`` (uint8), ``color`` (uint8, H x W x 4), all drawn
+        from ``polygons`` (the polygons document, a dict as in ``_polygons.json``) with
+        :func:`cityscapes_io.polygons.rasterize`; and, when ``photos``, ``image`` (uint8, H x W x 3).
     """
-    width, height = _check_size(size)
-    gt_rng, photo_rng = _rngs(seed, split, index)
-    scene = _Scene(gt_rng, width, height)
-    scene.draw_stuff()
-    scene.draw_things()
-    scene.draw_void_border()
-    scene.fix()
-    inst = scene.canvas
-    label = np.where(inst >= 1000, inst // 1000, inst).astype(np.uint8)
-    color = np.empty((height, width, 4), dtype=np.uint8)
-    color[..., :3] = _COLORS[label]
-    color[..., 3] = 255
-    out = {"instanceIds": inst, "labelIds": label, "color": color}
+    tree = names.COARSE_DIR if coarse else names.GT_DIR
+    parts = _make(size, seed, split, index, photos, fine=not coarse, coarse=coarse)
+    out = dict(parts[tree])
     if photos:
-        out["image"] = scene.photo(photo_rng)
+        out["image"] = parts["image"]
     return out
 
 
@@ -481,8 +790,10 @@ def _png(array: np.ndarray) -> bytes:
     return png.encode_png(array, compress_level=_PNG_LEVEL)
 
 
-def _encode(arrays: Mapping[str, np.ndarray]) -> Dict[str, bytes]:
-    return {kind: _png(a) for kind, a in arrays.items()}
+def _encode(annotation: Mapping[str, Any]) -> Dict[str, bytes]:
+    """The files of an annotation: the polygons indented like the release's, the PNGs."""
+    return {kind: (json.dumps(a, indent=4).encode("utf-8") if kind == "polygons" else _png(a))
+            for kind, a in annotation.items()}
 
 
 def _frame_ids(splits: Mapping[str, int], cities: Sequence[str]) -> Dict[str, List[str]]:
@@ -501,10 +812,13 @@ def _frame_ids(splits: Mapping[str, int], cities: Sequence[str]) -> Dict[str, Li
     return out
 
 
+_GT_KINDS = ("polygons", "instanceIds", "labelIds", "color")
+
+
 def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: int = 3,
              cities: Sequence[str] = ("aachen", "bad-honnef"), size: Sequence[int] = (2048, 1024),
              seed: int = 0, photos: bool = True, distinct: Optional[int] = None,
-             storage_options: Optional[dict] = None) -> List[str]:
+             storage_options: Optional[dict] = None, coarse: Optional[Mapping[str, int]] = None) -> List[str]:
     """Write a synthetic Cityscapes dataset under ``url``.
 
     Parameters
@@ -512,7 +826,8 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
     url : str
         Dataset root: a local path or any fsspec URL (``s3://bucket/prefix``, ``memory://x``).
     splits : dict of str to int, optional
-        Number of frames per split, e.g. ``{"train": 4, "val": 2}``; default ``{"train": frames}``.
+        Number of gtFine frames per split, e.g. ``{"train": 4, "val": 2}``; default
+        ``{"train": frames}``.
     frames : int
         Number of train frames when ``splits`` is not given.
     cities : sequence of str
@@ -528,15 +843,21 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
         for further frames (under their own names). ``None``: every frame is distinct.
     storage_options : dict, optional
         Passed to ``fsspec.core.url_to_fs``.
+    coarse : dict of str to int, optional
+        Number of gtCoarse frames per split, e.g. ``{"train": 3, "train_extra": 5}``. In a split
+        of ``splits`` they are its first frames (same ids, same scenes; at most as many as it
+        has); in another split (``train_extra``) they are frames of their own, with their photos.
 
     Returns
     -------
     list of str
-        The frame ids written, split by split (``aachen/aachen_000000_000019``, ...). Ids are
-        unique over the whole dataset: sequence numbers go on growing from one split to the next.
+        The frame ids written, split by split (``aachen/aachen_000000_000019``, ...), the
+        gtFine splits first, then the splits only gtCoarse has. Ids are unique over the whole
+        dataset: sequence numbers go on growing from one split to the next.
     """
     if splits is None:
         splits = {"train": frames}
+    coarse = dict(coarse or {})
     if not cities:
         raise ValueError("cities: at least one city is needed")
     for city in cities:
@@ -544,6 +865,13 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
             raise ValueError(f"city {city!r}: must be a single folder name")
     if distinct is not None and int(distinct) < 1:
         raise ValueError(f"distinct={distinct!r}: must be a positive number or None")
+    for split, n in coarse.items():
+        names.safe_relpath(split)
+        if int(n) < 0:
+            raise ValueError(f"coarse[{split!r}] = {n!r}: must not be negative")
+        if split in splits and int(n) > int(splits[split]):
+            raise ValueError(f"coarse[{split!r}] = {n}: the {split} split has only {splits[split]} gtFine frames, "
+                             f"and its coarse frames are those")
     size = _check_size(size)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
@@ -557,19 +885,30 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
             made.add(folder)
         fs.pipe_file(path, data)
 
+    plan = {split: (int(n), True) for split, n in splits.items()}
+    plan.update({split: (int(n), False) for split, n in coarse.items() if split not in splits})
     written: List[str] = []
-    for split, ids in _frame_ids(splits, list(cities)).items():
-        cache: Dict[int, Dict[str, bytes]] = {}
+    for split, ids in _frame_ids({s: n for s, (n, _) in plan.items()}, list(cities)).items():
+        fine = plan[split][1]
+        n_coarse = int(coarse.get(split, 0))
+        cache: Dict[int, Dict[str, Dict[str, bytes]]] = {}
         for j, frame_id in enumerate(ids):
             k = j if distinct is None else j % int(distinct)
             files = cache.get(k)
             if files is None:
-                files = _encode(make_frame(size, seed, split=split, index=k, photos=photos))
+                # Content k is first met at frame k: it needs a coarse annotation when that
+                # frame does (a later frame j with j % distinct == k has j >= k).
+                parts = _make(size, seed, split, k, photos, fine=fine, coarse=k < n_coarse)
+                files = {tree: _encode(a) for tree, a in parts.items() if tree != "image"}
+                if photos:
+                    files["image"] = {"image": _png(parts["image"])}
                 if distinct is not None:
                     cache[k] = files
-            for kind in ("instanceIds", "labelIds", "color"):
-                write(names.gt_path(split, frame_id, kind), files[kind])
+            for tree in (names.GT_DIR, names.COARSE_DIR):
+                if tree in files and (tree == names.GT_DIR or j < n_coarse):
+                    for kind in _GT_KINDS:
+                        write(names.gt_path(split, frame_id, kind, annotations=tree), files[tree][kind])
             if photos:
-                write(names.image_path(split, frame_id, ".png"), files["image"])
+                write(names.image_path(split, frame_id, ".png"), files["image"]["image"])
             written.append(frame_id)
     return written
