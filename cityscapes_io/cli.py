@@ -517,11 +517,24 @@ def cmd_synthetic(args) -> int:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise UsageError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
-    splits = {s: args.frames for s in args.splits.split(",") if s}
+    splits = _split_counts(args.splits, args.frames, "--splits")
+    coarse = _split_counts(args.coarse, args.frames, "--coarse") if args.coarse else None
     ids = generate(args.dst, splits=splits, cities=tuple(c for c in args.cities.split(",") if c), size=(w, h),
-                   seed=args.seed, photos=args.photos, distinct=args.distinct, storage_options=args.storage_options)
+                   seed=args.seed, photos=args.photos, distinct=args.distinct, storage_options=args.storage_options,
+                   coarse=coarse)
     print(f"wrote {len(ids)} frames to {args.dst}")
     return 0
+
+
+def _split_counts(text: str, default: int, flag: str) -> Dict[str, int]:
+    """``train,val`` (``default`` frames each) or ``train=4,val=2``."""
+    out: Dict[str, int] = {}
+    for item in (t for t in text.split(",") if t):
+        name, sep, n = item.partition("=")
+        if sep and not n.isdigit():
+            raise UsageError(f"{flag}: {item!r} is not SPLIT or SPLIT=N")
+        out[name] = int(n) if sep else default
+    return out
 
 
 def cmd_project_create(args) -> int:
@@ -677,7 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "synthetic", help="write a synthetic Cityscapes dataset")
     p.add_argument("dst", metavar="DST", help="destination path or fsspec URL")
     p.add_argument("--frames", type=int, default=3, help="frames per split (default 3)")
-    p.add_argument("--splits", default="train", help="comma-separated split names (default: train)")
+    p.add_argument("--splits", default="train",
+                   help="comma-separated split names, each SPLIT or SPLIT=N frames (default: train)")
+    p.add_argument("--coarse", metavar="SPLIT[=N],...",
+                   help="also a gtCoarse tree for these splits (train_extra: photos too), e.g. train=3,train_extra=5")
     p.add_argument("--cities", default="aachen,bad-honnef", help="comma-separated city names")
     p.add_argument("--size", default="2048x1024", help="WIDTHxHEIGHT (default 2048x1024)")
     p.add_argument("--seed", type=int, default=0)

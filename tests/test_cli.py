@@ -155,7 +155,8 @@ def test_recorded_operations_and_flags(synth, tmp_path, capsys):
 def test_info_stats_json_and_merge(synth, tmp_path, capsys):
     assert main(["info", synth, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["splits"]["train"]["files"] == {"image": 3, "instanceIds": 3, "labelIds": 3, "color": 3}
+    assert info["splits"]["train"]["files"] == {"image": 3, "instanceIds": 3, "labelIds": 3, "color": 3,
+                                                "polygons": 3}
     assert main(["stats", synth, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     car = stats["splits"]["train"]["labels"]["car"]
