@@ -25,7 +25,7 @@ from .errors import DatasetNotFoundError, UnknownLabelError
 from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats, split_value, train_value_lut
 from .labels import LabelMap
 from .names import GT_DIR, parse_frame_id
-from .polygons import Polygons, parse_polygons, rename_polygons
+from .polygons import Polygons, parse_polygons, rasterize, rename_polygons
 from .storage import fetch_many, read_file, read_range
 
 __all__ = ["Frame", "Source", "FileSource", "MaskSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
@@ -693,6 +693,16 @@ class Frame:
             return parse_polygons(data, self.files.get("polygons") or f"{self.split}/{self.id} polygons")
 
         return self._cached("polygons", decode)
+
+    def rasterize(self, encoding: str = "ids") -> Optional[np.ndarray]:
+        """The frame's polygons drawn by the official rules (:func:`cityscapes_io.rasterize`;
+        ``encoding`` one of ``ids``, ``trainIds``, ``color``, ``instanceIds``,
+        ``instanceTrainIds``), kept like the other decoded arrays until :meth:`release`; None
+        without a polygons file."""
+        polygons = self.polygons()
+        if polygons is None:
+            return None
+        return self._cached("polygons:" + encoding, lambda: rasterize(polygons, encoding))
 
     def instances(self) -> List[Instance]:
         """The frame's segments, one :class:`Instance` each, sorted by raw value.

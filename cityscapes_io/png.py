@@ -223,10 +223,12 @@ def image_size(data: bytes, path: str) -> Tuple[int, int]:
     return width, height
 
 
-def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compress_level: int = 6) -> bytes:
+def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compress_level: int = 6,
+               rle: bool = False) -> bytes:
     """Encode an array as PNG: ``uint16`` 2-D → 16-bit gray, ``uint8`` 2-D → 8-bit gray (or
     paletted when ``palette`` (N×3 uint8) is given), ``H×W×3`` → RGB, ``H×W×4`` → RGBA.
-    Other integer types are cast to the 8-bit type."""
+    Other integer types are cast to the 8-bit type. ``rle`` uses zlib's run-length strategy:
+    label images (long runs of one value) come out about half the size in the same time."""
     if arr.ndim == 2 and palette is not None:
         return _encode_paletted(arr, palette, compress_level)
     if arr.ndim == 2 and arr.dtype.kind == "u" and arr.dtype.itemsize == 2:  # either byte order
@@ -235,6 +237,8 @@ def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compres
         arr = np.ascontiguousarray(arr, dtype=np.uint8)
     else:
         raise ValueError(f"cannot encode array of shape {arr.shape} and type {arr.dtype} as PNG")
+    if rle:
+        return _write(arr, ".png", compress_level=compress_level, compress_type=zlib.Z_RLE)
     return _write(arr, ".png", compress_level=compress_level)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -171,6 +171,32 @@ def _parse_object(index: int, obj, path: str) -> PolygonObject:
     raw = obj.get("polygon")
     if not isinstance(raw, list):
         raise bad(f"({label!r}) has no 'polygon' list of [x, y] points")
+    points = _fast_points(raw)
+    if points is None:
+        points = _checked_points(raw, label, bad)
+    resolved, is_group = resolve_polygon_label(label)
+    return PolygonObject(index, label, points, bool(obj.get("deleted", 0)), resolved, is_group)
+
+
+def _fast_points(raw: list) -> Optional[np.ndarray]:
+    """The points as an array when they are plainly well-formed (``[[x, y], ...]`` of finite
+    numbers, the usual case, checked by numpy), else None (then checked one by one)."""
+    if not raw:
+        return np.zeros((0, 2), dtype=np.int64)
+    try:
+        arr = np.array(raw)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        return None
+    if arr.dtype.kind == "i":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f" and np.isfinite(arr).all():
+        return arr.astype(np.float64, copy=False)
+    return None  # booleans, strings, NaN, ...: the slow path names the point
+
+
+def _checked_points(raw: list, label: str, bad: Callable[[str], InvalidFileError]) -> np.ndarray:
     coords: List[Tuple[float, float]] = []
     integral = True
     for k, p in enumerate(raw):
@@ -183,11 +209,9 @@ def _parse_object(index: int, obj, path: str) -> PolygonObject:
         coords.append((p[0], p[1]))
     dtype = np.int64 if integral else np.float64
     try:
-        points = np.array(coords, dtype=dtype).reshape(len(coords), 2)
+        return np.array(coords, dtype=dtype).reshape(len(coords), 2)
     except OverflowError:
-        points = np.array(coords, dtype=np.float64).reshape(len(coords), 2)
-    resolved, is_group = resolve_polygon_label(label)
-    return PolygonObject(index, label, points, bool(obj.get("deleted", 0)), resolved, is_group)
+        return np.array(coords, dtype=np.float64).reshape(len(coords), 2)
 
 
 def rasterize(polygons: Polygons, encoding: str = "ids") -> np.ndarray:
@@ -205,8 +229,9 @@ def rasterize(polygons: Polygons, encoding: str = "ids") -> np.ndarray:
     Raises
     ------
     InvalidFileError
-        An object (not deleted) with an unknown label or fewer than three points, naming the
-        file and the object index (the official script stops there too).
+        An object (not deleted) with an unknown label (the official script stops there too)
+        or with fewer than three points, which enclose no area (the official script would draw
+        a line or a dot), naming the file and the object index.
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r}; choose from {', '.join(ENCODINGS)}")
@@ -250,8 +275,8 @@ def _draw_instances(polygons: Polygons, size: Tuple[int, int], train: bool) -> n
     return np.asarray(image).astype(np.uint16)
 
 
-def _xy(points: np.ndarray) -> List[Tuple[float, float]]:
-    return [(x, y) for x, y in points.tolist()]
+def _xy(points: np.ndarray) -> List[float]:
+    return points.ravel().tolist()  # x0, y0, x1, y1, ...: what Pillow flattens the points to
 
 
 def rename_polygons(data: bytes, names: Mapping[str, str], path: str = "<polygons>") -> bytes:

@@ -29,7 +29,6 @@ from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .frame import Frame, OnError, check_policy
 from .names import gt_path
 from .pipeline import Report, items_for, run_writer
-from .polygons import rasterize
 from .storage import is_read_only
 from .writers import Encoded, Entry, Files, Writer, check_names
 
@@ -58,31 +57,31 @@ class PrepareWriter(Writer):
 
     def encode(self, frame: Frame) -> Encoded:
         check_names(frame)
+        if self.source == "polygons" and not frame.has("polygons"):
+            raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
         files: Files = []
-        if self.source == "polygons":
-            polygons = frame.polygons()
-            if polygons is None:
-                raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
-            for kind in self.kinds:
-                files.append((self._path(frame, kind), _encode(rasterize(polygons, PREPARE_KINDS[kind]))))
-        else:
-            for kind in self.kinds:
-                arr = frame.train_ids() if kind == "labelTrainIds" else frame.instance_train_ids()
-                if arr is None:
-                    raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
-                files.append((self._path(frame, kind), _encode(arr)))
+        for kind in self.kinds:
+            arr = self._array(frame, kind)
+            if arr is None:
+                raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
+            files.append((self._path(frame, kind), _encode(arr)))
         return Encoded(files, Entry(frame.split or "default", frame.id))
+
+    def _array(self, frame: Frame, kind: str) -> Optional[np.ndarray]:
+        """The pixels of one prepared file (cached on the frame, so the decode-ahead thread's
+        work is used)."""
+        if self.source == "polygons":
+            return frame.rasterize(PREPARE_KINDS[kind])
+        return frame.train_ids() if kind == "labelTrainIds" else frame.instance_train_ids()
 
     def _path(self, frame: Frame, kind: str) -> str:
         return gt_path(frame.split, frame.id, kind, frame.annotations)
 
     def _touch(self, frame: Frame) -> None:
-        if self.source == "polygons":
-            frame.polygons()
-        elif "instanceTrainIds" in self.kinds:
-            frame.instances()
-        else:
-            frame.label_ids()
+        # Everything but the PNG encoding, one frame ahead: drawing or the lookups run here
+        # while the writer's thread encodes (zlib releases the GIL).
+        for kind in self.kinds:
+            self._array(frame, kind)
 
     def _planned_files(self, frame: Frame) -> List[str]:
         return [self._path(frame, kind) for kind in self.kinds]
@@ -92,7 +91,7 @@ class PrepareWriter(Writer):
 
 
 def _encode(arr: np.ndarray) -> bytes:
-    return png.encode_png(arr, compress_level=COMPRESS)
+    return png.encode_png(arr, compress_level=COMPRESS, rle=True)
 
 
 def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: str = "png", dst=None,
