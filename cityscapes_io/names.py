@@ -57,6 +57,7 @@ GT_KINDS = {
 TREE_SUFFIXES = {tree: {kind: f"_{tree}_{rest}" for kind, rest in GT_KINDS.items()} for tree in ANNOTATION_DIRS}
 #: The suffixes of ``gtFine/``.
 GT_SUFFIXES = TREE_SUFFIXES[GT_DIR]
+_KIND_OF_REST = {rest: kind for kind, rest in GT_KINDS.items()}
 #: The photo suffix, before the extension (``.png`` in the release; other tools write ``.jpg``).
 IMAGE_SUFFIX = "_leftImg8bit"
 
@@ -112,10 +113,13 @@ def split_suffix(relpath: str, folder: str) -> Optional[Tuple[str, str]]:
             if base != IMAGE_SUFFIX:
                 return stem[: -len(IMAGE_SUFFIX)], "image"
         return None
-    for kind, suffix in TREE_SUFFIXES.get(folder, GT_SUFFIXES).items():
-        if relpath.endswith(suffix) and posixpath.basename(relpath) != suffix:
-            return relpath[: -len(suffix)], kind
-    return None
+    tree = folder if folder in TREE_SUFFIXES else GT_DIR
+    marker = f"_{tree}_"
+    cut = relpath.rfind(marker)
+    if cut <= 0 or relpath[cut - 1] == "/":  # no id before the suffix
+        return None
+    kind = _KIND_OF_REST.get(relpath[cut + len(marker):])
+    return None if kind is None else (relpath[:cut], kind)
 
 
 def gt_suffix(kind: str, annotations: str = GT_DIR) -> str:

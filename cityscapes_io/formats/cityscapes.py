@@ -29,7 +29,7 @@ from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, 
 from ..frame import DerivedSource, Frame, OnError, apply_policy
 from ..labels import LabelMap
 from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
-from ..storage import Root, is_remote, listdir, resolve_roots, storage_errors
+from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
@@ -227,7 +227,7 @@ class CityscapesReader(Reader):
             path = root.join(rel, city)
             try:
                 with storage_errors(root.display(f"{rel}/{city}"), "cannot list"):
-                    found = root.fs.find(path)
+                    found = find_files(root.fs, path)
             except FileNotFoundError:
                 continue
             except StorageError as exc:  # the on_error policy decides: raise, or skip the folder
