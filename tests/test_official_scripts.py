@@ -393,6 +393,24 @@ def test_prepare_in_place_from_polygons_matches_the_official_scripts(prepare_tre
     compare_prepared(official, copy)
 
 
+@needs_oracle
+def test_prepare_from_pngs_equals_the_official_scripts_where_pngs_are_the_polygons(prepare_tree, tmp_path):
+    """The synthetic PNGs are drawn from their polygons, as the released ones were: there the
+    lookup of the PNGs (the default source) gives the official scripts' files exactly."""
+    root, official = prepare_tree
+    out = tmp_path / "png"
+    report = cio.prepare(str(root), dst=str(out))  # frames with PNGs only (the crafted ones have none)
+    assert report.ok and report.written > 0
+    problems = []
+    for kind in ("labelTrainIds", "instanceTrainIds"):
+        mine = sorted(p.relative_to(out) for p in out.glob(f"gt*/*/*/*_{kind}.png"))
+        assert len(mine) == report.written
+        for rel in mine:
+            problems.append(differing(np.asarray(Image.open(out / rel)), np.asarray(Image.open(official / rel)),
+                                      str(rel)))
+    assert_all_same(problems)
+
+
 # -- prepare from the shipped PNGs: a lookup of the official table (no oracle needed) ----------
 def official_train_ids(label_ids):
     return TRAIN_ID_LUT[label_ids]
