@@ -434,9 +434,18 @@ def cmd_prepare(args) -> int:
                          f"(choose from {', '.join(allowed)})")
     enabled = not args.quiet and sys.stderr.isatty()
     total = None
-    if enabled:  # one listing pass for the time left
-        ds = _open(src, fmt, args.storage_options, split=_items(args.split) or None, annotations=args.annotations)
-        total = ds.filter(cities=_items(args.cities)).count() if args.cities else ds.count()
+    if enabled:  # one listing pass, of every tree prepared, for the time left
+        first = _open(src, fmt, args.storage_options, annotations=args.annotations)
+        total = 0
+        for tree in [args.annotations] if args.annotations else first.reader.trees or [None]:
+            ds = _open(src, fmt, args.storage_options, annotations=tree)
+            splits = [s for s in _items(args.split) if s in ds.splits()] or None
+            if args.split and not splits:
+                continue
+            cities = [c for c in _items(args.cities) if any(c in ds.cities(s) for s in splits or ds.splits())]
+            if args.cities and not cities:
+                continue
+            total += ds.filter(split=splits, cities=cities or None).count()
     bar = args.progress_bar = Progress(total, label="prepare", enabled=enabled)
     args.where = args.output or str(src)
     report = prepare(src, kinds, source=args.source, dst=args.output, overwrite=bool(args.overwrite),

@@ -690,7 +690,7 @@ class Frame:
             data, _ = self.source.polygons()
             if data is None:
                 return None
-            return parse_polygons(data, self.files.get("polygons") or f"{self.split}/{self.id} polygons")
+            return parse_polygons(data, self.files.get("polygons") or f"{self.split}/{self.id} polygons", self.labels)
 
         return self._cached("polygons", decode)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import LabelMapError
 
-__all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances"]
+__all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances", "train_id_of"]
 
 Color = Tuple[int, int, int]
 
@@ -78,6 +78,8 @@ _OFFICIAL = [
 
 #: Pixel value of "ignore" in ``labelTrainIds`` images.
 TRAIN_IGNORE = 255
+#: How many classes the train ids have (0 = road .. 18 = bicycle).
+TRAIN_CLASSES = 19
 
 
 def normalize_name(name: str) -> str:
@@ -376,29 +378,22 @@ class LabelMap:
         name. ``table[frame.label_ids()]`` is the frame's ``labelTrainIds`` image."""
         table = np.full(size, TRAIN_IGNORE, dtype=np.uint8)
         for lab in self._labels:
-            if not 0 <= lab.id < size:
-                continue
-            t = lab.train_id
-            if t is None:
-                ref = official_label(lab.name)
-                t = ref.train_id if ref is not None else None
-            if t is not None and 0 <= t < TRAIN_IGNORE:
-                table[lab.id] = t
+            if 0 <= lab.id < size:
+                table[lab.id] = train_id_of(lab)
         return table
 
     @property
     def is_train_ids(self) -> bool:
-        """Whether this map's ids are Cityscapes train ids (every label's id is its own train
-        id, or, for labels read from a file, the official train id of its name, 255 for the
-        rest; as in :meth:`cityscapes_train`): masks in these ids belong in
+        """Whether this map's ids are Cityscapes train ids, as in :meth:`cityscapes_train`: the
+        19 train classes, each with its train id as id (labels read from a file: the official
+        class of that name), and nothing else but 255. Masks in these ids belong in
         ``_labelTrainIds.png`` files, never in ``_labelIds.png``."""
-        def is_train(lab: Label) -> bool:
-            if lab.train_id is not None:
-                return lab.id == lab.train_id
-            ref = official_label(lab.name)  # a map read back from a label file has no train ids
-            return lab.id == (ref.train_id if ref is not None else TRAIN_IGNORE)
-
-        return any(l.id != TRAIN_IGNORE for l in self._labels) and all(is_train(l) for l in self._labels)
+        # A map read back from a label file has no train ids: then its 19 classes must be the
+        # official ones by name, with their train ids, and anything else 255.
+        classes = [l for l in self._labels if l.id != TRAIN_IGNORE]
+        if len(classes) != TRAIN_CLASSES:
+            return False
+        return all(train_id_of(l) == l.id for l in classes)
 
     def color_table(self, size: int = 256) -> np.ndarray:
         """``(size, 3)`` uint8 lookup table id → colour (black for unknown ids or no colour)."""
@@ -425,6 +420,16 @@ def official_label(name: str) -> Optional[Label]:
     """The official Cityscapes label of this name (matched ignoring case, spaces, underscores
     and hyphens), or None."""
     return _OFFICIAL_MAP.find(name)
+
+
+def train_id_of(label: Label) -> int:
+    """The Cityscapes train id of a label (its own, else that of the official label of its
+    name); 255 (ignore) for labels without one."""
+    t = label.train_id
+    if t is None:
+        ref = official_label(label.name)
+        t = ref.train_id if ref is not None else None
+    return t if t is not None and 0 <= t < TRAIN_IGNORE else TRAIN_IGNORE
 
 
 def has_instances(label: Optional[Label], default: Optional[bool] = None) -> Optional[bool]:

@@ -32,7 +32,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import CityscapesIOError, InvalidFileError, StorageError
 from .names import safe_relpath
-from .storage import is_remote, storage_errors
+from .storage import find_files, is_remote, storage_errors
 
 __all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "TMP_PREFIX"]
 
@@ -92,8 +92,9 @@ class Sink(ABC):
         """Full path of ``rel`` in this destination (as :meth:`listing` gives them)."""
         return _checked(rel)
 
-    def listing(self) -> Set[str]:
-        """Full paths of every file already under the destination (for resume)."""
+    def listing(self, prefix: str = "") -> Set[str]:
+        """Full paths of every file already under the destination, or under its folder
+        ``prefix`` (for resume)."""
         return set()
 
     def remove_temporaries(self) -> int:
@@ -135,10 +136,11 @@ class _FolderSink(Sink):
         rel = _checked(rel)
         return f"{self.root}/{rel}" if self.root else rel
 
-    def listing(self) -> Set[str]:
+    def listing(self, prefix: str = "") -> Set[str]:
+        top = self.path(prefix) if prefix else self.root
         try:
             with storage_errors(self.url, "cannot list"):
-                return set(self.fs.find(self.root))
+                return set(find_files(self.fs, top))
         except FileNotFoundError:
             return set()
 
@@ -309,8 +311,8 @@ class ZipSink(Sink):
         for rel, data in files:
             self.put(rel, data)
 
-    def listing(self) -> Set[str]:
-        return set(self._names)
+    def listing(self, prefix: str = "") -> Set[str]:
+        return {n for n in self._names if not prefix or n.startswith(prefix.rstrip("/") + "/")}
 
     def close(self) -> None:
         if self._zip is None:
@@ -345,6 +347,12 @@ class ZipSink(Sink):
                 self.fs.rm(self._tmp)
 
 
+def is_archive_url(url) -> bool:
+    """Whether ``url`` names an archive to write (a path or URL ending in ``.zip``, not a chain)."""
+    url = str(url)
+    return url.lower().rstrip("/").endswith(".zip") and "::" not in url
+
+
 def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse") -> Sink:
     """The sink for ``url``: a :class:`ZipSink` when it ends in ``.zip``, a :class:`LocalSink`
     on local disk, an :class:`ObjectStoreSink` elsewhere."""
@@ -358,7 +366,7 @@ def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "r
             from exc
     except (ValueError, OSError) as exc:
         raise StorageError(url, f"cannot open: {exc}") from exc
-    if url.lower().rstrip("/").endswith(".zip") and "::" not in url:
+    if is_archive_url(url):
         return ZipSink(url, fs, root, existing)
     if isinstance(fs, LocalFileSystem):
         return LocalSink(url, fs, root, existing)

@@ -28,7 +28,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from fsspec.core import url_to_fs
 
@@ -351,12 +351,14 @@ def run_writer(w: Writer, items: Iterable[Item], report: Report, *, format, url,
         w._abort()
 
 
-def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bool = False) -> Iterator[Item]:
-    """The frames of this shard; with ``resume``, those complete already come with their entry."""
+def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bool = False,
+              folders: Sequence[str] = ("",)) -> Iterator[Item]:
+    """The frames of this shard; with ``resume``, those complete already come with their entry
+    (what is present is listed under the destination's ``folders``, all of it by default)."""
     present: Optional[Set[str]] = None
     if resume:
         w.dest.remove_temporaries()  # left by an interrupted run
-        present = w.dest.listing()
+        present = set().union(*(w.dest.listing(f) for f in folders))
     for k, frame in enumerate(ds):
         if shard is not None and k % shard[1] != shard[0]:
             continue

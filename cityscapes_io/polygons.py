@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from .errors import InvalidFileError
 from .instances import INSTANCE_DIVISOR
-from .labels import TRAIN_IGNORE, Label, LabelMap
+from .labels import TRAIN_IGNORE, Label, LabelMap, has_instances, official_label, train_id_of
 
 __all__ = ["Polygons", "PolygonObject", "parse_polygons", "rasterize", "ENCODINGS", "resolve_polygon_label",
            "rename_polygons", "MAX_PIXELS"]
@@ -111,21 +111,38 @@ class Polygons:
             raise InvalidFileError(self.path, f"object {index}: {reason}")
 
 
-def resolve_polygon_label(name: str, labels: LabelMap = _OFFICIAL) -> Tuple[Optional[Label], bool]:
+def resolve_polygon_label(name: str, labels: Optional[LabelMap] = None) -> Tuple[Optional[Label], bool]:
     """``(label, is_group)`` of a polygon's label name, by the official rule: the label of that
-    exact name, else, for a name ending in ``group``, the label named by the rest, as a group."""
-    hit = labels.get(name) if isinstance(name, str) else None
-    if hit is not None:
-        return hit, False
-    if isinstance(name, str) and name.endswith(GROUP_SUFFIX):
-        base = labels.get(name[: -len(GROUP_SUFFIX)])
-        if base is not None:
-            return base, True
+    exact name, else, for a name ending in ``group``, the label named by the rest, as a group.
+
+    Names are looked up in ``labels`` first when given (a dataset whose labels were renamed
+    keeps polygons in its own names; there names also match ignoring case, spaces and
+    underscores, as label files spell them), then in the official table (exact names only,
+    as the official scripts do)."""
+    if not isinstance(name, str):
+        return None, False
+    official = _OFFICIAL.get(name)
+    if official is not None and official.id < 0:
+        return official, False  # the license plate is never drawn, whatever id a label file gave it
+    maps = [labels] if labels is not None and labels != _OFFICIAL else []
+    for lm in maps + [_OFFICIAL]:
+        def look(n: str) -> Optional[Label]:
+            return lm.get(n) if lm is _OFFICIAL else (lm.get(n) or lm.find(n))
+
+        hit = look(name)
+        if hit is not None:
+            return hit, False
+        if name.endswith(GROUP_SUFFIX):
+            base = look(name[: -len(GROUP_SUFFIX)])
+            if base is not None:
+                return base, True
     return None, False
 
 
-def parse_polygons(data, path: str = "<polygons>") -> Polygons:
-    """Parse a polygons file (bytes, text, or an already loaded dict).
+def parse_polygons(data, path: str = "<polygons>", labels: Optional[LabelMap] = None) -> Polygons:
+    """Parse a polygons file (bytes, text, or an already loaded dict); object names are resolved
+    in ``labels`` (the dataset's, when they are not the official ones), then in the official
+    table (:func:`resolve_polygon_label`).
 
     Raises
     ------
@@ -156,10 +173,10 @@ def parse_polygons(data, path: str = "<polygons>") -> Polygons:
     objects = doc.get("objects", [])
     if not isinstance(objects, list):
         raise InvalidFileError(path, "'objects' is not a list")
-    return Polygons(width, height, tuple(_parse_object(i, o, path) for i, o in enumerate(objects)), path)
+    return Polygons(width, height, tuple(_parse_object(i, o, path, labels) for i, o in enumerate(objects)), path)
 
 
-def _parse_object(index: int, obj, path: str) -> PolygonObject:
+def _parse_object(index: int, obj, path: str, labels: Optional[LabelMap]) -> PolygonObject:
     def bad(reason: str) -> InvalidFileError:
         return InvalidFileError(path, f"object {index}: {reason}")
 
@@ -174,7 +191,7 @@ def _parse_object(index: int, obj, path: str) -> PolygonObject:
     points = _fast_points(raw)
     if points is None:
         points = _checked_points(raw, label, bad)
-    resolved, is_group = resolve_polygon_label(label)
+    resolved, is_group = resolve_polygon_label(label, labels)
     return PolygonObject(index, label, points, bool(obj.get("deleted", 0)), resolved, is_group)
 
 
@@ -249,9 +266,16 @@ def rasterize(polygons: Polygons, encoding: str = "ids") -> np.ndarray:
         label = obj.resolved
         if obj.deleted or label is None or label.id < 0:
             continue
-        fill = label.id if encoding == "ids" else (label.train_id if encoding == "trainIds" else label.color)
+        fill = label.id if encoding == "ids" else (train_id_of(label) if encoding == "trainIds" else _color(label))
         draw.polygon(_xy(obj.points), fill=fill)
     return np.asarray(image, dtype=np.uint8)
+
+
+def _color(label: Label) -> Tuple[int, int, int]:
+    if label.color is not None:
+        return label.color
+    ref = official_label(label.name)
+    return ref.color if ref is not None and ref.color is not None else (0, 0, 0)
 
 
 def _draw_instances(polygons: Polygons, size: Tuple[int, int], train: bool) -> np.ndarray:
@@ -263,14 +287,13 @@ def _draw_instances(polygons: Polygons, size: Tuple[int, int], train: bool) -> n
         label = obj.resolved
         if obj.deleted or label is None:
             continue
-        value = label.train_id if train else label.id
-        assert value is not None  # official labels all have both
-        if label.has_instances and not obj.is_group and value != TRAIN_IGNORE:
+        if label.id < 0:  # never drawn: the license plate, whose train id is -1 as well
+            continue
+        value = train_id_of(label) if train else label.id
+        if has_instances(label, False) and not obj.is_group and value != TRAIN_IGNORE:
             number = counters.get(label.name, 0)
             counters[label.name] = number + 1
             value = value * INSTANCE_DIVISOR + number
-        if value < 0:
-            continue
         draw.polygon(_xy(obj.points), fill=value)
     return np.asarray(image).astype(np.uint16)
 

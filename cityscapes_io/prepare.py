@@ -19,7 +19,7 @@ report and error policy as :func:`cityscapes_io.convert`.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from .dataset import Dataset, open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .frame import Frame, OnError, check_policy
 from .names import gt_path
-from .pipeline import Report, items_for, run_writer
+from .output import is_archive_url
+from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .writers import Encoded, Entry, Files, Writer, check_names
 
@@ -108,14 +109,18 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
     kinds : str or sequence of str
         ``"labelTrainIds"``, ``"instanceTrainIds"`` (default: both); with
         ``source="polygons"`` also ``"labelIds"``, ``"instanceIds"``, ``"color"`` (the official
-        ``json2labelImg`` / ``json2instanceImg``).
+        ``json2labelImg`` / ``json2instanceImg``: for a tree with polygons only; next to a
+        tree's own PNGs these are the shipped files, kept unless ``overwrite``, which redraws
+        them from the polygons).
     source : {"png", "polygons"}
         Take the classes from the shipped PNGs by lookup table (exact to them, no polygons
         needed), or draw the polygons by the official rules (pixel-identical to the official
         scripts' output).
     dst : str, optional
         Write into a tree mirroring the source under ``dst`` (``dst/gtFine/<split>/...``)
-        instead of next to the source files; needed when the source is read-only (a zip).
+        instead of next to the source files; needed when the source is read-only (a zip). A
+        ``.zip`` is written as one archive (refused when it exists, unless ``overwrite``); the
+        source itself is refused.
     overwrite : bool
         Replace files that exist (atomically); without it they are kept, so a run that was
         interrupted continues where it stopped.
@@ -149,46 +154,81 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         raise ValueError(f"kinds {bad or list(kinds)!r} not available from {source}: choose from {', '.join(allowed)}")
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    datasets = list(_datasets(src, storage_options, annotations, split, cities, on_error))
-    report = Report(str(dst) if dst is not None else "", "prepare")
-    start = time.perf_counter()
+    datasets = _datasets(src, storage_options, annotations, split, cities, on_error)
+    # One writer per destination, fed the frames of every annotation tree that goes there.
+    groups: Dict[str, Tuple[Optional[dict], List[Dataset]]] = {}
     for ds in datasets:
-        url, opts = _destination(ds, dst, storage_options, dst_storage_options)
-        w = PrepareWriter(url, storage_options=opts, labels=ds.labels, kinds=kinds, source=source, _existing="keep")
-        if not w.dest.resumable and workers > 1:
+        if dst is not None:
+            opts = dst_storage_options if dst_storage_options is not None else storage_options
+            refuse_overwriting_source(ds, dst, opts)
+            url = str(dst)
+        else:
+            url, opts = _destination(ds, storage_options)
+        groups.setdefault(url, (opts, []))[1].append(ds)
+    report = Report(", ".join(groups) or str(dst or ""), "prepare")
+    start = time.perf_counter()
+    for url, (opts, group) in groups.items():
+        archive = is_archive_url(url)
+        w = PrepareWriter(url, storage_options=opts, labels=group[0].labels, kinds=kinds, source=source,
+                          _existing=("replace" if overwrite else "refuse") if archive else "keep")
+        if archive and workers > 1:
             w._abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
-        frames = _annotated(ds, source)
-        items = items_for(frames, w, resume=not overwrite and w.dest.resumable)
+        trees = sorted({_base_reader(ds).annotations for ds in group})
+        frames = (f for ds in group for f in _annotated(ds, source))
+        items = items_for(frames, w, resume=not overwrite and not archive, folders=trees)
         run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
                    options={"kinds": kinds, "source": source}, workers=workers, decode_ahead=decode_ahead,
                    on_error=on_error, progress=_offset(progress, report.read) if progress else None)
-        report.destination = report.destination or url
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _datasets(src, storage_options, annotations, split, cities, on_error) -> Iterator[Dataset]:
-    """One Cityscapes dataset per annotation tree to prepare."""
+def _datasets(src, storage_options, annotations, split, cities, on_error) -> List[Dataset]:
+    """One Cityscapes dataset per annotation tree to prepare, each with the requested splits
+    and cities it has (a split such as ``train_extra`` or ``test`` is in one tree only); a
+    requested split or city that no tree has is an error."""
     if isinstance(src, Dataset):
         if _base_reader(src).format != "cityscapes":
             raise ValueError(f"prepare needs a Cityscapes dataset, got {_base_reader(src).format}")
-        yield src
-        return
-    first = open_dataset(src, split=split, cities=cities, storage_options=storage_options, on_error=on_error,
-                         annotations=annotations)
+        return [src.filter(split=split, cities=cities) if split is not None or cities is not None else src]
+    first = open_dataset(src, storage_options=storage_options, on_error=on_error, annotations=annotations)
     read = getattr(first.reader, "annotations", None)
     trees = [annotations] if annotations else list(getattr(first.reader, "trees", [])) or [read]
+    splits = [split] if isinstance(split, str) else (list(split) if split is not None else None)
+    wanted_cities = [cities] if isinstance(cities, str) else (list(cities) if cities is not None else None)
+    out, found_splits, found_cities = [], set(), set()
     for tree in trees:
-        yield first if tree == read else open_dataset(
-            src, split=split, cities=cities, storage_options=storage_options, on_error=on_error, annotations=tree)
+        ds = first if tree == read else open_dataset(src, storage_options=storage_options, on_error=on_error,
+                                                     annotations=tree)
+        have = [s for s in ds.splits() if splits is None or s in splits]
+        found_splits.update(have)
+        if not have:
+            continue
+        if wanted_cities is not None:
+            present = {c for s in have for c in ds.cities(s)}
+            found_cities.update(present)
+            chosen = [c for c in wanted_cities if c in present]
+            if not chosen:
+                continue
+            ds = ds.filter(split=have if splits is not None else None, cities=chosen)
+        elif splits is not None:
+            ds = ds.filter(split=have)
+        out.append(ds)
+    where = " + ".join(map(str, first.reader.roots))
+    missing = [s for s in splits or () if s not in found_splits]
+    if missing:
+        raise DatasetNotFoundError(where, f"no split {', '.join(map(repr, missing))} in {', '.join(trees)} "
+                                          f"(found: {', '.join(sorted(found_splits)) or 'none'})")
+    missing = [c for c in wanted_cities or () if c not in found_cities]
+    if missing:
+        raise DatasetNotFoundError(where, f"no city {', '.join(map(repr, missing))} in {', '.join(trees)}")
+    return out
 
 
-def _destination(ds: Dataset, dst, storage_options, dst_storage_options):
-    """``(url, storage options)`` the files of ``ds`` go to: ``dst``, or the root holding its
-    annotation tree."""
-    if dst is not None:
-        return str(dst), dst_storage_options if dst_storage_options is not None else storage_options
+def _destination(ds: Dataset, storage_options):
+    """``(url, storage options)`` of the root holding the annotation tree of ``ds``, where the
+    files go when no ``dst`` is given."""
     reader = _base_reader(ds)
     roots = reader.annotation_roots()
     if not roots:

@@ -213,14 +213,15 @@ def listdir(root: Root, rel: str) -> Dict[str, str]:
 def find_files(fs, path: str) -> List[str]:
     """Every file under ``path`` (``fs.find``). On local disk the folders are walked directly:
     fsspec's local ``find`` stats every file, which is most of the time of listing a city of
-    thousands of frames. Raises FileNotFoundError when ``path`` does not exist."""
+    thousands of frames (links to folders below ``path`` are not descended into, as there).
+    Raises FileNotFoundError when ``path`` does not exist."""
     if _protocol(fs) in ("file", "local"):
         if not os.path.isdir(path):
             if os.path.exists(path):
                 return [path]
             raise FileNotFoundError(path)
         out: List[str] = []
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):  # as fsspec does
+        for dirpath, dirnames, filenames in os.walk(path):  # links to folders not followed, as in fsspec
             dirnames.sort()
             base = dirpath.replace(os.sep, "/")
             out.extend(f"{base}/{name}" for name in sorted(filenames))

@@ -304,7 +304,7 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
     # Polygons: well-formed, every object drawable; the size joins the comparison below.
     if "polygons" in files:
         path = _path(frame, "polygons")
-        polygons = _attempt(out, frame, "polygons", lambda: parse_polygons(frame.read_bytes("polygons"), path),
+        polygons = _attempt(out, frame, "polygons", lambda: parse_polygons(frame.read_bytes("polygons"), path, frame.labels),
                             code="corrupt-polygons")
         if polygons is not None:
             sizes["polygons"] = (polygons.width, polygons.height)

@@ -130,3 +130,22 @@ def test_listing_a_20000_frame_split_is_lazy(tmp_path):
     for c in range(1, 20):
         shutil.rmtree(root / "gtCoarse" / "train_extra" / f"city{c:02d}")
     assert 1 + sum(1 for _ in it) == 1000
+
+
+def test_prepare_split_and_city_filters_span_the_trees(both, capsys):
+    """train_extra is in gtCoarse only, test-like splits in gtFine only: a filter takes each
+    tree for what it has, and a split that no tree has is an error naming the trees."""
+    assert cio.prepare(both, split="train_extra").written == 3
+    assert cio.prepare(both, split="val", overwrite=True).written == 2  # val: in both trees
+    assert cio.prepare(both, cities="augsburg", overwrite=True).written == 3
+    with pytest.raises(DatasetNotFoundError, match="no split 'extra' in gtFine, gtCoarse"):
+        cio.prepare(both, split="extra")
+    assert main(["info", both, "--split", "train_extra"]) == 3
+    assert "--annotations gtCoarse" in capsys.readouterr().err
+
+
+def test_links_to_folders_inside_a_city_are_not_followed(tmp_path):
+    root = str(tmp_path / "cs")
+    write_frame(root, "train", "aachen/aachen_000000_000019")
+    os.symlink("..", os.path.join(root, "gtFine", "train", "aachen", "up"))
+    assert [f.id for f in cio.open(root)] == ["aachen/aachen_000000_000019"]

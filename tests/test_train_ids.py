@@ -249,3 +249,53 @@ def test_polygons_are_copied_renamed_or_dropped_with_one_warning(synth, tmp_path
         assert len(polygon_warnings) == 1 and "merged or dropped" in polygon_warnings[0]
         assert "(5 frames)" in polygon_warnings[0]
         assert not [f for f in cio.open(str(tmp_path / name)) if f.has("polygons")]
+
+
+# -- found in review --------------------------------------------------------------------------------
+def test_prepare_refuses_the_source_archive_and_keeps_an_existing_one(synth, tmp_path):
+    archive = zip_dir(synth, str(tmp_path / "src.zip"))
+    size = os.path.getsize(archive)
+    with pytest.raises(CityscapesIOError, match="destination is the source"):
+        cio.prepare(archive, dst=archive)
+    assert os.path.getsize(archive) == size and len(cio.open(archive)) == 5
+    out = str(tmp_path / "out.zip")
+    assert cio.prepare(synth, dst=out).written == 5
+    with pytest.raises(CityscapesIOError, match="archive exists already"):
+        cio.prepare(synth, dst=out)
+    assert cio.prepare(synth, dst=out, overwrite=True).written == 5
+    assert len(prepared_tree_zip(out)) == 10
+
+
+def prepared_tree_zip(path: str) -> list:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return [n for n in z.namelist() if n.endswith(("_labelTrainIds.png", "_instanceTrainIds.png"))]
+
+
+def test_renamed_polygons_are_read_drawn_and_validated_with_the_dataset_labels(synth, tmp_path):
+    from cityscapes_io.validate import validate
+
+    out = str(tmp_path / "renamed")
+    cio.open(synth).remap_labels({"car": "automobile"}).export(out, "cityscapes")
+    assert [p for p in validate(out) if p.severity == "error"] == []
+    for frame in cio.open(out):
+        p = frame.polygons()
+        names = {o.label for o in p}
+        assert "car" not in names and ("automobile" in names or "automobilegroup" in names)
+        assert all(o.resolved is not None for o in p if not o.deleted)
+        # The renamed polygons draw the renamed dataset's own classes. (Its instance numbers
+        # too for the official names; label_colors.txt does not say whether a renamed class has
+        # instances, so "automobile" is drawn as a plain class in instanceIds.)
+        assert np.array_equal(cio.rasterize(p, "ids"), frame.label_ids())
+        inst = frame.instance_ids()
+        automobile = frame.labels["automobile"].id
+        kept = np.where(inst >= 1000, inst // 1000, inst) != automobile
+        assert np.array_equal(cio.rasterize(p, "instanceIds")[kept], inst[kept])
+
+
+def test_label_maps_that_merely_share_names_are_not_train_ids():
+    labels = LabelMap.from_colors({"road": (128, 64, 128), "sidewalk": (244, 35, 232)})
+    assert [(l.name, l.id) for l in labels][:2] == [("background", 0), ("road", 1)] or labels["road"].id == 0
+    assert not labels.is_train_ids
+    assert not LabelMap([cio.Label("road", 0), cio.Label("sidewalk", 1)]).is_train_ids

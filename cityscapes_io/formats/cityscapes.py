@@ -134,9 +134,14 @@ class CityscapesReader(Reader):
         if self._split_filter is not None:
             missing = [s for s in self._split_filter if s not in found]
             if missing:
+                elsewhere = [t for t in self.trees if t != self.annotations]
+                hint = (f"; {', '.join(m for m in missing if m in self._other_splits)} belongs to "
+                        f"{elsewhere[0]}: --annotations {elsewhere[0]}"
+                        if elsewhere and any(m in self._other_splits for m in missing) else "")
                 raise DatasetNotFoundError(
                     " + ".join(map(str, self.roots)),
-                    f"no split {', '.join(map(repr, missing))} (found: {', '.join(sorted(found)) or 'none'})",
+                    f"no split {', '.join(map(repr, missing))} in {self.annotations} "
+                    f"(found: {', '.join(sorted(found)) or 'none'}){hint}",
                 )
             return sorted(self._split_filter)
         if not found:
