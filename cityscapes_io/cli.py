@@ -18,7 +18,7 @@ from .dataset import open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
 from .formats import detect, format_names, resolve_format, root_hint
 from .names import ANNOTATION_DIRS, parse_frame_id
-from .prepare import PREPARE_KINDS, TRAIN_ID_KINDS, prepare
+from .prepare import TRAIN_ID_KINDS, kinds_from, prepare
 from .ops import merge
 from .progress import Progress
 from .project import apply_operations, check_unique_ids, Project, require_cities
@@ -427,7 +427,7 @@ def cmd_prepare(args) -> int:
     if fmt != "cityscapes":
         raise UsageError(f"prepare works on Cityscapes datasets, not {fmt}")
     kinds = _items(args.kinds) or list(TRAIN_ID_KINDS)
-    allowed = PREPARE_KINDS if args.source == "polygons" else TRAIN_ID_KINDS
+    allowed = kinds_from(args.source)
     bad = [k for k in kinds if k not in allowed]
     if bad:
         raise UsageError(f"--kinds {','.join(bad)}: not available --from {args.source} "
@@ -437,7 +437,10 @@ def cmd_prepare(args) -> int:
     if enabled:  # one listing pass, of every tree prepared, for the time left
         first = _open(src, fmt, args.storage_options, annotations=args.annotations)
         total = 0
-        for tree in [args.annotations] if args.annotations else first.reader.trees or [None]:
+        trees = [args.annotations] if args.annotations else first.reader.trees or [None]
+        if set(kinds) == {"panoptic"}:
+            trees = ["gtFine"]
+        for tree in trees:
             ds = _open(src, fmt, args.storage_options, annotations=tree)
             splits = [s for s in _items(args.split) if s in ds.splits()] or None
             if args.split and not splits:
@@ -452,7 +455,7 @@ def cmd_prepare(args) -> int:
                      workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
                      dst_storage_options=args.dst_storage_options, annotations=args.annotations,
                      split=_items(args.split) or None, cities=_items(args.cities) or None, progress=bar,
-                     decode_ahead=args.decode_ahead)
+                     decode_ahead=args.decode_ahead, train_ids=args.train_ids)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
@@ -655,8 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(or in a mirrored tree under DST); existing files are kept unless --overwrite")
     _add_source(p, project=False)
     p.add_argument("--kinds", action="append", metavar="KIND[,KIND...]",
-                   help="what to write: labelTrainIds, instanceTrainIds (default both); --from polygons also "
-                        "labelIds, instanceIds, color")
+                   help="what to write: labelTrainIds, instanceTrainIds (default both), panoptic (COCO panoptic "
+                        "as csCreatePanopticImgs writes it); --from polygons: also labelIds, instanceIds, color")
+    p.add_argument("--train-ids", action="store_true",
+                   help="panoptic: train ids as category ids (cityscapes_panoptic_<split>_trainId.json)")
     p.add_argument("--from", dest="source", choices=("png", "polygons"), default="png",
                    help="png (default): a lookup of the shipped labelIds/instanceIds; polygons: draw the "
                         "polygons as the official scripts do (pixel-identical to them)")

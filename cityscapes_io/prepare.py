@@ -19,7 +19,11 @@ report and error policy as :func:`cityscapes_io.convert`.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+import dataclasses
+import json
+import tempfile
+import textwrap
+from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -27,46 +31,113 @@ from . import png
 from .dataset import Dataset, open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .frame import Frame, OnError, check_policy
-from .names import gt_path
+from .names import GT_DIR, gt_path
+from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .output import is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .writers import Encoded, Entry, Files, Writer, check_names
 
-__all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS"]
+__all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
 
 #: What :func:`prepare` writes by default: the official preparation scripts' two files.
 TRAIN_ID_KINDS = ("labelTrainIds", "instanceTrainIds")
 #: Every kind it can write, and the rasterisation encoding of each (``source="polygons"``).
 PREPARE_KINDS = {"labelTrainIds": "trainIds", "instanceTrainIds": "instanceTrainIds", "labelIds": "ids",
                  "instanceIds": "instanceIds", "color": "color"}
+#: The COCO panoptic files of ``csCreatePanopticImgs`` (from the instanceIds PNGs, gtFine only).
+PANOPTIC = "panoptic"
 SOURCES = ("png", "polygons")
 #: zlib level of the written PNGs (flat images: a low level loses little size and saves time).
 COMPRESS = 3
 
 
 class PrepareWriter(Writer):
-    """Writes the prepared files of each frame (no index files). Driven by :func:`prepare`
-    through the conversion pipeline, in this process or in worker processes."""
+    """Writes the prepared files of each frame and, for the panoptic kind, the JSON of each
+    split at the end. Driven by :func:`prepare` through the conversion pipeline, in this
+    process or in worker processes."""
 
     format = "prepare"
 
-    def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", **options):
+    def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", train_ids: bool = False,
+                 **options):
         self.kinds = tuple(kinds)
         self.source = source
+        self.train_ids = bool(train_ids)
         super().__init__(url, **options)
+        # The panoptic JSON's records, spooled per split as they come (in input order), so that
+        # memory does not grow with the number of frames.
+        self._spool: Dict[str, Tuple[IO[bytes], IO[bytes]]] = {}
+        self._bases: Dict[str, set] = {}
+
+    def _kinds_of(self, frame: Frame) -> Tuple[str, ...]:
+        """The kinds made for ``frame``: panoptic files for the fine annotations only, as the
+        official script makes them."""
+        return tuple(k for k in self.kinds if k != PANOPTIC or frame.annotations == GT_DIR)
 
     def encode(self, frame: Frame) -> Encoded:
         check_names(frame)
         if self.source == "polygons" and not frame.has("polygons"):
             raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
         files: Files = []
-        for kind in self.kinds:
+        info: tuple = ()
+        for kind in self._kinds_of(frame):
+            if kind == PANOPTIC:
+                made = panoptic_frame(frame, self.train_ids, frame.annotations)
+                if made is None:
+                    raise InvalidFileError(frame.where, "no ground truth to make the panoptic file from")
+                files.append((self._path(frame, kind), _encode(made[0])))
+                info = _records(made[1], made[2])
+                continue
             arr = self._array(frame, kind)
             if arr is None:
                 raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
             files.append((self._path(frame, kind), _encode(arr)))
-        return Encoded(files, Entry(frame.split or "default", frame.id))
+        return Encoded(files, Entry(frame.split or "default", frame.id, info))
+
+    def _index_info(self, frame: Frame) -> tuple:
+        # A frame whose files are there already (resume): its panoptic records from its PNG.
+        if PANOPTIC not in self._kinds_of(frame):
+            return ()
+        made = panoptic_frame(frame, self.train_ids, frame.annotations)
+        if made is None:
+            raise InvalidFileError(frame.where, "no ground truth to make the panoptic records from")
+        return _records(made[1], made[2])
+
+    def _record(self, entry: Entry) -> None:
+        if entry.info:
+            base = entry.id.rsplit("/", 1)[-1]
+            seen = self._bases.setdefault(entry.split, set())
+            if base in seen:
+                raise InvalidFileError(entry.id, f"two frames of split {entry.split!r} are named {base!r}: the "
+                                                 f"panoptic folder of a split is flat, as the official script makes it")
+            seen.add(base)
+            images, annotations = self._spool.get(entry.split) or self._spool.setdefault(
+                entry.split, (tempfile.TemporaryFile(), tempfile.TemporaryFile()))
+            images.write(entry.info[0] + b"\n")
+            annotations.write(entry.info[1] + b"\n")
+            entry = dataclasses.replace(entry, info=())
+        super()._record(entry)
+
+    def _index_files(self) -> Files:
+        out: Files = []
+        assert self.labels is not None
+        categories = panoptic_categories(self.labels, self.train_ids)
+        for split, (images, annotations) in self._spool.items():
+            stem = self._panoptic_stem(split)
+            out.append((f"{GT_DIR}/{stem}.json", _panoptic_json(images, annotations, categories)))
+            images.close()
+            annotations.close()
+        return out
+
+    def _abort(self) -> None:
+        for images, annotations in self._spool.values():
+            images.close()
+            annotations.close()
+        super()._abort()
+
+    def _panoptic_stem(self, split: str) -> str:
+        return f"cityscapes_panoptic_{split}{'_trainId' if self.train_ids else ''}"
 
     def _array(self, frame: Frame, kind: str) -> Optional[np.ndarray]:
         """The pixels of one prepared file (cached on the frame, so the decode-ahead thread's
@@ -76,29 +147,67 @@ class PrepareWriter(Writer):
         return frame.train_ids() if kind == "labelTrainIds" else frame.instance_train_ids()
 
     def _path(self, frame: Frame, kind: str) -> str:
+        if kind == PANOPTIC:
+            return f"{frame.annotations}/{self._panoptic_stem(frame.split)}/{panoptic_names(frame, frame.annotations)[2]}"
         return gt_path(frame.split, frame.id, kind, frame.annotations)
 
     def _touch(self, frame: Frame) -> None:
         # Everything but the PNG encoding, one frame ahead: drawing or the lookups run here
         # while the writer's thread encodes (zlib releases the GIL).
-        for kind in self.kinds:
-            self._array(frame, kind)
+        for kind in self._kinds_of(frame):
+            if kind == PANOPTIC:
+                frame.instances()
+            else:
+                self._array(frame, kind)
 
     def _planned_files(self, frame: Frame) -> List[str]:
-        return [self._path(frame, kind) for kind in self.kinds]
+        return [self._path(frame, kind) for kind in self._kinds_of(frame)]
 
     def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
         raise NotImplementedError
+
+
+def kinds_from(source: str) -> Tuple[str, ...]:
+    """The kinds :func:`prepare` can make from ``source`` (``"png"`` or ``"polygons"``)."""
+    return tuple(PREPARE_KINDS) if source == "polygons" else TRAIN_ID_KINDS + (PANOPTIC,)
 
 
 def _encode(arr: np.ndarray) -> bytes:
     return png.encode_png(arr, compress_level=COMPRESS, rle=True)
 
 
+def _records(image: dict, annotation: dict) -> Tuple[bytes, bytes]:
+    """A frame's panoptic records, as one line of JSON each (spooled, then written indented)."""
+    return (json.dumps(image, sort_keys=True).encode("utf-8"),
+            json.dumps(annotation, sort_keys=True).encode("utf-8"))
+
+
+def _indented(record: dict) -> bytes:
+    text = json.dumps(record, sort_keys=True, indent=4)
+    return textwrap.indent(text, " " * 8).encode("utf-8")
+
+
+def _panoptic_json(images: IO[bytes], annotations: IO[bytes], categories: List[dict]) -> bytes:
+    """The panoptic JSON of a split from its spooled records: what the official script's
+    ``json.dump(..., sort_keys=True, indent=4)`` writes (keys in order: annotations,
+    categories, images)."""
+    def listed(records: List[bytes]) -> bytes:
+        return b"[\n" + b",\n".join(records) + b"\n    ]" if records else b"[]"
+
+    def spooled(spool: IO[bytes]) -> List[bytes]:
+        spool.seek(0)
+        return [_indented(json.loads(line)) for line in spool]
+
+    return (b'{\n    "annotations": ' + listed(spooled(annotations))
+            + b',\n    "categories": ' + listed([_indented(c) for c in categories])
+            + b',\n    "images": ' + listed(spooled(images)) + b"\n}")
+
+
 def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: str = "png", dst=None,
             overwrite: bool = False, workers: int = 1, on_error: OnError = "raise", storage_options=None,
             dst_storage_options=None, annotations: Optional[str] = None, split=None, cities=None,
-            progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True) -> Report:
+            progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True,
+            train_ids: bool = False) -> Report:
     """Write the train-id files of a Cityscapes dataset, as the official preparation scripts do.
 
     Parameters
@@ -107,7 +216,10 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         The dataset (a path, ``.zip``, fsspec URL such as ``s3://bucket/cityscapes``), or a
         Cityscapes :class:`Dataset` already opened (its filters apply).
     kinds : str or sequence of str
-        ``"labelTrainIds"``, ``"instanceTrainIds"`` (default: both); with
+        ``"labelTrainIds"``, ``"instanceTrainIds"`` (default: both); ``"panoptic"``: the COCO
+        panoptic files of ``csCreatePanopticImgs`` (from the PNGs, fine annotations only), for
+        each split ``gtFine/cityscapes_panoptic_<split>.json`` and the folder
+        ``gtFine/cityscapes_panoptic_<split>/`` of ``<id>_gtFine_panoptic.png``; with
         ``source="polygons"`` also ``"labelIds"``, ``"instanceIds"``, ``"color"`` (the official
         ``json2labelImg`` / ``json2instanceImg``: for a tree with polygons only; next to a
         tree's own PNGs these are the shipped files, kept unless ``overwrite``, which redraws
@@ -137,6 +249,9 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         Only these splits / cities.
     progress : callable, optional
         Called with the number of frames done so far.
+    train_ids : bool
+        Panoptic files with train ids as category ids (``csCreatePanopticImgs --use-train-id``:
+        ``cityscapes_panoptic_<split>_trainId.json`` and its folder).
 
     Returns
     -------
@@ -148,12 +263,16 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    allowed = PREPARE_KINDS if source == "polygons" else TRAIN_ID_KINDS
+    allowed = kinds_from(source)
     bad = [k for k in kinds if k not in allowed]
     if bad or not kinds:
         raise ValueError(f"kinds {bad or list(kinds)!r} not available from {source}: choose from {', '.join(allowed)}")
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if set(kinds) == {PANOPTIC}:  # made from the fine annotations only, as the official script does
+        if annotations not in (None, GT_DIR):
+            raise ValueError(f"the panoptic files are made from {GT_DIR}, not {annotations}")
+        annotations = GT_DIR
     datasets = _datasets(src, storage_options, annotations, split, cities, on_error)
     # One writer per destination, fed the frames of every annotation tree that goes there.
     groups: Dict[str, Tuple[Optional[dict], List[Dataset]]] = {}
@@ -170,7 +289,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
     for url, (opts, group) in groups.items():
         archive = is_archive_url(url)
         w = PrepareWriter(url, storage_options=opts, labels=group[0].labels, kinds=kinds, source=source,
-                          _existing=("replace" if overwrite else "refuse") if archive else "keep")
+                          train_ids=train_ids, _existing=("replace" if overwrite else "refuse") if archive else "keep")
         if archive and workers > 1:
             w._abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
@@ -178,7 +297,8 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         frames = (f for ds in group for f in _annotated(ds, source))
         items = items_for(frames, w, resume=not overwrite and not archive, folders=trees)
         run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
-                   options={"kinds": kinds, "source": source}, workers=workers, decode_ahead=decode_ahead,
+                   options={"kinds": kinds, "source": source, "train_ids": train_ids}, workers=workers,
+                   decode_ahead=decode_ahead,
                    on_error=on_error, progress=_offset(progress, report.read) if progress else None)
     report.seconds = time.perf_counter() - start
     return report
