@@ -457,3 +457,45 @@ def test_prepare_from_pngs_is_a_lookup_of_the_official_table(synthetic, tmp_path
     if has_coarse():
         assert list((tmp_path / "out-cityscapes").glob("gtCoarse/*/*/*_labelTrainIds.png"))
     assert compared >= 9
+
+
+# -- COCO panoptic: csCreatePanopticImgs ------------------------------------------------------------
+@needs_oracle
+@pytest.mark.parametrize("train_ids", [False, True])
+def test_panoptic_matches_csCreatePanopticImgs(tmp_path, train_ids):
+    """The JSON byte for byte (so equal when parsed: images, annotations with segments_info,
+    categories, in the same order) and every PNG pixel, on synthetic frames with every rule's
+    case (crowds, ignored classes, caravans, stuff) plus one hand-made frame of odd values."""
+    from conftest import write_frame
+
+    root = tmp_path / "src"
+    generate(str(root), splits={"train": 3, "val": 2}, size=(256, 128), seed=11, photos=False)
+    inst = np.full((20, 30), 7, np.uint16)
+    inst[0:2] = 0
+    inst[5:9, 2:7] = 26000
+    inst[10:12, 1:5] = 26
+    inst[12:16, 20:25] = 29000
+    inst[16:18, 20:25] = 24
+    inst[18:20, 0:3] = 3
+    write_frame(str(root), "val", "zurich/zurich_000000_000019", inst, photo=False)
+    official = tmp_path / "official"
+    shutil.copytree(root, official)
+    flag = ["--use-train-id"] if train_ids else []
+    run_oracle(["-m", "cityscapesscripts.preparation.createPanopticImgs", "--set-names", "val", "train", *flag],
+               env={"CITYSCAPES_DATASET": str(official)})
+    report = cio.prepare(str(root), kinds="panoptic", train_ids=train_ids, workers=2)
+    assert report.ok and report.written == 6
+    suffix = "_trainId" if train_ids else ""
+    problems = []
+    for split in ("val", "train"):
+        name = f"cityscapes_panoptic_{split}{suffix}"
+        theirs = (official / "gtFine" / f"{name}.json").read_bytes()
+        mine = (root / "gtFine" / f"{name}.json").read_bytes()
+        assert json.loads(mine) == json.loads(theirs)
+        assert mine == theirs
+        pngs = sorted(p.name for p in (official / "gtFine" / name).glob("*.png"))
+        assert pngs == sorted(p.name for p in (root / "gtFine" / name).glob("*.png")) and pngs
+        for png_name in pngs:
+            problems.append(differing(read_png(root / "gtFine" / name / png_name),
+                                      read_png(official / "gtFine" / name / png_name), png_name))
+    assert_all_same(problems)
