@@ -83,11 +83,12 @@ def panoptic_frame(frame: Frame, train_ids: bool = False,
                          "area": int(inst.area),
                          "bbox": [int(x), int(y), int(bw), int(bh)],
                          "iscrowd": 1 if inst.is_crowd and has_instances(ref, False) else 0})
-    values = np.where(keep[ids], ids, 0).astype(np.uint32)
-    pixels = np.empty((h, w, 3), dtype=np.uint8)
-    pixels[..., 0] = values & 0xFF
-    pixels[..., 1] = (values >> 8) & 0xFF
-    pixels[..., 2] = (values >> 16) & 0xFF
+    # The colour [v % 256, v // 256, v // 65536] of a 16-bit value is its two bytes, low first,
+    # and 0: the kept values through one lookup, then their bytes.
+    lut = np.where(keep, np.arange(65536, dtype=np.uint32), 0).astype("<u2")
+    values = lut[ids]
+    pixels = np.zeros((h, w, 3), dtype=np.uint8)
+    pixels[..., :2] = values.view(np.uint8).reshape(h, w, 2)
     image_id, image_file, panoptic_file = panoptic_names(frame, tree)
     image = {"id": image_id, "width": int(w), "height": int(h), "file_name": image_file}
     annotation = {"image_id": image_id, "file_name": panoptic_file, "segments_info": segments}

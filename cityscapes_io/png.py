@@ -26,7 +26,7 @@ from PIL import Image
 
 from .errors import InvalidFileError
 
-__all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray",
+__all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray", "encode_label_png",
            "decode_paletted", "decode_rgb", "encode_png", "encode_image"]
 
 #: Largest image (in pixels) decoded; larger headers are refused before decoding.
@@ -240,6 +240,36 @@ def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compres
     if rle:
         return _write(arr, ".png", compress_level=compress_level, compress_type=zlib.Z_RLE)
     return _write(arr, ".png", compress_level=compress_level)
+
+
+def encode_label_png(arr: np.ndarray) -> bytes:
+    """Encode a label image fast: ``uint8`` / ``uint16`` 2-D (gray) or ``H×W×3`` / ``H×W×4``
+    ``uint8`` (RGB, RGBA), with every row filtered by PNG's "Up" filter (label images repeat
+    from one row to the next, so most filtered bytes are 0) and zlib level 1.
+
+    Label images are flat: that is 3 to 4 times faster than Pillow's encoder (which tries the
+    filters row by row) for files of similar size. The PNG is standard (any decoder reads it)."""
+    if arr.ndim == 2 and arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
+        depth, color, rows = 8 * arr.dtype.itemsize, 0, np.ascontiguousarray(arr, dtype=f">u{arr.dtype.itemsize}")
+    elif arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8:
+        depth, color, rows = 8, 2 if arr.shape[2] == 3 else 6, np.ascontiguousarray(arr)
+    else:
+        raise ValueError(f"cannot encode array of shape {arr.shape} and type {arr.dtype} as a label PNG")
+    h, w = arr.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError("cannot encode an empty image as PNG")
+    data = rows.view(np.uint8).reshape(h, -1)
+    filtered = np.empty((h, data.shape[1] + 1), dtype=np.uint8)
+    filtered[:, 0] = 2  # Up: each byte minus the byte above it (modulo 256)
+    filtered[0, 1:] = data[0]
+    np.subtract(data[1:], data[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0)
+    return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1))
+            + _chunk(b"IEND", b""))
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def _encode_paletted(arr: np.ndarray, palette: np.ndarray, compress_level: int) -> bytes:

@@ -48,8 +48,6 @@ PREPARE_KINDS = {"labelTrainIds": "trainIds", "instanceTrainIds": "instanceTrain
 #: The COCO panoptic files of ``csCreatePanopticImgs`` (from the instanceIds PNGs, gtFine only).
 PANOPTIC = "panoptic"
 SOURCES = ("png", "polygons")
-#: zlib level of the written PNGs (flat images: a low level loses little size and saves time).
-COMPRESS = 3
 
 
 class PrepareWriter(Writer):
@@ -173,7 +171,7 @@ def kinds_from(source: str) -> Tuple[str, ...]:
 
 
 def _encode(arr: np.ndarray) -> bytes:
-    return png.encode_png(arr, compress_level=COMPRESS, rle=True)
+    return png.encode_label_png(arr)
 
 
 def _records(image: dict, annotation: dict) -> Tuple[bytes, bytes]:

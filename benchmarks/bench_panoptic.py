@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""COCO panoptic preparation: ``prepare(kinds="panoptic")`` against the official
+``csCreatePanopticImgs`` (cityscapesScripts 2.3.0, run in its own environment), side by side.
+
+On a synthetic ``val`` split of ``--frames`` 2048x1024 frames (``--distinct`` contents copied
+under further names; no photos), each run in a fresh interpreter, alternated (official first on
+even rounds), best of ``--repeat`` after one warm-up round, every output deleted before each
+run. Timed inside the child around the official ``convert2panoptic`` / around ``prepare``
+(imports excluded). Target (issue 11): ours at least 5 times as fast on one process.
+
+Usage::
+
+    python benchmarks/bench_panoptic.py [--frames 20] [--distinct 4] [--repeat 3]
+                                        [--official-python PATH] [--workdir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+TARGET = 5.0
+
+_OFFICIAL = C.timed_child(setup=r"""
+root = sys.argv[1]
+from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
+import io, contextlib
+""", timed=r"""
+with contextlib.redirect_stdout(io.StringIO()):
+    convert2panoptic(os.path.join(root, "gtFine"), None, False, ["val"])
+""")
+
+_OURS = C.timed_child(setup=r"""
+root, workers = sys.argv[1], int(sys.argv[2])
+import cityscapes_io
+""", timed=r"""
+report = cityscapes_io.prepare(root, kinds="panoptic", workers=workers)
+assert report.ok
+""")
+
+
+def clean(root: str) -> None:
+    for path in glob.glob(os.path.join(root, "gtFine", "cityscapes_panoptic_*")):
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--distinct", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--size", default="2048x1024")
+    ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
+    ap.add_argument("--workdir")
+    args = ap.parse_args()
+    size = C.parse_size(args.size, ap)
+    info = C.print_machine()
+    with C.workdir(args.workdir, "bench-panoptic-") as work:
+        root = os.path.join(work, f"val-{args.frames}-{size[0]}x{size[1]}")
+        from cityscapes_io.synthetic import generate
+
+        if not os.path.isdir(root):
+            generate(root, splits={"val": args.frames}, size=size, photos=False, distinct=args.distinct, seed=0)
+        runs = []
+        if args.official_python:
+            runs.append(("official", lambda: (clean(root), C.run_child(_OFFICIAL, root, python=args.official_python))[1]))
+        runs.append(("ours w1", lambda: (clean(root), C.run_child(_OURS, root, "1"))[1]))
+        runs.append(("ours w2", lambda: (clean(root), C.run_child(_OURS, root, "2"))[1]))
+        for _, run in runs:  # warm-up
+            run()
+        got = C.alternate(runs, args.repeat)
+        best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
+        rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
+        rows = []
+        for name in best:
+            ms = best[name] / args.frames * 1000
+            ratio = best["official"] / best[name] if "official" in best else None
+            rows.append([f"{name}, {args.frames} frames {size[0]}x{size[1]}", f"{ms:.0f} ms/frame",
+                         f"{rss[name] / 1024:.0f} MiB", f"{ratio:.1f}x" if ratio else "-"])
+        print(C.markdown_table(["run", "time", "peak RSS", "speed vs official"], rows))
+        if "official" in best:
+            ratio = best["official"] / best["ours w1"]
+            print(f"\none process: {ratio:.1f}x the official script (target >= {TARGET:.0f}x): "
+                  f"{C.verdict(ratio >= TARGET)}")
+        print(f"load average at end: {C.load_average()}; cpus {info.get('cpu count', '')}")
+
+
+if __name__ == "__main__":
+    main()
