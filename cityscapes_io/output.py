@@ -25,7 +25,7 @@ import shutil
 import uuid
 import zipfile
 from abc import ABC, abstractmethod
-from typing import Any, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
@@ -39,7 +39,20 @@ __all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "TMP_
 TMP_PREFIX = ".cityscapes-io-tmp-"
 EXISTING = ("refuse", "replace", "keep")
 
-Files = Iterable[Tuple[str, bytes]]
+class Chunks:
+    """A file's content made piece by piece when it is written (a large index file, such as the
+    COCO JSON of a split, is never held whole in memory). ``make()`` returns a fresh iterator of
+    ``bytes`` each time it is called; a sink iterates it once."""
+
+    def __init__(self, make: Callable[[], Iterator[bytes]]):
+        self.make = make
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.make())
+
+
+Data = Union[bytes, Chunks]
+Files = Iterable[Tuple[str, Data]]
 
 
 def _checked(rel: str) -> str:
@@ -70,8 +83,8 @@ class Sink(ABC):
     resumable = True
 
     @abstractmethod
-    def put(self, rel: str, data: bytes) -> None:
-        """Write one file, complete or not at all."""
+    def put(self, rel: str, data: Data) -> None:
+        """Write one file (bytes, or :class:`Chunks` for a large one), complete or not at all."""
 
     def put_frame(self, files: Files) -> None:
         """Write one frame's files."""
@@ -155,7 +168,7 @@ class LocalSink(_FolderSink):
         except OSError as exc:
             raise StorageError(self.url, f"cannot create destination: {exc.strerror or exc}") from exc
 
-    def _staged(self, rel: str, data: bytes) -> Tuple[str, str]:
+    def _staged(self, rel: str, data: Data) -> Tuple[str, str]:
         path = self.path(rel)
         parent = os.path.dirname(path)
         if parent not in self._made:
@@ -164,13 +177,14 @@ class LocalSink(_FolderSink):
         tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
             with open(tmp, "wb") as f:
-                f.write(data)
+                for piece in ((data,) if isinstance(data, bytes) else data):
+                    f.write(piece)
         except BaseException:
             _unlink(tmp)
             raise
         return tmp, path
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: Data) -> None:
         try:
             tmp, path = self._staged(rel, data)
             os.replace(tmp, path)
@@ -213,7 +227,7 @@ class LocalSink(_FolderSink):
 class ObjectStoreSink(_FolderSink):
     """A prefix on an object store (or any non-local fsspec filesystem); each PUT is atomic."""
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: Data) -> None:
         path = self.path(rel)
         try:
             with storage_errors(path, "cannot write"):
@@ -222,13 +236,18 @@ class ObjectStoreSink(_FolderSink):
                     if parent and parent not in self._made:
                         self.fs.makedirs(parent, exist_ok=True)
                         self._made.add(parent)
-                self.fs.pipe_file(path, data)
+                if isinstance(data, bytes):
+                    self.fs.pipe_file(path, data)
+                else:  # a multipart upload: the object appears when the file is closed
+                    with self.fs.open(path, "wb") as f:
+                        for piece in data:
+                            f.write(piece)
         except FileNotFoundError as exc:  # a bucket that does not exist, for one
             raise StorageError(path, f"cannot write: {exc}") from exc
 
     def put_frame(self, files: Files) -> None:
         files = list(files)
-        if len(files) < 2 or not is_remote(self.fs):
+        if len(files) < 2 or not is_remote(self.fs) or not all(isinstance(d, bytes) for _, d in files):
             return super().put_frame(files)
         batch = {self.path(rel): data for rel, data in files}
         try:
@@ -295,7 +314,7 @@ class ZipSink(Sink):
                                                                compression=zipfile.ZIP_STORED)
         self._names: Set[str] = set()
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: Data) -> None:
         name = _checked(rel)
         if self._zip is None:
             raise ValueError(f"{self.url}: archive closed")
@@ -304,7 +323,12 @@ class ZipSink(Sink):
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_STORED
         with storage_errors(f"{self.url}/{name}", "cannot write"):
-            self._zip.writestr(info, data)
+            if isinstance(data, bytes):
+                self._zip.writestr(info, data)
+            else:
+                with self._zip.open(info, "w", force_zip64=True) as member:
+                    for piece in data:
+                        member.write(piece)
         self._names.add(name)
 
     def put_many(self, files: Files) -> None:

@@ -33,7 +33,7 @@ from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .frame import Frame, OnError, check_policy
 from .names import GT_DIR, gt_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
-from .output import is_archive_url
+from .output import Chunks, Data, is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .writers import Encoded, Entry, Files, Writer, check_names
@@ -77,7 +77,7 @@ class PrepareWriter(Writer):
         check_names(frame)
         if self.source == "polygons" and not frame.has("polygons"):
             raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
-        files: Files = []
+        files: List[Tuple[str, bytes]] = []
         info: tuple = ()
         for kind in self._kinds_of(frame):
             if kind == PANOPTIC:
@@ -118,21 +118,29 @@ class PrepareWriter(Writer):
         super()._record(entry)
 
     def _index_files(self) -> Files:
-        out: Files = []
+        out: List[Tuple[str, Data]] = []
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
         for split, (images, annotations) in self._spool.items():
             stem = self._panoptic_stem(split)
             out.append((f"{GT_DIR}/{stem}.json", _panoptic_json(images, annotations, categories)))
-            images.close()
-            annotations.close()
         return out
 
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._close_spools()
+
     def _abort(self) -> None:
+        self._close_spools()
+        super()._abort()
+
+    def _close_spools(self) -> None:
         for images, annotations in self._spool.values():
             images.close()
             annotations.close()
-        super()._abort()
+        self._spool.clear()
 
     def _panoptic_stem(self, split: str) -> str:
         return f"cityscapes_panoptic_{split}{'_trainId' if self.train_ids else ''}"
@@ -185,20 +193,31 @@ def _indented(record: dict) -> bytes:
     return textwrap.indent(text, " " * 8).encode("utf-8")
 
 
-def _panoptic_json(images: IO[bytes], annotations: IO[bytes], categories: List[dict]) -> bytes:
-    """The panoptic JSON of a split from its spooled records: what the official script's
-    ``json.dump(..., sort_keys=True, indent=4)`` writes (keys in order: annotations,
+def _panoptic_json(images: IO[bytes], annotations: IO[bytes], categories: List[dict]) -> Chunks:
+    """The panoptic JSON of a split, streamed from its spooled records: what the official
+    script's ``json.dump(..., sort_keys=True, indent=4)`` writes (keys in order: annotations,
     categories, images)."""
-    def listed(records: List[bytes]) -> bytes:
-        return b"[\n" + b",\n".join(records) + b"\n    ]" if records else b"[]"
+    def listed(records: Iterator[bytes]) -> Iterator[bytes]:
+        first = True
+        for record in records:
+            yield (b"[\n" if first else b",\n") + record
+            first = False
+        yield b"[]" if first else b"\n    ]"
 
-    def spooled(spool: IO[bytes]) -> List[bytes]:
+    def spooled(spool: IO[bytes]) -> Iterator[bytes]:
         spool.seek(0)
-        return [_indented(json.loads(line)) for line in spool]
+        return (_indented(json.loads(line)) for line in spool)
 
-    return (b'{\n    "annotations": ' + listed(spooled(annotations))
-            + b',\n    "categories": ' + listed([_indented(c) for c in categories])
-            + b',\n    "images": ' + listed(spooled(images)) + b"\n}")
+    def make() -> Iterator[bytes]:
+        yield b'{\n    "annotations": '
+        yield from listed(spooled(annotations))
+        yield b',\n    "categories": '
+        yield from listed(_indented(c) for c in categories)
+        yield b',\n    "images": '
+        yield from listed(spooled(images))
+        yield b"\n}"
+
+    return Chunks(make)
 
 
 def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: str = "png", dst=None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -29,12 +29,14 @@ from .instances import class_of
 from .labels import LabelMap
 from .mapping import LabelMapping, mapping_between, resolve_label_map
 from .names import safe_relpath
-from .output import Sink, open_sink
+from .output import Data, Sink, open_sink
 
 __all__ = ["Writer", "Entry", "Encoded", "Segments", "Files"]
 
 
-Files = List[Tuple[str, bytes]]
+#: A frame's (or the index's) files: relative path and content (bytes, or
+#: :class:`~cityscapes_io.output.Chunks` for a large index file).
+Files = Sequence[Tuple[str, Data]]
 
 
 @dataclass(frozen=True)

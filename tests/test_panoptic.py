@@ -139,3 +139,20 @@ def test_panoptic_refusals(synth, tmp_path):
     write_frame(root, "val", "b/x_000000_000019")
     with pytest.raises(CityscapesIOError, match="the panoptic folder of a split is flat"):
         cio.prepare(root, kinds="panoptic")
+
+
+def test_panoptic_json_streamed_to_s3(synth, s3, tmp_path):
+    """The split's JSON goes to the bucket as a stream (a multipart upload), equal to the local
+    file."""
+    from conftest import upload_dir
+
+    fs, opts, bucket = s3
+    local = str(tmp_path / "local")
+    shutil.copytree(synth, local)
+    cio.prepare(local, kinds="panoptic")
+    ref = panoptic_files(local)
+    upload_dir(fs, synth, f"{bucket}/cs")
+    assert cio.prepare(f"s3://{bucket}/cs", kinds="panoptic", storage_options=opts).ok
+    fs.invalidate_cache()
+    for rel, data in ref.items():
+        assert fs.cat_file(f"{bucket}/cs/{rel.replace(os.sep, '/')}") == data
