@@ -18,12 +18,9 @@ report and error policy as :func:`cityscapes_io.convert`.
 """
 from __future__ import annotations
 
-import time
 import dataclasses
-import json
-import tempfile
-import textwrap
-from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -33,10 +30,10 @@ from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .frame import Frame, OnError, check_policy
 from .names import GT_DIR, gt_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
-from .output import Chunks, Data, is_archive_url
+from .output import Data, is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
-from .writers import Encoded, Entry, Files, Writer, check_names
+from .writers import Encoded, Entry, Files, Spool, Writer, check_names, json_lists
 
 __all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
 
@@ -65,7 +62,7 @@ class PrepareWriter(Writer):
         super().__init__(url, **options)
         # The panoptic JSON's records, spooled per split as they come (in input order), so that
         # memory does not grow with the number of frames.
-        self._spool: Dict[str, Tuple[IO[bytes], IO[bytes]]] = {}
+        self._spool = Spool()
         self._bases: Dict[str, set] = {}
 
     def _kinds_of(self, frame: Frame) -> Tuple[str, ...]:
@@ -85,7 +82,7 @@ class PrepareWriter(Writer):
                 if made is None:
                     raise InvalidFileError(frame.where, "no ground truth to make the panoptic file from")
                 files.append((self._path(frame, kind), _encode(made[0])))
-                info = _records(made[1], made[2])
+                info = (made[1], made[2])
                 continue
             arr = self._array(frame, kind)
             if arr is None:
@@ -100,7 +97,7 @@ class PrepareWriter(Writer):
         made = panoptic_frame(frame, self.train_ids, frame.annotations)
         if made is None:
             raise InvalidFileError(frame.where, "no ground truth to make the panoptic records from")
-        return _records(made[1], made[2])
+        return (made[1], made[2])
 
     def _record(self, entry: Entry) -> None:
         if entry.info:
@@ -110,10 +107,8 @@ class PrepareWriter(Writer):
                 raise InvalidFileError(entry.id, f"two frames of split {entry.split!r} are named {base!r}: the "
                                                  f"panoptic folder of a split is flat, as the official script makes it")
             seen.add(base)
-            images, annotations = self._spool.get(entry.split) or self._spool.setdefault(
-                entry.split, (tempfile.TemporaryFile(), tempfile.TemporaryFile()))
-            images.write(entry.info[0] + b"\n")
-            annotations.write(entry.info[1] + b"\n")
+            self._spool.add((entry.split, "images"), entry.info[0])
+            self._spool.add((entry.split, "annotations"), entry.info[1])
             entry = dataclasses.replace(entry, info=())
         super()._record(entry)
 
@@ -121,9 +116,13 @@ class PrepareWriter(Writer):
         out: List[Tuple[str, Data]] = []
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
-        for split, (images, annotations) in self._spool.items():
+        splits: List[str] = list(dict.fromkeys(key[0] for key in self._spool.keys()))  # type: ignore[index]
+        for split in splits:
             stem = self._panoptic_stem(split)
-            out.append((f"{GT_DIR}/{stem}.json", _panoptic_json(images, annotations, categories)))
+            # As the official script's json.dump(..., sort_keys=True, indent=4) lays it out.
+            out.append((f"{GT_DIR}/{stem}.json", json_lists(
+                [("annotations", self._spool.records((split, "annotations"))), ("categories", categories),
+                 ("images", self._spool.records((split, "images")))], indent=4)))
         return out
 
     def close(self) -> None:
@@ -137,10 +136,7 @@ class PrepareWriter(Writer):
         super()._abort()
 
     def _close_spools(self) -> None:
-        for images, annotations in self._spool.values():
-            images.close()
-            annotations.close()
-        self._spool.clear()
+        self._spool.close()
 
     def _panoptic_stem(self, split: str) -> str:
         return f"cityscapes_panoptic_{split}{'_trainId' if self.train_ids else ''}"
@@ -180,44 +176,6 @@ def kinds_from(source: str) -> Tuple[str, ...]:
 
 def _encode(arr: np.ndarray) -> bytes:
     return png.encode_label_png(arr)
-
-
-def _records(image: dict, annotation: dict) -> Tuple[bytes, bytes]:
-    """A frame's panoptic records, as one line of JSON each (spooled, then written indented)."""
-    return (json.dumps(image, sort_keys=True).encode("utf-8"),
-            json.dumps(annotation, sort_keys=True).encode("utf-8"))
-
-
-def _indented(record: dict) -> bytes:
-    text = json.dumps(record, sort_keys=True, indent=4)
-    return textwrap.indent(text, " " * 8).encode("utf-8")
-
-
-def _panoptic_json(images: IO[bytes], annotations: IO[bytes], categories: List[dict]) -> Chunks:
-    """The panoptic JSON of a split, streamed from its spooled records: what the official
-    script's ``json.dump(..., sort_keys=True, indent=4)`` writes (keys in order: annotations,
-    categories, images)."""
-    def listed(records: Iterator[bytes]) -> Iterator[bytes]:
-        first = True
-        for record in records:
-            yield (b"[\n" if first else b",\n") + record
-            first = False
-        yield b"[]" if first else b"\n    ]"
-
-    def spooled(spool: IO[bytes]) -> Iterator[bytes]:
-        spool.seek(0)
-        return (_indented(json.loads(line)) for line in spool)
-
-    def make() -> Iterator[bytes]:
-        yield b'{\n    "annotations": '
-        yield from listed(spooled(annotations))
-        yield b',\n    "categories": '
-        yield from listed(_indented(c) for c in categories)
-        yield b',\n    "images": '
-        yield from listed(spooled(images))
-        yield b"\n}"
-
-    return Chunks(make)
 
 
 def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: str = "png", dst=None,

@@ -15,10 +15,12 @@ Parallel, sharded and resumed conversion (:mod:`cityscapes_io.pipeline`, and its
 """
 from __future__ import annotations
 
+import json
+import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -29,9 +31,9 @@ from .instances import class_of
 from .labels import LabelMap
 from .mapping import LabelMapping, mapping_between, resolve_label_map
 from .names import safe_relpath
-from .output import Data, Sink, open_sink
+from .output import Chunks, Data, Sink, open_sink
 
-__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files"]
+__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists"]
 
 
 #: A frame's (or the index's) files: relative path and content (bytes, or
@@ -72,6 +74,78 @@ class Segments:
     unchanged: bool
     same_colors: bool
     mapping: Optional[LabelMapping] = None
+
+
+class Spool:
+    """Index records kept out of memory: per key (a split, or a split and a section), JSON
+    records appended in order to a temporary file, read back once when the index file is
+    written (as :class:`~cityscapes_io.output.Chunks`), so a writer's memory does not grow with
+    the number of frames. Records go in as Python objects and come out as JSON text."""
+
+    def __init__(self) -> None:
+        self._files: Dict[object, IO[bytes]] = {}
+        self._counts: Dict[object, int] = {}
+
+    def add(self, key, record) -> int:
+        """Append ``record`` (JSON-serialisable) under ``key``; returns its index under it (0, 1, ...)."""
+        f = self._files.get(key)
+        if f is None:
+            f = self._files[key] = tempfile.TemporaryFile()
+        f.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n")
+        n = self._counts.get(key, 0)
+        self._counts[key] = n + 1
+        return n
+
+    def keys(self) -> List[object]:
+        return list(self._files)
+
+    def count(self, key) -> int:
+        return self._counts.get(key, 0)
+
+    def records(self, key) -> Iterator[dict]:
+        """The records of ``key``, in order (from the start each time)."""
+        f = self._files.get(key)
+        if f is None:
+            return
+        f.seek(0)
+        for line in f:
+            yield json.loads(line)
+        f.seek(0, 2)  # appending may go on
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        self._counts.clear()
+
+
+def json_lists(head: Sequence[Tuple[str, Iterable]], indent: Optional[int] = None) -> Chunks:
+    """A JSON object whose values are lists, streamed: ``{"<key>": [records...], ...}`` in the
+    order given (``records`` iterated when the file is written, e.g. :meth:`Spool.records`).
+    With ``indent``, laid out as ``json.dump(..., indent=indent, sort_keys=True)`` lays out an
+    object of lists of objects (give the keys sorted and the records' keys are sorted)."""
+    def dumps(record, depth: int) -> bytes:
+        if indent is None:
+            return json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(record, sort_keys=True, indent=indent)
+        pad = " " * (indent * depth)
+        return "\n".join(pad + line for line in text.split("\n")).encode("utf-8")
+
+    def make() -> Iterator[bytes]:
+        nl = b"" if indent is None else b"\n"
+        pad1 = b"" if indent is None else b" " * indent
+        sep_kv = b":" if indent is None else b": "
+        yield b"{" + nl
+        for k, (key, records) in enumerate(head):
+            yield (b"," + nl if k else b"") + pad1 + json.dumps(key).encode("utf-8") + sep_kv
+            first = True
+            for record in records:
+                yield (b"[" + nl if first else b"," + nl) + dumps(record, 2)
+                first = False
+            yield b"[]" if first else nl + pad1 + b"]"
+        yield nl + b"}"
+
+    return Chunks(make)
 
 
 def check_names(frame: Frame) -> None:
