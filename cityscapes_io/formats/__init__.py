@@ -23,6 +23,8 @@ FORMATS: Dict[str, Tuple[str, str]] = {
                    "cityscapes_io.formats.cityscapes:CityscapesWriter"),
     "voc": ("cityscapes_io.formats.voc:VocReader", "cityscapes_io.formats.voc:VocWriter"),
     "camvid": ("cityscapes_io.formats.camvid:CamvidReader", "cityscapes_io.formats.camvid:CamvidWriter"),
+    "coco_panoptic": ("cityscapes_io.formats.coco_panoptic:CocoPanopticReader",
+                      "cityscapes_io.formats.coco_panoptic:CocoPanopticWriter"),
 }
 #: Other names of registered formats (Datumaro's).
 _ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
