@@ -23,6 +23,8 @@ FORMATS: Dict[str, Tuple[str, str]] = {
                    "cityscapes_io.formats.cityscapes:CityscapesWriter"),
     "voc": ("cityscapes_io.formats.voc:VocReader", "cityscapes_io.formats.voc:VocWriter"),
     "camvid": ("cityscapes_io.formats.camvid:CamvidReader", "cityscapes_io.formats.camvid:CamvidWriter"),
+    "coco_instances": ("cityscapes_io.formats.coco:CocoInstancesReader",
+                       "cityscapes_io.formats.coco:CocoInstancesWriter"),
     "coco_panoptic": ("cityscapes_io.formats.coco_panoptic:CocoPanopticReader",
                       "cityscapes_io.formats.coco_panoptic:CocoPanopticWriter"),
 }

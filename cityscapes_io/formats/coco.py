@@ -1,0 +1,652 @@
+"""COCO instances: the JSON detectors and instance-segmentation models train on.
+
+Writing follows mmdetection's ``tools/dataset_converters/cityscapes.py``: one file per split,
+``annotations/instancesonly_filtered_gtFine_<split>.json``, with
+
+- ``categories``: ``{id, name}`` of the classes that have instances and are evaluated (person,
+  rider, car, truck, bus, train, motorcycle, bicycle), in label-map order, ``id`` the label id;
+- ``images``: ``{id, file_name, height, width, segm_file}``, ``file_name`` relative to
+  ``leftImg8bit/<split>/`` (``<city>/<name>_leftImg8bit.png``), ``segm_file`` the frame's
+  ``<city>/<name>_gtFine_labelIds.png``;
+- ``annotations``: one per segment of those classes, in increasing ``instanceIds`` value
+  ``v``: ``{id, image_id, category_id, iscrowd, segmentation, area, bbox}``, ``iscrowd`` 1 for
+  ``v < 1000`` (a group region), ``segmentation`` the compressed RLE (counts as a string),
+  ``area`` and ``bbox`` ``[x, y, w, h]`` of the RLE, as pycocotools gives them; the key is left
+  out when a split has no annotation at all, as there.
+
+Image and annotation ids count from 0 in each split, in input order. The records of each split
+are spooled to a temporary file as frames come and streamed out at :meth:`close`, so memory does
+not grow with the number of frames. The layout is compact JSON, ``categories`` first, records
+with sorted keys (mmdetection's ``json.dump`` puts ``images`` first and keeps insertion order and
+``", "`` separators: the same JSON when parsed). With
+``save_media`` the photos go under ``leftImg8bit/<split>/``; COCO has no other per-frame file.
+
+Options: ``classes`` (``"things"``: the above; ``"all"``: every evaluated label, stuff too, with
+``iscrowd`` 0 for classes that have no instances, since COCO's crowd flag is for groups of
+objects; or a list of label names), ``segmentation`` (``"rle"``, or ``"polygon"``: every
+segment as COCO polygons that pycocotools draws back to the same mask, holes cut in) and
+``category_ids`` (``"label"``: the label id; ``"contiguous"``: 1..N in category order).
+
+Reading takes ``annotations/instancesonly_filtered_gtFine_<split>.json`` and the generic
+``annotations/instances_<split>.json``; see :class:`CocoInstancesReader`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import posixpath
+import re
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+
+from .. import rle
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
+from ..frame import FileSource, Frame, OnError, apply_policy
+from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE, class_of
+from ..labels import Label, LabelMap, has_instances, official_label
+from ..mapping import background_id, distinct_colors
+from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, parse_frame_id, safe_relpath, sort_key
+from ..reader import Reader
+from ..storage import Root, find_files, listdir, read_file, resolve_single_root, storage_errors
+from ..output import Data
+from ..writers import Encoded, Entry, Files, Segments, Spool, Writer, check_names, json_lists
+
+__all__ = ["CocoInstancesReader", "CocoInstancesWriter", "CocoSource", "annotation_path", "coco_labels",
+           "paint_annotations", "CLASSES", "SEGMENTATIONS", "CATEGORY_IDS"]
+
+ANNOTATIONS_DIR = "annotations"
+#: mmdetection's file name of a split, and the generic COCO one (``instances_val2017.json``).
+MMDET_PREFIX = f"instancesonly_filtered_{GT_DIR}_"
+COCO_PREFIX = "instances_"
+CLASSES = ("things", "all")
+SEGMENTATIONS = ("rle", "polygon")
+CATEGORY_IDS = ("label", "contiguous")
+#: Where the reader looks for the photos of split ``S``: the first of these folders that exists.
+PHOTO_DIRS = (IMAGE_DIR + "/{split}", "images/{split}", "{split}", "images")
+#: Category ids whose instances instanceIds can number (``id * 1000 + n`` in 16 bits; values
+#: below 1000 are whole-class regions, so label 0 has none).
+_THING_IDS = range(1, MAX_INSTANCE_VALUE // INSTANCE_DIVISOR + 1)
+
+
+def annotation_path(split: str) -> str:
+    """The JSON of a split, relative to the dataset root (mmdetection's name)."""
+    return f"{ANNOTATIONS_DIR}/{MMDET_PREFIX}{split}.json"
+
+
+def _ignored(label: Label) -> bool:
+    """Whether a label is left out of evaluation (its own flag, else the official label's)."""
+    if label.ignore_in_eval is not None:
+        return label.ignore_in_eval
+    ref = official_label(label.name)
+    return bool(ref.ignore_in_eval) if ref is not None else False
+
+
+# -- writing ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Category:
+    label_id: int
+    coco_id: int
+    name: str
+    thing: bool
+
+
+class CocoInstancesWriter(Writer):
+    """Writes COCO instances as mmdetection's Cityscapes converter does (see the module
+    docstring).
+
+    Parameters
+    ----------
+    classes : "things", "all" or list of str
+        The categories: the evaluated classes that have instances (default), every evaluated
+        class, or these labels (by name, any of the output labels).
+    segmentation : "rle" or "polygon"
+        Compressed RLE (default), or polygons (outer contours and holes) for every segment.
+    category_ids : "label" or "contiguous"
+        ``category_id`` is the label id (default), or 1..N in category order.
+    **options
+        As :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``, ``label_map``...).
+    """
+
+    format = "coco_instances"
+
+    def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
+                 category_ids: str = "label", **options):
+        if isinstance(classes, str):
+            if classes not in CLASSES:
+                raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, "
+                                 f"got {classes!r}")
+            self.classes: Union[str, Tuple[str, ...]] = classes
+        else:
+            self.classes = tuple(classes)
+            if not self.classes:
+                raise ValueError("classes: the list of label names is empty")
+        if segmentation not in SEGMENTATIONS:
+            raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
+        if category_ids not in CATEGORY_IDS:
+            raise ValueError(f"category_ids must be one of {', '.join(CATEGORY_IDS)}, got {category_ids!r}")
+        self.segmentation = segmentation
+        self.category_ids = category_ids
+        self._categories: Dict[int, _Category] = {}
+        # Each split's images and annotations, spooled as they come (in input order).
+        self._spool = Spool()
+        super().__init__(url, **options)
+
+    def _setup(self, labels: LabelMap) -> None:
+        if isinstance(self.classes, tuple):
+            chosen = []
+            for name in self.classes:
+                lab = labels.get(name) or labels.find(name)
+                if lab is None or lab.id < 0:
+                    raise ValueError(f"classes: no label {name!r} in the output labels ({labels.source})")
+                chosen.append(lab)
+            wanted = {lab.id for lab in chosen}
+            picked = [lab for lab in labels if lab.id in wanted]  # in label-map order
+        else:
+            bg = background_id(labels)
+            evaluated = [lab for lab in labels if lab.id >= 0 and lab.id != bg and not _ignored(lab)]
+            picked = [lab for lab in evaluated if self.classes == "all" or has_instances(lab, True)]
+        self._categories = {
+            lab.id: _Category(lab.id, k + 1 if self.category_ids == "contiguous" else lab.id, lab.name,
+                              bool(has_instances(lab, True)))
+            for k, lab in enumerate(picked)}
+
+    def _category_records(self) -> List[dict]:
+        return [{"id": c.coco_id, "name": c.name} for c in self._categories.values()]
+
+    # -- one frame ------------------------------------------------------------------------------
+    def encode(self, frame: Frame) -> Encoded:
+        # The base class's steps, with the records made from the same segments as the files.
+        check_names(frame)
+        if self.labels is None:
+            raise ValueError("the writer has no labels yet: give labels= or write a frame first")
+        seg = self._output_segments(frame) if frame.has_annotations else None
+        files = self._frame_files(frame, seg)
+        notes = []
+        if not frame.has_annotations:
+            notes.append("no ground truth: written without annotations")
+        if self.save_media and not frame.has_image:
+            notes.append("no photo: written without one")
+        return Encoded(files, Entry(frame.split or "default", frame.id, self._records(frame, seg),
+                                    seg.dropped if seg else (), tuple(notes)))
+
+    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+        if not self.save_media:
+            return []
+        photo = self._photo(frame, None if seg is None else seg.ids.shape)
+        return [] if photo is None else [(image_path(frame.split or "default", frame.id, photo[1]), photo[0])]
+
+    def _planned_files(self, frame: Frame) -> List[str]:
+        # The photo is COCO's only per-frame file. Without save_media there is none: resume and
+        # finalize then take every frame as written and make its records again (_index_info),
+        # so each frame is in the JSON once, in input order, whatever a previous run did.
+        ext = self._photo_ext(frame) if self.save_media else None
+        return [image_path(frame.split or "default", frame.id, ext)] if ext else []
+
+    def _index_info(self, frame: Frame) -> tuple:
+        # A frame written before (resume) or by a shard (finalize): its records from its pixels,
+        # which are released at once (the pipeline may hold several such frames).
+        try:
+            return self._records(frame, self._output_segments(frame) if frame.has_annotations else None)
+        finally:
+            frame.release()
+
+    def _records(self, frame: Frame, seg: Optional[Segments]) -> tuple:
+        """``(image record, [annotation records])`` of a frame, without their ids."""
+        if seg is not None:
+            h, w = seg.ids.shape
+        else:
+            size = frame.size()
+            if size is None:
+                raise InvalidFileError(frame.where, "no ground truth and no photo: the image size is unknown")
+            h, w = size
+        ext = self._photo_ext(frame) or self.image_ext or frame.image_ext or ".png"
+        image = {"file_name": f"{frame.id}{IMAGE_SUFFIX}{ext}", "height": int(h), "width": int(w),
+                 "segm_file": f"{frame.id}{gt_suffix('labelIds', frame.annotations)}"}
+        annotations: List[dict] = []
+        if seg is None:
+            return image, annotations
+        values = [v for v in seg.values if class_of(v) in self._categories]
+        for v, mask_rle in zip(values, rle.encode_segments(seg.ids, values)):
+            cat = self._categories[class_of(v)]
+            box = rle.bbox(mask_rle)
+            segmentation: Any = mask_rle
+            if self.segmentation == "polygon":
+                segmentation = _polygons(seg.ids, v, box)
+            annotations.append({"iscrowd": int(cat.thing and v < INSTANCE_DIVISOR), "category_id": cat.coco_id,
+                                "bbox": box, "area": rle.area(mask_rle), "segmentation": segmentation})
+        return image, annotations
+
+    # -- the index ------------------------------------------------------------------------------
+    def _record(self, entry: Entry) -> None:
+        if entry.info:
+            image, annotations = entry.info
+            images_key, annotations_key = (entry.split, "images"), (entry.split, "annotations")
+            image_id = self._spool.count(images_key)
+            self._spool.add(images_key, dict(image, id=image_id))
+            for ann in annotations:
+                self._spool.add(annotations_key, dict(ann, id=self._spool.count(annotations_key), image_id=image_id))
+            entry = dataclasses.replace(entry, info=())
+        super()._record(entry)
+
+    def _index_files(self) -> Files:
+        out: List[Tuple[str, Data]] = []
+        categories = self._category_records()
+        for split in self.subsets:
+            # The categories first, so that a reader finds the labels in the first bytes; then
+            # the images and the annotations (left out when there is none, as mmdetection does).
+            head: List[Tuple[str, Any]] = [("categories", categories),
+                                           ("images", self._spool.records((split, "images")))]
+            if self._spool.count((split, "annotations")):
+                head.append(("annotations", self._spool.records((split, "annotations"))))
+            out.append((annotation_path(split), json_lists(head)))
+        return out
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._spool.close()
+
+    def _abort(self) -> None:
+        self._spool.close()
+        super()._abort()
+
+
+def _polygons(ids: np.ndarray, value: int, box: Sequence[float]) -> List[List[int]]:
+    """COCO polygons of the pixels of ``ids`` equal to ``value``, worked out on its box."""
+    x, y, w, h = (int(b) for b in box)
+    polys = rle.mask_to_polygons(ids[y:y + h, x:x + w] == value)
+    offset = np.array([x, y])
+    return [(np.asarray(p).reshape(-1, 2) + offset).ravel().tolist() for p in polys]
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def coco_labels(categories: Sequence[Tuple[int, str]], source: str = "coco") -> Tuple[LabelMap, int]:
+    """The label map of a COCO dataset, and the id of its background (the pixels no annotation
+    covers).
+
+    Each category is a label with its id and name; colours are the official Cityscapes ones
+    for official label names, distinct others for the rest. Categories have instances unless
+    the name is an official label without them (road, sky), or instanceIds cannot number them
+    (id 0, ids above 65): those are read as whole-class regions. The background is label 0
+    when no category has that id (else the lowest free id), named ``unlabeled`` when every
+    category is an official Cityscapes label and ``background`` otherwise.
+    """
+    ids = {cid for cid, _ in categories}
+    names = {name for _, name in categories}
+    official = bool(categories) and all(official_label(name) is not None for _, name in categories)
+    bg_id = next(i for i in range(len(ids) + 1) if i not in ids)
+    bg_name = "unlabeled" if official else "background"
+    while bg_name in names:
+        bg_name += "_"
+    labels = [Label(bg_name, bg_id, (0, 0, 0), None, "void", False, True)]
+    for cid, name in categories:
+        ref = official_label(name)
+        thing = (ref.has_instances if ref is not None else True) and cid in _THING_IDS
+        if ref is not None:
+            labels.append(Label(name, cid, ref.color, ref.train_id, ref.category, thing, ref.ignore_in_eval))
+        else:
+            labels.append(Label(name, cid, None, None, None, thing, None))
+    colors = distinct_colors(labels)
+    return LabelMap((dataclasses.replace(lab, color=c) for lab, c in zip(labels, colors)), source=source), bg_id
+
+
+def paint_annotations(height: int, width: int, annotations: Sequence[tuple], things: Mapping[int, bool],
+                      background: int, where: str) -> np.ndarray:
+    """The instanceIds array of an image from its annotations ``(id, category_id, iscrowd,
+    segmentation)``, painted in order (a later one over an earlier one): ``category * 1000 + n``
+    for a non-crowd annotation of a category that has instances (``things[category]``; ``n``
+    counted per category from 0), the plain category id otherwise; ``background`` elsewhere.
+
+    Raises
+    ------
+    InvalidFileError
+        An unknown category, a malformed segmentation, an RLE of another size than the image,
+        more than 1000 instances of one category; the message names ``where`` (the file) and
+        the annotation id.
+    """
+    # Painted column-major, the order COCO masks are decoded in, then transposed once.
+    out = np.full((width, height), background, dtype=np.uint16)
+    counters: Dict[int, int] = {}
+    for aid, cat, crowd, segm in annotations:
+        at = f"{where} (annotation id {aid})"
+        thing = things.get(cat) if isinstance(cat, int) and not isinstance(cat, bool) else None
+        if thing is None:
+            raise InvalidFileError(at, f"category_id {cat!r} is not among the file's categories")
+        if isinstance(segm, dict):
+            mask = rle.decode(segm, shape=(height, width), path=at).T
+        elif isinstance(segm, list):
+            mask = rle.polygons_to_mask(segm, height, width, path=at).T
+        elif segm is None:
+            raise InvalidFileError(at, "no segmentation (an RLE or a list of polygons is needed)")
+        else:
+            raise InvalidFileError(at, f"segmentation is a {type(segm).__name__}: an RLE {{size, counts}} or a "
+                                       f"list of polygons is needed")
+        if thing and not crowd:
+            n = counters.get(cat, 0)
+            if n >= INSTANCE_DIVISOR:
+                raise InvalidFileError(at, f"more than {INSTANCE_DIVISOR} instances of category {cat} in one image: "
+                                           f"instanceIds number them 0..999")
+            counters[cat] = n + 1
+            value = cat * INSTANCE_DIVISOR + n
+        else:
+            value = cat
+            if not 0 <= value < INSTANCE_DIVISOR:
+                raise InvalidFileError(at, f"category_id {cat} does not fit instanceIds (region values 0..999)")
+        out[mask] = value
+    return np.ascontiguousarray(out.T)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Image:
+    id: Any
+    file_name: str
+    height: int
+    width: int
+
+
+class CocoSource(FileSource):
+    """A COCO image: its photo file (when found) and its annotation records, decoded into
+    instanceIds on demand (:func:`paint_annotations`)."""
+
+    def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]], image: _Image, annotations: Sequence[tuple],
+                 things: Mapping[int, bool], background: int, json_path: str):
+        super().__init__(files)
+        self.image_record = image
+        self.annotations = tuple(annotations)
+        self.things = things
+        self.background = background
+        self.json_path = json_path
+
+    @property
+    def gt_kind(self) -> Optional[str]:
+        return None  # the ground truth is not a file of its own
+
+    def has_annotations(self) -> bool:
+        return True  # an image of the file is annotated, with no object at all if need be
+
+    def where(self) -> Optional[str]:
+        return f"{self.json_path} (image id {self.image_record.id})"
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        return self.image_record.height, self.image_record.width
+
+    def instance_ids(self) -> Optional[np.ndarray]:
+        img = self.image_record
+        return paint_annotations(img.height, img.width, self.annotations, self.things, self.background,
+                                 self.json_path)
+
+    def label_ids(self) -> Optional[np.ndarray]:
+        return None
+
+    def original(self, kind: str) -> Optional[bytes]:
+        return None
+
+    def polygons(self) -> Tuple[Optional[bytes], Optional[str]]:
+        return None, None
+
+    def fresh(self) -> "CocoSource":
+        out = copy.copy(self)
+        FileSource.__init__(out, self._files)
+        return out
+
+    def __getstate__(self):
+        return {"_files": self._files, "image": self.image_record, "annotations": self.annotations,
+                "things": self.things, "background": self.background, "json_path": self.json_path}
+
+    def __setstate__(self, state) -> None:
+        CocoSource.__init__(self, state["_files"], state["image"], state["annotations"], state["things"],
+                            state["background"], state["json_path"])
+
+
+_SPLIT_FILE = re.compile(rf"^(?:{MMDET_PREFIX}|{COCO_PREFIX})(?P<split>.+)\.json$")
+_CATEGORIES_KEY = re.compile(rb'"categories"\s*:\s*\[')
+_BLOCK = 1 << 20
+
+
+class CocoInstancesReader(Reader):
+    """Reads COCO instances: ``annotations/instancesonly_filtered_gtFine_<split>.json``
+    (mmdetection's Cityscapes files) or ``annotations/instances_<split>.json`` (generic COCO,
+    Datumaro's layout), one split per file.
+
+    - Labels: the categories of every split (ids kept, see :func:`coco_labels`), read at open
+      without parsing the rest of the files.
+    - Frames: one per image, in id order. The id is ``file_name`` without its extension and
+      without a ``_leftImg8bit`` suffix (so Cityscapes -> COCO -> Cityscapes keeps the ids).
+    - Photos: ``<folder>/<file_name>`` in the first of ``leftImg8bit/<split>/``,
+      ``images/<split>/``, ``<split>/`` and ``images/`` that exists (mmdetection's, Datumaro's
+      and COCO's own layouts); an image whose file is not there has no photo.
+    - Ground truth: the image's annotations painted in file order (:func:`paint_annotations`),
+      decoded when asked for. A split's JSON is parsed once, when iteration reaches it.
+
+    Problems of a split's file (not COCO, an annotation of an image the file does not list, a
+    file name that would leave the dataset) raise, or are skipped under ``on_error``; problems
+    of an annotation (unknown category, malformed segmentation, RLE of the wrong size) raise
+    when the frame is decoded, naming the file and the annotation id.
+    """
+
+    format = "coco_instances"
+
+    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
+        self.root: Root = resolve_single_root(url, storage_options, "COCO")
+        self.roots = [self.root]
+        self.on_error = on_error
+        self._files = self._split_files()
+        wanted = [split] if isinstance(split, str) else (list(split) if split else None)
+        if wanted is not None:
+            missing = [s for s in wanted if s not in self._files]
+            if missing:
+                raise DatasetNotFoundError(self.root.display(ANNOTATIONS_DIR),
+                                           f"no split {', '.join(map(repr, missing))} (found: "
+                                           f"{', '.join(sorted(self._files))})")
+            self._files = {s: self._files[s] for s in wanted}
+        self._cities: Optional[Set[str]] = None if cities is None else (
+            {cities} if isinstance(cities, str) else set(cities))
+        self._categories = self._read_categories()
+        self.labels, self._background = coco_labels(
+            sorted(self._categories.items()), source=" + ".join(self._display(s) for s in sorted(self._files)))
+        self._things = {lab.id: bool(lab.has_instances) for lab in self.labels if lab.id in self._categories}
+        regions = [f"{lab.name} ({lab.id})" for lab in self.labels if lab.id in self._categories
+                   and lab.id not in _THING_IDS and has_instances(official_label(lab.name), True)]
+        if regions:
+            warnings.warn(f"{self.root.url}: categories read as whole-class regions (instanceIds number the "
+                          f"instances of label ids 1..65 only): {', '.join(regions)}", stacklevel=3)
+
+    # -- listing --------------------------------------------------------------------------------
+    def _split_files(self) -> Dict[str, str]:
+        found: Dict[str, str] = {}
+        for name, kind in sorted(listdir(self.root, ANNOTATIONS_DIR).items()):
+            m = _SPLIT_FILE.match(name)
+            if kind != "file" or m is None:
+                continue
+            split = m.group("split")
+            if split in found:
+                raise CityscapesIOError(self.root.display(ANNOTATIONS_DIR),
+                                        f"split {split!r} has two files, {found[split]} and {name}: keep one")
+            found[split] = name
+        if not found:
+            raise DatasetNotFoundError(self.root.url, f"not a COCO instances dataset: no {ANNOTATIONS_DIR}/"
+                                                      f"{MMDET_PREFIX}<split>.json or {ANNOTATIONS_DIR}/"
+                                                      f"{COCO_PREFIX}<split>.json")
+        return found
+
+    def _path(self, split: str) -> str:
+        return self.root.join(ANNOTATIONS_DIR, self._files[split])
+
+    def _display(self, split: str) -> str:
+        return self.root.display(f"{ANNOTATIONS_DIR}/{self._files[split]}")
+
+    def splits(self) -> List[str]:
+        return sorted(self._files)
+
+    def split_locations(self, split: str) -> List[str]:
+        return [self._display(split)]
+
+    # -- categories -----------------------------------------------------------------------------
+    def _read_categories(self) -> Dict[int, str]:
+        """``{id: name}`` of the categories of every split (they must agree on the names)."""
+        out: Dict[int, str] = {}
+        for split in sorted(self._files):
+            where = self._display(split)
+            for cid, name in _check_categories(_scan_categories(self.root.fs, self._path(split), where), where):
+                if out.setdefault(cid, name) != name:
+                    raise LabelMapError(where, f"category {cid} is {name!r} here and {out[cid]!r} in another split")
+        return out
+
+    # -- frames ---------------------------------------------------------------------------------
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        where = self._display(split)
+        try:
+            images, by_image = self._parse(split)
+        except CityscapesIOError as exc:
+            apply_policy(self.on_error, exc)
+            return
+        photos = self._photos(split)
+        frames: Dict[str, _Image] = {}
+        for img in images:
+            try:
+                frame_id = _frame_id(img.file_name, where, img.id)
+                if frame_id in frames:
+                    raise InvalidFileError(where, f"images {frames[frame_id].id} and {img.id} are both {frame_id!r}")
+            except CityscapesIOError as exc:
+                apply_policy(self.on_error, exc)
+                continue
+            frames[frame_id] = img
+        for frame_id in sorted(frames, key=sort_key):
+            if self._cities is not None and parse_frame_id(frame_id).city not in self._cities:
+                continue
+            img = frames[frame_id]
+            files = {}
+            if photos is not None and img.file_name in photos[1]:
+                files["image"] = (self.root.fs, f"{photos[0]}/{img.file_name}")
+            source = CocoSource(files, img, by_image.get(img.id, ()), self._things, self._background, where)
+            yield Frame(frame_id, split, self.labels, source, on_error=self.on_error)
+
+    def _parse(self, split: str) -> Tuple[List[_Image], Dict[Any, List[tuple]]]:
+        """The images of a split's JSON and ``{image id: [(id, category, iscrowd, segmentation)]}``."""
+        where = self._display(split)
+        data = read_file(self.root.fs, self._path(split))
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise InvalidFileError(where, f"not JSON: {exc}") from None
+        del data
+        if not isinstance(doc, dict):
+            raise InvalidFileError(where, f"not a COCO file: the top level is a {type(doc).__name__}, not an object")
+        missing = [k for k in ("images", "categories") if k not in doc]
+        if missing:
+            raise InvalidFileError(where, f"not a COCO file: no {' or '.join(map(repr, missing))} "
+                                          f"(has {', '.join(map(repr, sorted(doc))) or 'nothing'})")
+        for key in ("images", "categories", "annotations"):
+            if not isinstance(doc.get(key, []), list):
+                raise InvalidFileError(where, f"not a COCO file: {key!r} is not a list")
+        cats = dict(_check_categories(doc["categories"], where))
+        if any(self._categories.get(cid) != name for cid, name in cats.items()):
+            raise InvalidFileError(where, "the categories changed since the dataset was opened")
+        images = [_check_image(rec, k, where) for k, rec in enumerate(doc["images"])]
+        known = {img.id for img in images}
+        by_image: Dict[Any, List[tuple]] = {}
+        for k, ann in enumerate(doc.get("annotations", ())):  # mmdetection leaves the key out when empty
+            aid = ann.get("id", f"#{k}") if isinstance(ann, dict) else f"#{k}"
+            image_id = ann.get("image_id") if isinstance(ann, dict) else None
+            if not isinstance(image_id, (int, str)) or isinstance(image_id, bool) or image_id not in known:
+                what = "is not an object" if not isinstance(ann, dict) else \
+                    f"refers to image_id {ann.get('image_id')!r}, which is not among the file's images"
+                apply_policy(self.on_error, InvalidFileError(f"{where} (annotation id {aid})",
+                                                             f"the annotation {what}"))
+                continue
+            by_image.setdefault(image_id, []).append(
+                (aid, ann.get("category_id"), bool(ann.get("iscrowd", 0)), ann.get("segmentation")))
+        return images, by_image
+
+    def _photos(self, split: str) -> Optional[Tuple[str, Set[str]]]:
+        """``(folder, {file names under it})`` of the photo folder of a split, None without one."""
+        for pattern in PHOTO_DIRS:
+            rel = pattern.format(split=split)
+            parent, _, name = rel.rpartition("/")
+            if listdir(self.root, parent).get(name) != "directory":
+                continue
+            folder = self.root.join(rel)
+            with storage_errors(self.root.display(rel), "cannot list"):
+                paths = find_files(self.root.fs, folder)
+            return folder, {self.root.relative(p)[len(rel) + 1:] for p in paths}
+        return None
+
+
+def _scan_categories(fs, path: str, where: str) -> list:
+    """The ``categories`` list of a COCO JSON, read without parsing the rest: the file is read
+    until the list is complete (at its start in this library's and Datumaro's files, after the
+    images in mmdetection's, at the end of COCO's own)."""
+    decoder = json.JSONDecoder()
+    tail = b""
+    found: Optional[bytearray] = None
+    with storage_errors(where, "cannot read"), fs.open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_BLOCK)
+            if found is None:
+                data = tail + chunk
+                m = _CATEGORIES_KEY.search(data)
+                if m is None:
+                    if not chunk:
+                        raise InvalidFileError(where, "not a COCO file: no \"categories\" list")
+                    tail = data[-4096:]
+                    continue
+                found = bytearray(data[m.end() - 1:])
+            else:
+                found += chunk
+            try:
+                value, _ = decoder.raw_decode(found.decode("utf-8"))
+                return value
+            except (ValueError, UnicodeDecodeError) as exc:
+                if not chunk:
+                    raise InvalidFileError(where, f"\"categories\" is not a JSON list: {exc}") from None
+
+
+def _check_categories(categories, where: str) -> List[Tuple[int, str]]:
+    out: List[Tuple[int, str]] = []
+    seen: Dict[int, str] = {}
+    if not isinstance(categories, list):
+        raise InvalidFileError(where, "not a COCO file: \"categories\" is not a list")
+    for k, cat in enumerate(categories):
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        name = cat.get("name") if isinstance(cat, dict) else None
+        if not isinstance(cid, int) or isinstance(cid, bool) or not isinstance(name, str) or not name:
+            raise InvalidFileError(where, f"categories[{k}] is not {{\"id\": <int>, \"name\": <str>, ...}}: "
+                                          f"{json.dumps(cat)[:200]}")
+        if cid in seen:
+            raise InvalidFileError(where, f"category id {cid} is given twice ({seen[cid]!r} and {name!r})")
+        seen[cid] = name
+        out.append((cid, name))
+    return out
+
+
+def _check_image(rec, k: int, where: str) -> _Image:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if not isinstance(rec, dict):
+        raise InvalidFileError(where, f"images[{k}] is not an object")
+    iid, name = rec.get("id"), rec.get("file_name")
+    if not isinstance(iid, (int, str)) or isinstance(iid, bool):
+        raise InvalidFileError(where, f"images[{k}] has no id")
+    if not isinstance(name, str) or not name:
+        raise InvalidFileError(where, f"image id {iid} has no file_name")
+    if not (whole(rec.get("height")) and whole(rec.get("width"))):
+        raise InvalidFileError(where, f"image id {iid}: height and width must be positive integers, got "
+                                      f"{rec.get('height')!r} x {rec.get('width')!r}")
+    return _Image(iid, name, rec["height"], rec["width"])
+
+
+def _frame_id(file_name: str, where: str, image_id) -> str:
+    """The frame id of an image: its ``file_name`` without extension and ``_leftImg8bit``."""
+    stem = posixpath.splitext(file_name)[0]
+    if stem.endswith(IMAGE_SUFFIX) and len(stem) > len(IMAGE_SUFFIX) and not stem.endswith("/" + IMAGE_SUFFIX):
+        stem = stem[: -len(IMAGE_SUFFIX)]
+    try:
+        return safe_relpath(stem)
+    except ValueError as exc:
+        raise InvalidFileError(where, f"image id {image_id}: file_name {file_name!r} cannot be read: {exc}") from None
+
