@@ -112,6 +112,13 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
                    help="write dataset_meta.json instead of label_colors.txt (cityscapes)")
     g.add_argument("--save-train-ids", action="store_true", default=None,
                    help="also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)")
+    g.add_argument("--classes", metavar="things|all|NAME[,NAME...]",
+                   help="coco_instances: the classes annotated (default things: the 8 evaluated classes with "
+                        "instances; all: stuff too)")
+    g.add_argument("--segmentation", choices=("rle", "polygon"), default=None,
+                   help="coco_instances: compressed RLE (default) or polygons with holes")
+    g.add_argument("--category-ids", choices=("label", "contiguous"), default=None,
+                   help="coco_instances: category ids = label ids (default) or 1..N")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
 
@@ -251,10 +258,14 @@ def _progress(args, ds, label: str):
 
 def _writer_options(args) -> dict:
     opts = {}
-    for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map"):
+    for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map", "segmentation",
+                "category_ids"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
+    classes = getattr(args, "classes", None)
+    if classes is not None:
+        opts["classes"] = classes if classes in ("things", "all") else [c for c in classes.split(",") if c]
     return opts
 
 
@@ -389,6 +400,9 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     for key in ("save_dataset_meta", "save_train_ids"):
         if fmt != "cityscapes" and opts.pop(key, None):
             raise UsageError(f"--{key.replace('_', '-')} applies to -f cityscapes only")
+    for key in ("classes", "segmentation", "category_ids"):
+        if fmt != "coco_instances" and opts.pop(key, None) is not None:
+            raise UsageError(f"--{key.replace('_', '-')} applies to -f coco_instances only")
     if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:
         print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
               "(no photos are written)", file=sys.stderr)

@@ -42,8 +42,9 @@ __all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer
            "items_for"]
 
 Result = Union[Entry, CityscapesIOError]
-#: A frame to write, or a frame already complete with its index entry (resume).
-Item = Tuple[Frame, Optional[Entry]]
+#: A frame to write, or a frame already complete with its index entry (resume) or the error
+#: that stopped its entry (a format whose index records are recomputed from the frame).
+Item = Tuple[Frame, Optional[Result]]
 Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
 
 
@@ -363,9 +364,21 @@ def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bo
         if shard is not None and k % shard[1] != shard[0]:
             continue
         if present is not None and all(w.dest.path(p) in present for p in w._planned_files(frame)):
-            yield frame, w._entry(frame)
+            yield frame, _entry_of(w, frame)
         else:
             yield frame, None
+
+
+def _entry_of(w: Writer, frame: Frame) -> Result:
+    """The entry of a frame whose files are there, or the error that stops it (formats that
+    recompute their index records from the frame decode it here); the frame's pixels are
+    released either way."""
+    try:
+        return w._entry(frame)
+    except CityscapesIOError as exc:
+        return exc
+    finally:
+        frame.release()
 
 
 def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: OnError = "raise",
@@ -387,7 +400,7 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
             report.read += 1
             planned = w._planned_files(frame)
             missing = [p for p in planned if w.dest.path(p) not in present]
-            result: Result = w._entry(frame) if not missing else CityscapesIOError(
+            result: Result = _entry_of(w, frame) if not missing else CityscapesIOError(
                 frame.id, f"output missing (no shard wrote it): {', '.join(missing)}")
             if isinstance(result, Entry):
                 w._record(result)

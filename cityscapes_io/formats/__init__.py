@@ -106,6 +106,14 @@ def _camvid_list(root: Root, name: str) -> bool:
 def _match(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
     """``(format, what was found)`` from a root's listing, or None."""
     dirs = {n for n, t in top.items() if t == "directory"}
+    if "annotations" in dirs:  # COCO: checked first, its photos may sit in leftImg8bit/
+        names = [n for n, t in listdir(root, "annotations").items() if t == "file" and n.endswith(".json")]
+        panoptic = sorted(n for n in names if n.startswith("panoptic_"))
+        instances = sorted(n for n in names if n.startswith(("instancesonly_filtered_", "instances_")))
+        if panoptic:
+            return "coco_panoptic", f"annotations/{panoptic[0]}"
+        if instances:
+            return "coco_instances", f"annotations/{instances[0]}"
     found = [d for d in CITYSCAPES_DIRS if d in dirs]
     if found:
         return "cityscapes", f"{found[0]}/"
@@ -148,15 +156,18 @@ def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
     hint = root_hint(url)
     raise DatasetNotFoundError(
         str(url), "cannot tell the format: no gtFine/ or leftImg8bit/ (cityscapes), SegmentationClass/ (voc), "
-                  "<subset>annot/ or <subset>.txt (camvid)" + (f"; {hint}" if hint else "; give it with -if"))
+                  "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json (coco)"
+                  + (f"; {hint}" if hint else "; give it with -if"))
 
 
 def detect_format(url, storage_options: Optional[Mapping] = None) -> str:
     """The format of the dataset at ``url``, from its top-level listing (and that of one
     wrapping folder, for Cityscapes archives): ``"cityscapes"`` (a ``gtFine/``,
     ``leftImg8bit/`` or ``imgsFine/`` folder), ``"voc"`` (``SegmentationClass/`` or
-    ``ImageSets/Segmentation/``) or ``"camvid"`` (``<subset>annot/`` folders, or
-    ``<subset>.txt`` lists of CamVid's form). Nothing is decoded; at most one list file is read.
+    ``ImageSets/Segmentation/``), ``"camvid"`` (``<subset>annot/`` folders, or
+    ``<subset>.txt`` lists of CamVid's form), ``"coco_instances"`` / ``"coco_panoptic"``
+    (``annotations/instances*_<split>.json`` / ``annotations/panoptic_<split>.json``). Nothing
+    is decoded; at most one list file is read.
 
     Parameters
     ----------
