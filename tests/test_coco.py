@@ -154,7 +154,8 @@ def test_no_annotation_key_for_a_split_without_annotations(tmp_path):
 def test_cityscapes_coco_cityscapes_keeps_ids_and_instance_ids(synth, coco, tmp_path):
     back = cio.open(coco, format=FMT)
     assert back.splits() == sorted(SPLITS)
-    assert [l.id for l in back.labels] == [0] + [i for i, _ in THINGS] and back.labels[0].name == "unlabeled"
+    # Every category is an official label with its own id: the whole official map.
+    assert back.labels == cio.LabelMap.cityscapes() and back.labels[0].name == "unlabeled"
     assert back.labels["car"].color == (0, 0, 142)
     out = str(tmp_path / "cs")
     report = cio.convert(coco, out, src_format=FMT, save_media=True)
@@ -163,11 +164,28 @@ def test_cityscapes_coco_cityscapes_keeps_ids_and_instance_ids(synth, coco, tmp_
     pairs = list(zip(src, again))
     assert [(f.split, f.id) for f, _ in pairs] == [(g.split, g.id) for _, g in pairs] and len(pairs) == 6
     for f, g in pairs:
-        assert np.array_equal(g.instance_ids(), renumbered(f)), f.id
+        # The same instanceIds for the classes written, gaps in the numbering included (the
+        # writer keeps each instance's value in the annotation: COCO has no instance number).
+        assert np.array_equal(g.instance_ids(), things_only(f)), f.id
         assert g.image_bytes() == f.image_bytes()
-    # With consecutive numbers (the official numbering of visible objects), the very same array.
-    consecutive = [f for f, _ in pairs if np.array_equal(renumbered(f), things_only(f))]
-    assert consecutive
+    assert [f for f, _ in pairs if not np.array_equal(renumbered(f), things_only(f))], "no frame with gaps"
+
+
+def test_foreign_coco_is_numbered_in_file_order(synth, coco, tmp_path):
+    """Without the kept values (COCO from another tool), instances are numbered per category
+    from 0 in annotation order."""
+    import glob
+    import shutil
+
+    foreign = str(tmp_path / "foreign")
+    shutil.copytree(coco, foreign)
+    for path in glob.glob(os.path.join(foreign, "annotations", "*.json")):
+        doc = json.load(open(path))
+        for ann in doc.get("annotations", []):
+            ann.pop("cityscapes_instance_id", None)
+        json.dump(doc, open(path, "w"))
+    for f, g in zip(cio.open(synth), cio.open(foreign, format=FMT)):
+        assert np.array_equal(g.instance_ids(), renumbered(f)), f.id
 
 
 def things_only(frame) -> np.ndarray:
@@ -195,8 +213,7 @@ def renumbered(frame) -> np.ndarray:
 def test_coco_to_voc_and_camvid(coco, tmp_path):
     ds = cio.open(coco, format=FMT)
     expected = {(f.split, f.id): np.vectorize(lambda i: ds.labels[int(i)].name)(f.label_ids()) for f in ds}
-    # VOC class indices are 0..N-1: the category ids (0, 24..33) go into the official map.
-    for fmt, opts in (("voc", {"label_map": "cityscapes"}), ("camvid", {})):
+    for fmt, opts in (("voc", {}), ("camvid", {})):
         out = str(tmp_path / fmt)
         report = cio.convert(coco, out, src_format=FMT, format=fmt, save_media=True, **opts)
         assert report.ok and report.written == 6, fmt

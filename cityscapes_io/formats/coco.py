@@ -12,7 +12,11 @@ Writing follows mmdetection's ``tools/dataset_converters/cityscapes.py``: one fi
   ``v``: ``{id, image_id, category_id, iscrowd, segmentation, area, bbox}``, ``iscrowd`` 1 for
   ``v < 1000`` (a group region), ``segmentation`` the compressed RLE (counts as a string),
   ``area`` and ``bbox`` ``[x, y, w, h]`` of the RLE, as pycocotools gives them; the key is left
-  out when a split has no annotation at all, as there.
+  out when a split has no annotation at all, as there. One key of our own is added to an
+  instance's annotation: ``cityscapes_instance_id``, the instanceIds value it was made from
+  (COCO has no instance number, and Cityscapes numbers have gaps where objects are hidden), so
+  that reading the file back gives the same instanceIds; pycocotools, detectron2 and
+  mmdetection ignore it, and files without it are numbered in annotation order.
 
 Image and annotation ids count from 0 in each split, in input order. The records of each split
 are spooled to a temporary file as frames come and streamed out at :meth:`close`, so memory does
@@ -69,6 +73,9 @@ PHOTO_DIRS = (IMAGE_DIR + "/{split}", "images/{split}", "{split}", "images")
 #: Category ids whose instances instanceIds can number (``id * 1000 + n`` in 16 bits; values
 #: below 1000 are whole-class regions, so label 0 has none).
 _THING_IDS = range(1, MAX_INSTANCE_VALUE // INSTANCE_DIVISOR + 1)
+#: The annotation key holding the instanceIds value an annotation was made from (our own key:
+#: pycocotools, detectron2 and mmdetection ignore it).
+VALUE_KEY = "cityscapes_instance_id"
 
 
 def annotation_path(split: str) -> str:
@@ -215,8 +222,14 @@ class CocoInstancesWriter(Writer):
             segmentation: Any = mask_rle
             if self.segmentation == "polygon":
                 segmentation = _polygons(seg.ids, v, box)
-            annotations.append({"iscrowd": int(cat.thing and v < INSTANCE_DIVISOR), "category_id": cat.coco_id,
-                                "bbox": box, "area": rle.area(mask_rle), "segmentation": segmentation})
+            ann = {"iscrowd": int(cat.thing and v < INSTANCE_DIVISOR), "category_id": cat.coco_id,
+                   "bbox": box, "area": rle.area(mask_rle), "segmentation": segmentation}
+            if v >= INSTANCE_DIVISOR:
+                # The instance's own value: COCO has no instance number, and Cityscapes numbers
+                # have gaps (objects hidden behind others); kept so that reading back gives
+                # the same instanceIds. Other tools ignore the key.
+                ann[VALUE_KEY] = int(v)
+            annotations.append(ann)
         return image, annotations
 
     # -- the index ------------------------------------------------------------------------------
@@ -273,11 +286,18 @@ def coco_labels(categories: Sequence[Tuple[int, str]], source: str = "coco") -> 
     the name is an official label without them (road, sky), or instanceIds cannot number them
     (id 0, ids above 65): those are read as whole-class regions. The background is label 0
     when no category has that id (else the lowest free id), named ``unlabeled`` when every
-    category is an official Cityscapes label and ``background`` otherwise.
+    category is an official Cityscapes label and ``background`` otherwise. When every category
+    is an official Cityscapes label with its own id (Cityscapes written as COCO), the map is the
+    whole official one.
     """
     ids = {cid for cid, _ in categories}
     names = {name for _, name in categories}
     official = bool(categories) and all(official_label(name) is not None for _, name in categories)
+    if official and all(official_label(name).id == cid for cid, name in categories):  # type: ignore[union-attr]
+        # Cityscapes written as COCO (label ids kept): the whole official map, so that the ids
+        # stay dense for the writers that need them (VOC) and void is unlabeled, 0.
+        full = LabelMap.cityscapes()
+        return LabelMap(full, source=source), 0
     bg_id = next(i for i in range(len(ids) + 1) if i not in ids)
     bg_name = "unlabeled" if official else "background"
     while bg_name in names:
@@ -297,9 +317,11 @@ def coco_labels(categories: Sequence[Tuple[int, str]], source: str = "coco") -> 
 def paint_annotations(height: int, width: int, annotations: Sequence[tuple], things: Mapping[int, bool],
                       background: int, where: str) -> np.ndarray:
     """The instanceIds array of an image from its annotations ``(id, category_id, iscrowd,
-    segmentation)``, painted in order (a later one over an earlier one): ``category * 1000 + n``
-    for a non-crowd annotation of a category that has instances (``things[category]``; ``n``
-    counted per category from 0), the plain category id otherwise; ``background`` elsewhere.
+    segmentation[, kept value])``, painted in order (a later one over an earlier one):
+    ``category * 1000 + n`` for a non-crowd annotation of a category that has instances
+    (``things[category]``; ``n`` the number of the kept instanceIds value this library's writer
+    stores, else counted per category from 0), the plain category id otherwise; ``background``
+    elsewhere.
 
     Raises
     ------
@@ -311,7 +333,12 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
     # Painted column-major, the order COCO masks are decoded in, then transposed once.
     out = np.full((width, height), background, dtype=np.uint16)
     counters: Dict[int, int] = {}
-    for aid, cat, crowd, segm in annotations:
+    taken: Set[int] = set()
+    for a in annotations:
+        number = _kept_number(a[4]) if len(a) > 4 else None
+        if number is not None and isinstance(a[1], int):
+            taken.add(a[1] * INSTANCE_DIVISOR + number)
+    for aid, cat, crowd, segm, *rest in annotations:
         at = f"{where} (annotation id {aid})"
         thing = things.get(cat) if isinstance(cat, int) and not isinstance(cat, bool) else None
         if thing is None:
@@ -326,18 +353,31 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
             raise InvalidFileError(at, f"segmentation is a {type(segm).__name__}: an RLE {{size, counts}} or a "
                                        f"list of polygons is needed")
         if thing and not crowd:
-            n = counters.get(cat, 0)
-            if n >= INSTANCE_DIVISOR:
-                raise InvalidFileError(at, f"more than {INSTANCE_DIVISOR} instances of category {cat} in one image: "
-                                           f"instanceIds number them 0..999")
-            counters[cat] = n + 1
-            value = cat * INSTANCE_DIVISOR + n
+            kept = _kept_number(rest[0]) if rest else None
+            if kept is not None:
+                value = cat * INSTANCE_DIVISOR + kept
+            else:  # numbered from 0, passing over the numbers kept values hold
+                n = counters.get(cat, 0)
+                while cat * INSTANCE_DIVISOR + n in taken:
+                    n += 1
+                if n >= INSTANCE_DIVISOR:
+                    raise InvalidFileError(at, f"more than {INSTANCE_DIVISOR} instances of category {cat} in one "
+                                               f"image: instanceIds number them 0..999")
+                counters[cat] = n + 1
+                value = cat * INSTANCE_DIVISOR + n
         else:
             value = cat
             if not 0 <= value < INSTANCE_DIVISOR:
                 raise InvalidFileError(at, f"category_id {cat} does not fit instanceIds (region values 0..999)")
         out[mask] = value
     return np.ascontiguousarray(out.T)
+
+
+def _kept_number(value) -> Optional[int]:
+    """The instance number of a kept instanceIds value (None when there is none usable)."""
+    if isinstance(value, int) and not isinstance(value, bool) and INSTANCE_DIVISOR <= value <= MAX_INSTANCE_VALUE:
+        return value % INSTANCE_DIVISOR
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -559,7 +599,7 @@ class CocoInstancesReader(Reader):
                                                              f"the annotation {what}"))
                 continue
             by_image.setdefault(image_id, []).append(
-                (aid, ann.get("category_id"), bool(ann.get("iscrowd", 0)), ann.get("segmentation")))
+                (aid, ann.get("category_id"), bool(ann.get("iscrowd", 0)), ann.get("segmentation"), ann.get(VALUE_KEY)))
         return images, by_image
 
     def _photos(self, split: str) -> Optional[Tuple[str, Set[str]]]:
