@@ -37,9 +37,10 @@ RSS_TOLERANCE = 0.10  # peak RSS at --frames-large within 10% of the one at --fr
 
 _OURS = C.timed_child(setup=r"""
 src, dst = sys.argv[1], sys.argv[2]
+fmt = sys.argv[3] if len(sys.argv) > 3 else "coco_instances"
 import cityscapes_io
 """, timed=r"""
-report = cityscapes_io.convert(src, dst, format="coco_instances")
+report = cityscapes_io.convert(src, dst, format=fmt)
 """, result='"read": report.read, "written": report.written, "skipped": len(report.skipped)')
 
 # The reference: mmdetection's converter loop, on pycocotools (see the module docstring).
@@ -76,15 +77,17 @@ with open(os.path.join(dst, "annotations", "instancesonly_filtered_gtFine_train.
 
 
 class Run:
-    def __init__(self, label: str, frames: int, code: str, src: str, out: str):
+    def __init__(self, label: str, frames: int, code: str, src: str, out: str, *extra: str):
         self.label, self.frames, self.code, self.src, self.out = label, frames, code, src, out
+        self.extra = extra
         self.results: List[Dict] = []
 
     def __call__(self, keep: bool = True) -> Dict:
         shutil.rmtree(self.out, ignore_errors=True)
         try:
-            res = C.run_child(self.code, self.src, self.out)
-            res["json_bytes"] = C.tree_size(os.path.join(self.out, "annotations"))[1]
+            res = C.run_child(self.code, self.src, self.out, *self.extra)
+            res["json_bytes"] = sum(os.path.getsize(os.path.join(self.out, "annotations", n))
+                                    for n in os.listdir(os.path.join(self.out, "annotations")) if n.endswith(".json"))
         finally:
             shutil.rmtree(self.out, ignore_errors=True)
         if (res["read"], res["written"], res["skipped"]) != (self.frames, self.frames, 0):
@@ -104,6 +107,7 @@ class Run:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--format", choices=("coco_instances", "coco_panoptic"), default="coco_instances")
     ap.add_argument("--frames-large", type=int, default=500)
     ap.add_argument("--size", default="2048x1024")
     ap.add_argument("--distinct", type=int, default=4)
@@ -114,6 +118,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.frames < 1 or args.frames_large <= args.frames or args.repeat < 1 or args.distinct < 1:
         ap.error("need 1 <= --frames < --frames-large, --repeat >= 1, --distinct >= 1")
+    if args.reference and args.format != "coco_instances":
+        ap.error("--reference is the coco_instances loop")
     size = C.parse_size(args.size, ap)
     info = C.print_machine()
     with C.workdir(args.workdir, "bench-coco-") as work:
@@ -124,7 +130,7 @@ def main(argv=None) -> int:
             spent = C.make_split(root, n, size, args.distinct, photos=False)
             print(f"data: {root}: {n} frames, {C.tree_size(root)[1] / 2**20:.0f} MiB, "
                   + (f"generated in {spent:.1f} s" if spent else "reused"))
-            runs.append(Run(f"ours, {n} frames", n, _OURS, root, out))
+            runs.append(Run(f"ours, {n} frames", n, _OURS, root, out, args.format))
             if args.reference:
                 runs.append(Run(f"reference (pycocotools loop), {n} frames", n, _REFERENCE, root, out))
         print()
@@ -136,7 +142,7 @@ def main(argv=None) -> int:
             rows.append([r.label, f"{r.frames / r.best_s:.1f}", f"{1000 * r.best_s / r.frames:.1f}",
                          f"{r.rss_mib():.1f}", f"{r.rss_mib('baseline_kib'):.1f}",
                          f"{r.results[0]['json_bytes'] / 2**20:.1f}"])
-        print(f"## coco_instances, {size[0]}x{size[1]} frames without photos, one process (decode-ahead on); "
+        print(f"## {args.format}, {size[0]}x{size[1]} frames without photos, one process (decode-ahead on); "
               f"best of {args.repeat} / median RSS (ru_maxrss)")
         print(C.markdown_table(["run", "frames/s", "ms/frame", "peak RSS MiB", "after imports MiB", "JSON MiB"],
                                rows, "lrrrrr"))
