@@ -119,6 +119,9 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
                    help="coco_instances: compressed RLE (default) or polygons with holes")
     g.add_argument("--category-ids", choices=("label", "contiguous"), default=None,
                    help="coco_instances: category ids = label ids (default) or 1..N")
+    g.add_argument("--no-instance-ids", dest="keep_instance_ids", action="store_false", default=None,
+                   help="coco_instances: leave out cityscapes_instance_id (exactly mmdetection's keys; instances "
+                        "read back are renumbered)")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
 
@@ -259,7 +262,7 @@ def _progress(args, ds, label: str):
 def _writer_options(args) -> dict:
     opts = {}
     for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map", "segmentation",
-                "category_ids"):
+                "category_ids", "keep_instance_ids"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
@@ -400,7 +403,7 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     for key in ("save_dataset_meta", "save_train_ids"):
         if fmt != "cityscapes" and opts.pop(key, None):
             raise UsageError(f"--{key.replace('_', '-')} applies to -f cityscapes only")
-    for key in ("classes", "segmentation", "category_ids"):
+    for key in ("classes", "segmentation", "category_ids", "keep_instance_ids"):
         if fmt != "coco_instances" and opts.pop(key, None) is not None:
             raise UsageError(f"--{key.replace('_', '-')} applies to -f coco_instances only")
     if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:

@@ -405,3 +405,14 @@ def test_two_files_for_one_split_and_unsafe_names(tmp_path):
     root = _generic(str(tmp_path / "b"), bad)
     with pytest.raises(InvalidFileError, match=r"image id 0: file_name '../up.png'"):
         list(cio.open(root, format=FMT))
+
+
+def test_without_kept_instance_ids_the_keys_are_mmdetections(synth, tmp_path):
+    out = str(tmp_path / "plain")
+    cio.convert(synth, out, format=FMT, keep_instance_ids=False)
+    for name in os.listdir(os.path.join(out, "annotations")):
+        doc = json.load(open(os.path.join(out, "annotations", name)))
+        for ann in doc.get("annotations", []):
+            assert set(ann) == {"id", "image_id", "category_id", "iscrowd", "segmentation", "area", "bbox"}
+        for img in doc["images"]:
+            assert set(img) == {"id", "file_name", "height", "width", "segm_file"}

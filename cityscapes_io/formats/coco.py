@@ -113,6 +113,11 @@ class CocoInstancesWriter(Writer):
         Compressed RLE (default), or polygons (outer contours and holes) for every segment.
     category_ids : "label" or "contiguous"
         ``category_id`` is the label id (default), or 1..N in category order.
+    keep_instance_ids : bool
+        Add ``cityscapes_instance_id`` (the instanceIds value) to each instance's annotation, so
+        that reading back gives the same instanceIds (default). Without it the file has exactly
+        the keys mmdetection's converter writes, and instances read back are numbered in
+        annotation order.
     **options
         As :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``, ``label_map``...).
     """
@@ -120,7 +125,7 @@ class CocoInstancesWriter(Writer):
     format = "coco_instances"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
-                 category_ids: str = "label", **options):
+                 category_ids: str = "label", keep_instance_ids: bool = True, **options):
         if isinstance(classes, str):
             if classes not in CLASSES:
                 raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, "
@@ -136,6 +141,7 @@ class CocoInstancesWriter(Writer):
             raise ValueError(f"category_ids must be one of {', '.join(CATEGORY_IDS)}, got {category_ids!r}")
         self.segmentation = segmentation
         self.category_ids = category_ids
+        self.keep_instance_ids = bool(keep_instance_ids)
         self._categories: Dict[int, _Category] = {}
         # Each split's images and annotations, spooled as they come (in input order).
         self._spool = Spool()
@@ -224,7 +230,7 @@ class CocoInstancesWriter(Writer):
                 segmentation = _polygons(seg.ids, v, box)
             ann = {"iscrowd": int(cat.thing and v < INSTANCE_DIVISOR), "category_id": cat.coco_id,
                    "bbox": box, "area": rle.area(mask_rle), "segmentation": segmentation}
-            if v >= INSTANCE_DIVISOR:
+            if v >= INSTANCE_DIVISOR and self.keep_instance_ids:
                 # The instance's own value: COCO has no instance number, and Cityscapes numbers
                 # have gaps (objects hidden behind others); kept so that reading back gives
                 # the same instanceIds. Other tools ignore the key.
