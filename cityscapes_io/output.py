@@ -198,9 +198,11 @@ class LocalSink(_FolderSink):
                 staged.append(self._staged(rel, data))
             for tmp, path in staged:
                 os.replace(tmp, path)
-        except OSError as exc:
+        except BaseException as exc:  # Ctrl-C or a failing stream too: no staged file is left behind
             for tmp, _ in staged:
                 _unlink(tmp)
+            if not isinstance(exc, OSError):
+                raise
             where = getattr(exc, "filename", None) or self.url
             raise StorageError(str(where), f"cannot write the index files: {exc.strerror or exc}") from exc
 
@@ -238,12 +240,27 @@ class ObjectStoreSink(_FolderSink):
                         self._made.add(parent)
                 if isinstance(data, bytes):
                     self.fs.pipe_file(path, data)
-                else:  # a multipart upload: the object appears when the file is closed
-                    with self.fs.open(path, "wb") as f:
-                        for piece in data:
-                            f.write(piece)
+                else:
+                    self._stream(path, data)
         except FileNotFoundError as exc:  # a bucket that does not exist, for one
             raise StorageError(path, f"cannot write: {exc}") from exc
+
+    def _stream(self, path: str, data: Chunks) -> None:
+        """A multipart upload: the object appears when the file is closed, and only then; a
+        stream that fails midway is discarded (closing it would commit what was written)."""
+        f = self.fs.open(path, "wb")
+        try:
+            for piece in data:
+                f.write(piece)
+        except BaseException:
+            discard = getattr(f, "discard", None)
+            with contextlib.suppress(Exception):  # failing already: the cause is what is raised
+                if callable(discard):
+                    discard()
+                if self.fs.exists(path):
+                    self.fs.rm(path)
+            raise
+        f.close()
 
     def put_frame(self, files: Files) -> None:
         files = list(files)

@@ -102,8 +102,18 @@ class Spool:
     def count(self, key) -> int:
         return self._counts.get(key, 0)
 
-    def records(self, key) -> Iterator[dict]:
-        """The records of ``key``, in order (from the start each time)."""
+    def records(self, key) -> Iterable[dict]:
+        """The records of ``key``, in order: an iterable read from the start each time it is
+        iterated (a sink that writes a file twice gets the same records twice)."""
+        spool = self
+
+        class _Records:
+            def __iter__(self) -> Iterator[dict]:
+                return spool._read(key)
+
+        return _Records()
+
+    def _read(self, key) -> Iterator[dict]:
         f = self._files.get(key)
         if f is None:
             return

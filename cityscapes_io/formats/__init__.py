@@ -106,7 +106,10 @@ def _camvid_list(root: Root, name: str) -> bool:
 def _match(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
     """``(format, what was found)`` from a root's listing, or None."""
     dirs = {n for n, t in top.items() if t == "directory"}
-    if "annotations" in dirs:  # COCO: checked first, its photos may sit in leftImg8bit/
+    annotated = any(d in dirs for d in ("gtFine", "gtCoarse", "imgsFine"))
+    if "annotations" in dirs and not annotated:
+        # COCO (its photos may sit in leftImg8bit/); beside gtFine/ (mmdetection keeps its JSON
+        # there) the Cityscapes tree wins: it has every class, the JSON only the things.
         names = [n for n, t in listdir(root, "annotations").items() if t == "file" and n.endswith(".json")]
         panoptic = sorted(n for n in names if n.startswith("panoptic_"))
         instances = sorted(n for n in names if n.startswith(("instancesonly_filtered_", "instances_")))

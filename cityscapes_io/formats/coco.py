@@ -362,6 +362,8 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
             kept = _kept_number(rest[0]) if rest else None
             if kept is not None:
                 value = cat * INSTANCE_DIVISOR + kept
+                if value > MAX_INSTANCE_VALUE:
+                    raise InvalidFileError(at, f"instance {kept} of category {cat} does not fit 16-bit instanceIds")
             else:  # numbered from 0, passing over the numbers kept values hold
                 n = counters.get(cat, 0)
                 while cat * INSTANCE_DIVISOR + n in taken:
@@ -371,6 +373,9 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
                                                f"image: instanceIds number them 0..999")
                 counters[cat] = n + 1
                 value = cat * INSTANCE_DIVISOR + n
+                if value > MAX_INSTANCE_VALUE:
+                    raise InvalidFileError(at, f"instance {n} of category {cat} does not fit 16-bit instanceIds "
+                                               f"(at most {MAX_INSTANCE_VALUE})")
         else:
             value = cat
             if not 0 <= value < INSTANCE_DIVISOR:

@@ -211,6 +211,9 @@ class CocoPanopticSource(FileSource):
     def original(self, kind: str) -> Optional[bytes]:
         return None
 
+    def size(self) -> Optional[Tuple[int, int]]:
+        return self.shape if self.shape is not None else super().size()
+
     def fresh(self) -> "CocoPanopticSource":
         return CocoPanopticSource(self._files, self.segments, self.labels, self.void, self.shape, self.index)
 
