@@ -12,6 +12,7 @@ import os as _os
 
 from .convert import Report, convert
 from .dataset import Dataset, open
+from .evaluation import evaluate
 from .errors import (
     CityscapesIOError,
     DatasetNotFoundError,
@@ -34,6 +35,7 @@ __all__ = [
     "open",
     "convert",
     "prepare",
+    "evaluate",
     "rasterize",
     "parse_polygons",
     "Polygons",

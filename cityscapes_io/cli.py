@@ -620,6 +620,19 @@ def cmd_project_export(args) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    from .evaluation import evaluate
+
+    result = evaluate(args.gt, args.pred, args.task, split=args.split, storage_options=args.storage_options,
+                      pred_storage_options=args.pred_storage_options, workers=args.jobs,
+                      pred_train_ids=args.pred_train_ids)
+    print(result)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(result.to_dict(), f, indent=2)
+    return 0
+
+
 def _command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
     p = sub.add_parser(name, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -733,6 +746,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generate only this many distinct frames per split and copy them for the rest")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_synthetic)
+
+    p = _command(sub, "eval", help="evaluate predictions against the ground truth with the official rules")
+    p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path or fsspec URL)")
+    p.add_argument("pred", metavar="PRED", help="folder or URL of the predictions")
+    p.add_argument("--task", default="semantic", help="semantic (the only task so far)")
+    p.add_argument("--split", default="val", help="the split evaluated (default val)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the official results JSON here")
+    p.add_argument("--pred-train-ids", action="store_true", help="predictions hold train ids, not label ids")
+    p.add_argument("--storage-options", type=_json_object, metavar="JSON", help="for GT")
+    p.add_argument("--pred-storage-options", type=_json_object, metavar="JSON", help="for PRED")
+    p.set_defaults(func=cmd_eval)
 
     p = _command(sub, "project", help="projects: sources and operations recorded in project.json")
     psub = p.add_subparsers(dest="project_command", metavar="ACTION")

@@ -1,0 +1,233 @@
+"""cityscapes_io.evaluate, task "semantic": hand-computed small cases (always), the official
+evalPixelLevelSemanticLabeling run in its own environment as the oracle (opt-in), processes,
+the prediction problems and the command line."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import label_ids_of, write_file, write_frame
+
+import cityscapes_io as cio
+from cityscapes_io.cli import main
+from cityscapes_io.evaluation import AVG_CLASS_SIZE
+from cityscapes_io.png import encode_png
+from cityscapes_io.synthetic import generate
+
+ORACLE = os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON")
+needs_oracle = pytest.mark.skipif(
+    not ORACLE,
+    reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
+           "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
+           "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")
+
+FRAME = "aachen/aachen_000000_000019"
+# instanceIds of the hand-made frame: void (0), parking (9, ignored in evaluation), road (7),
+# sidewalk (8), one car (26001, 4 px) and one person (24001, 2 px).
+GT = np.array([
+    [0, 9, 7, 7, 7, 7],
+    [7, 7, 7, 7, 7, 7],
+    [26001, 26001, 26001, 26001, 8, 8],
+    [24001, 24001, 8, 8, 8, 8],
+], np.uint16)
+# The prediction: void predicted car (not counted), parking predicted road (not a road FP), one
+# road pixel predicted static (4, ignored class: a road FN), half the car predicted road, one
+# sidewalk pixel predicted car.
+PRED = np.array([
+    [26, 7, 7, 7, 7, 7],
+    [4, 7, 7, 7, 7, 7],
+    [7, 7, 26, 26, 8, 26],
+    [24, 24, 8, 8, 8, 8],
+], np.uint8)
+
+
+def _tree(tmp_path, pred, gt=GT, name="aachen_000000_000019_pred.png"):
+    root, preds = str(tmp_path / "gt"), str(tmp_path / "pred")
+    write_frame(root, "val", FRAME, gt, photo=False)
+    write_file(preds, f"sub/{name}", encode_png(pred))
+    return root, preds
+
+
+def test_perfect_prediction_scores_one(tmp_path):
+    root, preds = _tree(tmp_path, label_ids_of(GT))
+    r = cio.evaluate(root, preds)
+    d = r.to_dict()
+    for name in ("road", "sidewalk", "car", "person"):
+        assert d["classScores"][name] == 1.0
+    assert d["classInstScores"]["car"] == d["classInstScores"]["person"] == 1.0
+    assert math.isnan(d["classScores"]["parking"]) and math.isnan(d["classScores"]["wall"])
+    assert math.isnan(d["classInstScores"]["road"]) and math.isnan(d["classInstScores"]["truck"])
+    assert d["averageScoreClasses"] == d["averageScoreInstClasses"] == 1.0
+    assert d["averageScoreCategories"] == d["averageScoreInstCategories"] == 1.0
+    assert math.isnan(d["categoryScores"]["void"]) and math.isnan(d["categoryScores"]["construction"])
+    assert "Score Average : 1.000    1.000" in str(r)
+
+
+def test_a_known_confusion_gives_the_hand_computed_scores(tmp_path):
+    root, preds = _tree(tmp_path, PRED)
+    d = cio.evaluate(root, preds).to_dict()
+    m = np.array(d["confMatrix"])
+    assert m.shape == (34, 34) and m.sum() == GT.size
+    assert m[0, 26] == 1 and m[9, 7] == 1 and m[7, 4] == 1 and m[26, 7] == 2 and m[8, 26] == 1
+    road, sidewalk, car, person = 9 / 12, 5 / 6, 2 / 5, 1.0  # tp / (tp + fp + fn), void and parking rows left out
+    assert d["classScores"]["road"] == pytest.approx(road, abs=1e-15)
+    assert d["classScores"]["sidewalk"] == pytest.approx(sidewalk, abs=1e-15)
+    assert d["classScores"]["car"] == pytest.approx(car, abs=1e-15)
+    assert d["classScores"]["person"] == person
+    assert math.isnan(d["classScores"]["static"])  # predicted, but ignored in evaluation
+    assert d["averageScoreClasses"] == pytest.approx((road + sidewalk + car + person) / 4, abs=1e-15)
+    w = AVG_CLASS_SIZE["car"] / 4
+    car_i = 2 * w / (2 * w + 1 + 2 * w)  # weighted tp / (weighted tp + fp + weighted fn)
+    assert d["classInstScores"]["car"] == pytest.approx(car_i, abs=1e-15)
+    assert d["classInstScores"]["person"] == 1.0
+    assert d["averageScoreInstClasses"] == pytest.approx((car_i + 1) / 2, abs=1e-15)
+    flat, vehicle = 14 / 18, 2 / 5
+    assert d["categoryScores"]["flat"] == pytest.approx(flat, abs=1e-15)
+    assert d["categoryScores"]["vehicle"] == pytest.approx(vehicle, abs=1e-15)
+    assert d["categoryScores"]["human"] == 1.0
+    assert d["averageScoreCategories"] == pytest.approx((flat + vehicle + 1) / 3, abs=1e-15)
+    assert d["categoryInstScores"]["vehicle"] == pytest.approx(car_i, abs=1e-15)
+    assert d["averageScoreInstCategories"] == pytest.approx((car_i + 1) / 2, abs=1e-15)
+    assert d["priors"]["road"] == 10 / 24 and d["labels"]["bicycle"] == 33
+
+
+def test_void_ground_truth_is_not_counted(tmp_path):
+    gt = np.zeros((4, 6), np.uint16)  # all void
+    gt[0, 0] = 7
+    pred = np.full((4, 6), 7, np.uint8)
+    root, preds = _tree(tmp_path, pred, gt=gt)
+    d = cio.evaluate(root, preds).to_dict()
+    assert d["classScores"]["road"] == 1.0
+    assert all(math.isnan(v) for k, v in d["classScores"].items() if k != "road")
+
+
+def test_train_ids_are_mapped_and_255_refused(tmp_path):
+    lut = np.full(256, 255, np.uint8)
+    for label in cio.LabelMap.cityscapes():
+        if label.id >= 0 and label.train_id is not None and label.train_id != 255:
+            lut[label.id] = label.train_id
+    pred = lut[PRED]
+    pred[0, 0] = pred[1, 0] = 0  # void and static have no train id
+    root, preds = _tree(tmp_path, pred)
+    got = cio.evaluate(root, preds, pred_train_ids=True).to_dict()
+    fixed = PRED.copy()
+    fixed[0, 0] = fixed[1, 0] = 7
+    root2, preds2 = _tree(tmp_path / "ids", fixed)
+    assert json.dumps(got) == json.dumps(cio.evaluate(root2, preds2).to_dict())
+    pred[3, 3] = 255
+    root3, preds3 = _tree(tmp_path / "bad", pred)
+    with pytest.raises(cio.CityscapesIOError, match=r"aachen_000000_000019_pred\.png: train id 255"):
+        cio.evaluate(root3, preds3, pred_train_ids=True)
+
+
+def test_problems_are_listed_with_file_names(tmp_path):
+    root, preds = str(tmp_path / "gt"), str(tmp_path / "pred")
+    for k, frame in enumerate(["aachen/aachen_000000_000019", "aachen/aachen_000001_000019",
+                               "bremen/bremen_000000_000019", "bremen/bremen_000003_000019"]):
+        write_frame(root, "val", frame, GT, photo=False)
+    write_file(preds, "a/aachen_000000_000019.png", encode_png(label_ids_of(GT)))
+    write_file(preds, "b/aachen_000000_000019_again.png", encode_png(label_ids_of(GT)))  # twice
+    write_file(preds, "bremen_000000_000019.png", encode_png(np.zeros((3, 3), np.uint8)))  # wrong size
+    write_file(preds, "bremen_000003_000019.png", encode_png(np.full(GT.shape, 40, np.uint8)))  # not label ids
+    write_file(preds, "stray_000009_000009.png", encode_png(label_ids_of(GT)))  # no frame
+    write_file(preds, "notes.txt", b"ignored")
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.evaluate(root, preds)
+    text = str(info.value)
+    assert "stray_000009_000009.png: matches no ground-truth frame" in text
+    assert "several predictions for frame aachen/aachen_000000_000019" in text
+    assert "no prediction for frame aachen/aachen_000001_000019" in text
+    os.remove(os.path.join(preds, "b/aachen_000000_000019_again.png"))
+    os.remove(os.path.join(preds, "stray_000009_000009.png"))
+    write_file(preds, "aachen_000001_000019.png", encode_png(label_ids_of(GT)))
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.evaluate(root, preds)
+    text = str(info.value)
+    assert "bremen_000000_000019.png: size 3x3, the ground truth bremen/bremen_000000_000019 is 6x4" in text
+    assert "bremen_000003_000019.png: values that are not label ids (0..33): 40" in text
+    assert "2 problem(s)" in text
+
+
+def test_unknown_task_and_option(tmp_path):
+    root, preds = _tree(tmp_path, PRED)
+    with pytest.raises(ValueError, match="available tasks so far: semantic"):
+        cio.evaluate(root, preds, task="instance")
+    with pytest.raises(TypeError, match="bogus"):
+        cio.evaluate(root, preds, bogus=1)
+
+
+def _perturbed_tree(tmp_path, seed=0):
+    root, preds = str(tmp_path / "gt"), str(tmp_path / "pred")
+    generate(root, splits={"val": 4}, size=(256, 128), photos=False)
+    rng = np.random.default_rng(seed)
+    for k, frame in enumerate(cio.open(root, split="val")):
+        labels = frame.label_ids().astype(np.int64)
+        pred = labels.copy()
+        present = np.unique(labels)
+        for _ in range(3):  # random label swaps on random halves of the classes' pixels
+            a, b = rng.choice(present, 2), rng.integers(0, 34)
+            sel = (labels == a[0]) & (rng.random(labels.shape) < 0.5)
+            pred[sel] = b
+        y, x = rng.integers(0, 96), rng.integers(0, 200)
+        pred[y:y + 32, x:x + 56] = np.roll(labels, (7, -11), axis=(0, 1))[y:y + 32, x:x + 56]  # a shifted block
+        pred[rng.random(labels.shape) < 0.02] = rng.integers(0, 34)  # noise
+        base = os.path.basename(frame.id)
+        write_file(preds, f"{'deep/' if k % 2 else ''}{base}_leftImg8bit.png", encode_png(pred.astype(np.uint8)))
+    return root, preds
+
+
+def test_workers_give_identical_results(tmp_path):
+    root, preds = _perturbed_tree(tmp_path)
+    done = []
+    one = cio.evaluate(root, preds, progress=done.append)
+    two = cio.evaluate(root, preds, workers=2)
+    assert done == [1, 2, 3, 4]
+    assert json.dumps(one.to_dict()) == json.dumps(two.to_dict())
+    assert 0 < one.average_classes < 1 and 0 < one.average_inst_classes < 1
+
+
+def test_cli(tmp_path, capsys):
+    root, preds = _tree(tmp_path, PRED)
+    out = str(tmp_path / "result.json")
+    assert main(["eval", root, preds, "--task", "semantic", "--split", "val", "-j", "1", "--json", out]) == 0
+    printed = capsys.readouterr().out
+    assert "classes          IoU      nIoU" in printed and "car           : 0.400" in printed
+    with open(out) as f:
+        assert json.dumps(json.load(f)) == json.dumps(cio.evaluate(root, preds).to_dict())
+    os.remove(os.path.join(preds, "sub", "aachen_000000_000019_pred.png"))
+    assert main(["eval", root, preds]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no prediction for frame aachen/aachen_000000_000019" in err
+    assert main(["eval", root, preds, "--task", "panoptic"]) == 1
+    assert "available tasks so far: semantic" in capsys.readouterr().err
+
+
+@needs_oracle
+def test_equal_to_the_official_script(tmp_path):
+    root, preds = _perturbed_tree(tmp_path, seed=1)
+    copy, export = str(tmp_path / "official"), str(tmp_path / "export")
+    shutil.copytree(os.path.join(root, "gtFine"), os.path.join(copy, "gtFine"))  # it writes beside its dataset
+    os.makedirs(export)
+    env = {**os.environ, "CITYSCAPES_DATASET": copy, "CITYSCAPES_RESULTS": preds, "CITYSCAPES_EXPORT_DIR": export}
+    subprocess.run([ORACLE, "-c", "from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as e; "
+                    "e.main()"], env=env, check=True, capture_output=True, cwd=str(tmp_path))
+    with open(os.path.join(export, "resultPixelLevelSemanticLabeling.json")) as f:
+        official = json.load(f)
+    ours = cio.evaluate(root, preds).to_dict()
+    assert set(ours) == set(official)
+    assert ours["confMatrix"] == official["confMatrix"]
+    assert ours["labels"] == official["labels"]
+    for key in ("priors", "classScores", "classInstScores", "categoryScores", "categoryInstScores"):
+        assert set(ours[key]) == set(official[key]), key  # the official file has its keys sorted
+        for name, value in official[key].items():
+            got = ours[key][name]
+            assert (math.isnan(value) and math.isnan(got)) or abs(got - value) <= 1e-9, (key, name, got, value)
+    for key in ("averageScoreClasses", "averageScoreInstClasses", "averageScoreCategories",
+                "averageScoreInstCategories"):
+        assert abs(ours[key] - official[key]) <= 1e-9, key
+    assert not math.isnan(ours["averageScoreInstClasses"])
