@@ -33,7 +33,7 @@ from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .output import Data, is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
-from .writers import Encoded, Entry, Files, Spool, Writer, check_names, json_lists
+from .writers import Encoded, Entry, Files, Writer, check_names, json_lists
 
 __all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
 
@@ -59,10 +59,7 @@ class PrepareWriter(Writer):
         self.kinds = tuple(kinds)
         self.source = source
         self.train_ids = bool(train_ids)
-        super().__init__(url, **options)
-        # The panoptic JSON's records, spooled per split as they come (in input order), so that
-        # memory does not grow with the number of frames.
-        self._spool = Spool()
+        super().__init__(url, **options)  # the panoptic JSON's records go to self._spool, per split
         self._bases: Dict[str, set] = {}
 
     def _kinds_of(self, frame: Frame) -> Tuple[str, ...]:
@@ -116,8 +113,7 @@ class PrepareWriter(Writer):
         out: List[Tuple[str, Data]] = []
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
-        splits: List[str] = list(dict.fromkeys(key[0] for key in self._spool.keys()))  # type: ignore[index]
-        for split in splits:
+        for split in self._spool.groups():
             stem = self._panoptic_stem(split)
             # As the official script's json.dump(..., sort_keys=True, indent=4) lays it out.
             out.append((f"{GT_DIR}/{stem}.json", json_lists(
@@ -125,18 +121,6 @@ class PrepareWriter(Writer):
                  ("images", self._spool.records((split, "images")))], indent=4)))
         return out
 
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._close_spools()
-
-    def _abort(self) -> None:
-        self._close_spools()
-        super()._abort()
-
-    def _close_spools(self) -> None:
-        self._spool.close()
 
     def _panoptic_stem(self, split: str) -> str:
         return f"cityscapes_panoptic_{split}{'_trainId' if self.train_ids else ''}"

@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -98,6 +98,11 @@ class Spool:
 
     def keys(self) -> List[object]:
         return list(self._files)
+
+    def groups(self) -> List[Any]:
+        """The distinct first parts of the keys that are tuples (the splits of ``(split,
+        section)`` keys), in the order they came."""
+        return list(dict.fromkeys(k[0] for k in self._files if isinstance(k, tuple)))
 
     def count(self, key) -> int:
         return self._counts.get(key, 0)
@@ -192,6 +197,8 @@ class Writer:
     """
 
     format = ""
+    #: The report's note on a frame written without ground truth.
+    NO_GROUND_TRUTH = "no ground truth: written without masks"
 
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,
@@ -203,6 +210,9 @@ class Writer:
             image_ext = "." + image_ext
         if image_ext and image_ext.lower() not in png.IMAGE_EXTS:
             raise ValueError(f"image_ext {image_ext!r} not supported (one of {', '.join(png.IMAGE_EXTS)})")
+        #: Index records kept out of memory until close() streams them (the COCO formats'
+        #: JSON); closed with the writer.
+        self._spool = Spool()
         self.save_media = bool(save_media)
         self.image_ext = image_ext.lower() if image_ext else None
         self._label_map_option = label_map
@@ -293,10 +303,10 @@ class Writer:
         files = self._frame_files(frame, seg)
         notes = []
         if not frame.has_annotations:
-            notes.append("no ground truth: written without masks")
+            notes.append(self.NO_GROUND_TRUTH)
         if self.save_media and not frame.has_image:
             notes.append("no photo: written without one")
-        entry = Entry(frame.split or "default", frame.id, self._index_info(frame), seg.dropped if seg else (),
+        entry = Entry(frame.split or "default", frame.id, self._entry_info(frame, seg), seg.dropped if seg else (),
                       tuple(notes), self._lost(frame, files))
         return Encoded(files, entry)
 
@@ -324,6 +334,8 @@ class Writer:
         except BaseException:
             self.dest.abort()
             raise
+        finally:
+            self._spool.close()
         self.dest.close()
 
     def __enter__(self) -> "Writer":
@@ -363,6 +375,7 @@ class Writer:
 
     def _abort(self) -> None:
         """Close without writing the index files (after an error, or in a shard)."""
+        self._spool.close()
         if not self._closed:
             self._closed = True
             self.dest.abort()
@@ -381,6 +394,12 @@ class Writer:
     def _index_info(self, frame: Frame) -> tuple:
         """Format-specific data the index files need about a frame (none by default)."""
         return ()
+
+    def _entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
+        """The index data of a frame being encoded, given its segments (``_index_info`` by
+        default; formats whose records come from the segments use them instead of decoding
+        again)."""
+        return self._index_info(frame)
 
     def _touch(self, frame: Frame) -> None:
         """Decode what writing ``frame`` will need (run one frame ahead, in another thread):

@@ -56,7 +56,7 @@ from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, pars
 from ..reader import Reader
 from ..storage import Root, find_files, listdir, read_file, resolve_single_root, storage_errors
 from ..output import Data
-from ..writers import Encoded, Entry, Files, Segments, Spool, Writer, check_names, json_lists
+from ..writers import Entry, Files, Segments, Writer, json_lists
 
 __all__ = ["CocoInstancesReader", "CocoInstancesWriter", "CocoSource", "annotation_path", "coco_labels",
            "paint_annotations", "CLASSES", "SEGMENTATIONS", "CATEGORY_IDS"]
@@ -123,6 +123,7 @@ class CocoInstancesWriter(Writer):
     """
 
     format = "coco_instances"
+    NO_GROUND_TRUTH = "no ground truth: written without annotations"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
                  category_ids: str = "label", keep_instance_ids: bool = True, **options):
@@ -143,9 +144,7 @@ class CocoInstancesWriter(Writer):
         self.category_ids = category_ids
         self.keep_instance_ids = bool(keep_instance_ids)
         self._categories: Dict[int, _Category] = {}
-        # Each split's images and annotations, spooled as they come (in input order).
-        self._spool = Spool()
-        super().__init__(url, **options)
+        super().__init__(url, **options)  # each split's images and annotations go to self._spool
 
     def _setup(self, labels: LabelMap) -> None:
         if isinstance(self.classes, tuple):
@@ -170,20 +169,9 @@ class CocoInstancesWriter(Writer):
         return [{"id": c.coco_id, "name": c.name} for c in self._categories.values()]
 
     # -- one frame ------------------------------------------------------------------------------
-    def encode(self, frame: Frame) -> Encoded:
-        # The base class's steps, with the records made from the same segments as the files.
-        check_names(frame)
-        if self.labels is None:
-            raise ValueError("the writer has no labels yet: give labels= or write a frame first")
-        seg = self._output_segments(frame) if frame.has_annotations else None
-        files = self._frame_files(frame, seg)
-        notes = []
-        if not frame.has_annotations:
-            notes.append("no ground truth: written without annotations")
-        if self.save_media and not frame.has_image:
-            notes.append("no photo: written without one")
-        return Encoded(files, Entry(frame.split or "default", frame.id, self._records(frame, seg),
-                                    seg.dropped if seg else (), tuple(notes)))
+    def _entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
+        # The records are made from the same segments as the files.
+        return self._records(frame, seg)
 
     def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         if not self.save_media:
@@ -262,17 +250,6 @@ class CocoInstancesWriter(Writer):
                 head.append(("annotations", self._spool.records((split, "annotations"))))
             out.append((annotation_path(split), json_lists(head)))
         return out
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._spool.close()
-
-    def _abort(self) -> None:
-        self._spool.close()
-        super()._abort()
-
 
 def _polygons(ids: np.ndarray, value: int, box: Sequence[float]) -> List[List[int]]:
     """COCO polygons of the pixels of ``ids`` equal to ``value``, worked out on its box."""

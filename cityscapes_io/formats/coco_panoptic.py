@@ -60,7 +60,7 @@ from ..names import safe_relpath
 from ..panoptic import panoptic_categories, panoptic_frame
 from ..reader import Reader
 from ..storage import Root, listdir, resolve_single_root
-from ..writers import Encoded, Entry, Files, Spool, Writer, check_names, json_lists
+from ..writers import Encoded, Entry, Files, Writer, check_names, json_lists
 
 __all__ = ["CocoPanopticReader", "CocoPanopticWriter", "decode_coco_panoptic", "segment_values",
            "panoptic_labels", "frame_id_of"]
@@ -467,10 +467,7 @@ class CocoPanopticWriter(Writer):
 
     def __init__(self, url, *, train_ids: bool = False, **options):
         self.train_ids = bool(train_ids)
-        super().__init__(url, **options)
-        # The records of each split, spooled as they come (in input order): memory does not
-        # grow with the number of frames.
-        self._spool = Spool()
+        super().__init__(url, **options)  # the records of each split go to self._spool, as they come
         self._ids: Dict[str, Set[str]] = {}
 
     def _output(self, frame: Frame) -> Tuple[Frame, Tuple[str, ...]]:
@@ -550,20 +547,9 @@ class CocoPanopticWriter(Writer):
     def _index_files(self) -> Files:
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
-        splits = list(dict.fromkeys(key[0] for key in self._spool.keys()))  # type: ignore[index]
         return [(json_path(split), json_lists(
             [("annotations", self._spool.records((split, "annotations"))), ("categories", categories),
-             ("images", self._spool.records((split, "images")))])) for split in splits]
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._spool.close()
-
-    def _abort(self) -> None:
-        self._spool.close()
-        super()._abort()
+             ("images", self._spool.records((split, "images")))])) for split in self._spool.groups()]
 
     def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
         raise NotImplementedError
