@@ -372,3 +372,23 @@ def workdir(path: Optional[str], prefix: str) -> Iterator[str]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def against_official(runs: Sequence[Tuple[str, Callable[[], Dict]]], repeat: int, frames: int,
+                     size: Tuple[int, int], target: float, info: Dict[str, str]) -> None:
+    """Warm up, run ``runs`` alternated ``repeat`` times, and print their table (best time per
+    frame, median peak RSS, speed against the run named ``official`` when there is one) and the
+    verdict of ``ours w1`` against ``target``."""
+    for _, run in runs:  # warm-up
+        run()
+    got = alternate(runs, repeat)
+    best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
+    rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
+    rows = [[f"{name}, {frames} frames {size[0]}x{size[1]}", f"{best[name] / frames * 1000:.0f} ms/frame",
+             f"{rss[name] / 1024:.0f} MiB", f"{best['official'] / best[name]:.1f}x" if "official" in best else "-"]
+            for name in best]
+    print(markdown_table(["run", "time", "peak RSS", "speed vs official"], rows))
+    if "official" in best:
+        ratio = best["official"] / best["ours w1"]
+        print(f"\none process: {ratio:.1f}x the official script (target >= {target:.0f}x): {verdict(ratio >= target)}")
+    print(f"load average at end: {load_average()}; cpus {info.get('cpu count', '')}")

@@ -93,19 +93,7 @@ def main() -> None:
             runs.append(("official", official))
         runs.append(("ours w1", lambda: C.run_child(_OURS, root, preds, "1")))
         runs.append(("ours w2", lambda: C.run_child(_OURS, root, preds, "2")))
-        for _, run in runs:
-            run()
-        got = C.alternate(runs, args.repeat)
-        best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
-        rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
-        rows = [[f"{name}, {args.frames} frames {size[0]}x{size[1]}", f"{best[name] / args.frames * 1000:.0f} ms/frame",
-                 f"{rss[name] / 1024:.0f} MiB", f"{best['official'] / best[name]:.1f}x" if "official" in best else "-"]
-                for name in best]
-        print(C.markdown_table(["run", "time", "peak RSS", "speed vs official"], rows))
-        if "official" in best:
-            ratio = best["official"] / best["ours w1"]
-            print(f"\none process: {ratio:.1f}x the official script (target >= {TARGET:.0f}x): {C.verdict(ratio >= TARGET)}")
-        print(f"load average at end: {C.load_average()}; cpus {info.get('cpu count', '')}")
+        C.against_official(runs, args.repeat, args.frames, size, TARGET, info)
 
 
 if __name__ == "__main__":

@@ -71,23 +71,7 @@ def main() -> None:
             runs.append(("official", lambda: (clean(root), C.run_child(_OFFICIAL, root, python=args.official_python))[1]))
         runs.append(("ours w1", lambda: (clean(root), C.run_child(_OURS, root, "1"))[1]))
         runs.append(("ours w2", lambda: (clean(root), C.run_child(_OURS, root, "2"))[1]))
-        for _, run in runs:  # warm-up
-            run()
-        got = C.alternate(runs, args.repeat)
-        best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
-        rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
-        rows = []
-        for name in best:
-            ms = best[name] / args.frames * 1000
-            ratio = best["official"] / best[name] if "official" in best else None
-            rows.append([f"{name}, {args.frames} frames {size[0]}x{size[1]}", f"{ms:.0f} ms/frame",
-                         f"{rss[name] / 1024:.0f} MiB", f"{ratio:.1f}x" if ratio else "-"])
-        print(C.markdown_table(["run", "time", "peak RSS", "speed vs official"], rows))
-        if "official" in best:
-            ratio = best["official"] / best["ours w1"]
-            print(f"\none process: {ratio:.1f}x the official script (target >= {TARGET:.0f}x): "
-                  f"{C.verdict(ratio >= TARGET)}")
-        print(f"load average at end: {C.load_average()}; cpus {info.get('cpu count', '')}")
+        C.against_official(runs, args.repeat, args.frames, size, TARGET, info)
 
 
 if __name__ == "__main__":
