@@ -290,9 +290,7 @@ def cmd_info(args) -> int:
                            "labels": {"source": ds.labels.source, "count": len(ds.labels),
                                       "names": [f"{l.id}:{l.name}" for l in ds.labels]},
                            "splits": {}, "frames": 0}
-    base = ds.reader
-    while hasattr(base, "base"):  # under filters and transforms
-        base = base.base.reader
+    base = ds.source_reader
     if getattr(base, "trees", None) is not None:
         out["annotations"] = {"trees": list(base.trees), "read": base.annotations}
     for split in ds.splits():

@@ -97,6 +97,16 @@ class Dataset:
         return self.reader.labels
 
     @property
+    def source_reader(self) -> Reader:
+        """The format's own reader under this dataset's operations (filters, remaps, renamed
+        splits): where its files are, and what the format knows of them (Cityscapes: the
+        annotation trees)."""
+        reader = self.reader
+        while isinstance(reader, ops._View):
+            reader = reader.base.reader
+        return reader
+
+    @property
     def roots(self) -> List[str]:
         return [str(r) for r in self.reader.roots]
 

@@ -27,6 +27,7 @@ import numpy as np
 from . import png
 from .dataset import Dataset, open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
+from .formats.cityscapes import CityscapesReader
 from .frame import Frame, OnError, check_policy
 from .names import GT_DIR, gt_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
@@ -252,7 +253,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         if archive and workers > 1:
             w._abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
-        trees = sorted({_base_reader(ds).annotations for ds in group})
+        trees = sorted({_tree_reader(ds).annotations for ds in group})
         frames = (f for ds in group for f in _annotated(ds, source))
         items = items_for(frames, w, resume=not overwrite and not archive, folders=trees)
         run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
@@ -268,8 +269,7 @@ def _datasets(src, storage_options, annotations, split, cities, on_error) -> Lis
     and cities it has (a split such as ``train_extra`` or ``test`` is in one tree only); a
     requested split or city that no tree has is an error."""
     if isinstance(src, Dataset):
-        if _base_reader(src).format != "cityscapes":
-            raise ValueError(f"prepare needs a Cityscapes dataset, got {_base_reader(src).format}")
+        _tree_reader(src)  # a Cityscapes dataset, or ValueError
         return [src.filter(split=split, cities=cities) if split is not None or cities is not None else src]
     first = open_dataset(src, storage_options=storage_options, on_error=on_error, annotations=annotations)
     read = getattr(first.reader, "annotations", None)
@@ -305,10 +305,18 @@ def _datasets(src, storage_options, annotations, split, cities, on_error) -> Lis
     return out
 
 
+def _tree_reader(ds: Dataset) -> CityscapesReader:
+    """The Cityscapes reader under a dataset's operations."""
+    reader = ds.source_reader
+    if not isinstance(reader, CityscapesReader):
+        raise ValueError(f"prepare needs a Cityscapes dataset, got {reader.format}")
+    return reader
+
+
 def _destination(ds: Dataset, storage_options):
     """``(url, storage options)`` of the root holding the annotation tree of ``ds``, where the
     files go when no ``dst`` is given."""
-    reader = _base_reader(ds)
+    reader = _tree_reader(ds)
     roots = reader.annotation_roots()
     if not roots:
         raise DatasetNotFoundError(" + ".join(map(str, reader.roots)), f"no {reader.annotations}/ annotations")
@@ -319,14 +327,6 @@ def _destination(ds: Dataset, storage_options):
         raise CityscapesIOError(root.url, "the source is read-only (an archive): give dst, a folder or bucket "
                                           "to write the prepared files into")
     return root.url, storage_options
-
-
-def _base_reader(ds: Dataset):
-    """The reader of the files under a dataset's operations (filters, remaps)."""
-    reader = ds.reader
-    while hasattr(reader, "base"):
-        reader = reader.base.reader
-    return reader
 
 
 def _annotated(ds: Dataset, source: str) -> Iterator[Frame]:
