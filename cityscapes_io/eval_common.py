@@ -1,0 +1,141 @@
+"""What the evaluation tasks share: the official label table as the evaluators use it, matching
+prediction files to ground-truth frames by ``<city>_<seq>_<frame>``, the error that lists a
+submission's problems, and the ordered map of a per-frame function over processes.
+
+Every task computes per-frame statistics in a module-level function (so that it pickles to a
+worker process) and sums them in frame order in the calling process: ``workers > 1`` gives the
+very same numbers as one process, and nothing holds more than a bounded window of frames.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import posixpath
+import re
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import CityscapesIOError
+from .labels import _OFFICIAL
+from .storage import Root, find_files
+
+__all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
+           "refuse", "run_frames", "few", "TRAIN_TO_ID"]
+
+# The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
+LABELS = [row for row in _OFFICIAL if row[1] >= 0]
+IDS: List[int] = [row[1] for row in LABELS]
+N = max(IDS) + 1  # 34
+NAME: Dict[int, str] = {row[1]: row[0] for row in LABELS}
+ID_OF: Dict[str, int] = {row[0]: row[1] for row in LABELS}
+CATEGORY: Dict[int, str] = {row[1]: row[3] for row in LABELS}
+HAS_INSTANCES: Dict[int, bool] = {row[1]: row[4] for row in LABELS}
+IGNORED: Dict[int, bool] = {row[1]: row[5] for row in LABELS}
+#: Categories in the order of the official ``category2labels`` (first appearance in the table).
+CATEGORIES: List[str] = list(dict.fromkeys(row[3] for row in _OFFICIAL))
+# Train id -> label id (the official table); -1 for a value that is not a train id.
+TRAIN_TO_ID: np.ndarray = np.full(256, -1, np.int64)
+for _row in LABELS:
+    if 0 <= _row[2] < 255:
+        TRAIN_TO_ID[_row[2]] = _row[1]
+
+_TAIL = re.compile(r"(?=(_\d+_\d+))")
+
+
+def few(values: np.ndarray, limit: int = 10) -> str:
+    """The first values of an array, for a message."""
+    shown = ", ".join(str(int(v)) for v in values[:limit])
+    return shown + (f" ... ({values.size} values)" if values.size > limit else "")
+
+
+def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str] = (".png",),
+                      files: Optional[Iterable[str]] = None) -> Tuple[List[str], List[str]]:
+    """The prediction file of each frame (``""`` when none) and the problems of the prediction tree.
+
+    The official rule: a prediction file's name contains ``<city>_<seq>_<frame>`` of exactly one
+    ground-truth frame, and each frame has exactly one such file (searched recursively). Files
+    not ending in one of ``exts`` are not predictions (masks beside instance txt files, notes).
+    """
+    keys: Dict[str, int] = {}
+    by_tail: Dict[str, List[str]] = {}
+    for k, frame in enumerate(frames):
+        base = posixpath.basename(frame.id)
+        keys[base] = k
+        m = re.search(r"_\d+_\d+$", base)
+        by_tail.setdefault(m.group(0) if m else "", []).append(base)
+    if files is None:
+        try:
+            files = find_files(pred_root.fs, pred_root.path)
+        except FileNotFoundError as exc:
+            raise CityscapesIOError(str(pred_root), "the prediction folder does not exist") from exc
+    found: Dict[int, List[str]] = {}
+    problems = []
+    untailed = by_tail.get("", [])
+    lowered = tuple(e.lower() for e in exts)
+    for path in files:
+        name = posixpath.basename(path)
+        if not name.lower().endswith(lowered):
+            continue
+        hits = {base for t in _TAIL.findall(name) for base in by_tail.get(t, []) if base in name}
+        hits.update(base for base in untailed if base in name)
+        shown = pred_root.display(pred_root.relative(path))
+        if not hits:
+            problems.append(f"{shown}: matches no ground-truth frame")
+        elif len(hits) > 1:
+            problems.append(f"{shown}: matches several ground-truth frames: {', '.join(sorted(hits))}")
+        else:
+            found.setdefault(keys[hits.pop()], []).append(path)
+    out = []
+    for k, frame in enumerate(frames):
+        paths = found.get(k, [])
+        if not paths:
+            problems.append(f"{frame.where}: no prediction for frame {frame.id}")
+        elif len(paths) > 1:
+            shown = ", ".join(pred_root.display(pred_root.relative(p)) for p in paths)
+            problems.append(f"{frame.where}: several predictions for frame {frame.id}: {shown}")
+        out.append(paths[0] if paths else "")
+    return out, problems
+
+
+def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:
+    """The error of a submission with problems, listing every one."""
+    return CityscapesIOError(str(where), f"{len(problems)} problem(s) with the predictions:\n" +
+                             "\n".join(f"  {p}" for p in problems))
+
+
+def _chunk(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
+           common: Tuple[Any, ...]) -> List[Any]:
+    out = []
+    for frame, extra in zip(frames, args):
+        try:
+            out.append(fn(frame, *extra, *common))
+        finally:
+            frame.release()
+    return out
+
+
+def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
+               common: Tuple[Any, ...] = (), *, workers: int = 1) -> Iterator[Any]:
+    """``fn(frame, *args[k], *common)`` for every frame, yielded in frame order.
+
+    With ``workers > 1`` the frames go in chunks to spawned processes (``fn`` and its arguments
+    must pickle), a bounded window of chunks in flight, so memory does not grow with the split.
+    """
+    if workers <= 1:
+        for frame, extra in zip(frames, args):
+            try:
+                yield fn(frame, *extra, *common)
+            finally:
+                frame.release()
+        return
+    size = max(1, min(16, len(frames) // (workers * 4) or 1))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: List[Future] = []
+        for i in range(0, len(frames), size):
+            pending.append(pool.submit(_chunk, fn, frames[i:i + size], args[i:i + size], common))
+            if len(pending) >= 2 * workers:
+                yield from pending.pop(0).result()
+        for fut in pending:
+            yield from fut.result()

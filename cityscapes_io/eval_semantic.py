@@ -1,0 +1,357 @@
+"""Semantic (pixel-level) evaluation with the rules of cityscapesScripts'
+``evaluation/evalPixelLevelSemanticLabeling.py`` (FORMAT.md section 10): a confusion matrix over
+the label ids 0..33, IoU per class and category with the ground truth of classes ignored in
+evaluation left out of the false positives, iIoU weighting each ground-truth instance's true
+positives and false negatives by ``avgClassSize[class] / instance size``, NaN for a class or
+category with nothing to score and averages over the scores that are not NaN.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import png
+from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, ID_OF, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
+                          match_predictions, refuse, run_frames)
+from .errors import CityscapesIOError
+from .labels import _OFFICIAL
+from .storage import Root, read_file, resolve_root
+
+__all__ = ["SemanticResult", "AVG_CLASS_SIZE", "evaluate_semantic", "semantic_problems"]
+
+#: The official average instance sizes in pixels (evalPixelLevelSemanticLabeling.py), the iIoU weights.
+AVG_CLASS_SIZE: Dict[str, float] = {
+    "bicycle": 4672.3249222261,
+    "caravan": 36771.8241758242,
+    "motorcycle": 6298.7200839748,
+    "rider": 3930.4788056518,
+    "bus": 35732.1511111111,
+    "train": 67583.7075812274,
+    "car": 12794.0202738185,
+    "person": 3462.4756337644,
+    "truck": 27855.1264367816,
+    "trailer": 16926.9763313609,
+}
+
+def _instance_categories() -> Dict[str, List[int]]:
+    """Categories whose labels all have instances (official ``generateInstanceStats``), with their ids."""
+    out: Dict[str, List[int]] = {}
+    for cat in CATEGORIES:
+        rows = [row for row in _OFFICIAL if row[3] == cat and row[1] >= 0]
+        if all(row[4] for row in rows):
+            out[cat] = [row[1] for row in rows]
+    return out
+
+
+_NOT_IGNORED = [i for i in IDS if not IGNORED[i]]
+_INSTANCE_CATEGORIES = _instance_categories()
+_INSTANCE_CLASSES = [i for i in IDS if HAS_INSTANCES[i] and not IGNORED[i]]
+# Per label id: the index of its instance category in _INSTANCE_CATEGORIES, -1 when none.
+_CAT_INDEX: np.ndarray = np.full(N, -1, np.int64)
+for _k, (_cat, _ids) in enumerate(_INSTANCE_CATEGORIES.items()):
+    _CAT_INDEX[_ids] = _k
+# -- per frame ------------------------------------------------------------------------------------
+@dataclass
+class _FrameStats:
+    """What one frame adds: its confusion matrix and, per evaluated gt instance (in the official
+    order), its label id and weighted TP / FN for the class and for the category."""
+
+    matrix: Optional[np.ndarray]
+    instances: Optional[np.ndarray] = None  # shape (n, 5): label id, tpW, fnW, catTpW, catFnW
+    problems: List[str] = field(default_factory=list)
+
+
+def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]) -> Tuple[Optional[np.ndarray], str, List[str]]:
+    """The prediction of a frame as label ids (``None`` with problems when it cannot be read),
+    with the name problems are reported under. ``pred`` is a file path under ``pred_root``
+    (``lut`` maps train ids when given) or a prediction Frame (``lut`` maps its dataset's label
+    ids to the official ones, -1 for none)."""
+    if isinstance(pred, str):
+        assert pred_root is not None
+        where = pred_root.display(pred_root.relative(pred))
+        try:
+            arr = png.decode_gray(read_file(pred_root.fs, pred), where)
+        except CityscapesIOError as exc:
+            return None, where, [str(exc)]
+    else:
+        where = pred.where or f"prediction {pred.id}"
+        try:
+            arr = pred.label_ids()
+        except CityscapesIOError as exc:
+            return None, where, [str(exc)]
+        if arr is None:
+            return None, where, [f"{where}: prediction frame {pred.id} has no label ids"]
+    if lut is None:
+        if arr.size and int(arr.max()) >= N:
+            bad = np.unique(arr[arr >= N])
+            return None, where, [f"{where}: values that are not label ids (0..{N - 1}): {few(bad)}"]
+        return arr, where, []
+    mapped = lut[np.minimum(arr, lut.size - 1)] if arr.dtype != np.uint8 or lut.size < 256 else lut[arr]
+    if arr.size and int(mapped.min()) < 0:
+        problems = []
+        if pred_root is not None and (arr == 255).any():
+            problems.append(f"{where}: train id 255 (ignore) in a prediction: every pixel must be predicted")
+        bad = np.unique(arr[(mapped < 0) & ((arr != 255) if pred_root is not None else True)])
+        if bad.size:
+            kind = "train ids" if pred_root is not None else "labels the official table knows"
+            problems.append(f"{where}: values that are not {kind}: {few(bad)}")
+        return None, where, problems
+    return mapped, where, []
+
+
+def _frame_stats(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray],
+                 check_only: bool = False) -> _FrameStats:
+    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame)."""
+    p, where, problems = _read_prediction(pred, pred_root, lut)
+    gt_where = frame.where
+    try:
+        gt = frame.label_ids()
+        inst = frame.instance_ids()
+    except CityscapesIOError as exc:
+        return _FrameStats(None, problems=problems + [str(exc)])
+    if gt is None or inst is None:
+        return _FrameStats(None, problems=problems + [f"{gt_where}: no ground truth label or instance ids"])
+    if p is not None and p.shape != gt.shape:
+        problems.append(f"{where}: size {p.shape[1]}x{p.shape[0]}, the ground truth "
+                        f"{frame.id} is {gt.shape[1]}x{gt.shape[0]}")
+    if gt.size and int(gt.max()) >= N:
+        problems.append(f"{gt_where}: ground truth values that are not label ids: {few(np.unique(gt[gt >= N]))}")
+    if problems or p is None or check_only:
+        return _FrameStats(None, problems=problems)
+    pred8 = p.astype(np.uint16)
+    matrix = np.bincount((gt.astype(np.uint16) * N + pred8).ravel(), minlength=N * N)
+    return _FrameStats(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))
+
+
+# Per instanceIds value: its label id when it is an instance (> 1000) of a class evaluated with
+# instances, else 255; and the index of that label's instance category (255 when none).
+_VALUE_LABEL: np.ndarray = np.full(65536, 255, np.uint16)
+_VALUE_CAT: np.ndarray = np.full(65536, 255, np.uint16)
+for _v in range(1001, 65536):
+    if _v // 1000 in _INSTANCE_CLASSES:
+        _VALUE_LABEL[_v] = _v // 1000
+        if _CAT_INDEX[_v // 1000] >= 0:
+            _VALUE_CAT[_v] = _CAT_INDEX[_v // 1000]
+_PRED_CAT: np.ndarray = np.where(_CAT_INDEX >= 0, _CAT_INDEX, 254).astype(np.uint16)
+_WEIGHT: np.ndarray = np.zeros(65536)
+_WEIGHT[_VALUE_LABEL != 255] = [AVG_CLASS_SIZE[NAME[int(v) // 1000]] for v in np.flatnonzero(_VALUE_LABEL != 255)]
+
+
+def _instance_stats(inst: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per ground-truth instance (value > 1000, of a class evaluated with instances), in ascending
+    order of value: label id, tpWeighted, fnWeighted and, for its category, catTpWeighted, catFnWeighted.
+
+    Counted with lookup tables over the 16-bit values (no sort): the size of each value, and
+    how many of its pixels are predicted as its class and as its category."""
+    values = inst.ravel()
+    if values.dtype != np.uint16:
+        values = values.astype(np.uint16)
+    size = np.bincount(values, minlength=65536)
+    present = np.flatnonzero((size > 0) & (_VALUE_LABEL != 255))
+    if present.size == 0:
+        return np.zeros((0, 5))
+    p = pred.ravel()
+    tp = np.bincount(values[_VALUE_LABEL[values] == p], minlength=65536)[present]
+    cat_tp = np.bincount(values[_VALUE_CAT[values] == _PRED_CAT[p]], minlength=65536)[present]
+    n = size[present].astype(np.float64)
+    weight = _WEIGHT[present] / n
+    tp_f, cat_f = tp.astype(np.float64), cat_tp.astype(np.float64)
+    out = np.empty((present.size, 5))
+    out[:, 0] = present // 1000
+    out[:, 1] = tp_f * weight
+    out[:, 2] = (n - tp_f) * weight
+    out[:, 3] = cat_f * weight
+    out[:, 4] = (n - cat_f) * weight
+    return out
+
+
+# -- the result -----------------------------------------------------------------------------------
+class SemanticResult:
+    """The pixel-level result: ``print(result)`` gives the official tables, :meth:`to_dict` the
+    content of the official ``resultPixelLevelSemanticLabeling.json``."""
+
+    def __init__(self, matrix: np.ndarray, class_tp_fn: Dict[str, List[float]],
+                 category_tp_fn: Dict[str, List[float]], frames: int):
+        self.confusion_matrix = matrix
+        self.frames = frames
+        m = matrix
+        self.class_scores: Dict[str, float] = {}
+        self.class_inst_scores: Dict[str, float] = {}
+        for lab in IDS:
+            name = NAME[lab]
+            if IGNORED[lab]:
+                self.class_scores[name] = self.class_inst_scores[name] = float("nan")
+                continue
+            tp = int(m[lab, lab])
+            fn = int(m[lab, :].sum()) - tp
+            fp = int(m[[i for i in _NOT_IGNORED if i != lab], lab].sum())
+            self.class_scores[name] = _ratio(tp, tp + fp + fn)
+            if name in class_tp_fn:
+                tpw, fnw = class_tp_fn[name]
+                self.class_inst_scores[name] = _ratio(tpw, tpw + fp + fnw)
+            else:
+                self.class_inst_scores[name] = float("nan")
+        self.category_scores: Dict[str, float] = {}
+        self.category_inst_scores: Dict[str, float] = {}
+        for cat in CATEGORIES:
+            ids = [i for i in IDS if CATEGORY[i] == cat and not IGNORED[i]]
+            others = [i for i in _NOT_IGNORED if CATEGORY[i] != cat]
+            if not ids:
+                self.category_scores[cat] = float("nan")
+            else:
+                tp = int(m[np.ix_(ids, ids)].sum())
+                fn = int(m[ids, :].sum()) - tp
+                fp = int(m[np.ix_(others, ids)].sum())
+                self.category_scores[cat] = _ratio(tp, tp + fp + fn)
+            if cat in category_tp_fn:
+                inst_ids = _INSTANCE_CATEGORIES[cat]
+                fp = int(m[np.ix_(others, inst_ids)].sum())
+                tpw, fnw = category_tp_fn[cat]
+                self.category_inst_scores[cat] = _ratio(tpw, tpw + fp + fnw)
+            else:
+                self.category_inst_scores[cat] = float("nan")
+        self.average_classes = _average(self.class_scores)
+        self.average_inst_classes = _average(self.class_inst_scores)
+        self.average_categories = _average(self.category_scores)
+        self.average_inst_categories = _average(self.category_inst_scores)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The keys and values of the official ``resultPixelLevelSemanticLabeling.json``."""
+        total = int(self.confusion_matrix.sum())
+        return {
+            "confMatrix": self.confusion_matrix.tolist(),
+            "priors": {NAME[i]: (int(self.confusion_matrix[i, :].sum()) / total if total else float("nan"))
+                       for i in IDS},
+            "labels": {NAME[i]: i for i in IDS},
+            "classScores": dict(self.class_scores),
+            "classInstScores": dict(self.class_inst_scores),
+            "categoryScores": dict(self.category_scores),
+            "categoryInstScores": dict(self.category_inst_scores),
+            "averageScoreClasses": self.average_classes,
+            "averageScoreInstClasses": self.average_inst_classes,
+            "averageScoreCategories": self.average_categories,
+            "averageScoreInstCategories": self.average_inst_categories,
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{self.frames} frames", "", "classes          IoU      nIoU", "-" * 32]
+        for lab in IDS:
+            if not IGNORED[lab]:
+                name = NAME[lab]
+                lines.append(f"{name:<14}: {self.class_scores[name]:>5.3f}    {self.class_inst_scores[name]:>5.3f}")
+        lines += ["-" * 32, f"Score Average : {self.average_classes:5.3f}    {self.average_inst_classes:5.3f}",
+                  "-" * 32, "", "categories       IoU      nIoU", "-" * 32]
+        for cat in CATEGORIES:
+            if all(row[5] for row in _OFFICIAL if row[3] == cat):
+                continue
+            lines.append(f"{cat:<14}: {self.category_scores[cat]:>5.3f}    {self.category_inst_scores[cat]:>5.3f}")
+        lines += ["-" * 32, f"Score Average : {self.average_categories:5.3f}    {self.average_inst_categories:5.3f}",
+                  "-" * 32]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"SemanticResult(frames={self.frames}, mIoU={self.average_classes:.4f}, "
+                f"iIoU={self.average_inst_classes:.4f})")
+
+
+def _ratio(num: float, denom: float) -> float:
+    return float("nan") if denom == 0 else float(num) / denom
+
+
+def _average(scores: Mapping[str, float]) -> float:
+    valid = [s for s in scores.values() if not math.isnan(s)]
+    return sum(valid) / len(valid) if valid else float("nan")
+
+
+
+
+# -- the task -------------------------------------------------------------------------------------
+def _dataset_lut(labels) -> np.ndarray:
+    """A prediction dataset's label ids -> official label ids, by name (-1: a label the official
+    table does not know, or the ignore label of a train-id map, which is not a prediction)."""
+    ids = [lab.id for lab in labels]
+    lut = np.full(max(max(ids, default=0) + 1, 256), -1, np.int64)
+    train = labels.is_train_ids
+    for lab in labels:
+        official = ID_OF.get(lab.name)
+        if official is not None and not (train and lab.id == 255):
+            lut[lab.id] = official
+    return lut
+
+
+def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, train_ids: bool,
+           ) -> Tuple[List[Tuple[Any, ...]], Optional[Root], Optional[np.ndarray], List[str], Any]:
+    """Per frame its prediction (path or Frame), the prediction root, the lookup table and the
+    problems of matching."""
+    from .dataset import Dataset
+
+    if isinstance(predictions, Dataset):
+        by_id = {}
+        problems = []
+        for f in predictions:
+            if f.id in by_id:
+                problems.append(f"{f.where or f.id}: several predictions for frame {f.id}")
+            by_id[f.id] = f
+        wanted = {f.id for f in frames}
+        problems += [f"{f.where or f.id}: prediction {f.id} matches no ground-truth frame"
+                     for f in by_id.values() if f.id not in wanted]
+        problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
+        args = [(by_id.get(f.id),) for f in frames]
+        return args, None, _dataset_lut(predictions.labels), problems, "the prediction dataset"
+    root = resolve_root(predictions, pred_storage_options)
+    paths, problems = match_predictions(frames, root)
+    return [(p,) for p in paths], root, (TRAIN_TO_ID if train_ids else None), problems, root
+
+
+def _run(frames, predictions, pred_storage_options, workers, progress, train_ids, check_only):
+    args, root, lut, problems, where = _pairs(frames, predictions, pred_storage_options, train_ids)
+    if problems and not check_only:
+        raise refuse(problems, where)
+    keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
+    stats = run_frames(_frame_stats, [frames[k] for k in keep], [args[k] for k in keep], (root, lut, check_only),
+                       workers=workers)
+    return stats, problems, where
+
+
+def semantic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+                      workers: int = 1, progress: Optional[Callable[[int], None]] = None,
+                      pred_train_ids: bool = False) -> List[str]:
+    """Every problem of a semantic submission (matching, unreadable files, sizes, values), without evaluating."""
+    stats, problems, _ = _run(frames, predictions, pred_storage_options, workers, progress, pred_train_ids, True)
+    for done, s in enumerate(stats, 1):
+        problems.extend(s.problems)
+        if progress is not None:
+            progress(done)
+    return problems
+
+
+def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+                      workers: int = 1, progress: Optional[Callable[[int], None]] = None,
+                      pred_train_ids: bool = False) -> SemanticResult:
+    """The pixel-level evaluation of ``predictions`` (a folder / URL of PNGs or a Dataset) on ``frames``."""
+    stats, problems, where = _run(frames, predictions, pred_storage_options, workers, progress, pred_train_ids,
+                                  False)
+    matrix: np.ndarray = np.zeros((N, N), np.int64)
+    class_acc: Dict[str, List[float]] = {NAME[i]: [0.0, 0.0] for i in _INSTANCE_CLASSES}
+    cat_acc: Dict[str, List[float]] = {c: [0.0, 0.0] for c in _INSTANCE_CATEGORIES}
+    for done, s in enumerate(stats, 1):
+        if s.problems:
+            problems.extend(s.problems)
+        elif s.matrix is not None:
+            matrix += s.matrix
+            for lab, tpw, fnw, ctpw, cfnw in (s.instances if s.instances is not None else ()):
+                acc = class_acc[NAME[int(lab)]]
+                acc[0] += tpw
+                acc[1] += fnw
+                cat = CATEGORY[int(lab)]
+                if cat in cat_acc:
+                    cat_acc[cat][0] += ctpw
+                    cat_acc[cat][1] += cfnw
+        if progress is not None:
+            progress(done)
+    if problems:
+        raise refuse(problems, where)
+    return SemanticResult(matrix, class_acc, cat_acc, len(frames))
