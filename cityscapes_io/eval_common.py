@@ -9,9 +9,10 @@ very same numbers as one process, and nothing holds more than a bounded window o
 from __future__ import annotations
 
 import multiprocessing
+import os
 import posixpath
 import re
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -21,7 +22,7 @@ from .labels import _OFFICIAL
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "few", "TRAIN_TO_ID"]
+           "refuse", "run_frames", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -41,6 +42,19 @@ for _row in LABELS:
         TRAIN_TO_ID[_row[2]] = _row[1]
 
 _TAIL = re.compile(r"(?=(_\d+_\d+))")
+
+
+def official_lut(labels: Any) -> np.ndarray:
+    """A prediction dataset's label ids -> official label ids, by name (-1: a label the official
+    table does not know, or the ignore label of a train-id map, which is not a prediction)."""
+    ids = [lab.id for lab in labels]
+    lut = np.full(max(max(ids, default=0) + 1, 256), -1, np.int64)
+    train = labels.is_train_ids
+    for lab in labels:
+        official = ID_OF.get(lab.name)
+        if official is not None and not (train and lab.id == 255):
+            lut[lab.id] = official
+    return lut
 
 
 def few(values: np.ndarray, limit: int = 10) -> str:
@@ -106,28 +120,47 @@ def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:
 
 def _chunk(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
            common: Tuple[Any, ...]) -> List[Any]:
-    out = []
-    for frame, extra in zip(frames, args):
-        try:
-            out.append(fn(frame, *extra, *common))
-        finally:
-            frame.release()
-    return out
+    return [_one(fn, frame, extra, common) for frame, extra in zip(frames, args)]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _one(fn: Callable[..., Any], frame: Any, extra: Tuple[Any, ...], common: Tuple[Any, ...]) -> Any:
+    try:
+        return fn(frame, *extra, *common)
+    finally:
+        frame.release()
 
 
 def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
-               common: Tuple[Any, ...] = (), *, workers: int = 1) -> Iterator[Any]:
+               common: Tuple[Any, ...] = (), *, workers: int = 1, threads: Optional[int] = None) -> Iterator[Any]:
     """``fn(frame, *args[k], *common)`` for every frame, yielded in frame order.
 
     With ``workers > 1`` the frames go in chunks to spawned processes (``fn`` and its arguments
     must pickle), a bounded window of chunks in flight, so memory does not grow with the split.
+    With one worker, ``threads`` frames are worked on at once in this process (default: two
+    when two cores are available): PNG decoding and numpy release the GIL, so reading the next
+    frame overlaps counting this one. ``fn`` must then not share state between frames.
     """
     if workers <= 1:
-        for frame, extra in zip(frames, args):
-            try:
-                yield fn(frame, *extra, *common)
-            finally:
-                frame.release()
+        n = min(2, _cores()) if threads is None else max(1, threads)
+        if n == 1:
+            for frame, extra in zip(frames, args):
+                yield _one(fn, frame, extra, common)
+            return
+        with ThreadPoolExecutor(max_workers=n) as tpool:
+            window: List[Future] = []
+            for frame, extra in zip(frames, args):
+                window.append(tpool.submit(_one, fn, frame, extra, common))
+                if len(window) > n:
+                    yield window.pop(0).result()
+            for fut in window:
+                yield fut.result()
         return
     size = max(1, min(16, len(frames) // (workers * 4) or 1))
     ctx = multiprocessing.get_context("spawn")

@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import png
-from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, ID_OF, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
-                          match_predictions, refuse, run_frames)
+from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
+                          match_predictions, official_lut, refuse, run_frames)
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
 from .storage import Root, read_file, resolve_root
@@ -126,45 +126,52 @@ def _frame_stats(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional
     return _FrameStats(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))
 
 
-# Per instanceIds value: its label id when it is an instance (> 1000) of a class evaluated with
-# instances, else 255; and the index of that label's instance category (255 when none).
-_VALUE_LABEL: np.ndarray = np.full(65536, 255, np.uint16)
-_VALUE_CAT: np.ndarray = np.full(65536, 255, np.uint16)
-for _v in range(1001, 65536):
-    if _v // 1000 in _INSTANCE_CLASSES:
-        _VALUE_LABEL[_v] = _v // 1000
-        if _CAT_INDEX[_v // 1000] >= 0:
-            _VALUE_CAT[_v] = _CAT_INDEX[_v // 1000]
-_PRED_CAT: np.ndarray = np.where(_CAT_INDEX >= 0, _CAT_INDEX, 254).astype(np.uint16)
-_WEIGHT: np.ndarray = np.zeros(65536)
-_WEIGHT[_VALUE_LABEL != 255] = [AVG_CLASS_SIZE[NAME[int(v) // 1000]] for v in np.flatnonzero(_VALUE_LABEL != 255)]
+# The classes and categories counted per instance: for each label id its instance category
+# (a column of _CAT_OF), and per instanceIds value > 1000 of such a class its average size.
+_CAT_OF: np.ndarray = np.zeros((N, max(len(_INSTANCE_CATEGORIES), 1)), np.int64)
+for _lab in IDS:
+    if _CAT_INDEX[_lab] >= 0:
+        _CAT_OF[_lab, _CAT_INDEX[_lab]] = 1
+_AVG: np.ndarray = np.zeros(N)
+for _lab in _INSTANCE_CLASSES:
+    _AVG[_lab] = AVG_CLASS_SIZE[NAME[_lab]]
 
 
 def _instance_stats(inst: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Per ground-truth instance (value > 1000, of a class evaluated with instances), in ascending
     order of value: label id, tpWeighted, fnWeighted and, for its category, catTpWeighted, catFnWeighted.
 
-    Counted with lookup tables over the 16-bit values (no sort): the size of each value, and
-    how many of its pixels are predicted as its class and as its category."""
-    values = inst.ravel()
-    if values.dtype != np.uint16:
-        values = values.astype(np.uint16)
-    size = np.bincount(values, minlength=65536)
-    present = np.flatnonzero((size > 0) & (_VALUE_LABEL != 255))
-    if present.size == 0:
+    One histogram of (instance value, predicted label) over the instance pixels, no sort: an
+    instance's size is its row's sum, its true positives the column of its class, its category's
+    true positives the columns of the category's classes."""
+    sel = inst > 1000
+    values = inst[sel]
+    if values.size == 0:
         return np.zeros((0, 5))
-    p = pred.ravel()
-    tp = np.bincount(values[_VALUE_LABEL[values] == p], minlength=65536)[present]
-    cat_tp = np.bincount(values[_VALUE_CAT[values] == _PRED_CAT[p]], minlength=65536)[present]
-    n = size[present].astype(np.float64)
-    weight = _WEIGHT[present] / n
-    tp_f, cat_f = tp.astype(np.float64), cat_tp.astype(np.float64)
-    out = np.empty((present.size, 5))
-    out[:, 0] = present // 1000
-    out[:, 1] = tp_f * weight
-    out[:, 2] = (n - tp_f) * weight
-    out[:, 3] = cat_f * weight
-    out[:, 4] = (n - cat_f) * weight
+    low = int(values.min())
+    span = int(values.max()) - low + 1
+    key = (values - np.uint16(low)).astype(np.int32) * N + pred[sel]
+    hist = np.bincount(key, minlength=span * N).reshape(span, N)
+    size = hist.sum(axis=1)
+    rows = np.flatnonzero(size)
+    value = rows + low
+    label = value // 1000
+    keep = (label < N)
+    keep[keep] = _AVG[label[keep]] > 0  # classes ignored in evaluation, and values the table does not know
+    rows, value, label = rows[keep], value[keep], label[keep]
+    if rows.size == 0:
+        return np.zeros((0, 5))
+    n = size[rows].astype(np.float64)
+    tp = hist[rows, label].astype(np.float64)
+    cat_tp = (hist[rows] @ _CAT_OF)[np.arange(rows.size), _CAT_INDEX[label]].astype(np.float64)
+    cat_tp[_CAT_INDEX[label] < 0] = 0.0
+    weight = _AVG[label] / n
+    out = np.empty((rows.size, 5))
+    out[:, 0] = label
+    out[:, 1] = tp * weight
+    out[:, 2] = (n - tp) * weight
+    out[:, 3] = cat_tp * weight
+    out[:, 4] = (n - cat_tp) * weight
     return out
 
 
@@ -269,19 +276,6 @@ def _average(scores: Mapping[str, float]) -> float:
 
 
 # -- the task -------------------------------------------------------------------------------------
-def _dataset_lut(labels) -> np.ndarray:
-    """A prediction dataset's label ids -> official label ids, by name (-1: a label the official
-    table does not know, or the ignore label of a train-id map, which is not a prediction)."""
-    ids = [lab.id for lab in labels]
-    lut = np.full(max(max(ids, default=0) + 1, 256), -1, np.int64)
-    train = labels.is_train_ids
-    for lab in labels:
-        official = ID_OF.get(lab.name)
-        if official is not None and not (train and lab.id == 255):
-            lut[lab.id] = official
-    return lut
-
-
 def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, train_ids: bool,
            ) -> Tuple[List[Tuple[Any, ...]], Optional[Root], Optional[np.ndarray], List[str], Any]:
     """Per frame its prediction (path or Frame), the prediction root, the lookup table and the
@@ -300,7 +294,7 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, t
                      for f in by_id.values() if f.id not in wanted]
         problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
         args = [(by_id.get(f.id),) for f in frames]
-        return args, None, _dataset_lut(predictions.labels), problems, "the prediction dataset"
+        return args, None, official_lut(predictions.labels), problems, "the prediction dataset"
     root = resolve_root(predictions, pred_storage_options)
     paths, problems = match_predictions(frames, root)
     return [(p,) for p in paths], root, (TRAIN_TO_ID if train_ids else None), problems, root

@@ -12,13 +12,18 @@ frame order in the calling process, so ``workers > 1`` gives the very same numbe
 """
 from __future__ import annotations
 
+import posixpath
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
+from . import png
 from .dataset import open as open_dataset
 from .errors import CityscapesIOError
+from .eval_common import HAS_INSTANCES, TRAIN_TO_ID, few, official_lut
 from .eval_semantic import AVG_CLASS_SIZE, SemanticResult, evaluate_semantic, semantic_problems
 
-__all__ = ["evaluate", "check_predictions", "SemanticResult", "TASKS", "AVG_CLASS_SIZE"]
+__all__ = ["evaluate", "check_predictions", "export_predictions", "SemanticResult", "TASKS", "AVG_CLASS_SIZE"]
 
 #: The tasks :func:`evaluate` knows.
 TASKS = ("semantic",)
@@ -100,3 +105,119 @@ def check_predictions(gt, predictions, task: str = "semantic", *, split: str = "
     _check_options(task, options)
     return check(_frames(gt, split, storage_options), predictions, pred_storage_options=pred_storage_options,
                  workers=workers, progress=progress, **options)
+
+
+# -- from a dataset to the official submission layout ----------------------------------------------
+def _official_lut(labels, train_ids: bool) -> np.ndarray:
+    """Values of a prediction dataset -> official label ids (-1: none). ``train_ids``: the values
+    are train ids whatever the label map says; otherwise by label name."""
+    return TRAIN_TO_ID if train_ids else official_lut(labels)
+
+
+def _semantic_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
+    where = frame.where or frame.id
+    arr = frame.label_ids()
+    if arr is None:
+        return [], [f"{where}: frame {frame.id} has no label ids"], 0
+    mapped = lut[np.minimum(arr, lut.size - 1)]
+    if arr.size and int(mapped.min()) < 0:
+        bad = np.unique(arr[mapped < 0])
+        return [], [f"{where}: values with no official label id (every pixel must be predicted): {few(bad)}"], 0
+    return [(f"{frame.id}_pred.png", png.encode_label_png(mapped.astype(np.uint8)))], [], 0
+
+
+def _instance_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
+    where = frame.where or frame.id
+    base = posixpath.basename(frame.id)
+    files: List[Tuple[str, bytes]] = []
+    lines = []
+    skipped = 0
+    for inst in frame.instances():
+        official = int(lut[inst.label_id]) if 0 <= inst.label_id < lut.size else -1
+        if official < 0:
+            return [], [f"{where}: instance value {inst.value}: label id {inst.label_id} has no official label id"], 0
+        if inst.is_crowd or not HAS_INSTANCES.get(official, False):
+            skipped += 1  # a region, not an instance: the instance task has no use for it
+            continue
+        score = getattr(inst, "score", None)
+        rel = f"{base}_pred/{len(lines)}.png"
+        files.append((f"{posixpath.dirname(frame.id)}/{rel}".lstrip("/"),
+                      png.encode_label_png(inst.mask.astype(np.uint8) * np.uint8(255))))
+        lines.append(f"{rel} {official} {1.0 if score is None else float(score):.6f}\n")
+    files.append((f"{frame.id}_pred.txt", "".join(lines).encode()))
+    return files, [], skipped
+
+
+def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = False, split: Optional[str] = None,
+                       storage_options=None, out_storage_options=None, overwrite: bool = False,
+                       progress: Optional[Callable[[int], None]] = None) -> Dict[str, int]:
+    """Write predictions held as a dataset into the official submission layout, with label ids.
+
+    Parameters
+    ----------
+    src : str, path or Dataset
+        The predictions as a dataset this library reads (e.g. one written by ``writer(...)`` from a
+        model's outputs), or a Dataset made in Python. Its labels are matched to the official
+        ones by name, so a train-id dataset is mapped as it is.
+    out : str or path
+        Folder, ``.zip`` or URL written: ``semantic``, ``<city>/<frame>_pred.png`` holding label
+        ids; ``instance``, ``<city>/<frame>_pred.txt`` with one line ``<mask> <label id> <score>``
+        per instance and the masks (0/255 PNGs) in ``<city>/<frame>_pred/``. The score is the
+        instance's ``score`` when it has one, else 1.
+    task : str
+        ``"semantic"`` or ``"instance"``.
+    train_ids : bool
+        The values are train ids (0..18) whatever the dataset's label map says.
+    split : str, optional
+        Only this split.
+    overwrite : bool
+        Replace what ``out`` holds (otherwise a non-empty ``out`` is refused).
+
+    Returns
+    -------
+    dict
+        ``{"frames": n, "skipped_regions": k}`` (instance task: crowd and stuff regions, which are
+        not instance predictions, are left out).
+
+    Raises
+    ------
+    CityscapesIOError
+        Listing every frame that could not be written (no label ids, a value with no official
+        label id such as 255): a submission must predict every pixel. The other frames are written.
+    """
+    from .dataset import Dataset
+    from .output import open_sink
+
+    if task not in ("semantic", "instance"):
+        raise ValueError(f"export_predictions: task must be 'semantic' or 'instance', got {task!r}")
+    ds = src if isinstance(src, Dataset) else open_dataset(src, storage_options=storage_options)
+    if split is not None:
+        ds = ds.filter(split=split)
+    lut = _official_lut(ds.labels, train_ids)
+    make = _semantic_files if task == "semantic" else _instance_files
+    sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse")
+    problems: List[str] = []
+    done = skipped = 0
+    try:
+        for frame in ds:
+            try:
+                files, bad, k = make(frame, lut)
+            except CityscapesIOError as exc:
+                files, bad, k = [], [str(exc)], 0
+            finally:
+                frame.release()
+            problems += bad
+            skipped += k
+            if files:
+                sink.put_frame(files)
+            done += 1
+            if progress is not None:
+                progress(done)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    if problems:
+        raise CityscapesIOError(str(src), f"{len(problems)} frame(s) not exported:\n" +
+                                "\n".join(f"  {p}" for p in problems))
+    return {"frames": done - len(problems), "skipped_regions": skipped}
