@@ -12,7 +12,7 @@ import os as _os
 
 from .convert import Report, convert
 from .dataset import Dataset, open
-from .evaluation import evaluate
+from .evaluation import check_predictions, evaluate, export_predictions
 from .errors import (
     CityscapesIOError,
     DatasetNotFoundError,
@@ -36,6 +36,8 @@ __all__ = [
     "convert",
     "prepare",
     "evaluate",
+    "check_predictions",
+    "export_predictions",
     "rasterize",
     "parse_polygons",
     "Polygons",

@@ -619,15 +619,37 @@ def cmd_project_export(args) -> int:
 
 # -- parser --------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
-    from .evaluation import evaluate
+    from .evaluation import check_predictions, evaluate
 
-    result = evaluate(args.gt, args.pred, args.task, split=args.split, storage_options=args.storage_options,
-                      pred_storage_options=args.pred_storage_options, workers=args.jobs,
-                      pred_train_ids=args.pred_train_ids)
+    options = {"pred_train_ids": True} if args.pred_train_ids else {}
+    if args.pred_train_ids and args.task != "semantic":
+        raise UsageError("--pred-train-ids applies to --task semantic")
+    common = dict(split=args.split, storage_options=args.storage_options,
+                  pred_storage_options=args.pred_storage_options, workers=args.jobs, **options)
+    if args.check_only:
+        problems = check_predictions(args.gt, args.pred, args.task, **common)
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s)" if problems else "no problems: the predictions can be evaluated",
+              file=sys.stderr)
+        return 1 if problems else 0
+    result = evaluate(args.gt, args.pred, args.task, **common)
     print(result)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=2)
+    return 0
+
+
+def cmd_export_predictions(args) -> int:
+    from .evaluation import export_predictions
+
+    ds = _open(args.src, _source_format(args, args.src, args.input_format), args.storage_options)
+    report = export_predictions(ds, args.output, args.task, train_ids=args.train_ids, split=args.split,
+                                out_storage_options=args.dst_storage_options, overwrite=bool(args.overwrite))
+    skipped = f"; {report['skipped_regions']} region(s) that are not instances left out" \
+        if report["skipped_regions"] else ""
+    print(f"{report['frames']} frame(s) written to {args.output}{skipped}", file=sys.stderr)
     return 0
 
 
@@ -745,17 +767,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_synthetic)
 
-    p = _command(sub, "eval", help="evaluate predictions against the ground truth with the official rules")
-    p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path or fsspec URL)")
-    p.add_argument("pred", metavar="PRED", help="folder or URL of the predictions")
-    p.add_argument("--task", default="semantic", help="semantic (the only task so far)")
+    p = _command(sub, "eval", help="evaluate predictions against the ground truth with the official rules",
+                 description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
+                             "[--json OUT] [--check-only]")
+    p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")
+    p.add_argument("pred", metavar="PRED",
+                   help="the predictions in the official layout: semantic, a folder of PNGs (label ids) named "
+                        "<city>_<seq>_<frame>*.png; instance, a folder of <city>_<seq>_<frame>*.txt files "
+                        "(lines: mask.png labelId confidence); panoptic, the COCO panoptic JSON (PNGs in the "
+                        "folder of the same stem beside it)")
+    p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"),
+                   help="semantic (default), instance or panoptic")
     p.add_argument("--split", default="val", help="the split evaluated (default val)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="processes (default 1)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the official results JSON here")
-    p.add_argument("--pred-train-ids", action="store_true", help="predictions hold train ids, not label ids")
+    p.add_argument("--check-only", action="store_true",
+                   help="list every problem of the predictions (one per line, naming the file) without "
+                        "evaluating; exit 1 when there is any")
+    p.add_argument("--pred-train-ids", action="store_true", help="semantic: the PNGs hold train ids, not label ids")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON", help="for GT")
     p.add_argument("--pred-storage-options", type=_json_object, metavar="JSON", help="for PRED")
     p.set_defaults(func=cmd_eval)
+
+    p = _command(sub, "export-predictions",
+                 help="write predictions held as a dataset into the official submission layout (label ids)",
+                 description="cityscapes-io export-predictions SRC OUT --task semantic|instance [--train-ids]: "
+                             "semantic, OUT/<city>/<frame>_pred.png; instance, OUT/<city>/<frame>_pred.txt "
+                             "and its masks in OUT/<city>/<frame>_pred/")
+    p.add_argument("src", metavar="SRC", help="the predictions as a dataset (path, .zip or fsspec URL)")
+    p.add_argument("output", metavar="OUT", help="folder, .zip or URL written")
+    p.add_argument("--task", default="semantic", choices=("semantic", "instance"))
+    p.add_argument("--train-ids", action="store_true",
+                   help="the values are train ids (0..18), whatever the dataset's label map says")
+    p.add_argument("--split", help="only this split")
+    p.add_argument("-if", "--input-format", metavar="FORMAT", help=f"input format: {_FORMATS_HELP} (default: detected)")
+    p.add_argument("--overwrite", action="store_true", help="replace what OUT holds")
+    p.add_argument("--storage-options", type=_json_object, metavar="JSON", help="fsspec options of SRC")
+    p.add_argument("--dst-storage-options", type=_json_object, metavar="JSON", help="fsspec options of OUT")
+    p.set_defaults(func=cmd_export_predictions)
 
     p = _command(sub, "project", help="projects: sources and operations recorded in project.json")
     psub = p.add_subparsers(dest="project_command", metavar="ACTION")

@@ -48,7 +48,7 @@ def official_lut(labels: Any) -> np.ndarray:
     """A prediction dataset's label ids -> official label ids, by name (-1: a label the official
     table does not know, or the ignore label of a train-id map, which is not a prediction)."""
     ids = [lab.id for lab in labels]
-    lut = np.full(max(max(ids, default=0) + 1, 256), -1, np.int64)
+    lut: np.ndarray = np.full(max(max(ids, default=0) + 1, 256), -1, np.int64)
     train = labels.is_train_ids
     for lab in labels:
         official = ID_OF.get(lab.name)

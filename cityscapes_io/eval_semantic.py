@@ -302,8 +302,9 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, t
 
 def _run(frames, predictions, pred_storage_options, workers, progress, train_ids, check_only):
     args, root, lut, problems, where = _pairs(frames, predictions, pred_storage_options, train_ids)
-    if problems and not check_only:
-        raise refuse(problems, where)
+    if problems and not check_only:  # refused with the whole list check-only gives
+        more = _run(frames, predictions, pred_storage_options, workers, None, train_ids, True)[0]
+        raise refuse(problems + [p for s in more for p in s.problems], where)
     keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
     stats = run_frames(_frame_stats, [frames[k] for k in keep], [args[k] for k in keep], (root, lut, check_only),
                        workers=workers)

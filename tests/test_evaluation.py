@@ -229,3 +229,142 @@ def test_equal_to_the_official_script(tmp_path):
                 "averageScoreInstCategories"):
         assert abs(ours[key] - official[key]) <= 1e-9, key
     assert not math.isnan(ours["averageScoreInstClasses"])
+
+
+# -- predictions as a Dataset, check-only, export-predictions, memory -------------------------------
+def _pred_dataset(arr, frame_id=FRAME, split="val"):
+    """A prediction made in Python: one region per label id present in ``arr``."""
+    instances = [cio.Instance.from_mask(arr == v, label_id=int(v), is_crowd=True) for v in np.unique(arr)]
+    return cio.Dataset.from_iterable([cio.Frame.from_arrays(id=frame_id, split=split, instances=instances)])
+
+
+def test_a_dataset_of_predictions_equals_the_same_files(tmp_path):
+    root, preds = _tree(tmp_path, PRED)
+    files = cio.evaluate(root, preds).to_dict()
+    made = cio.evaluate(root, _pred_dataset(PRED)).to_dict()
+    assert json.dumps(made) == json.dumps(files)
+    # the ground truth read back as a dataset, in train ids: labels matched by name, and its
+    # ignore value (255, on void and parking) refused since every pixel must be predicted
+    with pytest.raises(cio.CityscapesIOError, match="values that are not labels the official table knows: 255"):
+        cio.evaluate(root, cio.open(root).to_train_ids())
+
+
+def test_dataset_predictions_name_missing_and_extra_frames(tmp_path):
+    root, _ = _tree(tmp_path, PRED)
+    other = _pred_dataset(PRED, frame_id="bonn/bonn_000000_000019")
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.evaluate(root, other)
+    text = str(info.value)
+    assert "prediction bonn/bonn_000000_000019 matches no ground-truth frame" in text
+    assert "no prediction for frame aachen/aachen_000000_000019" in text
+
+
+def test_check_only_lists_every_problem_without_evaluating(tmp_path, capsys):
+    root, preds = str(tmp_path / "gt"), str(tmp_path / "pred")
+    for k, city in enumerate(("aachen", "bremen", "bonn")):
+        write_frame(root, "val", f"{city}/{city}_00000{k}_000019", GT, photo=False)
+    write_file(preds, "aachen_000000_000019.png", encode_png(PRED))
+    write_file(preds, "bremen_000001_000019.png", encode_png(PRED[:2]))  # wrong size
+    write_file(preds, "x/bremen_000001_000019_again.png", encode_png(PRED))  # a second one
+    write_file(preds, "zurich_000009_000019.png", encode_png(PRED))  # no such frame
+    write_file(preds, "notes.txt", b"not a prediction")
+    problems = cio.check_predictions(root, preds)
+    assert len(problems) == 4
+    assert any("zurich_000009_000019.png: matches no ground-truth frame" in p for p in problems)
+    assert any("several predictions for frame bremen/bremen_000001_000019" in p for p in problems)
+    assert any("no prediction for frame bonn/bonn_000002_000019" in p for p in problems)
+    # the size is checked once the names are right
+    os.remove(os.path.join(preds, "x", "bremen_000001_000019_again.png"))
+    problems = cio.check_predictions(root, preds)
+    assert any("bremen_000001_000019.png: size 6x2, the ground truth bremen/bremen_000001_000019 is 6x4" in p
+               for p in problems) and len(problems) == 3
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.evaluate(root, preds)
+    assert all(p in str(info.value) for p in problems)
+    assert main(["eval", root, preds, "--check-only"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == problems and "3 problem(s)" in err
+    os.remove(os.path.join(preds, "zurich_000009_000019.png"))
+    write_file(preds, "bremen_000001_000019.png", encode_png(PRED))
+    write_file(preds, "bonn_000002_000019.png", encode_png(PRED))
+    assert main(["eval", root, preds, "--check-only"]) == 0
+    assert "no problems" in capsys.readouterr().err
+
+
+def test_export_predictions_semantic_makes_a_valid_submission(tmp_path, capsys):
+    root, _ = _tree(tmp_path, PRED)
+    made = str(tmp_path / "model-output")
+    pred = np.where(PRED == 4, 8, PRED)  # a model predicts train classes only
+    _pred_dataset(pred).to_train_ids().export(made, "cityscapes", save_train_ids=True)  # as a model writes it
+    out = str(tmp_path / "submission")
+    assert main(["export-predictions", made, out, "--task", "semantic"]) == 0
+    assert "1 frame(s) written" in capsys.readouterr().err
+    written = os.path.join(out, "aachen", "aachen_000000_000019_pred.png")
+    assert np.array_equal(cio.png.decode_gray(open(written, "rb").read(), written), pred)  # label ids again
+    assert cio.check_predictions(root, out) == []
+    assert json.dumps(cio.evaluate(root, out).to_dict()) == json.dumps(cio.evaluate(root, _pred_dataset(pred)).to_dict())
+    with pytest.raises(cio.CityscapesIOError, match="not empty|exists"):
+        cio.export_predictions(made, out)
+    assert cio.export_predictions(made, out, overwrite=True) == {"frames": 1, "skipped_regions": 0}
+
+
+def test_export_predictions_refuses_unpredicted_pixels_and_writes_the_rest(tmp_path):
+    ids = ("aachen/aachen_000000_000019", "aachen/aachen_000001_000019")
+    frames = [cio.Frame.from_arrays(id=ids[0], split="val",
+                                    instances=[cio.Instance.from_mask(np.ones((4, 6), bool), label_id=7)]),
+              cio.Frame.from_arrays(id=ids[1], split="val",
+                                    instances=[cio.Instance.from_mask(np.eye(4, 6, dtype=bool), label_id=7)])]
+    ds = cio.Dataset.from_iterable(frames).to_train_ids()  # the second: 255 off the diagonal
+    out = str(tmp_path / "sub")
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.export_predictions(ds, out)
+    assert "1 frame(s) not exported" in str(info.value) and "aachen_000001_000019" in str(info.value)
+    assert "every pixel must be predicted" in str(info.value) and ": 255" in str(info.value)
+    assert os.listdir(os.path.join(out, "aachen")) == ["aachen_000000_000019_pred.png"]
+
+
+def test_export_predictions_instance_layout(tmp_path):
+    h, w = 8, 10
+    car = np.zeros((h, w), bool)
+    car[1:4, 1:5] = True
+    person = np.zeros((h, w), bool)
+    person[5:8, 6:9] = True
+    road = ~(car | person)
+    frame = cio.Frame.from_arrays(id=FRAME, split="val", instances=[
+        cio.Instance.from_mask(road, label_id=7, is_crowd=True),
+        cio.Instance.from_mask(car, label_id=26, id=0),
+        cio.Instance.from_mask(person, label_id=24, id=3)])
+    ds = cio.Dataset.from_iterable([frame])
+    out = str(tmp_path / "sub.zip")
+    assert cio.export_predictions(ds, out, task="instance") == {"frames": 1, "skipped_regions": 1}
+    import zipfile
+
+    from cityscapes_io.png import decode_gray
+    with zipfile.ZipFile(out) as zf:
+        txt = zf.read("aachen/aachen_000000_000019_pred.txt").decode().splitlines()
+        masks = {line.split()[1]: decode_gray(zf.read("aachen/" + line.split()[0]), line) for line in txt}
+        assert sorted(line.split(" ", 1)[1] for line in txt) == ["24 1.000000", "26 1.000000"]
+    assert np.array_equal(masks["26"] > 0, car) and np.array_equal(masks["24"] > 0, person)
+    assert set(np.unique(masks["26"])) == {0, 255}
+
+
+def _peak_evaluating(root, preds):
+    import tracemalloc
+
+    tracemalloc.start()
+    cio.evaluate(root, preds)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
+    sizes = {}
+    for n in (6, 24):
+        root, preds = str(tmp_path / f"gt{n}"), str(tmp_path / f"pred{n}")
+        generate(root, splits={"val": n}, size=(512, 256), photos=False, distinct=2)
+        for frame in cio.open(root, split="val"):
+            write_file(preds, os.path.basename(frame.id) + ".png", encode_png(frame.label_ids()))
+        sizes[n] = _peak_evaluating(root, preds)
+    # one frame's arrays are about 0.6 MB; holding the frames would add more than 10 MB
+    assert sizes[24] < sizes[6] + 1.5 * 2**20, sizes
