@@ -1,0 +1,484 @@
+"""Panoptic evaluation with the rules of cityscapesScripts' ``evaluation/evalPanopticSemanticLabeling.py``
+(FORMAT.md section 10).
+
+- Predictions: a COCO panoptic JSON (path or URL) whose PNGs are in the folder of the same stem
+  beside it (segment id ``R + 256 G + 65536 B``, 0 where no segment is listed: VOID); each
+  annotation's ``image_id`` is the frame's base name (``frankfurt_000000_000294``), as in the
+  official ground truth.
+- Ground truth: the official ``gtFine/cityscapes_panoptic_<split>.json`` and its folder (the
+  output of ``csCreatePanopticImgs`` or of :func:`cityscapes_io.prepare` with
+  ``kinds=["panoptic"]``) when they are there, found beside the frames' ``gtFine`` tree;
+  otherwise each frame's ``instanceIds`` with the same rules (:mod:`cityscapes_io.panoptic`),
+  derived on the fly. Both give the same numbers.
+- Per category: a ground-truth segment (not a crowd) and a predicted segment of its category
+  match when IoU > 0.5, the union leaving out the predicted segment's pixels on VOID; matches
+  add their IoU and a TP; unmatched segments that are not crowds are FN; unmatched predicted
+  segments are FP unless more than half of them lies on VOID or on the crowd region of their
+  category. PQ = ΣIoU / (TP + ½FP + ½FN), SQ = ΣIoU / TP (0 without TP), RQ = TP / (TP + ½FP +
+  ½FN); a category with no TP, FP or FN scores 0 and is left out of the averages over All,
+  Things (``isthing`` 1) and Stuff, whose ``n`` counts the categories averaged. (The official
+  script divides by zero when ``n`` is 0; here the averages are NaN.)
+
+The per-frame work maps segment ids to dense indices through lookup tables (the segments of a
+frame are few) and counts the pairs with one ``bincount``: no sort over the pixels.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import png
+from .errors import CityscapesIOError
+from .eval_common import few, refuse, run_frames
+from .labels import has_instances
+from .names import GT_DIR
+from .panoptic import _reference, panoptic_categories
+from .storage import Root, read_file, resolve_root
+
+__all__ = ["PanopticResult", "evaluate_panoptic", "panoptic_problems"]
+
+# A prediction annotation as the frames need it: (PNG file name, segment ids, category ids).
+_Pred = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
+# A ground-truth annotation of the official files: (PNG file name, ids, category ids, areas, iscrowd).
+_Gt = Tuple[str, Tuple[int, ...], Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]
+
+
+# -- per frame ------------------------------------------------------------------------------------
+@dataclass
+class _FrameStats:
+    """What one frame adds, per category (in the order of the categories): the IoU of its
+    matches, its TP, FP and FN."""
+
+    iou: Optional[np.ndarray] = None
+    counts: Optional[np.ndarray] = None  # shape (3, n categories): tp, fp, fn
+    problems: List[str] = field(default_factory=list)
+
+
+# Per thread (run_frames works on two frames at once in threads): a table of 2**24 entries,
+# segment id -> dense index (0 for none), all zero between uses.
+_LOCAL = threading.local()
+
+
+def _table() -> np.ndarray:
+    table = getattr(_LOCAL, "table", None)
+    if table is None:
+        table = _LOCAL.table = np.zeros(1 << 24, np.uint16)
+    return table
+
+
+def _segment_ids(rgb: np.ndarray) -> np.ndarray:
+    """``R + 256 G + 65536 B`` of an H×W×3 uint8 array, as uint32 (the bytes padded to four)."""
+    h, w = rgb.shape[:2]
+    buf = np.zeros((h, w, 4), np.uint8)
+    buf[..., :3] = rgb[..., :3]
+    return buf.view("<u4").reshape(h, w)
+
+
+def _dense(ids: np.ndarray, segments: Sequence[int]) -> np.ndarray:
+    """Each pixel's index in ``segments`` plus one (0 for an id not listed), as uint16."""
+    if len(segments) >= 65535:  # pragma: no cover - more segments than a 16-bit table holds
+        order = np.argsort(np.asarray(segments))
+        sorted_ids = np.asarray(segments)[order]
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(segments) - 1)
+        return np.where(sorted_ids[pos] == ids, order[pos] + 1, 0)
+    table = _table()
+    seg = np.asarray(segments, np.int64)
+    table[seg] = np.arange(1, len(segments) + 1, dtype=np.uint16)
+    try:
+        return table[ids]
+    finally:
+        table[seg] = 0
+
+
+def _read_rgb_ids(root: Root, name: str) -> Tuple[Optional[np.ndarray], str, List[str]]:
+    path = root.join(name)
+    where = root.display(root.relative(path))
+    try:
+        rgb = png.decode_rgb(read_file(root.fs, path), where)
+    except CityscapesIOError as exc:
+        return None, where, [str(exc)]
+    return _segment_ids(rgb), where, []
+
+
+def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndarray], Any, List[str]]:
+    """A frame's ground truth from its instanceIds by the rules of csCreatePanopticImgs: per
+    pixel the dense index of its segment (0: VOID), and (category index, crowd flag, area) per segment."""
+    where = frame.where
+    try:
+        inst = frame.instance_ids()
+    except CityscapesIOError as exc:
+        return None, None, [str(exc)]
+    if inst is None:
+        return None, None, [f"{where}: no ground truth instance ids"]
+    values = inst.astype(np.uint16, copy=False)
+    area = np.bincount(values.ravel(), minlength=65536)
+    table = np.zeros(65536, np.uint16)
+    cats, crowd, areas, problems = [], [], [], []
+    for v in np.flatnonzero(area):
+        v = int(v)
+        label = frame.labels.get(v if v < 1000 else v // 1000)
+        if label is None:
+            problems.append(f"{where}: value {v} of no label")
+            continue
+        ref = _reference(label)
+        if ref.ignore_in_eval or label.id < 0:
+            continue
+        if ref.id not in cat_index:
+            problems.append(f"{where}: label {ref.name} ({ref.id}) is not a category")
+            continue
+        cats.append(cat_index[ref.id])
+        crowd.append(v < 1000 and bool(has_instances(ref, False)))
+        areas.append(int(area[v]))
+        table[v] = len(cats)
+    if problems:
+        return None, None, problems
+    return table[values], (np.array(cats, np.int64), np.array(crowd, bool), np.array(areas, np.int64)), []
+
+
+def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root: Root, gt_root: Optional[Root],
+                 cat_ids: Tuple[int, ...], check_only: bool) -> _FrameStats:
+    """One frame's per-category sums against its prediction annotation (``gt``: its annotation
+    in the official ground-truth JSON, None to derive it from the instanceIds)."""
+    n_cat = len(cat_ids)
+    cat_index = {c: k for k, c in enumerate(cat_ids)}
+    problems: List[str] = []
+    assert pred is not None
+    name, pred_ids, pred_cats = pred
+    pid, where, problems = _read_rgb_ids(pred_root, name)
+    # Ground truth: dense index per pixel (0 VOID) and per segment its category index, crowd flag, area.
+    if gt is not None:
+        assert gt_root is not None
+        gt_name, gt_ids, gt_cats, gt_areas, gt_crowd = gt
+        g_ids, gt_where, gt_problems = _read_rgb_ids(gt_root, gt_name)
+        gidx = None
+        if g_ids is not None:
+            gidx = _dense(g_ids, gt_ids)
+            unlisted = int(np.count_nonzero(gidx == 0)) - int(np.count_nonzero(g_ids == 0))
+            if unlisted:
+                gt_problems.append(f"{gt_where}: {unlisted} pixels of segments the ground-truth JSON does not list")
+        unknown = sorted({c for c in gt_cats if c not in cat_index})
+        if unknown:
+            gt_problems.append(f"{gt_where}: unknown category ids {unknown} in the ground truth")
+        segs = None if unknown else (np.array([cat_index[c] for c in gt_cats], np.int64),
+                                     np.array(gt_crowd, np.int64) == 1, np.array(gt_areas, np.int64))
+    else:
+        gidx, segs, gt_problems = _derived_gt(frame, cat_index)
+    problems += gt_problems
+    if pid is not None and gidx is not None and pid.shape != gidx.shape:
+        problems.append(f"{where}: size {pid.shape[1]}x{pid.shape[0]}, the ground truth {frame.id} is "
+                        f"{gidx.shape[1]}x{gidx.shape[0]}")
+    if pid is None:
+        return _FrameStats(problems=problems)
+    pidx = _dense(pid, pred_ids)
+    kp = len(pred_ids)
+    pred_area = np.bincount(pidx.ravel(), minlength=kp + 1)
+    void_listed = 0 in pred_ids
+    stray = int(pred_area[0]) - (0 if void_listed else int(np.count_nonzero(pid == 0)))
+    if stray:
+        bad = np.unique(pid[(pidx == 0) & (pid != 0)])
+        problems.append(f"{where}: segment ids in the PNG that segments_info does not list: {few(bad)}")
+    absent = [pred_ids[j] for j in np.flatnonzero(pred_area[1:] == 0)]
+    if absent:
+        problems.append(f"{where}: segments_info ids absent from the PNG: {few(np.array(absent))}")
+    # (An unknown category id is a problem of the JSON, reported with it.)
+    if problems or check_only or gidx is None or segs is None or any(c not in cat_index for c in pred_cats):
+        return _FrameStats(problems=problems)
+    g_cat, g_crowd, g_area = segs
+    kg = len(g_cat)
+    m = np.bincount((gidx.astype(np.intp) * (kp + 1) + pidx).ravel(),
+                    minlength=(kg + 1) * (kp + 1)).reshape(kg + 1, kp + 1)
+    p_cat = np.array([cat_index[c] for c in pred_cats], np.int64)
+    p_area = pred_area[1:]
+    void = m[0, 1:]
+    inter = m[1:, 1:]
+    # Matches: pairs of the same category, the gt segment not a crowd, IoU > 0.5 (unique both ways).
+    union = p_area[None, :] + g_area[:, None] - inter - void[None, :]
+    ok = (inter > 0) & (g_cat[:, None] == p_cat[None, :]) & ~g_crowd[:, None]
+    iou = np.where(ok, inter / np.where(union > 0, union, 1), 0.0)
+    gi, pj = np.nonzero(ok & (iou > 0.5))
+    cat = g_cat[gi]
+    iou_sum = np.bincount(cat, weights=iou[gi, pj], minlength=n_cat)
+    counts: np.ndarray = np.zeros((3, n_cat), np.int64)
+    counts[0] = np.bincount(cat, minlength=n_cat)
+    g_matched: np.ndarray = np.zeros(kg, bool)
+    g_matched[gi] = True
+    p_matched: np.ndarray = np.zeros(kp, bool)
+    p_matched[pj] = True
+    counts[2] = np.bincount(g_cat[~g_matched & ~g_crowd], minlength=n_cat)
+    # The crowd region of each category (the last listed, as the official dict keeps it).
+    crowd_of: np.ndarray = np.full(n_cat, -1, np.int64)
+    for i in np.flatnonzero(g_crowd & ~g_matched):
+        crowd_of[g_cat[i]] = i
+    ignored = void.astype(np.int64)
+    has_crowd = crowd_of[p_cat] >= 0
+    cols = np.flatnonzero(has_crowd)
+    ignored[cols] += inter[crowd_of[p_cat[cols]], cols]
+    fp = ~p_matched & ~(ignored / p_area > 0.5)
+    counts[1] = np.bincount(p_cat[fp], minlength=n_cat)
+    return _FrameStats(iou_sum, counts)
+
+
+# -- the result -----------------------------------------------------------------------------------
+class PanopticResult:
+    """The panoptic result: ``print(result)`` gives the official table, :meth:`to_dict` the
+    content of the official ``resultPanopticSemanticLabeling.json``.
+
+    Attributes
+    ----------
+    categories : list of dict
+        The categories (``id``, ``name``, ``isthing``, ...), as the ground-truth JSON lists them.
+    iou, tp, fp, fn : dict
+        Per category id, the sums over the frames.
+    per_class : dict
+        Per category id, ``{"pq", "sq", "rq"}``.
+    all, things, stuff : dict
+        ``{"pq", "sq", "rq", "n"}`` averaged over the categories with a TP, FP or FN.
+    """
+
+    def __init__(self, categories: Sequence[dict], iou: np.ndarray, counts: np.ndarray, frames: int):
+        self.categories = [dict(c) for c in categories]
+        self.frames = frames
+        ids = [int(c["id"]) for c in categories]
+        self.iou = {c: float(v) for c, v in zip(ids, iou)}
+        self.tp = {c: int(v) for c, v in zip(ids, counts[0])}
+        self.fp = {c: int(v) for c, v in zip(ids, counts[1])}
+        self.fn = {c: int(v) for c, v in zip(ids, counts[2])}
+        self.per_class: Dict[int, Dict[str, float]] = {}
+        averages: Dict[str, List[float]] = {}
+        for name, isthing in (("All", None), ("Things", True), ("Stuff", False)):
+            pq = sq = rq = 0.0
+            n = 0
+            for c, info in zip(ids, categories):
+                if isthing is not None and (info.get("isthing") == 1) != isthing:
+                    continue
+                tp, fp, fn, s = self.tp[c], self.fp[c], self.fn[c], self.iou[c]
+                if tp + fp + fn == 0:
+                    scores = {"pq": 0.0, "sq": 0.0, "rq": 0.0}
+                else:
+                    n += 1
+                    denom = tp + 0.5 * fp + 0.5 * fn
+                    scores = {"pq": s / denom, "sq": s / tp if tp != 0 else 0, "rq": tp / denom}
+                    pq += scores["pq"]
+                    sq += scores["sq"]
+                    rq += scores["rq"]
+                if name == "All":
+                    self.per_class[c] = scores
+            averages[name] = [pq, sq, rq, n]
+        nan = float("nan")
+        self.all: Dict[str, Any]
+        self.things: Dict[str, Any]
+        self.stuff: Dict[str, Any]
+        self.all, self.things, self.stuff = (
+            {"pq": a[0] / a[3] if a[3] else nan, "sq": a[1] / a[3] if a[3] else nan,
+             "rq": a[2] / a[3] if a[3] else nan, "n": int(a[3])}
+            for a in (averages["All"], averages["Things"], averages["Stuff"]))
+
+    @property
+    def pq(self) -> float:
+        """PQ over all categories."""
+        return self.all["pq"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The keys and values of the official results JSON (``per_class`` keyed by the category
+        id as a string, as JSON has it; keys in the official file's sorted order)."""
+        return {"All": dict(self.all), "Stuff": dict(self.stuff), "Things": dict(self.things),
+                "per_class": {str(c): dict(self.per_class[c]) for c in sorted(self.per_class)}}
+
+    def __str__(self) -> str:
+        names = {int(c["id"]): str(c.get("name", c["id"])) for c in self.categories}
+        lines = ["{:14s}| {:>5s}  {:>5s}  {:>5s}".format("Category", "PQ", "SQ", "RQ")]
+        for c in sorted(self.per_class):
+            s = self.per_class[c]
+            lines.append("{:14s}| {:5.1f}  {:5.1f}  {:5.1f}".format(names[c], 100 * s["pq"], 100 * s["sq"],
+                                                                     100 * s["rq"]))
+        lines.append("-" * 41)
+        lines.append("{:14s}| {:>5s}  {:>5s}  {:>5s} {:>5s}".format("", "PQ", "SQ", "RQ", "N"))
+        for name, r in (("All", self.all), ("Things", self.things), ("Stuff", self.stuff)):
+            lines.append("{:14s}| {:5.1f}  {:5.1f}  {:5.1f} {:5d}".format(name, 100 * r["pq"], 100 * r["sq"],
+                                                                           100 * r["rq"], r["n"]))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"PanopticResult(frames={self.frames}, PQ={self.all['pq']:.4f}, SQ={self.all['sq']:.4f}, "
+                f"RQ={self.all['rq']:.4f})")
+
+
+# -- the task -------------------------------------------------------------------------------------
+def _base(frame: Any) -> str:
+    return posixpath.basename(frame.id)
+
+
+def _load_json(root: Root, path: str, where: str) -> Tuple[Any, List[str]]:
+    try:
+        data = read_file(root.fs, path)
+    except CityscapesIOError as exc:
+        return None, [str(exc)]
+    try:
+        return json.loads(data), []
+    except ValueError as exc:
+        return None, [f"{where}: not valid JSON: {exc}"]
+
+
+def _annotations(doc: Any, where: str, what: str) -> Tuple[List[dict], List[str]]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
+        return [], [f"{where}: no list of 'annotations' in the {what} JSON"]
+    return doc["annotations"], []
+
+
+def _segments(ann: Any, where: str, keys: Sequence[str]) -> Tuple[Optional[List[Tuple[int, ...]]], List[str]]:
+    """The ``keys`` of each entry of an annotation's ``segments_info`` (the last entry of an id
+    kept, as the official dict does), or None with the problems."""
+    segs = ann.get("segments_info")
+    if not isinstance(segs, list):
+        return None, [f"{where}: annotation without a list of segments_info"]
+    by_id: Dict[int, Tuple[int, ...]] = {}
+    for s in segs:
+        try:
+            row = tuple(int(s[k]) if k != "iscrowd" else int(s.get(k, 0)) for k in keys)
+        except (KeyError, TypeError, ValueError):
+            return None, [f"{where}: a segments_info entry without integer {', '.join(keys)}: {str(s)[:80]}"]
+        by_id[row[0]] = row
+    return list(by_id.values()), []
+
+
+def _gt_files(frames: Sequence[Any]) -> Tuple[Optional[Root], Dict[str, _Gt], Optional[List[dict]]]:
+    """The official panoptic ground truth beside the frames' gtFine tree, when it is there:
+    its folder's root, the annotation of each frame base name and its categories."""
+    frame = frames[0]
+    locations = frame.source.locations()
+    kind = next((k for k in ("instanceIds", "labelIds") if k in locations), None)
+    if kind is None:
+        return None, {}, None
+    fs, path = locations[kind]
+    pos = path.rfind(f"/{GT_DIR}/")
+    if pos >= 0:
+        top = path[:pos + 1]
+    elif path.startswith(f"{GT_DIR}/"):
+        top = ""
+    else:
+        return None, {}, None
+    stem = f"{top}{GT_DIR}/cityscapes_panoptic_{frame.split}"
+    try:
+        if not fs.isfile(stem + ".json"):
+            return None, {}, None
+        doc = json.loads(read_file(fs, stem + ".json"))
+    except (CityscapesIOError, ValueError, OSError):
+        return None, {}, None
+    categories = doc.get("categories") if isinstance(doc, dict) else None
+    out: Dict[str, _Gt] = {}
+    wanted = {_base(f) for f in frames}
+    for ann in (doc.get("annotations") or [] if isinstance(doc, dict) else []):
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        if image_id not in wanted:
+            continue
+        rows, problems = _segments(ann, stem, ("id", "category_id", "area", "iscrowd"))
+        if rows is None or not isinstance(ann.get("file_name"), str):
+            continue
+        out[image_id] = (ann["file_name"], tuple(r[0] for r in rows), tuple(r[1] for r in rows),
+                         tuple(r[2] for r in rows), tuple(r[3] for r in rows))
+    del doc
+    return Root(fs, stem, stem), out, categories if isinstance(categories, list) else None
+
+
+def _json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
+    """The root of the folder holding the prediction JSON (local, URL or chained URL) and its name."""
+    head, sep, rest = url.partition("::")
+    folder, name = posixpath.split(head.rstrip("/"))
+    if folder.endswith(":"):
+        folder += "//"
+    return resolve_root((folder or ".") + sep + rest, storage_options), name
+
+
+def _run(frames, predictions, pred_storage_options, workers, check_only):
+    problems: List[str] = []
+    if not frames:
+        raise CityscapesIOError(str(predictions), "no ground-truth frames to evaluate")
+    gt_root, gt_anns, categories = _gt_files(frames)
+    if categories is None:
+        categories = panoptic_categories(frames[0].labels)
+    cat_ids = tuple(int(c["id"]) for c in categories)
+    known = set(cat_ids)
+    json_root, name = _json_root(str(predictions), pred_storage_options)
+    json_path = json_root.join(name)
+    where = json_root.display(name)
+    stem = name[:-5] if name.lower().endswith(".json") else name
+    pred_root = Root(json_root.fs, json_root.join(stem), json_root.display(stem))
+    doc, problems = _load_json(json_root, json_path, where)
+    preds: Dict[str, _Pred] = {}
+    if doc is not None:
+        anns, problems = _annotations(doc, where, "prediction")
+        del doc
+        wanted = {_base(f) for f in frames}
+        for k, ann in enumerate(anns):
+            if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (str, int)) \
+                    or not isinstance(ann.get("file_name"), str):
+                problems.append(f"{where}: annotation {k} without image_id and file_name")
+                continue
+            image_id = str(ann["image_id"])
+            label = f"{where}: annotation of image {image_id}"
+            if image_id not in wanted:
+                problems.append(f"{label} matches no ground-truth frame")
+                continue
+            if image_id in preds:
+                problems.append(f"{where}: several annotations for image {image_id}")
+                continue
+            rows, bad = _segments(ann, label, ("id", "category_id"))
+            problems += bad
+            if rows is None:
+                continue
+            unknown = sorted({r[1] for r in rows if r[1] not in known})
+            if unknown:
+                problems.append(f"{label}: unknown category ids {unknown}")
+            preds[image_id] = (ann["file_name"], tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+        del anns
+        problems += [f"{f.where}: no prediction for frame {f.id} (image_id {_base(f)}) in {where}"
+                     for f in frames if _base(f) not in preds]
+    keep = [f for f in frames if _base(f) in preds]
+    args = [(preds[_base(f)], gt_anns.get(_base(f))) for f in keep]
+    stats = run_frames(_frame_stats, keep, args, (pred_root, gt_root, cat_ids, check_only), workers=workers)
+    return stats, problems, where, categories
+
+
+def panoptic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> List[str]:
+    """Every problem of a panoptic submission, each naming its file, without evaluating: a JSON
+    that does not parse or lacks keys, frames without an annotation, annotations of no frame,
+    missing or unreadable PNGs, wrong sizes, PNG segment ids that ``segments_info`` does not
+    list and listed ids absent from the PNG, unknown category ids."""
+    stats, problems, _, _ = _run(frames, predictions, pred_storage_options, workers, True)
+    for done, s in enumerate(stats, 1):
+        problems.extend(s.problems)
+        if progress is not None:
+            progress(done)
+    return problems
+
+
+def evaluate_panoptic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> PanopticResult:
+    """The panoptic evaluation of ``predictions`` (the path or URL of a COCO panoptic JSON, its
+    PNGs in the folder of the same stem) on the ground-truth ``frames``.
+
+    Raises
+    ------
+    CityscapesIOError
+        Listing every problem of the submission (see :func:`panoptic_problems`).
+    """
+    stats, problems, where, categories = _run(frames, predictions, pred_storage_options, workers, False)
+    iou = np.zeros(len(categories))
+    counts: np.ndarray = np.zeros((3, len(categories)), np.int64)
+    for done, s in enumerate(stats, 1):
+        if s.problems:
+            problems.extend(s.problems)
+        elif s.iou is not None and s.counts is not None:
+            iou += s.iou
+            counts += s.counts
+        if progress is not None:
+            progress(done)
+    if problems:
+        raise refuse(problems, where)
+    return PanopticResult(categories, iou, counts, len(frames))
