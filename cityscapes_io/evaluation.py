@@ -21,20 +21,27 @@ from . import png
 from .dataset import open as open_dataset
 from .errors import CityscapesIOError
 from .eval_common import HAS_INSTANCES, TRAIN_TO_ID, few, official_lut
+from .eval_instance import InstanceResult, evaluate_instance, instance_problems
+from .eval_panoptic import PanopticResult, evaluate_panoptic, panoptic_problems
 from .eval_semantic import AVG_CLASS_SIZE, SemanticResult, evaluate_semantic, semantic_problems
 
-__all__ = ["evaluate", "check_predictions", "export_predictions", "SemanticResult", "TASKS", "AVG_CLASS_SIZE"]
+__all__ = ["evaluate", "check_predictions", "export_predictions", "SemanticResult", "InstanceResult",
+           "PanopticResult", "TASKS", "AVG_CLASS_SIZE"]
 
 #: The tasks :func:`evaluate` knows.
-TASKS = ("semantic",)
+TASKS = ("semantic", "instance", "panoptic")
 
 #: Options each task takes (beyond the common arguments).
-_OPTIONS: Dict[str, Tuple[str, ...]] = {"semantic": ("pred_train_ids",)}
+_OPTIONS: Dict[str, Tuple[str, ...]] = {"semantic": ("pred_train_ids",), "instance": (), "panoptic": ()}
 
 
 def _task(task: str) -> Tuple[Callable[..., Any], Callable[..., List[str]]]:
     if task == "semantic":
         return evaluate_semantic, semantic_problems
+    if task == "instance":
+        return evaluate_instance, instance_problems
+    if task == "panoptic":
+        return evaluate_panoptic, panoptic_problems
     raise ValueError(f"unknown task {task!r}; the tasks are: {', '.join(TASKS)}")
 
 
@@ -66,9 +73,17 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
         single-channel PNG of label ids per ground-truth frame whose file name contains
         ``<city>_<seq>_<frame>`` (searched recursively); or a :class:`~cityscapes_io.Dataset`
         whose frames have the ground truth's ids (its labels are matched to the official ones
-        by name, so a train-id dataset works as is).
+        by name, so a train-id dataset works as is). ``instance``, a folder or URL holding one
+        ``<city>_<seq>_<frame>*.txt`` per frame (searched recursively), each line
+        ``<mask path relative to the txt> <label id> <confidence>``, the masks images whose
+        non-zero pixels are the instance; or a Dataset whose frames hold the predicted instances
+        (label matched by name, confidence the instance's ``score``, 1 without one).
+        ``panoptic``, the path or URL of a COCO panoptic JSON whose PNGs are in the folder of the
+        same stem beside it, one annotation per frame with ``image_id`` the frame's base name
+        (``frankfurt_000000_000294``); the ground truth is ``gtFine/cityscapes_panoptic_<split>.json`` and its folder when there, else made
+        from the instanceIds on the fly with the rules of ``csCreatePanopticImgs``.
     task : str
-        ``"semantic"``.
+        ``"semantic"``, ``"instance"`` or ``"panoptic"``.
     split : str
         The split evaluated (default ``"val"``).
     workers : int
@@ -81,7 +96,7 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
 
     Returns
     -------
-    SemanticResult
+    SemanticResult, InstanceResult or PanopticResult
         ``print(result)`` gives the official tables, ``result.to_dict()`` the official results JSON.
 
     Raises
@@ -130,7 +145,7 @@ def _instance_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], Li
     where = frame.where or frame.id
     base = posixpath.basename(frame.id)
     files: List[Tuple[str, bytes]] = []
-    lines = []
+    lines: List[str] = []
     skipped = 0
     for inst in frame.instances():
         official = int(lut[inst.label_id]) if 0 <= inst.label_id < lut.size else -1

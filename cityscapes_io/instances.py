@@ -87,6 +87,8 @@ class Instance:
         Number of pixels.
     bbox : (x, y, w, h)
         Bounding box in pixels.
+    score : float or None
+        A prediction's confidence (the instance evaluation reads it; None: 1.0 there).
     """
 
     value: int
@@ -100,6 +102,7 @@ class Instance:
     _match: object = field(repr=False, compare=False, default=None)
     _offset: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
     _frame_shape: Tuple[int, int] = field(repr=False, compare=False, default=(0, 0))
+    score: Optional[float] = None
 
     @property
     def mask_crop(self) -> np.ndarray:
@@ -131,6 +134,7 @@ class Instance:
         id: Optional[int] = None,
         is_crowd: bool = False,
         label: Optional[Label] = None,
+        score: Optional[float] = None,
     ) -> "Instance":
         """Build an instance from a full-frame boolean (or 0/1) mask.
 
@@ -158,7 +162,7 @@ class Instance:
             raise ValueError(f"label id {label_id} does not fit instanceIds (regions: below 1000; "
                              f"numbered instances: up to 65)")
         return cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop,
-                   True, (x0, y0), mask.shape)
+                   True, (x0, y0), mask.shape, score)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Instance):
