@@ -24,6 +24,7 @@ frame are few) and counts the pairs with one ``bincount``: no sort over the pixe
 """
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import threading
@@ -31,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 
 from . import png
-from .errors import CityscapesIOError
+from .errors import CityscapesIOError, InvalidFileError
 from .eval_common import few, refuse, run_frames
 from .labels import has_instances
 from .names import GT_DIR
@@ -71,53 +73,69 @@ def _table() -> np.ndarray:
     return table
 
 
-def _segment_ids(rgb: np.ndarray) -> np.ndarray:
-    """``R + 256 G + 65536 B`` of an H×W×3 uint8 array, as uint32 (the bytes padded to four)."""
-    h, w = rgb.shape[:2]
-    buf = np.zeros((h, w, 4), np.uint8)
-    buf[..., :3] = rgb[..., :3]
-    return buf.view("<u4").reshape(h, w)
+def _segment_ids(data: bytes, where: str) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """The segment ids ``R + 256 G + 65536 B`` of a COCO panoptic PNG, flat uint32, and its
+    shape (H, W). Pillow holds RGB pixels in four bytes; their copy as ``RGBX`` (the pad byte
+    masked off) is cheaper than packing them to three and recombining."""
+    header = png.read_header(data, where)
+    png._check_size(header.width, header.height, where)
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        raw = im.tobytes("raw", "RGBX")
+    except Exception as exc:  # noqa: BLE001 - Pillow's errors on a corrupt or truncated file
+        raise InvalidFileError(where, f"cannot decode image: {exc}") from exc
+    ids = np.frombuffer(raw, "<u4") & np.uint32(0xFFFFFF)
+    return ids, (im.height, im.width)
 
 
-def _dense(ids: np.ndarray, segments: Sequence[int]) -> np.ndarray:
-    """Each pixel's index in ``segments`` plus one (0 for an id not listed), as uint16."""
-    if len(segments) >= 65535:  # pragma: no cover - more segments than a 16-bit table holds
-        order = np.argsort(np.asarray(segments))
-        sorted_ids = np.asarray(segments)[order]
-        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(segments) - 1)
-        return np.where(sorted_ids[pos] == ids, order[pos] + 1, 0)
+def _dense(ids: np.ndarray, segments: Sequence[int], step: int = 1) -> np.ndarray:
+    """Each pixel's index in ``segments`` plus one, times ``step`` (0 for an id not listed):
+    uint16 through the 2**24 table when every value fits, else intp."""
+    k = len(segments)
+    if (k + 1) * step > 65535:
+        seg = np.asarray(segments, np.int64)
+        order = np.argsort(seg, kind="stable")
+        sorted_ids = seg[order]
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), max(k - 1, 0))
+        if not k:
+            return np.zeros(ids.shape, np.intp)
+        return np.where(sorted_ids[pos] == ids, (order[pos] + 1) * step, 0).astype(np.intp)
     table = _table()
     seg = np.asarray(segments, np.int64)
-    table[seg] = np.arange(1, len(segments) + 1, dtype=np.uint16)
+    table[seg] = np.arange(1, k + 1, dtype=np.uint16) * step
     try:
         return table[ids]
     finally:
         table[seg] = 0
 
 
-def _read_rgb_ids(root: Root, name: str) -> Tuple[Optional[np.ndarray], str, List[str]]:
+def _read_rgb_ids(root: Root, name: str) -> Tuple[Optional[np.ndarray], Tuple[int, int], str, List[str]]:
+    """The segment ids of a COCO panoptic PNG, flat, with its shape (H, W)."""
     path = root.join(name)
     where = root.display(root.relative(path))
     try:
-        rgb = png.decode_rgb(read_file(root.fs, path), where)
+        ids, shape = _segment_ids(read_file(root.fs, path), where)
     except CityscapesIOError as exc:
-        return None, where, [str(exc)]
-    return _segment_ids(rgb), where, []
+        return None, (0, 0), where, [str(exc)]
+    return ids, shape, where, []
 
 
-def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndarray], Any, List[str]]:
-    """A frame's ground truth from its instanceIds by the rules of csCreatePanopticImgs: per
-    pixel the dense index of its segment (0: VOID), and (category index, crowd flag, area) per segment."""
+def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndarray], Any, Any, List[str]]:
+    """A frame's ground truth from its instanceIds by the rules of csCreatePanopticImgs: the
+    values (flat uint16), a table of each value's segment index plus one (0: VOID), and
+    (category index, crowd flag, area) per segment."""
     where = frame.where
     try:
         inst = frame.instance_ids()
     except CityscapesIOError as exc:
-        return None, None, [str(exc)]
+        return None, None, None, [str(exc)]
     if inst is None:
-        return None, None, [f"{where}: no ground truth instance ids"]
+        return None, None, None, [f"{where}: no ground truth instance ids"]
     values = inst.astype(np.uint16, copy=False)
     area = np.bincount(values.ravel(), minlength=65536)
-    table = np.zeros(65536, np.uint16)
+    table = np.zeros(65536, np.int64)
     cats, crowd, areas, problems = [], [], [], []
     for v in np.flatnonzero(area):
         v = int(v)
@@ -136,8 +154,9 @@ def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndar
         areas.append(int(area[v]))
         table[v] = len(cats)
     if problems:
-        return None, None, problems
-    return table[values], (np.array(cats, np.int64), np.array(crowd, bool), np.array(areas, np.int64)), []
+        return None, None, None, problems
+    segs = (np.array(cats, np.int64), np.array(crowd, bool), np.array(areas, np.int64))
+    return values, table, segs, []
 
 
 def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root: Root, gt_root: Optional[Root],
@@ -146,39 +165,54 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
     in the official ground-truth JSON, None to derive it from the instanceIds)."""
     n_cat = len(cat_ids)
     cat_index = {c: k for k, c in enumerate(cat_ids)}
-    problems: List[str] = []
     assert pred is not None
     name, pred_ids, pred_cats = pred
-    pid, where, problems = _read_rgb_ids(pred_root, name)
-    # Ground truth: dense index per pixel (0 VOID) and per segment its category index, crowd flag, area.
+    kp = len(pred_ids)
+    step = kp + 1
+    pid, pshape, where, problems = _read_rgb_ids(pred_root, name)
+    # Ground truth: per pixel its segment index (0 VOID) times `step`, and per segment its
+    # category index, crowd flag and area.
+    gmul: Optional[np.ndarray] = None
+    gt_where = frame.where
     if gt is not None:
         assert gt_root is not None
         gt_name, gt_ids, gt_cats, gt_areas, gt_crowd = gt
-        g_ids, gt_where, gt_problems = _read_rgb_ids(gt_root, gt_name)
-        gidx = None
+        g_ids, gshape, gt_where, gt_problems = _read_rgb_ids(gt_root, gt_name)
         if g_ids is not None:
-            gidx = _dense(g_ids, gt_ids)
-            unlisted = int(np.count_nonzero(gidx == 0)) - int(np.count_nonzero(g_ids == 0))
-            if unlisted:
-                gt_problems.append(f"{gt_where}: {unlisted} pixels of segments the ground-truth JSON does not list")
+            gmul = _dense(g_ids, gt_ids, step)
         unknown = sorted({c for c in gt_cats if c not in cat_index})
         if unknown:
             gt_problems.append(f"{gt_where}: unknown category ids {unknown} in the ground truth")
         segs = None if unknown else (np.array([cat_index[c] for c in gt_cats], np.int64),
                                      np.array(gt_crowd, np.int64) == 1, np.array(gt_areas, np.int64))
     else:
-        gidx, segs, gt_problems = _derived_gt(frame, cat_index)
+        values, table, segs, gt_problems = _derived_gt(frame, cat_index)
+        if values is not None:
+            gshape = values.shape
+            fits = (len(segs[0]) + 1) * step <= 65535
+            gmul = (table * step).astype(np.uint16 if fits else np.intp)[values.ravel()]
     problems += gt_problems
-    if pid is not None and gidx is not None and pid.shape != gidx.shape:
-        problems.append(f"{where}: size {pid.shape[1]}x{pid.shape[0]}, the ground truth {frame.id} is "
-                        f"{gidx.shape[1]}x{gidx.shape[0]}")
+    if pid is not None and gmul is not None and pshape != gshape:
+        problems.append(f"{where}: size {pshape[1]}x{pshape[0]}, the ground truth {frame.id} is "
+                        f"{gshape[1]}x{gshape[0]}")
     if pid is None:
         return _FrameStats(problems=problems)
     pidx = _dense(pid, pred_ids)
-    kp = len(pred_ids)
-    pred_area = np.bincount(pidx.ravel(), minlength=kp + 1)
-    void_listed = 0 in pred_ids
-    stray = int(pred_area[0]) - (0 if void_listed else int(np.count_nonzero(pid == 0)))
+    scoring = not problems and not check_only and gmul is not None and segs is not None
+    if scoring:
+        assert gmul is not None and segs is not None
+        kg = len(segs[0])
+        pair = gmul + pidx  # (no overflow: uint16 only when (kg + 1) * step fits)
+        m = np.bincount(pair, minlength=(kg + 1) * step).reshape(kg + 1, step)
+        pred_area = m.sum(axis=0)
+        if gt is not None:
+            assert g_ids is not None
+            unlisted = int(m[0].sum()) - int(np.count_nonzero(g_ids == 0))
+            if unlisted:
+                problems.append(f"{gt_where}: {unlisted} pixels of segments the ground-truth JSON does not list")
+    else:
+        pred_area = np.bincount(pidx, minlength=step)
+    stray = int(pred_area[0]) - (0 if 0 in pred_ids else int(np.count_nonzero(pid == 0)))
     if stray:
         bad = np.unique(pid[(pidx == 0) & (pid != 0)])
         problems.append(f"{where}: segment ids in the PNG that segments_info does not list: {few(bad)}")
@@ -186,12 +220,11 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
     if absent:
         problems.append(f"{where}: segments_info ids absent from the PNG: {few(np.array(absent))}")
     # (An unknown category id is a problem of the JSON, reported with it.)
-    if problems or check_only or gidx is None or segs is None or any(c not in cat_index for c in pred_cats):
+    if problems or not scoring or any(c not in cat_index for c in pred_cats):
         return _FrameStats(problems=problems)
+    assert segs is not None
     g_cat, g_crowd, g_area = segs
     kg = len(g_cat)
-    m = np.bincount((gidx.astype(np.intp) * (kp + 1) + pidx).ravel(),
-                    minlength=(kg + 1) * (kp + 1)).reshape(kg + 1, kp + 1)
     p_cat = np.array([cat_index[c] for c in pred_cats], np.int64)
     p_area = pred_area[1:]
     void = m[0, 1:]
