@@ -9,7 +9,9 @@
   output of ``csCreatePanopticImgs`` or of :func:`cityscapes_io.prepare` with
   ``kinds=["panoptic"]``) when they are there, found beside the frames' ``gtFine`` tree;
   otherwise each frame's ``instanceIds`` with the same rules (:mod:`cityscapes_io.panoptic`),
-  derived on the fly. Both give the same numbers.
+  derived on the fly (so also for a frame the JSON does not list, or when the JSON does not
+  parse). Both give the same numbers. Categories come from that JSON, else from
+  :func:`cityscapes_io.panoptic.panoptic_categories` of the frames' labels.
 - Per category: a ground-truth segment (not a crowd) and a predicted segment of its category
   match when IoU > 0.5, the union leaving out the predicted segment's pixels on VOID; matches
   add their IoU and a TP; unmatched segments that are not crowds are FN; unmatched predicted
