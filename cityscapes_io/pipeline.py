@@ -312,6 +312,9 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
+    if getattr(w, "sequential", False) and (sharded or resume or workers > 1):
+        w._abort()
+        raise ValueError(f"{url}: {format} is written in one go by one process: no shard, resume or workers yet")
     run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
                options=options, workers=workers, decode_ahead=decode_ahead, on_error=on_error, progress=progress,
                index=not sharded)  # a shard writes no index files: finalize does, once

@@ -27,6 +27,7 @@ FORMATS: Dict[str, Tuple[str, str]] = {
                        "cityscapes_io.formats.coco:CocoInstancesWriter"),
     "coco_panoptic": ("cityscapes_io.formats.coco_panoptic:CocoPanopticReader",
                       "cityscapes_io.formats.coco_panoptic:CocoPanopticWriter"),
+    "wds": ("cityscapes_io.formats.wds:WdsReader", "cityscapes_io.formats.wds:WdsWriter"),
 }
 #: Other names of registered formats (Datumaro's).
 _ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
@@ -117,6 +118,8 @@ def _match(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
             return "coco_panoptic", f"annotations/{panoptic[0]}"
         if instances:
             return "coco_instances", f"annotations/{instances[0]}"
+    if top.get("shards.json") == "file":  # tar shards (formats/wds.py)
+        return "wds", "shards.json"
     found = [d for d in CITYSCAPES_DIRS if d in dirs]
     if found:
         return "cityscapes", f"{found[0]}/"
@@ -159,7 +162,8 @@ def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
     hint = root_hint(url)
     raise DatasetNotFoundError(
         str(url), "cannot tell the format: no gtFine/ or leftImg8bit/ (cityscapes), SegmentationClass/ (voc), "
-                  "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json (coco)"
+                  "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json (coco), "
+                  "shards.json (wds)"
                   + (f"; {hint}" if hint else "; give it with -if"))
 
 

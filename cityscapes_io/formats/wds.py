@@ -1,0 +1,410 @@
+"""Tar shards for streaming (``format="wds"``), in WebDataset's layout.
+
+``<root>/<split>-000000.tar``, ``<split>-000001.tar``, ...: each shard holds ``frames_per_shard``
+consecutive frames of one split. A frame's members share one key (its id, with ``%`` and ``.``
+percent-encoded so that the key has no dot, as WebDataset's grouping needs):
+
+- ``<key>.image.png`` (or ``.image.jpg``...): the photo, its original bytes;
+- ``<key>.instance_ids.png``: the 16-bit instanceIds, the original bytes when the labels are
+  unchanged (``instance_train_ids.png`` for a train-id dataset);
+- ``<key>.label_ids.png``: the 8-bit labelIds (``label_train_ids.png``);
+- ``<key>.json``: the frame's metadata (id, split, city, sequence, frame, annotation tree, size).
+
+``<root>/shards.json`` indexes the shards: per split, each shard's file name, frame count and,
+per frame, its id and the byte offset and size of each member, so a reader knows a split's
+length without opening a shard, and reaches one frame with one ranged read. The labels go into
+the same file (``dataset_meta.json``'s content, under ``labels``). Every other tool reading
+tar files in WebDataset's layout (the ``webdataset`` package) reads the shards as they are.
+
+Reading iterates a split shard by shard, one sequential read per shard (frames are yielded as
+their members are passed); a frame handed to another process, or asked for out of order, reads
+its members by range.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+import threading
+from dataclasses import replace
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from .. import png
+from ..errors import DatasetNotFoundError, InvalidFileError
+from ..frame import FileSource, Frame, OnError
+from ..instances import class_of
+from ..labels import LabelMap
+from ..mapping import value_lut
+from ..names import GT_DIR
+from ..output import Chunks
+from ..reader import Reader
+from ..storage import read_range, resolve_single_root, storage_errors
+from ..writers import Entry, Files, Segments, Writer
+
+__all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS"]
+
+INDEX_FILE = "shards.json"
+INDEX_KIND = "cityscapes_io-wds"
+#: Frame file kind -> member suffix.
+MEMBER_KINDS = {"instanceIds": "instance_ids.png", "labelIds": "label_ids.png",
+                "instanceTrainIds": "instance_train_ids.png", "labelTrainIds": "label_train_ids.png"}
+_KIND_OF = {v: k for k, v in MEMBER_KINDS.items()}
+#: Label maps the index names rather than spells out (they keep the official table's fields).
+_NAMED_MAPS = {"cityscapes": LabelMap.cityscapes, "cityscapes_train": LabelMap.cityscapes_train}
+#: Bytes read per request when a shard is streamed from an object store.
+STREAM_BLOCK = 32 * 2**20
+
+
+def frame_key(frame_id: str) -> str:
+    """The member key of a frame: its id with ``%`` and ``.`` percent-encoded (a WebDataset key
+    ends at the first dot of a member's base name)."""
+    return frame_id.replace("%", "%25").replace(".", "%2E")
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:06d}.tar"
+
+
+# -- reading ------------------------------------------------------------------------------------
+class _ShardStream:
+    """One shard read front to back, shared by the frames of one iteration over it: a member
+    at or after the current position is read on (sequentially: one stream, or one request per
+    ``STREAM_BLOCK`` on an object store); anything else by range."""
+
+    def __init__(self, fs: Any, path: str):
+        self.fs, self.path = fs, path
+        self._file: Optional[IO[bytes]] = None
+        self._pos = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            if not self._closed and offset >= self._pos:
+                with storage_errors(self.path, "cannot read"):
+                    if self._file is None:
+                        self._file = self.fs.open(self.path, "rb", block_size=STREAM_BLOCK, cache_type="readahead")
+                    if offset != self._pos:
+                        self._file.seek(offset)
+                    data = self._file.read(size)
+                if len(data) != size:
+                    raise InvalidFileError(self.path, f"truncated shard: {size} bytes expected at offset {offset}")
+                self._pos = offset + size
+                return data
+        return _ranged(self.fs, self.path, offset, size)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _ranged(fs: Any, path: str, offset: int, size: int) -> bytes:
+    data = read_range(fs, path, offset, offset + size)
+    if len(data) != size:
+        raise InvalidFileError(path, f"truncated shard: {size} bytes expected at offset {offset}")
+    return data
+
+
+class TarSource(FileSource):
+    """A frame's files as members of a tar shard: ``{kind: (offset, size)}`` in ``tar``. Shown
+    (``where``, messages) as ``<shard>/<member>``."""
+
+    def __init__(self, fs: Any, tar: str, members: Dict[str, Tuple[str, int, int]],
+                 stream: Optional[_ShardStream] = None):
+        super().__init__({kind: (fs, f"{tar}/{name}") for kind, (name, _, _) in members.items()})
+        self._fs, self._tar = fs, tar
+        self._members = members
+        self._stream = stream
+
+    def read_bytes(self, kind: str) -> bytes:
+        data = self._bytes.get(kind)
+        if data is not None:
+            return data
+        if kind not in self._members:
+            raise DatasetNotFoundError(None, f"no {kind} file")
+        if self._watch is not None:
+            self._watch(kind)
+        _, offset, size = self._members[kind]
+        stream = self._stream
+        data = stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
+        self._bytes[kind] = data
+        return data
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        for kind in self.GT_KINDS + ("image",):
+            if kind in self._members:
+                name, offset, size = self._members[kind]
+                data = self._bytes.get(kind)
+                if data is None:
+                    data = _ranged(self._fs, self._tar, offset, min(size, 64)) if name.endswith(".png") \
+                        else self.read_bytes(kind)
+                w, h = png.image_size(data, self.path(kind))
+                return h, w
+        return None
+
+    def fetch_ahead(self, kinds, pool) -> None:
+        pass  # members come in order from the shard's stream
+
+    def fresh(self) -> "TarSource":
+        return TarSource(self._fs, self._tar, self._members)
+
+    def __getstate__(self):
+        return {"fs": self._fs, "tar": self._tar, "members": self._members}
+
+    def __setstate__(self, state) -> None:
+        TarSource.__init__(self, state["fs"], state["tar"], state["members"])
+
+
+def _load_index(root) -> dict:
+    path = root.join(INDEX_FILE)
+    try:
+        with storage_errors(path, "cannot read"):
+            raw = root.fs.cat_file(path)
+    except FileNotFoundError:
+        raise DatasetNotFoundError(str(root), f"no {INDEX_FILE}: not a tar-shard dataset written by cityscapes_io")
+    try:
+        index = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidFileError(path, f"not JSON: {exc}") from None
+    if not isinstance(index, dict) or index.get("kind") != INDEX_KIND or not isinstance(index.get("splits"), dict):
+        raise InvalidFileError(path, f"not a shard index (expected an object with kind {INDEX_KIND!r} and splits)")
+    return index
+
+
+class WdsReader(Reader):
+    """Reads tar shards written by :class:`WdsWriter`, listing them from ``shards.json``."""
+
+    format = "wds"
+
+    def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
+        self.root = resolve_single_root(url, storage_options, "wds")
+        self.roots = [self.root]
+        self.on_error = on_error
+        self._index = _load_index(self.root)
+        where = self.root.join(INDEX_FILE)
+        labels = self._index.get("labels")
+        if labels in _NAMED_MAPS:
+            self.labels = _NAMED_MAPS[labels]()
+        else:
+            self.labels = LabelMap.parse_dataset_meta(labels, where)
+        wanted = [split] if isinstance(split, str) else (list(split) if split is not None else None)
+        have = sorted(self._index["splits"])
+        if wanted is not None:
+            missing = [s for s in wanted if s not in have]
+            if missing:
+                raise DatasetNotFoundError(str(self.root), f"no split(s) {', '.join(missing)} "
+                                                           f"(the shards hold: {', '.join(have) or 'none'})")
+        self._splits = [s for s in have if wanted is None or s in wanted]
+        self._cities = set([cities] if isinstance(cities, str) else (cities or ())) or None
+
+    def splits(self) -> List[str]:
+        return list(self._splits)
+
+    def _shards(self, split: str) -> List[dict]:
+        return self._index["splits"].get(split, [])
+
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        fs = self.root.fs
+        for shard in self._shards(split):
+            tar = self.root.join(shard["file"])
+            stream = _ShardStream(fs, tar)
+            try:
+                for record in shard["members"]:
+                    frame = self._frame(fs, tar, split, record, stream)
+                    if self._cities is not None and frame.city not in self._cities:
+                        continue
+                    yield frame
+                    del frame
+            finally:
+                stream.close()
+
+    def _frame(self, fs, tar: str, split: str, record: dict, stream: Optional[_ShardStream]) -> Frame:
+        members = {}
+        for name, offset, size in record["files"]:
+            suffix = name.split(".", 1)[1] if "." in name else name
+            kind = "image" if suffix.startswith("image.") else _KIND_OF.get(suffix, suffix)
+            members[kind] = (name, int(offset), int(size))
+        return Frame(record["id"], split, self.labels, TarSource(fs, tar, members, stream), on_error=self.on_error,
+                     annotations=record.get("annotations", GT_DIR))
+
+    def frame_count(self, split: str) -> int:
+        if self._cities is None:
+            return sum(int(s["frames"]) for s in self._shards(split))
+        return super().frame_count(split)
+
+    def cities(self, split: str) -> List[str]:
+        return sorted({Frame(r["id"], split, self.labels).city or "" for s in self._shards(split)
+                       for r in s["members"]} - {""})
+
+    def split_locations(self, split: str) -> List[str]:
+        return [self.root.display(s["file"]) for s in self._shards(split)]
+
+
+# -- writing ------------------------------------------------------------------------------------
+class _OpenShard:
+    """The shard being filled: a tar in a temporary file, and its frames' member tables."""
+
+    def __init__(self, split: str, number: int):
+        self.split, self.number = split, number
+        self.file = tempfile.TemporaryFile()
+        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
+        self.records: List[dict] = []
+
+    def add(self, name: str, data: bytes) -> Tuple[int, int]:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uname = info.gname = ""
+        self.tar.addfile(info, io.BytesIO(data))
+        # The data ends the member, padded to whole 512-byte blocks, after its header(s).
+        return self.tar.offset - -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE, len(data)
+
+    def chunks(self) -> Chunks:
+        self.tar.close()
+        f = self.file
+
+        def read() -> Iterator[bytes]:
+            f.seek(0)
+            while True:
+                block = f.read(8 * 2**20)
+                if not block:
+                    return
+                yield block
+
+        return Chunks(read)
+
+    def discard(self) -> None:
+        self.file.close()
+
+
+class WdsWriter(Writer):
+    """Writes tar shards (see the module docstring).
+
+    Parameters
+    ----------
+    frames_per_shard : int
+        Frames per tar shard (default 100: about 250 MB with 2048x1024 photos). A split's last
+        shard holds the rest. Each shard appears complete or not at all.
+    """
+
+    format = "wds"
+    #: Shards hold consecutive frames written by one process, in one go.
+    sequential = True
+
+    def __init__(self, url, *, frames_per_shard: int = 100, **options):
+        if int(frames_per_shard) < 1:
+            raise ValueError(f"frames_per_shard must be at least 1, got {frames_per_shard}")
+        self.frames_per_shard = int(frames_per_shard)
+        self._open: Optional[_OpenShard] = None
+        self._next: Dict[str, int] = {}
+        self._shards: Dict[str, List[dict]] = {}
+        super().__init__(url, **options)
+
+    def _setup(self, labels: LabelMap) -> None:
+        train = labels.is_train_ids
+        self._kinds = ("instanceTrainIds", "labelTrainIds") if train else ("instanceIds", "labelIds")
+
+    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+        key = frame_key(frame.id)
+        files: List[Tuple[str, Any]] = []
+        shape = None
+        if seg is not None:
+            if max((class_of(v) for v in seg.values), default=0) > 255:
+                raise InvalidFileError(frame.id, "labelIds are 8-bit: label ids must be below 256")
+            inst_kind, class_kind = self._kinds
+            ids_png = frame.original(inst_kind) if seg.unchanged else None
+            label_png = frame.original(class_kind) if ids_png is not None else None
+            if ids_png is None:
+                ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
+            if label_png is None:
+                label_png = png.encode_label_png(value_lut(seg.values, class_of)[seg.ids].astype(np.uint8))
+            files += [(f"{key}.{MEMBER_KINDS[inst_kind]}", ids_png), (f"{key}.{MEMBER_KINDS[class_kind]}", label_png)]
+            shape = seg.ids.shape
+        photo = self._photo(frame, shape) if frame.has_image else None
+        if photo is not None:
+            files.insert(0, (f"{key}.image{photo[1]}", photo[0]))
+            if shape is None:
+                w, h = png.image_size(photo[0], frame.files.get("image", frame.id))
+                shape = (h, w)
+        meta = {"id": frame.id, "split": frame.split, "city": frame.city, "seq": frame.seq, "frame": frame.frame,
+                "annotations": frame.annotations, "width": shape[1] if shape else None,
+                "height": shape[0] if shape else None}
+        files.append((f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8")))
+        return files
+
+    def _photo_ext(self, frame: Frame) -> Optional[str]:
+        # The photo is part of a sample: always kept (save_media is implied), bytes copied.
+        if not frame.has_image:
+            return None
+        src = frame.image_ext or ".png"
+        return self.image_ext or (src if src in png.IMAGE_EXTS else ".png")
+
+    def _put(self, frame: Frame) -> Entry:
+        if self._closed:
+            raise ValueError("write() on a closed writer")
+        if self.labels is None:
+            from ..mapping import resolve_label_map
+
+            self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
+        encoded = self.encode(frame)
+        split = encoded.entry.split
+        shard = self._open
+        if shard is not None and (shard.split != split or len(shard.records) >= self.frames_per_shard):
+            self._flush()
+            shard = None
+        if shard is None:
+            number = self._next.get(split, 0)
+            self._next[split] = number + 1
+            shard = self._open = _OpenShard(split, number)
+        files = []
+        for name, data in encoded.files:
+            offset, size = shard.add(name, bytes(data))  # type: ignore[arg-type]
+            files.append([name, offset, size])
+        record = {"id": frame.id, "annotations": frame.annotations, "files": files}
+        shard.records.append(record)
+        return replace(encoded.entry, info=(shard_name(split, shard.number),))
+
+    def _flush(self) -> None:
+        shard, self._open = self._open, None
+        if shard is None:
+            return
+        try:
+            name = shard_name(shard.split, shard.number)
+            self.dest.put(name, shard.chunks())
+            self._shards.setdefault(shard.split, []).append(
+                {"file": name, "frames": len(shard.records), "members": shard.records})
+        finally:
+            shard.discard()
+
+    def close(self) -> None:
+        if not self._closed:
+            try:
+                self._flush()
+            except BaseException:
+                self._abort()
+                raise
+        super().close()
+
+    def _abort(self) -> None:
+        if self._open is not None:
+            self._open.discard()
+            self._open = None
+        super()._abort()
+
+    def _planned_files(self, frame: Frame) -> List[str]:
+        raise ValueError("tar shards are written in one go by one process: no resume, shard or workers yet")
+
+    def _index_files(self) -> Files:
+        assert self.labels is not None
+        named = [name for name, make in _NAMED_MAPS.items() if make() == self.labels]
+        index = {"kind": INDEX_KIND, "version": 1, "frames_per_shard": self.frames_per_shard,
+                 "labels": named[0] if named else json.loads(self.labels.to_dataset_meta()),
+                 "splits": {s: self._shards[s] for s in sorted(self._shards)}}
+        return [(INDEX_FILE, json.dumps(index, sort_keys=True).encode("utf-8"))]
