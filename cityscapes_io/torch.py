@@ -44,7 +44,7 @@ get_worker_info = _data.get_worker_info
 from .dataset import Dataset
 from .dataset import open as open_dataset
 from .errors import DatasetNotFoundError
-from .frame import Frame
+from .frame import FileSource, Frame
 from .labels import has_instances
 from .panoptic import panoptic_frame
 from .storage import is_remote
@@ -222,6 +222,23 @@ def _check_targets(targets: Sequence[str]) -> Tuple[str, ...]:
     return targets
 
 
+def _fetch_kinds(frame: Frame, targets: Sequence[str]) -> List[str]:
+    """The file kinds the targets read (fetched ahead on remote storage): the photo, the
+    ground truth, and for class targets the class image beside the instanceIds when there is
+    one. Every file but polygons and colours when the kinds are not Cityscapes'."""
+    files = frame.files
+    gt = [k for k in FileSource.GT_KINDS if k in files]
+    if not gt:
+        return [k for k in files if k not in _NOT_FETCHED]
+    kinds = ["image"] if "image" in targets and "image" in files else []
+    if set(targets) & {"instance_ids", "instances", "panoptic"}:
+        kinds.append(gt[0])
+    if set(targets) & {"semantic", "train_ids"}:
+        cls = FileSource.CLASS_KIND.get(gt[0], "")
+        kinds.append(cls if cls in files else gt[0])
+    return list(dict.fromkeys(kinds))
+
+
 def _remote(frame: Frame) -> bool:
     return any(is_remote(fs) for fs, _ in frame.source.locations().values())
 
@@ -266,7 +283,7 @@ class _Samples:
                     if nxt is None:
                         break
                     nxt = nxt.fresh()
-                    nxt.source.fetch_ahead([k for k in nxt.files if k not in _NOT_FETCHED], pool)
+                    nxt.source.fetch_ahead(_fetch_kinds(nxt, self.targets), pool)
                     ahead.append(nxt)
                 if not ahead:
                     return
