@@ -255,30 +255,34 @@ def test_label_png_encoder_round_trips_through_pillow_and_imageio():
             encode_label_png(bad)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 700), (257, 33), (64, 2048)])
-def test_16_bit_gray_decoded_straight_into_our_array_equals_pillow(shape):
-    """The fast route for 16-bit gray PNGs (Pillow's decoder writing into our array) gives what
-    Pillow's ordinary decoding gives, for files of every encoder we meet, in several IDAT chunks."""
+def test_gray_decoded_straight_into_our_array_equals_pillow(shape, dtype):
+    """The fast route for 8- and 16-bit gray PNGs (Pillow's decoder writing into our array)
+    gives what Pillow's ordinary decoding gives, for files of every encoder we meet, in several
+    IDAT chunks."""
     rng = np.random.default_rng(sum(shape))
-    flat = np.repeat(rng.integers(0, 34, (shape[0], 1)) * 1000, shape[1], axis=1)
-    noisy = rng.integers(0, 65536, shape)
-    for arr in (flat.astype(np.uint16), noisy.astype(np.uint16), (flat + (noisy % 3)).astype(np.uint16)):
+    top = 65536 if dtype == np.uint16 else 256
+    flat = np.repeat(rng.integers(0, 34, (shape[0], 1)) * (1000 if dtype == np.uint16 else 7), shape[1], axis=1)
+    noisy = rng.integers(0, top, shape)
+    for arr in (flat.astype(dtype), noisy.astype(dtype), ((flat + (noisy % 3)) % top).astype(dtype)):
         encoded = [png.encode_png(arr), png.encode_label_png(arr), png.encode_png(arr, compress_level=9)]
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, format="PNG", optimize=True)
         encoded.append(buf.getvalue())
         for data in encoded:
             header = png.read_header(data, "x.png")
-            fast = png._gray16_direct(data, header)
+            fast = png._gray_direct(data, header)
             assert fast is not None  # the route is taken: this test compares something
             im = Image.open(io.BytesIO(data))
-            ordinary = np.frombuffer(im.tobytes(), "<u2").reshape(shape)
-            assert fast.dtype == np.uint16 and np.array_equal(fast, ordinary) and np.array_equal(fast, arr)
+            ordinary = np.frombuffer(im.tobytes(), "<u2" if dtype == np.uint16 else np.uint8).reshape(shape)
+            assert fast.dtype == dtype and np.array_equal(fast, ordinary) and np.array_equal(fast, arr)
             assert np.array_equal(png.decode_gray(data, "x.png"), arr)
 
 
-def test_16_bit_gray_truncated_or_corrupt_is_still_reported():
-    arr = np.arange(64 * 2048, dtype=np.uint16).reshape(64, 2048)
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_gray_truncated_or_corrupt_is_still_reported(dtype):
+    arr = (np.arange(64 * 2048) % (65536 if dtype == np.uint16 else 256)).astype(dtype).reshape(64, 2048)
     data = png.encode_png(arr)
     with pytest.raises(InvalidFileError, match="x.png"):
         png.decode_gray(data[: len(data) // 2], "x.png")
