@@ -82,7 +82,7 @@ def _segment_ids(data: bytes, where: str) -> Tuple[np.ndarray, Tuple[int, int]]:
     header = png.read_header(data, where)
     png._check_size(header.width, header.height, where)
     try:
-        im = Image.open(io.BytesIO(data))
+        im: Image.Image = Image.open(io.BytesIO(data))
         if im.mode != "RGB":
             im = im.convert("RGB")
         raw = im.tobytes("raw", "RGBX")
@@ -137,7 +137,7 @@ def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndar
         return None, None, None, [f"{where}: no ground truth instance ids"]
     values = inst.astype(np.uint16, copy=False)
     area = np.bincount(values.ravel(), minlength=65536)
-    table = np.zeros(65536, np.int64)
+    table: np.ndarray = np.zeros(65536, np.int64)
     cats, crowd, areas, problems = [], [], [], []
     for v in np.flatnonzero(area):
         v = int(v)

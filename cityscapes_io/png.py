@@ -150,7 +150,7 @@ def _gray_direct(data: bytes, header: PngHeader) -> Optional[np.ndarray]:
     mode, dtype, mark = ("I;16", np.uint16, 0x1234) if header.bit_depth == 16 else ("L", np.uint8, 0x5A)
     out: np.ndarray = np.empty((h, w), dtype)
     try:
-        im = Image.open(io.BytesIO(data), formats=("PNG",))
+        im: Any = Image.open(io.BytesIO(data), formats=("PNG",))  # (load_read: PngImageFile's)
         if im.mode != mode or im.size != (w, h) or len(im.tile) != 1:
             return None
         tile = im.tile[0]

@@ -189,10 +189,12 @@ class WdsReader(Reader):
         self._index = _load_index(self.root)
         where = self.root.join(INDEX_FILE)
         labels = self._index.get("labels")
-        if labels in _NAMED_MAPS:
+        if isinstance(labels, str) and labels in _NAMED_MAPS:
             self.labels = _NAMED_MAPS[labels]()
-        else:
+        elif isinstance(labels, dict):
             self.labels = LabelMap.parse_dataset_meta(labels, where)
+        else:
+            raise InvalidFileError(where, "no labels (expected 'labels': a dataset_meta object or a map's name)")
         wanted = [split] if isinstance(split, str) else (list(split) if split is not None else None)
         have = sorted(self._index["splits"])
         if wanted is not None:
