@@ -289,3 +289,21 @@ def test_equal_to_the_official_script(synthetic, tmp_path):
             for m in ("pq", "sq", "rq"):
                 assert abs(ours["per_class"][c][m] - scores[m]) <= 1e-9, (c, m)
     assert 0 < official["All"]["pq"] < 1
+
+
+def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
+    import tracemalloc
+
+    peaks = {}
+    for n in (4, 16):
+        root = str(tmp_path / f"n{n}")
+        generate(root, splits={"val": n}, size=(512, 256), photos=False, seed=3, distinct=4)
+        prepare(root, kinds=["panoptic"])
+        pred = _perturbed(root, str(tmp_path / f"results{n}"), seed=5)
+        cio.evaluate(root, pred, task="panoptic")  # imports and first-use tables outside the measure
+        tracemalloc.start()
+        cio.evaluate(root, pred, task="panoptic")
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # a frame's two id images are about 1 MB; holding 12 more frames would add 12 MB
+    assert peaks[16] < peaks[4] + 1.5 * 2**20, peaks
