@@ -124,6 +124,8 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
                         "read back are renumbered)")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
+    g.add_argument("--frames-per-shard", type=int, metavar="N",
+                   help="wds: frames per tar shard (default 100)")
 
 
 def _add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None:
@@ -262,7 +264,7 @@ def _progress(args, ds, label: str):
 def _writer_options(args) -> dict:
     opts = {}
     for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map", "segmentation",
-                "category_ids", "keep_instance_ids"):
+                "category_ids", "keep_instance_ids", "frames_per_shard"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
@@ -404,6 +406,8 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
     for key in ("classes", "segmentation", "category_ids", "keep_instance_ids"):
         if fmt != "coco_instances" and opts.pop(key, None) is not None:
             raise UsageError(f"--{key.replace('_', '-')} applies to -f coco_instances only")
+    if fmt != "wds" and opts.pop("frames_per_shard", None) is not None:
+        raise UsageError("--frames-per-shard applies to -f wds only")
     if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:
         print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
               "(no photos are written)", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Iterable, List, Optional, Union
 from .dataset import Dataset, open as open_dataset
 from .frame import Frame, OnError, check_policy
 from .pipeline import Report, options_for_workers, refuse_overwriting_source, write_one, writer
-from .writers import Entry
+from .writers import Entry, Writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -98,6 +98,10 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     if not w.dest.resumable:
         w._abort()
         raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
+    if type(w)._units is not Writer._units:  # partitions cut by city or count would split its units
+        w._abort()
+        raise ValueError(f"{format} writes several frames per file: convert it without Dask (workers= writes "
+                         f"whole files in processes)")
     try:
         worker_options = options_for_workers(w, options)
         bag = to_bag(ds, partition).map_partitions(_write_partition, format, url, storage_options, worker_options)

@@ -17,6 +17,11 @@ The strategy is chosen once, outside the loop:
 files; :func:`finalize_dataset` then writes them, once, from what the shards wrote. ``resume=True``
 passes over frames whose output files are all present (files appear atomically, so present
 means complete) and rewrites the index files at the end.
+
+What is handed out is a writer's *unit* (:meth:`~cityscapes_io.writers.Writer._units`): one
+frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over the whole
+input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
+and finalize check a unit's files as a whole.
 """
 from __future__ import annotations
 
@@ -45,7 +50,11 @@ Result = Union[Entry, CityscapesIOError]
 #: A frame to write, or a frame already complete with its index entry (resume) or the error
 #: that stopped its entry (a format whose index records are recomputed from the frame).
 Item = Tuple[Frame, Optional[Result]]
+#: Frames written together (:meth:`Writer._units`; one frame for most formats): the writer's key
+#: for them, and their items.
+Unit = Tuple[Any, List[Item]]
 Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
+Put = Callable[[Frame], Result]
 
 
 def writer(url, format, *, storage_options=None, **options) -> Writer:
@@ -167,13 +176,21 @@ def write_one(w: Writer, frame: Frame) -> Result:
         frame.release()
 
 
-# -- strategies: each turns items into outcomes, in input order -------------------------------------
-def _in_process(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None, None]:
+# -- strategies: each turns units into outcomes, in input order -------------------------------------
+def _unit_outcomes(w: Writer, key: Any, items: List[Item], put: Optional[Put] = None) -> Iterator[Outcome]:
+    """Write the frames of one unit that are not complete already (all of them, or none)."""
+    todo = [frame for frame, done in items if done is None]
+    results = iter(w._put_unit(key, todo, put or (lambda f: write_one(w, f))) if todo else ())
     for frame, done in items:
-        yield frame.split, frame.id, done if done is not None else write_one(w, frame), done is not None
+        yield frame.split, frame.id, done if done is not None else next(results), done is not None
 
 
-def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None, None]:
+def _in_process(w: Writer, units: Iterable[Unit]) -> Generator[Outcome, None, None]:
+    for key, items in units:
+        yield from _unit_outcomes(w, key, items)
+
+
+def _decoding_ahead(w: Writer, units: Iterable[Unit]) -> Generator[Outcome, None, None]:
     """In process, while a background thread decodes the next frame's ground truth (and reads
     its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
     most; an error is left for the writer, which meets it again when it asks for the same
@@ -187,17 +204,29 @@ def _decoding_ahead(w: Writer, items: Iterable[Item]) -> Generator[Outcome, None
             pass
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode")
+
+    def todo(unit: Optional[Unit]) -> List[Frame]:
+        return [frame for frame, done in unit[1] if done is None] if unit is not None else []
+
     try:
-        held: Optional[Item] = None
-        for item in items:
-            fut = pool.submit(touch, item[0]) if item[1] is None else None
-            if held is not None:
-                yield from _in_process(w, [held])  # written while the next frame decodes
-            if fut is not None:
-                fut.result()
-            held = item
-        if held is not None:
-            yield from _in_process(w, [held])
+        it = iter(units)
+        unit = next(it, None)
+        while unit is not None:
+            following = next(it, None)  # listed now: its first frame decodes while this unit's last is written
+            order = todo(unit)
+            ahead = dict(zip(map(id, order), order[1:] + todo(following)[:1]))
+
+            def put(frame: Frame, ahead: Dict[int, Frame] = ahead) -> Result:
+                nxt = ahead.get(id(frame))
+                fut = pool.submit(touch, nxt) if nxt is not None else None
+                try:
+                    return write_one(w, frame)  # written while the next frame decodes
+                finally:
+                    if fut is not None:
+                        fut.result()
+
+            yield from _unit_outcomes(w, unit[0], unit[1], put)
+            unit = following
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -224,41 +253,44 @@ class _Collector:
         self.errors.append(error)
 
 
-def _write_in_worker(frame: Frame) -> Tuple[Result, List[Exception]]:
+def _write_in_worker(key: Any, frames: List[Frame]) -> List[Tuple[Result, List[Exception]]]:
+    """Write one unit; per frame its result and the errors its policy was handed."""
     assert _WORKER is not None
-    collector = frame.on_error if isinstance(frame.on_error, _Collector) else None
-    result = write_one(_WORKER, frame)
-    return result, (collector.errors if collector is not None else [])
+    w = _WORKER
+    collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
+    results = w._put_unit(key, frames, lambda f: write_one(w, f))
+    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)]
 
 
-def _in_pool(w: Writer, items: Iterable[Item], *, format, url, storage_options, options: dict,
+def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, options: dict,
              workers: int) -> Generator[Outcome, None, None]:
-    """Frames written in ``workers`` processes, at most ``2 × workers`` in flight, outcomes in
-    input order (so the index files come out as from one process)."""
+    """Units written in ``workers`` processes (one task per unit), at most ``2 × workers`` in
+    flight, outcomes in input order (so the index files come out as from one process)."""
     opts = options_for_workers(w, options)
     ctx = multiprocessing.get_context("spawn")
-    queue: Deque[Tuple[Frame, Any, bool]] = collections.deque()  # frame, future or entry, complete
+    queue: Deque[Tuple[List[Item], Optional[Future]]] = collections.deque()  # items, future of those to write
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(format, url, storage_options, opts)) as pool:
         try:
             submitted = 0
-            for frame, done in items:
-                if done is None:
-                    sent = frame if frame.on_error == "raise" else frame.with_on_error(_Collector())
+            for key, items in units:
+                todo = [frame for frame, done in items if done is None]
+                fut = None
+                if todo:
+                    sent = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
                     if submitted >= workers:
-                        fut = pool.submit(_write_in_worker, sent)
+                        fut = pool.submit(_write_in_worker, key, sent)
                     else:  # the first submits start the workers: they start with Ctrl-C ignored
                         with _sigint_ignored():
-                            fut = pool.submit(_write_in_worker, sent)
+                            fut = pool.submit(_write_in_worker, key, sent)
                     submitted += 1
-                    queue.append((frame, fut, False))
-                    frame.release()
-                else:
-                    queue.append((frame, done, True))
+                    for frame in todo:
+                        frame.release()
+                queue.append((items, fut))
                 while len(queue) >= 2 * workers:
-                    yield _outcome(queue.popleft())
+                    yield from _outcomes(queue.popleft())
             while queue:
-                yield _outcome(queue.popleft())
+                yield from _outcomes(queue.popleft())
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -278,13 +310,17 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _outcome(queued: Tuple[Frame, Any, bool]) -> Outcome:
-    frame, result, complete = queued
-    if isinstance(result, Future):
-        result, errors = result.result()
+def _outcomes(queued: Tuple[List[Item], Optional[Future]]) -> Iterator[Outcome]:
+    items, fut = queued
+    results = iter(fut.result() if fut is not None else ())
+    for frame, done in items:
+        if done is not None:
+            yield frame.split, frame.id, done, True
+            continue
+        result, errors = next(results)
         for error in errors:  # handed to the frame's policy in the worker: applied here, in order
             apply_policy(frame.on_error, error)
-    return frame.split, frame.id, result, complete
+        yield frame.split, frame.id, result, False
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -312,9 +348,6 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
-    if getattr(w, "sequential", False) and (sharded or resume or workers > 1):
-        w._abort()
-        raise ValueError(f"{url}: {format} is written in one go by one process: no shard, resume or workers yet")
     run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
                options=options, workers=workers, decode_ahead=decode_ahead, on_error=on_error, progress=progress,
                index=not sharded)  # a shard writes no index files: finalize does, once
@@ -322,21 +355,21 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     return report
 
 
-def run_writer(w: Writer, items: Iterable[Item], report: Report, *, format, url, storage_options, options: dict,
+def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url, storage_options, options: dict,
                workers: int = 1, decode_ahead: bool = True, on_error: OnError = "raise",
                progress: Optional[Callable[[int], None]] = None, index: bool = True) -> None:
-    """Drive ``w`` over ``items`` with the strategy ``workers`` and ``decode_ahead`` choose,
+    """Drive ``w`` over ``units`` (from :func:`items_for`) with the strategy ``workers`` and ``decode_ahead`` choose,
     accounting every frame in ``report``; then close the writer (``index``: with its index
     files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
     ``options`` are what worker processes open their own writers with."""
     outcomes: Generator[Outcome, None, None]
     if workers > 1:
-        outcomes = _in_pool(w, items, format=format, url=url, storage_options=storage_options, options=options,
+        outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
                             workers=workers)
     elif decode_ahead:
-        outcomes = _decoding_ahead(w, items)
+        outcomes = _decoding_ahead(w, units)
     else:
-        outcomes = _in_process(w, items)
+        outcomes = _in_process(w, units)
     try:
         for split, frame_id, result, complete in outcomes:
             report.read += 1
@@ -356,20 +389,21 @@ def run_writer(w: Writer, items: Iterable[Item], report: Report, *, format, url,
 
 
 def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bool = False,
-              folders: Sequence[str] = ("",)) -> Iterator[Item]:
-    """The frames of this shard; with ``resume``, those complete already come with their entry
-    (what is present is listed under the destination's ``folders``, all of it by default)."""
+              folders: Sequence[str] = ("",)) -> Iterator[Unit]:
+    """The units of this shard (units ``u`` with ``u % N == I``); with ``resume``, those
+    complete already come with their frames' entries (what is present is listed under the
+    destination's ``folders``, all of it by default)."""
     present: Optional[Set[str]] = None
     if resume:
         w.dest.remove_temporaries()  # left by an interrupted run
         present = set().union(*(w.dest.listing(f) for f in folders))
-    for k, frame in enumerate(ds):
-        if shard is not None and k % shard[1] != shard[0]:
+    for u, (key, frames) in enumerate(w._units(ds)):
+        if shard is not None and u % shard[1] != shard[0]:
             continue
-        if present is not None and all(w.dest.path(p) in present for p in w._planned_files(frame)):
-            yield frame, _entry_of(w, frame)
+        if present is not None and all(w.dest.path(p) in present for p in w._unit_files(key, frames)):
+            yield key, list(zip(frames, w._unit_entries(key, frames, lambda f: _entry_of(w, f))))
         else:
-            yield frame, None
+            yield key, [(frame, None) for frame in frames]
 
 
 def _entry_of(w: Writer, frame: Frame) -> Result:
@@ -399,17 +433,17 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     try:
         w.dest.remove_temporaries()
         present = w.dest.listing()
-        for frame in ds:
-            report.read += 1
-            planned = w._planned_files(frame)
-            missing = [p for p in planned if w.dest.path(p) not in present]
-            result: Result = _entry_of(w, frame) if not missing else CityscapesIOError(
-                frame.id, f"output missing (no shard wrote it): {', '.join(missing)}")
-            if isinstance(result, Entry):
-                w._record(result)
-            report.record(frame.split, frame.id, result, on_error, indexing=True)
-            if progress is not None:
-                progress(report.read)
+        for key, frames in w._units(ds):
+            missing = [p for p in w._unit_files(key, frames) if w.dest.path(p) not in present]
+            results: List[Result] = w._unit_entries(key, frames, lambda f: _entry_of(w, f)) if not missing else [
+                CityscapesIOError(f.id, f"output missing (no shard wrote it): {', '.join(missing)}") for f in frames]
+            for frame, result in zip(frames, results):
+                report.read += 1
+                if isinstance(result, Entry):
+                    w._record(result)
+                report.record(frame.split, frame.id, result, on_error, indexing=True)
+                if progress is not None:
+                    progress(report.read)
     except BaseException:
         w._abort()
         raise

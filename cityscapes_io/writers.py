@@ -11,7 +11,9 @@ A format's writer subclasses :class:`Writer` and implements the hooks ``_frame_f
 ``_planned_files`` and ``_index_files`` (``_setup`` and ``_index_info`` when it needs them).
 Parallel, sharded and resumed conversion (:mod:`cityscapes_io.pipeline`, and its Dask strategy in
 :mod:`cityscapes_io.dask`) drive a writer through its private methods ``_put``, ``_record``,
-``_entry`` and ``_abort``; nothing else uses them.
+``_entry`` and ``_abort``; nothing else uses them. They hand out *units*, the frames written
+together (``_units``, ``_unit_files``, ``_unit_entries``, ``_put_unit``): each frame alone
+by default; a format whose files hold several frames (the tar shards of ``"wds"``) groups them.
 """
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from . import png
-from .errors import InvalidFileError
+from .errors import CityscapesIOError, InvalidFileError
 from .frame import Frame
 from .instances import class_of
 from .labels import LabelMap
@@ -379,6 +381,32 @@ class Writer:
         if not self._closed:
             self._closed = True
             self.dest.abort()
+
+    # -- units: the frames written together ----------------------------------------------------
+    def _units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
+        """The frames, in order, grouped into the units that are written together and appear
+        together (what ``shard`` and ``workers`` hand out, what ``resume`` and ``finalize``
+        check), each with the writer's key for it: by default each frame alone, key None."""
+        for frame in frames:
+            yield None, [frame]
+
+    def _unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
+        """Paths that writing the unit produces (its frames' ``_planned_files`` by default)."""
+        return [p for frame in frames for p in self._planned_files(frame)]
+
+    def _unit_entries(self, key: Any, frames: List[Frame],
+                      entry_of: Callable[[Frame], "Union[Entry, CityscapesIOError]"]
+                      ) -> "List[Union[Entry, CityscapesIOError]]":
+        """Per frame of a unit whose files are all there: its entry, or the error that stops
+        it (``entry_of(frame)`` by default, the pipeline's safe ``_entry``)."""
+        return [entry_of(frame) for frame in frames]
+
+    def _put_unit(self, key: Any, frames: List[Frame], put: Callable[[Frame], "Union[Entry, CityscapesIOError]"]
+                  ) -> "List[Union[Entry, CityscapesIOError]]":
+        """Write the frames of one unit, each with ``put(frame)`` (the pipeline's safe
+        ``_put``: an entry, or the error that left the frame out), and whatever the unit
+        needs besides; per frame, its result."""
+        return [put(frame) for frame in frames]
 
     # -- format hooks -----------------------------------------------------------------------
     def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:  # pragma: no cover - abstract

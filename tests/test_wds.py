@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import pickle
+import shutil
 import tarfile
 
 import numpy as np
@@ -124,8 +125,161 @@ def test_bad_shards_are_named(src, tmp_path):
         cio.open(out, format="wds")
 
 
-def test_parallel_modes_are_refused_clearly(src, tmp_path):
-    with pytest.raises(ValueError, match="wds is written in one go by one process"):
-        cio.convert(src, str(tmp_path / "a"), format="wds", workers=2)
+def _files(root):
+    """Every file under ``root``: relative path -> bytes."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root)] = f.read()
+    return out
+
+
+def _tar_ids(path):
+    with tarfile.open(path) as tf:
+        return list(dict.fromkeys(n.split(".", 1)[0] for n in tf.getnames()))
+
+
+def test_every_mode_writes_the_same_bytes(src, tmp_path):
+    one = str(tmp_path / "one")
+    assert cio.convert(src, one, format="wds", frames_per_shard=2).written == 7
+    want = _files(one)
+    assert sorted(want) == ["shards.json", "train-000000.tar", "train-000001.tar", "train-000002.tar",
+                            "val-000000.tar"]
+    pool = str(tmp_path / "pool")
+    report = cio.convert(src, pool, format="wds", frames_per_shard=2, workers=2)
+    assert report.written == 7 and report.ok
+    assert _files(pool) == want
+    # shards: whole tars, tar units numbered over all splits (train 0, 1, 2, val 0): u % 2 == I
+    sharded = str(tmp_path / "sharded")
+    first = cio.convert(src, sharded, format="wds", frames_per_shard=2, shard="0/2")
+    assert (first.read, first.written) == (3, 3)
+    assert sorted(os.listdir(sharded)) == ["train-000000.tar", "train-000002.tar"]  # no index: finalize writes it
+    second = cio.convert(src, sharded, format="wds", frames_per_shard=2, shard=(1, 2), workers=2)
+    assert (second.read, second.written) == (4, 4)
+    final = cio.convert(src, sharded, format="wds", frames_per_shard=2, finalize=True)
+    assert (final.read, final.indexed, final.skipped) == (7, 7, [])
+    assert _files(sharded) == want
+    # more shards than tars: some shards write nothing
+    many = str(tmp_path / "many")
+    for i in range(6):
+        cio.convert(src, many, format="wds", frames_per_shard=2, shard=(i, 6))
+    cio.convert(src, many, format="wds", frames_per_shard=2, finalize=True)
+    assert _files(many) == want
+    _same_frames(cio.open(src), cio.open(sharded, format="wds"))
+
+
+def test_resume_writes_only_the_missing_tar(src, tmp_path):
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=2)
+    want = _files(out)
+    old = 1_000_000_000
+    for name in want:
+        os.utime(os.path.join(out, name), (old, old))
+    os.remove(os.path.join(out, "train-000001.tar"))
+    os.remove(os.path.join(out, "shards.json"))  # interrupted before the index
+    with open(os.path.join(out, ".cityscapes-io-tmp-0123"), "wb") as f:  # a tar being written then
+        f.write(b"partial")
+    report = cio.convert(src, out, format="wds", frames_per_shard=2, resume=True)
+    assert (report.read, report.written, report.resumed, report.skipped) == (7, 7, 5, [])
+    assert _files(out) == want  # the index rebuilt from the tars' headers is the same
+    fresh = sorted(n for n in want if os.path.getmtime(os.path.join(out, n)) > old)
+    assert fresh == ["shards.json", "train-000001.tar"]
+    # nothing missing: nothing written again but the index, in processes too
+    for name in want:
+        os.utime(os.path.join(out, name), (old, old))
+    report = cio.convert(src, out, format="wds", frames_per_shard=2, resume=True, workers=2)
+    assert (report.written, report.resumed) == (7, 7)
+    assert [n for n in want if os.path.getmtime(os.path.join(out, n)) > old] == ["shards.json"]
+    assert _files(out) == want
+
+
+def test_finalize_reports_the_frames_of_a_missing_tar(src, tmp_path):
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=2, shard="0/2")  # shard 1/2 never ran
+    with pytest.raises(cio.CityscapesIOError, match=r"output missing \(no shard wrote it\): train-000001.tar"):
+        cio.convert(src, out, format="wds", frames_per_shard=2, finalize=True)
+    report = cio.convert(src, out, format="wds", frames_per_shard=2, finalize=True, on_error="skip")
+    frames = list(cio.open(src))
+    missing = [(f.split, f.id) for f in frames[2:4] + frames[5:]]  # train-000001 and val-000000
+    assert [(s, i) for s, i, _ in report.skipped] == missing
+    assert report.read == 7 and report.read == report.written + report.indexed + len(report.skipped)
+    assert "val-000000.tar" in report.skipped[-1][2]
+    ds = cio.open(out, format="wds")
+    assert ds.splits() == ["train"] and [f.id for f in ds] == [f.id for f in frames[:2] + frames[4:5]]
+    # a finalize with another frames_per_shard finds tars that hold other frames
+    report = cio.convert(src, out, format="wds", frames_per_shard=1, finalize=True, on_error="skip")
+    assert any("another frames_per_shard" in reason for _, _, reason in report.skipped)
+
+
+def test_a_failing_frame_is_left_out_of_its_tar(src, tmp_path):
+    bad = str(tmp_path / "bad")
+    shutil.copytree(src, bad)
+    frames = list(cio.open(bad))
+    victim = frames[2]  # the first frame of train-000001.tar
+    with open(victim.files["instanceIds"], "wb") as f:
+        f.write(b"not a png")
+    good = str(tmp_path / "good")
+    cio.convert(src, good, format="wds", frames_per_shard=2)
+    outs = []
+    for name, extra in (("one", {}), ("pool", {"workers": 2}), ("decode", {"decode_ahead": False})):
+        out = str(tmp_path / name)
+        report = cio.convert(bad, out, format="wds", frames_per_shard=2, on_error="skip", **extra)
+        assert (report.read, report.written) == (7, 6)
+        assert [(s, i) for s, i, _ in report.skipped] == [(victim.split, victim.id)]
+        outs.append(_files(out))
+    assert outs[0] == outs[1] == outs[2]
+    out = str(tmp_path / "one")
+    # the positions are the listing's: the tar is one frame shorter, the others are unchanged
+    assert _tar_ids(os.path.join(out, "train-000001.tar")) == [frames[3].id]
+    for name in ("train-000000.tar", "train-000002.tar", "val-000000.tar"):
+        assert outs[0][name] == _files(good)[name]
+    with open(os.path.join(out, "shards.json")) as f:
+        assert [s["frames"] for s in json.load(f)["splits"]["train"]] == [2, 1, 1]
+    assert [f.id for f in cio.open(out, format="wds")] == [f.id for f in frames if f.id != victim.id]
+    # resumed: the tar is there, so the frame left out of it is reported again, not written
+    report = cio.convert(bad, out, format="wds", frames_per_shard=2, on_error="skip", resume=True)
+    assert (report.read, report.written, report.resumed) == (7, 6, 6)
+    assert [(s, i) for s, i, _ in report.skipped] == [(victim.split, victim.id)]
+    assert "left out when the shard was written" in report.skipped[0][2]
+    assert _files(out) == outs[0]
+
+
+def test_shards_on_s3_in_processes(src, tmp_path, s3):
+    fs, opts, bucket = s3
+    local = str(tmp_path / "local")
+    cio.convert(src, local, format="wds", frames_per_shard=2)
+    want = _files(local)
+    url = f"s3://{bucket}/shards"
+    report = cio.convert(src, url, format="wds", frames_per_shard=2, workers=2, dst_storage_options=opts)
+    assert report.written == 7 and report.ok
+    fs.invalidate_cache()
+    assert {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{bucket}/shards")} == want
+    fs.rm(f"{bucket}/shards/train-000002.tar")
+    report = cio.convert(src, url, format="wds", frames_per_shard=2, resume=True, dst_storage_options=opts)
+    assert (report.written, report.resumed) == (7, 6)  # the index entries of the others read from their headers
+    fs.invalidate_cache()
+    assert {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{bucket}/shards")} == want
+    _same_frames(cio.open(src), cio.open(url, format="wds", storage_options=opts))
+
+
+def test_cli_frames_per_shard_workers_and_shards(src, tmp_path):
+    one = str(tmp_path / "one")
+    assert main(["convert", src, one, "-f", "wds", "-q", "--", "--frames-per-shard", "3"]) == 0
+    assert sorted(os.listdir(one)) == ["shards.json", "train-000000.tar", "train-000001.tar", "val-000000.tar"]
+    pool = str(tmp_path / "pool")
+    assert main(["convert", src, pool, "-f", "wds", "-q", "--frames-per-shard", "3", "-j", "2"]) == 0
+    assert _files(pool) == _files(one)
+    sharded = str(tmp_path / "sharded")
+    for i in range(2):
+        assert main(["convert", src, sharded, "-f", "wds", "-q", "--frames-per-shard", "3", "--shard", f"{i}/2"]) == 0
+    assert main(["convert", src, sharded, "-f", "wds", "-q", "--frames-per-shard", "3", "--finalize"]) == 0
+    assert _files(sharded) == _files(one)
+
+
+def test_bad_options_are_refused_clearly(src, tmp_path):
     with pytest.raises(ValueError, match="frames_per_shard must be at least 1"):
         cio.convert(src, str(tmp_path / "b"), format="wds", frames_per_shard=0)
+    with pytest.raises(ValueError, match="an archive is written in one go by one process"):
+        cio.convert(src, str(tmp_path / "c.zip"), format="wds", workers=2)

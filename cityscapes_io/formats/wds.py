@@ -28,12 +28,12 @@ import tarfile
 import tempfile
 import threading
 from dataclasses import replace
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .. import png
-from ..errors import DatasetNotFoundError, InvalidFileError
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from ..frame import FileSource, Frame, OnError
 from ..instances import class_of
 from ..labels import LabelMap
@@ -294,19 +294,28 @@ class WdsWriter(Writer):
     frames_per_shard : int
         Frames per tar shard (default 100: about 250 MB with 2048x1024 photos). A split's last
         shard holds the rest. Each shard appears complete or not at all.
+
+    Shard ``k`` of a split holds the frames ``[k*F, (k+1)*F)`` of that split in the input's
+    order (``F = frames_per_shard``), whichever process writes it: a shard is the unit that
+    ``workers`` (one task per shard), ``shard=(I, N)`` (shards number ``u % N == I``, counted
+    over all splits in order) and ``resume`` hand out, so the output is byte for byte the same
+    in every mode. The positions are fixed by the listing: a frame left out under
+    ``on_error="skip"`` makes its shard one frame shorter and moves no other frame (a shard
+    whose frames all fail is not written). ``resume`` passes over shards that are present
+    (complete: a shard appears at once) and reads their member headers for the index; a frame
+    left out of a present shard is reported again (delete the shard to write it anew).
+    ``finalize`` does the same for every shard and reports the frames of shards not there.
     """
 
     format = "wds"
-    #: Shards hold consecutive frames written by one process, in one go.
-    sequential = True
 
     def __init__(self, url, *, frames_per_shard: int = 100, **options):
         if int(frames_per_shard) < 1:
             raise ValueError(f"frames_per_shard must be at least 1, got {frames_per_shard}")
         self.frames_per_shard = int(frames_per_shard)
         self._open: Optional[_OpenShard] = None
-        self._next: Dict[str, int] = {}
-        self._shards: Dict[str, List[dict]] = {}
+        self._in_unit = False
+        self._next: Dict[str, int] = {}  # write() used directly: the next shard number per split
         super().__init__(url, **options)
 
     def _setup(self, labels: LabelMap) -> None:
@@ -348,6 +357,85 @@ class WdsWriter(Writer):
         src = frame.image_ext or ".png"
         return self.image_ext or (src if src in png.IMAGE_EXTS else ".png")
 
+    def _touch(self, frame: Frame) -> None:
+        super()._touch(frame)
+        if frame.has_image:  # the photo always goes into the shard
+            frame.image_bytes()
+
+    # -- units: one tar shard each -------------------------------------------------------------
+    def _units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
+        """Per split, ``frames_per_shard`` consecutive frames: key ``(split, shard number)``."""
+        counts: Dict[str, int] = {}
+        seen = set()
+        key: Optional[Tuple[str, int]] = None
+        group: List[Frame] = []
+        for frame in frames:
+            split = frame.split or "default"
+            k = counts.get(split, 0)
+            counts[split] = k + 1
+            unit = (split, k // self.frames_per_shard)
+            if unit != key:
+                if group:
+                    yield key, group
+                if unit in seen:
+                    raise ValueError(f"the frames of split {split} do not come one after another: "
+                                     f"{shard_name(*unit)} would be written twice")
+                seen.add(unit)
+                key, group = unit, []
+            group.append(frame)
+        if group:
+            yield key, group
+
+    def _unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
+        return [shard_name(*key)]
+
+    def _put_unit(self, key: Any, frames: List[Frame], put: Callable[[Frame], Union[Entry, CityscapesIOError]]
+                  ) -> List[Union[Entry, CityscapesIOError]]:
+        if self._closed:
+            raise ValueError("write() on a closed writer")
+        self._open, self._in_unit = _OpenShard(*key), True
+        try:
+            results = [put(frame) for frame in frames]
+            if any(isinstance(r, Entry) for r in results):
+                try:
+                    self._flush()
+                except CityscapesIOError as exc:  # the shard is not there: none of its frames is
+                    results = [exc if isinstance(r, Entry) else r for r in results]
+        finally:
+            self._in_unit = False
+            if self._open is not None:
+                self._open.discard()
+                self._open = None
+        return results
+
+    def _unit_entries(self, key: Any, frames: List[Frame], entry_of) -> List[Union[Entry, CityscapesIOError]]:
+        """The entries of a shard that is there, from its member headers (one small read per
+        member, none of the data)."""
+        name = shard_name(*key)
+        path = self.dest.path(name)
+        try:
+            members = _read_members(self.dest, path)
+        except CityscapesIOError as exc:
+            return [exc for _ in frames]
+        wanted = {frame_key(f.id) for f in frames}
+        strangers = sorted(set(members) - wanted)
+        if strangers:
+            error = InvalidFileError(path, f"holds frames that are not frames {key[1] * self.frames_per_shard} to "
+                                           f"{(key[1] + 1) * self.frames_per_shard - 1} of split {key[0]} (written with "
+                                           f"another frames_per_shard, or from another input?): {strangers[0]}")
+            return [error for _ in frames]
+        out: List[Union[Entry, CityscapesIOError]] = []
+        for frame in frames:
+            files = members.get(frame_key(frame.id))
+            if files is None:
+                out.append(CityscapesIOError(frame.id, f"not in {name}, which is there: it was left out when the "
+                                                       f"shard was written (delete the shard to write it again)"))
+                continue
+            record = {"id": frame.id, "annotations": frame.annotations, "files": files}
+            out.append(Entry(frame.split or "default", frame.id, (name, _record_text(record))))
+        return out
+
+    # -- writing a frame -------------------------------------------------------------------------
     def _put(self, frame: Frame) -> Entry:
         if self._closed:
             raise ValueError("write() on a closed writer")
@@ -358,30 +446,29 @@ class WdsWriter(Writer):
         encoded = self.encode(frame)
         split = encoded.entry.split
         shard = self._open
-        if shard is not None and (shard.split != split or len(shard.records) >= self.frames_per_shard):
-            self._flush()
-            shard = None
-        if shard is None:
-            number = self._next.get(split, 0)
-            self._next[split] = number + 1
-            shard = self._open = _OpenShard(split, number)
+        if not self._in_unit:  # write() used directly: shards cut as the frames come
+            if shard is not None and (shard.split != split or len(shard.records) >= self.frames_per_shard):
+                self._flush()
+                shard = None
+            if shard is None:
+                number = self._next.get(split, 0)
+                self._next[split] = number + 1
+                shard = self._open = _OpenShard(split, number)
+        assert shard is not None and shard.split == split
         files = []
         for name, data in encoded.files:
             offset, size = shard.add(name, bytes(data))  # type: ignore[arg-type]
             files.append([name, offset, size])
         record = {"id": frame.id, "annotations": frame.annotations, "files": files}
         shard.records.append(record)
-        return replace(encoded.entry, info=(shard_name(split, shard.number),))
+        return replace(encoded.entry, info=(shard_name(split, shard.number), _record_text(record)))
 
     def _flush(self) -> None:
         shard, self._open = self._open, None
         if shard is None:
             return
         try:
-            name = shard_name(shard.split, shard.number)
-            self.dest.put(name, shard.chunks())
-            self._shards.setdefault(shard.split, []).append(
-                {"file": name, "frames": len(shard.records), "members": shard.records})
+            self.dest.put(shard_name(shard.split, shard.number), shard.chunks())
         finally:
             shard.discard()
 
@@ -401,12 +488,46 @@ class WdsWriter(Writer):
         super()._abort()
 
     def _planned_files(self, frame: Frame) -> List[str]:
-        raise ValueError("tar shards are written in one go by one process: no resume, shard or workers yet")
+        raise ValueError("tar shards are checked shard by shard (_unit_files), not frame by frame")
 
     def _index_files(self) -> Files:
         assert self.labels is not None
         named = [name for name, make in _NAMED_MAPS.items() if make() == self.labels]
+        splits: Dict[str, List[dict]] = {}
+        for split in sorted(self.subsets):
+            shards = splits[split] = []
+            for frame_id in self.subsets[split]:
+                name, record = self._info[(split, frame_id)]
+                if not shards or shards[-1]["file"] != name:
+                    shards.append({"file": name, "frames": 0, "members": []})
+                shards[-1]["members"].append(json.loads(record))
+                shards[-1]["frames"] += 1
         index = {"kind": INDEX_KIND, "version": 1, "frames_per_shard": self.frames_per_shard,
-                 "labels": named[0] if named else json.loads(self.labels.to_dataset_meta()),
-                 "splits": {s: self._shards[s] for s in sorted(self._shards)}}
+                 "labels": named[0] if named else json.loads(self.labels.to_dataset_meta()), "splits": splits}
         return [(INDEX_FILE, json.dumps(index, sort_keys=True).encode("utf-8"))]
+
+
+def _record_text(record: dict) -> str:
+    """A frame's record in the index, as the (hashable, picklable) text its entry carries."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _read_members(dest: Any, path: str) -> Dict[str, List[list]]:
+    """Per frame key, the ``[name, offset, size]`` of its members in the tar at ``path`` (a
+    sink's full path), in the tar's order, read from the member headers."""
+    fs = getattr(dest, "fs", None)
+    if fs is None:
+        raise InvalidFileError(path, "cannot read a shard back from this destination")
+    members: Dict[str, List[list]] = {}
+    try:
+        with storage_errors(path, "cannot read"):
+            with fs.open(path, "rb", block_size=2**16, cache_type="readahead") as f:
+                with tarfile.open(fileobj=f, mode="r:") as tf:
+                    for info in tf:
+                        if info.isfile():
+                            folder, _, base = info.name.rpartition("/")
+                            key = (folder + "/" if folder else "") + base.split(".", 1)[0]
+                            members.setdefault(key, []).append([info.name, info.offset_data, info.size])
+    except tarfile.TarError as exc:
+        raise InvalidFileError(path, f"not a complete tar shard: {exc}") from None
+    return members
