@@ -283,3 +283,18 @@ def test_bad_options_are_refused_clearly(src, tmp_path):
         cio.convert(src, str(tmp_path / "b"), format="wds", frames_per_shard=0)
     with pytest.raises(ValueError, match="an archive is written in one go by one process"):
         cio.convert(src, str(tmp_path / "c.zip"), format="wds", workers=2)
+
+
+def test_frames_fetched_ahead_still_stream(src, tmp_path, monkeypatch):
+    """A remote dataset's prefetch runs ahead of the consumer into the next shards: the frames
+    left behind still come from their shard's stream (one sequential read), not by range."""
+    from cityscapes_io.formats import wds
+
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=2)
+    ranged = []
+    real = wds._ranged
+    monkeypatch.setattr(wds, "_ranged", lambda *a: ranged.append(a[2:]) or real(*a))
+    got = [(f.id, f.image_bytes(), f.original("instanceIds")) for f in cio.open(out, format="wds", prefetch=4)]
+    want = [(f.id, f.image_bytes(), f.original("instanceIds")) for f in cio.open(src)]
+    assert got == want and ranged == []

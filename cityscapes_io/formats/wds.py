@@ -72,10 +72,13 @@ def shard_name(split: str, number: int) -> str:
 class _ShardStream:
     """One shard read front to back, shared by the frames of one iteration over it: a member
     at or after the current position is read on (sequentially: one stream, or one request per
-    ``STREAM_BLOCK`` on an object store); anything else by range."""
+    ``STREAM_BLOCK`` on an object store); anything else by range. The stream closes itself
+    once its last member (ending at ``end``) is read, or when its frames are gone; not when the
+    iteration moves on to the next shard, since frames fetched ahead (a remote dataset's
+    prefetch) are read after that."""
 
-    def __init__(self, fs: Any, path: str):
-        self.fs, self.path = fs, path
+    def __init__(self, fs: Any, path: str, end: Optional[int] = None):
+        self.fs, self.path, self.end = fs, path, end
         self._file: Optional[IO[bytes]] = None
         self._pos = 0
         self._lock = threading.Lock()
@@ -93,6 +96,10 @@ class _ShardStream:
                 if len(data) != size:
                     raise InvalidFileError(self.path, f"truncated shard: {size} bytes expected at offset {offset}")
                 self._pos = offset + size
+                if self.end is not None and self._pos >= self.end:
+                    self._closed = True
+                    self._file.close()
+                    self._file = None
                 return data
         return _ranged(self.fs, self.path, offset, size)
 
@@ -215,7 +222,8 @@ class WdsReader(Reader):
         fs = self.root.fs
         for shard in self._shards(split):
             tar = self.root.join(shard["file"])
-            stream = _ShardStream(fs, tar)
+            end = max((int(o) + int(n) for r in shard["members"] for _, o, n in r["files"]), default=0)
+            stream = _ShardStream(fs, tar, end)
             try:
                 for record in shard["members"]:
                     frame = self._frame(fs, tar, split, record, stream)
@@ -223,8 +231,9 @@ class WdsReader(Reader):
                         continue
                     yield frame
                     del frame
-            finally:
+            except BaseException:  # the iteration is given up (closed, or failed): so is the stream
                 stream.close()
+                raise
 
     def _frame(self, fs, tar: str, split: str, record: dict, stream: Optional[_ShardStream]) -> Frame:
         members = {}
