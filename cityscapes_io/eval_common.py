@@ -135,6 +135,9 @@ def _one(fn: Callable[..., Any], frame: Any, extra: Tuple[Any, ...], common: Tup
         return fn(frame, *extra, *common)
     finally:
         frame.release()
+        for arg in extra:  # a prediction frame (predictions given as a Dataset) holds pixels too
+            if hasattr(arg, "release"):
+                arg.release()
 
 
 def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],

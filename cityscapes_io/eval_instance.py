@@ -110,8 +110,10 @@ def _decode_mask(data: bytes, where: str) -> np.ndarray:
     """A prediction mask as the official reads it (``Image.convert("L")``), as an array whose
     non-zero pixels are the instance. A gray PNG is used as decoded (a 16-bit value the
     official clips to 255 stays non-zero)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and png.read_header(data, where).color_type == 0:
-        return png.decode_gray(data, where)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        header = png.read_header(data, where)
+        if header.color_type == 0 and header.bit_depth >= 8:  # 1-, 2- and 4-bit gray: below, as Pillow reads them
+            return png.decode_gray(data, where)
     from PIL import Image
 
     try:
@@ -202,11 +204,11 @@ def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ..
             yield _INSTANCE_IDS.index(label_id), conf, (y0, x0), arr[y0:y1, x0:x1] != 0, None
         return
     where = pred.where or f"prediction {pred.id}"
-    source = pred.source
     try:
-        # Instances built in memory keep their masks (overlaps) and scores only in their source;
-        # a frame read from files gives them through instances().
-        instances = list(source._instances) if hasattr(source, "_instances") else pred.instances()
+        # Instances built in memory keep their own masks (overlaps) and scores; a frame read
+        # from files gives them through instances().
+        given = pred.original_instances()
+        instances = given if given is not None else pred.instances()
     except CityscapesIOError as exc:
         yield -1, 0.0, None, None, str(exc)
         return

@@ -377,6 +377,8 @@ def _segments(ann: Any, where: str, keys: Sequence[str]) -> Tuple[Optional[List[
             row = tuple(int(s[k]) if k != "iscrowd" else int(s.get(k, 0)) for k in keys)
         except (KeyError, TypeError, ValueError):
             return None, [f"{where}: a segments_info entry without integer {', '.join(keys)}: {str(s)[:80]}"]
+        if not 0 <= row[0] < 1 << 24:
+            return None, [f"{where}: segment id {row[0]} cannot be a colour of the PNG (ids are 0..16777215)"]
         by_id[row[0]] = row
     return list(by_id.values()), []
 

@@ -147,18 +147,22 @@ def _instance_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], Li
     files: List[Tuple[str, bytes]] = []
     lines: List[str] = []
     skipped = 0
-    for inst in frame.instances():
+    given = frame.original_instances()  # made in memory: own masks (overlaps kept) and scores
+    for inst in (given if given is not None else frame.instances()):
+        if inst.is_crowd:
+            skipped += 1  # a region, not an instance: the instance task has no use for it
+            continue
         official = int(lut[inst.label_id]) if 0 <= inst.label_id < lut.size else -1
         if official < 0:
             return [], [f"{where}: instance value {inst.value}: label id {inst.label_id} has no official label id"], 0
-        if inst.is_crowd or not HAS_INSTANCES.get(official, False):
-            skipped += 1  # a region, not an instance: the instance task has no use for it
+        if not HAS_INSTANCES.get(official, False):
+            skipped += 1
             continue
         score = getattr(inst, "score", None)
         rel = f"{base}_pred/{len(lines)}.png"
         files.append((f"{posixpath.dirname(frame.id)}/{rel}".lstrip("/"),
                       png.encode_label_png(inst.mask.astype(np.uint8) * np.uint8(255))))
-        lines.append(f"{rel} {official} {1.0 if score is None else float(score):.6f}\n")
+        lines.append(f"{rel} {official} {1.0 if score is None else float(score)!r}\n")  # repr: no new ties
     files.append((f"{frame.id}_pred.txt", "".join(lines).encode()))
     return files, [], skipped
 

@@ -14,6 +14,7 @@ or Dask can ship it) and opens nothing until asked.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from concurrent.futures import Executor, Future
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -129,6 +130,11 @@ class Source:
 
     def size(self) -> Optional[Tuple[int, int]]:
         """``(height, width)`` without decoding, where the source can tell."""
+        return None
+
+    def given_instances(self) -> Optional[List[Instance]]:
+        """The instances as they were made in memory (each its own mask and score, overlaps
+        kept), None for pixels read from files."""
         return None
 
     def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
@@ -382,6 +388,9 @@ class ArraySource(Source):
     def size(self) -> Optional[Tuple[int, int]]:
         return self._shape
 
+    def given_instances(self) -> Optional[List[Instance]]:
+        return list(self._instances)
+
 
 def compose_instances(instances: Sequence[Instance], shape: Tuple[int, int]) -> np.ndarray:
     """Paint instances into an instanceIds array, in order. Numbered instances keep their
@@ -465,6 +474,21 @@ class DerivedSource(Source):
 
     def size(self) -> Optional[Tuple[int, int]]:
         return self.parent.size()
+
+    def given_instances(self) -> Optional[List[Instance]]:
+        given = self.parent.source.given_instances()
+        if given is None:
+            return None
+        lut = self._lut([i.value for i in given])
+        out = []
+        for inst in given:
+            value = int(lut[inst.value])
+            label_id, number = split_value(value)
+            # A numbered instance mapped to a plain value (train id 255, a class without
+            # instances) becomes a region; an unnumbered one stays unnumbered.
+            out.append(dataclasses.replace(inst, value=value, label_id=label_id, label=None, id=number,
+                                           is_crowd=inst.is_crowd or (number is None and inst.id is not None)))
+        return out
 
     def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
         self.parent.source.fetch_ahead(kinds, pool)
@@ -714,6 +738,14 @@ class Frame:
         no mask is built until asked for.
         """
         return self._cached("instances", self._list_instances)
+
+    def original_instances(self) -> Optional[List[Instance]]:
+        """The instances as they were made, for a frame built in memory
+        (:meth:`from_arrays`, and views of it such as ``to_train_ids()``): each with its own
+        full mask and ``score``, overlapping masks kept whole, in the order given. None for a
+        frame read from files, whose :meth:`instances` are the segments of its instanceIds.
+        Predictions (``evaluate``, ``export_predictions``) use them."""
+        return self.source.given_instances()
 
     def _list_instances(self) -> List[Instance]:
         arr = self.instance_ids()

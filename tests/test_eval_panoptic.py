@@ -184,6 +184,15 @@ def test_problems(tmp_path):
         cio.evaluate(root, pred, task="panoptic")
     assert all(p in str(err.value) for p in problems)
     assert cio.check_predictions(root, pred, task="panoptic", workers=2) == problems
+    big = _write_pred(str(tmp_path / "big"), {base[k]: ok for k in range(7)})
+    with open(big) as f:
+        doc = json.load(f)
+    doc["annotations"][0]["segments_info"].append({"id": 1 << 24, "category_id": 26})
+    with open(big, "w") as f:
+        json.dump(doc, f)
+    problems = cio.check_predictions(root, big, task="panoptic")
+    assert (f"big/pred.json: annotation of image {base[0]}: segment id 16777216 cannot be a colour of the PNG "
+            "(ids are 0..16777215)") in problems[0], problems
     with open(pred, "w") as f:
         f.write("{not json")
     problems = cio.check_predictions(root, pred, task="panoptic")
@@ -306,4 +315,4 @@ def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     # a frame's two id images are about 1 MB; holding 12 more frames would add 12 MB
-    assert peaks[16] < peaks[4] + 1.5 * 2**20, peaks
+    assert peaks[16] < peaks[4] + 4 * 2**20, peaks  # two frames at once in threads: one frame's worth of noise
