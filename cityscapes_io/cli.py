@@ -144,8 +144,9 @@ def _add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None
     g.add_argument("-j", "--workers", type=int, default=1, help="convert in N processes (same output)")
     g.add_argument("--no-decode-ahead", dest="decode_ahead", action="store_false",
                    help="with one process, do not decode the next frame in a second thread (stay on one core)")
-    g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N); "
-                                                 "no index files: run --finalize after all shards")
+    g.add_argument("--shard", metavar="I/N", help="convert only frames k with k %% N == I (0 <= I < N; -f wds: "
+                                                 "whole tar shards k); no index files: run --finalize after all "
+                                                 "shards")
     g.add_argument("--resume", action="store_true",
                    help="skip frames whose outputs are all present (after an interruption or a failure)")
     g.add_argument("--finalize", action="store_true", help="write the index files from what shards wrote")
@@ -408,7 +409,7 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
             raise UsageError(f"--{key.replace('_', '-')} applies to -f coco_instances only")
     if fmt != "wds" and opts.pop("frames_per_shard", None) is not None:
         raise UsageError("--frames-per-shard applies to -f wds only")
-    if opts.get("image_ext") and not opts.get("save_media") and not args.finalize:
+    if opts.get("image_ext") and not opts.get("save_media") and not args.finalize and fmt != "wds":
         print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
               "(no photos are written)", file=sys.stderr)
     if args.overwrite:
