@@ -30,7 +30,12 @@ class CityscapesIOError(Exception):
         What is wrong with it, in words a user can act on.
     """
 
-    def __init__(self, path: Optional[str], reason: str):
+    def __init__(self, path: Optional[str], reason: Optional[str] = None):
+        if reason is None:
+            # One argument: the whole message. (PyTorch's DataLoader re-raises a worker's error
+            # as ``type(error)(message)``; this keeps its type, so ``except InvalidFileError``
+            # still catches it.)
+            path, reason = None, str(path)
         self.path = path
         self.reason = reason
         super().__init__(path, reason)

@@ -160,15 +160,33 @@ def sample(frame: Frame, targets: Sequence[str] = ("image", "semantic"), *,
 
 
 def collate(batch: Sequence[Any]) -> Any:
-    """Batch samples: tensors of one size are stacked (``default_collate``), strings and
-    per-frame dicts of variable length (``instances``, ``panoptic``) are kept as lists."""
-    if not batch or not isinstance(batch[0], Mapping):
+    """Batch samples: tensors of one shape are stacked (``default_collate``); tensors of
+    different shapes (frames of several sizes, random crops), strings and per-frame dicts of
+    variable length (``instances``, ``panoptic``) are kept as lists; tuples and lists (a
+    transform returning ``(image, target)`` as torchvision's detection models take it) are
+    batched position by position."""
+    if not batch:
         return default_collate(batch)
-    out: Dict[str, Any] = {}
-    for key in batch[0]:
-        values = [b[key] for b in batch]
-        out[key] = values if isinstance(values[0], (Mapping, str)) else default_collate(values)
-    return out
+    first = batch[0]
+    if isinstance(first, Mapping):
+        return {key: _collate_values([b[key] for b in batch]) for key in first}
+    if isinstance(first, (tuple, list)):
+        columns = [_collate_values(list(column)) for column in zip(*batch)]
+        return tuple(columns) if isinstance(first, tuple) else columns
+    return _collate_values(list(batch))
+
+
+def _collate_values(values: List[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, (Mapping, str)):
+        return values
+    if isinstance(first, (tuple, list)):
+        return collate(values)
+    if isinstance(first, torch.Tensor) and any(v.shape != first.shape for v in values):
+        return values
+    if isinstance(first, np.ndarray) and any(v.shape != first.shape for v in values):
+        return values
+    return default_collate(values)
 
 
 # -- the frame list, one copy per process ---------------------------------------------------------
@@ -323,7 +341,10 @@ class CityscapesDataset(_Samples, _data.Dataset):
         return len(self._frames)
 
     def __getitem__(self, index: int) -> Any:
-        return self._sample(self.frames[index].fresh())
+        if not isinstance(index, int) and not hasattr(index, "__index__"):
+            raise TypeError(f"{type(self).__name__} indices are ints, not {type(index).__name__} "
+                            "(a DataLoader batches through __getitems__)")
+        return self._sample(self.frames[index.__index__()].fresh())
 
     def __getitems__(self, indices: Sequence[int]) -> List[Any]:
         frames = self.frames
@@ -345,17 +366,23 @@ def _shares(n: int, parts: int) -> List[Tuple[int, int]]:
 
 
 def epoch_order(n: int, shuffle: int, seed: int, epoch: int) -> np.ndarray:
-    """The positions of ``n`` frames in an epoch's order: storage order with ``shuffle == 0``,
-    else storage order through a shuffle buffer of ``shuffle`` positions, drawn from
-    ``(seed, epoch)`` (a frame leaves at most ``shuffle`` places before where it was, so reads
-    stay near each other: tar shards are read nearly in sequence)."""
+    """The positions of ``n`` frames in an epoch's order: storage order with ``shuffle == 0``;
+    else, as WebDataset shuffles shards then samples, blocks of ``shuffle`` consecutive
+    positions in an order drawn from ``(seed, epoch)``, then a shuffle buffer of ``shuffle``
+    positions over that. Each rank and worker takes a contiguous share of the order, so the
+    block permutation gives it other parts of the dataset every epoch, while reads stay near
+    each other (a tar shard is read nearly in sequence)."""
     if shuffle <= 0 or n <= 1:
         return np.arange(n)
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, got seed {seed}, epoch {epoch}")
     rng = np.random.default_rng([int(seed), int(epoch)])
+    blocks = [np.arange(i, min(i + shuffle, n)) for i in range(0, n, shuffle)]
+    source = np.concatenate([blocks[int(k)] for k in rng.permutation(len(blocks))])
     buf: List[int] = []
     out: np.ndarray = np.empty(n, dtype=np.int64)
     k = 0
-    for i in range(n):
+    for i in source.tolist():
         buf.append(i)
         if len(buf) >= shuffle:
             j = int(rng.integers(len(buf)))
@@ -419,6 +446,8 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
             raise ValueError(f"rank {rank} is not in range for world_size {world_size}")
         if shuffle < 0:
             raise ValueError(f"shuffle must be a buffer size >= 0, got {shuffle}")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.shuffle, self.seed, self.rank, self.world_size, self.even = int(shuffle), int(seed), rank, world_size, even
         # Shared with worker processes (inherited by fork, passed at spawn) so that set_epoch
         # reaches persistent workers.
@@ -431,6 +460,8 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """Use the order of ``epoch`` from the next iteration on (call it before each epoch, as
         with ``DistributedSampler``)."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
         self._epoch.value = int(epoch)
 
     def _rank_positions(self) -> np.ndarray:
@@ -467,6 +498,13 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
             # Not a worker being started: a shared counter cannot be pickled, its value can.
             state["_epoch"] = _EpochValue(self.epoch)
         return state
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state.get("_epoch"), _EpochValue):
+            # A copy (pickle, deepcopy) gets a shared counter of its own again, so that its
+            # set_epoch reaches the persistent workers it starts.
+            state["_epoch"] = multiprocessing.RawValue("q", int(state["_epoch"].value))
+        self.__dict__.update(state)
 
 
 class _EpochValue:

@@ -157,8 +157,25 @@ def test_epoch_order_is_a_bounded_deterministic_shuffle():
     assert a.tolist() != epoch_order(100, 8, 1, 1).tolist() != epoch_order(100, 8, 2, 0).tolist()
     pos = np.empty(100, int)
     pos[a] = np.arange(100)
-    assert all(pos[i] >= i - 8 for i in range(100))  # no frame leaves more than the buffer early
+    # a block of 8 consecutive frames (a tar shard's) stays together, but for the buffer's tail
+    spreads = [pos[i:i + 8].max() - pos[i:i + 8].min() for i in range(0, 100, 8)]
+    assert np.mean(spreads) < 3 * 8 and np.median(spreads) < 2.5 * 8, spreads
     assert epoch_order(5, 0, 1, 3).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="seed and epoch must be >= 0"):
+        epoch_order(5, 2, -1, 0)
+
+
+def test_ranks_see_other_parts_of_the_dataset_each_epoch():
+    """The blocks are permuted before the buffer: a rank's contiguous share of the order is
+    not the same part of storage every epoch (it would be with a bounded buffer alone)."""
+    n, world = 400, 4
+    seen = set()
+    for epoch in range(6):
+        order = epoch_order(n, 10, seed=0, epoch=epoch)
+        share = order[: n // world]
+        seen.update(share.tolist())
+        assert share.max() - share.min() > n // 2  # not one quarter of storage
+    assert len(seen) > 0.6 * n
 
 
 def _epoch(source, epoch, *, ctx="fork", **kw):
@@ -248,3 +265,52 @@ def test_s3_spawn_persistent_iterable(s3_root, all_ids):
         assert sorted(orders[-1]) == sorted(all_ids)
     assert orders[0] != orders[1]
 
+
+
+def test_collate_detection_tuples_and_frames_of_several_sizes(root, tmp_path):
+    """torchvision's detection models take (images, targets) with lists of each: a transform
+    returning (image, target) pairs batches so; frames of different sizes come as lists."""
+    ds = CityscapesDataset(root, split="train", targets=("image", "instances"),
+                           transform=lambda s: (s["image"], s["instances"]))
+    counts = [len(ds[k][1]["labels"]) for k in range(len(ds))]
+    a, b = next((i, j) for i in range(len(ds)) for j in range(len(ds)) if counts[i] != counts[j])
+    images, targets = collate([ds[a], ds[b]])
+    assert images.shape == (2, 32, 64, 3) and isinstance(targets, list)
+    assert [len(t["labels"]) for t in targets] == [counts[a], counts[b]]
+    other = str(tmp_path / "big")
+    generate(other, splits={"train": 1}, size=(96, 48))
+    big = CityscapesDataset(other, split="train", targets=("image", "semantic"))
+    small = CityscapesDataset(root, split="train", targets=("image", "semantic"))
+    batch = collate([small[0], big[0]])
+    assert [tuple(t.shape) for t in batch["image"]] == [(32, 64, 3), (48, 96, 3)]
+    assert batch["id"] == [small[0]["id"], big[0]["id"]]
+
+
+def test_errors_keep_their_type_through_workers(root, tmp_path):
+    import shutil
+
+    bad = str(tmp_path / "bad")
+    shutil.copytree(root, bad)
+    frame = cio.open(bad, split="train")[3]
+    with open(frame.source.path("instanceIds"), "r+b") as f:
+        f.truncate(60)
+    ds = CityscapesDataset(bad, split="train", targets=("instance_ids",))
+    with pytest.raises(cio.InvalidFileError, match=r"_gtFine_instanceIds.png"):
+        for _ in _loader(ds, workers=2):
+            pass
+
+
+def test_a_copy_follows_set_epoch_in_persistent_workers(root):
+    import copy
+
+    ds = copy.deepcopy(CityscapesIterable(root, split="train", targets=("instance_ids",), shuffle=3, seed=1))
+    loader = _loader(ds, workers=2, persistent_workers=True)
+    orders = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        orders.append(_flat(_ids(loader)))
+    assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        CityscapesIterable(root, split="train", seed=-1)
+    with pytest.raises(TypeError, match="indices are ints"):
+        CityscapesDataset(root, split="train")[1:3]

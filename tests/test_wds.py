@@ -298,3 +298,39 @@ def test_frames_fetched_ahead_still_stream(src, tmp_path, monkeypatch):
     got = [(f.id, f.image_bytes(), f.original("instanceIds")) for f in cio.open(out, format="wds", prefetch=4)]
     want = [(f.id, f.image_bytes(), f.original("instanceIds")) for f in cio.open(src)]
     assert got == want and ranged == []
+
+
+def test_the_shard_stream_reads_ahead_in_blocks(src, tmp_path, monkeypatch):
+    """Members straddling the stream's blocks come back whole; a split read in order makes no
+    ranged reads, one read per block; out of order, or a frame alone, reads by range; a frame
+    fetched ahead alone reads its members in one request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cityscapes_io.formats import wds
+
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=5)
+    want = {(f.split, f.id): {k: f.source.read_bytes(k) for k in ("image", "instanceIds", "labelIds")}
+            for f in cio.open(src)}
+    monkeypatch.setattr(wds, "STREAM_BLOCK", 4096)  # small blocks: members straddle them
+    ranged = []
+    real = wds._ranged
+    monkeypatch.setattr(wds, "_ranged", lambda *a: ranged.append(a) or real(*a))
+    streams = set()
+    for frame in cio.open(out, format="wds"):
+        streams.add(frame.source._stream)
+        for kind, data in want[(frame.split, frame.id)].items():
+            assert frame.source.read_bytes(kind) == data, (frame.id, kind)
+    assert ranged == []
+    for stream in streams:
+        assert stream.blocks_read == -(-stream.end // 4096)
+    frames = list(cio.open(out, format="wds", split="train"))
+    assert frames[3].source.read_bytes("image") == want[("train", frames[3].id)]["image"]
+    assert frames[1].source.read_bytes("labelIds") == want[("train", frames[1].id)]["labelIds"]
+    assert len(ranged) == 1  # the one out of order
+    alone = pickle.loads(pickle.dumps(frames[2]))
+    ranged.clear()
+    with ThreadPoolExecutor(2) as pool:
+        alone.source.fetch_ahead(["image", "instanceIds", "labelIds"], pool)
+        assert {k: alone.source.read_bytes(k) for k in want[("train", alone.id)]} == want[("train", alone.id)]
+    assert len(ranged) == 1  # one request for the three members

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import threading
 from dataclasses import replace
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -54,8 +54,8 @@ MEMBER_KINDS = {"instanceIds": "instance_ids.png", "labelIds": "label_ids.png",
 _KIND_OF = {v: k for k, v in MEMBER_KINDS.items()}
 #: Label maps the index names rather than spells out (they keep the official table's fields).
 _NAMED_MAPS = {"cityscapes": LabelMap.cityscapes, "cityscapes_train": LabelMap.cityscapes_train}
-#: Bytes read per request when a shard is streamed from an object store.
-STREAM_BLOCK = 32 * 2**20
+#: Bytes read per request when a shard is streamed.
+STREAM_BLOCK = 16 * 2**20
 
 
 def frame_key(frame_id: str) -> str:
@@ -70,45 +70,114 @@ def shard_name(split: str, number: int) -> str:
 
 # -- reading ------------------------------------------------------------------------------------
 class _ShardStream:
-    """One shard read front to back, shared by the frames of one iteration over it: a member
-    at or after the current position is read on (sequentially: one stream, or one request per
-    ``STREAM_BLOCK`` on an object store); anything else by range. The stream closes itself
-    once its last member (ending at ``end``) is read, or when its frames are gone; not when the
-    iteration moves on to the next shard, since frames fetched ahead (a remote dataset's
-    prefetch) are read after that."""
+    """One shard read front to back by a thread of its own, shared by the frames of one
+    iteration over it: blocks of ``STREAM_BLOCK`` bytes (one request each on an object store)
+    are read up to ``AHEAD`` blocks beyond the furthest member asked for, so the next frames
+    download while this one is decoded; a block is dropped once the requests are ``BEHIND``
+    blocks past it. A member the stream no longer holds (asked for far out of order, or after
+    the stream failed or closed) is read by range. The stream is closed once its last member
+    (ending at ``end``) is read, or when the iteration is given up; the thread also ends after
+    ``IDLE`` seconds without a request (and starts again on the next one)."""
 
-    def __init__(self, fs: Any, path: str, end: Optional[int] = None):
+    AHEAD = 1
+    BEHIND = 1
+    IDLE = 10.0
+
+    def __init__(self, fs: Any, path: str, end: int):
         self.fs, self.path, self.end = fs, path, end
-        self._file: Optional[IO[bytes]] = None
-        self._pos = 0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._blocks: Dict[int, bytes] = {}  # block number -> bytes
+        self._next = 0  # the next block the thread reads
+        self._want = 0  # the furthest byte asked for
+        self._thread: Optional[threading.Thread] = None
+        self._failed = False
         self._closed = False
+        self._finishing = False
+        #: Blocks read (for tests and benchmarks: one request each on an object store).
+        self.blocks_read = 0
 
     def read(self, offset: int, size: int) -> bytes:
-        with self._lock:
-            if not self._closed and offset >= self._pos:
-                with storage_errors(self.path, "cannot read"):
-                    if self._file is None:
-                        self._file = self.fs.open(self.path, "rb", block_size=STREAM_BLOCK, cache_type="readahead")
-                    if offset != self._pos:
-                        self._file.seek(offset)
-                    data = self._file.read(size)
-                if len(data) != size:
-                    raise InvalidFileError(self.path, f"truncated shard: {size} bytes expected at offset {offset}")
-                self._pos = offset + size
-                if self.end is not None and self._pos >= self.end:
-                    self._closed = True
-                    self._file.close()
-                    self._file = None
-                return data
+        first, last = offset // STREAM_BLOCK, (offset + size - 1) // STREAM_BLOCK
+        with self._cond:
+            streamed = not (self._closed or self._failed or size <= 0 or offset + size > self.end
+                            or (first < self._next and first not in self._blocks))
+            if streamed:
+                self._want = max(self._want, offset + size)
+                if first > self._next + 1:  # far ahead (frames passed over): skip what lies between
+                    self._blocks.clear()
+                    self._next = first
+                self._cond.notify_all()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="cityscapes-io-shard", daemon=True)
+                    self._thread.start()
+                while self._next <= last and not self._failed and not self._closed:
+                    self._cond.wait()
+                parts = [self._blocks.get(k) for k in range(first, last + 1)]
+                if any(p is None for p in parts):
+                    streamed = False
+                else:
+                    start = offset - first * STREAM_BLOCK
+                    data = b"".join(parts)[start:start + size]  # type: ignore[arg-type]
+                    if offset + size >= self.end:
+                        self._close()
+                    return data
         return _ranged(self.fs, self.path, offset, size)
 
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while (not self._closed and self._next * STREAM_BLOCK < self.end
+                       and self._next * STREAM_BLOCK >= self._want + (0 if self._finishing else
+                                                                      self.AHEAD * STREAM_BLOCK)):
+                    # Caught up after the iteration moved on, or idle: end (a request starts another).
+                    if self._finishing or not self._cond.wait(timeout=self.IDLE):
+                        self._thread = None
+                        return
+                if self._closed or self._next * STREAM_BLOCK >= self.end:
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+                number = self._next
+            start = number * STREAM_BLOCK
+            n = min(STREAM_BLOCK, self.end - start)
+            try:
+                data = read_range(self.fs, self.path, start, start + n)
+            except BaseException:  # noqa: BLE001 - the members are read by range instead, which reports
+                data = b""
+            with self._cond:
+                self.blocks_read += 1
+                if len(data) != n:
+                    self._failed = True
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+                if self._next == number:  # (not skipped past while reading)
+                    self._blocks[number] = data
+                    self._next = number + 1
+                behind = self._want // STREAM_BLOCK - self.BEHIND
+                for k in [k for k in self._blocks if k < behind]:
+                    del self._blocks[k]
+                self._cond.notify_all()
+
+    def finish(self) -> None:
+        """The iteration has moved past this shard: read nothing ahead any more (frames fetched
+        ahead are still served)."""
+        with self._cond:
+            self._finishing = True
+            self._cond.notify_all()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._blocks.clear()
+        self._cond.notify_all()
+
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        with self._cond:
+            self._close()
+
+
+def _span(fs: Any, path: str, offset: int, size: int) -> Tuple[int, bytes]:
+    return offset, _ranged(fs, path, offset, size)
 
 
 def _ranged(fs: Any, path: str, offset: int, size: int) -> bytes:
@@ -138,8 +207,20 @@ class TarSource(FileSource):
         if self._watch is not None:
             self._watch(kind)
         _, offset, size = self._members[kind]
-        stream = self._stream
-        data = stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
+        fut = self._pending.pop(kind, None)
+        data = None
+        if fut is not None:
+            try:
+                got: Any = fut.result()  # (offset, bytes) of the span fetched ahead
+                lo, span = got
+                data = span[offset - lo:offset - lo + size]
+            except Exception:  # noqa: BLE001 - a failed fetch ahead is read again below, and reported from there
+                data = None
+            if data is not None and len(data) != size:
+                data = None
+        if data is None:
+            stream = self._stream
+            data = stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
         self._bytes[kind] = data
         return data
 
@@ -156,7 +237,19 @@ class TarSource(FileSource):
         return None
 
     def fetch_ahead(self, kinds, pool) -> None:
-        pass  # members come in order from the shard's stream
+        """Without the shard's stream (a frame alone, as a map-style dataset reads it): the
+        members asked for, read in one ranged request (they lie side by side in the tar). With
+        the stream, nothing: it reads ahead by itself."""
+        if self._stream is not None and not self._stream._closed:
+            return
+        todo = [k for k in kinds if k in self._members and k not in self._bytes and k not in self._pending]
+        if not todo:
+            return
+        lo = min(self._members[k][1] for k in todo)
+        hi = max(self._members[k][1] + self._members[k][2] for k in todo)
+        fut = pool.submit(_span, self._fs, self._tar, lo, hi - lo)
+        for k in todo:
+            self._pending[k] = fut
 
     def fresh(self) -> "TarSource":
         return TarSource(self._fs, self._tar, self._members)
@@ -234,6 +327,7 @@ class WdsReader(Reader):
             except BaseException:  # the iteration is given up (closed, or failed): so is the stream
                 stream.close()
                 raise
+            stream.finish()
 
     def _frame(self, fs, tar: str, split: str, record: dict, stream: Optional[_ShardStream]) -> Frame:
         members = {}
