@@ -314,3 +314,22 @@ def test_a_copy_follows_set_epoch_in_persistent_workers(root):
         CityscapesIterable(root, split="train", seed=-1)
     with pytest.raises(TypeError, match="indices are ints"):
         CityscapesDataset(root, split="train")[1:3]
+
+
+def test_iterable_over_a_zip_and_tar_shards_equals_local_disk(root, tmp_path, s3):
+    """Two ranks × two workers, the same seed and epoch: the same batches from a zip, from tar
+    shards on disk and from tar shards on the S3 server as from the folder."""
+    fs, opts, bucket = s3
+    zipped = str(tmp_path / "cs.zip")
+    zip_dir(root, zipped)
+    shards = str(tmp_path / "shards")
+    cio.convert(root, shards, format="wds", frames_per_shard=3)
+    upload_dir(fs, shards, f"{bucket}/shards")
+    want = _epoch(root, 1)
+    assert _epoch(zipped, 1) == want
+    assert _epoch(cio.open(shards, format="wds"), 1) == want
+    assert _epoch(f"s3://{bucket}/shards", 1, format="wds", storage_options=opts) == want
+    ds = CityscapesDataset(f"s3://{bucket}/shards", split="train", format="wds", storage_options=opts,
+                           targets=("instance_ids",))
+    got = _flat(_ids(_loader(ds, ctx="spawn")))
+    assert got == [f.id for f in cio.open(root, split="train")]
