@@ -22,7 +22,7 @@ from .labels import _OFFICIAL
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
+           "refuse", "run_frames", "match_dataset", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -110,6 +110,23 @@ def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str
             problems.append(f"{frame.where}: several predictions for frame {frame.id}: {shown}")
         out.append(paths[0] if paths else "")
     return out, problems
+
+
+def match_dataset(frames: Sequence[Any], predictions: Any) -> Tuple[List[Any], List[str]]:
+    """The prediction Frame of each ground-truth frame (``None`` when none), by frame id, from a
+    Dataset of predictions, and the problems: a frame predicted twice, a prediction matching
+    no frame, a frame without prediction."""
+    by_id: Dict[str, Any] = {}
+    problems = []
+    for f in predictions:
+        if f.id in by_id:
+            problems.append(f"{f.where or f.id}: several predictions for frame {f.id}")
+        by_id[f.id] = f
+    wanted = {f.id for f in frames}
+    problems += [f"{f.where or f.id}: prediction {f.id} matches no ground-truth frame"
+                 for f in by_id.values() if f.id not in wanted]
+    problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
+    return [by_id.get(f.id) for f in frames], problems
 
 
 def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:

@@ -50,7 +50,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import png
-from .eval_common import HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, match_predictions, refuse, run_frames
+from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, match_dataset, match_predictions, refuse,
+                          run_frames)
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .labels import _OFFICIAL
 from .storage import Root, read_file, resolve_root
@@ -517,17 +518,8 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any
     from .dataset import Dataset
 
     if isinstance(predictions, Dataset):
-        by_id: Dict[str, Any] = {}
-        problems = []
-        for f in predictions:
-            if f.id in by_id:
-                problems.append(f"{f.where or f.id}: several predictions for frame {f.id}")
-            by_id[f.id] = f
-        wanted = {f.id for f in frames}
-        problems += [f"{f.where or f.id}: prediction {f.id} matches no ground-truth frame"
-                     for f in by_id.values() if f.id not in wanted]
-        problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
-        return [(by_id.get(f.id),) for f in frames], None, problems, "the prediction dataset"
+        preds, problems = match_dataset(frames, predictions)
+        return [(p,) for p in preds], None, problems, "the prediction dataset"
     root = resolve_root(predictions, pred_storage_options)
     paths, problems = match_predictions(frames, root, exts=(".txt",))
     return [(p,) for p in paths], root, problems, root

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import png
 from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
-                          match_predictions, official_lut, refuse, run_frames)
+                          match_dataset, match_predictions, official_lut, refuse, run_frames)
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
 from .storage import Root, read_file, resolve_root
@@ -283,17 +283,8 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, t
     from .dataset import Dataset
 
     if isinstance(predictions, Dataset):
-        by_id = {}
-        problems = []
-        for f in predictions:
-            if f.id in by_id:
-                problems.append(f"{f.where or f.id}: several predictions for frame {f.id}")
-            by_id[f.id] = f
-        wanted = {f.id for f in frames}
-        problems += [f"{f.where or f.id}: prediction {f.id} matches no ground-truth frame"
-                     for f in by_id.values() if f.id not in wanted]
-        problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
-        args = [(by_id.get(f.id),) for f in frames]
+        preds, problems = match_dataset(frames, predictions)
+        args = [(p,) for p in preds]
         return args, None, official_lut(predictions.labels), problems, "the prediction dataset"
     root = resolve_root(predictions, pred_storage_options)
     paths, problems = match_predictions(frames, root)

@@ -352,13 +352,17 @@ class Writer:
     # -- driven by the pipeline -------------------------------------------------------------
     def _put(self, frame: Frame) -> Entry:
         """Encode the frame and put its files into the destination; returns its entry."""
+        encoded = self._encode_next(frame)
+        self.dest.put_frame(encoded.files)
+        return encoded.entry
+
+    def _encode_next(self, frame: Frame) -> Encoded:
+        """The next frame to write, encoded (the first one gives the labels, when none were)."""
         if self._closed:
             raise ValueError("write() on a closed writer")
         if self.labels is None:
             self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
-        encoded = self.encode(frame)
-        self.dest.put_frame(encoded.files)
-        return encoded.entry
+        return self.encode(frame)
 
     def _record(self, entry: Entry) -> None:
         """Record a written frame for the index files."""

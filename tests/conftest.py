@@ -140,3 +140,12 @@ def upload_dir(fs, local: str, dest: str) -> None:
             with open(full, "rb") as f:
                 fs.pipe_file(f"{dest}/{rel}", f.read())
     fs.invalidate_cache()
+
+
+#: The python of an environment where the official cityscapesScripts run (opt-in oracle tests).
+CITYSCAPESSCRIPTS = os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON")
+needs_cityscapesscripts = pytest.mark.skipif(
+    not CITYSCAPESSCRIPTS,
+    reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
+           "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
+           "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")

@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import write_file, write_frame
+from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, write_file, write_frame
 
 import cityscapes_io as cio
 from cityscapes_io.errors import CityscapesIOError
@@ -18,12 +18,8 @@ from cityscapes_io.png import decode_rgb, encode_png
 from cityscapes_io.prepare import prepare
 from cityscapes_io.synthetic import generate
 
-ORACLE = os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON")
-needs_oracle = pytest.mark.skipif(
-    not ORACLE,
-    reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
-           "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
-           "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")
+ORACLE = CITYSCAPESSCRIPTS
+needs_oracle = needs_cityscapesscripts
 
 FRAME = "aachen/aachen_000000_000019"
 IMAGE = "aachen_000000_000019"

@@ -30,19 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_frame
+from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, write_frame
 from PIL import Image
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.synthetic import generate
 
-ORACLE = os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON")
-needs_oracle = pytest.mark.skipif(
-    not ORACLE,
-    reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
-           "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
-           "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")
+ORACLE = CITYSCAPESSCRIPTS
+needs_oracle = needs_cityscapesscripts
 
 ENCODINGS = ("ids", "trainIds", "color", "instanceIds", "instanceTrainIds")
 

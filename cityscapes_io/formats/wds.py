@@ -540,13 +540,7 @@ class WdsWriter(Writer):
 
     # -- writing a frame -------------------------------------------------------------------------
     def _put(self, frame: Frame) -> Entry:
-        if self._closed:
-            raise ValueError("write() on a closed writer")
-        if self.labels is None:
-            from ..mapping import resolve_label_map
-
-            self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
-        encoded = self.encode(frame)
+        encoded = self._encode_next(frame)
         split = encoded.entry.split
         shard = self._open
         if not self._in_unit:  # write() used directly: shards cut as the frames come
