@@ -253,17 +253,19 @@ class _Collector:
         self.errors.append(error)
 
 
-def _write_in_worker(key: Any, frames: List[Frame]) -> List[Tuple[Result, List[Exception]]]:
+def _write_in_worker(key: Any, frames: List[Frame], stop_on_error: bool = False
+                     ) -> List[Tuple[Result, List[Exception]]]:
     """Write one unit; per frame its result and the errors its policy was handed."""
     assert _WORKER is not None
     w = _WORKER
+    w._stop_on_error = stop_on_error
     collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
     results = w._put_unit(key, frames, lambda f: write_one(w, f))
     return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)]
 
 
 def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, options: dict,
-             workers: int) -> Generator[Outcome, None, None]:
+             workers: int, stop_on_error: bool = False) -> Generator[Outcome, None, None]:
     """Units written in ``workers`` processes (one task per unit), at most ``2 × workers`` in
     flight, outcomes in input order (so the index files come out as from one process)."""
     opts = options_for_workers(w, options)
@@ -279,10 +281,10 @@ def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, 
                 if todo:
                     sent = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
                     if submitted >= workers:
-                        fut = pool.submit(_write_in_worker, key, sent)
+                        fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
                     else:  # the first submits start the workers: they start with Ctrl-C ignored
                         with _sigint_ignored():
-                            fut = pool.submit(_write_in_worker, key, sent)
+                            fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
                     submitted += 1
                     for frame in todo:
                         frame.release()
@@ -363,9 +365,10 @@ def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url,
     files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
     ``options`` are what worker processes open their own writers with."""
     outcomes: Generator[Outcome, None, None]
+    w._stop_on_error = on_error == "raise"
     if workers > 1:
         outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
-                            workers=workers)
+                            workers=workers, stop_on_error=on_error == "raise")
     elif decode_ahead:
         outcomes = _decoding_ahead(w, units)
     else:

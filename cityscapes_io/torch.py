@@ -44,6 +44,7 @@ get_worker_info = _data.get_worker_info
 from .dataset import Dataset
 from .dataset import open as open_dataset
 from .errors import DatasetNotFoundError
+from .formats.wds import attach_streams
 from .frame import FileSource, Frame
 from .labels import has_instances
 from .panoptic import panoptic_frame
@@ -288,9 +289,11 @@ class _Samples:
     def _samples(self, frames: Sequence[Frame]) -> Iterator[Any]:
         """Samples of ``frames`` in order; on remote filesystems the files of the next
         :data:`PREFETCH` frames are fetched concurrently while one decodes."""
+        # Tar shards: runs of one shard read in sequence, ahead of the decoding.
+        frames = attach_streams(frames, lambda f: _fetch_kinds(f, self.targets))
         if not frames or not _remote(frames[0]):
             for f in frames:
-                yield self._sample(f.fresh())
+                yield self._sample(f)
             return
         with ThreadPoolExecutor(PREFETCH) as pool:
             ahead: Deque[Frame] = collections.deque()
@@ -300,7 +303,6 @@ class _Samples:
                     nxt = next(todo, None)
                     if nxt is None:
                         break
-                    nxt = nxt.fresh()
                     nxt.source.fetch_ahead(_fetch_kinds(nxt, self.targets), pool)
                     ahead.append(nxt)
                 if not ahead:

@@ -199,6 +199,9 @@ class Writer:
     """
 
     format = ""
+    #: Set by the pipeline when the run stops at the first error (``on_error="raise"``): a
+    #: unit of several frames then stops there and is not written.
+    _stop_on_error = False
     #: The report's note on a frame written without ground truth.
     NO_GROUND_TRUTH = "no ground truth: written without masks"
 
@@ -409,7 +412,9 @@ class Writer:
                   ) -> "List[Union[Entry, CityscapesIOError]]":
         """Write the frames of one unit, each with ``put(frame)`` (the pipeline's safe
         ``_put``: an entry, or the error that left the frame out), and whatever the unit
-        needs besides; per frame, its result."""
+        needs besides; per frame, its result. A unit of several frames that meets an error
+        while ``_stop_on_error`` is set (the run raises on the first error) writes nothing of
+        itself."""
         return [put(frame) for frame in frames]
 
     # -- format hooks -----------------------------------------------------------------------

@@ -334,3 +334,83 @@ def test_the_shard_stream_reads_ahead_in_blocks(src, tmp_path, monkeypatch):
         alone.source.fetch_ahead(["image", "instanceIds", "labelIds"], pool)
         assert {k: alone.source.read_bytes(k) for k in want[("train", alone.id)]} == want[("train", alone.id)]
     assert len(ranged) == 1  # one request for the three members
+
+
+def test_the_stream_survives_pauses_and_forks_and_closes_when_read(src, tmp_path, monkeypatch):
+    import time
+
+    from cityscapes_io.formats import wds
+
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=5)
+    monkeypatch.setattr(wds, "STREAM_BLOCK", 1024)
+    monkeypatch.setattr(wds._ShardStream, "IDLE", 0.002)  # the thread ends between reads, again and again
+    want = {f.id: f.source.read_bytes("instanceIds") for f in cio.open(src)}
+    frames = []
+    for frame in cio.open(out, format="wds", split="train"):
+        time.sleep(0.005)
+        assert frame.source.read_bytes("instanceIds") == want[frame.id]
+        frames.append(frame)
+    for kind in ("image", "labelIds"):  # the rest of the members, out of order: by range where needed
+        for frame in frames:
+            frame.source.read_bytes(kind)
+    streams = {f.source._stream for f in frames}
+    assert all(s._closed and s._blocks == {} for s in streams)  # every member a reader asks for was read
+    # a frame of an iteration in progress read in a forked child (the thread stays in the parent)
+    it = iter(cio.open(out, format="wds", split="train"))
+    first = next(it)
+    first.source.read_bytes("image")
+    second = next(it)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        ok = second.source.read_bytes("instanceIds") == want[second.id]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_failing_frame_stops_its_shard_under_raise(src, tmp_path):
+    """With on_error="raise" nothing of the failing frame's shard is written, so that a rerun
+    after the fix (or resume) writes it whole."""
+    import shutil
+
+    bad = str(tmp_path / "bad")
+    shutil.copytree(src, bad)
+    frame = cio.open(bad, split="train")[3]
+    path = frame.source.path("instanceIds")
+    good = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(good[:50])
+    for workers in (1, 2):
+        out = str(tmp_path / f"out{workers}")
+        with pytest.raises(cio.InvalidFileError, match="instanceIds.png"):
+            cio.convert(bad, out, format="wds", frames_per_shard=2, workers=workers)
+        assert "train-000001.tar" not in os.listdir(out)  # frames 2 and 3
+    with open(path, "wb") as f:
+        f.write(good)
+    report = cio.convert(bad, str(tmp_path / "out1"), format="wds", frames_per_shard=2, resume=True)
+    assert report.ok and report.written == 7
+    whole = str(tmp_path / "whole")
+    cio.convert(src, whole, format="wds", frames_per_shard=2)
+    for name in sorted(os.listdir(whole)):
+        assert open(os.path.join(whole, name), "rb").read() == open(os.path.join(tmp_path, "out1", name), "rb").read()
+
+
+def test_attach_streams_for_a_share_of_a_split(src, tmp_path):
+    """A DataLoader worker's frames (pickled, so without the reader's stream) get one stream
+    per run of one shard in order; not when the members read are a small part (no photos)."""
+    from cityscapes_io.formats.wds import attach_streams
+
+    out = str(tmp_path / "shards")
+    cio.convert(src, out, format="wds", frames_per_shard=3)
+    frames = pickle.loads(pickle.dumps(list(cio.open(out, format="wds", split="train"))))
+    assert all(f.source._stream is None for f in frames)
+    share = [frames[0], frames[1], frames[2], frames[4], frames[3]]  # shard 0 in order, then shard 1 backwards
+    got = attach_streams(share)
+    streams = [f.source._stream for f in got]
+    assert streams[0] is not None and streams[0] is streams[1] is streams[2]
+    assert streams[3] is None and streams[4] is None  # runs of one frame
+    want = {f.id: f.source.read_bytes("image") for f in cio.open(src, split="train")}
+    assert all(f.source.read_bytes("image") == want[f.id] for f in got)
+    labels_only = attach_streams(share, lambda f: ["labelIds"])
+    assert all(f.source._stream is None for f in labels_only)

@@ -23,12 +23,13 @@ its members by range.
 from __future__ import annotations
 
 import io
+import os
 import json
 import tarfile
 import tempfile
 import threading
 from dataclasses import replace
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -38,13 +39,13 @@ from ..frame import FileSource, Frame, OnError
 from ..instances import class_of
 from ..labels import LabelMap
 from ..mapping import value_lut
-from ..names import GT_DIR
+from ..names import GT_DIR, parse_frame_id
 from ..output import Chunks
 from ..reader import Reader
 from ..storage import read_range, resolve_single_root, storage_errors
 from ..writers import Entry, Files, Segments, Writer
 
-__all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS"]
+__all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
 
 INDEX_FILE = "shards.json"
 INDEX_KIND = "cityscapes_io-wds"
@@ -93,10 +94,13 @@ class _ShardStream:
         self._failed = False
         self._closed = False
         self._finishing = False
+        self._pid = os.getpid()
         #: Blocks read (for tests and benchmarks: one request each on an object store).
         self.blocks_read = 0
 
     def read(self, offset: int, size: int) -> bytes:
+        if os.getpid() != self._pid:  # a forked process: the thread (and maybe the lock) stayed behind
+            return _ranged(self.fs, self.path, offset, size)
         first, last = offset // STREAM_BLOCK, (offset + size - 1) // STREAM_BLOCK
         with self._cond:
             streamed = not (self._closed or self._failed or size <= 0 or offset + size > self.end
@@ -107,11 +111,11 @@ class _ShardStream:
                     self._blocks.clear()
                     self._next = first
                 self._cond.notify_all()
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="cityscapes-io-shard", daemon=True)
-                    self._thread.start()
                 while self._next <= last and not self._failed and not self._closed:
-                    self._cond.wait()
+                    if self._thread is None or not self._thread.is_alive():
+                        self._thread = threading.Thread(target=self._run, name="cityscapes-io-shard", daemon=True)
+                        self._thread.start()
+                    self._cond.wait(timeout=1.0)
                 parts = [self._blocks.get(k) for k in range(first, last + 1)]
                 if any(p is None for p in parts):
                     streamed = False
@@ -126,17 +130,19 @@ class _ShardStream:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while (not self._closed and self._next * STREAM_BLOCK < self.end
-                       and self._next * STREAM_BLOCK >= self._want + (0 if self._finishing else
-                                                                      self.AHEAD * STREAM_BLOCK)):
-                    # Caught up after the iteration moved on, or idle: end (a request starts another).
-                    if self._finishing or not self._cond.wait(timeout=self.IDLE):
+                while True:
+                    if self._closed or self._next * STREAM_BLOCK >= self.end:
+                        self._thread = None
+                        self._cond.notify_all()
+                        return
+                    if self._next * STREAM_BLOCK < self._limit():
+                        break  # a block to read
+                    # Caught up after the iteration moved on, or idle (checked again once the
+                    # lock is back: a request may have come meanwhile): end; a request starts another.
+                    if self._finishing or (not self._cond.wait(timeout=self.IDLE)
+                                           and self._next * STREAM_BLOCK >= self._limit()):
                         self._thread = None
                         return
-                if self._closed or self._next * STREAM_BLOCK >= self.end:
-                    self._thread = None
-                    self._cond.notify_all()
-                    return
                 number = self._next
             start = number * STREAM_BLOCK
             n = min(STREAM_BLOCK, self.end - start)
@@ -158,6 +164,11 @@ class _ShardStream:
                 for k in [k for k in self._blocks if k < behind]:
                     del self._blocks[k]
                 self._cond.notify_all()
+
+    def _limit(self) -> int:
+        """How far the thread reads: ``AHEAD`` blocks past the furthest request, none past it
+        once the iteration moved on."""
+        return self._want + (0 if self._finishing else self.AHEAD * STREAM_BLOCK)
 
     def finish(self) -> None:
         """The iteration has moved past this shard: read nothing ahead any more (frames fetched
@@ -261,6 +272,58 @@ class TarSource(FileSource):
         TarSource.__init__(self, state["fs"], state["tar"], state["members"])
 
 
+def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Sequence[str]]] = None
+                   ) -> List[Frame]:
+    """Fresh copies of ``frames`` where each run of consecutive frames from one tar shard, in
+    increasing position, shares one stream (read front to back, ahead of the reads) instead of
+    reading by range; other frames are copied as they are. What an iteration over a share of a
+    split (a DataLoader worker's) uses to read its shards in sequence. ``kinds(frame)``: the
+    members that will be read; when they are less than half of a run's bytes (labels without
+    the photos), the run is not streamed, since a stream reads everything."""
+    out: List[Frame] = []
+    run: List[Frame] = []
+
+    def worth_it() -> bool:
+        if kinds is None:
+            return True
+        total = used = 0
+        for f in run:
+            members = f.source._members  # type: ignore[attr-defined]
+            wanted = set(kinds(f))
+            for kind, (_, _, n) in members.items():
+                total += n
+                used += n if kind in wanted else 0
+        return 2 * used >= total
+
+    def flush() -> None:
+        if len(run) > 1 and worth_it():
+            first = run[0].source
+            assert isinstance(first, TarSource)
+            end = max(o + n for f in run for k, (name, o, n) in f.source._members.items()  # type: ignore[attr-defined]
+                      if not name.endswith(".json"))
+            stream = _ShardStream(first._fs, first._tar, end)
+            for f in run:
+                f.source._stream = stream  # type: ignore[attr-defined]
+        out.extend(run)
+        run.clear()
+
+    def start(frame: Frame) -> int:
+        return min(o for _, o, _ in frame.source._members.values())  # type: ignore[attr-defined]
+
+    for frame in frames:
+        fresh = frame.fresh()
+        src = fresh.source
+        if not isinstance(src, TarSource) or not src._members:
+            flush()
+            out.append(fresh)
+            continue
+        if run and (run[-1].source._tar != src._tar or start(fresh) < start(run[-1])):  # type: ignore[attr-defined]
+            flush()
+        run.append(fresh)
+    flush()
+    return out
+
+
 def _load_index(root) -> dict:
     path = root.join(INDEX_FILE)
     try:
@@ -315,19 +378,25 @@ class WdsReader(Reader):
         fs = self.root.fs
         for shard in self._shards(split):
             tar = self.root.join(shard["file"])
-            end = max((int(o) + int(n) for r in shard["members"] for _, o, n in r["files"]), default=0)
+            # The stream ends with the last member a reader may ask for: not the metadata JSON
+            # (the index has it all), nor the frames the cities filter leaves out.
+            end = max((int(o) + int(n) for r in shard["members"] if self._wanted(r["id"])
+                       for name, o, n in r["files"] if not name.endswith(".json")), default=0)
             stream = _ShardStream(fs, tar, end)
             try:
                 for record in shard["members"]:
-                    frame = self._frame(fs, tar, split, record, stream)
-                    if self._cities is not None and frame.city not in self._cities:
+                    if not self._wanted(record["id"]):
                         continue
+                    frame = self._frame(fs, tar, split, record, stream)
                     yield frame
                     del frame
             except BaseException:  # the iteration is given up (closed, or failed): so is the stream
                 stream.close()
                 raise
             stream.finish()
+
+    def _wanted(self, frame_id: str) -> bool:
+        return self._cities is None or parse_frame_id(frame_id).city in self._cities
 
     def _frame(self, fs, tar: str, split: str, record: dict, stream: Optional[_ShardStream]) -> Frame:
         members = {}
@@ -498,7 +567,15 @@ class WdsWriter(Writer):
             raise ValueError("write() on a closed writer")
         self._open, self._in_unit = _OpenShard(*key), True
         try:
-            results = [put(frame) for frame in frames]
+            results: List[Union[Entry, CityscapesIOError]] = []
+            for k, frame in enumerate(frames):
+                results.append(put(frame))
+                if self._stop_on_error and isinstance(results[-1], CityscapesIOError):
+                    # The run stops here: the shard is not written (nothing half of it appears),
+                    # and a rerun or resume writes it whole.
+                    results += [CityscapesIOError(f.id, f"not written: frame {frame.id} of the same shard failed")
+                                for f in frames[k + 1:]]
+                    return results
             if any(isinstance(r, Entry) for r in results):
                 try:
                     self._flush()
