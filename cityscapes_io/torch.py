@@ -26,6 +26,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import pickle
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -451,6 +452,12 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.shuffle, self.seed, self.rank, self.world_size, self.even = int(shuffle), int(seed), rank, world_size, even
+        n = len(self._frames)
+        if world_size > 1 and not even and n % world_size:
+            warnings.warn(f"{n} frames over {world_size} ranks: the ranks' shares differ by one frame (every frame "
+                          "once per epoch); with DistributedDataParallel unequal batch counts can stall the last "
+                          "all-reduce: pass even=True (drops n % world_size frames an epoch) or use DDP's join()",
+                          stacklevel=2)
         # Shared with worker processes (inherited by fork, passed at spawn) so that set_epoch
         # reaches persistent workers.
         self._epoch: Any = multiprocessing.RawValue("q", 0)

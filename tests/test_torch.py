@@ -333,3 +333,14 @@ def test_iterable_over_a_zip_and_tar_shards_equals_local_disk(root, tmp_path, s3
                            targets=("instance_ids",))
     got = _flat(_ids(_loader(ds, ctx="spawn")))
     assert got == [f.id for f in cio.open(root, split="train")]
+
+
+def test_uneven_ranks_warn_of_ddp_and_even_does_not(root):
+    with pytest.warns(UserWarning, match="shares differ by one frame.*even=True"):
+        CityscapesIterable(root, split="train", rank=0, world_size=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CityscapesIterable(root, split="train", rank=0, world_size=2, even=True)
+        CityscapesIterable(root, split="train", rank=0, world_size=1)
