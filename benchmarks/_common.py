@@ -129,6 +129,28 @@ def alternate(runs: Sequence[Tuple[str, Callable[[], object]]], repeat: int) -> 
 # ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
+def official_parser(frames: int = 20, repeat: int = 3) -> "argparse.ArgumentParser":
+    """The arguments of a run against an official script on a synthetic split: ``--frames``,
+    ``--distinct``, ``--repeat``, ``--size``, ``--official-python`` (default: the env var of the
+    opt-in tests) and ``--workdir``; a script adds its own."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=frames)
+    ap.add_argument("--distinct", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=repeat)
+    ap.add_argument("--size", default="2048x1024")
+    ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
+    ap.add_argument("--workdir")
+    return ap
+
+
+def parse_official(ap: "argparse.ArgumentParser") -> Tuple["argparse.Namespace", Tuple[int, int], Dict[str, str]]:
+    """The arguments of :func:`official_parser`, the frame size, and the machine (printed)."""
+    args = ap.parse_args()
+    return args, parse_size(args.size, ap), print_machine()
+
+
 def parse_size(text: str, parser: Optional["argparse.ArgumentParser"] = None) -> Tuple[int, int]:
     """``WIDTHxHEIGHT`` -> (width, height); a wrong one ends the program (through
     ``parser.error`` when ``parser`` is given)."""

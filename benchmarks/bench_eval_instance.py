@@ -17,7 +17,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -83,17 +82,9 @@ def make_predictions(root: str, preds: str, extra: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--distinct", type=int, default=4)
+    ap = C.official_parser()
     ap.add_argument("--extra", type=int, default=10, help="random box predictions per frame")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--size", default="2048x1024")
-    ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
-    ap.add_argument("--workdir")
-    args = ap.parse_args()
-    size = C.parse_size(args.size, ap)
-    info = C.print_machine()
+    args, size, info = C.parse_official(ap)
     with C.workdir(args.workdir, "bench-eval-instance-") as work:
         root = os.path.join(work, f"val-{args.frames}-{size[0]}x{size[1]}")
         preds = root + f"-instpred-{args.extra}"

@@ -19,7 +19,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -84,17 +83,9 @@ def make_predictions(root: str, stem: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--distinct", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--size", default="2048x1024")
+    ap = C.official_parser()
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
-    ap.add_argument("--workdir")
-    args = ap.parse_args()
-    size = C.parse_size(args.size, ap)
-    info = C.print_machine()
+    args, size, info = C.parse_official(ap)
     with C.workdir(args.workdir, "bench-eval-panoptic-") as work:
         derived = os.path.join(work, f"val-{args.frames}-{size[0]}x{size[1]}")
         root = derived + "-panoptic"

@@ -15,7 +15,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import shutil
@@ -50,16 +49,8 @@ def clean(root: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--distinct", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--size", default="2048x1024")
-    ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
-    ap.add_argument("--workdir")
-    args = ap.parse_args()
-    size = C.parse_size(args.size, ap)
-    info = C.print_machine()
+    ap = C.official_parser()
+    args, size, info = C.parse_official(ap)
     with C.workdir(args.workdir, "bench-panoptic-") as work:
         root = os.path.join(work, f"val-{args.frames}-{size[0]}x{size[1]}")
         from cityscapes_io.synthetic import generate

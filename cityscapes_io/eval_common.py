@@ -22,7 +22,7 @@ from .labels import _OFFICIAL
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "match_dataset", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
+           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -127,6 +127,17 @@ def match_dataset(frames: Sequence[Any], predictions: Any) -> Tuple[List[Any], L
                  for f in by_id.values() if f.id not in wanted]
     problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
     return [by_id.get(f.id) for f in frames], problems
+
+
+def gather_problems(results: Iterable[Any], problems: List[str],
+                    progress: Optional[Callable[[int], None]] = None) -> List[str]:
+    """``problems`` (of matching) and then every frame's (``result.problems``, in frame order):
+    what a check-only run reports."""
+    for done, result in enumerate(results, 1):
+        problems.extend(result.problems)
+        if progress is not None:
+            progress(done)
+    return problems
 
 
 def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:

@@ -50,8 +50,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import png
-from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, match_dataset, match_predictions, refuse,
-                          run_frames)
+from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, gather_problems, match_dataset,
+                          match_predictions, refuse, run_frames)
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .labels import _OFFICIAL
 from .storage import Root, read_file, resolve_root
@@ -540,11 +540,7 @@ def instance_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_o
                       workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> List[str]:
     """Every problem of an instance submission (matching, lines, masks, sizes, label ids), without evaluating."""
     records, problems, _ = _run(frames, predictions, pred_storage_options, workers, True)
-    for done, r in enumerate(records, 1):
-        problems.extend(r.problems)
-        if progress is not None:
-            progress(done)
-    return problems
+    return gather_problems(records, problems, progress)
 
 
 def evaluate_instance(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,

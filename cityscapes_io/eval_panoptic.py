@@ -38,7 +38,7 @@ from PIL import Image
 
 from . import png
 from .errors import CityscapesIOError, InvalidFileError
-from .eval_common import few, refuse, run_frames
+from .eval_common import few, gather_problems, refuse, run_frames
 from .labels import has_instances
 from .names import GT_DIR
 from .panoptic import _reference, panoptic_categories
@@ -488,11 +488,7 @@ def panoptic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_o
     missing or unreadable PNGs, wrong sizes, PNG segment ids that ``segments_info`` does not
     list and listed ids absent from the PNG, unknown category ids."""
     stats, problems, _, _ = _run(frames, predictions, pred_storage_options, workers, True)
-    for done, s in enumerate(stats, 1):
-        problems.extend(s.problems)
-        if progress is not None:
-            progress(done)
-    return problems
+    return gather_problems(stats, problems, progress)
 
 
 def evaluate_panoptic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,

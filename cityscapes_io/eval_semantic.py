@@ -15,7 +15,7 @@ import numpy as np
 
 from . import png
 from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
-                          match_dataset, match_predictions, official_lut, refuse, run_frames)
+                          gather_problems, match_dataset, match_predictions, official_lut, refuse, run_frames)
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
 from .storage import Root, read_file, resolve_root
@@ -291,10 +291,10 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, t
     return [(p,) for p in paths], root, (TRAIN_TO_ID if train_ids else None), problems, root
 
 
-def _run(frames, predictions, pred_storage_options, workers, progress, train_ids, check_only):
+def _run(frames, predictions, pred_storage_options, workers, train_ids, check_only):
     args, root, lut, problems, where = _pairs(frames, predictions, pred_storage_options, train_ids)
     if problems and not check_only:  # refused with the whole list check-only gives
-        more = _run(frames, predictions, pred_storage_options, workers, None, train_ids, True)[0]
+        more = _run(frames, predictions, pred_storage_options, workers, train_ids, True)[0]
         raise refuse(problems + [p for s in more for p in s.problems], where)
     keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
     stats = run_frames(_frame_stats, [frames[k] for k in keep], [args[k] for k in keep], (root, lut, check_only),
@@ -306,20 +306,15 @@ def semantic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_o
                       workers: int = 1, progress: Optional[Callable[[int], None]] = None,
                       pred_train_ids: bool = False) -> List[str]:
     """Every problem of a semantic submission (matching, unreadable files, sizes, values), without evaluating."""
-    stats, problems, _ = _run(frames, predictions, pred_storage_options, workers, progress, pred_train_ids, True)
-    for done, s in enumerate(stats, 1):
-        problems.extend(s.problems)
-        if progress is not None:
-            progress(done)
-    return problems
+    stats, problems, _ = _run(frames, predictions, pred_storage_options, workers, pred_train_ids, True)
+    return gather_problems(stats, problems, progress)
 
 
 def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
                       workers: int = 1, progress: Optional[Callable[[int], None]] = None,
                       pred_train_ids: bool = False) -> SemanticResult:
     """The pixel-level evaluation of ``predictions`` (a folder / URL of PNGs or a Dataset) on ``frames``."""
-    stats, problems, where = _run(frames, predictions, pred_storage_options, workers, progress, pred_train_ids,
-                                  False)
+    stats, problems, where = _run(frames, predictions, pred_storage_options, workers, pred_train_ids, False)
     matrix: np.ndarray = np.zeros((N, N), np.int64)
     class_acc: Dict[str, List[float]] = {NAME[i]: [0.0, 0.0] for i in _INSTANCE_CLASSES}
     cat_acc: Dict[str, List[float]] = {c: [0.0, 0.0] for c in _INSTANCE_CATEGORIES}

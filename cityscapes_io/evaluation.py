@@ -123,12 +123,6 @@ def check_predictions(gt, predictions, task: str = "semantic", *, split: str = "
 
 
 # -- from a dataset to the official submission layout ----------------------------------------------
-def _official_lut(labels, train_ids: bool) -> np.ndarray:
-    """Values of a prediction dataset -> official label ids (-1: none). ``train_ids``: the values
-    are train ids whatever the label map says; otherwise by label name."""
-    return TRAIN_TO_ID if train_ids else official_lut(labels)
-
-
 def _semantic_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
     where = frame.where or frame.id
     arr = frame.label_ids()
@@ -212,7 +206,8 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
     ds = src if isinstance(src, Dataset) else open_dataset(src, storage_options=storage_options)
     if split is not None:
         ds = ds.filter(split=split)
-    lut = _official_lut(ds.labels, train_ids)
+    # Train ids whatever the label map says, or the dataset's labels to official ids by name.
+    lut = TRAIN_TO_ID if train_ids else official_lut(ds.labels)
     make = _semantic_files if task == "semantic" else _instance_files
     sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse")
     problems: List[str] = []

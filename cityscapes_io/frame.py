@@ -175,7 +175,7 @@ class FileSource(Source):
     def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]] = None):
         self._files: Dict[str, Tuple[Any, str]] = dict(files or {})
         self._bytes: Dict[str, bytes] = {}
-        self._pending: Dict[str, "Future[Dict[str, Any]]"] = {}
+        self._pending: Dict[str, "Future[Any]"] = {}
         self._watch: Optional[Callable[[str], None]] = None
 
     # -- files ----------------------------------------------------------------------------
@@ -222,22 +222,30 @@ class FileSource(Source):
             return data
         if kind not in self._files:
             raise DatasetNotFoundError(None, f"no {kind} file")
-        fs, path = self._files[kind]
         if self._watch is not None:
             self._watch(kind)
         fut = self._pending.pop(kind, None)
-        if fut is not None:
-            try:
-                got = fut.result().get(path)
-            except Exception:  # noqa: BLE001 - a failed prefetch is read again below, and reported from there
-                got = None
-            data = got if isinstance(got, bytes) else None
+        data = self._fetched(kind, fut) if fut is not None else None
         if data is None:
-            data = read_file(fs, path)
+            data = self._read(kind)
         # Kept while the frame is held: writers copy encoded files (the photo, and the ground
         # truth when labels are unchanged) without reading them twice.
         self._bytes[kind] = data
         return data
+
+    def _fetched(self, kind: str, fut: "Future[Any]") -> Optional[bytes]:
+        """A file's bytes from what :meth:`fetch_ahead` got (None: read it again, and report
+        from there)."""
+        try:
+            got = fut.result().get(self._files[kind][1])
+        except Exception:  # noqa: BLE001 - a failed prefetch is read again, and reported from there
+            return None
+        return got if isinstance(got, bytes) else None
+
+    def _read(self, kind: str) -> bytes:
+        """A file's bytes, read now."""
+        fs, path = self._files[kind]
+        return read_file(fs, path)
 
     # -- pixels ---------------------------------------------------------------------------
     def image_bytes(self) -> Optional[bytes]:

@@ -149,3 +149,17 @@ needs_cityscapesscripts = pytest.mark.skipif(
     reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
            "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
            "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")
+
+
+def traced_peak(fn, *args, **kwargs) -> int:
+    """Peak bytes numpy and Python allocate while ``fn(*args, **kwargs)`` runs (tracemalloc);
+    a first untimed call keeps imports and first-use tables out of the measure."""
+    import tracemalloc
+
+    fn(*args, **kwargs)
+    tracemalloc.start()
+    try:
+        fn(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

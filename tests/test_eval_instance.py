@@ -11,7 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, write_file, write_frame
+from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, traced_peak, write_file, write_frame
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
@@ -353,16 +353,10 @@ def test_distance_aps_equal_to_the_official_script(tmp_path):
 
 
 def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
-    import tracemalloc
-
     peaks = {}
     for n in (4, 16):
         root, preds, _ = _random_tree(tmp_path / f"n{n}", frames=n, seed=1, size=(512, 256), per_frame=12)
-        cio.evaluate(root, preds, task="instance")  # imports and first-use caches outside the measure
-        tracemalloc.start()
-        cio.evaluate(root, preds, task="instance")
-        peaks[n] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        peaks[n] = traced_peak(cio.evaluate, root, preds, task="instance")
     # a frame's arrays are about 0.4 MB and its masks 1.5 MB; holding 12 more frames would add 20 MB
     assert peaks[16] < peaks[4] + 4 * 2**20, peaks  # two frames at once in threads: one frame's worth of noise
 

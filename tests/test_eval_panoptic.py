@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, write_file, write_frame
+from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, traced_peak, write_file, write_frame
 
 import cityscapes_io as cio
 from cityscapes_io.errors import CityscapesIOError
@@ -297,18 +297,12 @@ def test_equal_to_the_official_script(synthetic, tmp_path):
 
 
 def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
-    import tracemalloc
-
     peaks = {}
     for n in (4, 16):
         root = str(tmp_path / f"n{n}")
         generate(root, splits={"val": n}, size=(512, 256), photos=False, seed=3, distinct=4)
         prepare(root, kinds=["panoptic"])
         pred = _perturbed(root, str(tmp_path / f"results{n}"), seed=5)
-        cio.evaluate(root, pred, task="panoptic")  # imports and first-use tables outside the measure
-        tracemalloc.start()
-        cio.evaluate(root, pred, task="panoptic")
-        peaks[n] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        peaks[n] = traced_peak(cio.evaluate, root, pred, task="panoptic")
     # a frame's two id images are about 1 MB; holding 12 more frames would add 12 MB
     assert peaks[16] < peaks[4] + 4 * 2**20, peaks  # two frames at once in threads: one frame's worth of noise

@@ -11,7 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, label_ids_of, write_file, write_frame
+from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, label_ids_of, traced_peak, write_file, write_frame
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
@@ -344,16 +344,6 @@ def test_export_predictions_instance_layout(tmp_path):
     assert set(np.unique(masks["26"])) == {0, 255}
 
 
-def _peak_evaluating(root, preds):
-    import tracemalloc
-
-    tracemalloc.start()
-    cio.evaluate(root, preds)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak
-
-
 def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
     sizes = {}
     for n in (6, 30):
@@ -361,7 +351,7 @@ def test_memory_does_not_grow_with_the_number_of_frames(tmp_path):
         generate(root, splits={"val": n}, size=(512, 256), photos=False, distinct=2)
         for frame in cio.open(root, split="val"):
             write_file(preds, os.path.basename(frame.id) + ".png", encode_png(frame.label_ids()))
-        sizes[n] = _peak_evaluating(root, preds)
+        sizes[n] = traced_peak(cio.evaluate, root, preds)
     # A frame's arrays are about 0.5 MB: holding the 24 extra frames would add 12 MB. Two frames
     # are worked on at once in threads, so the peak varies by about one frame's working set.
     assert sizes[30] < sizes[6] + 4 * 2**20, sizes

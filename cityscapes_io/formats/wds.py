@@ -28,6 +28,7 @@ import json
 import tarfile
 import tempfile
 import threading
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -209,31 +210,19 @@ class TarSource(FileSource):
         self._members = members
         self._stream = stream
 
-    def read_bytes(self, kind: str) -> bytes:
-        data = self._bytes.get(kind)
-        if data is not None:
-            return data
-        if kind not in self._members:
-            raise DatasetNotFoundError(None, f"no {kind} file")
-        if self._watch is not None:
-            self._watch(kind)
+    def _fetched(self, kind: str, fut: "Future[Any]") -> Optional[bytes]:
         _, offset, size = self._members[kind]
-        fut = self._pending.pop(kind, None)
-        data = None
-        if fut is not None:
-            try:
-                got: Any = fut.result()  # (offset, bytes) of the span fetched ahead
-                lo, span = got
-                data = span[offset - lo:offset - lo + size]
-            except Exception:  # noqa: BLE001 - a failed fetch ahead is read again below, and reported from there
-                data = None
-            if data is not None and len(data) != size:
-                data = None
-        if data is None:
-            stream = self._stream
-            data = stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
-        self._bytes[kind] = data
-        return data
+        try:
+            lo, span = fut.result()  # (offset, bytes) of the span fetched ahead
+        except Exception:  # noqa: BLE001 - a failed fetch ahead is read again, and reported from there
+            return None
+        data = span[offset - lo:offset - lo + size]
+        return data if len(data) == size else None
+
+    def _read(self, kind: str) -> bytes:
+        _, offset, size = self._members[kind]
+        stream = self._stream
+        return stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
 
     def size(self) -> Optional[Tuple[int, int]]:
         for kind in self.GT_KINDS + ("image",):
