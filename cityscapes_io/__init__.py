@@ -20,6 +20,7 @@ from .errors import (
     LabelMapError,
     StorageError,
     UnknownLabelError,
+    UnsafePathError,
 )
 from .frame import Frame
 from .instances import Instance
@@ -56,6 +57,7 @@ __all__ = [
     "LabelMapError",
     "UnknownLabelError",
     "StorageError",
+    "UnsafePathError",
     "sample_path",
 ]
 

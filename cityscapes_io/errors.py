@@ -16,6 +16,7 @@ __all__ = [
     "LabelMapError",
     "UnknownLabelError",
     "StorageError",
+    "UnsafePathError",
 ]
 
 
@@ -68,3 +69,10 @@ class StorageError(CityscapesIOError, OSError):
     """The storage failed: a network or server error after the filesystem's own retries,
     credentials refused, a destination that cannot be created or written, a missing fsspec
     backend (``s3fs`` for ``s3://``)."""
+
+
+class UnsafePathError(InvalidFileError):
+    """A path found inside a dataset file (an index, a list, a JSON, a prediction) that would lead
+    outside the root it belongs to: absolute, with a drive letter or a NUL byte, climbing out with
+    ``..``, or (on local disk) a symbolic link whose target lies outside. ``path`` names the file
+    the entry was found in."""

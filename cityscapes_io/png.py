@@ -22,12 +22,12 @@ from typing import Any, Optional, Tuple
 
 import imageio.v3 as iio
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidFileError
 
 __all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray", "encode_label_png",
-           "decode_paletted", "decode_rgb", "encode_png", "encode_image"]
+           "decode_paletted", "decode_rgb", "encode_png", "encode_image", "check_structure", "structure_problem"]
 
 #: Largest image (in pixels) decoded; larger headers are refused before decoding.
 MAX_PIXELS = 1 << 27  # 134 M pixels: 64× a Cityscapes frame
@@ -72,9 +72,12 @@ def read_header(data: bytes, path: str) -> PngHeader:
         exceeds :data:`MAX_PIXELS`.
     """
     if len(data) < 8 or data[:8] != _SIGNATURE:
-        raise InvalidFileError(path, "not a PNG file (bad signature)" if data else "empty file")
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        raise InvalidFileError(path, "truncated or corrupt PNG (no IHDR chunk)")
+        raise InvalidFileError(path, f"not a PNG file (bad signature: starts with {bytes(data[:8])!r})"
+                                     if data else "empty file")
+    if len(data) < 33:
+        raise InvalidFileError(path, f"truncated PNG: the file ends at byte {len(data)}, inside its header")
+    if data[12:16] != b"IHDR":
+        raise InvalidFileError(path, "corrupt PNG (the first chunk is not IHDR)")
     ihdr = data[16:29]
     if zlib.crc32(data[12:29]) & 0xFFFFFFFF != struct.unpack(">I", data[29:33])[0]:
         raise InvalidFileError(path, "corrupt PNG header (IHDR checksum mismatch)")
@@ -105,6 +108,9 @@ def _reason(exc: BaseException, doing: str) -> str:
         exc = exc.__cause__
     if isinstance(exc, Image.DecompressionBombError):
         return f"refused: {exc}"
+    if isinstance(exc, UnidentifiedImageError) or "can not read the provided bytes" in str(exc):
+        # (Pillow's message names a BytesIO object, imageio's names no file.)
+        return "not an image: no image format recognises its bytes"
     return f"{doing}: {exc}"
 
 
@@ -138,7 +144,9 @@ def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = Fals
     except InvalidFileError:
         raise
     except _DECODE_ERRORS as exc:
-        raise InvalidFileError(path, _reason(exc, "cannot decode image")) from exc
+        # A PNG cut short or with a bad chunk: say where, rather than the decoder's words.
+        problem = structure_problem(data) if data[:8] == _SIGNATURE else None
+        raise InvalidFileError(path, problem or _reason(exc, "cannot decode image")) from exc
 
 
 def _gray_direct(data: bytes, header: PngHeader) -> Optional[np.ndarray]:
@@ -252,6 +260,65 @@ def decode_rgb(data: bytes, path: str) -> np.ndarray:
     """
     header = read_header(data, path) if data[:8] == _SIGNATURE else None
     return _decode(data, path, rgb=True, header=header)
+
+
+def structure_problem(data: bytes, ext: Optional[str] = None) -> Optional[str]:
+    """What is structurally wrong with an encoded photo, without decoding it; None when nothing.
+
+    A PNG (recognised by its signature, or expected from ``ext``) must be a run of chunks each
+    within the file and with a valid CRC, starting with IHDR, with image data, and ending with
+    IEND. A JPEG must start with SOI and end with EOI (trailing padding allowed). Other formats
+    are checked by their header only (Pillow identifies them without decoding)."""
+    ext = (ext or "").lower()
+    is_jpeg = data[:2] == b"\xff\xd8"
+    if data[:8] == _SIGNATURE or (ext == ".png" and not is_jpeg):
+        return _png_problem(data)
+    if is_jpeg or ext in (".jpg", ".jpeg"):
+        if data[:3] != b"\xff\xd8\xff":
+            return "not a JPEG file (no SOI marker)" if data else "empty file"
+        if data[-64:].rstrip(b"\x00\r\n \t")[-2:] != b"\xff\xd9":
+            return f"truncated JPEG: no EOI marker at the end of its {len(data)} bytes"
+        return None
+    if not data:
+        return "empty file"
+    try:
+        iio.improps(data, plugin="pillow", index=0)
+    except _DECODE_ERRORS as exc:
+        return _reason(exc, "cannot read image header")
+    return None
+
+
+def _png_problem(data: bytes) -> Optional[str]:
+    if data[:8] != _SIGNATURE:
+        return f"not a PNG file (bad signature: starts with {bytes(data[:8])!r})" if data else "empty file"
+    size = len(data)
+    pos, first, seen_idat = 8, True, False
+    view = memoryview(data)
+    while True:
+        if pos + 12 > size:
+            return f"truncated PNG: the file ends at byte {size} with no IEND chunk"
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        name = kind.decode("latin-1")
+        if end > size:
+            return f"truncated PNG: {name} ends at byte {end} of {size}"
+        if zlib.crc32(view[pos + 4:end - 4]) & 0xFFFFFFFF != struct.unpack_from(">I", data, end - 4)[0]:
+            return f"corrupt PNG: {name} chunk at byte {pos} fails its CRC check"
+        if first and kind != b"IHDR":
+            return "corrupt PNG (the first chunk is not IHDR)"
+        first = False
+        seen_idat = seen_idat or kind == b"IDAT"
+        if kind == b"IEND":
+            return None if seen_idat else "corrupt PNG: no IDAT chunk (no image data)"
+        pos = end
+
+
+def check_structure(data: bytes, path: str, ext: Optional[str] = None) -> None:
+    """Raise :class:`InvalidFileError` naming ``path`` when :func:`structure_problem` finds one:
+    the cheap check of a photo copied without decoding (``--save-media``)."""
+    problem = structure_problem(data, ext)
+    if problem:
+        raise InvalidFileError(path, problem)
 
 
 def image_size(data: bytes, path: str) -> Tuple[int, int]:

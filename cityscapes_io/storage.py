@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -17,9 +18,9 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
+from .errors import CityscapesIOError, DatasetNotFoundError, StorageError, UnsafePathError
 
-__all__ = ["Root", "resolve_root", "resolve_roots", "is_remote", "is_read_only"]
+__all__ = ["Root", "resolve_root", "resolve_roots", "is_remote", "is_read_only", "resolve_inside", "check_inside"]
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,73 @@ def find_files(fs, path: str) -> List[str]:
             out.extend(f"{base}/{name}" for name in sorted(filenames))
         return out
     return fs.find(path)
+
+
+# -- paths found inside dataset files -------------------------------------------------------------
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def resolve_inside(fs, root: str, rel: str, *, base: Optional[str] = None, index: str, entry: str) -> str:
+    """The filesystem path of ``rel``, a path read from inside a dataset file (an index such as
+    ``shards.json``, a list line, a COCO ``file_name``, a prediction's mask path), resolved
+    against ``base`` (the folder it is relative to; ``root`` when not given) and kept inside
+    ``root``. This is the one place such paths are interpreted: every reader calls it.
+
+    Refused with :class:`UnsafePathError` naming ``index`` (the file the path was found in)
+    and ``entry`` (which entry of it): an empty path, an absolute one, a drive letter, a NUL
+    byte, a URL, a path that leaves ``root`` once normalised, and, on local disk, a path through
+    a symbolic link whose target lies outside ``root`` (see :func:`check_inside`).
+    """
+    if not isinstance(rel, str):
+        raise UnsafePathError(index, f"{entry}: a path must be a string, got {type(rel).__name__}")
+
+    def refuse(why: str) -> UnsafePathError:
+        return UnsafePathError(index, f"{entry}: path {rel!r} {why} (refused)")
+
+    if not rel:
+        raise refuse("is empty")
+    if "\0" in rel:
+        raise refuse("contains a NUL byte")
+    if rel.startswith(("/", "\\")) or _DRIVE.match(rel):
+        raise refuse("is absolute: paths inside a dataset are relative to its root")
+    if "://" in rel or "::" in rel:
+        raise refuse("is a URL: paths inside a dataset are relative to its root")
+    top = root.rstrip("/") if root not in ("/",) else root
+    start = (base if base is not None else root).rstrip("/") or top
+    if not _under(start, top):
+        raise refuse(f"is relative to {start!r}, outside the root {top!r}")
+    rel_posix = rel.replace("\\", "/")
+    joined = posixpath.normpath(f"{start}/{rel_posix}" if start else rel_posix)
+    if not _under(joined, top):
+        raise refuse("leads outside the dataset root")
+    check_inside(fs, top, joined, index=index, entry=entry, rel=rel)
+    return joined
+
+
+def _under(path: str, top: str) -> bool:
+    """Whether ``path`` is ``top`` or lies below it (both normalised, ``/``-separated)."""
+    if top in ("", "."):
+        return not (path == ".." or path.startswith("../") or path.startswith("/"))
+    if top == "/":
+        return path.startswith("/")
+    return path == top or path.startswith(top + "/")
+
+
+def check_inside(fs, root: str, path: str, *, index: Optional[str] = None, entry: Optional[str] = None,
+                 rel: Optional[str] = None) -> str:
+    """On local disk, refuse ``path`` when symbolic links take it outside ``root`` (a prediction
+    folder whose ``.txt`` links to ``/etc/passwd``); other filesystems have no links. Returns
+    ``path``. ``index``/``entry`` name where the path was found (by default the path itself)."""
+    if not isinstance(fs, LocalFileSystem):
+        return path
+    real_root = os.path.realpath(root or ".")
+    real = os.path.realpath(path)
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return path
+    if index is None:
+        raise UnsafePathError(path, f"a symbolic link to {real}, outside the root {root} (refused)")
+    raise UnsafePathError(index, f"{entry}: path {rel or path!r} leads through a symbolic link to {real}, "
+                                 f"outside the root {root} (refused)")
 
 
 # -- reading files --------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def size_mismatch(root):
 
 
 CASES = {
-    "truncated": (truncate, gt, "cannot decode"),
+    "truncated": (truncate, gt, "truncated PNG"),
     "not-a-png": (not_png, gt, "not a PNG"),
     "rgb-instanceids": (rgb, gt, "expected a single-channel"),
     "unknown-label": (unknown_label, gt, "not in the label map"),

@@ -173,7 +173,7 @@ def test_refused_headers():
     cases = {
         b"": "empty file",
         b"GIF89a not a png": "not a PNG",
-        good[:20]: "no IHDR",
+        good[:20]: "truncated PNG: the file ends at byte 20",
         good[:19] + b"\x07" + good[20:]: "checksum mismatch",  # the width changed
         png_declaring(0, 5, 8): "empty image",
     }
@@ -189,7 +189,7 @@ def test_truncated_png_names_the_path(cut):
     arr = (np.random.default_rng(1).integers(0, 34000, (64, 64))).astype(np.uint16)
     data = png.encode_png(arr)
     bad = data[: int(len(data) * cut)]
-    with pytest.raises(InvalidFileError, match="cannot decode image") as info:
+    with pytest.raises(InvalidFileError, match=r"truncated PNG: IDAT ends at byte \d+ of \d+") as info:
         png.decode_gray(bad, "a/b_gtFine_instanceIds.png")
     assert info.value.path == "a/b_gtFine_instanceIds.png"
     assert str(info.value).startswith("a/b_gtFine_instanceIds.png: ")
@@ -199,7 +199,7 @@ def test_corrupt_image_data_names_the_path():
     data = bytearray(png.encode_png(smooth_rgb()))
     idat = data.index(b"IDAT")
     data[idat + 10: idat + 30] = b"\xff" * 20
-    with pytest.raises(InvalidFileError, match="cannot decode image") as info:
+    with pytest.raises(InvalidFileError, match="corrupt PNG: IDAT chunk at byte 33 fails its CRC check") as info:
         png.decode_rgb(bytes(data), "photo.png")
     assert info.value.path == "photo.png"
 
@@ -211,7 +211,8 @@ def test_truncated_or_garbage_photo_names_the_path(ext):
         with pytest.raises(InvalidFileError) as info:
             png.decode_rgb(bad, "x/photo" + ext)
         assert info.value.path == "x/photo" + ext
-    with pytest.raises(InvalidFileError, match="cannot read image header") as info:
+        assert "BytesIO" not in str(info.value)
+    with pytest.raises(InvalidFileError, match="not an image: no image format recognises its bytes") as info:
         png.image_size(b"this is no image at all" * 4, "x/photo" + ext)
 
 
