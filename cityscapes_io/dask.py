@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional, Union
 
 from .dataset import Dataset, open as open_dataset
 from .frame import Frame, OnError, check_policy
-from .pipeline import Report, options_for_workers, refuse_overwriting_source, write_one, writer
+from .pipeline import Report, options_for_workers, write_one, writer
 from .writers import Entry, Writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
@@ -86,15 +86,9 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     check_policy(on_error)
     if not isinstance(ds, Dataset):
         ds = open_dataset(ds, format=src_format, storage_options=src_storage_options)
-    refuse_overwriting_source(ds, url, storage_options, replacing=bool(options.get("overwrite")))
-    own_client = None
-    if client is None and scheduler:
-        from distributed import Client  # on use: an optional extra
-
-        client = own_client = Client(scheduler)
     start = time.perf_counter()
     report = Report(str(url), format)
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _sources=ds.reader.roots, **options)
     if not w.dest.resumable:
         w._abort()
         raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
@@ -102,7 +96,12 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         w._abort()
         raise ValueError(f"{format} writes several frames per file: convert it without Dask (workers= writes "
                          f"whole files in processes)")
+    own_client = None
     try:
+        if client is None and scheduler:
+            from distributed import Client  # on use: an optional extra
+
+            client = own_client = Client(scheduler)
         worker_options = options_for_workers(w, options)
         bag = to_bag(ds, partition).map_partitions(_write_partition, format, url, storage_options, worker_options)
         results = bag.compute(scheduler=client) if client is not None else bag.compute()

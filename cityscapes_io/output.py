@@ -25,16 +25,16 @@ import shutil
 import uuid
 import zipfile
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import CityscapesIOError, InvalidFileError, StorageError
 from .names import safe_relpath
-from .storage import find_files, is_remote, storage_errors
+from .storage import Root, find_files, is_remote, location, overlap, root_locations, storage_errors
 
-__all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "TMP_PREFIX"]
+__all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "refuse_sources", "TMP_PREFIX"]
 
 TMP_PREFIX = ".cityscapes-io-tmp-"
 EXISTING = ("refuse", "replace", "keep")
@@ -394,24 +394,54 @@ def is_archive_url(url) -> bool:
     return url.lower().rstrip("/").endswith(".zip") and "::" not in url
 
 
-def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse") -> Sink:
+def refuse_sources(url: str, fs: Any, path: str, sources: Sequence[Root], existing: str = "refuse") -> None:
+    """The one guard between a writing command and its inputs: raise when the destination
+    ``path`` on ``fs`` is one of ``sources`` (its files would be overwritten while read), holds
+    one (writing there could overwrite them, replacing it would delete them), or lies inside
+    one and is to be replaced (``existing="replace"``: the replacement deletes source files).
+    Writing into a new folder inside a source destroys nothing and is allowed. Places are
+    compared by filesystem and resolved path, whatever the URLs' spelling (local, ``file://``,
+    ``s3://``, archives)."""
+    dst = location(fs, path)
+    for root in sources:
+        for src in root_locations(root):
+            rel = overlap(dst, src)
+            if rel == "same":
+                raise CityscapesIOError(url, f"destination is the source {root}: choose another place")
+            if rel == "holds":
+                raise CityscapesIOError(url, f"destination holds the source {root}: writing there could overwrite "
+                                             f"or delete its files, choose another place")
+            if rel == "inside" and existing == "replace":
+                raise CityscapesIOError(url, f"refused to replace a folder inside the source {root}: its files "
+                                             f"would be deleted")
+
+
+def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse",
+              sources: Sequence[Root] = ()) -> Sink:
     """The sink for ``url``: a :class:`ZipSink` when it ends in ``.zip``, a :class:`LocalSink`
-    on local disk, an :class:`ObjectStoreSink` elsewhere."""
+    on local disk, an :class:`ObjectStoreSink` elsewhere. A destination that overlaps one of
+    ``sources`` (the roots the command reads, a project folder) is refused by
+    :func:`refuse_sources` before anything is deleted or written."""
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {EXISTING}, got {existing!r}")
     url = str(url)
-    try:
-        fs, root = url_to_fs(url, **(storage_options or {}))
-    except ImportError as exc:
-        raise StorageError(url, f"cannot open: {exc} (for s3:// install the extra: pip install 'cityscapes-io[s3]')") \
-            from exc
-    except (ValueError, OSError) as exc:
-        raise StorageError(url, f"cannot open: {exc}") from exc
+    fs, root = _open_fs(url, storage_options)
+    refuse_sources(url, fs, root, sources, existing)
     if is_archive_url(url):
         return ZipSink(url, fs, root, existing)
     if isinstance(fs, LocalFileSystem):
         return LocalSink(url, fs, root, existing)
     return ObjectStoreSink(url, fs, root, existing)
+
+
+def _open_fs(url: str, storage_options: Optional[dict]) -> Tuple[Any, str]:
+    try:
+        return url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:
+        raise StorageError(url, f"cannot open: {exc} (for s3:// install the extra: pip install 'cityscapes-io[s3]')") \
+            from exc
+    except (ValueError, OSError) as exc:
+        raise StorageError(url, f"cannot open: {exc}") from exc
 
 
 def _unlink(path: str) -> int:

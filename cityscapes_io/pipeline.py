@@ -40,7 +40,7 @@ from fsspec.core import url_to_fs
 from .errors import CityscapesIOError
 from .formats import writer_class
 from .frame import Frame, OnError, apply_policy, check_policy
-from .storage import location, overlap, root_locations
+from .output import refuse_sources
 from .writers import Entry, Writer
 
 __all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one", "run_writer",
@@ -342,11 +342,11 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     sharded = shard is not None and shard[1] > 1
     if overwrite and (resume or sharded):
         raise ValueError("overwrite replaces the destination: it cannot go with resume or shard")
-    refuse_overwriting_source(ds, url, storage_options, replacing=overwrite)
     report = Report(str(url), format, shard=shard if sharded else None)
     start = time.perf_counter()
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing, **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing,
+               _sources=ds.reader.roots, **options)
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
@@ -429,7 +429,8 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     check_policy(on_error)
     report = Report(str(url), format)
     start = time.perf_counter()
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep", **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep",
+               _sources=ds.reader.roots, **options)
     if not w.dest.resumable:
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")
@@ -456,24 +457,14 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
 
 
 def refuse_overwriting_source(ds, url, storage_options=None, *, replacing: bool = False) -> None:
-    """Refuse a destination that is a source (its frames would be overwritten while read), and,
-    when the destination is to be replaced, one that holds a source or lies inside one (the
-    replacement would delete source files). Places are compared by filesystem and resolved
-    path, whatever the URLs' spelling (local, ``file://``, ``s3://``, archives)."""
+    """Refuse a destination that is a source of ``ds``, holds one, or lies inside one and is
+    to be replaced: :func:`cityscapes_io.output.refuse_sources`, the guard every writer's sink
+    goes through, for callers that check before opening one."""
     try:
         fs, path = url_to_fs(str(url), **(storage_options or {}))
     except (ImportError, ValueError, TypeError, OSError):
         return  # the destination cannot be opened at all: the sink says why
-    dst = location(fs, path)
-    for root in ds.reader.roots:
-        for src in root_locations(root):
-            rel = overlap(dst, src)
-            if rel == "same":
-                raise CityscapesIOError(str(url), f"destination is the source {root}: choose another place")
-            if replacing and rel == "holds":
-                raise CityscapesIOError(str(url), f"refused to replace a folder that holds the source {root}")
-            if replacing and rel == "inside":
-                raise CityscapesIOError(str(url), f"refused to replace a folder inside the source {root}")
+    refuse_sources(str(url), fs, path, ds.reader.roots, "replace" if replacing else "keep")
 
 
 def options_for_workers(w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -34,6 +34,7 @@ from .labels import LabelMap
 from .mapping import LabelMapping, mapping_between, resolve_label_map
 from .names import safe_relpath
 from .output import Chunks, Data, Sink, open_sink
+from .storage import Root
 
 __all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists"]
 
@@ -208,7 +209,7 @@ class Writer:
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,
                  image_ext: Optional[str] = None, overwrite: bool = False, _existing: Optional[str] = None,
-                 **options):
+                 _sources: Sequence[Root] = (), **options):
         if options:
             raise TypeError(f"{type(self).__name__}: unknown option(s) {', '.join(sorted(options))}")
         if image_ext and not image_ext.startswith("."):
@@ -232,7 +233,7 @@ class Writer:
         self.written = 0
         self._closed = False
         existing = _existing or ("replace" if overwrite else "refuse")
-        self.dest: Sink = open_sink(url, storage_options, existing=existing)
+        self.dest: Sink = open_sink(url, storage_options, existing=existing, sources=_sources)
 
     # -- labels -----------------------------------------------------------------------------
     def _use_labels(self, labels: Optional[LabelMap]) -> None:
