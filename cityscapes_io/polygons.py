@@ -30,12 +30,13 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import jsonfile
 from .errors import InvalidFileError
 from .instances import INSTANCE_DIVISOR
 from .labels import TRAIN_IGNORE, Label, LabelMap, has_instances, official_label, train_id_of
 
 __all__ = ["Polygons", "PolygonObject", "parse_polygons", "rasterize", "ENCODINGS", "resolve_polygon_label",
-           "rename_polygons", "MAX_PIXELS"]
+           "rename_polygons", "MAX_PIXELS", "MARGIN"]
 
 #: Encodings :func:`rasterize` draws.
 ENCODINGS = ("ids", "trainIds", "color", "instanceIds", "instanceTrainIds")
@@ -43,6 +44,11 @@ ENCODINGS = ("ids", "trainIds", "color", "instanceIds", "instanceTrainIds")
 #: asking for more would make the rasteriser allocate gigabytes.
 MAX_PIXELS = 1 << 26
 GROUP_SUFFIX = "group"
+#: How far outside the image a vertex may lie, as a fraction of the image's width (for x) or
+#: height (for y). The release's polygons stay within a few pixels of the frame; a vertex far
+#: beyond it is a corrupt or crafted file (and the drawing of such a polygon costs memory in
+#: proportion to its extent in some rasterisers).
+MARGIN = 1.0
 
 _OFFICIAL = LabelMap.cityscapes()
 
@@ -101,8 +107,23 @@ class Polygons:
         return iter(self.objects)
 
     def problems(self) -> List[Tuple[int, str]]:
-        """``(object index, reason)`` of every object that cannot be drawn."""
-        return [(o.index, p) for o in self.objects for p in (o.problem(),) if p is not None]
+        """``(object index, reason)`` of every object that cannot be drawn: an unknown label,
+        fewer than three points, vertices beyond :data:`MARGIN` of the image, or a polygon
+        lying wholly outside the image (it would vanish without a trace)."""
+        return [(o.index, p) for o in self.objects for p in (o.problem() or self._placement(o),) if p is not None]
+
+    def _placement(self, obj: PolygonObject) -> Optional[str]:
+        if obj.deleted or not len(obj.points):
+            return None
+        lo, hi = obj.points.min(axis=0), obj.points.max(axis=0)
+        mx, my = MARGIN * self.width, MARGIN * self.height
+        if lo[0] < -mx or lo[1] < -my or hi[0] > self.width - 1 + mx or hi[1] > self.height - 1 + my:
+            return (f"({obj.label!r}) vertices reach x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]}: beyond the "
+                    f"{self.width}x{self.height} image and its margin (a corrupt or foreign polygons file)")
+        if hi[0] < 0 or hi[1] < 0 or lo[0] > self.width - 1 or lo[1] > self.height - 1:
+            return (f"({obj.label!r}) lies wholly outside the {self.width}x{self.height} image "
+                    f"(x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]}): it would not be drawn")
+        return None
 
     def check(self) -> None:
         """Raise :class:`InvalidFileError` naming the file and the first object that cannot be
@@ -152,10 +173,7 @@ def parse_polygons(data, path: str = "<polygons>", labels: Optional[LabelMap] = 
         with finite coordinates. The message names the file and the object index.
     """
     if isinstance(data, (bytes, bytearray, str)):
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidFileError(path, f"not a JSON polygons file: {exc}") from None
+        doc = jsonfile.loads(data, path)
     else:
         doc = data
     if not isinstance(doc, dict):
@@ -312,10 +330,7 @@ def rename_polygons(data: bytes, names: Mapping[str, str], path: str = "<polygon
         A label (of an object not deleted) that ``names`` does not cover: the polygons cannot
         follow the renaming.
     """
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidFileError(path, f"not a JSON polygons file: {exc}") from None
+    doc = jsonfile.loads(data, path)
     for obj in doc.get("objects", []) if isinstance(doc, dict) else ():
         label = obj.get("label") if isinstance(obj, dict) else None
         if not isinstance(label, str):

@@ -70,8 +70,8 @@ class PrepareWriter(Writer):
 
     def encode(self, frame: Frame) -> Encoded:
         check_names(frame)
-        if self.source == "polygons" and not frame.has("polygons"):
-            raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
+        if self.source == "polygons":
+            _check_polygons_size(frame)
         files: List[Tuple[str, bytes]] = []
         info: tuple = ()
         for kind in self._kinds_of(frame):
@@ -152,6 +152,19 @@ class PrepareWriter(Writer):
 
     def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
         raise NotImplementedError
+
+
+def _check_polygons_size(frame: Frame) -> None:
+    """Refuse a polygons file whose ``imgWidth``/``imgHeight`` disagree with the frame's PNGs
+    (read from their headers): the files drawn from it would not fit beside them."""
+    polygons = frame.polygons()
+    if polygons is None:
+        raise InvalidFileError(frame.where, "the frame has no polygons file to draw from")
+    size = frame.size()
+    if size is not None and size != (polygons.height, polygons.width):
+        raise InvalidFileError(polygons.path, f"imgWidth x imgHeight is {polygons.width}x{polygons.height} but the "
+                                              f"frame's PNGs are {size[1]}x{size[0]}: the polygons do not belong "
+                                              f"to these images")
 
 
 def kinds_from(source: str) -> Tuple[str, ...]:

@@ -89,7 +89,7 @@ def test_many_instances_fit_uint16():
 
 
 @pytest.mark.parametrize("data, reason", [
-    (b"{not json", "not a JSON polygons file"),
+    (b"{not json", "not valid JSON"),
     (b"[]", "top level is not a JSON object"),
     (json.dumps({"imgHeight": 20, "objects": []}).encode(), "imgWidth is None"),
     (json.dumps({"imgWidth": -4, "imgHeight": 20, "objects": []}).encode(), "imgWidth is -4"),
@@ -97,8 +97,15 @@ def test_many_instances_fit_uint16():
     (json.dumps({"imgWidth": 4, "imgHeight": 4, "objects": {}}).encode(), "'objects' is not a list"),
     (doc(obj("car", [[0, 0], [1, 1], [2]])), "object 0: ('car') point 2"),
     (doc(obj("road", rect(0, 0, 3, 3)), obj("car", [[0, 0], [1, float("nan")], [2, 2]])),
+     "not valid JSON: NaN is not a JSON number"),
+    (doc(obj("car", [[0, 0], [1, float("inf")], [2, 2]])), "not valid JSON: Infinity is not a JSON number"),
+    (doc(obj("car", [[0, 0], [1, 2]])).replace(b"2]]", b"1e400]]"), "not valid JSON: number 1e400 is out of range"),
+    # Already parsed documents (no JSON parser on the way) are checked point by point.
+    ({"imgWidth": 4, "imgHeight": 4, "objects": [obj("road", rect(0, 0, 3, 3)),
+                                                  obj("car", [[0, 0], [1, float("nan")], [2, 2]])]},
      "object 1: ('car') point 1"),
-    (doc(obj("car", [[0, 0], [1, float("inf")], [2, 2]])), "coordinates must be finite"),
+    ({"imgWidth": 4, "imgHeight": 4, "objects": [obj("car", [[0, 0], [1, float("inf")], [2, 2]])]},
+     "coordinates must be finite"),
     (doc({"polygon": rect(0, 0, 1, 1)}), "object 0: label is None"),
     (doc(obj("car", "0,0 1,1")), "object 0: ('car') has no 'polygon' list"),
 ])
