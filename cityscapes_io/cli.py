@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import __version__
 from .dataset import open as open_dataset
@@ -24,7 +24,7 @@ from .progress import Progress
 from .project import apply_operations, check_unique_ids, Project, require_cities
 from .show import save
 from .stats import compute_stats, format_stats
-from .storage import is_storage_error
+from .storage import Root, is_storage_error
 from .synthetic import generate
 from .validate import summarize, validate
 
@@ -391,7 +391,7 @@ def _output_format(args) -> str:
     return _format(args.format)
 
 
-def _export(args, ds, dst, *, default_output: bool = False) -> int:
+def _export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Root] = ()) -> int:
     fmt = args.format = _output_format(args)
     if not dst and default_output:
         if args.resume or args.finalize or args.shard:
@@ -423,11 +423,12 @@ def _export(args, ds, dst, *, default_output: bool = False) -> int:
             raise UsageError("--scheduler distributes the work itself: no --shard/--resume/--finalize/--workers")
         partition = int(args.partition) if args.partition.isdigit() else args.partition
         report = convert_on_dask(ds, dst, fmt, scheduler=args.scheduler, partition=partition,
-                                 storage_options=args.dst_storage_options, on_error=args.on_error, **opts)
+                                 storage_options=args.dst_storage_options, on_error=args.on_error, protect=protect,
+                                 **opts)
     else:
         report = ds.export(dst, fmt, storage_options=args.dst_storage_options, on_error=args.on_error,
                            progress=bar, workers=args.workers, shard=args.shard, resume=args.resume,
-                           finalize=args.finalize, decode_ahead=args.decode_ahead, **opts)
+                           finalize=args.finalize, decode_ahead=args.decode_ahead, protect=protect, **opts)
     bar.close()
     if not args.quiet or report.skipped:
         text = _finalize_summary(report, dst, fmt) if args.finalize else report.summary()
@@ -619,7 +620,8 @@ def cmd_project_export(args) -> int:
     project = Project.load(args.project)
     if not args.finalize:
         project.check_unique_ids()  # listing only: fail before the first frame is written
-    return _export(args, project.dataset(), args.output, default_output=True)
+    # The project folder is an input too: an output there, holding it, or replacing a folder in it is refused.
+    return _export(args, project.dataset(), args.output, default_output=True, protect=[project.folder])
 
 
 # -- parser --------------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 from .dataset import Dataset, open as open_dataset
 from .frame import Frame, OnError, check_policy
-from .pipeline import Report, options_for_workers, write_one, writer
+from .storage import Root
+from .pipeline import Report, claim_destination, job_record, options_for_workers, write_one, writer
 from .writers import Entry, Writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
@@ -67,7 +68,8 @@ def _write_partition(frames: Iterable[Frame], format: str, url, storage_options,
 
 def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, scheduler: Optional[str] = None,
                     partition: Union[str, int] = "city", storage_options=None, on_error: OnError = "raise",
-                    src_format: str = "cityscapes", src_storage_options=None, **options) -> Report:
+                    src_format: str = "cityscapes", src_storage_options=None, protect: Sequence[Root] = (),
+                    **options) -> Report:
     """Convert ``ds`` (a Dataset or a source URL) to ``url`` in ``format`` on a Dask cluster.
 
     Parameters
@@ -79,6 +81,8 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         One task per city, or per this many frames.
     storage_options : dict, optional
         fsspec options of the destination (they travel to the workers).
+    protect : sequence of Root
+        Places the destination may not overlap besides the dataset's roots (a project folder).
     on_error, **options :
         As for :func:`cityscapes_io.convert`.
     """
@@ -88,7 +92,8 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         ds = open_dataset(ds, format=src_format, storage_options=src_storage_options)
     start = time.perf_counter()
     report = Report(str(url), format)
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _sources=ds.reader.roots, **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels,
+               _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
         w._abort()
         raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
@@ -98,6 +103,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
                          f"whole files in processes)")
     own_client = None
     try:
+        claim_destination(w, job_record(ds, w, options), fresh=True)
         if client is None and scheduler:
             from distributed import Client  # on use: an optional extra
 

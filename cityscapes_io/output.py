@@ -110,6 +110,11 @@ class Sink(ABC):
         ``prefix`` (for resume)."""
         return set()
 
+    def read(self, rel: str) -> Optional[bytes]:
+        """The bytes of a file already in the destination (a job record, for resume), or None
+        when there is none."""
+        return None
+
     def remove_temporaries(self) -> int:
         """Delete temporary files left by an interrupted run; returns how many."""
         return 0
@@ -148,6 +153,14 @@ class _FolderSink(Sink):
     def path(self, rel: str) -> str:
         rel = _checked(rel)
         return f"{self.root}/{rel}" if self.root else rel
+
+    def read(self, rel: str) -> Optional[bytes]:
+        path = self.path(rel)
+        try:
+            with storage_errors(path, "cannot read"):
+                return self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
 
     def listing(self, prefix: str = "") -> Set[str]:
         top = self.path(prefix) if prefix else self.root

@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
+import inspect
+import json
 import multiprocessing
 import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
@@ -41,10 +45,11 @@ from .errors import CityscapesIOError
 from .formats import writer_class
 from .frame import Frame, OnError, apply_policy, check_policy
 from .output import refuse_sources
+from .storage import Root, root_locations
 from .writers import Entry, Writer
 
 __all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one", "run_writer",
-           "items_for"]
+           "items_for", "JOB_FILE", "job_record", "claim_destination"]
 
 Result = Union[Entry, CityscapesIOError]
 #: A frame to write, or a frame already complete with its index entry (resume) or the error
@@ -163,6 +168,92 @@ def parse_shard(shard: Union[str, Tuple[int, int], None]) -> Optional[Tuple[int,
     if not (n >= 1 and 0 <= i < n):
         raise ValueError(f"shard {i}/{n}: need 0 <= I < N")
     return i, n
+
+
+# -- the job record: which conversion a destination belongs to -----------------------------------
+#: The record of the conversion a folder destination holds, kept with its output (resume,
+#: shards and finalize check it; readers list no frame from it).
+JOB_FILE = ".cityscapes-io-job.json"
+
+
+def job_record(ds, w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:
+    """What decides the bytes a conversion writes: the output format, the sources (places, not
+    URL spellings), the output labels and the writer options (``label_map`` is recorded by the
+    labels it resolved to)."""
+    assert w.labels is not None
+    labels = hashlib.sha256(repr(list(w.labels)).encode("utf-8")).hexdigest()[:16]
+    defaults = _defaults(type(w))
+    return {"cityscapes_io_job": 1, "format": w.format,
+            "sources": [f"{proto}://{path}" for root in ds.reader.roots for proto, path in root_locations(root)],
+            "labels": f"{w.labels.source} ({len(w.labels)} labels, sha256 {labels})",
+            "options": {k: _plain(v) for k, v in sorted(options.items())
+                        if k not in ("label_map", "overwrite") and not (k in defaults and defaults[k] == v)}}
+
+
+def _defaults(cls: type) -> Dict[str, Any]:
+    """The default values of a writer class's options (an option given at its default is not
+    recorded, so a job reads the same however its options were spelled)."""
+    out: Dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, param in inspect.signature(init).parameters.items():
+            if param.default is not inspect.Parameter.empty:
+                out[name] = param.default
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """An option's value as JSON can hold it (its repr when it is not a plain value)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    return repr(value)
+
+
+def claim_destination(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
+    """Record ``job`` in the destination (``fresh``: an empty one, as it is on a first run), or
+    check that the job recorded there is this one (resume, shards, finalize). A destination
+    holding no record (written by hand, or by an earlier version) is taken as it is. A record
+    that differs is refused, saying what differs, before anything is written."""
+    data = (json.dumps(job, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    if not fresh:
+        found = w.dest.read(JOB_FILE)
+        if found is not None:
+            differs = _differences(w.dest.path(JOB_FILE), found, job)
+            if not differs:
+                return
+            raise CityscapesIOError(w.dest.url, f"holds the output of another job ({'; '.join(differs)}): "
+                                                f"pass overwrite=True (--overwrite) to replace it, or choose "
+                                                f"another destination")
+    w.dest.put(JOB_FILE, data)
+
+
+def _differences(path: str, found: bytes, job: Dict[str, Any]) -> List[str]:
+    try:
+        there = json.loads(found.decode("utf-8"))
+    except ValueError:
+        there = None
+    if not isinstance(there, dict) or there.get("cityscapes_io_job") != 1:
+        raise CityscapesIOError(path, "not a job record of cityscapes_io: the destination's record cannot be "
+                                      "checked; pass overwrite=True (--overwrite) to replace the destination")
+    out = []
+    for key, what in (("format", "format"), ("sources", "sources"), ("labels", "output labels")):
+        if there.get(key) != job[key]:
+            out.append(f"{what} {_shown(there.get(key))} there, {_shown(job[key])} now")
+    old, new = there.get("options") or {}, job["options"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"option {key} {_shown(old.get(key, 'not given'))} there, {_shown(new.get(key, 'not given'))} now")
+    return out
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def write_one(w: Writer, frame: Frame) -> Result:
@@ -290,12 +381,33 @@ def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, 
                         frame.release()
                 queue.append((items, fut))
                 while len(queue) >= 2 * workers:
-                    yield from _outcomes(queue.popleft())
+                    yield from _outcomes(queue[0])  # taken off once accounted for
+                    queue.popleft()
             while queue:
-                yield from _outcomes(queue.popleft())
+                yield from _outcomes(queue[0])
+                queue.popleft()
+        except BrokenProcessPool as exc:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise _worker_died(url, queue) from exc
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _worker_died(url, queue: Deque[Tuple[List[Item], Optional[Future]]]) -> CityscapesIOError:
+    """The error of a pool that lost a worker process (killed: out of memory, a signal, a
+    crash below Python): the frames sent to the pool that no worker reported written."""
+    lost = [frame.id for items, fut in queue if fut is not None and not _succeeded(fut)
+            for frame, done in items if done is None]
+    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    return CityscapesIOError(str(url), f"a worker process died (killed by a signal, out of memory, or a crash) "
+                                       f"before {len(lost)} frames were accounted for: {shown}; the frames "
+                                       f"written are kept: run the same conversion again with resume=True "
+                                       f"(--resume) to continue")
+
+
+def _succeeded(fut: Future) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
 
 
 @contextlib.contextmanager
@@ -330,14 +442,16 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
                   progress: Optional[Callable[[int], None]] = None, workers: int = 1,
                   shard: Union[str, Tuple[int, int], None] = None, resume: bool = False,
                   finalize: bool = False, decode_ahead: bool = True, overwrite: bool = False,
-                  **options) -> Report:
-    """Write every frame of ``ds`` to ``url`` in ``format``; see :func:`cityscapes_io.convert`."""
+                  protect: Sequence[Root] = (), **options) -> Report:
+    """Write every frame of ``ds`` to ``url`` in ``format``; see :func:`cityscapes_io.convert`.
+    ``protect``: places the destination may not overlap besides the dataset's roots (a project
+    folder)."""
     check_policy(on_error)
     if finalize:
         if shard is not None:
             raise ValueError("finalize runs once, over all shards: do not give shard")
         return finalize_dataset(ds, url, format, storage_options=storage_options, on_error=on_error,
-                                progress=progress, **options)
+                                progress=progress, protect=protect, **options)
     shard = parse_shard(shard)
     sharded = shard is not None and shard[1] > 1
     if overwrite and (resume or sharded):
@@ -346,10 +460,12 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     start = time.perf_counter()
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing,
-               _sources=ds.reader.roots, **options)
+               _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
+    if w.dest.resumable:
+        _claimed(w, job_record(ds, w, options), fresh=existing != "keep")
     run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
                options=options, workers=workers, decode_ahead=decode_ahead, on_error=on_error, progress=progress,
                index=not sharded)  # a shard writes no index files: finalize does, once
@@ -422,7 +538,8 @@ def _entry_of(w: Writer, frame: Frame) -> Result:
 
 
 def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: OnError = "raise",
-             progress: Optional[Callable[[int], None]] = None, **options) -> Report:
+             progress: Optional[Callable[[int], None]] = None, protect: Sequence[Root] = (),
+             **options) -> Report:
     """Write the index files of a sharded conversion, once, from the frames whose output files
     the shards wrote; frames with missing files are reported (or raise, as ``on_error`` says).
     Writes no frame files."""
@@ -430,10 +547,11 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     report = Report(str(url), format)
     start = time.perf_counter()
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep",
-               _sources=ds.reader.roots, **options)
+               _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
         w._abort()
         raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")
+    _claimed(w, job_record(ds, w, options), fresh=False)
     try:
         w.dest.remove_temporaries()
         present = w.dest.listing()
@@ -465,6 +583,15 @@ def refuse_overwriting_source(ds, url, storage_options=None, *, replacing: bool 
     except (ImportError, ValueError, TypeError, OSError):
         return  # the destination cannot be opened at all: the sink says why
     refuse_sources(str(url), fs, path, ds.reader.roots, "replace" if replacing else "keep")
+
+
+def _claimed(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
+    """:func:`claim_destination`, the writer aborted when it fails."""
+    try:
+        claim_destination(w, job, fresh=fresh)
+    except BaseException:
+        w._abort()
+        raise
 
 
 def options_for_workers(w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -26,6 +26,7 @@ from .errors import CityscapesIOError, DatasetNotFoundError
 from .formats import resolve_format
 from .dataset import open as open_dataset
 from .ops import merge
+from .storage import Root, resolve_root
 
 __all__ = ["Project", "apply_operations", "require_cities", "check_unique_ids", "PROJECT_FILE"]
 
@@ -123,6 +124,12 @@ class Project:
     @property
     def file(self) -> str:
         return os.path.join(self.path, PROJECT_FILE)
+
+    @property
+    def folder(self) -> Root:
+        """The project folder as a root: an input of every export, which no output may
+        overlap (see :func:`cityscapes_io.output.refuse_sources`)."""
+        return resolve_root(os.path.abspath(self.path))
 
     @classmethod
     def create(cls, path: str, *, overwrite: bool = False) -> "Project":

@@ -28,6 +28,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.errors import CityscapesIOError
 from cityscapes_io.output import TMP_PREFIX
+from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.synthetic import generate
 
 from conftest import upload_dir
@@ -272,7 +273,7 @@ def test_unreadable_objects_are_named(s3env, proxy, small, tmp_path):
                          save_media=True, on_error="skip")
     assert report.read == 6 and report.written == 0 and len(report.skipped) == 6
     assert all(fid in reason and "cannot read" in reason for _, fid, reason in report.skipped)
-    assert set(read_tree(str(tmp_path / "b"))) <= set(INDEX_FILES)
+    assert set(read_tree(str(tmp_path / "b"))) <= {*INDEX_FILES, JOB_FILE}  # and the job's record
 
 
 def test_listing_failure_is_never_a_silent_loss(s3env, proxy, small, tmp_path):

@@ -3,13 +3,21 @@ inputs, resume that checks the destination belongs to its job, crashed workers, 
 without decoding, a full temporary folder, an S3 archive whose endpoint goes away."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 import cityscapes_io as cio
+from cityscapes_io.cli import main
 from cityscapes_io.output import open_sink
+from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.storage import resolve_root
+from cityscapes_io.synthetic import generate
 
 
 def _files(root: str) -> dict:
@@ -43,3 +51,150 @@ def test_open_sink_refuses_a_source_before_touching_anything(tree, tmp_path):
     sink.put("a.txt", b"x")
     sink.close()
     assert open(os.path.join(tree, "converted", "a.txt"), "rb").read() == b"x"
+
+
+# -- the project folder is an input of project export -------------------------------------------------
+def test_project_export_never_deletes_the_project(tree, tmp_path, capsys):
+    proj = str(tmp_path / "p" / "proj")
+    assert main(["project", "create", "-o", proj]) == 0
+    assert main(["project", "import", "-p", proj, "-f", "cityscapes", tree]) == 0
+    before = _files(proj)
+    for out, extra, words in ((proj, ["--overwrite"], "is the source"), (proj, [], "is the source"),
+                              (str(tmp_path / "p"), ["--overwrite"], "holds the source"),
+                              (proj + "/sub", ["--overwrite"], "inside the source")):
+        os.makedirs(proj + "/sub", exist_ok=True)
+        with open(proj + "/sub/keep.txt", "w") as f:
+            f.write("mine")
+        status = main(["project", "export", "-p", proj, "-o", out, "-f", "voc", "-q", *extra])
+        err = capsys.readouterr().err
+        assert status == 1 and err.startswith(f"error: {out}: ") and words in err and proj in err, err
+        assert _files(proj) == dict(before, **{"sub/keep.txt": b"mine"})
+    # A new folder inside the project folder destroys nothing: allowed.
+    assert main(["project", "export", "-p", proj, "-o", proj + "/out", "-f", "voc", "-q"]) == 0
+    assert os.path.isfile(os.path.join(proj, "project.json"))
+
+
+# -- resume: the destination must hold the same job -----------------------------------------------------
+@pytest.fixture
+def two_sources(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    generate(a, splits={"train": 3}, size=(64, 32), seed=1)
+    generate(b, splits={"train": 2, "val": 2}, size=(64, 32), seed=2)
+    return a, b
+
+
+def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_path, capsys):
+    a, b = two_sources
+    dst = str(tmp_path / "out")
+    cio.convert(a, dst, format="voc", save_media=True, shard=(0, 2))  # an unfinished job: half the frames
+    before = _files(dst)
+    labels = str(tmp_path / "label_colors.txt")
+    with open(labels, "w") as f:
+        f.write("0 0 0 background\n128 64 128 road\n0 0 142 car\n")
+    record = json.loads(before[JOB_FILE])
+    assert record["format"] == "voc" and record["sources"] == ["file://" + a]
+    assert record["options"] == {"save_media": True}
+    cases = [(dict(src=a, format="cityscapes", save_media=True), "format voc there, cityscapes now"),
+             (dict(src=b, format="voc", save_media=True), f"sources file://{a} there, file://{b} now"),
+             (dict(src=a, format="voc"), "option save_media True there, not given now"),
+             (dict(src=a, format="voc", save_media=True, image_ext=".jpg"), "option image_ext not given there"),
+             (dict(src=a, format="voc", save_media=True, label_map=labels), "output labels cityscapes (35 labels")]
+    for kwargs, words in cases:
+        src = kwargs.pop("src")
+        for how in ({"resume": True}, {"shard": (1, 2)}, {"finalize": True}):
+            with pytest.raises(cio.CityscapesIOError, match="holds the output of another job") as info:
+                cio.convert(src, dst, **kwargs, **how)
+            assert info.value.path == dst and words in info.value.reason, info.value.reason
+            assert _files(dst) == before  # nothing written, nothing removed
+    # The CLI: one line, exit 1; the same job resumes and completes.
+    assert main(["convert", a, dst, "-f", "cityscapes", "--resume", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {dst}: holds the output of another job (format voc there, cityscapes now")
+    assert main(["convert", a, dst, "-f", "voc", "--save-media", "--resume", "-q"]) == 0
+    ref = str(tmp_path / "ref")
+    cio.convert(a, ref, format="voc", save_media=True)
+    assert _files(dst) == _files(ref)
+
+
+def test_resume_into_another_datasets_finished_conversion_is_refused(two_sources, tmp_path):
+    a, b = two_sources
+    dst = str(tmp_path / "out")
+    cio.convert(b, dst, format="voc", save_media=True)  # finished: the record stays with the output
+    before = _files(dst)
+    with pytest.raises(cio.CityscapesIOError, match="holds the output of another job"):
+        cio.convert(a, dst, format="voc", save_media=True, resume=True)
+    assert _files(dst) == before
+    assert cio.convert(b, dst, format="voc", save_media=True, resume=True).resumed == 4  # its own job: fine
+    assert _files(dst) == before
+    report = cio.convert(a, dst, format="voc", save_media=True, overwrite=True)  # replaced: a new job
+    assert report.written == 3 and json.loads(_files(dst)[JOB_FILE])["sources"] == ["file://" + a]
+    assert cio.open(dst, format="voc").splits() == ["train"] and len(cio.open(dst, format="voc")) == 3
+
+
+def test_job_record_reads_the_same_however_options_are_spelled(two_sources, tmp_path):
+    a, _ = two_sources
+    cio.convert(a, str(tmp_path / "x"), format="voc", save_media=False, image_ext=None)
+    assert main(["convert", a, str(tmp_path / "y"), "-f", "voc", "-q"]) == 0
+    assert _files(str(tmp_path / "x")) == _files(str(tmp_path / "y"))
+    assert cio.convert("file://" + a + "/", str(tmp_path / "x"), format="voc", resume=True).resumed == 3
+
+
+def test_a_broken_job_record_is_named(two_sources, tmp_path):
+    a, _ = two_sources
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / JOB_FILE).write_text('{"something": "else"}')
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.convert(a, str(dst), format="voc", resume=True)
+    assert info.value.path == str(dst / JOB_FILE) and "not a job record" in info.value.reason
+
+
+# -- a worker process that dies ------------------------------------------------------------------------
+
+def _pool_workers(pid: int) -> list:
+    """Pids of the process pool's workers started by process ``pid`` (children running spawn_main)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the pool's workers in /proc")
+def test_a_worker_that_dies_is_one_line_naming_the_frames(tmp_path):
+    """A worker killed with SIGKILL (as the OOM killer ends it) as soon as it exists: one line,
+    naming the frames no worker reported, saying that --resume continues; exit 1, no traceback."""
+    src, dst = str(tmp_path / "cs"), str(tmp_path / "out")
+    generate(src, splits={"train": 8}, size=(128, 64), seed=3)
+    ids = [f.id for f in cio.open(src)]
+    proc = subprocess.Popen([sys.executable, "-m", "cityscapes_io", "convert", src, dst, "-f", "voc", "--save-media",
+                             "-j", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _pool_workers(proc.pid)
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith(f"error: {dst}: a worker process died") and "--resume" in lines[0], lines[0]
+    assert "frames were accounted for: " in lines[0] and any(fid in lines[0] for fid in ids), lines[0]
+    assert main(["convert", src, dst, "-f", "voc", "--save-media", "--resume", "-q"]) == 0
+    assert len(cio.open(dst, format="voc")) == 8
