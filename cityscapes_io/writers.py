@@ -17,6 +17,7 @@ by default; a format whose files hold several frames (the tar shards of ``"wds"`
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import warnings
@@ -27,7 +28,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 import numpy as np
 
 from . import png
-from .errors import CityscapesIOError, InvalidFileError
+from .errors import CityscapesIOError, InvalidFileError, StorageError
 from .frame import Frame
 from .instances import class_of
 from .labels import LabelMap
@@ -36,7 +37,7 @@ from .names import safe_relpath
 from .output import Chunks, Data, Sink, open_sink
 from .storage import Root
 
-__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists"]
+__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists", "temporary_errors"]
 
 
 #: A frame's (or the index's) files: relative path and content (bytes, or
@@ -79,6 +80,21 @@ class Segments:
     mapping: Optional[LabelMapping] = None
 
 
+@contextlib.contextmanager
+def temporary_errors(doing: str) -> Iterator[None]:
+    """Inside the block, the failure of a temporary file (a full or missing temporary folder)
+    becomes a :class:`~cityscapes_io.errors.StorageError` naming the temporary folder, which
+    is where room is missing, not the destination."""
+    try:
+        yield
+    except CityscapesIOError:
+        raise
+    except OSError as exc:
+        folder = tempfile.gettempdir()
+        raise StorageError(folder, f"{doing} in the temporary folder: {exc.strerror or exc} (set TMPDIR to a "
+                                   f"folder with room)") from exc
+
+
 class Spool:
     """Index records kept out of memory: per key (a split, or a split and a section), JSON
     records appended in order to a temporary file, read back once when the index file is
@@ -91,10 +107,12 @@ class Spool:
 
     def add(self, key, record) -> int:
         """Append ``record`` (JSON-serialisable) under ``key``; returns its index under it (0, 1, ...)."""
-        f = self._files.get(key)
-        if f is None:
-            f = self._files[key] = tempfile.TemporaryFile()
-        f.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n")
+        line = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n"
+        with temporary_errors("cannot keep the index records"):
+            f = self._files.get(key)
+            if f is None:
+                f = self._files[key] = tempfile.TemporaryFile()
+            f.write(line)
         n = self._counts.get(key, 0)
         self._counts[key] = n + 1
         return n
@@ -125,14 +143,21 @@ class Spool:
         f = self._files.get(key)
         if f is None:
             return
-        f.seek(0)
-        for line in f:
+        with temporary_errors("cannot keep the index records"):
+            f.seek(0)  # writes out what is buffered
+            lines = iter(f)
+        while True:
+            with temporary_errors("cannot read the index records back"):
+                line = next(lines, None)
+            if line is None:
+                break
             yield json.loads(line)
         f.seek(0, 2)  # appending may go on
 
     def close(self) -> None:
         for f in self._files.values():
-            f.close()
+            with contextlib.suppress(OSError):  # what is still buffered is not needed any more
+                f.close()
         self._files.clear()
         self._counts.clear()
 
@@ -271,18 +296,22 @@ class Writer:
     def _photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
         kept, re-encoded otherwise. ``shape`` is the ground truth's (height, width), which the
-        photo must match."""
+        photo must match. Bytes copied as they are are checked structurally on the way (PNG
+        chunks, CRCs and IEND; JPEG SOI and EOI), not decoded: a cut or foreign file raises."""
         ext = self._photo_ext(frame)
         if ext is None:
             return None
         data = frame.image_bytes()
         assert data is not None
         path = frame.files.get("image")
+        src_ext = frame.image_ext or ".png"
+        if ext == src_ext:
+            png.check_structure(data, path or f"{frame.id} (photo)", src_ext)
         if shape is not None and path is not None:
             w, h = png.image_size(data, path)
             if (h, w) != tuple(shape):
                 raise InvalidFileError(path, f"photo is {w}x{h} but the ground truth is {shape[1]}x{shape[0]}")
-        if ext == (frame.image_ext or ".png"):
+        if ext == src_ext:
             return data, ext
         image = frame.image()
         assert image is not None  # the frame has a photo: _photo_ext said so

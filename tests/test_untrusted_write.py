@@ -198,3 +198,82 @@ def test_a_worker_that_dies_is_one_line_naming_the_frames(tmp_path):
     assert "frames were accounted for: " in lines[0] and any(fid in lines[0] for fid in ids), lines[0]
     assert main(["convert", src, dst, "-f", "voc", "--save-media", "--resume", "-q"]) == 0
     assert len(cio.open(dst, format="voc")) == 8
+
+
+# -- photos copied without decoding are checked on the way ---------------------------------------------
+FORMATS = ["cityscapes", "voc", "camvid", "coco_instances", "coco_panoptic", "wds"]
+
+
+@pytest.fixture
+def bad_photos(tmp_path):
+    """Four frames: one photo cut to a third, one a text file named .png, two fine."""
+    src = str(tmp_path / "cs")
+    generate(src, splits={"train": 4}, size=(64, 32), seed=6)
+    frames = list(cio.open(src))
+    cut, text = frames[1].files["image"], frames[2].files["image"]
+    with open(cut, "rb") as f:
+        data = f.read()
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) // 3])
+    with open(text, "w") as f:
+        f.write("this is not a photo\n")
+    return src, frames[1].id, cut, frames[2].id, text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_save_media_reports_a_cut_or_foreign_photo(bad_photos, tmp_path, fmt):
+    src, cut_id, cut, text_id, text = bad_photos
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.convert(src, str(tmp_path / "raise"), format=fmt, save_media=True)
+    assert info.value.path == cut and "PNG" in info.value.reason, info.value
+    report = cio.convert(src, str(tmp_path / "skip"), format=fmt, save_media=True, on_error="skip")
+    skipped = {fid: reason for _, fid, reason in report.skipped}
+    assert set(skipped) == {cut_id, text_id} and cut in skipped[cut_id] and text in skipped[text_id]
+    assert report.written == 2
+
+
+def test_save_media_check_does_not_decode(bad_photos, tmp_path):
+    """The check reads no pixels: a photo whose pixel data is corrupt but whose chunks are sound
+    is copied (decoding it is the reader's business), as the issue asks for a cheap check."""
+    import zlib
+
+    src, *_ = bad_photos
+    good = list(cio.open(src))[0].files["image"]
+    with open(good, "rb") as f:
+        data = bytearray(f.read())
+    at = data.index(b"IDAT")
+    n = int.from_bytes(data[at - 4:at], "big")
+    data[at + 4:at + 4 + n] = bytes(n)  # zeroed compressed data...
+    data[at + 4 + n:at + 8 + n] = zlib.crc32(bytes(data[at:at + 4 + n])).to_bytes(4, "big")  # ...with a valid CRC
+    with open(good, "wb") as f:
+        f.write(bytes(data))
+    report = cio.convert(src, str(tmp_path / "out"), format="voc", save_media=True, on_error="skip")
+    assert list(cio.open(src))[0].id not in {fid for _, fid, _ in report.skipped}
+
+
+# -- a full temporary folder is named -------------------------------------------------------------------
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 KiB tmpfs with 8 KiB left (root only; skipped where mount is not allowed)."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
+    try:
+        with open(mnt / "filler", "wb") as f:
+            f.write(bytes(56 * 1024))
+        yield str(mnt)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_full_temporary_folder_is_named(small_tmpfs, tmp_path):
+    src, dst = str(tmp_path / "cs"), str(tmp_path / "out")
+    generate(src, splits={"train": 12}, size=(128, 64), seed=4)  # ~28 KB of COCO records
+    r = subprocess.run([sys.executable, "-m", "cityscapes_io", "convert", src, dst, "-f", "coco_instances", "-q"],
+                       env=dict(os.environ, TMPDIR=small_tmpfs), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4, r.stderr  # a storage error
+    assert r.stderr.startswith(f"error: {small_tmpfs}: ") and "No space left on device" in r.stderr, r.stderr
+    assert "temporary folder" in r.stderr and "TMPDIR" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(os.path.join(dst, "annotations"))
