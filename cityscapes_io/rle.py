@@ -23,7 +23,10 @@ but the last.
   pycocotools) draws back to the same mask exactly; holes included (see there).
 
 Every malformed RLE or polygon raises :class:`~cityscapes_io.errors.InvalidFileError` with
-the ``path`` given (the file, and the annotation, being read) and the reason.
+the ``path`` given (the file, and the annotation, being read) and the reason, before anything
+of its declared size is allocated: sizes above :data:`~cityscapes_io.png.MAX_PIXELS`, counts
+that are not integers in ``0..h*w`` or whose exact sum is not ``h * w`` (so no count wrapping
+int64 reaches numpy), polygon points far outside the image.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InvalidFileError
+from .png import MAX_PIXELS
 
 __all__ = ["encode", "decode", "area", "bbox", "encode_segments", "polygons_to_mask", "mask_to_polygons"]
 
@@ -42,8 +46,11 @@ _DEFAULT_PATH = "<rle>"
 #: pycocotools' polygon rasteriser works on a grid 5 times finer than the pixels.
 _POLY_SCALE = 5
 #: Largest number of 5-bit groups one compressed count may take: 7 hold any difference of two
-#: 32-bit counts (pycocotools' counts are 32-bit), and keep sums far from int64 overflow.
+#: 32-bit counts (pycocotools' counts are 32-bit), and keep each decoded count within 2**34 of
+#: the count two places before it (so that checking the range of the counts is exact: _counts).
 _MAX_GROUPS = 7
+#: A polygon's points may lie up to one image side and this many pixels more outside the image.
+_MARGIN = 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,21 +130,69 @@ def _decompress(data: bytes, path: str) -> np.ndarray:
 # reading an RLE
 
 
+def _check_pixels(h: int, w: int, what: str, path: str) -> None:
+    """Refuse a declared size above :data:`~cityscapes_io.png.MAX_PIXELS` before anything of
+    that size is allocated."""
+    if h * w > MAX_PIXELS:
+        raise InvalidFileError(path, f"{what} is {h}x{w} (height x width), more than the limit of {MAX_PIXELS} "
+                                     f"pixels (refused)")
+
+
 def _size(rle: Mapping[str, Any], path: str) -> Tuple[int, int]:
     size = rle.get("size")
     if (not isinstance(size, (list, tuple)) or len(size) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in size)):
         raise InvalidFileError(path, f"RLE size is {size!r}: [height, width], two non-negative integers, "
                                      f"is needed")
-    return int(size[0]), int(size[1])
+    h, w = int(size[0]), int(size[1])
+    _check_pixels(h, w, "RLE size", path)
+    return h, w
 
 
-def _counts(rle, path: str) -> Tuple[int, int, np.ndarray]:
-    """``(h, w, counts)`` of an RLE, checked: counts non-negative and summing to ``h * w``."""
+def _list_counts(raw: Any, total: int, path: str) -> np.ndarray:
+    """The counts of an uncompressed RLE (a list of integers), checked to lie in ``0..total``
+    before they are cast to int64 (a Python integer past 64 bits, or a uint64, would wrap)."""
+    if isinstance(raw, (list, tuple)) and any(isinstance(v, bool) for v in raw):
+        raise InvalidFileError(path, "RLE counts list must hold integers only")
+    try:
+        arr = np.asarray(raw)
+    except (ValueError, TypeError, OverflowError):  # nested lists of unequal lengths
+        raise InvalidFileError(path, "RLE counts list must hold integers only") from None
+    if arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind in "iu"):
+        _check_range(arr, total, path)
+        return arr.astype(np.int64)
+    if arr.ndim == 1 and all(isinstance(v, (int, np.integer)) for v in raw):
+        # Integers numpy holds as objects or floats (past 64 bits, or uint64 mixed with int64):
+        # one of them lies outside 0..total.
+        i, v = next((i, int(v)) for i, v in enumerate(raw) if not 0 <= v <= total)
+        raise InvalidFileError(path, _range_reason(i, v, total))
+    raise InvalidFileError(path, "RLE counts list must hold integers only")
+
+
+def _range_reason(i: int, value: int, total: int) -> str:
+    if value < 0:
+        return f"RLE count {i} is negative ({value})"
+    return f"RLE count {i} is {value}, more than the {total} pixels of its size"
+
+
+def _check_range(counts: np.ndarray, total: int, path: str) -> None:
+    """Refuse a count outside ``0..total`` (one such count is enough for the RLE to be wrong)."""
+    bad = np.flatnonzero((counts < 0) | (counts > total))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidFileError(path, _range_reason(i, int(counts[i]), total))
+
+
+def _counts(rle, path: str, shape: Optional[Tuple[int, int]] = None) -> Tuple[int, int, np.ndarray]:
+    """``(h, w, counts)`` of an RLE, checked: its size within :data:`~cityscapes_io.png.MAX_PIXELS`
+    (and equal to ``shape`` when given), counts non-negative integers summing exactly to
+    ``h * w``."""
     if not isinstance(rle, Mapping):
         raise InvalidFileError(path, f"an RLE is a {{'size': [h, w], 'counts': ...}} object, not "
                                      f"{type(rle).__name__}")
     h, w = _size(rle, path)
+    _check_shape(h, w, shape, path)
+    total = h * w
     raw = rle.get("counts")
     if isinstance(raw, str):
         try:
@@ -147,22 +202,19 @@ def _counts(rle, path: str) -> Tuple[int, int, np.ndarray]:
                                          "'0' to 'o' only") from None
     if isinstance(raw, (bytes, bytearray)):
         counts = _decompress(bytes(raw), path)
+        # Each decoded difference is below 2**34 in size, so the first count to leave 0..total
+        # is computed exactly (int64 wraps only after that): checking the range is exact.
+        _check_range(counts, total, path)
     elif isinstance(raw, (list, tuple, np.ndarray)):
-        arr = np.asarray(raw)
-        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu") or (
-                isinstance(raw, (list, tuple)) and any(isinstance(v, bool) for v in raw)):
-            raise InvalidFileError(path, "RLE counts list must hold integers only")
-        counts = arr.astype(np.int64)
+        counts = _list_counts(raw, total, path)
     else:
         raise InvalidFileError(path, f"RLE counts is {type(raw).__name__}: a compressed string or a list of "
                                      f"integers is needed")
-    negative = np.flatnonzero(counts < 0)
-    if negative.size:
-        i = int(negative[0])
-        raise InvalidFileError(path, f"RLE count {i} is negative ({int(counts[i])})")
-    total = int(counts.sum())
-    if total != h * w:
-        raise InvalidFileError(path, f"RLE counts sum to {total} pixels, but its size {h}x{w} has {h * w}: "
+    # Every count is in 0..total <= MAX_PIXELS (2**27): the int64 sum of fewer than 2**36 of them
+    # is exact.
+    counted = int(counts.sum())
+    if counted != total:
+        raise InvalidFileError(path, f"RLE counts sum to {counted} pixels, but its size {h}x{w} has {total}: "
                                      f"the counts do not describe a mask of that size")
     return h, w, counts
 
@@ -195,11 +247,11 @@ def decode(rle: RLE, *, shape: Optional[Tuple[int, int]] = None, path: str = _DE
     Raises
     ------
     InvalidFileError
-        Not an RLE; a bad size; counts that are not integers, are negative, are a malformed
-        string, or do not sum to ``h * w``; a size other than ``shape``.
+        Not an RLE; a bad size, or one above :data:`~cityscapes_io.png.MAX_PIXELS`; a size
+        other than ``shape``; counts that are not integers, are negative, are a malformed string,
+        or do not sum exactly to ``h * w``.
     """
-    h, w, counts = _counts(rle, path)
-    _check_shape(h, w, shape, path)
+    h, w, counts = _counts(rle, path, shape)
     values = (np.arange(len(counts)) & 1).astype(bool)
     return np.repeat(values, counts).reshape(w, h).T
 
@@ -365,7 +417,7 @@ def encode_segments(ids: np.ndarray, values: Optional[Iterable[int]] = None) -> 
 # polygons -> mask (pycocotools' rasteriser)
 
 
-def _polygon_coords(poly, index: int, path: str) -> np.ndarray:
+def _polygon_coords(poly, index: int, h: int, w: int, path: str) -> np.ndarray:
     try:
         xy = np.asarray(poly, dtype=np.float64)
     except (TypeError, ValueError):
@@ -379,8 +431,15 @@ def _polygon_coords(poly, index: int, path: str) -> np.ndarray:
         raise InvalidFileError(path, f"polygon {index} has {xy.size // 2} point(s): a polygon needs at least 3")
     if not np.isfinite(xy).all():
         raise InvalidFileError(path, f"polygon {index} has a coordinate that is not finite")
-    if np.abs(xy).max() * _POLY_SCALE >= 2 ** 31:
-        raise InvalidFileError(path, f"polygon {index} has a coordinate beyond ±{2 ** 31 // _POLY_SCALE}")
+    # The outline is walked cell by cell on the fine grid, so its length bounds the memory used:
+    # points are kept within one image side (and _MARGIN pixels more) of the image.
+    margin = max(h, w) + _MARGIN
+    x, y = xy[0::2], xy[1::2]
+    outside = np.flatnonzero((x < -margin) | (x > w + margin) | (y < -margin) | (y > h + margin))
+    if outside.size:
+        i = int(outside[0])
+        raise InvalidFileError(path, f"polygon {index} has the point ({x[i]:g}, {y[i]:g}), more than {margin} "
+                                     f"pixels outside the {w}x{h} image (refused)")
     return xy
 
 
@@ -452,7 +511,7 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], h: int, w: int, *,
     ----------
     polygons : list of list of float
         Flat ``[x0, y0, x1, y1, ...]`` rings, at least 3 points each; coordinates may lie
-        outside the image.
+        outside the image, by up to ``max(h, w) + 100`` pixels.
     h, w : int
         The image's height and width.
     path : str
@@ -466,15 +525,17 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], h: int, w: int, *,
     Raises
     ------
     InvalidFileError
-        A polygon that is not a flat list of finite numbers, has an odd count of them, or fewer
-        than 3 points.
+        A polygon that is not a flat list of finite numbers, has an odd count of them, fewer
+        than 3 points, or a point more than ``max(h, w) + 100`` pixels outside the image; an image
+        above :data:`~cityscapes_io.png.MAX_PIXELS`.
     """
     if isinstance(polygons, (str, bytes)) or not isinstance(polygons, (list, tuple)):
         raise InvalidFileError(path, "polygon segmentation must be a list of flat [x0, y0, x1, y1, ...] lists")
+    _check_pixels(h, w, "image size", path)
     n = h * w
     change: np.ndarray = np.zeros(n + 1, dtype=np.int32)
     for i, poly in enumerate(polygons):
-        xy = _polygon_coords(poly, i, path)
+        xy = _polygon_coords(poly, i, h, w, path)
         starts, ends = _toggles_to_runs(_polygon_toggles(xy, h, w), n)
         np.add.at(change, starts, 1)
         np.add.at(change, ends, -1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cityscapes_io as cio
-from cityscapes_io.errors import CityscapesIOError, InvalidFileError
+from cityscapes_io.errors import CityscapesIOError, InvalidFileError, UnsafePathError
 from cityscapes_io.instances import class_of
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.png import encode_png
@@ -403,7 +403,8 @@ def test_two_files_for_one_split_and_unsafe_names(tmp_path):
         cio.open(root, format=FMT)
     bad = dict(GOOD, images=[{"id": 0, "file_name": "../up.png", "height": 4, "width": 5}])
     root = _generic(str(tmp_path / "b"), bad)
-    with pytest.raises(InvalidFileError, match=r"image id 0: file_name '../up.png'"):
+    with pytest.raises(UnsafePathError, match=r"instances_val\.json: image 0 'file_name': path '../up.png' leads "
+                                              r"outside the dataset root \(refused\)"):
         list(cio.open(root, format=FMT))
 
 

@@ -36,6 +36,7 @@ Reading takes ``annotations/instancesonly_filtered_gtFine_<split>.json`` and the
 """
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import json
@@ -46,7 +47,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 
 import numpy as np
 
-from .. import rle
+from .. import jsonfile, rle
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import FileSource, Frame, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE, class_of
@@ -54,7 +55,8 @@ from ..labels import Label, LabelMap, has_instances, official_label
 from ..mapping import background_id, distinct_colors
 from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, parse_frame_id, safe_relpath, sort_key
 from ..reader import Reader
-from ..storage import Root, find_files, listdir, read_file, resolve_single_root, storage_errors
+from ..png import MAX_PIXELS
+from ..storage import Root, find_files, listdir, read_file, resolve_inside, resolve_single_root, storage_errors
 from ..output import Data
 from ..writers import Entry, Files, Segments, Writer, json_lists
 
@@ -450,10 +452,14 @@ class CocoInstancesReader(Reader):
     - Ground truth: the image's annotations painted in file order (:func:`paint_annotations`),
       decoded when asked for. A split's JSON is parsed once, when iteration reaches it.
 
-    Problems of a split's file (not COCO, an annotation of an image the file does not list, a
-    file name that would leave the dataset) raise, or are skipped under ``on_error``; problems
-    of an annotation (unknown category, malformed segmentation, RLE of the wrong size) raise
-    when the frame is decoded, naming the file and the annotation id.
+    Problems of a split's file (not COCO, an image id given to two images, a ``height`` /
+    ``width`` that is not a positive integer or exceeds :data:`~cityscapes_io.png.MAX_PIXELS`,
+    an annotation of an image the file does not list, a ``file_name`` that leaves the dataset
+    root, or a photo that is a symbolic link out of it) raise, or are skipped under
+    ``on_error``; problems of an annotation (unknown category, malformed segmentation, RLE of
+    the wrong size or with counts that do not sum exactly to it, polygon points far outside
+    the image) raise when the frame is decoded, before any mask is allocated, naming the file
+    and the annotation id.
     """
 
     format = "coco_instances"
@@ -533,35 +539,38 @@ class CocoInstancesReader(Reader):
             apply_policy(self.on_error, exc)
             return
         photos = self._photos(split)
-        frames: Dict[str, _Image] = {}
+        base = photos[0] if photos is not None else self.root.path
+        shared = _shared_ids(images)
+        frames: Dict[str, Tuple[_Image, str]] = {}
         for img in images:
             try:
+                if img.id in shared:
+                    raise InvalidFileError(where, f"image id {img.id!r} is given to {shared[img.id]} images: which "
+                                                  f"of them its annotations belong to cannot be told")
+                path = resolve_inside(self.root.fs, self.root.path, img.file_name, base=base, index=where,
+                                      entry=f"image {img.id} 'file_name'")
                 frame_id = _frame_id(img.file_name, where, img.id)
                 if frame_id in frames:
-                    raise InvalidFileError(where, f"images {frames[frame_id].id} and {img.id} are both {frame_id!r}")
+                    raise InvalidFileError(where, f"images {frames[frame_id][0].id} and {img.id} are both "
+                                                  f"{frame_id!r}")
             except CityscapesIOError as exc:
                 apply_policy(self.on_error, exc)
                 continue
-            frames[frame_id] = img
+            frames[frame_id] = img, path
         for frame_id in sorted(frames, key=sort_key):
             if self._cities is not None and parse_frame_id(frame_id).city not in self._cities:
                 continue
-            img = frames[frame_id]
+            img, path = frames[frame_id]
             files = {}
             if photos is not None and img.file_name in photos[1]:
-                files["image"] = (self.root.fs, f"{photos[0]}/{img.file_name}")
+                files["image"] = (self.root.fs, path)
             source = CocoSource(files, img, by_image.get(img.id, ()), self._things, self._background, where)
             yield Frame(frame_id, split, self.labels, source, on_error=self.on_error)
 
     def _parse(self, split: str) -> Tuple[List[_Image], Dict[Any, List[tuple]]]:
         """The images of a split's JSON and ``{image id: [(id, category, iscrowd, segmentation)]}``."""
         where = self._display(split)
-        data = read_file(self.root.fs, self._path(split))
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise InvalidFileError(where, f"not JSON: {exc}") from None
-        del data
+        doc = jsonfile.loads(read_file(self.root.fs, self._path(split)), where)
         if not isinstance(doc, dict):
             raise InvalidFileError(where, f"not a COCO file: the top level is a {type(doc).__name__}, not an object")
         missing = [k for k in ("images", "categories") if k not in doc]
@@ -626,11 +635,15 @@ def _scan_categories(fs, path: str, where: str) -> list:
             else:
                 found += chunk
             try:
-                value, _ = decoder.raw_decode(found.decode("utf-8"))
-                return value
+                text = found.decode("utf-8")
+                _, end = decoder.raw_decode(text)
+            except RecursionError:
+                raise InvalidFileError(where, "not valid JSON: \"categories\" is nested too deeply") from None
             except (ValueError, UnicodeDecodeError) as exc:
                 if not chunk:
                     raise InvalidFileError(where, f"\"categories\" is not a JSON list: {exc}") from None
+                continue
+            return jsonfile.loads(text[:end], where)  # the list found, parsed as strictly as the whole file
 
 
 def _check_categories(categories, where: str) -> List[Tuple[int, str]]:
@@ -665,7 +678,16 @@ def _check_image(rec, k: int, where: str) -> _Image:
     if not (whole(rec.get("height")) and whole(rec.get("width"))):
         raise InvalidFileError(where, f"image id {iid}: height and width must be positive integers, got "
                                       f"{rec.get('height')!r} x {rec.get('width')!r}")
-    return _Image(iid, name, rec["height"], rec["width"])
+    h, w = int(rec["height"]), int(rec["width"])
+    if h * w > MAX_PIXELS:
+        raise InvalidFileError(where, f"image id {iid}: height x width is {h}x{w}, more than the limit of "
+                                      f"{MAX_PIXELS} pixels (refused)")
+    return _Image(iid, name, h, w)
+
+
+def _shared_ids(images: Sequence[_Image]) -> Dict[Any, int]:
+    """``{image id: number of images}`` of the ids given to more than one image."""
+    return {iid: n for iid, n in collections.Counter(img.id for img in images).items() if n > 1}
 
 
 def _frame_id(file_name: str, where: str, image_id) -> str:

@@ -37,12 +37,17 @@ with train ids (``--use-train-id``), the train-id map, whose void is 255 ``ignor
 ``segments_info`` does not list, an unknown category id, a PNG whose size differs from its
 image record raise :class:`~cityscapes_io.errors.InvalidFileError` naming the file and the
 segment (or skip the frame under ``on_error="skip"``); a listed segment absent from the PNG is
-a warning.
+a warning. An image id given to two images, two annotations of one image, a ``height`` /
+``width`` that is not a positive integer or exceeds :data:`~cityscapes_io.png.MAX_PIXELS` are
+errors of the images concerned; every ``file_name`` is resolved inside the dataset root
+(:func:`~cityscapes_io.storage.resolve_inside`: absolute paths, ``..`` out of the root and
+symbolic links out of it are refused), and a PNG's size is compared with its record from its
+header, before it is decoded.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
-import json
 import posixpath
 import warnings
 from dataclasses import dataclass
@@ -50,7 +55,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 
 import numpy as np
 
-from .. import png
+from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import FileSource, Frame, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE
@@ -59,7 +64,7 @@ from ..mapping import mapping_between, resolve_label_map
 from ..names import safe_relpath
 from ..panoptic import panoptic_categories, panoptic_frame
 from ..reader import Reader
-from ..storage import Root, listdir, resolve_single_root
+from ..storage import Root, listdir, read_file, resolve_inside, resolve_single_root
 from ..writers import Encoded, Entry, Files, Writer, check_names, json_lists
 
 __all__ = ["CocoPanopticReader", "CocoPanopticWriter", "decode_coco_panoptic", "segment_values",
@@ -156,10 +161,12 @@ def decode_coco_panoptic(data: bytes, path: str, segments: Sequence[Segment], la
         Not a PNG, a size other than the image record's, or a segment id that
         ``segments_info`` does not list (the message names the PNG, the id and a pixel).
     """
+    if size is not None:  # compared from the header, before anything is decoded
+        w, h = png.image_size(data, path)
+        if (h, w) != tuple(size):
+            raise InvalidFileError(path, f"PNG is {w}x{h} but its image record in {index} says {size[1]}x{size[0]}")
     rgb = png.decode_rgb(data, path)
     h, w = rgb.shape[:2]
-    if size is not None and (h, w) != tuple(size):
-        raise InvalidFileError(path, f"PNG is {w}x{h} but its image record in {index} says {size[1]}x{size[0]}")
     ids = rgb[..., 0].astype(np.uint32)
     ids |= rgb[..., 1].astype(np.uint32) << 8
     ids |= rgb[..., 2].astype(np.uint32) << 16
@@ -232,6 +239,7 @@ class _Item:
     """One image record with its annotation (None: a photo without ground truth)."""
 
     id: str
+    image_id: Any
     image: str
     size: Optional[Tuple[int, int]]
     panoptic: Optional[str]
@@ -299,20 +307,18 @@ def _official(labels: Sequence[Label], where: str) -> Optional[Tuple[LabelMap, i
 
 def _parse(data: bytes, where: str) -> Tuple[List[dict], List[Union[_Item, CityscapesIOError]]]:
     """``(categories, items or per-item errors)`` of one JSON, items in ``images`` order."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidFileError(where, f"not valid JSON: {exc}") from None
+    doc = jsonfile.loads(data, where)
     if not isinstance(doc, dict):
         raise InvalidFileError(where, "not a COCO panoptic file: expected a JSON object")
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc.get(key), list):
             raise InvalidFileError(where, f"not a COCO panoptic file: no {key!r} list")
     categories = doc["categories"]
-    known = {c.get("id") for c in categories if isinstance(c, dict)}
+    known = _category_ids(categories, where)
     annotations: Dict[Any, Tuple[str, Tuple[Segment, ...]]] = {}
     errors: Dict[Any, CityscapesIOError] = {}
-    images = {_field(img, "id", (int, str), where, f"images[{k}]") for k, img in enumerate(doc["images"])}
+    image_ids = [_field(img, "id", (int, str), where, f"images[{k}]") for k, img in enumerate(doc["images"])]
+    images = set(image_ids)
     for k, ann in enumerate(doc["annotations"]):
         what = f"annotations[{k}]"
         if isinstance(ann, dict) and "segments_info" not in ann and "segmentation" in ann:
@@ -339,38 +345,68 @@ def _parse(data: bytes, where: str) -> Tuple[List[dict], List[Union[_Item, Citys
             raise InvalidFileError(where, f"{what} ({file_name}) refers to image id {image_id!r}, which no image has")
         if image_id in annotations or image_id in errors:
             error = error or InvalidFileError(where, f"two annotations for image id {image_id!r}")
-        try:
-            safe_relpath(file_name)
-        except ValueError as exc:
-            error = error or InvalidFileError(where, f"{what}: refused file_name: {exc}")
         if error is not None:
             errors[image_id] = error
         else:
             annotations[image_id] = (file_name, tuple(segments))
+    uses = collections.Counter(image_ids)
     items: List[Union[_Item, CityscapesIOError]] = []
     seen: Set[str] = set()
-    for k, img in enumerate(doc["images"]):
+    for k, (img, image_id) in enumerate(zip(doc["images"], image_ids)):
         what = f"images[{k}]"
-        image_id = img["id"]
         file_name = _field(img, "file_name", str, where, what)
-        if image_id in errors:
-            items.append(errors[image_id])
-            continue
         try:
-            safe_relpath(file_name)
-        except ValueError as exc:
-            items.append(InvalidFileError(where, f"{what}: refused file_name: {exc}"))
-            continue
-        frame_id = frame_id_of(file_name)
-        if frame_id in seen:
-            items.append(InvalidFileError(where, f"{what}: a second image of frame id {frame_id!r}"))
+            if uses[image_id] > 1:
+                raise InvalidFileError(where, f"{what}: image id {image_id!r} is given to {uses[image_id]} images: "
+                                              f"which of them its annotation belongs to cannot be told")
+            if image_id in errors:
+                raise errors[image_id]
+            size = _size(img, what, where)
+            frame_id = _frame_id(file_name, what, where)
+            if frame_id in seen:
+                raise InvalidFileError(where, f"{what}: a second image of frame id {frame_id!r}")
+        except CityscapesIOError as exc:
+            items.append(exc)
             continue
         seen.add(frame_id)
-        h, w = img.get("height"), img.get("width")
-        size = (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
         ann = annotations.get(image_id)
-        items.append(_Item(frame_id, file_name, size, ann[0] if ann else None, ann[1] if ann else ()))
+        items.append(_Item(frame_id, image_id, file_name, size, ann[0] if ann else None, ann[1] if ann else ()))
     return categories, items
+
+
+def _category_ids(categories: List[Any], where: str) -> Set[int]:
+    """The ids of a JSON's categories, each an integer given once."""
+    known: Set[int] = set()
+    for k, cat in enumerate(categories):
+        cid = _field(cat, "id", int, where, f"categories[{k}]")
+        if cid in known:
+            raise LabelMapError(where, f"categories[{k}]: category id {cid} is given twice")
+        known.add(cid)
+    return known
+
+
+def _frame_id(file_name: str, what: str, where: str) -> str:
+    """The frame id of an image record's ``file_name``, which must be a plain relative path."""
+    try:
+        safe_relpath(file_name)
+    except ValueError as exc:
+        raise InvalidFileError(where, f"{what}: refused file_name: {exc}") from None
+    return frame_id_of(file_name)
+
+
+def _size(img: dict, what: str, where: str) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` of an image record (None when it gives neither), checked against
+    :data:`~cityscapes_io.png.MAX_PIXELS`."""
+    h, w = img.get("height"), img.get("width")
+    if h is None and w is None:
+        return None
+    if not (isinstance(h, int) and isinstance(w, int) and not isinstance(h, bool) and not isinstance(w, bool)
+            and h > 0 and w > 0):
+        raise InvalidFileError(where, f"{what}: height and width must be positive integers, got {h!r} x {w!r}")
+    if h * w > png.MAX_PIXELS:
+        raise InvalidFileError(where, f"{what}: height x width is {h}x{w}, more than the limit of "
+                                      f"{png.MAX_PIXELS} pixels (refused)")
+    return h, w
 
 
 class CocoPanopticReader(Reader):
@@ -404,7 +440,7 @@ class CocoPanopticReader(Reader):
 
     def _index(self, split: str) -> Tuple[List[dict], List[Union[_Item, CityscapesIOError]]]:
         if split not in self._parsed:
-            self._parsed = {split: _parse(self.root.fs.cat_file(self.root.join(json_path(split))),
+            self._parsed = {split: _parse(read_file(self.root.fs, self.root.join(json_path(split))),
                                           self.root.display(json_path(split)))}  # one split held at a time
         return self._parsed[split]
 
@@ -431,22 +467,34 @@ class CocoPanopticReader(Reader):
             if isinstance(item, CityscapesIOError):
                 apply_policy(self.on_error, item)
                 continue
-            files = {}
-            if item.panoptic is not None:
-                rel = f"{png_dir}/{item.panoptic}"
-                if rel not in pngs:
-                    apply_policy(self.on_error, DatasetNotFoundError(self.root.display(rel),
-                                                                     f"the PNG of {item.id!r} in {where} is missing"))
-                    continue
-                files["panoptic"] = (self.root.fs, self.root.join(rel))
-            if f"{image_dir}/{item.image}" in photos:
-                files["image"] = (self.root.fs, self.root.join(f"{image_dir}/{item.image}"))
+            try:
+                files = self._files(item, where, png_dir, pngs, image_dir, photos)
+            except CityscapesIOError as exc:
+                apply_policy(self.on_error, exc)
+                continue
             frame = Frame(item.id, split, self.labels,
                           CocoPanopticSource(files, item.segments, self.labels, self.void, item.size, where),
                           on_error=self.on_error)
             if self._cities is not None and frame.city not in self._cities:
                 continue
             yield frame
+
+    def _files(self, item: _Item, where: str, png_dir: str, pngs: Set[str], image_dir: str,
+               photos: Set[str]) -> Dict[str, Tuple[Any, str]]:
+        """The files of an item, their paths from the JSON resolved inside the dataset root."""
+        files = {}
+        if item.panoptic is not None:
+            path = resolve_inside(self.root.fs, self.root.path, item.panoptic, base=self.root.join(png_dir),
+                                  index=where, entry=f"annotation of image {item.image_id!r} 'file_name'")
+            rel = self.root.relative(path)
+            if rel not in pngs:
+                raise DatasetNotFoundError(self.root.display(rel), f"the PNG of {item.id!r} in {where} is missing")
+            files["panoptic"] = (self.root.fs, path)
+        path = resolve_inside(self.root.fs, self.root.path, item.image, base=self.root.join(image_dir), index=where,
+                              entry=f"image {item.image_id!r} 'file_name'")
+        if self.root.relative(path) in photos:
+            files["image"] = (self.root.fs, path)
+        return files
 
 
 # -- writing ----------------------------------------------------------------------------------------
