@@ -6,13 +6,15 @@ A :class:`LabelMap` tells what the pixel values of ``labelIds`` images and ``v /
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import LabelMapError
+from . import jsonfile
+from .errors import InvalidFileError, LabelMapError
 
 __all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances", "train_id_of"]
 
@@ -80,6 +82,13 @@ _OFFICIAL = [
 TRAIN_IGNORE = 255
 #: How many classes the train ids have (0 = road .. 18 = bicycle).
 TRAIN_CLASSES = 19
+#: Most labels a label file may define, and the largest label id (in absolute value) it may
+#: use: masks hold at most 16-bit values, and a file read from a dataset is bounded before the
+#: labels are built.
+MAX_LABELS = 65536
+MAX_LABEL_ID = 65535
+_DIGITS = re.compile(r"[0-9]+")
+_KEY = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def normalize_name(name: str) -> str:
@@ -161,23 +170,33 @@ class LabelMap:
         """Parse ``label_colors.txt``: one label per line, ``R G B name`` or just ``name``;
         ``#`` starts a comment; the label id is the line's position among label lines, after
         Datumaro's background rule (see :meth:`from_colors`: with no black label, ``background``
-        is inserted at 0). Names may contain spaces (``0 0 142 license plate``)."""
+        is inserted at 0). Names may contain spaces (``0 0 142 license plate``). A byte-order
+        mark at the start is ignored, as the official readers ignore it.
+
+        Raises
+        ------
+        LabelMapError
+            A line that is neither form, a colour outside 0..255, a repeated name, or more
+            than :data:`MAX_LABELS` labels; the message names ``source`` and the line.
+        """
         entries: List[Tuple[str, Optional[Color]]] = []
-        for lineno, raw in enumerate(text.splitlines(), 1):
+        for lineno, raw in enumerate(text.lstrip("\ufeff").splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
             parts = line.split()
-            if parts[0].lstrip("+-").isdigit():
-                if len(parts) < 4 or not all(p.isdigit() for p in parts[:3]):
+            if _DIGITS.fullmatch(parts[0].lstrip("+-")):
+                if len(parts) < 4 or not all(_DIGITS.fullmatch(p) for p in parts[:3]):
                     raise LabelMapError(
-                        source, f"line {lineno}: expected 'R G B name' or 'name', got {raw.strip()!r}"
+                        source, f"line {lineno}: expected 'R G B name' or 'name', got {excerpt(raw.strip())!r}"
                     )
                 name = " ".join(parts[3:])
-                color = _color(parts[:3], f"{source}: line {lineno}", name)
+                color: Optional[Color] = parse_color(parts[:3], source, f"line {lineno}: label {name!r}")
             else:
                 name, color = " ".join(parts), None
             entries.append((name, color))
+            if len(entries) > MAX_LABELS:
+                raise too_many_labels(source)
         seen: Dict[str, int] = {}
         for i, (name, _) in enumerate(entries):
             if name in seen:
@@ -192,7 +211,8 @@ class LabelMap:
         """Parse ``dataset_meta.json``.
 
         ``{"label_map": {"0": "background", ...}, "segmentation_colors": [[0, 0, 0], ...]}``
-        (or ``"labels": [...]`` instead of ``label_map``). The label ids are the keys. The
+        (or ``"labels": [...]`` instead of ``label_map``). The label ids are the keys (integers
+        up to :data:`MAX_LABEL_ID` in absolute value), the names strings. The
         colour of the label with key ``k`` is ``segmentation_colors[k]``, as Datumaro's parser
         reads it (``null`` entries are labels without a colour, or padding at unused ids); a list
         too short for that, with one colour per label, is read in label order (the files older
@@ -208,32 +228,37 @@ class LabelMap:
         Raises
         ------
         LabelMapError
-            Not JSON, no ``label_map`` or ``labels``, keys that are not integers, or colours
-            that are not ``[r, g, b]`` in 0..255 for every label.
+            Not JSON (also non-finite numbers and pathological nesting, see
+            :func:`cityscapes_io.jsonfile.loads`), no ``label_map`` or ``labels``, no labels
+            or more than :data:`MAX_LABELS`, keys that are not integers in range, names that
+            are not strings, or colours that are not ``[r, g, b]`` in 0..255 for every label.
         """
         if isinstance(text, dict):
             meta = text
         else:
             try:
-                meta = json.loads(text)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise LabelMapError(source, f"not valid JSON: {exc}") from exc
+                meta = jsonfile.loads(text, source)
+            except InvalidFileError as exc:
+                raise LabelMapError(source, exc.reason) from exc
         if not isinstance(meta, dict):
             raise LabelMapError(source, "expected a JSON object")
         if "label_map" in meta:
             lm = meta["label_map"]
             if not isinstance(lm, dict):
                 raise LabelMapError(source, "'label_map' must be an object of id: name")
-            try:
-                pairs = sorted((int(k), str(v)) for k, v in lm.items())
-            except (TypeError, ValueError) as exc:
-                raise LabelMapError(source, f"'label_map' keys must be integers: {exc}") from exc
+            if len(lm) > MAX_LABELS:
+                raise too_many_labels(source)
+            pairs = sorted((_label_key(k, source), _label_name(v, source, f"label {k!r}")) for k, v in lm.items())
         elif "labels" in meta:
             if not isinstance(meta["labels"], list):
                 raise LabelMapError(source, "'labels' must be a list of names")
-            pairs = [(i, str(n)) for i, n in enumerate(meta["labels"])]
+            if len(meta["labels"]) > MAX_LABELS:
+                raise too_many_labels(source)
+            pairs = [(i, _label_name(n, source, f"label {i}")) for i, n in enumerate(meta["labels"])]
         else:
             raise LabelMapError(source, "missing key 'label_map' (or 'labels')")
+        if not pairs:
+            raise LabelMapError(source, "defines no labels")
         colors = meta.get("segmentation_colors")
         if colors is not None and not isinstance(colors, list):
             raise LabelMapError(source, "'segmentation_colors' must be a list of [r, g, b]")
@@ -404,16 +429,72 @@ class LabelMap:
         return table
 
 
-def _color(value, source, name) -> Optional[Color]:
+def _color(value: Any, source: str, name: str) -> Optional[Color]:
+    """A label's colour given as a sequence (a JSON list, a tuple): None, or three integers
+    in 0..255; anything else (a string, two or four components, floats, booleans) is refused."""
     if value is None:
         return None
-    try:
-        rgb = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers") from None
-    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise LabelMapError(str(source), f"label {name!r}: colour {value!r} is not three integers in 0..255")
-    return rgb[0], rgb[1], rgb[2]
+    comps: Tuple[Any, ...] = ()
+    if not isinstance(value, (str, bytes, Mapping)):
+        try:
+            comps = tuple(value)
+        except TypeError:
+            pass
+    if len(comps) != 3 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in comps):
+        raise LabelMapError(source, f"label {name!r}: colour {excerpt(repr(value))} is not three integers")
+    if not all(0 <= v <= 255 for v in comps):
+        raise LabelMapError(source, f"label {name!r}: colour {excerpt(repr(value))} is not three integers in 0..255")
+    return int(comps[0]), int(comps[1]), int(comps[2])
+
+
+def parse_color(fields: Sequence[str], source: str, what: str) -> Color:
+    """The colour written as three decimal numbers in a text label file (``label_colors.txt``,
+    ``labelmap.txt``).
+
+    Raises
+    ------
+    LabelMapError
+        ``"<source>: <what>: colour ... is not ..."`` when a field is not ASCII digits, when
+        there are not three, or when a value is outside 0..255 (checked on the text first: a
+        number of thousands of digits is refused without converting it).
+    """
+    shown = excerpt(" ".join(fields))
+    if len(fields) != 3 or not all(_DIGITS.fullmatch(f.strip()) for f in fields):
+        raise LabelMapError(source, f"{what}: colour {shown!r} is not three integers")
+    if any(len(f.strip().lstrip("0")) > 3 or int(f) > 255 for f in fields):
+        raise LabelMapError(source, f"{what}: colour {shown!r} is not three integers in 0..255")
+    r, g, b = (int(f) for f in fields)
+    return r, g, b
+
+
+def _label_key(key: Any, source: str) -> int:
+    """A ``label_map`` key as a label id: a decimal integer (a JSON key is a string; a dict
+    given directly may have ints) within :data:`MAX_LABEL_ID`, checked on the text before
+    converting it."""
+    text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+    if not isinstance(text, str) or not _KEY.fullmatch(text):
+        raise LabelMapError(source, f"'label_map' keys must be integers, got {excerpt(repr(key))}")
+    digits = text.strip().lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_LABEL_ID)) or abs(int(text)) > MAX_LABEL_ID:
+        raise LabelMapError(source, f"label id {excerpt(text.strip())} is out of range "
+                                    f"(-{MAX_LABEL_ID}..{MAX_LABEL_ID})")
+    return int(text)
+
+
+def _label_name(value: Any, source: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise LabelMapError(source, f"{what}: the name must be a string, got {type(value).__name__}")
+    return value
+
+
+def too_many_labels(source: str) -> LabelMapError:
+    """The error of a label file that defines more than :data:`MAX_LABELS` labels."""
+    return LabelMapError(source, f"more than {MAX_LABELS} labels: at most {MAX_LABELS}")
+
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message (crafted files hold huge values)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def official_label(name: str) -> Optional[Label]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
-from ..errors import CityscapesIOError, DatasetNotFoundError
-from ..storage import Root, listdir, resolve_root
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
+from ..labels import LabelMap
+from ..storage import Root, check_inside, listdir, resolve_inside, resolve_root, storage_errors
 
 __all__ = ["FORMATS", "format_names", "resolve_format", "detect_format", "root_hint", "reader_class",
-           "writer_class"]
+           "writer_class", "read_dataset_file", "decode_text", "text_lines", "resolve_listed", "read_label_file"]
 
 #: format name -> ("module:ReaderClass", "module:WriterClass")
 FORMATS: Dict[str, Tuple[str, str]] = {
@@ -72,6 +73,87 @@ def writer_class(fmt: str):
     return _load(fmt, 1)
 
 
+# -- text files the readers find at fixed places (lists, label files) ----------------------------
+def read_dataset_file(root: Root, rel: str) -> Optional[bytes]:
+    """The bytes of ``rel`` under ``root`` (a list or label file a reader looks for by name);
+    None when there is no such file.
+
+    Raises
+    ------
+    UnsafePathError
+        On local disk, ``rel`` is a symbolic link leading outside ``root`` (nothing is read).
+    StorageError
+        The storage failed.
+    """
+    path = root.join(rel)
+    check_inside(root.fs, root.path, path)
+    try:
+        with storage_errors(root.display(rel), "cannot read"):
+            return root.fs.cat_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def decode_text(data: bytes, where: str, error: Type[InvalidFileError] = InvalidFileError) -> str:
+    """``data`` as UTF-8 text, a byte-order mark at the start accepted (as the official readers
+    and Datumaro accept it); otherwise ``error(where, "not UTF-8 text ...")``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def text_lines(text: str) -> Iterator[Tuple[int, str]]:
+    """``(line number, line)`` of the lines of ``text`` that are not blank, stripped. Lines end
+    at ``\\n``, ``\\r\\n`` or ``\\r``, as a file read in text mode splits them (not at the other
+    characters :meth:`str.splitlines` breaks on), so the numbers are those an editor shows."""
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        line = line.strip()
+        if line:
+            yield lineno, line
+
+
+#: The longest path a list line may hold (Linux's ``PATH_MAX``), checked before resolving it.
+MAX_PATH = 4096
+
+
+def resolve_listed(root: Root, rel: str, where: str, entry: str, base: Optional[str] = None) -> str:
+    """The filesystem path of ``rel``, a path (or id) read from line ``entry`` of the list file
+    ``where``: at most :data:`MAX_PATH` characters, then resolved by
+    :func:`~cityscapes_io.storage.resolve_inside` against ``base`` (default the root).
+
+    Raises
+    ------
+    InvalidFileError
+        The path is longer than :data:`MAX_PATH` characters.
+    UnsafePathError
+        It is empty, absolute, has a drive letter, a NUL or a URL, or leads outside the root.
+    """
+    if len(rel) > MAX_PATH:
+        raise InvalidFileError(where, f"{entry}: a path of {len(rel)} characters (at most {MAX_PATH})")
+    return resolve_inside(root.fs, root.path, rel, base=base, index=where, entry=entry)
+
+
+def read_label_file(root: Root, name: str) -> Optional[LabelMap]:
+    """The labels of ``dataset_meta.json`` or ``label_colors.txt`` (by ``name``'s extension) at
+    the top of ``root``; None when the file is not there.
+
+    Raises
+    ------
+    LabelMapError
+        The file is not UTF-8, not valid JSON, or not a valid label file (the message names it).
+    UnsafePathError
+        On local disk, the file is a symbolic link leading outside ``root``.
+    """
+    data = read_dataset_file(root, name)
+    if data is None:
+        return None
+    where = root.display(name)
+    if name.endswith(".json"):
+        return LabelMap.parse_dataset_meta(data, source=where)
+    return LabelMap.parse_label_colors(decode_text(data, where, LabelMapError), source=where)
+
+
 # -- detection ------------------------------------------------------------------------------------
 def root_hint(url) -> Optional[str]:
     """A hint when ``url`` names a folder inside a Cityscapes tree (``…/gtFine``,
@@ -91,13 +173,10 @@ def _camvid_list(root: Root, name: str) -> bool:
     ``/<subset>/<image> /<subset>annot/<mask>`` (or the image alone)."""
     subset = name[: -len(".txt")]
     try:
-        head = root.fs.cat_file(root.join(name), start=0, end=4096)
-    except (OSError, ValueError):
+        head = root.fs.cat_file(check_inside(root.fs, root.path, root.join(name)), start=0, end=4096)
+    except (OSError, ValueError):  # UnsafePathError is a ValueError: a link out of the root is no list
         return False
-    for line in head.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if not line:
-            continue
+    for _, line in text_lines(head.decode("utf-8-sig", "replace")):
         first = line.split(" /", 1)
         return first[0].lstrip("/").startswith(f"{subset}/") and (
             len(first) == 1 or first[1].startswith(f"{subset}annot/"))

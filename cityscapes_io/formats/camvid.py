@@ -15,6 +15,9 @@ else Datumaro's 32-class CamVid default map (:data:`CAMVID_LABELS`); RGB masks a
 those colours, paletted ones by their palette's colours, gray ones by value. A frame without a
 mask (a photo only) is a one-column line in ``<subset>.txt``, as Datumaro writes it; paths with
 whitespace are double-quoted, as Datumaro quotes them.
+
+The paths of ``<subset>.txt`` are relative to the dataset's root (the leading ``/`` Datumaro writes
+means the root); one that leads outside it is refused, naming the list and the line.
 """
 from __future__ import annotations
 
@@ -28,12 +31,13 @@ from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, MaskSource, OnError
 from ..instances import class_of, class_of_array, instance_value, split_value
-from ..labels import Label, LabelMap
+from ..labels import Label, LabelMap, excerpt
 from ..mapping import distinct_colors, value_lut
 from ..names import sort_key
 from ..reader import Reader
-from ..storage import Root, listdir, resolve_single_root
+from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..writers import Files, Segments, Writer
+from . import decode_text, read_dataset_file, read_label_file, resolve_listed, text_lines
 from .voc import colors_to_ids, label_color_table
 
 __all__ = ["CamvidReader", "CamvidWriter", "CAMVID_LABELS", "camvid_labels", "decode_camvid", "decode_camvid_mask"]
@@ -162,41 +166,42 @@ class CamvidReader(Reader):
     def _read_labels(self, top: Dict[str, str]) -> LabelMap:
         """Labels as Datumaro finds them: ``dataset_meta.json``, else ``label_colors.txt``, else
         the default CamVid map."""
-        for name, parse in ((META_FILE, LabelMap.parse_dataset_meta), (COLORS_FILE, LabelMap.parse_label_colors)):
-            if top.get(name) != "file":
-                continue
-            src = self.root.display(name)
-            data = self.root.fs.cat_file(self.root.join(name))
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise LabelMapError(src, f"not UTF-8 text: {exc}") from exc
-            labels = parse(text, source=src)
-            if len(labels) == 0:
-                raise LabelMapError(src, "defines no labels")
-            return labels
+        for name in (META_FILE, COLORS_FILE):
+            labels = read_label_file(self.root, name) if top.get(name) == "file" else None
+            if labels is not None:
+                return labels
         return camvid_labels()
 
     def splits(self) -> List[str]:
         return list(self._splits)
 
-    def _pairs(self, split: str) -> Iterator[tuple]:
-        if split in self._lists:
-            name = self._lists[split]
-            text = self.root.fs.cat_file(self.root.join(name)).decode("utf-8")
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                image, mask = parse_list_line(line, split, f"{self.root.display(name)}: line {lineno}")
-                prefix = f"{split}/"
-                stem = posixpath.splitext(image[len(prefix):] if image.startswith(prefix) else posixpath.basename(image))[0]
-                yield stem, image, mask
+    def _pairs(self, split: str) -> Iterator[Tuple[str, Optional[str], Optional[str]]]:
+        """``(stem, image, mask)`` of a subset's frames: filesystem paths inside the root (the
+        image None when the list does not name one), from ``<subset>.txt``, else from a listing
+        of ``<subset>annot/``."""
+        if split not in self._lists:
+            for path in sorted(self.root.fs.find(self.root.join(f"{split}{ANNOT}"))):
+                rel = self.root.relative(check_inside(self.root.fs, self.root.path, path))
+                yield posixpath.splitext(rel[len(split) + len(ANNOT) + 1:])[0], None, path
             return
-        annot = self.root.join(f"{split}{ANNOT}")
-        for path in sorted(self.root.fs.find(annot)):
-            rel = self.root.relative(path)[len(split) + len(ANNOT) + 1:]
-            stem = posixpath.splitext(rel)[0]
-            yield stem, None, self.root.relative(path)
+        name = self._lists[split]
+        where = self.root.display(name)
+        data = read_dataset_file(self.root, name)
+        if data is None:
+            raise DatasetNotFoundError(where, "list file disappeared or cannot be read")
+        prefix = f"{split}/"
+        for lineno, line in text_lines(decode_text(data, where)):
+            entry = f"line {lineno}"
+            image, mask = parse_list_line(line, split, where, entry)
+            image_path = self._inside(image, where, entry)
+            rel = self.root.relative(image_path)
+            stem = posixpath.splitext(rel[len(prefix):] if rel.startswith(prefix) else posixpath.basename(rel))[0]
+            yield stem, image_path, None if mask is None else self._inside(mask, where, entry)
+
+    def _inside(self, rel: str, where: str, entry: str) -> str:
+        """The filesystem path of a path of a list line (``/`` at its start means the root, as
+        Datumaro writes it), refused when it leads outside the root."""
+        return resolve_listed(self.root, rel[1:] if rel.startswith("/") else rel, where, entry)
 
     def _listing(self, folder: str) -> Dict[str, str]:
         """``{stem: path}`` of the files under a folder, from one listing."""
@@ -215,24 +220,26 @@ class CamvidReader(Reader):
         for stem, image, mask in sorted(self._pairs(split), key=lambda p: sort_key(p[0])):
             files = {}
             if mask:
-                files["mask"] = (self.root.fs, self.root.join(mask))
-            if image is not None and self.root.join(image) in image_paths:
-                files["image"] = (self.root.fs, self.root.join(image))
+                files["mask"] = (self.root.fs, mask)
+            if image is not None and image in image_paths:
+                files["image"] = (self.root.fs, image)
             elif stem in images:
-                files["image"] = (self.root.fs, images[stem])
+                files["image"] = (self.root.fs, check_inside(self.root.fs, self.root.path, images[stem]))
             if mask and stem in instances:
-                files["instances"] = (self.root.fs, instances[stem])
+                files["instances"] = (self.root.fs, check_inside(self.root.fs, self.root.path, instances[stem]))
             yield Frame(stem, split, self.labels, CamvidSource(files, self.labels), on_error=self.on_error)
 
 
 
-def parse_list_line(line: str, split: str, where: str) -> Tuple[str, Optional[str]]:
-    """``(image, mask)`` paths of one ``<subset>.txt`` line, relative to the root (leading ``/``
-    removed); ``mask`` is None on a one-column line (an image without a mask).
+def parse_list_line(line: str, split: str, where: str, entry: str) -> Tuple[str, Optional[str]]:
+    """``(image, mask)`` paths of one ``<subset>.txt`` line, as written (nothing resolved:
+    see :meth:`CamvidReader._inside`); ``mask`` is None on a one-column line (an image without
+    a mask).
 
     Lines are ``/<subset>/<id>.<ext> /<subset>annot/<id>.png``; Datumaro puts both paths in
     double quotes when one has whitespace, and this library's older output wrote such paths
-    unquoted (the mask path is then found by its ``/<subset>annot/`` prefix).
+    unquoted (the mask path is then found by its ``/<subset>annot/`` prefix). Errors are
+    ``InvalidFileError(where, "<entry>: ...")``.
     """
     line = line.strip()
     if '"' in line:
@@ -242,7 +249,7 @@ def parse_list_line(line: str, split: str, where: str) -> Tuple[str, Optional[st
         elif len(parts) == 3 and not parts[0].strip() and not parts[2].strip():
             image, mask = parts[1], ""
         else:
-            raise InvalidFileError(where, f"unbalanced or misplaced quotes: {line!r}")
+            raise InvalidFileError(where, f"{entry}: unbalanced or misplaced quotes: {excerpt(line)!r}")
     else:
         cut = -1
         for marker in (f" /{split}{ANNOT}/", f" {split}{ANNOT}/"):
@@ -254,10 +261,9 @@ def parse_list_line(line: str, split: str, where: str) -> Tuple[str, Optional[st
         else:
             fields = line.split()
             if len(fields) > 2:
-                raise InvalidFileError(where, f"expected '<image> [<mask>]', got {line!r}")
+                raise InvalidFileError(where, f"{entry}: expected '<image> [<mask>]', got {excerpt(line)!r}")
             image, mask = fields[0], (fields[1] if len(fields) > 1 else "")
-    image, mask = image.strip().lstrip("/"), mask.strip().lstrip("/")
-    return image, (mask or None)
+    return image.strip(), (mask.strip() or None)
 
 
 def format_list_line(image: str, mask: Optional[str]) -> str:

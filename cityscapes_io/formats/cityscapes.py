@@ -25,7 +25,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import png
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError, StorageError
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, StorageError
 from ..frame import DerivedSource, Frame, OnError, apply_policy
 from ..labels import LabelMap
 from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
@@ -35,6 +35,7 @@ from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
 from ..reader import Reader
 from ..writers import Files, Segments, Writer
+from . import read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter"]
 
@@ -102,22 +103,13 @@ class CityscapesReader(Reader):
 
     # -- labels -------------------------------------------------------------------------------
     def _read_labels(self) -> LabelMap:
-        for fname, parse in ((META_FILE, LabelMap.parse_dataset_meta), (COLORS_FILE, LabelMap.parse_label_colors)):
+        """``dataset_meta.json``, else ``label_colors.txt``, of the first root that has one;
+        else the official map."""
+        for fname in (META_FILE, COLORS_FILE):
             for root in self.roots:
-                path = root.join(fname)
-                try:
-                    with storage_errors(root.display(fname), "cannot read"):
-                        data = root.fs.cat_file(path)
-                except (FileNotFoundError, IsADirectoryError):
-                    continue
-                try:
-                    text = data.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise LabelMapError(root.display(fname), f"not UTF-8 text: {exc}") from exc
-                lm = parse(text, source=root.display(fname))
-                if len(lm) == 0:
-                    raise LabelMapError(root.display(fname), "defines no labels")
-                return lm
+                labels = read_label_file(root, fname)
+                if labels is not None:
+                    return labels
         return LabelMap.cityscapes()
 
     # -- listing ------------------------------------------------------------------------------

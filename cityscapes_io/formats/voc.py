@@ -17,6 +17,10 @@ files; Datumaro's with ``apply_colormap=False``), RGB masks by colour (Datumaro'
 SegmentationClass by the ``labelmap.txt`` colours, SegmentationObject by VOC's colour map, void
 by (224, 224, 192). A colour that means nothing is an error naming the file, a pixel and the
 colour.
+
+The ids of ``ImageSets/Segmentation/<subset>.txt`` name files under the dataset's folders; an id
+that would lead outside the root (``../../x``, ``/etc/passwd``) is refused, naming the list and
+the line.
 """
 from __future__ import annotations
 
@@ -29,13 +33,14 @@ from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, MaskSource, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR
-from ..labels import Label, LabelMap, has_instances
+from ..labels import MAX_LABELS, Label, LabelMap, has_instances, parse_color, too_many_labels
 from ..names import sort_key
-from ..storage import Root, listdir, resolve_single_root
+from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..mapping import distinct_colors, value_lut, voc_colormap
 from ..reader import Reader
 from ..writers import Files, Segments, Writer
+from . import decode_text, read_dataset_file, resolve_listed, text_lines
 
 __all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "decode_voc",
            "decode_voc_class", "decode_voc_object", "colors_to_ids", "label_color_table"]
@@ -51,23 +56,23 @@ VOC_LABELS = ("background aeroplane bicycle bird boat bottle bus car cat chair c
 
 
 def parse_labelmap(text: str, source: str = LABELMAP_FILE) -> LabelMap:
-    """Parse Datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``; id = line order)."""
+    """Parse Datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``; id = line order).
+
+    Raises
+    ------
+    LabelMapError
+        A colour that is not three integers in 0..255, a repeated name, or more than
+        :data:`~cityscapes_io.labels.MAX_LABELS` labels; the message names ``source`` and the line.
+    """
     labels: List[Label] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    for lineno, line in text_lines(text.lstrip("\ufeff")):
+        if line.startswith("#"):
             continue
+        if len(labels) == MAX_LABELS:
+            raise too_many_labels(source)
         name, _, rest = line.partition(":")
         color_text = rest.split(":", 1)[0].strip()
-        color: Optional[Tuple[int, int, int]] = None
-        if color_text:
-            try:
-                rgb = tuple(int(c) for c in color_text.split(","))
-            except ValueError:
-                raise LabelMapError(source, f"line {lineno}: colour {color_text!r} is not r,g,b") from None
-            if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-                raise LabelMapError(source, f"line {lineno}: colour {color_text!r} is not r,g,b in 0..255")
-            color = (rgb[0], rgb[1], rgb[2])
+        color = parse_color(color_text.split(","), source, f"line {lineno}") if color_text else None
         labels.append(Label(name, len(labels), color))
     return LabelMap(labels, source=source)
 
@@ -242,12 +247,11 @@ class VocReader(Reader):
                        if t == "file" and n.endswith(".txt")}
 
     def _read_labels(self) -> LabelMap:
-        path = self.root.join(LABELMAP_FILE)
-        try:
-            text = self.root.fs.cat_file(path).decode("utf-8")
-        except FileNotFoundError:
+        data = read_dataset_file(self.root, LABELMAP_FILE)
+        if data is None:
             return default_labels()
-        return parse_labelmap(text, source=self.root.display(LABELMAP_FILE))
+        where = self.root.display(LABELMAP_FILE)
+        return parse_labelmap(decode_text(data, where, LabelMapError), source=where)
 
     def _files(self) -> Dict[str, Dict[str, str]]:
         """``{id: {kind: path}}`` from one listing of each folder."""
@@ -278,22 +282,39 @@ class VocReader(Reader):
             return sorted(self._split_filter)
         return names
 
-    def _ids(self, split: str) -> List[str]:
-        if split in self._lists:
-            text = self.root.fs.cat_file(self.root.join(SETS_DIR, self._lists[split])).decode("utf-8")
-            return [_unquote(line.strip()) for line in text.splitlines() if line.strip()]
-        return sorted((i for i, k in self._files().items() if "class" in k), key=sort_key)
+    def _ids(self, split: str) -> List[Tuple[str, Optional[str]]]:
+        """``(id, line)`` of a subset's frames: from its list (each id checked to stay inside
+        the root, ``line`` naming where it was read), else every id SegmentationClass has."""
+        if split not in self._lists:
+            return [(i, None) for i in sorted((i for i, k in self._files().items() if "class" in k), key=sort_key)]
+        rel = f"{SETS_DIR}/{self._lists[split]}"
+        where = self.root.display(rel)
+        data = read_dataset_file(self.root, rel)
+        if data is None:
+            raise DatasetNotFoundError(where, "list file disappeared or cannot be read")
+        ids: List[Tuple[str, Optional[str]]] = []
+        for lineno, line in text_lines(decode_text(data, where)):
+            frame_id, entry = _unquote(line), f"line {lineno}"
+            # Ids name files in the folders beside SegmentationClass/: none may lead out of the root.
+            resolve_listed(self.root, frame_id, where, entry, base=self.root.join("SegmentationClass"))
+            ids.append((frame_id, entry))
+        return ids
 
     def iter_frames(self, split: str) -> Iterator[Frame]:
         index = self._files()
-        for frame_id in self._ids(split):
+        where = self.root.display(f"{SETS_DIR}/{self._lists.get(split, split)}")
+        for frame_id, entry in self._ids(split):
             kinds = index.get(frame_id, {})
             if not kinds:
                 # The on_error policy decides: raise, or warn / call the callable and skip it.
-                apply_policy(self.on_error, DatasetNotFoundError(
-                    self.root.display(f"{SETS_DIR}/{self._lists.get(split, split)}"),
-                    f"lists {frame_id!r}, which has no files"))
+                apply_policy(self.on_error, DatasetNotFoundError(where, f"lists {frame_id!r}, which has no files"))
                 continue
+            for path in kinds.values():  # a link out of the root (local disk) is refused
+                if entry is None:
+                    check_inside(self.root.fs, self.root.path, path)
+                else:
+                    check_inside(self.root.fs, self.root.path, path, index=where, entry=entry,
+                                 rel=self.root.relative(path))
             files = {k: (self.root.fs, p) for k, p in kinds.items()}
             yield Frame(frame_id, split, self.labels, VocSource(files, self.labels), on_error=self.on_error)
 
