@@ -1,0 +1,728 @@
+"""Bad input tried as a routine: the pieces shared by ``tests/test_fuzz.py`` (a seeded, bounded
+run) and ``benchmarks/fuzz.py`` (longer runs that count outcomes).
+
+Every input kind the library parses has a :class:`Kind`: it writes a small *valid* dataset with
+the library's own writers (``convert`` of the shipped sample), offers a hypothesis strategy of
+mutations (fields dropped, types changed, numbers at the limits, paths with ``..`` / absolute /
+NUL, truncation, byte flips) and runs the library over the mutated files. :func:`run_case`
+applies one mutation, runs it and returns an :class:`Outcome` against the contract:
+
+- a result, or a :class:`~cityscapes_io.CityscapesIOError` whose message names a file;
+  any other exception type is a crash;
+- no file outside the roots is opened (canary files lie beside the root; an audit hook on the
+  ``open`` event records every opening of a file beside the root or of ``/etc/passwd``);
+- the traced peak memory stays under :data:`MEMORY_BOUND` (and an address-space limit keeps a
+  runaway allocation from taking the machine down: it fails as ``MemoryError``, a crash).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import posixpath
+import resource
+import shutil
+import struct
+import sys
+import pickle
+import signal
+import tarfile
+import tempfile
+import traceback
+import warnings
+import tracemalloc
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import hypothesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import cityscapes_io as cio
+from cityscapes_io import png
+
+#: Peak traced memory allowed for one example (the valid inputs need a few MB).
+MEMORY_BOUND = 256 << 20
+#: Address space allowed above the current one while an example runs (a safety net only).
+ADDRESS_SPACE_MARGIN = 4 << 30
+CANARY = "canary.png"
+#: Stands for the absolute path of the canary in mutation values (filled in when applied).
+CANARY_ABS = "@CANARY_ABS@"
+
+# -- reads outside the roots ------------------------------------------------------------------------
+class _Watch:
+    """The folder watched while an example runs (empty: none) and the roots inside it."""
+
+    outside = ""
+    roots: Tuple[str, ...] = ()
+    opened: List[str] = []
+
+
+def _audit(event: str, args: Tuple[Any, ...]) -> None:
+    if event != "open" or not _Watch.outside or not isinstance(args[0], (str, bytes)):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if path == "/etc/passwd" or (path.startswith(_Watch.outside + os.sep)
+                                 and not any(path == r or path.startswith(r + os.sep) for r in _Watch.roots)):
+        _Watch.opened.append(path)
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed: one for the process, switched by _Watch
+
+
+# -- mutation values ----------------------------------------------------------------------------------
+class Raw(str):
+    """JSON text put in place as is (``1e400``, ``NaN``, deep nesting)."""
+
+
+#: name -> value; mutations name their value so that a reproduction reads as text.
+VALUES: Dict[str, Any] = {
+    "0": 0, "-1": -1, "1": 1, "65535": 65535, "2**31": 2 ** 31, "2**32+1": 2 ** 32 + 1, "2**63": 2 ** 63,
+    "-2**63": -2 ** 63, "10**12": 10 ** 12, "0.5": 0.5, "true": True, "null": None, '""': "", '"x"': "x",
+    '"7"': "7", "[]": [], "{}": {}, "[0]*100000": [0] * 100000,
+    "1e400": Raw("1e400"), "NaN": Raw("NaN"), "-Infinity": Raw("-Infinity"),
+    "deep nesting": Raw("[" * 100000 + "]" * 100000),
+    # RLE counts whose int64 sum wraps around to 128*256, and a negative run.
+    "rle wrap": [2 ** 62, 2 ** 62, 2 ** 62, 2 ** 62 + 128 * 256], "rle negative": [-1, 128 * 256 + 1],
+}
+
+
+def rle_string(counts: Sequence[int]) -> str:
+    """COCO's compressed RLE text of ``counts`` (5-bit groups, differences from two runs back)."""
+    out = []
+    for i, count in enumerate(counts):
+        x = count - counts[i - 2] if i > 2 else count
+        more = True
+        while more:
+            group, x = x & 0x1F, x >> 5
+            more = x != (-1 if group & 0x10 else 0)
+            out.append(chr((group | (0x20 if more else 0)) + 48))
+    return "".join(out)
+
+
+VALUES.update({"rle text wrap": rle_string(VALUES["rle wrap"]), "rle text negative": rle_string([-1, 128 * 256 + 1]),
+               "rle text huge": rle_string([2 ** 70, 5]), "rle text cut": rle_string([5, 2 ** 40])[:-1]})
+#: Paths a dataset file may name: each must stay inside its root.
+PATHS = ["../canary.png", "../../canary.png", "../../../canary.png", "../../../../canary.png",
+         "aachen/../../canary.png", CANARY_ABS, "/etc/passwd", "../../../../../../../../etc/passwd",
+         "a\0b.png", "C:/x.png", "s3://bucket/x.png", "..", ".", "", "a" * 5000 + ".png", "\\..\\canary.png"]
+VALUES.update({repr(p) if p != CANARY_ABS else "abs canary": p for p in PATHS})
+VALUE_NAMES = sorted(VALUES)
+#: Keys whose values the readers trust most (sizes, ids, paths, offsets, RLE counts): drawn more often.
+HOT_KEYS = {"height", "width", "imgHeight", "imgWidth", "counts", "size", "file_name", "segm_file", "id", "image_id",
+            "category_id", "bbox", "area", "polygon", "segments_info", "file", "files", "frames", "members",
+            "labels", "color", "colors", "label", "categories", "images", "annotations", "splits"}
+
+
+def _json_text(doc: Any) -> str:
+    raws: List[str] = []
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, Raw):
+            raws.append(str(node))
+            return f"@RAW{len(raws) - 1}@"
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        if isinstance(node, dict):
+            return {k: swap(v) for k, v in node.items()}
+        return node
+
+    text = json.dumps(swap(doc))
+    for i, raw in enumerate(raws):
+        text = text.replace(f'"@RAW{i}@"', raw)
+    return text
+
+
+def json_paths(doc: Any, prefix: Tuple[Any, ...] = ()) -> List[Tuple[Any, ...]]:
+    """Every path (keys and indices) into ``doc``; long lists contribute their first three items."""
+    found = [prefix]
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc[:3]) if isinstance(doc, list) else ()
+    for key, value in items:
+        found.extend(json_paths(value, prefix + (key,)))
+    return found
+
+
+def _mutate_json(doc: Any, op: str, path: Tuple[Any, ...], value: str) -> Any:
+    if not path:
+        return VALUES[value] if op == "set" else doc
+    parent = doc
+    for key in path[:-1]:
+        try:
+            parent = parent[key]
+        except (KeyError, IndexError, TypeError):
+            return doc
+    key = path[-1]
+    if isinstance(parent, list) and not (isinstance(key, int) and key < len(parent)):
+        return doc
+    if isinstance(parent, dict) and key not in parent or not isinstance(parent, (list, dict)):
+        return doc
+    if op == "drop":
+        del parent[key]
+    elif op == "set":
+        parent[key] = copy.deepcopy(VALUES[value])
+    elif op == "dup" and isinstance(parent, list):
+        parent.insert(key, copy.deepcopy(parent[key]))
+    elif op == "wrap":
+        parent[key] = [parent[key]]
+    return doc
+
+
+# -- byte- and line-level mutations --------------------------------------------------------------------
+def _bytes_op(data: bytes, op: Sequence[Any]) -> bytes:
+    name = op[0]
+    if name == "truncate":
+        return data[: op[1] % (len(data) + 1)]
+    if name == "flip" and data:
+        i = op[1] % len(data)
+        return data[:i] + bytes([data[i] ^ op[2]]) + data[i + 1:]
+    if name == "append":
+        return data + op[1]
+    return data
+
+
+LINE_VALUES = PATHS + ["x y z", "24 1.0", " ", "\t", "#", "a b", "0 0 0", "256 0 0 road", "-1 0 0 road",
+                       "1e400 0 0 road", "0 0 0 road", "0 0 0 ../canary", "255 255 255 " + "n" * 300,
+                       "pred/0.png 24 nan", "pred/0.png 24 inf", "pred/0.png 24 -inf", "pred/0.png 24 1e400",
+                       "pred/0.png 99999999999999999999 1", "pred/0.png -1 1", "pred/0.png 24.5 1",
+                       "../canary.png 24 1.0", "/etc/passwd 24 1.0", CANARY_ABS + " 24 1.0",
+                       "a\0b.png 24 1.0", "\ufeffx", "\udcff"]
+
+
+def _lines_op(lines: List[str], op: Sequence[Any]) -> List[str]:
+    if op[0] not in ("line", "field", "insert", "dupline", "dropline"):
+        return lines
+    name, i = op[0], (op[1] % len(lines) if lines else 0)
+    if name == "line" and lines:
+        lines[i] = op[2]
+    elif name == "field" and lines:
+        parts = lines[i].split()
+        if parts:
+            parts[op[2] % len(parts)] = op[3]
+            lines[i] = " ".join(parts)
+    elif name == "insert":
+        lines.insert(i, op[2])
+    elif name == "dupline" and lines:
+        lines.insert(i, lines[i])
+    elif name == "dropline" and lines:
+        del lines[i]
+    return lines
+
+
+def _text_bytes(lines: List[str], ops: Sequence[Sequence[Any]]) -> bytes:
+    sep = "\r\n" if any(op[0] == "crlf" for op in ops) else "\n"
+    data = (sep.join(lines) + sep).encode("utf-8", "surrogateescape")
+    if any(op[0] == "bom" for op in ops):
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+# -- PNG chunks -----------------------------------------------------------------------------------------
+IHDR_FIELDS = {"width": (0, ">I"), "height": (4, ">I"), "depth": (8, ">B"), "color": (9, ">B"), "interlace": (12, ">B")}
+IHDR_VALUES = [0, 1, 2, 3, 4, 6, 8, 16, 255, 16384, 65535, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]
+
+
+def png_chunks(data: bytes) -> List[List[Any]]:
+    """``[type, payload, length or None, crc or None]`` of each chunk (None: computed)."""
+    chunks, pos = [], 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks.append([kind, data[pos + 8:pos + 8 + length], None, None])
+        pos += 12 + length
+    return chunks
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_BOMB = zlib.compress(b"\0" * (64 << 20), 9)
+
+
+def _png_op(chunks: List[List[Any]], op: Sequence[Any]) -> List[List[Any]]:
+    name = op[0]
+    if name == "ihdr" and chunks and chunks[0][0] == b"IHDR" and len(chunks[0][1]) == 13:
+        offset, fmt = IHDR_FIELDS[op[1]]
+        value = op[2] % (256 if fmt == ">B" else 2 ** 32)
+        payload = bytearray(chunks[0][1])
+        struct.pack_into(fmt, payload, offset, value)
+        chunks[0][1] = bytes(payload)
+    elif chunks and name in ("length", "crc", "type", "drop", "dup", "bomb"):
+        i = op[1] % len(chunks)
+        if name == "length":
+            chunks[i][2] = op[2]
+        elif name == "crc":
+            chunks[i][3] = zlib.crc32(chunks[i][0] + chunks[i][1]) ^ 1
+        elif name == "type":
+            chunks[i][0] = op[2]
+        elif name == "drop":
+            del chunks[i]
+        elif name == "dup":
+            chunks.insert(i, list(chunks[i]))
+        else:
+            chunks[i] = [b"IDAT", _BOMB, None, None]
+    return chunks
+
+
+def png_bytes(chunks: List[List[Any]]) -> bytes:
+    out = [PNG_SIGNATURE]
+    for kind, payload, length, crc in chunks:
+        out.append(struct.pack(">I", len(payload) if length is None else length) + kind + payload
+                   + struct.pack(">I", zlib.crc32(kind + payload) if crc is None else crc))
+    return b"".join(out)
+
+
+def png_ops() -> st.SearchStrategy:
+    index = st.integers(0, 12)
+    return st.one_of(
+        st.tuples(st.just("ihdr"), st.sampled_from(sorted(IHDR_FIELDS)), st.sampled_from(IHDR_VALUES)),
+        st.tuples(st.just("length"), index, st.sampled_from([0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1])),
+        st.tuples(st.just("crc"), index),
+        st.tuples(st.just("type"), index, st.sampled_from([b"IEND", b"IHDR", b"IDAT", b"PLTE", b"zzzz", b"\0\0\0\0"])),
+        st.tuples(st.sampled_from(["drop", "dup", "bomb"]), index),
+        byte_ops(),
+    )
+
+
+def byte_ops() -> st.SearchStrategy:
+    return st.one_of(st.tuples(st.just("truncate"), st.integers(0, 1 << 20)),
+                     st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(1, 255)),
+                     st.tuples(st.just("append"), st.sampled_from([b"\0", b"garbage", b"\0" * 4096])))
+
+
+def mutate_png(data: bytes, ops: Sequence[Sequence[Any]]) -> bytes:
+    """Chunk-level operations first (with valid CRCs unless one is broken on purpose), then
+    byte-level ones."""
+    chunks = png_chunks(data)
+    for op in ops:
+        chunks = _png_op(chunks, op)
+    out = png_bytes(chunks)
+    for op in ops:
+        out = _bytes_op(out, op)
+    return out
+
+
+# -- tar headers ---------------------------------------------------------------------------------------
+TAR_FIELDS = {"name": (0, 100), "mode": (100, 8), "size": (124, 12), "typeflag": (156, 1), "linkname": (157, 100),
+              "magic": (257, 6), "prefix": (345, 155)}
+TAR_VALUES = [b"", b"../canary.png", b"/etc/passwd", b"a\0b", b"77777777777", b"00000000000", b"-1",
+              b"\x80" + b"\0" * 5 + (10 ** 12).to_bytes(6, "big"), b"\xff" * 12, b"2", b"1", b"5", b"L", b"x",
+              b"ustar\0", b"zzzzz"]
+
+
+def _tar_op(data: bytearray, headers: Sequence[int], op: Sequence[Any]) -> None:
+    if op[0] != "field" or not headers:
+        return
+    start = headers[op[1] % len(headers)]
+    offset, size = TAR_FIELDS[op[2]]
+    data[start + offset:start + offset + size] = op[3][:size].ljust(size, b"\0")
+    if op[4]:  # recompute the checksum so the header is taken as valid
+        data[start + 148:start + 156] = b" " * 8
+        data[start + 148:start + 156] = b"%06o\0 " % sum(data[start:start + 512])
+
+
+def tar_headers(data: bytes) -> List[int]:
+    """Offsets of the member headers of an uncompressed tar."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [m.offset for m in tar.getmembers()]
+
+
+# -- kinds ---------------------------------------------------------------------------------------------
+def read_everything(ds: Any) -> int:
+    """Decode every frame of ``ds`` (photo, label ids, instance ids, instances); the frame count."""
+    n = 0
+    for frame in ds:
+        frame.image()
+        frame.label_ids()
+        frame.instance_ids()
+        frame.instances()
+        n += 1
+    return n
+
+
+@dataclass
+class Kind:
+    """One input kind: how to make it valid, how to mutate it, how to read it.
+
+    ``files`` maps the root-relative paths that mutations touch to how they are mutated
+    (``json``, ``lines``, ``png``, ``tar``, ``zip``); ``run(root, gt)`` reads them with the library.
+    """
+
+    name: str
+    make: Callable[[str, str], None]
+    files: Dict[str, str]
+    run: Callable[[str, str], Any]
+
+
+def _convert(fmt: str, **options: Any) -> Callable[[str, str], None]:
+    def make(root: str, gt: str) -> None:
+        cio.convert(cio.sample_path(), root, format=fmt, split="val", save_media=True, **options)
+    return make
+
+
+def _open_all(fmt: str) -> Callable[[str, str], Any]:
+    return lambda root, gt: read_everything(cio.open(root, format=fmt))
+
+
+def _png_run(root: str, gt: str) -> Any:
+    path = os.path.join(root, "x.png")
+    with open(path, "rb") as f:
+        data = f.read()
+    problem = png.structure_problem(data, ".png")
+    assert problem is None or isinstance(problem, str), problem
+    refusals = []
+    for fn in (png.read_header, png.image_size, png.decode_gray, png.decode_rgb, png.check_structure):
+        try:
+            result = fn(data, path)
+        except cio.CityscapesIOError as exc:
+            refusals.append(exc)
+            continue
+        if isinstance(result, np.ndarray):
+            assert result.shape[0] * result.shape[1] <= png.MAX_PIXELS, result.shape
+    if refusals:  # every function ran; the first refusal is the outcome
+        raise refusals[0]
+
+
+def _make_png(root: str, gt: str) -> None:
+    os.makedirs(root)
+    src = os.path.join(cio.sample_path(), "gtFine", "val", "aachen", "aachen_000002_000042_gtFine_instanceIds.png")
+    shutil.copyfile(src, os.path.join(root, "x.png"))
+
+
+def _polygons_make(root: str, gt: str) -> None:
+    os.makedirs(root)
+    src = os.path.join(cio.sample_path(), "gtFine", "val", "aachen", "aachen_000002_000042_gtFine_polygons.json")
+    shutil.copyfile(src, os.path.join(root, "p_gtFine_polygons.json"))
+
+
+def _polygons_run(root: str, gt: str) -> Any:
+    path = os.path.join(root, "p_gtFine_polygons.json")
+    with open(path, "rb") as f:
+        polygons = cio.parse_polygons(f.read(), path)
+    return [cio.rasterize(polygons, enc) for enc in ("ids", "instanceIds", "color")]
+
+
+def _instance_make(root: str, gt: str) -> None:
+    cio.convert(cio.sample_path(), gt, split="val", save_media=False)
+    cio.export_predictions(gt, root, task="instance", split="val")
+
+
+def _instance_run(root: str, gt: str) -> Any:
+    problems = cio.check_predictions(gt, root, task="instance")
+    assert all(isinstance(p, str) for p in problems)
+    return problems, cio.evaluate(gt, root, task="instance")
+
+
+def _zip_make(root: str, gt: str) -> None:
+    os.makedirs(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        loose = os.path.join(tmp, "ds")
+        cio.convert(cio.sample_path(), loose, split="val", save_media=True)
+        with zipfile.ZipFile(os.path.join(root, "ds.zip"), "w") as zf:
+            for folder, _, names in sorted(os.walk(loose)):
+                for name in sorted(names):
+                    path = os.path.join(folder, name)
+                    zf.write(path, os.path.relpath(path, loose))
+
+
+ZIP_NAMES = PATHS + ["gtFine/val/aachen/../../../../canary.png", "gtFine\\val\\aachen\\x_gtFine_labelIds.png",
+                     "gtFine/val/aachen/", "gtFine//val//aachen//a_000000_000001_gtFine_labelIds.png",
+                     "gtFine/val/aachen/aachen_000009_000042_gtFine_labelIds.png",
+                     "leftImg8bit/val/zz/é_000000_000001_leftImg8bit.png"]
+
+
+def _zip_mutate(template: bytes, ops: Sequence[Sequence[Any]]) -> bytes:
+    """Rebuild the archive with members renamed, repeated or added."""
+    with zipfile.ZipFile(io.BytesIO(template)) as zf:
+        members = [(info.filename, zf.read(info)) for info in zf.infolist()]
+    for op in ops:
+        k = op[1] % len(members)
+        if op[0] == "rename":
+            members[k] = (op[2], members[k][1])
+        elif op[0] == "repeat":
+            members.insert(k, (members[k][0], members[k][1][: len(members[k][1]) // 2]))
+        elif op[0] == "add":
+            members.append((op[2], members[k][1]))
+    out = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w") as zf:
+        warnings.simplefilter("ignore")  # repeated names are the point
+        for name, data in members:
+            info = zipfile.ZipInfo("x")
+            info.filename = name  # kept as given: ZipInfo() would normalise a name
+            zf.writestr(info, data)
+    return out.getvalue()
+
+
+def _zip_run(root: str, gt: str) -> Any:
+    return read_everything(cio.open(os.path.join(root, "ds.zip")))
+
+
+KINDS: Dict[str, Kind] = {k.name: k for k in [
+    Kind("png", _make_png, {"x.png": "png"}, _png_run),
+    Kind("coco_instances", _convert("coco_instances"),
+         {"annotations/instancesonly_filtered_gtFine_val.json": "json"}, _open_all("coco_instances")),
+    Kind("coco_panoptic", _convert("coco_panoptic"),
+         {"annotations/panoptic_val.json": "json", "annotations/panoptic_val/aachen/aachen_000002_000042.png": "png"},
+         _open_all("coco_panoptic")),
+    Kind("polygons", _polygons_make, {"p_gtFine_polygons.json": "json"}, _polygons_run),
+    Kind("wds_index", _convert("wds"), {"shards.json": "json"}, _open_all("wds")),
+    Kind("wds_tar", _convert("wds"), {"val-000000.tar": "tar"}, _open_all("wds")),
+    Kind("voc_list", _convert("voc"), {"ImageSets/Segmentation/val.txt": "lines"}, _open_all("voc")),
+    Kind("camvid_list", _convert("camvid"), {"val.txt": "lines"}, _open_all("camvid")),
+    Kind("instance_txt", _instance_make,
+         {"aachen/aachen_000002_000042_pred.txt": "lines", "aachen/aachen_000002_000042_pred/0.png": "png"},
+         _instance_run),
+    Kind("dataset_meta", _convert("cityscapes", save_dataset_meta=True), {"dataset_meta.json": "json"},
+         _open_all("cityscapes")),
+    Kind("label_colors", _convert("camvid"), {"label_colors.txt": "lines"}, _open_all("camvid")),
+    Kind("zip_names", _zip_make, {"ds.zip": "zip"}, _zip_run),
+]}
+
+
+# -- one kind made ready: its template and its strategy ----------------------------------------------------
+class Bench:
+    """A kind made ready in ``work``: ``work/root`` (and ``work/gt``) valid, the canary beside them."""
+
+    def __init__(self, kind: Kind, work: str):
+        self.kind = kind
+        self.work = os.path.abspath(work)
+        self.root = os.path.join(self.work, "root")
+        self.gt = os.path.join(self.work, "gt")
+        os.makedirs(self.work, exist_ok=True)
+        kind.make(self.root, self.gt)
+        canary = os.path.join(cio.sample_path(), "gtFine", "val", "aachen", "aachen_000002_000042_gtFine_labelIds.png")
+        for name in (CANARY, "canary.txt", "canary.json"):
+            shutil.copyfile(canary, os.path.join(self.work, name))
+        self.originals = {rel: open(os.path.join(self.root, rel), "rb").read() for rel in kind.files}
+        self.parsed = {rel: json.loads(data) for rel, data in self.originals.items() if kind.files[rel] == "json"}
+
+    # strategies
+    def _file_ops(self, rel: str) -> st.SearchStrategy:
+        how = self.kind.files[rel]
+        if how == "json":
+            paths = json_paths(self.parsed[rel])
+            hot = [p for p in paths if any(key in HOT_KEYS for key in p[-2:])] or paths
+            structural = st.tuples(st.sampled_from(["set", "set", "drop", "dup", "wrap"]),
+                                   st.one_of(st.sampled_from(paths), st.sampled_from(hot)),
+                                   st.sampled_from(VALUE_NAMES))
+            return st.one_of(structural, structural, structural, structural, byte_ops())
+        if how == "lines":
+            i = st.integers(0, 40)
+            line = st.sampled_from(LINE_VALUES)
+            return st.one_of(st.tuples(st.sampled_from(["line", "insert"]), i, line),
+                             st.tuples(st.just("field"), i, st.integers(0, 3), line),
+                             st.tuples(st.sampled_from(["dupline", "dropline"]), i),
+                             st.tuples(st.sampled_from(["bom", "crlf"])), byte_ops())
+        if how == "png":
+            return png_ops()
+        if how == "tar":
+            return st.one_of(st.tuples(st.just("field"), st.integers(0, 7), st.sampled_from(sorted(TAR_FIELDS)),
+                                       st.sampled_from(TAR_VALUES), st.booleans()), byte_ops())
+        k = st.integers(0, 40)
+        return st.one_of(st.tuples(st.sampled_from(["rename", "add"]), k, st.sampled_from(ZIP_NAMES)),
+                         st.tuples(st.just("repeat"), k))
+
+    def cases(self) -> st.SearchStrategy:
+        """Mutations: a tuple of ``(file, op)``, one to three of them."""
+        one = st.one_of([st.tuples(st.just(rel), self._file_ops(rel)) for rel in sorted(self.kind.files)])
+        return st.lists(one, min_size=1, max_size=3).map(tuple)
+
+    # application
+    def mutated(self, case: Sequence[Tuple[str, Sequence[Any]]]) -> Dict[str, bytes]:
+        """The new contents of the files ``case`` touches."""
+        out = {}
+        for rel in sorted({rel for rel, _ in case}):
+            ops = [op for r, op in case if r == rel]
+            out[rel] = self._apply(rel, ops).replace(CANARY_ABS.encode(), os.path.join(self.work, CANARY).encode())
+        return out
+
+    def _apply(self, rel: str, ops: Sequence[Sequence[Any]]) -> bytes:
+        how, data = self.kind.files[rel], self.originals[rel]
+        if how == "png":
+            return mutate_png(data, ops)
+        if how == "zip":
+            return _zip_mutate(data, ops)
+        if how == "json":
+            doc = copy.deepcopy(self.parsed[rel])
+            for op in ops:
+                if op[0] in ("set", "drop", "dup", "wrap"):
+                    doc = _mutate_json(doc, *op)
+            data = _json_text(doc).encode("utf-8", "surrogateescape")
+        elif how == "lines":
+            lines = data.decode("utf-8").splitlines()
+            for op in ops:
+                lines = _lines_op(lines, op)
+            data = _text_bytes(lines, ops)
+        elif how == "tar":
+            buf, headers = bytearray(data), tar_headers(data)
+            for op in ops:
+                _tar_op(buf, headers, op)
+            data = bytes(buf)
+        for op in ops:
+            data = _bytes_op(data, op)
+        return data
+
+
+@dataclass
+class Outcome:
+    """What one example did: ``label`` is ``ok``, an error class name, or ``CRASH <type>``."""
+
+    label: str
+    message: str = ""
+    origin: str = ""
+    outside: Tuple[str, ...] = ()
+    peak: int = 0
+
+    @property
+    def violations(self) -> List[str]:
+        """Each way the example broke the contract (empty: it kept it)."""
+        found = []
+        if self.label.startswith(BROKEN):
+            found.append(f"{self.label}: {self.message} (from {self.origin})")
+        if self.outside:
+            found.append(f"read outside the root: {', '.join(sorted(set(self.outside)))}")
+        if self.peak > MEMORY_BOUND:
+            found.append(f"peak traced memory {self.peak >> 20} MiB > {MEMORY_BOUND >> 20} MiB")
+        return found
+
+
+def _origin(exc: BaseException) -> str:
+    """``file:function`` of the deepest frame inside cityscapes_io (else the deepest frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f"{os.sep}cityscapes_io{os.sep}" in f.filename] or frames
+    if not ours:
+        return "?"
+    last = ours[-1]
+    return f"{posixpath.join(*last.filename.split(os.sep)[-2:])}:{last.lineno} {last.name}"
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+#: Labels of outcomes that break the contract.
+BROKEN = ("CRASH", "NO FILE", "UNCLEAR")
+#: Words that show a reason is not one a person can act on.
+_UNREADABLE = ("object at 0x", "unpack_from requires", "Traceback")
+
+
+def classify(exc: BaseException) -> Tuple[str, str]:
+    """``(label, message)`` of an exception under the contract: the error class name when it is
+    kept, else ``CRASH <type>`` (another exception type), ``NO FILE <type>`` (an error that names
+    no file) or ``UNCLEAR <type>`` (a reason no person can act on; the message is its line)."""
+    lines = str(exc).splitlines() or [""]
+    if not isinstance(exc, cio.CityscapesIOError):
+        return f"CRASH {type(exc).__name__}", lines[0][:300]
+    if not exc.path:
+        return f"NO FILE {type(exc).__name__}", lines[0][:300]
+    unclear = [line for line in lines if any(word in line for word in _UNREADABLE)]
+    if unclear:
+        return f"UNCLEAR {type(exc).__name__}", unclear[0].strip()[:300]
+    return type(exc).__name__, lines[0][:300]
+
+
+def explore(bench: Bench, examples: int, seed: Optional[int] = None,
+            before: Optional[Callable[[Sequence[Tuple[str, Sequence[Any]]]], None]] = None
+            ) -> List[Tuple[Tuple[Tuple[str, Sequence[Any]], ...], Outcome]]:
+    """Run ``examples`` mutations of the bench (derandomized unless ``seed`` is given) and return
+    every ``(case, outcome)``; ``before(case)`` is called ahead of each run. No shrinking: each
+    failure is reported as found, and every example runs."""
+    results = []
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(bench.cases())
+    def probe(case: Tuple[Tuple[str, Sequence[Any]], ...]) -> None:
+        if before is not None:
+            before(case)
+        results.append((case, run_case(bench, case)))
+
+    (probe if seed is None else hypothesis.seed(seed)(probe))()
+    return results
+
+
+@dataclass
+class Death:
+    """A child process that did not come back: its signal (or exit status) and the case it ran."""
+
+    how: str
+    case: str
+
+
+def explore_forked(kind: str, work: str, examples: int, seed: Optional[int] = None
+                   ) -> Tuple[List[Tuple[str, Outcome]], Optional[Death]]:
+    """:func:`explore` in a forked child, so that a crash below Python (a segfault) is reported
+    rather than taking the caller down: ``([(description, outcome)], death or None)``."""
+    os.makedirs(work, exist_ok=True)
+    out, last = os.path.join(work, "results.pickle"), os.path.join(work, "running.txt")
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        status = 1
+        try:
+            def note(case: Sequence[Tuple[str, Sequence[Any]]]) -> None:
+                with open(last, "w") as f:
+                    f.write(describe(case))
+
+            results = explore(Bench(KINDS[kind], os.path.join(work, kind)), examples, seed, note)
+            with open(out, "wb") as f:
+                pickle.dump([(describe(case), outcome) for case, outcome in results], f)
+            status = 0
+        except BaseException:  # noqa: BLE001 - reported by the parent through the status
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    _, code = os.waitpid(pid, 0)
+    if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
+        with open(out, "rb") as f:
+            return pickle.load(f), None
+    how = (f"killed by {signal.Signals(os.WTERMSIG(code)).name}" if os.WIFSIGNALED(code)
+           else f"exit status {os.WEXITSTATUS(code)}")
+    case = open(last).read() if os.path.exists(last) else "(before the first example)"
+    return [], Death(how, case)
+
+
+def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome:
+    """Apply ``case`` to the bench's root, run the kind, restore the root; the outcome."""
+    contents = bench.mutated(case)
+    for rel, data in contents.items():
+        with open(os.path.join(bench.root, rel), "wb") as f:
+            f.write(data)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _vm_size() + ADDRESS_SPACE_MARGIN
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    _Watch.opened, _Watch.outside, _Watch.roots = [], bench.work, (bench.root, bench.gt)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a warning is a fine outcome
+            bench.kind.run(bench.root, bench.gt)
+        outcome = Outcome("ok")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every other exception is an outcome to report
+        label, message = classify(exc)
+        outcome = Outcome(label, message, _origin(exc))
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        _Watch.outside, _Watch.roots = "", ()
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        for rel, data in bench.originals.items():
+            with open(os.path.join(bench.root, rel), "wb") as f:
+                f.write(data)
+    outcome.outside = tuple(_Watch.opened)
+    outcome.peak = peak
+    return outcome
+
+
+def describe(case: Sequence[Tuple[str, Sequence[Any]]]) -> str:
+    """A short text of a mutation (long values cut)."""
+    parts = []
+    for rel, op in case:
+        shown = [repr(v)[:60] + ("..." if len(repr(v)) > 60 else "") for v in op]
+        parts.append(f"{rel}: {', '.join(shown)}")
+    return "; ".join(parts)
