@@ -8,6 +8,7 @@ never per member.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import posixpath
 import re
@@ -280,6 +281,12 @@ def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top + "/")
 
 
+@functools.lru_cache(maxsize=256)
+def _real_root(root: str) -> str:
+    # A root's real path, once per root (a list of 10 000 lines checks one root 10 000 times).
+    return os.path.realpath(root)
+
+
 def check_inside(fs, root: str, path: str, *, index: Optional[str] = None, entry: Optional[str] = None,
                  rel: Optional[str] = None) -> str:
     """On local disk, refuse ``path`` when symbolic links take it outside ``root`` (a prediction
@@ -287,7 +294,7 @@ def check_inside(fs, root: str, path: str, *, index: Optional[str] = None, entry
     ``path``. ``index``/``entry`` name where the path was found (by default the path itself)."""
     if not isinstance(fs, LocalFileSystem):
         return path
-    real_root = os.path.realpath(root or ".")
+    real_root = _real_root(root or ".")
     real = os.path.realpath(path)
     if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
         return path

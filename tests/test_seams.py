@@ -230,7 +230,7 @@ def test_unreachable_s3_destination_is_a_storage_error(tree):
 
 
 #: The package's modules, lower layers first (the README's "Layout").
-LAYERS = ["errors", "jsonfile", "names", "labels", "instances", "polygons", "rle", "png", "storage", "progress", "frame", "panoptic", "reader", "mapping",
+LAYERS = ["errors", "jsonfile", "names", "labels", "instances", "polygons", "png", "rle", "storage", "progress", "frame", "panoptic", "reader", "mapping",
           "output", "writers", "formats", "ops", "pipeline", "dataset", "convert", "prepare", "eval_common", "eval_semantic", "eval_instance", "eval_panoptic", "evaluation", "dask", "torch", "synthetic", "project",
           "stats", "validate", "show", "cli", "__main__"]
 
