@@ -529,11 +529,22 @@ class Bench:
 
     # application
     def mutated(self, case: Sequence[Tuple[str, Sequence[Any]]]) -> Dict[str, bytes]:
-        """The new contents of the files ``case`` touches."""
+        """The new contents of the files ``case`` touches (the canary's absolute path filled in)."""
+        canary = os.path.join(self.work, CANARY)
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace(CANARY_ABS, canary)
+            if isinstance(value, bytes):
+                return value.replace(CANARY_ABS.encode(), canary.encode())
+            if isinstance(value, (list, tuple)):
+                return type(value)(fill(v) for v in value)
+            return value
+
         out = {}
-        for rel in sorted({rel for rel, _ in case}):
-            ops = [op for r, op in case if r == rel]
-            out[rel] = self._apply(rel, ops).replace(CANARY_ABS.encode(), os.path.join(self.work, CANARY).encode())
+        for rel in sorted({r for r, _ in case}):
+            data = self._apply(rel, [fill(op) for r, op in case if r == rel])
+            out[rel] = fill(data) if self.kind.files[rel] in ("json", "lines") else data  # values named in VALUES
         return out
 
     def _apply(self, rel: str, ops: Sequence[Sequence[Any]]) -> bytes:
