@@ -372,13 +372,31 @@ class ZipSink(Sink):
         if self._zip is None:
             return
         zf, self._zip = self._zip, None
-        with storage_errors(self.url, "cannot finish the archive"):
-            zf.close()
-            self._file.close()
-            if self._tmp and self.local:
-                os.replace(self._tmp, self.archive)
-            elif self._tmp:
-                self.fs.mv(self._tmp, self.archive)
+        try:
+            with storage_errors(self.url, "cannot finish the archive"):
+                zf.close()
+                self._file.close()
+                if self._tmp and self.local:
+                    os.replace(self._tmp, self.archive)
+                elif self._tmp:
+                    self.fs.mv(self._tmp, self.archive)
+        except BaseException:
+            self._stream.abandoned = True
+            if self._tmp is None:
+                _give_up(self._file)
+            else:
+                with contextlib.suppress(Exception):  # the temporary goes either way
+                    self._file.close()
+                with contextlib.suppress(Exception):
+                    self._remove_tmp()
+            raise
+
+    def _remove_tmp(self) -> None:
+        assert self._tmp is not None
+        if self.local:
+            _unlink(self._tmp)
+        else:
+            self.fs.rm(self._tmp)
 
     def abort(self) -> None:
         if self._zip is None:
@@ -386,19 +404,26 @@ class ZipSink(Sink):
         zf, self._zip = self._zip, None
         self._stream.abandoned = True
         zf.close()  # writes its directory into the void: nothing reaches the file any more
-        if self._tmp is None:  # an upload: abandoned (fsspec's buffered files can), never completed
-            discard = getattr(self._file, "discard", None)
-            if callable(discard):
-                with contextlib.suppress(Exception):  # giving up already: nothing more to report
-                    discard()
+        if self._tmp is None:  # an upload: abandoned, never completed
+            _give_up(self._file)
             return
         with contextlib.suppress(Exception):  # the temporary goes either way
             self._file.close()
-        if self.local:
-            _unlink(self._tmp)
-        else:
-            with contextlib.suppress(Exception):
-                self.fs.rm(self._tmp)
+        with contextlib.suppress(Exception):
+            self._remove_tmp()
+
+
+def _give_up(file: Any) -> None:
+    """Abandon an upload for good: its multipart upload aborted (one request, whose failure is
+    not reported: the cause is), and the file marked closed, so that nothing is sent later
+    (fsspec's buffered files otherwise retry the whole upload when they are collected, and
+    report "File not in write mode" when they were discarded)."""
+    discard = getattr(file, "discard", None)
+    with contextlib.suppress(Exception):  # giving up already: nothing more to report
+        if callable(discard):
+            discard()
+    with contextlib.suppress(Exception):  # a plain file's `closed` cannot be set; it has no upload
+        file.closed = True
 
 
 def is_archive_url(url) -> bool:

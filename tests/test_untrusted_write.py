@@ -277,3 +277,42 @@ def test_a_full_temporary_folder_is_named(small_tmpfs, tmp_path):
     assert r.stderr.startswith(f"error: {small_tmpfs}: ") and "No space left on device" in r.stderr, r.stderr
     assert "temporary folder" in r.stderr and "TMPDIR" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(os.path.join(dst, "annotations"))
+
+
+# -- a .zip on S3 whose endpoint goes away ---------------------------------------------------------------
+def test_zip_on_s3_whose_endpoint_goes_away_ends_in_bounded_time(s3, tmp_path, capsys):
+    """The endpoint answers nothing any more (every request dropped) while the archive is being
+    written: the conversion ends with the storage error within a bounded time, exit 4 from the
+    CLI, and nothing is sent afterwards (no upload retried when the file is collected)."""
+    import copy
+    import gc
+
+    from faultproxy import FaultProxy
+
+    fs, opts, bucket = s3
+    src = str(tmp_path / "cs")
+    generate(src, splits={"train": 4}, size=(64, 32), seed=7)
+    proxy = FaultProxy(opts["client_kwargs"]["endpoint_url"], seed=0).start()
+    try:
+        via = copy.deepcopy(opts)
+        via["client_kwargs"]["endpoint_url"] = proxy.url
+        via["config_kwargs"] = {"retries": {"total_max_attempts": 1, "mode": "standard"}}
+
+        def vanish(n: int) -> None:
+            if n == 2:
+                proxy.configure(force=lambda method, target: "drop")
+
+        start = time.monotonic()
+        with pytest.raises(cio.StorageError) as info:
+            cio.convert(src, f"s3://{bucket}/out.zip", format="voc", save_media=True, dst_storage_options=via,
+                        progress=vanish)
+        assert time.monotonic() - start < 60
+        assert info.value.path == f"s3://{bucket}/out.zip" and "cannot finish the archive" in info.value.reason
+        sent = proxy.requests
+        gc.collect()
+        time.sleep(0.5)
+        assert proxy.requests == sent  # nothing left to upload
+        fs.invalidate_cache()
+        assert not fs.exists(f"{bucket}/out.zip")
+    finally:
+        proxy.stop()
