@@ -112,7 +112,7 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
     except Exception as exc:  # noqa: BLE001 - the storage's own errors (network, credentials, bad archive)
         if not is_storage_error(exc):
             raise
-        raise StorageError(url, f"cannot open: {exc}") from exc
+        raise StorageError(url, f"cannot open: {_describe(exc)}") from exc
     path = path.rstrip("/") if path not in ("/", "") else path
     if _protocol(fs) in ("zip", "tar"):
         path = path.strip("/")
@@ -124,7 +124,7 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
     except Exception as exc:  # noqa: BLE001 - network or server errors while looking at the root
         if not is_storage_error(exc):
             raise
-        raise StorageError(url, f"cannot read: {exc}") from exc
+        raise StorageError(url, f"cannot read: {_describe(exc)}") from exc
     return Root(fs, path, url)
 
 
@@ -317,7 +317,15 @@ def storage_errors(where: str, doing: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - sorted below: only storage failures are turned into errors
         if not is_storage_error(exc):
             raise
-        raise StorageError(where, f"{doing}: {exc}") from exc
+        raise StorageError(where, f"{doing}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """A storage failure in words: the storage's own message, or, for a builtin exception raised
+    inside a storage library (an archive it cannot index), what that means."""
+    if isinstance(exc, OSError) or type(exc).__module__ != "builtins":
+        return str(exc)
+    return f"corrupt archive or storage ({type(exc).__name__} inside the storage library: {exc})"
 
 
 def read_file(fs, path: str) -> bytes:
@@ -358,7 +366,17 @@ def is_storage_error(exc: BaseException) -> bool:
     (fsspec and its backends, their HTTP clients) rather than a bug of this library's code."""
     if isinstance(exc, OSError):
         return True
-    return any(cls.__module__.split(".", 1)[0] in _STORAGE_LIBRARIES for cls in type(exc).__mro__)
+    if any(cls.__module__.split(".", 1)[0] in _STORAGE_LIBRARIES for cls in type(exc).__mro__):
+        return True
+    # A builtin exception raised inside a storage library's own code (zipfile indexing an
+    # archive with a member of empty name raises IndexError there): the storage failed on its
+    # input, not this library.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return isinstance(exc, (IndexError, KeyError, ValueError, TypeError, AttributeError, EOFError)) and \
+        str(module).split(".", 1)[0] in _STORAGE_LIBRARIES
 
 
 #: Top-level packages whose exceptions are storage failures (fsspec backends and their clients).

@@ -110,3 +110,22 @@ def test_structure_of_copied_photos():
     with pytest.raises(InvalidFileError, match="truncated PNG") as info:
         png.check_structure(good[:100], "a/b_leftImg8bit.png")
     assert info.value.path == "a/b_leftImg8bit.png"
+
+
+def test_a_zip_the_zip_library_cannot_index_is_an_error_naming_it(tmp_path):
+    # A member with an empty name makes zipfile itself raise IndexError while fsspec indexes
+    # the archive: that is a corrupt archive, not a bug of ours.
+    import zipfile
+
+    import cityscapes_io as cio
+    from cityscapes_io import CityscapesIOError
+
+    path = str(tmp_path / "ds.zip")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("gtFine/val/a/a_000000_000001_gtFine_labelIds.png", png.encode_png(np.zeros((4, 4), np.uint8)))
+        info = zipfile.ZipInfo("x")
+        info.filename = ""
+        zf.writestr(info, b"x")
+    with pytest.raises(CityscapesIOError, match="corrupt archive or storage") as info:
+        list(cio.open(path))
+    assert info.value.path == path
