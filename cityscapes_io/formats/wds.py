@@ -19,31 +19,38 @@ tar files in WebDataset's layout (the ``webdataset`` package) reads the shards a
 Reading iterates a split shard by shard, one sequential read per shard (frames are yielded as
 their members are passed); a frame handed to another process, or asked for out of order, reads
 its members by range.
+
+The index may come from anywhere: when the dataset is opened, every value of ``shards.json`` is
+checked (types, counts, each shard's ``file`` resolved inside the root, member names, sizes at
+most :data:`MAX_MEMBER`, each frame id once per split) and the shards' real sizes are listed; a
+member is checked against its shard's real size before it is read. ``resume`` and ``finalize``
+check the tar headers they read back the same way.
 """
 from __future__ import annotations
 
 import io
 import os
 import json
+import posixpath
 import tarfile
 import tempfile
 import threading
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import png
+from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from ..frame import FileSource, Frame, OnError
 from ..instances import class_of
 from ..labels import LabelMap
 from ..mapping import value_lut
-from ..names import GT_DIR, parse_frame_id
+from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..output import Chunks
 from ..reader import Reader
-from ..storage import read_range, resolve_single_root, storage_errors
+from ..storage import read_range, resolve_inside, resolve_single_root, storage_errors
 from ..writers import Entry, Files, Segments, Writer
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
@@ -58,6 +65,10 @@ _KIND_OF = {v: k for k, v in MEMBER_KINDS.items()}
 _NAMED_MAPS = {"cityscapes": LabelMap.cityscapes, "cityscapes_train": LabelMap.cityscapes_train}
 #: Bytes read per request when a shard is streamed.
 STREAM_BLOCK = 16 * 2**20
+#: The largest member a shard may hold: a photo of ``png.MAX_PIXELS`` pixels stored uncompressed
+#: at 8 bytes a pixel (RGBA, 16 bits a channel). A size declared beyond it, in ``shards.json`` or
+#: in a tar header, is refused before anything is read.
+MAX_MEMBER = 8 * png.MAX_PIXELS
 
 
 def frame_key(frame_id: str) -> str:
@@ -200,15 +211,34 @@ def _ranged(fs: Any, path: str, offset: int, size: int) -> bytes:
 
 
 class TarSource(FileSource):
-    """A frame's files as members of a tar shard: ``{kind: (offset, size)}`` in ``tar``. Shown
-    (``where``, messages) as ``<shard>/<member>``."""
+    """A frame's files as members of a tar shard: ``{kind: (name, offset, size)}`` in ``tar``,
+    whose real size is ``shard_size`` (None: the shard is not there). Shown (``where``,
+    messages) as ``<shard>/<member>``. A member is checked against the shard's size before it
+    is read, so that nothing is allocated for bytes the shard does not hold."""
 
-    def __init__(self, fs: Any, tar: str, members: Dict[str, Tuple[str, int, int]],
+    def __init__(self, fs: Any, tar: str, shard_size: Optional[int], members: Dict[str, Tuple[str, int, int]],
                  stream: Optional[_ShardStream] = None):
         super().__init__({kind: (fs, f"{tar}/{name}") for kind, (name, _, _) in members.items()})
-        self._fs, self._tar = fs, tar
+        self._fs, self._tar, self._shard_size = fs, tar, shard_size
         self._members = members
         self._stream = stream
+
+    def _fault(self, name: str, offset: int, size: int) -> Optional[CityscapesIOError]:
+        """Why the member ``name`` cannot be read (None: it lies inside the shard)."""
+        if self._shard_size is None:
+            return DatasetNotFoundError(self._tar, f"not there ({INDEX_FILE} lists it): cannot read {name}")
+        if offset + size > self._shard_size:
+            return InvalidFileError(self._tar, f"truncated shard or wrong index: member {name} ({size} bytes at offset "
+                                               f"{offset}) ends past the end of the shard ({self._shard_size} bytes)")
+        return None
+
+    def _member(self, kind: str) -> Tuple[str, int, int]:
+        """``(name, offset, size)`` of a member, checked before it is read."""
+        member = self._members[kind]
+        fault = self._fault(*member)
+        if fault is not None:
+            raise fault
+        return member
 
     def _fetched(self, kind: str, fut: "Future[Any]") -> Optional[bytes]:
         _, offset, size = self._members[kind]
@@ -220,14 +250,14 @@ class TarSource(FileSource):
         return data if len(data) == size else None
 
     def _read(self, kind: str) -> bytes:
-        _, offset, size = self._members[kind]
+        _, offset, size = self._member(kind)
         stream = self._stream
         return stream.read(offset, size) if stream is not None else _ranged(self._fs, self._tar, offset, size)
 
     def size(self) -> Optional[Tuple[int, int]]:
         for kind in self.GT_KINDS + ("image",):
             if kind in self._members:
-                name, offset, size = self._members[kind]
+                name, offset, size = self._member(kind)
                 data = self._bytes.get(kind)
                 if data is None:
                     data = _ranged(self._fs, self._tar, offset, min(size, 64)) if name.endswith(".png") \
@@ -239,10 +269,12 @@ class TarSource(FileSource):
     def fetch_ahead(self, kinds, pool) -> None:
         """Without the shard's stream (a frame alone, as a map-style dataset reads it): the
         members asked for, read in one ranged request (they lie side by side in the tar). With
-        the stream, nothing: it reads ahead by itself."""
+        the stream, nothing: it reads ahead by itself. A member past the shard's end is left to
+        its own read, which reports it."""
         if self._stream is not None and not self._stream._closed:
             return
-        todo = [k for k in kinds if k in self._members and k not in self._bytes and k not in self._pending]
+        todo = [k for k in kinds if k in self._members and k not in self._bytes and k not in self._pending
+                and self._fault(*self._members[k]) is None]
         if not todo:
             return
         lo = min(self._members[k][1] for k in todo)
@@ -252,13 +284,13 @@ class TarSource(FileSource):
             self._pending[k] = fut
 
     def fresh(self) -> "TarSource":
-        return TarSource(self._fs, self._tar, self._members)
+        return TarSource(self._fs, self._tar, self._shard_size, self._members)
 
     def __getstate__(self):
-        return {"fs": self._fs, "tar": self._tar, "members": self._members}
+        return {"fs": self._fs, "tar": self._tar, "shard_size": self._shard_size, "members": self._members}
 
     def __setstate__(self, state) -> None:
-        TarSource.__init__(self, state["fs"], state["tar"], state["members"])
+        TarSource.__init__(self, state["fs"], state["tar"], state["shard_size"], state["members"])
 
 
 def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Sequence[str]]] = None
@@ -290,7 +322,7 @@ def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Se
             assert isinstance(first, TarSource)
             end = max(o + n for f in run for k, (name, o, n) in f.source._members.items()  # type: ignore[attr-defined]
                       if not name.endswith(".json"))
-            stream = _ShardStream(first._fs, first._tar, end)
+            stream = _ShardStream(first._fs, first._tar, min(end, first._shard_size or 0))
             for f in run:
                 f.source._stream = stream  # type: ignore[attr-defined]
         out.extend(run)
@@ -313,24 +345,153 @@ def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Se
     return out
 
 
-def _load_index(root) -> dict:
-    path = root.join(INDEX_FILE)
+def _load_index(root) -> Tuple[dict, str]:
+    """``shards.json`` parsed, and its name as messages show it."""
+    path, where = root.join(INDEX_FILE), root.display(INDEX_FILE)
     try:
-        with storage_errors(path, "cannot read"):
+        with storage_errors(where, "cannot read"):
             raw = root.fs.cat_file(path)
     except FileNotFoundError:
         raise DatasetNotFoundError(str(root), f"no {INDEX_FILE}: not a tar-shard dataset written by cityscapes_io")
-    try:
-        index = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidFileError(path, f"not JSON: {exc}") from None
+    index = jsonfile.loads(raw, where)
     if not isinstance(index, dict) or index.get("kind") != INDEX_KIND or not isinstance(index.get("splits"), dict):
-        raise InvalidFileError(path, f"not a shard index (expected an object with kind {INDEX_KIND!r} and splits)")
-    return index
+        raise InvalidFileError(where, f"not a shard index (expected an object with kind {INDEX_KIND!r} and splits)")
+    return index, where
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A frame of the index, checked: its id, annotation tree and members, ``{kind: (name,
+    offset, size)}``."""
+
+    id: str
+    annotations: str
+    members: Dict[str, Tuple[str, int, int]]
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """A shard of the index, checked: its path inside the root, relative (``file``) and on the
+    filesystem (``path``), its real size (None when it is not there) and its frames."""
+
+    file: str
+    path: str
+    size: Optional[int]
+    records: Tuple[_Record, ...]
+
+
+def _shown(value: Any) -> str:
+    """A value found where another was expected, for a message: scalars as written, else their type."""
+    if value is None or isinstance(value, (str, int, float)):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return type(value).__name__
+
+
+class _IndexCheck:
+    """Reads the shards of ``shards.json`` (``where`` in messages) under ``root``, checking every
+    value as it goes: types, counts, member names and sizes, every shard's path resolved inside
+    the root (:func:`~cityscapes_io.storage.resolve_inside`), each frame id once per split.
+    Faults are :class:`InvalidFileError` naming the index and the entry."""
+
+    def __init__(self, root: Any, where: str):
+        self.root, self.where = root, where
+
+    def fail(self, entry: str, what: str) -> InvalidFileError:
+        return InvalidFileError(self.where, f"{entry}: {what}")
+
+    def field(self, obj: Any, key: str, entry: str, kind: type = object, want: str = "") -> Any:
+        """``obj[key]`` (of type ``kind``, described as ``want``) where ``obj`` is ``entry``."""
+        if not isinstance(obj, dict):
+            raise self.fail(entry, f"expected an object, got {_shown(obj)}")
+        if key not in obj:
+            raise self.fail(entry, f"no {key!r}")
+        value = obj[key]
+        if not isinstance(value, kind):
+            raise self.fail(f"{entry} {key!r}", f"expected {want}, got {_shown(value)}")
+        return value
+
+    def count(self, value: Any, entry: str) -> int:
+        """``value`` (``entry``) as a count: a non-negative integer."""
+        if type(value) is not int or value < 0:  # (a bool is not a count)
+            raise self.fail(entry, f"expected a count, got {_shown(value)}")
+        return value
+
+    def split(self, split: str, shards: Any) -> List[Tuple[str, str, List[_Record]]]:
+        """``(file, path, records)`` of each shard of ``split``."""
+        if not isinstance(shards, list):
+            raise self.fail(f"split {split!r}", f"expected a list of shards, got {_shown(shards)}")
+        out = []
+        first: Dict[str, int] = {}  # frame id -> the shard that lists it
+        for k, shard in enumerate(shards):
+            entry = f"split {split!r} shard {k}"
+            rel = self.field(shard, "file", entry)  # (its type is checked with the path)
+            path = resolve_inside(self.root.fs, self.root.path, rel, index=self.where, entry=f"{entry} 'file'")
+            frames = self.count(self.field(shard, "frames", entry), f"{entry} 'frames'")
+            members = self.field(shard, "members", entry, list, "a list of frames")
+            if frames != len(members):
+                raise self.fail(entry, f"'frames' is {frames} but 'members' lists {len(members)} frames")
+            records = [self.record(m, f"{entry} frame {j}") for j, m in enumerate(members)]
+            for record in records:
+                if record.id in first:
+                    raise InvalidFileError(self.where, f"frame id {record.id!r} appears twice in split {split!r} "
+                                                       f"(in shard {first[record.id]}, and again in shard {k})")
+                first[record.id] = k
+            out.append((self.root.relative(path), path, records))
+        return out
+
+    def record(self, obj: Any, entry: str) -> _Record:
+        frame_id = self.field(obj, "id", entry, str, "a frame id")
+        if not frame_id or "\0" in frame_id:
+            raise self.fail(f"{entry} 'id'", f"expected a frame id, got {_shown(frame_id)}")
+        annotations = obj.get("annotations", GT_DIR)
+        if annotations not in ANNOTATION_DIRS:
+            raise self.fail(f"{entry} 'annotations'", f"expected {' or '.join(ANNOTATION_DIRS)}, "
+                                                      f"got {_shown(annotations)}")
+        files = self.field(obj, "files", entry, list, "a list of members")
+        key = frame_key(frame_id) + "."
+        members: Dict[str, Tuple[str, int, int]] = {}
+        for j, member in enumerate(files):
+            at = f"{entry} member {j}"
+            if not isinstance(member, list) or len(member) != 3:
+                raise self.fail(at, f"expected [name, offset, size], got {_shown(member)}")
+            name = member[0]
+            suffix = name[len(key):] if isinstance(name, str) and name.startswith(key) else ""
+            if not suffix or "/" in suffix or "\0" in suffix:
+                raise self.fail(at, f"the name {_shown(name)} is not the frame's key {key[:-1]!r} and a suffix "
+                                    f"such as .image.png")
+            offset = self.count(member[1], f"{at} {name!r} offset")
+            size = self.count(member[2], f"{at} {name!r} size")
+            if size > MAX_MEMBER:
+                raise self.fail(f"{at} {name!r} size", f"{size} bytes is more than a member can hold "
+                                                       f"({MAX_MEMBER} bytes; refused)")
+            kind = "image" if suffix.startswith("image.") else _KIND_OF.get(suffix, suffix)
+            if kind in members:
+                raise self.fail(at, f"a second {kind} member ({name})")
+            members[kind] = (name, offset, size)
+        return _Record(frame_id, annotations, members)
+
+
+def _file_sizes(fs: Any, paths: Iterable[str]) -> Dict[str, int]:
+    """The real size of each of ``paths`` that is a file, from one listing of each folder
+    holding them (fresh, not a cached one: the shards may have been written since)."""
+    sizes: Dict[str, int] = {}
+    for folder in sorted({posixpath.dirname(p) for p in paths}):
+        try:
+            with storage_errors(folder, "cannot list"):
+                entries = fs.ls(folder, detail=True, refresh=True)
+        except FileNotFoundError:
+            continue
+        for e in entries:
+            if e.get("type") == "file" and isinstance(e.get("size"), int):
+                sizes[posixpath.join(folder, posixpath.basename(e["name"]))] = e["size"]
+    return sizes
 
 
 class WdsReader(Reader):
-    """Reads tar shards written by :class:`WdsWriter`, listing them from ``shards.json``."""
+    """Reads tar shards written by :class:`WdsWriter`, listing them from ``shards.json``. The
+    index is checked as it is read (see :class:`_IndexCheck`): a fault in it is an error when
+    the dataset is opened; a member past the end of its shard, when the member is read."""
 
     format = "wds"
 
@@ -338,9 +499,8 @@ class WdsReader(Reader):
         self.root = resolve_single_root(url, storage_options, "wds")
         self.roots = [self.root]
         self.on_error = on_error
-        self._index = _load_index(self.root)
-        where = self.root.join(INDEX_FILE)
-        labels = self._index.get("labels")
+        index, where = _load_index(self.root)
+        labels = index.get("labels")
         if isinstance(labels, str) and labels in _NAMED_MAPS:
             self.labels = _NAMED_MAPS[labels]()
         elif isinstance(labels, dict):
@@ -348,7 +508,7 @@ class WdsReader(Reader):
         else:
             raise InvalidFileError(where, "no labels (expected 'labels': a dataset_meta object or a map's name)")
         wanted = [split] if isinstance(split, str) else (list(split) if split is not None else None)
-        have = sorted(self._index["splits"])
+        have = sorted(index["splits"])
         if wanted is not None:
             missing = [s for s in wanted if s not in have]
             if missing:
@@ -356,27 +516,32 @@ class WdsReader(Reader):
                                                            f"(the shards hold: {', '.join(have) or 'none'})")
         self._splits = [s for s in have if wanted is None or s in wanted]
         self._cities = set([cities] if isinstance(cities, str) else (cities or ())) or None
+        check = _IndexCheck(self.root, where)
+        listed = {s: check.split(s, index["splits"][s]) for s in self._splits}
+        sizes = _file_sizes(self.root.fs, [path for shards in listed.values() for _, path, _ in shards])
+        self._by_split = {s: [_Shard(file, path, sizes.get(path), tuple(records)) for file, path, records in shards]
+                          for s, shards in listed.items()}
 
     def splits(self) -> List[str]:
         return list(self._splits)
 
-    def _shards(self, split: str) -> List[dict]:
-        return self._index["splits"].get(split, [])
+    def _shards(self, split: str) -> List[_Shard]:
+        return self._by_split.get(split, [])
 
     def iter_frames(self, split: str) -> Iterator[Frame]:
         fs = self.root.fs
         for shard in self._shards(split):
-            tar = self.root.join(shard["file"])
             # The stream ends with the last member a reader may ask for: not the metadata JSON
-            # (the index has it all), nor the frames the cities filter leaves out.
-            end = max((int(o) + int(n) for r in shard["members"] if self._wanted(r["id"])
-                       for name, o, n in r["files"] if not name.endswith(".json")), default=0)
-            stream = _ShardStream(fs, tar, end)
+            # (the index has it all), nor the frames the cities filter leaves out; never past
+            # the shard's end.
+            end = max((o + n for r in shard.records if self._wanted(r.id)
+                       for name, o, n in r.members.values() if not name.endswith(".json")), default=0)
+            stream = _ShardStream(fs, shard.path, min(end, shard.size or 0))
             try:
-                for record in shard["members"]:
-                    if not self._wanted(record["id"]):
+                for record in shard.records:
+                    if not self._wanted(record.id):
                         continue
-                    frame = self._frame(fs, tar, split, record, stream)
+                    frame = self._frame(fs, shard, split, record, stream)
                     yield frame
                     del frame
             except BaseException:  # the iteration is given up (closed, or failed): so is the stream
@@ -387,26 +552,21 @@ class WdsReader(Reader):
     def _wanted(self, frame_id: str) -> bool:
         return self._cities is None or parse_frame_id(frame_id).city in self._cities
 
-    def _frame(self, fs, tar: str, split: str, record: dict, stream: Optional[_ShardStream]) -> Frame:
-        members = {}
-        for name, offset, size in record["files"]:
-            suffix = name.split(".", 1)[1] if "." in name else name
-            kind = "image" if suffix.startswith("image.") else _KIND_OF.get(suffix, suffix)
-            members[kind] = (name, int(offset), int(size))
-        return Frame(record["id"], split, self.labels, TarSource(fs, tar, members, stream), on_error=self.on_error,
-                     annotations=record.get("annotations", GT_DIR))
+    def _frame(self, fs, shard: _Shard, split: str, record: _Record, stream: Optional[_ShardStream]) -> Frame:
+        return Frame(record.id, split, self.labels, TarSource(fs, shard.path, shard.size, record.members, stream),
+                     on_error=self.on_error, annotations=record.annotations)
 
     def frame_count(self, split: str) -> int:
         if self._cities is None:
-            return sum(int(s["frames"]) for s in self._shards(split))
+            return sum(len(s.records) for s in self._shards(split))
         return super().frame_count(split)
 
     def cities(self, split: str) -> List[str]:
-        return sorted({Frame(r["id"], split, self.labels).city or "" for s in self._shards(split)
-                       for r in s["members"]} - {""})
+        return sorted({Frame(r.id, split, self.labels).city or "" for s in self._shards(split)
+                       for r in s.records} - {""})
 
     def split_locations(self, split: str) -> List[str]:
-        return [self.root.display(s["file"]) for s in self._shards(split)]
+        return [self.root.display(s.file) for s in self._shards(split)]
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -663,10 +823,11 @@ class WdsWriter(Writer):
                 name, record = self._info[(split, frame_id)]
                 if not shards or shards[-1]["file"] != name:
                     shards.append({"file": name, "frames": 0, "members": []})
-                shards[-1]["members"].append(json.loads(record))
+                shards[-1]["members"].append(jsonfile.loads(record, INDEX_FILE))
                 shards[-1]["frames"] += 1
         index = {"kind": INDEX_KIND, "version": 1, "frames_per_shard": self.frames_per_shard,
-                 "labels": named[0] if named else json.loads(self.labels.to_dataset_meta()), "splits": splits}
+                 "labels": named[0] if named else jsonfile.loads(self.labels.to_dataset_meta(), INDEX_FILE),
+                 "splits": splits}
         return [(INDEX_FILE, json.dumps(index, sort_keys=True).encode("utf-8"))]
 
 
@@ -675,9 +836,37 @@ def _record_text(record: dict) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
+class _Bounded(io.RawIOBase):
+    """A file for :mod:`tarfile` to read whose reads stop at its real size: a header declaring
+    more (a PAX or long-name block of 10**12 bytes) allocates no more than the file holds."""
+
+    def __init__(self, f: Any, size: int):
+        super().__init__()
+        self._f, self.size = f, size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: Optional[int] = -1) -> bytes:
+        left = max(self.size - self._f.tell(), 0)
+        return self._f.read(left if n is None or n < 0 else min(n, left))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
 def _read_members(dest: Any, path: str) -> Dict[str, List[list]]:
     """Per frame key, the ``[name, offset, size]`` of its members in the tar at ``path`` (a
-    sink's full path), in the tar's order, read from the member headers."""
+    sink's full path), in the tar's order, read from the member headers. Every header is
+    checked before the next is looked for: a size that is negative, or runs past the end of
+    the file or past :data:`MAX_MEMBER`, a member name that is not a relative path, and
+    anything but zeros after the last header are :class:`InvalidFileError` naming the shard."""
     fs = getattr(dest, "fs", None)
     if fs is None:
         raise InvalidFileError(path, "cannot read a shard back from this destination")
@@ -685,12 +874,42 @@ def _read_members(dest: Any, path: str) -> Dict[str, List[list]]:
     try:
         with storage_errors(path, "cannot read"):
             with fs.open(path, "rb", block_size=2**16, cache_type="readahead") as f:
-                with tarfile.open(fileobj=f, mode="r:") as tf:
+                total = f.size if isinstance(getattr(f, "size", None), int) else fs.size(path)
+                with tarfile.open(fileobj=_Bounded(f, total), mode="r:") as tf:
                     for info in tf:
+                        problem = _header_problem(info, total)
+                        if problem is not None:
+                            raise InvalidFileError(path, f"member {info.name!r}: {problem}")
                         if info.isfile():
                             folder, _, base = info.name.rpartition("/")
                             key = (folder + "/" if folder else "") + base.split(".", 1)[0]
                             members.setdefault(key, []).append([info.name, info.offset_data, info.size])
-    except tarfile.TarError as exc:
+                    end = tf.offset  # where the listing stopped: the end-of-archive marker, if whole
+                f.seek(end)
+                tail = f.read(tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 1)
+    except CityscapesIOError:
+        raise
+    except (tarfile.TarError, ValueError) as exc:  # (tarfile lets a crafted PAX header's ValueError through)
         raise InvalidFileError(path, f"not a complete tar shard: {exc}") from None
+    except RecursionError:  # tarfile follows each extended (long name, PAX) header by a recursive call
+        raise InvalidFileError(path, "not a complete tar shard: a chain of extended headers too long to follow") \
+            from None
+    if tail.strip(b"\0") or end + len(tail) != total:
+        raise InvalidFileError(path, f"not a complete tar shard: no tar header at byte {end} of {total} (a damaged "
+                                     f"header, or data after the end of the archive)")
     return members
+
+
+def _header_problem(info: tarfile.TarInfo, total: int) -> Optional[str]:
+    """What is wrong with a member header of a tar of ``total`` bytes (None: nothing)."""
+    size, offset = info.size, info.offset_data
+    if size < 0:
+        return f"declares {size} bytes (a negative size)"
+    if offset + size > total:
+        return f"declares {size} bytes at offset {offset}, past the end of the shard ({total} bytes)"
+    if size > MAX_MEMBER:
+        return f"declares {size} bytes, more than a member can hold ({MAX_MEMBER} bytes; refused)"
+    parts = info.name.split("/")
+    if info.isfile() and (info.name.startswith("/") or "\0" in info.name or any(p in ("", ".", "..") for p in parts)):
+        return "the name is not a relative path inside the shard"
+    return None
