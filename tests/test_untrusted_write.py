@@ -268,10 +268,11 @@ def small_tmpfs(tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_a_full_temporary_folder_is_named(small_tmpfs, tmp_path):
+@pytest.mark.parametrize("fmt", ["coco_instances", "wds"])  # the index record spool; tar shards built aside
+def test_a_full_temporary_folder_is_named(small_tmpfs, tmp_path, fmt):
     src, dst = str(tmp_path / "cs"), str(tmp_path / "out")
     generate(src, splits={"train": 12}, size=(128, 64), seed=4)  # ~28 KB of COCO records
-    r = subprocess.run([sys.executable, "-m", "cityscapes_io", "convert", src, dst, "-f", "coco_instances", "-q"],
+    r = subprocess.run([sys.executable, "-m", "cityscapes_io", "convert", src, dst, "-f", fmt, "-q"],
                        env=dict(os.environ, TMPDIR=small_tmpfs), capture_output=True, text=True, timeout=120)
     assert r.returncode == 4, r.stderr  # a storage error
     assert r.stderr.startswith(f"error: {small_tmpfs}: ") and "No space left on device" in r.stderr, r.stderr

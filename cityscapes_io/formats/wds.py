@@ -51,7 +51,7 @@ from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..output import Chunks
 from ..reader import Reader
 from ..storage import read_range, resolve_inside, resolve_single_root, storage_errors
-from ..writers import Entry, Files, Segments, Writer
+from ..writers import Entry, Files, Segments, Writer, temporary_errors
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
 
@@ -575,8 +575,9 @@ class _OpenShard:
 
     def __init__(self, split: str, number: int):
         self.split, self.number = split, number
-        self.file = tempfile.TemporaryFile()
-        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
+        with temporary_errors("cannot start a tar shard"):
+            self.file = tempfile.TemporaryFile()
+            self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
         self.records: List[dict] = []
 
     def add(self, name: str, data: bytes) -> Tuple[int, int]:
@@ -585,26 +586,32 @@ class _OpenShard:
         info.mtime = 0
         info.mode = 0o644
         info.uname = info.gname = ""
-        self.tar.addfile(info, io.BytesIO(data))
+        with temporary_errors("cannot build the tar shard"):
+            self.tar.addfile(info, io.BytesIO(data))
         # The data ends the member, padded to whole 512-byte blocks, after its header(s).
         return self.tar.offset - -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE, len(data)
 
     def chunks(self) -> Chunks:
-        self.tar.close()
+        with temporary_errors("cannot build the tar shard"):
+            self.tar.close()
         f = self.file
 
         def read() -> Iterator[bytes]:
-            f.seek(0)
-            while True:
-                block = f.read(8 * 2**20)
-                if not block:
-                    return
-                yield block
+            with temporary_errors("cannot read back the tar shard"):
+                f.seek(0)
+                while True:
+                    block = f.read(8 * 2**20)
+                    if not block:
+                        return
+                    yield block
 
         return Chunks(read)
 
     def discard(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # a temporary file that could not be written: it goes away all the same
 
 
 class WdsWriter(Writer):
