@@ -8,8 +8,9 @@ polygons, tar shards' index and headers, VOC and CamVid lists, instance predicti
 written by the library and runs ``--examples`` mutations of it in a forked child. Printed per
 kind: the inputs tried, the outcomes by error type, and every distinct contract violation with
 the shortest input that shows it: another exception type than ``CityscapesIOError`` (a crash),
-an error that names no file, a file opened outside the root, a traced peak past the memory
-bound, a child killed by a signal. The exit status is 1 when anything broke the contract.
+an error that names no file or gives no reason a person can act on, a wrong result (a frame
+given twice), a file opened outside the root (also through a symbolic link), a peak past the
+memory bound (traced, or RSS growth), a child killed by a signal. The exit status is 1 when anything broke the contract.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _violations(results: List[Tuple[str, fuzzkit.Outcome]]) -> Dict[str, str]:
     for case, outcome in results:
         for violation in outcome.violations:
             key = violation if violation.startswith("read outside") else f"{outcome.label} at {outcome.origin}"
-            if "peak traced memory" in violation:
+            if "peak memory" in violation:
                 key = f"memory bound ({outcome.label} at {outcome.origin})"
             text = f"{violation}\n      input: {case}"
             if key not in found or len(text) < len(found[key]):
@@ -59,7 +60,7 @@ def main(argv: List[str]) -> int:
     args = _parse(argv)
     work = args.work or tempfile.mkdtemp(prefix="cityscapes-io-fuzz-")
     totals: collections.Counter = collections.Counter()
-    crashes = unnamed = outside = memory = 0
+    crashes = unnamed = wrong = outside = memory = 0
     print(f"fuzz: {args.examples} examples per kind, seed {args.seed if args.seed is not None else 'derandomized'},"
           f" memory bound {fuzzkit.MEMORY_BOUND >> 20} MiB, work folder {work}")
     for kind in args.kinds.split(","):
@@ -68,7 +69,8 @@ def main(argv: List[str]) -> int:
         outcomes = collections.Counter(outcome.label for _, outcome in results)
         totals.update(outcomes)
         crashes += sum(n for label, n in outcomes.items() if label.startswith("CRASH"))
-        unnamed += sum(n for label, n in outcomes.items() if label.startswith(fuzzkit.BROKEN[1:]))
+        unnamed += sum(n for label, n in outcomes.items() if label.startswith(("NO FILE", "UNCLEAR")))
+        wrong += outcomes["WRONG RESULT"]
         outside += sum(1 for _, outcome in results if outcome.outside)
         memory += sum(1 for _, outcome in results if outcome.peak > fuzzkit.MEMORY_BOUND)
         print(f"\n== {kind}: {len(results)} inputs in {time.perf_counter() - start:.1f} s")
@@ -81,10 +83,11 @@ def main(argv: List[str]) -> int:
             print(f"   VIOLATION {text}")
     print("\n== all kinds: " + ", ".join(f"{label} {n}" for label, n in totals.most_common()))
     print(f"errors naming no file or with a reason no one can act on {unnamed}")
+    print(f"wrong results {wrong}")
     print(f"reads outside the root {outside}")
     print(f"memory bound breaches {memory}")
     print(f"crashes {crashes}")
-    return 1 if crashes or unnamed or outside or memory else 0
+    return 1 if crashes or unnamed or wrong or outside or memory else 0
 
 
 if __name__ == "__main__":

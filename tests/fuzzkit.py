@@ -11,7 +11,8 @@ applies one mutation, runs it and returns an :class:`Outcome` against the contra
   any other exception type is a crash;
 - no file outside the roots is opened (canary files lie beside the root; an audit hook on the
   ``open`` event records every opening of a file beside the root or of ``/etc/passwd``);
-- the traced peak memory stays under :data:`MEMORY_BOUND` (and an address-space limit keeps a
+- the peak memory stays under :data:`MEMORY_BOUND`: traced by tracemalloc, or the growth of the
+  process's peak RSS for what it does not trace (and an address-space limit keeps a
   runaway allocation from taking the machine down: it fails as ``MemoryError``, a crash).
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ class _Watch:
 def _audit(event: str, args: Tuple[Any, ...]) -> None:
     if event != "open" or not _Watch.outside or not isinstance(args[0], (str, bytes)):
         return
-    path = os.path.abspath(os.fsdecode(args[0]))
+    path = os.path.realpath(os.fsdecode(args[0]))  # a link inside the root may lead out of it
     if path == "/etc/passwd" or (path.startswith(_Watch.outside + os.sep)
                                  and not any(path == r or path.startswith(r + os.sep) for r in _Watch.roots)):
         _Watch.opened.append(path)
@@ -328,16 +329,23 @@ def tar_headers(data: bytes) -> List[int]:
 
 
 # -- kinds ---------------------------------------------------------------------------------------------
+class WrongResult(Exception):
+    """A run that ended without error but with a result the input cannot have meant."""
+
+
 def read_everything(ds: Any) -> int:
-    """Decode every frame of ``ds`` (photo, label ids, instance ids, instances); the frame count."""
-    n = 0
+    """Decode every frame of ``ds`` (photo, label ids, instance ids, instances); the frame count.
+    A frame id given twice is a wrong result (two images of one id are an error to report)."""
+    seen = set()
     for frame in ds:
+        if frame.id in seen:
+            raise WrongResult(f"frame {frame.id} given twice")
+        seen.add(frame.id)
         frame.image()
         frame.label_ids()
         frame.instance_ids()
         frame.instances()
-        n += 1
-    return n
+    return len(seen)
 
 
 @dataclass
@@ -413,6 +421,23 @@ def _instance_run(root: str, gt: str) -> Any:
     return problems, cio.evaluate(gt, root, task="instance")
 
 
+SEMANTIC_FRAMES = ("aachen/aachen_000002_000042", "bad-honnef/bad-honnef_000002_000042")
+
+
+def _semantic_make(root: str, gt: str) -> None:
+    cio.convert(cio.sample_path(), gt, split="val", save_media=False)
+    for fid in SEMANTIC_FRAMES:
+        os.makedirs(os.path.join(root, posixpath.dirname(fid)), exist_ok=True)
+        shutil.copyfile(os.path.join(gt, "gtFine", "val", f"{fid}_gtFine_labelIds.png"),
+                        os.path.join(root, f"{fid}_pred.png"))
+
+
+def _semantic_run(root: str, gt: str) -> Any:
+    problems = cio.check_predictions(gt, root, task="semantic")
+    assert all(isinstance(p, str) for p in problems)
+    return problems, cio.evaluate(gt, root, task="semantic")
+
+
 def _zip_make(root: str, gt: str) -> None:
     os.makedirs(root)
     with tempfile.TemporaryDirectory() as tmp:
@@ -472,11 +497,16 @@ KINDS: Dict[str, Kind] = {k.name: k for k in [
     Kind("instance_txt", _instance_make,
          {"aachen/aachen_000002_000042_pred.txt": "lines", "aachen/aachen_000002_000042_pred/0.png": "png"},
          _instance_run),
+    Kind("semantic_pred", _semantic_make, {f"{SEMANTIC_FRAMES[0]}_pred.png": "png"}, _semantic_run),
     Kind("dataset_meta", _convert("cityscapes", save_dataset_meta=True), {"dataset_meta.json": "json"},
          _open_all("cityscapes")),
     Kind("label_colors", _convert("camvid"), {"label_colors.txt": "lines"}, _open_all("camvid")),
     Kind("zip_names", _zip_make, {"ds.zip": "zip"}, _zip_run),
 ]}
+
+
+#: Kinds whose files are read by the harness, or from inside an archive: no link to follow.
+UNLINKED = ("png", "polygons", "zip_names")
 
 
 # -- one kind made ready: its template and its strategy ----------------------------------------------------
@@ -523,8 +553,14 @@ class Bench:
                          st.tuples(st.just("repeat"), k))
 
     def cases(self) -> st.SearchStrategy:
-        """Mutations: a tuple of ``(file, op)``, one to three of them."""
-        one = st.one_of([st.tuples(st.just(rel), self._file_ops(rel)) for rel in sorted(self.kind.files)])
+        """Mutations: a tuple of ``(file, op)``, one to three of them; ``("link",)`` makes the
+        file a symbolic link to the canary beside the root (where the library opens the file)."""
+        def ops(rel: str) -> st.SearchStrategy:
+            if self.kind.name in UNLINKED:
+                return self._file_ops(rel)
+            return st.one_of(self._file_ops(rel), st.just(("link",)))
+
+        one = st.one_of([st.tuples(st.just(rel), ops(rel)) for rel in sorted(self.kind.files)])
         return st.lists(one, min_size=1, max_size=3).map(tuple)
 
     # application
@@ -593,7 +629,7 @@ class Outcome:
         if self.outside:
             found.append(f"read outside the root: {', '.join(sorted(set(self.outside)))}")
         if self.peak > MEMORY_BOUND:
-            found.append(f"peak traced memory {self.peak >> 20} MiB > {MEMORY_BOUND >> 20} MiB")
+            found.append(f"peak memory {self.peak >> 20} MiB > {MEMORY_BOUND >> 20} MiB")
         return found
 
 
@@ -616,16 +652,21 @@ def _vm_size() -> int:
 
 
 #: Labels of outcomes that break the contract.
-BROKEN = ("CRASH", "NO FILE", "UNCLEAR")
+BROKEN = ("CRASH", "NO FILE", "UNCLEAR", "WRONG")
 #: Words that show a reason is not one a person can act on.
 _UNREADABLE = ("object at 0x", "unpack_from requires", "Traceback")
 
 
 def classify(exc: BaseException) -> Tuple[str, str]:
     """``(label, message)`` of an exception under the contract: the error class name when it is
-    kept, else ``CRASH <type>`` (another exception type), ``NO FILE <type>`` (an error that names
+    kept, else ``WRONG RESULT`` (see :class:`WrongResult`), ``CRASH <type>`` (another
+    exception type), ``NO FILE <type>`` (an error that names
     no file) or ``UNCLEAR <type>`` (a reason no person can act on; the message is its line)."""
     lines = str(exc).splitlines() or [""]
+    if lines[0].endswith(":") and len(lines) > 1:  # "<root>: N problem(s):" then the problems
+        lines[0] += " " + lines[1].strip()
+    if isinstance(exc, WrongResult):
+        return "WRONG RESULT", lines[0][:300]
     if not isinstance(exc, cio.CityscapesIOError):
         return f"CRASH {type(exc).__name__}", lines[0][:300]
     if not exc.path:
@@ -702,10 +743,14 @@ def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome
     for rel, data in contents.items():
         with open(os.path.join(bench.root, rel), "wb") as f:
             f.write(data)
+    for rel in {rel for rel, op in case if op[0] == "link"}:
+        os.remove(os.path.join(bench.root, rel))
+        os.symlink(os.path.join(bench.work, CANARY), os.path.join(bench.root, rel))
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = _vm_size() + ADDRESS_SPACE_MARGIN
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     _Watch.opened, _Watch.outside, _Watch.roots = [], bench.work, (bench.root, bench.gt)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     try:
         with warnings.catch_warnings():
@@ -720,10 +765,15 @@ def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        # Memory that tracemalloc does not see (Pillow's decoders): the growth of the peak RSS.
+        peak = max(peak, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) * 1024)
         _Watch.outside, _Watch.roots = "", ()
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
         for rel, data in bench.originals.items():
-            with open(os.path.join(bench.root, rel), "wb") as f:
+            path = os.path.join(bench.root, rel)
+            if os.path.islink(path):
+                os.remove(path)
+            with open(path, "wb") as f:
                 f.write(data)
     outcome.outside = tuple(_Watch.opened)
     outcome.peak = peak
