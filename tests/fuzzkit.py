@@ -4,13 +4,17 @@ run) and ``benchmarks/fuzz.py`` (longer runs that count outcomes).
 Every input kind the library parses has a :class:`Kind`: it writes a small *valid* dataset with
 the library's own writers (``convert`` of the shipped sample), offers a hypothesis strategy of
 mutations (fields dropped, types changed, numbers at the limits, paths with ``..`` / absolute /
-NUL, truncation, byte flips) and runs the library over the mutated files. :func:`run_case`
-applies one mutation, runs it and returns an :class:`Outcome` against the contract:
+NUL, truncation, byte flips, PNG chunks and tar headers rewritten with valid checksums, a file
+replaced by a symbolic link out of the root) and runs the library over the mutated files.
+:func:`run_case` applies one mutation, runs it and returns an :class:`Outcome` against the
+contract:
 
-- a result, or a :class:`~cityscapes_io.CityscapesIOError` whose message names a file;
-  any other exception type is a crash;
+- a result (no frame given twice, a resumed conversion reads back as reported), or a
+  :class:`~cityscapes_io.CityscapesIOError` whose message names a file and gives a reason in
+  words (not an object's repr); any other exception type is a crash;
 - no file outside the roots is opened (canary files lie beside the root; an audit hook on the
-  ``open`` event records every opening of a file beside the root or of ``/etc/passwd``);
+  ``open`` event records every opening, links resolved, of a file beside the root or of
+  ``/etc/passwd``);
 - the peak memory stays under :data:`MEMORY_BOUND`: traced by tracemalloc, or the growth of the
   process's peak RSS for what it does not trace (and an address-space limit keeps a
   runaway allocation from taking the machine down: it fails as ``MemoryError``, a crash).
@@ -21,32 +25,32 @@ import copy
 import io
 import json
 import os
+import pickle
 import posixpath
 import resource
 import shutil
+import signal
 import struct
 import sys
-import pickle
-import signal
 import tarfile
 import tempfile
 import traceback
-import warnings
 import tracemalloc
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import hypothesis
+import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import cityscapes_io as cio
 from cityscapes_io import png
 
-#: Peak traced memory allowed for one example (the valid inputs need a few MB).
+#: Peak memory allowed for one example (the valid inputs need a few MB).
 MEMORY_BOUND = 256 << 20
 #: Address space allowed above the current one while an example runs (a safety net only).
 ADDRESS_SPACE_MARGIN = 4 << 30
@@ -421,6 +425,23 @@ def _instance_run(root: str, gt: str) -> Any:
     return problems, cio.evaluate(gt, root, task="instance")
 
 
+def _resume_make(root: str, gt: str) -> None:
+    cio.convert(cio.sample_path(), root, format="wds", split="val")
+
+
+def _resume_run(root: str, gt: str) -> Any:
+    """Resume a conversion whose index was not written: the entries come from the tar headers;
+    a resumed conversion then reads back as the frames it reports."""
+    index = os.path.join(root, "shards.json")
+    if os.path.exists(index):
+        os.remove(index)
+    report = cio.convert(cio.sample_path(), root, format="wds", split="val", resume=True)
+    frames = read_everything(cio.open(root, format="wds"))
+    if frames != report.written:  # (written counts the resumed frames)
+        raise WrongResult(f"{report.written} frames reported written, {frames} read back")
+    return report
+
+
 SEMANTIC_FRAMES = ("aachen/aachen_000002_000042", "bad-honnef/bad-honnef_000002_000042")
 
 
@@ -492,6 +513,7 @@ KINDS: Dict[str, Kind] = {k.name: k for k in [
     Kind("polygons", _polygons_make, {"p_gtFine_polygons.json": "json"}, _polygons_run),
     Kind("wds_index", _convert("wds"), {"shards.json": "json"}, _open_all("wds")),
     Kind("wds_tar", _convert("wds"), {"val-000000.tar": "tar"}, _open_all("wds")),
+    Kind("wds_resume", _resume_make, {"val-000000.tar": "tar"}, _resume_run),
     Kind("voc_list", _convert("voc"), {"ImageSets/Segmentation/val.txt": "lines"}, _open_all("voc")),
     Kind("camvid_list", _convert("camvid"), {"val.txt": "lines"}, _open_all("camvid")),
     Kind("instance_txt", _instance_make,
@@ -506,7 +528,7 @@ KINDS: Dict[str, Kind] = {k.name: k for k in [
 
 
 #: Kinds whose files are read by the harness, or from inside an archive: no link to follow.
-UNLINKED = ("png", "polygons", "zip_names")
+UNLINKED = ("png", "polygons", "zip_names", "wds_resume")
 
 
 # -- one kind made ready: its template and its strategy ----------------------------------------------------
