@@ -679,11 +679,12 @@ BROKEN = ("CRASH", "NO FILE", "UNCLEAR", "WRONG")
 _UNREADABLE = ("object at 0x", "unpack_from requires", "Traceback")
 
 
-def classify(exc: BaseException) -> Tuple[str, str]:
+def classify(exc: BaseException, places: Sequence[str] = ()) -> Tuple[str, str]:
     """``(label, message)`` of an exception under the contract: the error class name when it is
     kept, else ``WRONG RESULT`` (see :class:`WrongResult`), ``CRASH <type>`` (another
     exception type), ``NO FILE <type>`` (an error that names
-    no file) or ``UNCLEAR <type>`` (a reason no person can act on; the message is its line)."""
+    no file, or whose path is not under one of ``places``: a frame id is not a file) or
+    ``UNCLEAR <type>`` (a reason no person can act on; the message is its line)."""
     lines = str(exc).splitlines() or [""]
     if lines[0].endswith(":") and len(lines) > 1:  # "<root>: N problem(s):" then the problems
         lines[0] += " " + lines[1].strip()
@@ -691,7 +692,7 @@ def classify(exc: BaseException) -> Tuple[str, str]:
         return "WRONG RESULT", lines[0][:300]
     if not isinstance(exc, cio.CityscapesIOError):
         return f"CRASH {type(exc).__name__}", lines[0][:300]
-    if not exc.path:
+    if not exc.path or (places and not any(place in exc.path for place in places)):
         return f"NO FILE {type(exc).__name__}", lines[0][:300]
     unclear = [line for line in lines if any(word in line for word in _UNREADABLE)]
     if unclear:
@@ -782,7 +783,7 @@ def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - every other exception is an outcome to report
-        label, message = classify(exc)
+        label, message = classify(exc, (bench.work, cio.sample_path()))
         outcome = Outcome(label, message, _origin(exc))
     finally:
         peak = tracemalloc.get_traced_memory()[1]
