@@ -129,3 +129,26 @@ def test_a_zip_the_zip_library_cannot_index_is_an_error_naming_it(tmp_path):
     with pytest.raises(CityscapesIOError, match="corrupt archive or storage") as info:
         list(cio.open(path))
     assert info.value.path == path
+
+
+@pytest.mark.parametrize("fmt, index", [
+    ("coco_instances", "annotations/instancesonly_filtered_gtFine_val.json"),
+    ("coco_panoptic", "annotations/panoptic_val.json"),
+    ("wds", "shards.json"),
+])
+def test_index_files_linked_out_of_the_root_are_refused(tmp_path, fmt, index):
+    # The index file itself found by name, then replaced by a link to a (valid) copy outside.
+    import shutil
+
+    import cityscapes_io as cio
+
+    root = str(tmp_path / "ds")
+    cio.convert(cio.sample_path(), root, format=fmt, split="val")
+    path = os.path.join(root, index)
+    assert os.path.isfile(path), sorted(os.listdir(os.path.dirname(path)))
+    outside = str(tmp_path / "elsewhere.json")
+    shutil.move(path, outside)
+    os.symlink(outside, path)
+    with pytest.raises(UnsafePathError, match="symbolic link") as info:
+        list(cio.open(root, format=fmt))
+    assert info.value.path.endswith(os.path.basename(index))

@@ -433,3 +433,22 @@ def test_lists_on_s3(made, tmp_path, s3):
             fs.invalidate_cache()
 
     check_elsewhere(made, tree, publish, lambda name: f"s3://{bucket}/{name}", opts)
+
+
+# -- a line repeated: the frame would be given (and written) twice ---------------------------------
+@pytest.mark.parametrize("fmt", ["camvid", "voc"])
+def test_a_repeated_list_line_is_an_error_not_a_second_frame(camvid, voc, tmp_path, fmt):
+    root = camvid[0] if fmt == "camvid" else voc[0]
+    rel = "train.txt" if fmt == "camvid" else "ImageSets/Segmentation/train.txt"
+    lines = open(os.path.join(root, rel), encoding="utf-8").read().splitlines()
+    assert len(lines) == 2
+    set_list(root, rel, "\n".join(lines + [lines[0]]) + "\n")
+    with pytest.raises(InvalidFileError, match=rf"line 3: lists '{IDS[0]}' again \(first on line 1\)") as info:
+        list(cio.open(root, format=fmt))
+    assert info.value.path.endswith(rel)
+    # Reading with skip: the frame once, the repeat reported.
+    with pytest.warns(UserWarning, match="again"):
+        assert [f.id for f in cio.open(root, format=fmt, on_error="skip")] == list(IDS)
+    # A conversion (whose policy is for frames) refuses the list: it never writes a frame twice.
+    with pytest.raises(InvalidFileError, match="line 3: lists"):
+        cio.convert(root, str(tmp_path / "out"), src_format=fmt, format="cityscapes", on_error="skip")

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import Frame, MaskSource, OnError
+from ..frame import Frame, MaskSource, OnError, apply_policy
 from ..instances import class_of, class_of_array, instance_value, split_value
 from ..labels import Label, LabelMap, excerpt
 from ..mapping import distinct_colors, value_lut
@@ -190,12 +190,18 @@ class CamvidReader(Reader):
         if data is None:
             raise DatasetNotFoundError(where, "list file disappeared or cannot be read")
         prefix = f"{split}/"
+        first: Dict[str, str] = {}
         for lineno, line in text_lines(decode_text(data, where)):
             entry = f"line {lineno}"
             image, mask = parse_list_line(line, split, where, entry)
             image_path = self._inside(image, where, entry)
             rel = self.root.relative(image_path)
             stem = posixpath.splitext(rel[len(prefix):] if rel.startswith(prefix) else posixpath.basename(rel))[0]
+            if stem in first:  # the frame would be given (and written) twice
+                apply_policy(self.on_error, InvalidFileError(where, f"{entry}: lists {stem!r} again "
+                                                                    f"(first on {first[stem]})"))
+                continue
+            first[stem] = entry
             yield stem, image_path, None if mask is None else self._inside(mask, where, entry)
 
     def _inside(self, rel: str, where: str, entry: str) -> str:

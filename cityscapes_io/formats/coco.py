@@ -56,7 +56,8 @@ from ..mapping import background_id, distinct_colors
 from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, parse_frame_id, safe_relpath, sort_key
 from ..reader import Reader
 from ..png import MAX_PIXELS
-from ..storage import Root, find_files, listdir, read_file, resolve_inside, resolve_single_root, storage_errors
+from ..storage import (Root, check_inside, find_files, listdir, read_file, resolve_inside, resolve_single_root,
+                       storage_errors)
 from ..output import Data
 from ..writers import Entry, Files, Segments, Writer, json_lists
 
@@ -570,7 +571,7 @@ class CocoInstancesReader(Reader):
     def _parse(self, split: str) -> Tuple[List[_Image], Dict[Any, List[tuple]]]:
         """The images of a split's JSON and ``{image id: [(id, category, iscrowd, segmentation)]}``."""
         where = self._display(split)
-        doc = jsonfile.loads(read_file(self.root.fs, self._path(split)), where)
+        doc = jsonfile.loads(read_file(self.root.fs, check_inside(self.root.fs, self.root.path, self._path(split))), where)
         if not isinstance(doc, dict):
             raise InvalidFileError(where, f"not a COCO file: the top level is a {type(doc).__name__}, not an object")
         missing = [k for k in ("images", "categories") if k not in doc]

@@ -64,7 +64,7 @@ from ..mapping import mapping_between, resolve_label_map
 from ..names import safe_relpath
 from ..panoptic import panoptic_categories, panoptic_frame
 from ..reader import Reader
-from ..storage import Root, listdir, read_file, resolve_inside, resolve_single_root
+from ..storage import Root, check_inside, listdir, read_file, resolve_inside, resolve_single_root
 from ..writers import Encoded, Entry, Files, Writer, check_names, json_lists
 
 __all__ = ["CocoPanopticReader", "CocoPanopticWriter", "decode_coco_panoptic", "segment_values",
@@ -440,7 +440,8 @@ class CocoPanopticReader(Reader):
 
     def _index(self, split: str) -> Tuple[List[dict], List[Union[_Item, CityscapesIOError]]]:
         if split not in self._parsed:
-            self._parsed = {split: _parse(read_file(self.root.fs, self.root.join(json_path(split))),
+            path = check_inside(self.root.fs, self.root.path, self.root.join(json_path(split)))
+            self._parsed = {split: _parse(read_file(self.root.fs, path),
                                           self.root.display(json_path(split)))}  # one split held at a time
         return self._parsed[split]
 

@@ -293,10 +293,16 @@ class VocReader(Reader):
         if data is None:
             raise DatasetNotFoundError(where, "list file disappeared or cannot be read")
         ids: List[Tuple[str, Optional[str]]] = []
+        first: Dict[str, str] = {}
         for lineno, line in text_lines(decode_text(data, where)):
             frame_id, entry = _unquote(line), f"line {lineno}"
             # Ids name files in the folders beside SegmentationClass/: none may lead out of the root.
             resolve_listed(self.root, frame_id, where, entry, base=self.root.join("SegmentationClass"))
+            if frame_id in first:  # the frame would be given (and written) twice
+                apply_policy(self.on_error, InvalidFileError(where, f"{entry}: lists {frame_id!r} again "
+                                                                    f"(first on {first[frame_id]})"))
+                continue
+            first[frame_id] = entry
             ids.append((frame_id, entry))
         return ids
 

@@ -50,7 +50,7 @@ from ..mapping import value_lut
 from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..output import Chunks
 from ..reader import Reader
-from ..storage import read_range, resolve_inside, resolve_single_root, storage_errors
+from ..storage import check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
 from ..writers import Entry, Files, Segments, Writer, temporary_errors
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
@@ -350,7 +350,7 @@ def _load_index(root) -> Tuple[dict, str]:
     path, where = root.join(INDEX_FILE), root.display(INDEX_FILE)
     try:
         with storage_errors(where, "cannot read"):
-            raw = root.fs.cat_file(path)
+            raw = root.fs.cat_file(check_inside(root.fs, root.path, path))
     except FileNotFoundError:
         raise DatasetNotFoundError(str(root), f"no {INDEX_FILE}: not a tar-shard dataset written by cityscapes_io")
     index = jsonfile.loads(raw, where)
