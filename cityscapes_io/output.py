@@ -295,7 +295,10 @@ class ObjectStoreSink(_FolderSink):
 class _Stream:
     """The file an archive is streamed into, as zipfile sees it: writes go through until the
     archive is abandoned, after which nothing more reaches the file (so closing the ZipFile then
-    cannot complete a short archive). It does not seek: zipfile writes data descriptors."""
+    cannot complete a short archive). A write that fails abandons it: the file holds part of
+    those bytes, and zipfile's own cleanup (closing the member) must neither write behind them
+    nor try the upload again, which would take the retries twice and hide the cause under
+    "File not in write mode". It does not seek: zipfile writes data descriptors."""
 
     def __init__(self, file: Any):
         self.file = file
@@ -304,7 +307,11 @@ class _Stream:
 
     def write(self, data: bytes) -> int:
         if not self.abandoned:
-            self.file.write(data)
+            try:
+                self.file.write(data)
+            except BaseException:
+                self.abandoned = True
+                raise
         self._pos += len(data)
         return len(data)
 
@@ -343,23 +350,40 @@ class ZipSink(Sink):
         self._zip: Optional[zipfile.ZipFile] = zipfile.ZipFile(self._stream, "w",  # type: ignore[call-overload]
                                                                compression=zipfile.ZIP_STORED)
         self._names: Set[str] = set()
+        self._broken: Optional[str] = None  # why the archive cannot be completed any more
 
     def put(self, rel: str, data: Data) -> None:
         name = _checked(rel)
         if self._zip is None:
             raise ValueError(f"{self.url}: archive closed")
+        if self._broken is not None:
+            raise StorageError(f"{self.url}/{name}", f"cannot write: the archive was abandoned ({self._broken})")
         if name in self._names:
             raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_STORED
-        with storage_errors(f"{self.url}/{name}", "cannot write"):
-            if isinstance(data, bytes):
-                self._zip.writestr(info, data)
-            else:
-                with self._zip.open(info, "w", force_zip64=True) as member:
-                    for piece in data:
-                        member.write(piece)
+        try:
+            with storage_errors(f"{self.url}/{name}", "cannot write"):
+                if isinstance(data, bytes):
+                    self._zip.writestr(info, data)
+                else:
+                    with self._zip.open(info, "w", force_zip64=True) as member:
+                        for piece in data:
+                            member.write(piece)
+        except BaseException as exc:
+            self._break(exc)
+            raise
         self._names.add(name)
+
+    def _break(self, exc: BaseException) -> None:
+        """A member was not written whole: the archive cannot be completed (a later frame, under
+        ``on_error="skip"``, must not be added behind it, nor the short archive committed).
+        Nothing more reaches its file, and an upload is given up now, so that nothing is sent
+        for it any more: every later ``put`` and ``close`` raises at once, naming the cause."""
+        self._broken = str(exc) or type(exc).__name__
+        self._stream.abandoned = True
+        if self._tmp is None:
+            _give_up(self._file)
 
     def put_many(self, files: Files) -> None:
         for rel, data in files:
@@ -371,6 +395,9 @@ class ZipSink(Sink):
     def close(self) -> None:
         if self._zip is None:
             return
+        if self._broken is not None:
+            self.abort()
+            raise StorageError(self.url, f"cannot finish the archive: it was abandoned ({self._broken})")
         zf, self._zip = self._zip, None
         try:
             with storage_errors(self.url, "cannot finish the archive"):
@@ -405,7 +432,8 @@ class ZipSink(Sink):
         self._stream.abandoned = True
         zf.close()  # writes its directory into the void: nothing reaches the file any more
         if self._tmp is None:  # an upload: abandoned, never completed
-            _give_up(self._file)
+            if self._broken is None:  # else given up already (each abort takes the storage's retries)
+                _give_up(self._file)
             return
         with contextlib.suppress(Exception):  # the temporary goes either way
             self._file.close()

@@ -317,3 +317,107 @@ def test_zip_on_s3_whose_endpoint_goes_away_ends_in_bounded_time(s3, tmp_path, c
         assert not fs.exists(f"{bucket}/out.zip")
     finally:
         proxy.stop()
+
+
+# The multipart path: an archive larger than the S3 file's block size (5 MiB, s3fs's smallest part) is
+# uploaded in parts while the zip is written, so the endpoint can go away between two parts.
+BLOCK = 5 * 2**20
+
+
+@pytest.fixture(scope="module")
+def big_src(tmp_path_factory):
+    """Six frames at 2048 x 1024 with photos (about 2 MB each, one content written six times):
+    a VOC archive of more than 12 MB with ``save_media``, three parts of 5 MiB."""
+    src = str(tmp_path_factory.mktemp("big") / "cs")
+    generate(src, splits={"train": 6}, size=(2048, 1024), seed=7, distinct=1)
+    return src
+
+
+def _vanishing_after_first_part(proxy) -> None:
+    """The endpoint answers the first part of a multipart upload, then nothing any more."""
+    seen = {"part": False}
+
+    def force(method: str, target: str):
+        if seen["part"]:
+            return "drop"
+        seen["part"] = method == "PUT" and "partNumber=" in target
+        return None
+
+    proxy.configure(force=force)
+
+
+def _proxied(opts: dict, proxy) -> dict:
+    import copy
+
+    via = copy.deepcopy(opts)
+    via["client_kwargs"]["endpoint_url"] = proxy.url
+    via["default_block_size"] = BLOCK
+    via["config_kwargs"] = {"retries": {"total_max_attempts": 1, "mode": "standard"}}  # s3fs's own retries stay
+    return via
+
+
+def test_zip_on_s3_whose_endpoint_goes_away_between_parts_ends_in_bounded_time(s3, big_src):
+    """The CLI, with the archive uploaded in parts and the endpoint gone after the first one:
+    exit 4 with one line naming the member and the endpoint's failure, in bounded time; the
+    multipart upload is aborted and nothing is sent after that (before the fix the process
+    hung at exit in ``S3File.__del__`` retrying the upload)."""
+    from faultproxy import FaultProxy
+
+    fs, opts, bucket = s3
+    with FaultProxy(opts["client_kwargs"]["endpoint_url"]) as proxy:
+        _vanishing_after_first_part(proxy)
+        start = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "cityscapes_io", "convert", big_src, f"s3://{bucket}/out.zip",
+                            "-f", "voc", "--save-media", "-q", "--dst-storage-options",
+                            json.dumps(_proxied(opts, proxy))], capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - start < 30
+        log = [(method, target, kind) for _, method, target, kind in proxy.log]
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.startswith(f"error: s3://{bucket}/out.zip/") and r.stderr.count("\n") == 1, r.stderr
+    assert "cannot write: Could not connect to the endpoint URL" in r.stderr and "Traceback" not in r.stderr
+    assert any(m == "PUT" and "partNumber=1&" in t and k is None for m, t, k in log)  # the multipart path
+    aborts = [i for i, (m, t, k) in enumerate(log) if m == "DELETE" and "uploadId=" in t]
+    assert aborts, log  # the upload was given up ...
+    assert all(m == "DELETE" for m, _, _ in log[aborts[0]:]), log  # ... and nothing was uploaded after that
+    assert not any(m == "POST" and "uploadId=" in t for m, t, _ in log)  # never completed
+    fs.invalidate_cache()
+    assert not fs.exists(f"{bucket}/out.zip")
+
+
+@pytest.mark.parametrize("where", ["start of the upload", "second part"])
+def test_zip_on_s3_is_abandoned_for_good_after_a_failed_write(s3, big_src, where):
+    """With ``on_error="skip"`` the frame whose write failed is reported, and the endpoint comes
+    back at once: the archive, which lacks that member's bytes, must not be completed (before
+    the fix: a corrupt archive committed, exit 0); the error names the endpoint's failure (not
+    "File not in write mode" when the upload could not even start); every later write and the
+    close fail at once, and nothing is sent when the file is collected."""
+    import gc
+
+    from faultproxy import FaultProxy
+
+    fs, opts, bucket = s3
+    with FaultProxy(opts["client_kwargs"]["endpoint_url"]) as proxy:
+        if where == "start of the upload":
+            proxy.configure(force=lambda method, target: "drop" if target.endswith("?uploads") else None)
+        else:
+            _vanishing_after_first_part(proxy)
+        skipped = []
+
+        def back(exc) -> None:
+            skipped.append(str(exc))
+            proxy.configure(force=None)
+
+        with pytest.raises(cio.StorageError) as info:
+            cio.convert(big_src, f"s3://{bucket}/out.zip", format="voc", save_media=True, on_error=back,
+                        dst_storage_options=_proxied(opts, proxy))
+        sent = proxy.requests
+        gc.collect()
+        time.sleep(0.5)
+        assert proxy.requests == sent  # nothing left to upload
+        log = [(method, target) for _, method, target, _ in proxy.log]
+    assert "Could not connect to the endpoint URL" in skipped[0] and "File not in write mode" not in skipped[0]
+    assert all("the archive was abandoned" in s for s in skipped[1:])
+    assert "the archive was abandoned" in info.value.reason and "Could not connect" in info.value.reason
+    assert not any(m == "POST" and "uploadId=" in t for m, t in log)  # never completed
+    fs.invalidate_cache()
+    assert not fs.exists(f"{bucket}/out.zip")
