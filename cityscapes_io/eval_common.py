@@ -13,16 +13,19 @@ import os
 import posixpath
 import re
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import png
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
+           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF",
+           "decode_failure"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -61,6 +64,13 @@ def few(values: np.ndarray, limit: int = 10) -> str:
     """The first values of an array, for a message."""
     shown = ", ".join(str(int(v)) for v in values[:limit])
     return shown + (f" ... ({values.size} values)" if values.size > limit else "")
+
+
+def decode_failure(data: bytes, exc: BaseException, doing: str) -> str:
+    """Why Pillow could not decode a submitted image ``data``, in words: where a PNG is cut or
+    broken, "not an image", or Pillow's reason (never the repr of the buffer it was given)."""
+    problem = png.structure_problem(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else None
+    return problem or png._reason(exc, doing)
 
 
 def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str] = (".png",),
@@ -195,11 +205,28 @@ def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tup
         return
     size = max(1, min(16, len(frames) // (workers * 4) or 1))
     ctx = multiprocessing.get_context("spawn")
+    done = 0  # frames yielded: those after them are not accounted for when a worker dies
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: List[Future] = []
-        for i in range(0, len(frames), size):
-            pending.append(pool.submit(_chunk, fn, frames[i:i + size], args[i:i + size], common))
-            if len(pending) >= 2 * workers:
-                yield from pending.pop(0).result()
-        for fut in pending:
-            yield from fut.result()
+        try:
+            for i in range(0, len(frames), size):
+                pending.append(pool.submit(_chunk, fn, frames[i:i + size], args[i:i + size], common))
+                if len(pending) >= 2 * workers:
+                    results = pending.pop(0).result()
+                    done += len(results)
+                    yield from results
+            for fut in pending:
+                results = fut.result()
+                done += len(results)
+                yield from results
+        except BrokenProcessPool:
+            raise _worker_died(frames[done:]) from None
+
+
+def _worker_died(frames: Sequence[Any]) -> CityscapesIOError:
+    """The error of a worker process that ended abruptly (killed by a signal, out of memory),
+    naming the frames that have no result."""
+    shown = ", ".join(str(f.id) for f in frames[:10]) + (f" ... ({len(frames)} frames)" if len(frames) > 10 else "")
+    return CityscapesIOError(None, f"a worker process ended abruptly (killed by a signal or out of memory): "
+                                   f"{len(frames)} frame(s) not accounted for: {shown}; no result is given, run "
+                                   f"again (with fewer processes, -j, when memory is short)")

@@ -36,12 +36,16 @@ fraction of its pixels with a valid disparity and ``medDist`` the median depth o
 Two departures, both where the official fails instead of scoring: a class with scored ground
 truth and predictions but not one true or false positive scores AP 0 (the official raises an
 IndexError); blank lines of a txt file are skipped (the official refuses the file), fields are
-separated by any whitespace.
+separated by any whitespace. A confidence that is not a finite number (``nan``, ``inf``) is a
+problem of the submission (the official would rank NaN above every score), and so are a mask path
+leaving the prediction folder and a mask whose header's size is not the ground truth's (refused
+before it is decoded). A camera JSON or disparity PNG that cannot be used is a problem of the ground
+truth, named.
 """
 from __future__ import annotations
 
 import io
-import json
+import math
 import posixpath
 import warnings
 from dataclasses import dataclass, field
@@ -49,12 +53,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import png
-from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, gather_problems, match_dataset,
-                          match_predictions, refuse, run_frames)
-from .errors import CityscapesIOError, DatasetNotFoundError
+from . import jsonfile, png
+from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, decode_failure, gather_problems,
+                          match_dataset, match_predictions, refuse, run_frames)
+from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnsafePathError
 from .labels import _OFFICIAL
-from .storage import Root, read_file, resolve_root
+from .storage import (Root, check_inside, read_file, read_range, resolve_inside, resolve_root,
+                      storage_errors)
 
 __all__ = ["InstanceResult", "evaluate_instance", "instance_problems", "OVERLAPS", "MIN_REGION_SIZES",
            "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS"]
@@ -121,21 +126,24 @@ def _decode_mask(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("L"))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a problem of the submission
-        raise CityscapesIOError(where, f"cannot decode mask: {exc}") from exc
+        raise InvalidFileError(where, decode_failure(data, exc, "cannot decode mask")) from exc
 
 
 def _parse_txt(pred: str, root: Root) -> Tuple[List[Tuple[str, str, int, float]], List[str]]:
     """The lines of a prediction txt: ``(mask path, shown name, label id, confidence)`` in the
     official's order (a mask named twice keeps its first place and its last line's values),
-    and the problems."""
+    and the problems. A txt found through a link out of the prediction folder is refused, a mask
+    path is resolved inside it (:func:`~cityscapes_io.storage.resolve_inside`), a UTF-8
+    byte-order mark is skipped, a confidence that is not a finite number is refused."""
     where = root.display(root.relative(pred))
     try:
-        text = read_file(root.fs, pred).decode("utf-8")
+        check_inside(root.fs, root.path, pred)
+        text = read_file(root.fs, pred).decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [f"{where}: not a text file"]
     except CityscapesIOError as exc:
         return [], [str(exc)]
-    base = posixpath.dirname(root.relative(pred))
+    base = posixpath.dirname(pred)
     found: Dict[str, Tuple[str, str, int, float]] = {}
     problems = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -146,23 +154,37 @@ def _parse_txt(pred: str, root: Root) -> Tuple[List[Tuple[str, str, int, float]]
             problems.append(f"{where}, line {n}: expected '<mask path> <label id> <confidence>', got {line!r}")
             continue
         rel, lab, conf = parts
-        if rel.startswith("/") or posixpath.isabs(rel):
-            problems.append(f"{where}, line {n}: the mask path {rel} is not relative")
-            continue
-        target = posixpath.normpath(posixpath.join(base, rel))
-        if target == ".." or target.startswith("../"):
-            problems.append(f"{where}, line {n}: the mask {rel} is outside the prediction folder")
+        try:
+            path = resolve_inside(root.fs, root.path, rel, base=base, index=where, entry=f"line {n}")
+        except UnsafePathError as exc:
+            problems.append(str(exc))
             continue
         try:
             label_id, confidence = int(float(lab)), float(conf)
         except (ValueError, OverflowError):
             problems.append(f"{where}, line {n}: label id {lab!r} or confidence {conf!r} is not a number")
             continue
+        if not math.isfinite(confidence):
+            problems.append(f"{where}, line {n}: confidence {conf!r} is not a finite number")
+            continue
         if label_id not in _KNOWN_IDS:
             problems.append(f"{where}, line {n}: label id {label_id} is not in the official label table")
             continue
-        found[target] = (root.join(target), root.display(target), label_id, confidence)
+        found[path] = (path, root.display(root.relative(path)), label_id, confidence)
     return list(found.values()), problems
+
+
+def _read_mask(path: str, shown: str, txt: str, root: Root, shape: Tuple[int, ...]) -> np.ndarray:
+    """A prediction mask (see :func:`_decode_mask`), its size compared with the ground truth's
+    ``shape`` from its header before it is decoded. Raises CityscapesIOError with the problem."""
+    try:
+        data = read_file(root.fs, path)
+    except DatasetNotFoundError:
+        raise DatasetNotFoundError(shown, f"the mask does not exist (named in {txt})") from None
+    width, height = png.image_size(data, shown)
+    if (height, width) != tuple(shape):
+        raise InvalidFileError(shown, f"size {width}x{height}, the ground truth is {shape[1]}x{shape[0]}")
+    return _decode_mask(data, shown)
 
 
 def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ...]):
@@ -173,26 +195,14 @@ def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ..
         lines, problems = _parse_txt(pred, pred_root)
         for problem in problems:
             yield -1, 0.0, None, None, problem
+        txt = pred_root.display(pred_root.relative(pred))
         for path, shown, label_id, conf in lines:
             if label_id not in _INSTANCE_IDS:
                 continue  # the official does not even open it
             try:
-                data = read_file(pred_root.fs, path)
-            except DatasetNotFoundError:
-                txt = pred_root.display(pred_root.relative(pred))
-                yield -1, 0.0, None, None, f"{shown}: the mask does not exist (named in {txt})"
-                continue
+                arr = _read_mask(path, shown, txt, pred_root, shape)
             except CityscapesIOError as exc:
                 yield -1, 0.0, None, None, str(exc)
-                continue
-            try:
-                arr = _decode_mask(data, shown)
-            except CityscapesIOError as exc:
-                yield -1, 0.0, None, None, str(exc)
-                continue
-            if arr.shape[:2] != tuple(shape):
-                yield -1, 0.0, None, None, (f"{shown}: size {arr.shape[1]}x{arr.shape[0]}, the ground truth is "
-                                            f"{shape[1]}x{shape[0]}")
                 continue
             if arr.ndim != 2:
                 arr = np.asarray(arr.any(axis=2))
@@ -230,6 +240,9 @@ def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ..
             continue
         x, y, _, _ = inst.bbox
         conf = 1.0 if inst.score is None else float(inst.score)
+        if not math.isfinite(conf):
+            yield -1, 0.0, None, None, f"{where}: instance value {inst.value}: score {conf} is not a finite number"
+            continue
         yield _INSTANCE_IDS.index(official), conf, (y, x), inst.mask_crop, None
 
 
@@ -256,23 +269,68 @@ def _distance_paths(frame: Any) -> Optional[Tuple[Any, str, str]]:
             f"{base}camera/{frame.split}/{stem}_camera.json")
 
 
-def _distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """Per segment value in ``values`` (ascending), its median depth and the fraction of its
-    pixels with a valid disparity; None when the frame has no disparity and camera files."""
+def _distance_files(frame: Any) -> Optional[Tuple[Any, str, str]]:
+    """``(fs, disparity path, camera path)`` when both files are beside the frame's ground
+    truth, else None (no distances)."""
     paths = _distance_paths(frame)
     if paths is None:
         return None
     fs, disp_path, cam_path = paths
+    with storage_errors(disp_path, "cannot read"):
+        return paths if fs.exists(disp_path) and fs.exists(cam_path) else None
+
+
+def _camera_factor(fs: Any, path: str) -> float:
+    """``baseline * fx`` of a camera JSON (depth = factor / disparity), a positive number.
+    Raises InvalidFileError naming the file."""
+    cam = jsonfile.loads(read_file(fs, path), path)
+    values = []
+    for group, key in (("extrinsic", "baseline"), ("intrinsic", "fx")):
+        part = cam.get(group) if isinstance(cam, dict) else None
+        value = part.get(key) if isinstance(part, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidFileError(path, f"camera JSON: {group}.{key} must be a positive number, got {value!r}")
+        values.append(float(value))
+    factor = values[0] * values[1]
+    if not math.isfinite(factor):
+        raise InvalidFileError(path, f"camera JSON: baseline x fx is not a finite number ({factor})")
+    return factor
+
+
+def _disparity_size(data: bytes, path: str, frame: Any, shape: Tuple[int, ...]) -> None:
+    """Refuse a disparity PNG whose header's size is not the ground truth's ``shape``."""
+    header = png.read_header(data, path)
+    if (header.height, header.width) != tuple(shape[:2]):
+        raise InvalidFileError(path, f"disparity of size {header.width}x{header.height}, the ground truth "
+                                     f"{frame.id} is {shape[1]}x{shape[0]}")
+
+
+def _distance_problems(frame: Any, shape: Tuple[int, ...]) -> List[str]:
+    """What :func:`_distances` would refuse in a frame's camera and disparity files, reading
+    the camera JSON and the disparity's header only (for a check-only run)."""
     try:
-        if not (fs.exists(disp_path) and fs.exists(cam_path)):
-            return None
-        disp = png.decode_gray(read_file(fs, disp_path), disp_path)
-        cam = json.loads(read_file(fs, cam_path))
-        factor = float(cam["extrinsic"]["baseline"]) * float(cam["intrinsic"]["fx"])
-    except (CityscapesIOError, OSError, ValueError, KeyError, TypeError):
+        paths = _distance_files(frame)
+        if paths is not None:
+            fs, disp_path, cam_path = paths
+            _camera_factor(fs, cam_path)
+            _disparity_size(read_range(fs, disp_path, 0, 33), disp_path, frame, shape)
+    except CityscapesIOError as exc:
+        return [str(exc)]
+    return []
+
+
+def _distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """Per segment value in ``values`` (ascending), its median depth and the fraction of its
+    pixels with a valid disparity; None when the frame has no disparity and camera files.
+    Raises CityscapesIOError naming a camera JSON or disparity PNG that cannot be used."""
+    paths = _distance_files(frame)
+    if paths is None:
         return None
-    if disp.shape != inst.shape:
-        return None
+    fs, disp_path, cam_path = paths
+    factor = _camera_factor(fs, cam_path)
+    data = read_file(fs, disp_path)
+    _disparity_size(data, disp_path, frame, inst.shape)
+    disp = png.decode_gray(data, disp_path)
     if values.size == 0:
         return np.zeros(0), np.zeros(0)
     seg: np.ndarray = np.asarray(np.searchsorted(values, inst.ravel()))
@@ -344,8 +402,17 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
         pairs_p.extend([k] * hit.size)
         pairs_g.extend(hit.tolist())
         pairs_i.extend(counts[1 + hit].tolist())
+    if check_only and not rec.problems:
+        rec.problems = _distance_problems(frame, inst.shape)
     if rec.problems or check_only:
         return _FrameRecord(problems=rec.problems)
+    try:
+        dist = _distances(frame, inst, seg_values)
+    except CityscapesIOError as exc:
+        return _FrameRecord(problems=[str(exc)])
+    if dist is not None:
+        rec.distance = True
+        rec.gt_dist, rec.gt_dconf = dist
     rec.pred_class = np.array(p_class, np.int64)
     rec.pred_conf = np.array(p_conf, np.float64)
     rec.pred_size = np.array(p_size, np.int64)
@@ -353,10 +420,6 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
     rec.pair_pred = np.array(pairs_p, np.int64)
     rec.pair_gt = np.array(pairs_g, np.int64)
     rec.pair_inter = np.array(pairs_i, np.int64)
-    dist = _distances(frame, inst, seg_values)
-    if dist is not None:
-        rec.distance = True
-        rec.gt_dist, rec.gt_dconf = dist
     return rec
 
 

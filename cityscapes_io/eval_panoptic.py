@@ -27,7 +27,6 @@ frame are few) and counts the pairs with one ``bincount``: no sort over the pixe
 from __future__ import annotations
 
 import io
-import json
 import posixpath
 import threading
 from dataclasses import dataclass, field
@@ -36,13 +35,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from . import png
-from .errors import CityscapesIOError, InvalidFileError
-from .eval_common import few, gather_problems, refuse, run_frames
+from . import jsonfile, png
+from .errors import CityscapesIOError, InvalidFileError, UnsafePathError
+from .eval_common import decode_failure, few, gather_problems, refuse, run_frames
 from .labels import has_instances
 from .names import GT_DIR
 from .panoptic import _reference, panoptic_categories
-from .storage import Root, read_file, resolve_root
+from .storage import Root, read_file, resolve_inside, resolve_root
 
 __all__ = ["PanopticResult", "evaluate_panoptic", "panoptic_problems"]
 
@@ -75,21 +74,18 @@ def _table() -> np.ndarray:
     return table
 
 
-def _segment_ids(data: bytes, where: str) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """The segment ids ``R + 256 G + 65536 B`` of a COCO panoptic PNG, flat uint32, and its
-    shape (H, W). Pillow holds RGB pixels in four bytes; their copy as ``RGBX`` (the pad byte
-    masked off) is cheaper than packing them to three and recombining."""
-    header = png.read_header(data, where)
-    png._check_size(header.width, header.height, where)
+def _segment_ids(data: bytes, where: str) -> np.ndarray:
+    """The segment ids ``R + 256 G + 65536 B`` of a COCO panoptic PNG whose header was read
+    (:func:`_read_png`), flat uint32. Pillow holds RGB pixels in four bytes; their copy as
+    ``RGBX`` (the pad byte masked off) is cheaper than packing them to three and recombining."""
     try:
         im: Image.Image = Image.open(io.BytesIO(data))
         if im.mode != "RGB":
             im = im.convert("RGB")
         raw = im.tobytes("raw", "RGBX")
     except Exception as exc:  # noqa: BLE001 - Pillow's errors on a corrupt or truncated file
-        raise InvalidFileError(where, f"cannot decode image: {exc}") from exc
-    ids = np.frombuffer(raw, "<u4") & np.uint32(0xFFFFFF)
-    return ids, (im.height, im.width)
+        raise InvalidFileError(where, decode_failure(data, exc, "cannot decode image")) from exc
+    return np.frombuffer(raw, "<u4") & np.uint32(0xFFFFFF)
 
 
 def _dense(ids: np.ndarray, segments: Sequence[int], step: int = 1) -> np.ndarray:
@@ -113,15 +109,38 @@ def _dense(ids: np.ndarray, segments: Sequence[int], step: int = 1) -> np.ndarra
         table[seg] = 0
 
 
-def _read_rgb_ids(root: Root, name: str) -> Tuple[Optional[np.ndarray], Tuple[int, int], str, List[str]]:
-    """The segment ids of a COCO panoptic PNG, flat, with its shape (H, W)."""
-    path = root.join(name)
+def _read_png(root: Root, path: str) -> Tuple[Optional[bytes], Tuple[int, int], str, List[str]]:
+    """A COCO panoptic PNG's bytes and its shape (H, W) from its header (nothing decoded), with
+    the name problems are reported under; ``None`` with the problems when it cannot be read."""
     where = root.display(root.relative(path))
     try:
-        ids, shape = _segment_ids(read_file(root.fs, path), where)
+        data = read_file(root.fs, path)
+        header = png.read_header(data, where)
     except CityscapesIOError as exc:
         return None, (0, 0), where, [str(exc)]
-    return ids, shape, where, []
+    return data, (header.height, header.width), where, []
+
+
+def _read_prediction(root: Root, path: str, frame: Any, gshape: Optional[Tuple[int, ...]]
+                     ) -> Tuple[Optional[bytes], str, List[str]]:
+    """A prediction PNG's bytes when its header's size is the ground truth's ``gshape`` (None
+    when the ground truth cannot be read: the prediction is not decoded then)."""
+    data, shape, where, problems = _read_png(root, path)
+    if data is not None and gshape is not None and shape != tuple(gshape):
+        problems.append(f"{where}: size {shape[1]}x{shape[0]}, the ground truth {frame.id} is "
+                        f"{gshape[1]}x{gshape[0]}")
+    return (data if gshape is not None and not problems else None), where, problems
+
+
+def _decoded(data: Optional[bytes], where: str, problems: List[str]) -> Optional[np.ndarray]:
+    """The segment ids of a PNG read by :func:`_read_png`, None (a problem added) when it does not decode."""
+    if data is None:
+        return None
+    try:
+        return _segment_ids(data, where)
+    except CityscapesIOError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndarray], Any, Any, List[str]]:
@@ -171,16 +190,18 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
     name, pred_ids, pred_cats = pred
     kp = len(pred_ids)
     step = kp + 1
-    pid, pshape, where, problems = _read_rgb_ids(pred_root, name)
-    # Ground truth: per pixel its segment index (0 VOID) times `step`, and per segment its
-    # category index, crowd flag and area.
+    # Ground truth first, its size bounding the prediction's decode: per pixel its segment index
+    # (0 VOID) times `step`, and per segment its category index, crowd flag and area.
     gmul: Optional[np.ndarray] = None
+    gshape: Optional[Tuple[int, int]] = None
     gt_where = frame.where
     if gt is not None:
         assert gt_root is not None
-        gt_name, gt_ids, gt_cats, gt_areas, gt_crowd = gt
-        g_ids, gshape, gt_where, gt_problems = _read_rgb_ids(gt_root, gt_name)
+        gt_path, gt_ids, gt_cats, gt_areas, gt_crowd = gt
+        g_data, g_shape, gt_where, gt_problems = _read_png(gt_root, gt_path)
+        g_ids = _decoded(g_data, gt_where, gt_problems)
         if g_ids is not None:
+            gshape = g_shape
             gmul = _dense(g_ids, gt_ids, step)
         unknown = sorted({c for c in gt_cats if c not in cat_index})
         if unknown:
@@ -193,10 +214,9 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
             gshape = values.shape
             fits = (len(segs[0]) + 1) * step <= 65535
             gmul = (table * step).astype(np.uint16 if fits else np.intp)[values.ravel()]
+    data, where, problems = _read_prediction(pred_root, name, frame, gshape)
+    pid = _decoded(data, where, problems)
     problems += gt_problems
-    if pid is not None and gmul is not None and pshape != gshape:
-        problems.append(f"{where}: size {pshape[1]}x{pshape[0]}, the ground truth {frame.id} is "
-                        f"{gshape[1]}x{gshape[0]}")
     if pid is None:
         return _FrameStats(problems=problems)
     pidx = _dense(pid, pred_ids)
@@ -354,9 +374,9 @@ def _load_json(root: Root, path: str, where: str) -> Tuple[Any, List[str]]:
     except CityscapesIOError as exc:
         return None, [str(exc)]
     try:
-        return json.loads(data), []
-    except ValueError as exc:
-        return None, [f"{where}: not valid JSON: {exc}"]
+        return jsonfile.loads(data, where), []
+    except CityscapesIOError as exc:
+        return None, [str(exc)]
 
 
 def _annotations(doc: Any, where: str, what: str) -> Tuple[List[dict], List[str]]:
@@ -403,8 +423,8 @@ def _gt_files(frames: Sequence[Any]) -> Tuple[Optional[Root], Dict[str, _Gt], Op
     try:
         if not fs.isfile(stem + ".json"):
             return None, {}, None
-        doc = json.loads(read_file(fs, stem + ".json"))
-    except (CityscapesIOError, ValueError, OSError):
+        doc = jsonfile.loads(read_file(fs, stem + ".json"), stem + ".json")
+    except (CityscapesIOError, OSError):
         return None, {}, None
     categories = doc.get("categories") if isinstance(doc, dict) else None
     out: Dict[str, _Gt] = {}
@@ -414,9 +434,13 @@ def _gt_files(frames: Sequence[Any]) -> Tuple[Optional[Root], Dict[str, _Gt], Op
         if image_id not in wanted:
             continue
         rows, problems = _segments(ann, stem, ("id", "category_id", "area", "iscrowd"))
-        if rows is None or not isinstance(ann.get("file_name"), str):
+        try:  # (a file_name that is not a safe path: the frame's ground truth is derived)
+            path = resolve_inside(fs, stem, ann.get("file_name"), index=stem + ".json", entry=image_id)
+        except UnsafePathError:
             continue
-        out[image_id] = (ann["file_name"], tuple(r[0] for r in rows), tuple(r[1] for r in rows),
+        if rows is None:
+            continue
+        out[image_id] = (path, tuple(r[0] for r in rows), tuple(r[1] for r in rows),
                          tuple(r[2] for r in rows), tuple(r[3] for r in rows))
     del doc
     return Root(fs, stem, stem), out, categories if isinstance(categories, list) else None
@@ -429,6 +453,47 @@ def _json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
     if folder.endswith(":"):
         folder += "//"
     return resolve_root((folder or ".") + sep + rest, storage_options), name
+
+
+def _predictions(anns: List[Any], frames: Sequence[Any], pred_root: Root, where: str, known: set,
+                 problems: List[str]) -> Tuple[Dict[str, Optional[_Pred]], List[str]]:
+    """The prediction annotation of each frame base name (None for one refused) and the
+    problems of the prediction JSON ``where``: annotations of no frame or of a frame already
+    annotated, ``file_name`` resolved inside the prediction folder, unknown category ids,
+    frames without annotation."""
+    preds: Dict[str, Optional[_Pred]] = {}
+    wanted = {_base(f) for f in frames}
+    for k, ann in enumerate(anns):
+        if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (str, int)) \
+                or not isinstance(ann.get("file_name"), str):
+            problems.append(f"{where}: annotation {k} without image_id and file_name")
+            continue
+        image_id = str(ann["image_id"])
+        label = f"annotation of image {image_id}"
+        if image_id not in wanted:
+            problems.append(f"{where}: {label} matches no ground-truth frame")
+            continue
+        if image_id in preds:
+            problems.append(f"{where}: duplicate image_id {image_id}: several annotations for one image")
+            continue
+        preds[image_id] = None
+        try:
+            path = resolve_inside(pred_root.fs, pred_root.path, ann["file_name"], index=where,
+                                  entry=f"{label}: file_name")
+        except UnsafePathError as exc:
+            problems.append(str(exc))
+            continue
+        rows, bad = _segments(ann, f"{where}: {label}", ("id", "category_id"))
+        problems += bad
+        if rows is None:
+            continue
+        unknown = sorted({r[1] for r in rows if r[1] not in known})
+        if unknown:
+            problems.append(f"{where}: {label}: unknown category ids {unknown}")
+        preds[image_id] = (path, tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+    problems += [f"{f.where}: no prediction for frame {f.id} (image_id {_base(f)}) in {where}"
+                 for f in frames if _base(f) not in preds]
+    return preds, problems
 
 
 def _run(frames, predictions, pred_storage_options, workers, check_only):
@@ -446,36 +511,13 @@ def _run(frames, predictions, pred_storage_options, workers, check_only):
     stem = name[:-5] if name.lower().endswith(".json") else name
     pred_root = Root(json_root.fs, json_root.join(stem), json_root.display(stem))
     doc, problems = _load_json(json_root, json_path, where)
-    preds: Dict[str, _Pred] = {}
+    preds: Dict[str, Optional[_Pred]] = {}
     if doc is not None:
         anns, problems = _annotations(doc, where, "prediction")
         del doc
-        wanted = {_base(f) for f in frames}
-        for k, ann in enumerate(anns):
-            if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (str, int)) \
-                    or not isinstance(ann.get("file_name"), str):
-                problems.append(f"{where}: annotation {k} without image_id and file_name")
-                continue
-            image_id = str(ann["image_id"])
-            label = f"{where}: annotation of image {image_id}"
-            if image_id not in wanted:
-                problems.append(f"{label} matches no ground-truth frame")
-                continue
-            if image_id in preds:
-                problems.append(f"{where}: several annotations for image {image_id}")
-                continue
-            rows, bad = _segments(ann, label, ("id", "category_id"))
-            problems += bad
-            if rows is None:
-                continue
-            unknown = sorted({r[1] for r in rows if r[1] not in known})
-            if unknown:
-                problems.append(f"{label}: unknown category ids {unknown}")
-            preds[image_id] = (ann["file_name"], tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+        preds, problems = _predictions(anns, frames, pred_root, where, known, problems)
         del anns
-        problems += [f"{f.where}: no prediction for frame {f.id} (image_id {_base(f)}) in {where}"
-                     for f in frames if _base(f) not in preds]
-    keep = [f for f in frames if _base(f) in preds]
+    keep = [f for f in frames if preds.get(_base(f))]
     args = [(preds[_base(f)], gt_anns.get(_base(f))) for f in keep]
     stats = run_frames(_frame_stats, keep, args, (pred_root, gt_root, cat_ids, check_only), workers=workers)
     return stats, problems, where, categories

@@ -18,7 +18,7 @@ from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, 
                           gather_problems, match_dataset, match_predictions, official_lut, refuse, run_frames)
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
-from .storage import Root, read_file, resolve_root
+from .storage import Root, check_inside, read_file, resolve_root
 
 __all__ = ["SemanticResult", "AVG_CLASS_SIZE", "evaluate_semantic", "semantic_problems"]
 
@@ -64,26 +64,53 @@ class _FrameStats:
     problems: List[str] = field(default_factory=list)
 
 
-def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]) -> Tuple[Optional[np.ndarray], str, List[str]]:
+def _size_problem(where: str, size: Tuple[int, int], frame: Any, shape: Tuple[int, ...]) -> Optional[str]:
+    """The problem of a prediction of ``size`` (H, W) for a ground truth of ``shape``, if any."""
+    if tuple(size) == tuple(shape[:2]):
+        return None
+    return f"{where}: size {size[1]}x{size[0]}, the ground truth {frame.id} is {shape[1]}x{shape[0]}"
+
+
+def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray], frame: Any,
+                     shape: Optional[Tuple[int, ...]]) -> Tuple[Optional[np.ndarray], str, List[str]]:
     """The prediction of a frame as label ids (``None`` with problems when it cannot be read),
     with the name problems are reported under. ``pred`` is a file path under ``pred_root``
     (``lut`` maps train ids when given) or a prediction Frame (``lut`` maps its dataset's label
-    ids to the official ones, -1 for none)."""
+    ids to the official ones, -1 for none). Its size is compared with ``shape``, the ground
+    truth's, from its header before it is decoded; nothing is decoded when ``shape`` is None
+    (the ground truth cannot be read)."""
     if isinstance(pred, str):
         assert pred_root is not None
         where = pred_root.display(pred_root.relative(pred))
         try:
-            arr = png.decode_gray(read_file(pred_root.fs, pred), where)
+            check_inside(pred_root.fs, pred_root.path, pred)  # a link out of the prediction folder
+            data = read_file(pred_root.fs, pred)
+            header = png.read_header(data, where)
+            if shape is None:  # the ground truth cannot be read: its problem is reported
+                return None, where, []
+            problem = _size_problem(where, (header.height, header.width), frame, shape)
+            if problem:
+                return None, where, [problem]
+            arr = png.decode_gray(data, where)
         except CityscapesIOError as exc:
             return None, where, [str(exc)]
     else:
         where = pred.where or f"prediction {pred.id}"
         try:
+            if shape is None:
+                return None, where, []
+            size = pred.size()
+            problem = _size_problem(where, size, frame, shape) if size else None
+            if problem:
+                return None, where, [problem]
             arr = pred.label_ids()
         except CityscapesIOError as exc:
             return None, where, [str(exc)]
         if arr is None:
             return None, where, [f"{where}: prediction frame {pred.id} has no label ids"]
+        problem = _size_problem(where, arr.shape, frame, shape)  # (a source without size())
+        if problem:
+            return None, where, [problem]
     if lut is None:
         if arr.size and int(arr.max()) >= N:
             bad = np.unique(arr[arr >= N])
@@ -104,23 +131,26 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
 
 def _frame_stats(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray],
                  check_only: bool = False) -> _FrameStats:
-    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame)."""
-    p, where, problems = _read_prediction(pred, pred_root, lut)
+    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame).
+    The ground truth is read first: its size bounds what the prediction may decode."""
     gt_where = frame.where
+    gt_problems: List[str] = []
+    gt = inst = None
     try:
         gt = frame.label_ids()
         inst = frame.instance_ids()
     except CityscapesIOError as exc:
-        return _FrameStats(None, problems=problems + [str(exc)])
-    if gt is None or inst is None:
-        return _FrameStats(None, problems=problems + [f"{gt_where}: no ground truth label or instance ids"])
-    if p is not None and p.shape != gt.shape:
-        problems.append(f"{where}: size {p.shape[1]}x{p.shape[0]}, the ground truth "
-                        f"{frame.id} is {gt.shape[1]}x{gt.shape[0]}")
-    if gt.size and int(gt.max()) >= N:
+        gt_problems.append(str(exc))
+    if not gt_problems and (gt is None or inst is None):
+        gt_problems.append(f"{gt_where}: no ground truth label or instance ids")
+    shape = gt.shape if gt is not None and inst is not None and not gt_problems else None
+    p, where, problems = _read_prediction(pred, pred_root, lut, frame, shape)
+    problems += gt_problems
+    if gt is not None and not gt_problems and gt.size and int(gt.max()) >= N:
         problems.append(f"{gt_where}: ground truth values that are not label ids: {few(np.unique(gt[gt >= N]))}")
     if problems or p is None or check_only:
         return _FrameStats(None, problems=problems)
+    assert gt is not None and inst is not None
     pred8 = p.astype(np.uint16)
     matrix = np.bincount((gt.astype(np.uint16) * N + pred8).ravel(), minlength=N * N)
     return _FrameStats(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))

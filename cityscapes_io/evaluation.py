@@ -209,7 +209,9 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
     # Train ids whatever the label map says, or the dataset's labels to official ids by name.
     lut = TRAIN_TO_ID if train_ids else official_lut(ds.labels)
     make = _semantic_files if task == "semantic" else _instance_files
-    sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse")
+    # The source's roots: a destination equal to, inside or holding one is refused (nothing deleted).
+    sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse",
+                     sources=ds.reader.roots)
     problems: List[str] = []
     done = skipped = 0
     try:
@@ -231,7 +233,7 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
         sink.abort()
         raise
     sink.close()
-    if problems:
-        raise CityscapesIOError(str(src), f"{len(problems)} frame(s) not exported:\n" +
+    if problems:  # each problem names its frame's file; the error, the source's roots (not a Dataset's repr)
+        raise CityscapesIOError(", ".join(ds.roots) or None, f"{len(problems)} frame(s) not exported:\n" +
                                 "\n".join(f"  {p}" for p in problems))
     return {"frames": done - len(problems), "skipped_regions": skipped}
