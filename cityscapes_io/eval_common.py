@@ -24,8 +24,7 @@ from .labels import _OFFICIAL
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF",
-           "decode_failure"]
+           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -64,13 +63,6 @@ def few(values: np.ndarray, limit: int = 10) -> str:
     """The first values of an array, for a message."""
     shown = ", ".join(str(int(v)) for v in values[:limit])
     return shown + (f" ... ({values.size} values)" if values.size > limit else "")
-
-
-def decode_failure(data: bytes, exc: BaseException, doing: str) -> str:
-    """Why Pillow could not decode a submitted image ``data``, in words: where a PNG is cut or
-    broken, "not an image", or Pillow's reason (never the repr of the buffer it was given)."""
-    problem = png.structure_problem(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else None
-    return problem or png._reason(exc, doing)
 
 
 def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str] = (".png",),

@@ -54,7 +54,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import jsonfile, png
-from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, decode_failure, gather_problems,
+from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, gather_problems,
                           match_dataset, match_predictions, refuse, run_frames)
 from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnsafePathError
 from .labels import _OFFICIAL
@@ -126,7 +126,7 @@ def _decode_mask(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("L"))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a problem of the submission
-        raise InvalidFileError(where, decode_failure(data, exc, "cannot decode mask")) from exc
+        raise InvalidFileError(where, png.decode_failure(data, exc, "cannot decode mask")) from exc
 
 
 def _parse_txt(pred: str, root: Root) -> Tuple[List[Tuple[str, str, int, float]], List[str]]:

@@ -37,7 +37,7 @@ from PIL import Image
 
 from . import jsonfile, png
 from .errors import CityscapesIOError, InvalidFileError, UnsafePathError
-from .eval_common import decode_failure, few, gather_problems, refuse, run_frames
+from .eval_common import few, gather_problems, refuse, run_frames
 from .labels import has_instances
 from .names import GT_DIR
 from .panoptic import _reference, panoptic_categories
@@ -84,7 +84,7 @@ def _segment_ids(data: bytes, where: str) -> np.ndarray:
             im = im.convert("RGB")
         raw = im.tobytes("raw", "RGBX")
     except Exception as exc:  # noqa: BLE001 - Pillow's errors on a corrupt or truncated file
-        raise InvalidFileError(where, decode_failure(data, exc, "cannot decode image")) from exc
+        raise InvalidFileError(where, png.decode_failure(data, exc, "cannot decode image")) from exc
     return np.frombuffer(raw, "<u4") & np.uint32(0xFFFFFF)
 
 

@@ -27,7 +27,7 @@ from .instances import INSTANCE_DIVISOR, Instance, class_of_array, segment_stats
 from .labels import LabelMap
 from .names import GT_DIR, parse_frame_id
 from .polygons import Polygons, parse_polygons, rasterize, rename_polygons
-from .storage import fetch_many, read_file, read_range
+from .storage import display_path, fetch_many, read_file, read_range
 
 __all__ = ["Frame", "Source", "FileSource", "MaskSource", "ArraySource", "DerivedSource", "apply_policy", "OnError"]
 
@@ -207,7 +207,12 @@ class FileSource(Source):
 
     def where(self) -> Optional[str]:
         kind = self.gt_kind
-        return self._files[kind][1] if kind else None
+        return self._shown(kind) if kind else None
+
+    def _shown(self, kind: str) -> str:
+        """How messages name the file of ``kind`` (inside an archive: the archive, then the member)."""
+        fs, path = self._files[kind]
+        return display_path(fs, path)
 
     def image_ext(self) -> Optional[str]:
         if "image" not in self._files:
@@ -254,18 +259,18 @@ class FileSource(Source):
     def image(self) -> Optional[np.ndarray]:
         if "image" not in self._files:
             return None
-        return png.decode_rgb(self.read_bytes("image"), self.path("image"))
+        return png.decode_rgb(self.read_bytes("image"), self._shown("image"))
 
     def instance_ids(self) -> Optional[np.ndarray]:
         kind = self.gt_kind
         if kind is None:
             return None
-        return png.decode_gray(self.read_bytes(kind), self.path(kind))
+        return png.decode_gray(self.read_bytes(kind), self._shown(kind))
 
     def label_ids(self) -> Optional[np.ndarray]:
         kind = self.CLASS_KIND.get(self.gt_kind or "")
         if kind is not None and kind in self._files:
-            return png.decode_gray(self.read_bytes(kind), self.path(kind))
+            return png.decode_gray(self.read_bytes(kind), self._shown(kind))
         return None
 
     def original(self, kind: str) -> Optional[bytes]:

@@ -27,7 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InvalidFileError
 
 __all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray", "encode_label_png",
-           "decode_paletted", "decode_rgb", "encode_png", "encode_image", "check_structure", "structure_problem"]
+           "decode_paletted", "decode_rgb", "encode_png", "encode_image", "check_structure", "structure_problem",
+           "decode_failure"]
 
 #: Largest image (in pixels) decoded; larger headers are refused before decoding.
 MAX_PIXELS = 1 << 27  # 134 M pixels: 64× a Cityscapes frame
@@ -144,9 +145,15 @@ def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = Fals
     except InvalidFileError:
         raise
     except _DECODE_ERRORS as exc:
-        # A PNG cut short or with a bad chunk: say where, rather than the decoder's words.
-        problem = structure_problem(data) if data[:8] == _SIGNATURE else None
-        raise InvalidFileError(path, problem or _reason(exc, "cannot decode image")) from exc
+        raise InvalidFileError(path, decode_failure(data, exc)) from exc
+
+
+def decode_failure(data: bytes, exc: BaseException, doing: str = "cannot decode image") -> str:
+    """Why ``data`` could not be decoded, in words, for callers that decode with Pillow
+    themselves: where a PNG is cut or broken (rather than the decoder's words), "not an image",
+    or Pillow's reason (never the repr of the buffer it was given)."""
+    problem = structure_problem(data) if data[:8] == _SIGNATURE else None
+    return problem or _reason(exc, doing)
 
 
 def _gray_direct(data: bytes, header: PngHeader) -> Optional[np.ndarray]:

@@ -162,6 +162,17 @@ def location(fs, path: str) -> Location:
     return _protocol(fs), path.rstrip("/")
 
 
+def display_path(fs, path: str) -> str:
+    """How messages name ``path`` of ``fs``: inside an archive, the archive's path followed by
+    the member's (``/data/gtFine.zip/gtFine/val/…png``), so a file of a dataset spread over
+    several archives can be found; elsewhere the path itself."""
+    if _protocol(fs) in ("zip", "tar"):
+        archive = getattr(getattr(fs, "of", None), "path", None)
+        if archive:
+            return f"{str(archive).rstrip('/')}/{path.lstrip('/')}"
+    return path
+
+
 def root_locations(root: Root) -> List[Location]:
     """Where a root's data lives: its folder and, for a root inside an archive, the archive
     itself (fsspec's archive filesystems keep the archive's OpenFile as ``of``)."""
@@ -257,9 +268,9 @@ def resolve_inside(fs, root: str, rel: str, *, base: Optional[str] = None, index
     if "\0" in rel:
         raise refuse("contains a NUL byte")
     if rel.startswith(("/", "\\")) or _DRIVE.match(rel):
-        raise refuse("is absolute: paths inside a dataset are relative to its root")
+        raise refuse("is absolute: paths inside a dataset or submission are relative to its root")
     if "://" in rel or "::" in rel:
-        raise refuse("is a URL: paths inside a dataset are relative to its root")
+        raise refuse("is a URL: paths inside a dataset or submission are relative to its root")
     top = root.rstrip("/") if root not in ("/",) else root
     start = (base if base is not None else root).rstrip("/") or top
     if not _under(start, top):
@@ -267,7 +278,7 @@ def resolve_inside(fs, root: str, rel: str, *, base: Optional[str] = None, index
     rel_posix = rel.replace("\\", "/")
     joined = posixpath.normpath(f"{start}/{rel_posix}" if start else rel_posix)
     if not _under(joined, top):
-        raise refuse("leads outside the dataset root")
+        raise refuse("leads outside its root")
     check_inside(fs, top, joined, index=index, entry=entry, rel=rel)
     return joined
 
@@ -333,7 +344,7 @@ def read_file(fs, path: str) -> bytes:
     the size, a HEAD, unless a listing is cached); an empty object refuses the range, so it is
     read plainly then. Failures become errors naming the file."""
     try:
-        with storage_errors(path, "cannot read"):
+        with storage_errors(display_path(fs, path), "cannot read"):
             if is_remote(fs):
                 try:
                     return fs.cat_file(path, start=0)
@@ -343,16 +354,16 @@ def read_file(fs, path: str) -> bytes:
                     pass  # an empty object refuses the range: read it plainly
             return fs.cat_file(path)
     except FileNotFoundError as exc:
-        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
+        raise DatasetNotFoundError(display_path(fs, path), "file disappeared or cannot be read") from exc
 
 
 def read_range(fs, path: str, start: int, end: int) -> bytes:
     """Bytes ``start:end`` of a file (a PNG header), errors naming the file."""
     try:
-        with storage_errors(path, "cannot read"):
+        with storage_errors(display_path(fs, path), "cannot read"):
             return fs.cat_file(path, start=start, end=end)
     except FileNotFoundError as exc:
-        raise DatasetNotFoundError(path, "file disappeared or cannot be read") from exc
+        raise DatasetNotFoundError(display_path(fs, path), "file disappeared or cannot be read") from exc
 
 
 def fetch_many(fs, paths: Sequence[str]) -> Dict[str, Any]:

@@ -404,7 +404,7 @@ def test_two_files_for_one_split_and_unsafe_names(tmp_path):
     bad = dict(GOOD, images=[{"id": 0, "file_name": "../up.png", "height": 4, "width": 5}])
     root = _generic(str(tmp_path / "b"), bad)
     with pytest.raises(UnsafePathError, match=r"instances_val\.json: image 0 'file_name': path '../up.png' leads "
-                                              r"outside the dataset root \(refused\)"):
+                                              r"outside its root \(refused\)"):
         list(cio.open(root, format=FMT))
 
 

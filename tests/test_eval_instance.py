@@ -159,7 +159,7 @@ def test_problems_are_listed_with_file_names(tmp_path, capsys):
     assert "aachen_000000_000019_pred.txt, line 2: expected '<mask path> <label id> <confidence>'" in text
     assert "line 3: label id 40 is not in the official label table" in text
     assert "missing.png" in text and "small.png: size 3x3, the ground truth is 60x40" in text
-    assert "_pred.txt: line 6: path '../../x.png' leads outside the dataset root (refused)" in text
+    assert "_pred.txt: line 6: path '../../x.png' leads outside its root (refused)" in text
     assert "a/missing.png: the mask does not exist (named in" in text
     assert len(problems) == 7
     with pytest.raises(cio.CityscapesIOError) as info:

@@ -294,7 +294,7 @@ def no_canary_in(folder: str) -> bool:
 
 
 @pytest.mark.parametrize("name, why", [
-    ("../../../canary.png", "leads outside the dataset root"),  # from leftImg8bit/val/
+    ("../../../canary.png", "leads outside its root"),  # from leftImg8bit/val/
     ("ABSOLUTE", "is absolute"),
     ("a\0.png", "contains a NUL byte"),
     ("link.png", "leads through a symbolic link"),
@@ -315,7 +315,7 @@ def test_coco_file_names_stay_inside_the_root(beside, tmp_path, name, why):
 
 @pytest.mark.parametrize("where", ["annotation", "image"])
 @pytest.mark.parametrize("name, why", [
-    ("../../../canary.png", "leads outside the dataset root"),
+    ("../../../canary.png", "leads outside its root"),
     ("ABSOLUTE", "is absolute"),
     ("link.png", "leads through a symbolic link"),
 ])

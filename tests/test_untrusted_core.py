@@ -14,8 +14,8 @@ LOCAL = LocalFileSystem()
 
 
 @pytest.mark.parametrize("rel, why", [
-    ("../../../../etc/passwd", "leads outside the dataset root"),
-    ("a/../../x.png", "leads outside the dataset root"),
+    ("../../../../etc/passwd", "leads outside its root"),
+    ("a/../../x.png", "leads outside its root"),
     ("/etc/passwd", "is absolute"),
     ("\\\\server\\share\\x.png", "is absolute"),
     ("C:/Windows/x.png", "is absolute"),
@@ -24,7 +24,7 @@ LOCAL = LocalFileSystem()
     ("s3://other-bucket/x.png", "is a URL"),
     ("zip::file.zip", "is a URL"),
     ("", "is empty"),
-    ("..\\..\\etc\\passwd", "leads outside the dataset root"),
+    ("..\\..\\etc\\passwd", "leads outside its root"),
 ])
 def test_paths_leaving_the_root_are_refused(tmp_path, rel, why):
     root = str(tmp_path / "root")

@@ -84,8 +84,8 @@ def test_panoptic_file_names_stay_inside_the_prediction_folder(tmp_path):
     # An empty prediction folder whose JSON names a PNG beside it scored PQ 100.
     problems = cio.check_predictions(root, pred, task="panoptic")
     assert problems == [f"{tmp_path}/sub/pred.json: annotation of image {BASE}: file_name: path "
-                        "'../../elsewhere/perfect.png' leads outside the dataset root (refused)"]
-    with pytest.raises(cio.CityscapesIOError, match="leads outside the dataset root"):
+                        "'../../elsewhere/perfect.png' leads outside its root (refused)"]
+    with pytest.raises(cio.CityscapesIOError, match="leads outside its root"):
         cio.evaluate(root, pred, task="panoptic")
     pred = _panoptic_json(str(tmp_path / "abs"), [(BASE, str(tmp_path / "elsewhere" / "perfect.png"))])
     assert "is absolute" in cio.check_predictions(root, pred, task="panoptic")[0]
@@ -186,7 +186,7 @@ def test_instance_mask_paths_stay_inside_the_prediction_folder(tmp_path):
     os.symlink(outside, os.path.join(preds, "link.png"))
     problems = cio.check_predictions(root, preds, task="instance")
     txt = f"{preds}/{BASE}_pred.txt"
-    assert problems[0] == f"{txt}: line 1: path '../outside.png' leads outside the dataset root (refused)"
+    assert problems[0] == f"{txt}: line 1: path '../outside.png' leads outside its root (refused)"
     assert problems[1].startswith(f"{txt}: line 2: path '{outside}' is absolute")
     assert problems[2].startswith(f"{txt}: line 3: path 'link.png' leads through a symbolic link to {outside}")
     assert len(problems) == 3

@@ -411,7 +411,7 @@ def check_elsewhere(made, tree, publish, url, opts=None):
                            ("vocds/ImageSets/Segmentation/train.txt", f"../../sibling/trainannot/{IDS[0]}\n", "voc")):
         write_file(tree, rel, text.encode())
         publish(rel)
-        with pytest.raises(UnsafePathError, match=r"train\.txt: line 1: path .* leads outside the dataset root"):
+        with pytest.raises(UnsafePathError, match=r"train\.txt: line 1: path .* leads outside its root"):
             list(cio.open(url(rel.split("/")[0]), format=fmt, storage_options=opts))
 
 

@@ -72,11 +72,11 @@ def _read_all(root):
 
 # -- 1. paths from shards.json stay inside the root ----------------------------------------------
 @pytest.mark.parametrize("rel, why", [
-    ("../../../../etc/passwd", "leads outside the dataset root"),
-    ("../canary.tar", "leads outside the dataset root"),
+    ("../../../../etc/passwd", "leads outside its root"),
+    ("../canary.tar", "leads outside its root"),
     ("@ABS@", "is absolute"),
     ("link.tar", "symbolic link"),
-    ("sub/../../canary.tar", "leads outside the dataset root"),
+    ("sub/../../canary.tar", "leads outside its root"),
     ("file:///etc/passwd", "is a URL"),
     ("train-000000.tar\0", "NUL byte"),
     (3, "must be a string"),

@@ -526,7 +526,8 @@ class CocoInstancesReader(Reader):
         out: Dict[int, str] = {}
         for split in sorted(self._files):
             where = self._display(split)
-            for cid, name in _check_categories(_scan_categories(self.root.fs, self._path(split), where), where):
+            path = check_inside(self.root.fs, self.root.path, self._path(split))
+            for cid, name in _check_categories(_scan_categories(self.root.fs, path, where), where):
                 if out.setdefault(cid, name) != name:
                     raise LabelMapError(where, f"category {cid} is {name!r} here and {out[cid]!r} in another split")
         return out
