@@ -41,7 +41,8 @@ from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, Li
 
 from fsspec.core import url_to_fs
 
-from .errors import CityscapesIOError
+from . import jsonfile
+from .errors import CityscapesIOError, InvalidFileError
 from .formats import writer_class
 from .frame import Frame, OnError, apply_policy, check_policy
 from .output import refuse_sources
@@ -235,8 +236,8 @@ def claim_destination(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
 
 def _differences(path: str, found: bytes, job: Dict[str, Any]) -> List[str]:
     try:
-        there = json.loads(found.decode("utf-8"))
-    except ValueError:
+        there = jsonfile.loads(found, path)
+    except InvalidFileError:
         there = None
     if not isinstance(there, dict) or there.get("cityscapes_io_job") != 1:
         raise CityscapesIOError(path, "not a job record of cityscapes_io: the destination's record cannot be "

@@ -22,6 +22,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
+from . import jsonfile
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .formats import resolve_format
 from .dataset import open as open_dataset
@@ -145,12 +146,10 @@ class Project:
     def load(cls, path: str) -> "Project":
         file = os.path.join(path, PROJECT_FILE)
         try:
-            with open(file, encoding="utf-8") as f:
-                data = json.load(f)
+            with open(file, "rb") as f:
+                data = jsonfile.loads(f.read(), file)
         except FileNotFoundError:
             raise DatasetNotFoundError(file, "no project here (create one with 'project create')") from None
-        except ValueError as exc:
-            raise CityscapesIOError(file, f"not valid JSON: {exc}") from exc
         if not isinstance(data, dict) or "sources" not in data:
             raise CityscapesIOError(file, "not a cityscapes_io project file")
         return cls(path, data)

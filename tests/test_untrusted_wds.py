@@ -3,6 +3,7 @@ read nothing outside the root, allocate nothing past the shard's real size, and 
 did not do; every fault is a CityscapesIOError naming the file and the entry."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -379,3 +380,24 @@ def test_random_header_damage_gives_only_library_errors(shards, tmp_path):
             for name, offset, size in files:
                 assert 0 <= offset and 0 <= size and offset + size <= len(damaged)
     assert outcomes["listed"] and outcomes["refused"]
+
+
+def test_resume_names_the_shard_that_lacks_a_frame(tmp_path):
+    # Found by the fuzz suite: the error named the frame id, which is no file a person can find.
+    import tarfile
+
+    out = str(tmp_path / "shards")
+    cio.convert(cio.sample_path(), out, format="wds", split="val")
+    tar_path = os.path.join(out, "val-000000.tar")
+    os.remove(os.path.join(out, "shards.json"))  # interrupted before the index
+    with tarfile.open(tar_path) as tf:
+        members = [(m, tf.extractfile(m).read()) for m in tf.getmembers()]
+    first = members[0][0].name.split(".", 1)[0]
+    kept = [(m, data) for m, data in members if m.name.split(".", 1)[0] == first]
+    assert 0 < len(kept) < len(members)
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for m, data in kept:
+            tf.addfile(m, io.BytesIO(data))
+    with pytest.raises(cio.InvalidFileError, match=r"frame .* is not in it: it was left out") as info:
+        cio.convert(cio.sample_path(), out, format="wds", split="val", resume=True)
+    assert info.value.path.endswith("val-000000.tar")

@@ -764,8 +764,8 @@ class WdsWriter(Writer):
         for frame in frames:
             files = members.get(frame_key(frame.id))
             if files is None:
-                out.append(CityscapesIOError(frame.id, f"not in {name}, which is there: it was left out when the "
-                                                       f"shard was written (delete the shard to write it again)"))
+                out.append(InvalidFileError(path, f"frame {frame.id} is not in it: it was left out when the shard "
+                                                  f"was written (delete the shard to write it again)"))
                 continue
             record = {"id": frame.id, "annotations": frame.annotations, "files": files}
             out.append(Entry(frame.split or "default", frame.id, (name, _record_text(record))))
