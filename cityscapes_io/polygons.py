@@ -44,11 +44,11 @@ ENCODINGS = ("ids", "trainIds", "color", "instanceIds", "instanceTrainIds")
 #: asking for more would make the rasteriser allocate gigabytes.
 MAX_PIXELS = 1 << 26
 GROUP_SUFFIX = "group"
-#: How far outside the image a vertex may lie, as a fraction of the image's width (for x) or
-#: height (for y). The release's polygons stay within a few pixels of the frame; a vertex far
-#: beyond it is a corrupt or crafted file (and the drawing of such a polygon costs memory in
-#: proportion to its extent in some rasterisers).
-MARGIN = 1.0
+#: How far outside the image a vertex may lie, in pixels. The official scripts draw polygons
+#: reaching outside the frame clipped (and number objects lying wholly outside it): that is kept.
+#: A vertex farther out is a corrupt or crafted file: Pillow's rasteriser works in 32-bit
+#: integers, and a polygon reaching past them is drawn as a stray pixel, its object lost silently.
+MARGIN = 1 << 20
 
 _OFFICIAL = LabelMap.cityscapes()
 
@@ -108,21 +108,17 @@ class Polygons:
 
     def problems(self) -> List[Tuple[int, str]]:
         """``(object index, reason)`` of every object that cannot be drawn: an unknown label,
-        fewer than three points, vertices beyond :data:`MARGIN` of the image, or a polygon
-        lying wholly outside the image (it would vanish without a trace)."""
+        fewer than three points, or vertices beyond :data:`MARGIN` pixels of the image."""
         return [(o.index, p) for o in self.objects for p in (o.problem() or self._placement(o),) if p is not None]
 
     def _placement(self, obj: PolygonObject) -> Optional[str]:
         if obj.deleted or not len(obj.points):
             return None
         lo, hi = obj.points.min(axis=0), obj.points.max(axis=0)
-        mx, my = MARGIN * self.width, MARGIN * self.height
-        if lo[0] < -mx or lo[1] < -my or hi[0] > self.width - 1 + mx or hi[1] > self.height - 1 + my:
-            return (f"({obj.label!r}) vertices reach x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]}: beyond the "
-                    f"{self.width}x{self.height} image and its margin (a corrupt or foreign polygons file)")
-        if hi[0] < 0 or hi[1] < 0 or lo[0] > self.width - 1 or lo[1] > self.height - 1:
-            return (f"({obj.label!r}) lies wholly outside the {self.width}x{self.height} image "
-                    f"(x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]}): it would not be drawn")
+        if lo[0] < -MARGIN or lo[1] < -MARGIN or hi[0] > self.width + MARGIN or hi[1] > self.height + MARGIN:
+            return (f"({obj.label!r}) vertices reach x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]}: more than {MARGIN} "
+                    f"pixels beyond the {self.width}x{self.height} image (a corrupt or foreign polygons file; "
+                    f"drawn, the object would be lost)")
         return None
 
     def check(self) -> None:
