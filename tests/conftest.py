@@ -1,10 +1,12 @@
 """Shared fixtures: hand-made Cityscapes trees from numpy arrays, zip archives, and a real S3
-protocol server (moto's server mode) on 127.0.0.1 with s3fs."""
+protocol server (moto's server mode) on 127.0.0.1 with s3fs, and a record of the files a test
+really opens (an audit hook), for the tests of reads outside a dataset's root."""
 from __future__ import annotations
 
 import os
 import posixpath
 import socket
+import sys
 import zipfile
 
 import numpy as np
@@ -163,3 +165,28 @@ def traced_peak(fn, *args, **kwargs) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+# -- the files a test opens (audit hooks cannot be removed: one for the process, switched on by
+# the fixture) ------------------------------------------------------------------------------------
+_OPENED: list = []
+_WATCHING: list = []
+
+
+def _audit(event, args):
+    if _WATCHING and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def opened():
+    """The files opened while the test runs, as the interpreter opened them (``open`` audit
+    events: the real opens, not a mock); clear it to start counting afresh."""
+    _OPENED.clear()
+    _WATCHING.append(True)
+    yield _OPENED
+    _WATCHING.clear()
+    _OPENED.clear()

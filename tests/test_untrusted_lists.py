@@ -20,27 +20,6 @@ from cityscapes_io.formats import detect_format
 from conftest import upload_dir, write_file, write_frame, zip_dir
 
 IDS = ("aachen_000000_000019", "aachen_000001_000019")
-_OPENED: list = []
-_WATCHING: list = []
-
-
-def _audit(event, args):
-    if _WATCHING and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-        _OPENED.append(os.fsdecode(args[0]))
-
-
-sys.addaudithook(_audit)
-
-
-@pytest.fixture
-def opened():
-    """The files opened while the test runs (an audit hook: the real opens, not a mock)."""
-    _OPENED.clear()
-    _WATCHING.append(True)
-    yield _OPENED
-    _WATCHING.clear()
-
-
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A small Cityscapes tree converted to CamVid and VOC (with photos), made once."""
