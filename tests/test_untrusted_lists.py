@@ -6,7 +6,6 @@ A canary file beside the root must never be opened: an audit hook records every 
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
