@@ -99,7 +99,12 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
         try:
             if shape is None:
                 return None, where, []
-            size = pred.size()
+            if pred.has("labelIds") and (pred.shown("labelIds") or "").lower().endswith(".png"):
+                # The file label_ids() decodes (its bytes are kept for it): its header, no other read.
+                header = png.read_header(pred.read_bytes("labelIds"), pred.shown("labelIds") or where)
+                size: Optional[Tuple[int, int]] = (header.height, header.width)
+            else:
+                size = pred.size()
             problem = _size_problem(where, size, frame, shape) if size else None
             if problem:
                 return None, where, [problem]

@@ -618,6 +618,12 @@ class Frame:
         ``labelIds``, ``labelTrainIds``, ``color``, ``polygons``; other formats' own kinds)."""
         return self.source.files()
 
+    def shown(self, kind: str) -> Optional[str]:
+        """How messages name the frame's file of ``kind`` (inside an archive: the archive's path,
+        then the member's); None without such a file."""
+        location = self.source.locations().get(kind)
+        return display_path(*location) if location is not None else self.files.get(kind)
+
     def has(self, kind: str) -> bool:
         """Whether the frame has a file of this kind (``"image"``: a photo of any origin)."""
         return self.has_image if kind == "image" else kind in self.source.files()
@@ -727,7 +733,7 @@ class Frame:
             data, _ = self.source.polygons()
             if data is None:
                 return None
-            return parse_polygons(data, self.files.get("polygons") or f"{self.split}/{self.id} polygons", self.labels)
+            return parse_polygons(data, self.shown("polygons") or f"{self.split}/{self.id} polygons", self.labels)
 
         return self._cached("polygons", decode)
 

@@ -15,6 +15,20 @@ from .errors import InvalidFileError
 
 __all__ = ["loads"]
 
+# Digits to "0", exponent letters to "e", signs to "+": an exponent of 3 digits or more, or a
+# run of 200 digits, is then a plain substring search (a regular expression costs as much as the
+# parse itself on a file of 80 MB). A number of D integer digits and exponent E overflows when
+# D + E > 308: with E below 100 that needs D above 208.
+_SHAPES = bytes.maketrans(b"0123456789Ee-", b"0000000000ee+")
+
+
+def _maybe_huge(data: bytes) -> bool:
+    """Whether ``data`` may hold a number that overflows to infinity (false positives are fine:
+    they take the checked parse)."""
+    shapes = data.translate(_SHAPES)
+    return b"e000" in shapes or b"e+000" in shapes or b"0" * 200 in shapes
+
+
 def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -41,6 +55,11 @@ def loads(data: Union[bytes, bytearray, str], path: str) -> Any:
             text = bytes(data).decode("utf-8-sig")
         else:
             text = data[1:] if data.startswith("\ufeff") else data
+        # Without a number that may overflow (see _maybe_huge), floats are parsed by the C
+        # parser alone (checking each float in Python costs half the parse again on a COCO
+        # file full of polygon coordinates).
+        if not _maybe_huge(data if isinstance(data, (bytes, bytearray)) else text.encode("utf-8", "replace")):
+            return json.loads(text, parse_constant=_constant)
         return json.loads(text, parse_constant=_constant, parse_float=_float)
     except UnicodeDecodeError as exc:
         raise InvalidFileError(path, f"not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc

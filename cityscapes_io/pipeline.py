@@ -186,7 +186,7 @@ def job_record(ds, w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:
     defaults = _defaults(type(w))
     return {"cityscapes_io_job": 1, "format": w.format,
             "sources": [f"{proto}://{path}" for root in ds.reader.roots for proto, path in root_locations(root)],
-            "labels": f"{w.labels.source} ({len(w.labels)} labels, sha256 {labels})",
+            "labels": f"{len(w.labels)} labels, sha256 {labels}",  # (not their file: its URL's spelling varies)
             "options": {k: _plain(v) for k, v in sorted(options.items())
                         if k not in ("label_map", "overwrite") and not (k in defaults and defaults[k] == v)}}
 

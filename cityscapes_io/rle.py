@@ -163,9 +163,12 @@ def _list_counts(raw: Any, total: int, path: str) -> np.ndarray:
         return arr.astype(np.int64)
     if arr.ndim == 1 and all(isinstance(v, (int, np.integer)) for v in raw):
         # Integers numpy holds as objects or floats (past 64 bits, or uint64 mixed with int64):
-        # one of them lies outside 0..total.
-        i, v = next((i, int(v)) for i, v in enumerate(raw) if not 0 <= v <= total)
-        raise InvalidFileError(path, _range_reason(i, v, total))
+        # checked as Python integers, exactly.
+        values = [int(v) for v in raw]
+        for i, v in enumerate(values):
+            if not 0 <= v <= total:
+                raise InvalidFileError(path, _range_reason(i, v, total))
+        return np.array(values, dtype=np.int64)
     raise InvalidFileError(path, "RLE counts list must hold integers only")
 
 

@@ -303,7 +303,7 @@ class Writer:
             return None
         data = frame.image_bytes()
         assert data is not None
-        path = frame.files.get("image")
+        path = frame.shown("image")
         src_ext = frame.image_ext or ".png"
         if ext == src_ext:
             png.check_structure(data, path or f"{frame.id} (photo)", src_ext)

@@ -152,3 +152,16 @@ def test_index_files_linked_out_of_the_root_are_refused(tmp_path, fmt, index):
     with pytest.raises(UnsafePathError, match="symbolic link") as info:
         list(cio.open(root, format=fmt))
     assert info.value.path.endswith(os.path.basename(index))
+
+
+@pytest.mark.parametrize("number", ["1e400", "1E+400", "-1e309", "1e0400", "1" + "0" * 400 + ".5",
+                                    "1" + "0" * 290 + "e20", "1" + "0" * 220 + ".0e99"])
+def test_every_number_that_overflows_is_refused(number):
+    # Floats are checked in Python only when the text may hold such a number: every shape of it.
+    with pytest.raises(InvalidFileError, match="out of range"):
+        jsonfile.loads(f'{{"a": [1.5, {number}]}}'.encode(), "x.json")
+
+
+@pytest.mark.parametrize("number", ["1e-400", "1.7e308", "1" + "0" * 150 + ".5", "0.25e99"])
+def test_large_finite_numbers_are_kept(number):
+    assert jsonfile.loads(f"[{number}]", "x.json") == [float(number)]

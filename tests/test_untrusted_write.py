@@ -83,6 +83,19 @@ def two_sources(tmp_path):
     return a, b
 
 
+def test_resume_accepts_the_same_job_however_its_source_is_spelled(two_sources, tmp_path, monkeypatch):
+    # A VOC source: its labels come from its labelmap.txt, whose path is spelled as the root is.
+    a = str(tmp_path / "voc")
+    cio.convert(two_sources[0], a, format="voc")
+    dst = str(tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert", "voc", dst, "-f", "camvid", "-q"]) == 0
+    os.remove(os.path.join(dst, "train.txt"))  # as if interrupted before its index
+    for spelling in (a, a + "/", f"file://{a}"):
+        assert main(["convert", spelling, dst, "-f", "camvid", "--resume", "-q"]) == 0, spelling
+    assert len(cio.open(dst, format="camvid")) == 3
+
+
 def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_path, capsys):
     a, b = two_sources
     dst = str(tmp_path / "out")
@@ -98,7 +111,7 @@ def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_pat
              (dict(src=b, format="voc", save_media=True), f"sources file://{a} there, file://{b} now"),
              (dict(src=a, format="voc"), "option save_media True there, not given now"),
              (dict(src=a, format="voc", save_media=True, image_ext=".jpg"), "option image_ext not given there"),
-             (dict(src=a, format="voc", save_media=True, label_map=labels), "output labels cityscapes (35 labels")]
+             (dict(src=a, format="voc", save_media=True, label_map=labels), "output labels 35 labels")]
     for kwargs, words in cases:
         src = kwargs.pop("src")
         for how in ({"resume": True}, {"shard": (1, 2)}, {"finalize": True}):
@@ -234,6 +247,16 @@ def test_save_media_reports_a_cut_or_foreign_photo(bad_photos, tmp_path, fmt):
     skipped = {fid: reason for _, fid, reason in report.skipped}
     assert set(skipped) == {cut_id, text_id} and cut in skipped[cut_id] and text in skipped[text_id]
     assert report.written == 2
+
+
+def test_a_cut_photo_inside_a_zip_names_the_archive(bad_photos, tmp_path):
+    from conftest import zip_dir
+
+    src, cut_id, cut, *_ = bad_photos
+    archive = zip_dir(src, str(tmp_path / "cs.zip"))
+    with pytest.raises(cio.CityscapesIOError) as info:
+        cio.convert(archive, str(tmp_path / "out"), format="voc", save_media=True)
+    assert info.value.path == f"{archive}/{os.path.relpath(cut, src)}", info.value
 
 
 def test_save_media_check_does_not_decode(bad_photos, tmp_path):
