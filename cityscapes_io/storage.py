@@ -118,7 +118,7 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
         path = path.strip("/")
     try:
         if path and not fs.isdir(path):
-            raise DatasetNotFoundError(url, "no such directory" if not fs.exists(path) else "not a directory")
+            raise DatasetNotFoundError(url, _missing(fs, path))
     except CityscapesIOError:
         raise
     except Exception as exc:  # noqa: BLE001 - network or server errors while looking at the root
@@ -126,6 +126,17 @@ def resolve_root(url: Union[str, "os.PathLike[str]"], storage_options: Optional[
             raise
         raise StorageError(url, f"cannot read: {_describe(exc)}") from exc
     return Root(fs, path, url)
+
+
+def _missing(fs, path: str) -> str:
+    """Why ``path`` is not a folder of ``fs``: on an object store, a bucket that does not exist
+    is said as such (not "no such directory")."""
+    if fs.exists(path):
+        return "not a directory"
+    bucket = path.split("/", 1)[0]
+    if is_remote(fs) and bucket and (bucket == path.rstrip("/") or not fs.exists(bucket)):
+        return f"bucket {bucket!r} does not exist (or these credentials cannot see it)"
+    return "no such directory"
 
 
 #: The extra of this package that installs a protocol's fsspec backend.

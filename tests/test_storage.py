@@ -83,5 +83,10 @@ def test_missing_roots(tmp_path, s3):
     fs, opts, bucket = s3
     with pytest.raises(cio.DatasetNotFoundError):
         cio.open(str(tmp_path / "nope.zip"))
-    with pytest.raises(cio.DatasetNotFoundError):
+    with pytest.raises(cio.DatasetNotFoundError, match="no such directory"):
         cio.open(f"s3://{bucket}/nothing-here", storage_options=opts)
+    # A bucket that does not exist is said as such (issue 18).
+    for url in (f"s3://{bucket}-missing/cs", f"s3://{bucket}-missing"):
+        with pytest.raises(cio.DatasetNotFoundError, match=f"bucket '{bucket}-missing' does not exist") as info:
+            cio.open(url, storage_options=opts)
+        assert info.value.path == url
