@@ -8,6 +8,10 @@
   ``iscrowd`` is 1 only for a value below 1000 of a class that has instances; ``area`` and
   ``bbox`` ``[x, y, w, h]`` of its pixels.
 - The PNG is RGB ``[v % 256, v // 256, v // 65536]`` on the segments kept, 0 elsewhere.
+- 0 is VOID in COCO panoptic: a value 0 of an evaluated official class (road, in a frame in
+  train ids) is a segment like any other, its ``id`` the largest 16-bit value the frame does
+  not use (65535 but for a frame that has it); a value 0 of a custom label stays ``id`` 0,
+  which writers leave out (VOID, as Datumaro's ``background``).
 
 Nothing here reads or writes files: :func:`cityscapes_io.prepare` (``kinds=("panoptic",)``)
 writes the official layout with it.
@@ -67,7 +71,9 @@ def panoptic_frame(frame: Frame, train_ids: bool = False,
     keep: np.ndarray = np.zeros(65536, dtype=bool)
     segments: List[dict] = []
     cache: Dict[int, Tuple[Label, bool]] = {}
-    for inst in frame.instances():  # sorted by value, areas and boxes from one pass
+    instances = frame.instances()  # sorted by value, areas and boxes from one pass
+    zero_id = 0
+    for inst in instances:
         assert inst.label is not None
         entry = cache.get(inst.label_id)
         if entry is None:
@@ -77,8 +83,14 @@ def panoptic_frame(frame: Frame, train_ids: bool = False,
         if ignored:
             continue
         keep[inst.value] = True
+        segment_id = int(inst.value)
+        if segment_id == 0 and ref is not inst.label:
+            # Value 0 of an evaluated official class (road in train ids): 0 is VOID in COCO
+            # panoptic, so its segment takes the largest 16-bit value the frame does not use.
+            used = {int(i.value) for i in instances}
+            zero_id = segment_id = next(v for v in range(65535, 0, -1) if v not in used)
         x, y, bw, bh = inst.bbox
-        segments.append({"id": int(inst.value),
+        segments.append({"id": segment_id,
                          "category_id": int(train_id_of(ref) if train_ids else ref.id),
                          "area": int(inst.area),
                          "bbox": [int(x), int(y), int(bw), int(bh)],
@@ -86,6 +98,7 @@ def panoptic_frame(frame: Frame, train_ids: bool = False,
     # The colour [v % 256, v // 256, v // 65536] of a 16-bit value is its two bytes, low first,
     # and 0: the kept values through one lookup, then their bytes.
     lut = np.where(keep, np.arange(65536, dtype=np.uint32), 0).astype("<u2")
+    lut[0] = zero_id
     values = lut[ids]
     pixels = np.zeros((h, w, 3), dtype=np.uint8)
     pixels[..., :2] = values.view(np.uint8).reshape(h, w, 2)

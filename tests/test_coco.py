@@ -79,7 +79,7 @@ def test_pycocotools_reads_every_mask_as_written(synth, coco, capsys):
         api = COCO(jpath(coco, split))
         frames = list(src.frames(split))
         assert [img["id"] for img in doc["images"]] == list(range(len(frames)))
-        assert [a["id"] for a in doc["annotations"]] == list(range(len(doc["annotations"])))
+        assert [a["id"] for a in doc["annotations"]] == list(range(1, len(doc["annotations"]) + 1))  # from 1, as COCO
         for img, frame in zip(doc["images"], frames):
             ids = frame.instance_ids()
             assert img == {"id": img["id"], "file_name": f"{frame.id}_leftImg8bit.png", "height": ids.shape[0],

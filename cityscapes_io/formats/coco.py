@@ -18,7 +18,8 @@ Writing follows mmdetection's ``tools/dataset_converters/cityscapes.py``: one fi
   that reading the file back gives the same instanceIds; pycocotools, detectron2 and
   mmdetection ignore it, and files without it are numbered in annotation order.
 
-Image and annotation ids count from 0 in each split, in input order. The records of each split
+Image ids count from 0 and annotation ids from 1 (as in COCO's own files: pycocotools' ``COCOeval``
+takes an annotation id 0 for "unmatched") in each split, in input order. The records of each split
 are spooled to a temporary file as frames come and streamed out at :meth:`close`, so memory does
 not grow with the number of frames. The layout is compact JSON, ``categories`` first, records
 with sorted keys (mmdetection's ``json.dump`` puts ``images`` first and keeps insertion order and
@@ -237,7 +238,10 @@ class CocoInstancesWriter(Writer):
             image_id = self._spool.count(images_key)
             self._spool.add(images_key, dict(image, id=image_id))
             for ann in annotations:
-                self._spool.add(annotations_key, dict(ann, id=self._spool.count(annotations_key), image_id=image_id))
+                # Annotation ids from 1, as COCO's own files: pycocotools' COCOeval takes an id 0
+                # for "unmatched", so ground truth used as its own detections would not score AP 1.
+                self._spool.add(annotations_key,
+                                dict(ann, id=self._spool.count(annotations_key) + 1, image_id=image_id))
             entry = dataclasses.replace(entry, info=())
         super()._record(entry)
 

@@ -8,7 +8,9 @@
 Writing follows the official ``csCreatePanopticImgs`` rules (:mod:`cityscapes_io.panoptic`):
 categories are the labels evaluated (``id`` the label id, or the train id with
 ``train_ids=True``; ``color``, ``supercategory``, ``isthing``), one segment per ``instanceIds``
-value kept, its ``id`` the value itself, ``iscrowd`` 1 for a region of a class with instances.
+value kept, its ``id`` the value itself (a value 0, which COCO panoptic keeps for VOID: the
+largest 16-bit value the frame does not use for road in train ids, no segment for a custom
+label), ``iscrowd`` 1 for a region of a class with instances.
 Image ids are integers from 1 in input order, counted per split (each JSON stands alone, and a
 split's file is the same whatever else is converted); ``file_name`` is ``<frame id>.<ext>`` of
 the photo, relative to ``images/<split>/``, as Datumaro names it, so Datumaro reads the frame
@@ -544,7 +546,8 @@ class CocoPanopticWriter(Writer):
             return None, {"width": int(w), "height": int(h), "file_name": f"{frame.id}{ext}"}, None, ()
         pixels, image, annotation = made
         image = {"width": image["width"], "height": image["height"], "file_name": f"{frame.id}{ext}"}
-        # 0 is void in COCO panoptic: a value 0 of an evaluated custom label is no segment.
+        # 0 is void in COCO panoptic: a value 0 of an evaluated custom label is no segment (one of
+        # an official class, road in train ids, has another id: see cityscapes_io.panoptic).
         segments = [s for s in annotation["segments_info"] if s["id"] != 0]
         return pixels, image, {"file_name": f"{frame.id}.png", "segments_info": segments}, dropped
 
