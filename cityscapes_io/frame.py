@@ -520,6 +520,16 @@ class DerivedSource(Source):
 
 
 # -- the frame ----------------------------------------------------------------------------------
+def _frame_id(value: Any) -> str:
+    """A frame id as given to :meth:`Frame.from_arrays`: a string, or an integer made its
+    decimal string; ValueError for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    raise ValueError(f"frame id must be a string (or an integer), got {type(value).__name__} {value!r}")
+
+
 class Frame:
     """One frame of a dataset.
 
@@ -555,14 +565,15 @@ class Frame:
         self._cache: Dict[str, Any] = {}
 
     @classmethod
-    def from_arrays(cls, *, id: str, split: str = "default", image: Optional[np.ndarray] = None,
+    def from_arrays(cls, *, id: Union[str, int], split: str = "default", image: Optional[np.ndarray] = None,
                     instances: Sequence[Instance] = (), labels: Optional[LabelMap] = None) -> "Frame":
         """A frame built in memory, written by the same writers as frames read from disk.
 
         Parameters
         ----------
-        id : str
-            Frame id (``"aachen/aachen_000000_000019"``, ``"a/b/1"``, ...).
+        id : str or int
+            Frame id (``"aachen/aachen_000000_000019"``, ``"a/b/1"``, ...); an integer (as in
+            Datumaro's examples) becomes its decimal string (``1`` is ``"1"``).
         split : str
         image : ndarray, optional
             ``H×W×3`` (or ``H×W``) uint8 photo.
@@ -571,8 +582,11 @@ class Frame:
             instance without a number (and not a crowd) gets the lowest number free for its
             label.
         labels : LabelMap, optional
-            Set by :meth:`Dataset.from_iterable` when omitted.
+            What the instances' label ids mean. When omitted the frame has none of its own
+            (``labels_given`` is False): it takes its dataset's in :meth:`Dataset.from_iterable`,
+            and a writer's (``labels=``) when written; read alone, its ids are the official ones.
         """
+        id = _frame_id(id)
         try:
             source = ArraySource(image, instances)
         except ValueError as exc:
@@ -640,6 +654,11 @@ class Frame:
     def image_ext(self) -> Optional[str]:
         """Extension of the photo (``.png``), or None."""
         return self.source.image_ext()
+
+    @property
+    def built_in_memory(self) -> bool:
+        """Whether the frame's pixels were given as arrays (:meth:`from_arrays`), not read."""
+        return isinstance(self.source, ArraySource)
 
     @property
     def where(self) -> str:

@@ -6,6 +6,7 @@ full-frame mask per instance.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -50,6 +51,16 @@ def train_value_lut(values, train_ids: np.ndarray) -> np.ndarray:
         t = int(train_ids[label]) if 0 <= label < len(train_ids) else 255
         lut[v] = t if number is None or t == 255 else t * INSTANCE_DIVISOR + number
     return lut
+
+
+def _as_int(value, what: str) -> int:
+    """``value`` as a Python int (a numpy integer too); ValueError for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be an integer, got {type(value).__name__} {value!r}") from None
 
 
 def class_of(value: int) -> int:
@@ -141,6 +152,10 @@ class Instance:
         ``value`` is ``label_id * 1000 + id`` for a numbered, non-crowd instance and ``label_id``
         otherwise (an instance without a number gets one when written).
         """
+        # Numpy integers (a label from ``np.unique(prediction)``) become Python ints: ``label_id *
+        # 1000`` overflows a uint8 on numpy 2, and wraps silently in older numpy.
+        label_id = _as_int(label_id, "label id")
+        id = None if id is None else _as_int(id, "instance number")
         mask = np.asarray(mask).astype(bool, copy=False)
         if mask.ndim != 2:
             raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
@@ -152,15 +167,15 @@ class Instance:
             y0 = y1 = x0 = x1 = 0
         bbox = (x0, y0, x1 - x0, y1 - y0)
         crop = mask[y0:y1, x0:x1].copy()
+        if not 0 <= label_id < INSTANCE_DIVISOR or (not is_crowd and label_id * INSTANCE_DIVISOR > 0xFFFF):
+            raise ValueError(f"label id {label_id} does not fit instanceIds (regions: below 1000; "
+                             f"numbered instances: up to 65)")
         if id is not None and not is_crowd:
             if not 0 <= id < INSTANCE_DIVISOR:
                 raise ValueError(f"instance number {id} out of range 0..999")
             value = label_id * INSTANCE_DIVISOR + id
         else:
             value = label_id
-        if not 0 <= label_id < INSTANCE_DIVISOR or (not is_crowd and label_id * INSTANCE_DIVISOR > 0xFFFF):
-            raise ValueError(f"label id {label_id} does not fit instanceIds (regions: below 1000; "
-                             f"numbered instances: up to 65)")
         return cls(value, label_id, label, None if is_crowd else id, bool(is_crowd), int(crop.sum()), bbox, crop,
                    True, (x0, y0), mask.shape, score)
 

@@ -28,7 +28,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 import numpy as np
 
 from . import png
-from .errors import CityscapesIOError, InvalidFileError, StorageError
+from .errors import CityscapesIOError, InvalidFileError, LabelMapError, StorageError
 from .frame import Frame
 from .instances import class_of
 from .labels import LabelMap
@@ -212,7 +212,11 @@ class Writer:
     storage_options : dict, optional
     labels : LabelMap, optional
         Labels of the frames to come. Without it (and with ``label_map="source"``) the first
-        frame written gives them.
+        frame written gives them. A frame built without labels of its own
+        (:meth:`Frame.from_arrays` without ``labels=``) takes these (without them, the output
+        labels); a frame built in memory with other labels given explicitly is refused
+        (:class:`~cityscapes_io.errors.LabelMapError` naming the frame). Frames read from files
+        keep the labels their reader gave them and are mapped onto the output labels by name.
     label_map : str, dict or LabelMap
         Output labels: ``"source"`` (default), ``"cityscapes"``, a label file, a dict.
     save_media : bool
@@ -249,6 +253,9 @@ class Writer:
         self._label_map_option = label_map
         self._storage_options = storage_options
         self.labels: Optional[LabelMap] = None
+        #: The labels of the frames to come, as given (``labels=``): what frames without labels
+        #: of their own take, and what frames built in memory must agree with.
+        self._frame_labels: Optional[LabelMap] = labels
         if labels is not None or label_map not in (None, "source"):
             self._use_labels(resolve_label_map(label_map, labels, storage_options))
         self.subsets: "OrderedDict[str, List[str]]" = OrderedDict()
@@ -269,6 +276,22 @@ class Writer:
 
     def _setup(self, labels: LabelMap) -> None:
         """Derive what the format needs from the output labels (palettes, colour tables)."""
+
+    def _with_labels(self, frame: Frame) -> Frame:
+        """``frame`` with the labels its pixels mean: a frame without labels of its own takes
+        the writer's (``labels=``, else the output labels once known); a frame built in memory
+        whose labels were given and say otherwise than the writer's ``labels=`` is refused."""
+        given = self._frame_labels
+        if not frame.labels_given:
+            labels = given if given is not None else self.labels
+            return frame if labels is None else frame.renamed(labels=labels)
+        if (given is not None and frame.labels is not given and frame.labels != given and frame.built_in_memory
+                and not mapping_between(frame.labels, given).identity):
+            raise LabelMapError(f"{frame.split or 'default'}/{frame.id}",
+                                f"the frame was built with labels ({frame.labels.source}, {len(frame.labels)} "
+                                f"labels) other than the writer's ({given.source}, {len(given)} labels): give the "
+                                f"frame the writer's labels, or none (it then takes the writer's)")
+        return frame
 
     def _output_segments(self, frame: Frame) -> Optional[Segments]:
         """The frame's instanceIds in output label ids, validated: unknown labels raise, or go
@@ -334,6 +357,7 @@ class Writer:
         check_names(frame)
         if self.labels is None:
             raise ValueError("the writer has no labels yet: give labels= or write a frame first")
+        frame = self._with_labels(frame)
         seg = self._output_segments(frame) if frame.has_annotations else None
         files = self._frame_files(frame, seg)
         notes = []
@@ -393,6 +417,7 @@ class Writer:
         """The next frame to write, encoded (the first one gives the labels, when none were)."""
         if self._closed:
             raise ValueError("write() on a closed writer")
+        frame = self._with_labels(frame)
         if self.labels is None:
             self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
         return self.encode(frame)
@@ -410,7 +435,7 @@ class Writer:
     def _entry(self, frame: Frame) -> Entry:
         """The index entry of a frame whose files are already written (no decoding)."""
         check_names(frame)
-        return Entry(frame.split or "default", frame.id, self._index_info(frame))
+        return Entry(frame.split or "default", frame.id, self._index_info(self._with_labels(frame)))
 
     def _abort(self) -> None:
         """Close without writing the index files (after an error, or in a shard)."""
