@@ -4,7 +4,8 @@
 - Predictions: a COCO panoptic JSON (path or URL) whose PNGs are in the folder of the same stem
   beside it (segment id ``R + 256 G + 65536 B``, 0 where no segment is listed: VOID); each
   annotation's ``image_id`` is the frame's base name (``frankfurt_000000_000294``), as in the
-  official ground truth.
+  official ground truth, or an integer id (COCO's, as the ``coco_panoptic`` writer writes) of an
+  entry of the JSON's ``images`` whose ``file_name`` holds the frame id.
 - Ground truth: the official ``gtFine/cityscapes_panoptic_<split>.json`` and its folder (the
   output of ``csCreatePanopticImgs`` or of :func:`cityscapes_io.prepare` with
   ``kinds=["panoptic"]``) when they are there, found beside the frames' ``gtFine`` tree;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -455,21 +457,70 @@ def _json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
     return resolve_root((folder or ".") + sep + rest, storage_options), name
 
 
+# A frame id inside a file name (``aachen/aachen_000000_000019.png``,
+# ``aachen_000000_000019_leftImg8bit.png``): the base name up to its sequence and frame numbers.
+_FRAME_IN_NAME = re.compile(r"^(.+?_\d{6}_\d{6})(?!\d)")
+
+
+def _frame_in_name(file_name: str) -> Optional[str]:
+    match = _FRAME_IN_NAME.match(posixpath.basename(file_name))
+    return match.group(1) if match else None
+
+
+def _image_frames(images: Any) -> Dict[int, Optional[str]]:
+    """The frame base name of each integer id of the JSON's ``images`` list, from the entry's
+    ``file_name`` (None when it holds no frame id, or when entries of one id name different
+    frames). Only read as a name, never opened."""
+    out: Dict[int, Optional[str]] = {}
+    for image in images if isinstance(images, list) else []:
+        if not isinstance(image, dict) or not _is_int(image.get("id")):
+            continue
+        name = image.get("file_name")
+        base = _frame_in_name(name) if isinstance(name, str) else None
+        key = int(image["id"])
+        out[key] = base if out.get(key, base) == base else None
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _predictions(anns: List[Any], frames: Sequence[Any], pred_root: Root, where: str, known: set,
-                 problems: List[str]) -> Tuple[Dict[str, Optional[_Pred]], List[str]]:
+                 problems: List[str], images: Any = None) -> Tuple[Dict[str, Optional[_Pred]], List[str]]:
     """The prediction annotation of each frame base name (None for one refused) and the
     problems of the prediction JSON ``where``: annotations of no frame or of a frame already
     annotated, ``file_name`` resolved inside the prediction folder, unknown category ids,
-    frames without annotation."""
+    frames without annotation.
+
+    A string ``image_id`` is the frame's base name (the official format). An integer one (COCO's
+    ids, as the ``coco_panoptic`` writer gives them) names an entry of the JSON's ``images``,
+    whose ``file_name`` holds the frame id."""
     preds: Dict[str, Optional[_Pred]] = {}
     wanted = {_base(f) for f in frames}
+    by_id: Optional[Dict[int, Optional[str]]] = None
     for k, ann in enumerate(anns):
         if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (str, int)) \
                 or not isinstance(ann.get("file_name"), str):
             problems.append(f"{where}: annotation {k} without image_id and file_name")
             continue
-        image_id = str(ann["image_id"])
+        raw = ann["image_id"]
+        image_id = str(raw)
         label = f"annotation of image {image_id}"
+        if image_id not in wanted and _is_int(raw):
+            if by_id is None:
+                by_id = _image_frames(images)
+            if int(raw) not in by_id:
+                problems.append(f"{where}: {label}: image_id {raw} is not a frame id and no entry of "
+                                f"'images' has that id")
+                continue
+            base = by_id[int(raw)]
+            if base is None:
+                problems.append(f"{where}: {label}: the file_name of its entry in 'images' holds no frame id "
+                                f"(<city>_<seq>_<frame>), or entries of that id name different frames")
+                continue
+            image_id = base
+            label = f"annotation of image {raw} ({base})"
         if image_id not in wanted:
             problems.append(f"{where}: {label} matches no ground-truth frame")
             continue
@@ -514,8 +565,10 @@ def _run(frames, predictions, pred_storage_options, workers, check_only):
     preds: Dict[str, Optional[_Pred]] = {}
     if doc is not None:
         anns, problems = _annotations(doc, where, "prediction")
+        images = doc.get("images") if isinstance(doc, dict) else None
         del doc
-        preds, problems = _predictions(anns, frames, pred_root, where, known, problems)
+        preds, problems = _predictions(anns, frames, pred_root, where, known, problems, images)
+        del images
         del anns
     keep = [f for f in frames if preds.get(_base(f))]
     args = [(preds[_base(f)], gt_anns.get(_base(f))) for f in keep]

@@ -80,7 +80,9 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
         (label matched by name, confidence the instance's ``score``, 1 without one).
         ``panoptic``, the path or URL of a COCO panoptic JSON whose PNGs are in the folder of the
         same stem beside it, one annotation per frame with ``image_id`` the frame's base name
-        (``frankfurt_000000_000294``); the ground truth is ``gtFine/cityscapes_panoptic_<split>.json`` and its folder when there, else made
+        (``frankfurt_000000_000294``) or, as COCO has it (and the ``coco_panoptic`` writer writes,
+        ``annotations/panoptic_<split>.json``), an integer id of an entry of the JSON's ``images``
+        whose ``file_name`` holds the frame id; the ground truth is ``gtFine/cityscapes_panoptic_<split>.json`` and its folder when there, else made
         from the instanceIds on the fly with the rules of ``csCreatePanopticImgs``.
     task : str
         ``"semantic"``, ``"instance"`` or ``"panoptic"``.
