@@ -8,6 +8,7 @@ category with nothing to score and averages over the scores that are not NaN.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -310,6 +311,45 @@ def _average(scores: Mapping[str, float]) -> float:
 
 
 
+#: Train ids 0..18 and the label ids they stand for (official table).
+_TRAIN_COLUMNS = np.arange(19)
+_TRAIN_LABEL_IDS = TRAIN_TO_ID[:19].copy()
+
+
+def _train_id_hint(matrix: np.ndarray, miou: float) -> Optional[str]:
+    """Why the prediction PNGs, read as label ids, were probably train ids; ``None`` when they
+    were probably not.
+
+    The rule, from the confusion matrix alone (no per-frame cost): every predicted value seen is
+    a train id (0..18; a label-id PNG holding 255, the ignore train id, is refused before this),
+    and reading the same pixels as train ids (value ``t`` as the label id of train id ``t``)
+    gives a mean IoU at least twice the one as label ids and at least 0.05 higher. Label-id
+    predictions of a real scene use ids above 18 (vegetation 21, sky 23, car 26 ...); if a
+    prediction does not, yet scores better as label ids, nothing is said. The numbers returned
+    are never changed: the warning names the option that reads the PNGs as train ids."""
+    predicted = matrix.sum(axis=0)
+    if not predicted.any() or predicted[_TRAIN_COLUMNS.size:].any() or math.isnan(miou):
+        return None
+    as_train = np.zeros_like(matrix)
+    as_train[:, _TRAIN_LABEL_IDS] = matrix[:, _TRAIN_COLUMNS]
+    train_miou = _average(_class_ious(as_train))
+    if math.isnan(train_miou) or train_miou < 2 * miou or train_miou - miou < 0.05:
+        return None
+    return (f"predictions look like train ids (every value in 0..18): their mean IoU as label ids is "
+            f"{miou:.3f}, as train ids {train_miou:.3f}; pass pred_train_ids=True (--pred-train-ids)")
+
+
+def _class_ious(m: np.ndarray) -> Dict[str, float]:
+    """The class IoUs of a confusion matrix (as :class:`SemanticResult` computes them)."""
+    scores: Dict[str, float] = {}
+    for lab in _NOT_IGNORED:
+        tp = int(m[lab, lab])
+        fn = int(m[lab, :].sum()) - tp
+        fp = int(m[[i for i in _NOT_IGNORED if i != lab], lab].sum())
+        scores[NAME[lab]] = _ratio(tp, tp + fp + fn)
+    return scores
+
+
 # -- the task -------------------------------------------------------------------------------------
 def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, train_ids: bool,
            ) -> Tuple[List[Tuple[Any, ...]], Optional[Root], Optional[np.ndarray], List[str], Any]:
@@ -350,6 +390,7 @@ def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_o
                       pred_train_ids: bool = False) -> SemanticResult:
     """The pixel-level evaluation of ``predictions`` (a folder / URL of PNGs or a Dataset) on ``frames``."""
     stats, problems, where = _run(frames, predictions, pred_storage_options, workers, pred_train_ids, False)
+    root = where if isinstance(where, Root) else None
     matrix: np.ndarray = np.zeros((N, N), np.int64)
     class_acc: Dict[str, List[float]] = {NAME[i]: [0.0, 0.0] for i in _INSTANCE_CLASSES}
     cat_acc: Dict[str, List[float]] = {c: [0.0, 0.0] for c in _INSTANCE_CATEGORIES}
@@ -370,4 +411,9 @@ def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_o
             progress(done)
     if problems:
         raise refuse(problems, where)
-    return SemanticResult(matrix, class_acc, cat_acc, len(frames))
+    result = SemanticResult(matrix, class_acc, cat_acc, len(frames))
+    if root is not None and not pred_train_ids:  # a folder of PNGs read as label ids
+        hint = _train_id_hint(matrix, result.average_classes)
+        if hint:
+            warnings.warn(f"{where}: {hint}", UserWarning, stacklevel=3)  # the caller of evaluate()
+    return result
