@@ -798,12 +798,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "export-predictions",
                  help="write predictions held as a dataset into the official submission layout (label ids)",
-                 description="cityscapes-io export-predictions SRC OUT --task semantic|instance [--train-ids]: "
-                             "semantic, OUT/<city>/<frame>_pred.png; instance, OUT/<city>/<frame>_pred.txt "
-                             "and its masks in OUT/<city>/<frame>_pred/")
+                 description="cityscapes-io export-predictions SRC OUT --task semantic|instance|panoptic "
+                             "[--train-ids]: semantic, OUT/<city>/<frame>_pred.png; instance, "
+                             "OUT/<city>/<frame>_pred.txt and its masks in OUT/<city>/<frame>_pred/; panoptic, "
+                             "OUT/cityscapes_panoptic_<split>.json and its PNGs in "
+                             "OUT/cityscapes_panoptic_<split>/ (evaluate with: eval GT "
+                             "OUT/cityscapes_panoptic_<split>.json --task panoptic)")
     p.add_argument("src", metavar="SRC", help="the predictions as a dataset (path, .zip or fsspec URL)")
     p.add_argument("output", metavar="OUT", help="folder, .zip or URL written")
-    p.add_argument("--task", default="semantic", choices=("semantic", "instance"))
+    p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"))
     p.add_argument("--train-ids", action="store_true",
                    help="the values are train ids (0..18), whatever the dataset's label map says")
     p.add_argument("--split", help="only this split")

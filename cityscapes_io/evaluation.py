@@ -12,6 +12,7 @@ frame order in the calling process, so ``workers > 1`` gives the very same numbe
 """
 from __future__ import annotations
 
+import json
 import posixpath
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -163,6 +164,51 @@ def _instance_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], Li
     return files, [], skipped
 
 
+class _PanopticFiles:
+    """The panoptic submission, frame by frame: each frame's COCO panoptic PNG (by the rules of
+    ``csCreatePanopticImgs``, :func:`cityscapes_io.panoptic.panoptic_frame`, categories the
+    official label ids matched by name) in ``cityscapes_panoptic_<split>/<base>_panoptic.png``,
+    and at the end one ``cityscapes_panoptic_<split>.json`` per split (``image_id`` the frame's
+    base name, as the official files have it)."""
+
+    def __init__(self, train_ids: bool):
+        from .labels import LabelMap
+        from .panoptic import panoptic_categories
+
+        self.train_labels = LabelMap.cityscapes_train() if train_ids else None
+        self.categories = panoptic_categories(LabelMap.cityscapes())
+        self.known = {int(c["id"]) for c in self.categories}
+        self.records: Dict[str, Tuple[List[dict], List[dict]]] = {}
+
+    def __call__(self, frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
+        from .panoptic import PANOPTIC_SUFFIX, panoptic_frame
+
+        where = frame.where or frame.id
+        if self.train_labels is not None:  # the values are train ids, whatever the frame's labels say
+            frame = frame.derived(self.train_labels, lambda values: np.arange(65536, dtype=np.uint16))
+        made = panoptic_frame(frame)
+        if made is None:
+            return [], [f"{where}: frame {frame.id} has no instance ids"], 0
+        pixels, image, annotation = made
+        unknown = sorted({s["category_id"] for s in annotation["segments_info"]} - self.known)
+        if unknown:
+            names = sorted({frame.labels[c].name if c in frame.labels else str(c) for c in unknown})
+            return [], [f"{where}: labels with no official label id: {', '.join(names)}"], 0
+        split = frame.split or "default"
+        base = posixpath.basename(frame.id)
+        file_name = f"{base}{PANOPTIC_SUFFIX}"
+        images, annotations = self.records.setdefault(split, ([], []))
+        images.append(image)
+        annotations.append(dict(annotation, file_name=file_name))
+        return [(f"cityscapes_panoptic_{split}/{file_name}", png.encode_label_png(pixels))], [], 0
+
+    def index_files(self) -> List[Tuple[str, bytes]]:
+        return [(f"cityscapes_panoptic_{split}.json",
+                 json.dumps({"images": images, "annotations": annotations, "categories": self.categories},
+                            indent=1).encode())
+                for split, (images, annotations) in sorted(self.records.items())]
+
+
 def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = False, split: Optional[str] = None,
                        storage_options=None, out_storage_options=None, overwrite: bool = False,
                        progress: Optional[Callable[[int], None]] = None) -> Dict[str, int]:
@@ -178,9 +224,13 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
         Folder, ``.zip`` or URL written: ``semantic``, ``<city>/<frame>_pred.png`` holding label
         ids; ``instance``, ``<city>/<frame>_pred.txt`` with one line ``<mask> <label id> <score>``
         per instance and the masks (0/255 PNGs) in ``<city>/<frame>_pred/``. The score is the
-        instance's ``score`` when it has one, else 1.
+        instance's ``score`` when it has one, else 1. ``panoptic``, per split
+        ``cityscapes_panoptic_<split>.json`` (COCO panoptic, ``image_id`` the frame's base name,
+        categories the official label ids) and its PNGs in ``cityscapes_panoptic_<split>/``, made
+        from the frames' instance ids by the rules of ``csCreatePanopticImgs`` (labels ignored in
+        evaluation are VOID); :func:`evaluate` takes the JSON's path.
     task : str
-        ``"semantic"`` or ``"instance"``.
+        ``"semantic"``, ``"instance"`` or ``"panoptic"``.
     train_ids : bool
         The values are train ids (0..18) whatever the dataset's label map says.
     split : str, optional
@@ -203,14 +253,15 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
     from .dataset import Dataset
     from .output import open_sink
 
-    if task not in ("semantic", "instance"):
-        raise ValueError(f"export_predictions: task must be 'semantic' or 'instance', got {task!r}")
+    if task not in TASKS:
+        raise ValueError(f"export_predictions: task must be one of {', '.join(TASKS)}, got {task!r}")
     ds = src if isinstance(src, Dataset) else open_dataset(src, storage_options=storage_options)
     if split is not None:
         ds = ds.filter(split=split)
     # Train ids whatever the label map says, or the dataset's labels to official ids by name.
     lut = TRAIN_TO_ID if train_ids else official_lut(ds.labels)
-    make = _semantic_files if task == "semantic" else _instance_files
+    panoptic = _PanopticFiles(train_ids) if task == "panoptic" else None
+    make = _semantic_files if task == "semantic" else _instance_files if panoptic is None else panoptic
     # The source's roots: a destination equal to, inside or holding one is refused (nothing deleted).
     sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse",
                      sources=ds.reader.roots)
@@ -231,6 +282,9 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
             done += 1
             if progress is not None:
                 progress(done)
+        if panoptic is not None:
+            for rel, data in panoptic.index_files():
+                sink.put(rel, data)
     except BaseException:
         sink.abort()
         raise

@@ -152,3 +152,74 @@ def test_string_image_ids_are_matched_as_before(written, tmp_path):
     path = _copy(other, pred, unknown)
     problems = cio.check_predictions(gt, path, task="panoptic")
     assert f"{path}: annotation of image 1 matches no ground-truth frame" in problems
+
+
+# -- export-predictions --task panoptic ---------------------------------------------------------------
+def test_export_predictions_panoptic_round_trip(written, tmp_path):
+    gt, _ = written
+    out = str(tmp_path / "sub")
+    report = cio.export_predictions(gt, out, task="panoptic", split="val")
+    assert report == {"frames": 2, "skipped_regions": 0}
+    assert sorted(os.listdir(out)) == ["cityscapes_panoptic_val", "cityscapes_panoptic_val.json"]
+    assert sorted(os.listdir(os.path.join(out, "cityscapes_panoptic_val"))) == [
+        "aachen_000000_000019_panoptic.png", "bad-honnef_000000_000019_panoptic.png"]
+    with open(os.path.join(out, "cityscapes_panoptic_val.json")) as f:
+        doc = json.load(f)
+    # The official layout: image_id the frame's base name.
+    assert [a["image_id"] for a in doc["annotations"]] == ["aachen_000000_000019", "bad-honnef_000000_000019"]
+    assert {c["id"] for c in doc["categories"]} >= {7, 24, 26}
+    pred = os.path.join(out, "cityscapes_panoptic_val.json")
+    assert cio.check_predictions(gt, pred, task="panoptic") == []
+    result = cio.evaluate(gt, pred, task="panoptic")
+    assert result.pq == 1.0 and result.all["n"] > 0
+
+
+def test_export_predictions_panoptic_from_a_train_id_dataset(written, tmp_path):
+    gt, _ = written
+    out = str(tmp_path / "sub")
+    cio.export_predictions(cio.open(gt).to_train_ids(), out, task="panoptic", split="val")
+    assert cio.evaluate(gt, os.path.join(out, "cityscapes_panoptic_val.json"), task="panoptic").pq == 1.0
+
+
+def _memory_frame():
+    import numpy as np
+
+    road = np.ones((8, 8), bool)
+    car = np.zeros((8, 8), bool)
+    car[2:5, 2:6] = True
+    road[car] = False
+    # Train ids: 0 road, 13 car; the label map given says the official ids.
+    instances = [cio.Instance.from_mask(road, label_id=0), cio.Instance.from_mask(car, label_id=13)]
+    frame = cio.Frame.from_arrays(id="aachen/aachen_000000_000019", split="val", instances=instances,
+                                  labels=cio.LabelMap.cityscapes())
+    return cio.Dataset.from_iterable([frame])
+
+
+def test_export_predictions_panoptic_train_ids(tmp_path):
+    out = str(tmp_path / "sub")
+    cio.export_predictions(_memory_frame(), out, task="panoptic", train_ids=True)
+    with open(os.path.join(out, "cityscapes_panoptic_val.json")) as f:
+        doc = json.load(f)
+    segments = doc["annotations"][0]["segments_info"]
+    assert sorted(s["category_id"] for s in segments) == [7, 26]  # road, car
+    assert all(s["id"] != 0 for s in segments)
+
+
+def test_the_cli_exports_and_evaluates_a_panoptic_submission(written, tmp_path, capsys):
+    gt, _ = written
+    out = str(tmp_path / "sub")
+    assert main(["export-predictions", gt, out, "--task", "panoptic", "--split", "val"]) == 0
+    assert "2 frame(s) written" in capsys.readouterr().err
+    assert main(["eval", gt, os.path.join(out, "cityscapes_panoptic_val.json"), "--task", "panoptic"]) == 0
+    assert "100.0" in capsys.readouterr().out
+
+
+def test_export_predictions_panoptic_refuses_labels_with_no_official_id(tmp_path):
+    import numpy as np
+
+    labels = cio.LabelMap([cio.Label("thing", 1, (1, 2, 3))])
+    frame = cio.Frame.from_arrays(id="aachen/aachen_000000_000019", split="val",
+                                  instances=[cio.Instance.from_mask(np.ones((4, 4), bool), label_id=1)],
+                                  labels=labels)
+    with pytest.raises(cio.CityscapesIOError, match="labels with no official label id: thing"):
+        cio.export_predictions(cio.Dataset.from_iterable([frame], labels), str(tmp_path / "sub"), task="panoptic")
