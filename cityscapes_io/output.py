@@ -484,13 +484,21 @@ def refuse_sources(url: str, fs: Any, path: str, sources: Sequence[Root], existi
 
 def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse",
               sources: Sequence[Root] = ()) -> Sink:
-    """The sink for ``url``: a :class:`ZipSink` when it ends in ``.zip``, a :class:`LocalSink`
+    """The sink for ``url``: a :class:`ZipSink` when it ends in ``.zip`` or is a chained zip
+    (``zip::s3://bucket/out.zip``, ``storage_options`` then going to the filesystem that holds
+    the archive, plain or keyed by its protocol), a :class:`LocalSink`
     on local disk, an :class:`ObjectStoreSink` elsewhere. A destination that overlaps one of
     ``sources`` (the roots the command reads, a project folder) is refused by
     :func:`refuse_sources` before anything is deleted or written."""
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {EXISTING}, got {existing!r}")
     url = str(url)
+    inner = _zip_chain(url)
+    if inner is not None:  # zip::s3://bucket/out.zip: the archive is written on the inner filesystem
+        options = {k: v for k, v in (storage_options or {}).items() if k != "zip"}
+        fs, root = _open_fs(inner, options, url)
+        refuse_sources(url, fs, root, sources, existing)
+        return ZipSink(url, fs, root, existing)
     fs, root = _open_fs(url, storage_options)
     refuse_sources(url, fs, root, sources, existing)
     if is_archive_url(url):
@@ -500,14 +508,27 @@ def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "r
     return ObjectStoreSink(url, fs, root, existing)
 
 
-def _open_fs(url: str, storage_options: Optional[dict]) -> Tuple[Any, str]:
+def _zip_chain(url: str) -> Optional[str]:
+    """The URL of the archive itself when ``url`` is a chained zip destination
+    (``zip::s3://bucket/out.zip``, ``zip://::file.zip``), else None. fsspec opens such a chain
+    for reading only, so a writer opens the archive's own filesystem and streams the zip there."""
+    head, sep, rest = url.partition("::")
+    return rest if sep and head in ("zip", "zip://") and rest else None
+
+
+def _open_fs(url: str, storage_options: Optional[dict], name: Optional[str] = None) -> Tuple[Any, str]:
+    """``url``'s filesystem and path. Options are given as to :func:`fsspec.core.url_to_fs`:
+    plain, or keyed by protocol (``{"s3": {...}}``, which fsspec gives to that filesystem of a
+    chain); ``name`` is the URL errors are reported under (the destination as the user spelled
+    it), ``url`` by default."""
+    url_name = name or url
     try:
         return url_to_fs(url, **(storage_options or {}))
     except ImportError as exc:
-        raise StorageError(url, f"cannot open: {exc} (for s3:// install the extra: pip install 'cityscapes-io[s3]')") \
-            from exc
+        raise StorageError(url_name, f"cannot open: {exc} (for s3:// install the extra: pip install "
+                                     f"'cityscapes-io[s3]')") from exc
     except (ValueError, OSError) as exc:
-        raise StorageError(url, f"cannot open: {exc}") from exc
+        raise StorageError(url_name, f"cannot open: {exc}") from exc
 
 
 def _unlink(path: str) -> int:
