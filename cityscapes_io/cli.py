@@ -373,6 +373,17 @@ def cmd_validate(args) -> int:
     return EXIT_ERROR if summary["error"] or (args.strict and summary["warning"]) else 0
 
 
+def _summary(report) -> str:
+    """``report.summary()``, saying what was written now apart from what was already complete:
+    ``Report.written`` counts the frames ``resume`` found complete too (``Report.resumed``)."""
+    text = report.summary()
+    resumed = getattr(report, "resumed", 0) or 0
+    if resumed:
+        text = text.replace(f", {report.written} written, {resumed} already complete",
+                            f", {report.written - resumed} written, {resumed} already complete", 1)
+    return text
+
+
 def _finalize_summary(report, dst, fmt: str) -> str:
     """The summary of --finalize, which indexes what the shards wrote (it writes no frame)."""
     # Until Report.indexed lands (the lead's convert/pipeline change), finalize counts its frames
@@ -431,7 +442,7 @@ def _export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Ro
                            finalize=args.finalize, decode_ahead=args.decode_ahead, protect=protect, **opts)
     bar.close()
     if not args.quiet or report.skipped:
-        text = _finalize_summary(report, dst, fmt) if args.finalize else report.summary()
+        text = _finalize_summary(report, dst, fmt) if args.finalize else _summary(report)
         print(text, file=sys.stderr if report.skipped else sys.stdout)
     if default_output and not args.quiet:
         print(f"exported to {dst}")
@@ -479,7 +490,7 @@ def cmd_prepare(args) -> int:
                      decode_ahead=args.decode_ahead, train_ids=args.train_ids)
     bar.close()
     if not args.quiet or report.skipped:
-        print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
+        print(_summary(report), file=sys.stderr if report.skipped else sys.stdout)
     if report.read == 0:
         print(f"error: {src}: no annotated frames to prepare", file=sys.stderr)
         return EXIT_ERROR
@@ -554,7 +565,7 @@ def cmd_synthetic(args) -> int:
     coarse = _split_counts(args.coarse, args.frames, "--coarse") if args.coarse else None
     ids = generate(args.dst, splits=splits, cities=tuple(c for c in args.cities.split(",") if c), size=(w, h),
                    seed=args.seed, photos=args.photos, distinct=args.distinct, storage_options=args.storage_options,
-                   coarse=coarse)
+                   coarse=coarse, overwrite=args.overwrite)
     print(f"wrote {len(ids)} frames to {args.dst}")
     return 0
 
@@ -771,6 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-photos", dest="photos", action="store_false", help="ground truth only")
     p.add_argument("--distinct", type=int, default=None,
                    help="generate only this many distinct frames per split and copy them for the rest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what DST holds (a destination that is not empty is refused otherwise)")
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_synthetic)
 

@@ -68,6 +68,7 @@ import zlib
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import numpy as np
 from PIL import Image
 
@@ -815,10 +816,34 @@ def _frame_ids(splits: Mapping[str, int], cities: Sequence[str]) -> Dict[str, Li
 _GT_KINDS = ("polygons", "instanceIds", "labelIds", "color")
 
 
+def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> None:
+    """Refuse a destination that holds anything, as ``convert`` does; with ``overwrite``, remove
+    what it holds (by the sinks' own clearing, which ``convert --overwrite`` uses)."""
+    from .errors import CityscapesIOError
+    from .output import LocalSink, ObjectStoreSink
+    from .storage import storage_errors
+
+    with storage_errors(url, "cannot open destination"):
+        if not root or not fs.exists(root):
+            return
+        if not fs.isdir(root):
+            raise CityscapesIOError(url, "destination exists and is not a folder")
+        entries = [posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False) if p.rstrip("/") != root]
+    if not entries:
+        return
+    if not overwrite:
+        shown = ", ".join(sorted(entries)[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+        raise CityscapesIOError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) "
+                                     f"to replace it")
+    sink = LocalSink if isinstance(fs, LocalFileSystem) else ObjectStoreSink
+    sink(url, fs, root, "replace")
+
+
 def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: int = 3,
              cities: Sequence[str] = ("aachen", "bad-honnef"), size: Sequence[int] = (2048, 1024),
              seed: int = 0, photos: bool = True, distinct: Optional[int] = None,
-             storage_options: Optional[dict] = None, coarse: Optional[Mapping[str, int]] = None) -> List[str]:
+             storage_options: Optional[dict] = None, coarse: Optional[Mapping[str, int]] = None,
+             overwrite: bool = False) -> List[str]:
     """Write a synthetic Cityscapes dataset under ``url``.
 
     Parameters
@@ -847,6 +872,10 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
         Number of gtCoarse frames per split, e.g. ``{"train": 3, "train_extra": 5}``. In a split
         of ``splits`` they are its first frames (same ids, same scenes; at most as many as it
         has); in another split (``train_extra``) they are frames of their own, with their photos.
+    overwrite : bool
+        A destination that holds anything is refused (as ``convert`` refuses one), unless this is
+        true: then what it holds is removed first. A folder that does not exist or is empty is
+        always fine.
 
     Returns
     -------
@@ -875,6 +904,7 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
     size = _check_size(size)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
+    _empty_destination(str(url), fs, root, overwrite)
     made = set()
 
     def write(rel: str, data: bytes):
