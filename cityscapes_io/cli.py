@@ -373,17 +373,6 @@ def cmd_validate(args) -> int:
     return EXIT_ERROR if summary["error"] or (args.strict and summary["warning"]) else 0
 
 
-def _summary(report) -> str:
-    """``report.summary()``, saying what was written now apart from what was already complete:
-    ``Report.written`` counts the frames ``resume`` found complete too (``Report.resumed``)."""
-    text = report.summary()
-    resumed = getattr(report, "resumed", 0) or 0
-    if resumed:
-        text = text.replace(f", {report.written} written, {resumed} already complete",
-                            f", {report.written - resumed} written, {resumed} already complete", 1)
-    return text
-
-
 def _finalize_summary(report, dst, fmt: str) -> str:
     """The summary of --finalize, which indexes what the shards wrote (it writes no frame)."""
     # Until Report.indexed lands (the lead's convert/pipeline change), finalize counts its frames
@@ -442,7 +431,7 @@ def _export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Ro
                            finalize=args.finalize, decode_ahead=args.decode_ahead, protect=protect, **opts)
     bar.close()
     if not args.quiet or report.skipped:
-        text = _finalize_summary(report, dst, fmt) if args.finalize else _summary(report)
+        text = _finalize_summary(report, dst, fmt) if args.finalize else report.summary()
         print(text, file=sys.stderr if report.skipped else sys.stdout)
     if default_output and not args.quiet:
         print(f"exported to {dst}")
@@ -490,7 +479,7 @@ def cmd_prepare(args) -> int:
                      decode_ahead=args.decode_ahead, train_ids=args.train_ids)
     bar.close()
     if not args.quiet or report.skipped:
-        print(_summary(report), file=sys.stderr if report.skipped else sys.stdout)
+        print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
     if report.read == 0:
         print(f"error: {src}: no annotated frames to prepare", file=sys.stderr)
         return EXIT_ERROR

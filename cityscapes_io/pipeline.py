@@ -144,7 +144,9 @@ class Report:
         else:
             rate = (self.written - self.resumed) / self.seconds if self.seconds > 0 else 0.0
             extra = f", {self.resumed} already complete" if self.resumed else ""
-            lines = [f"{self.read} frames read, {self.written} written{extra}, {len(self.skipped)} skipped{where} "
+            # Written now apart from found complete (``written`` counts both, as the API documents).
+            lines = [f"{self.read} frames read, {self.written - self.resumed} written{extra}, {len(self.skipped)} "
+                     f"skipped{where} "
                      f"-> {self.destination} ({self.format}, {self.seconds:.1f} s, {rate:.1f} frames/s)"]
         lines += [f"  skipped {split}/{fid}: {reason}" for split, fid, reason in self.skipped]
         if self.warnings:
