@@ -61,6 +61,17 @@ def write_frame(root: str, split: str, frame_id: str, inst=SEMANTIC, *, photo=Tr
         write_file(root, f"leftImg8bit/{split}/{frame_id}_leftImg8bit{image_ext}", data)
 
 
+def read_tree(root: str) -> dict:
+    """Every file under ``root``: ``{relative path with "/": bytes}`` (to compare outputs)."""
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root).replace(os.sep, "/")] = f.read()
+    return out
+
+
 def zip_dir(src: str, dest: str, *, prefix: str = "", only: str = "") -> str:
     """Zip the files of ``src`` (optionally only those under ``only``) into ``dest``."""
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:

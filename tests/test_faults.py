@@ -31,7 +31,7 @@ from cityscapes_io.output import TMP_PREFIX
 from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.synthetic import generate
 
-from conftest import upload_dir
+from conftest import read_tree, upload_dir
 from faultproxy import FaultProxy
 
 pytest.importorskip("s3fs")
@@ -96,14 +96,6 @@ def via(proxy: FaultProxy, opts: dict, config_kwargs=None) -> dict:
     return out
 
 
-def read_tree(root: str) -> dict:
-    out = {}
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, root).replace(os.sep, "/")] = f.read()
-    return out
 
 
 def s3_tree(fs, prefix: str) -> dict:

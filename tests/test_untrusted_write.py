@@ -19,21 +19,15 @@ from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.storage import resolve_root
 from cityscapes_io.synthetic import generate
 
+from conftest import read_tree
 
-def _files(root: str) -> dict:
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, root)] = f.read()
-    return out
+
 
 
 # -- one guard: open_sink refuses a destination that overlaps a source --------------------------------
 def test_open_sink_refuses_a_source_before_touching_anything(tree, tmp_path):
     src = resolve_root(tree)
-    before = _files(tree)
+    before = read_tree(tree)
     for dst, existing, words in ((tree, "keep", "is the source"), ("file://" + tree + "/", "refuse", "is the source"),
                                  (str(tmp_path), "keep", "holds the source"),
                                  (str(tmp_path), "replace", "holds the source"),
@@ -45,7 +39,7 @@ def test_open_sink_refuses_a_source_before_touching_anything(tree, tmp_path):
         with pytest.raises(cio.CityscapesIOError, match=words) as info:
             open_sink(dst, existing=existing, sources=[src])
         assert str(info.value).startswith(dst) and tree in str(info.value)
-    assert _files(tree) == before
+    assert read_tree(tree) == before
     # A new folder inside the source destroys nothing: allowed (without replacing).
     sink = open_sink(tree + "/converted", sources=[src])
     sink.put("a.txt", b"x")
@@ -58,7 +52,7 @@ def test_project_export_never_deletes_the_project(tree, tmp_path, capsys):
     proj = str(tmp_path / "p" / "proj")
     assert main(["project", "create", "-o", proj]) == 0
     assert main(["project", "import", "-p", proj, "-f", "cityscapes", tree]) == 0
-    before = _files(proj)
+    before = read_tree(proj)
     for out, extra, words in ((proj, ["--overwrite"], "is the source"), (proj, [], "is the source"),
                               (str(tmp_path / "p"), ["--overwrite"], "holds the source"),
                               (proj + "/sub", ["--overwrite"], "inside the source")):
@@ -68,7 +62,7 @@ def test_project_export_never_deletes_the_project(tree, tmp_path, capsys):
         status = main(["project", "export", "-p", proj, "-o", out, "-f", "voc", "-q", *extra])
         err = capsys.readouterr().err
         assert status == 1 and err.startswith(f"error: {out}: ") and words in err and proj in err, err
-        assert _files(proj) == dict(before, **{"sub/keep.txt": b"mine"})
+        assert read_tree(proj) == dict(before, **{"sub/keep.txt": b"mine"})
     # A new folder inside the project folder destroys nothing: allowed.
     assert main(["project", "export", "-p", proj, "-o", proj + "/out", "-f", "voc", "-q"]) == 0
     assert os.path.isfile(os.path.join(proj, "project.json"))
@@ -100,7 +94,7 @@ def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_pat
     a, b = two_sources
     dst = str(tmp_path / "out")
     cio.convert(a, dst, format="voc", save_media=True, shard=(0, 2))  # an unfinished job: half the frames
-    before = _files(dst)
+    before = read_tree(dst)
     labels = str(tmp_path / "label_colors.txt")
     with open(labels, "w") as f:
         f.write("0 0 0 background\n128 64 128 road\n0 0 142 car\n")
@@ -118,7 +112,7 @@ def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_pat
             with pytest.raises(cio.CityscapesIOError, match="holds the output of another job") as info:
                 cio.convert(src, dst, **kwargs, **how)
             assert info.value.path == dst and words in info.value.reason, info.value.reason
-            assert _files(dst) == before  # nothing written, nothing removed
+            assert read_tree(dst) == before  # nothing written, nothing removed
     # The CLI: one line, exit 1; the same job resumes and completes.
     assert main(["convert", a, dst, "-f", "cityscapes", "--resume", "-q"]) == 1
     err = capsys.readouterr().err
@@ -126,21 +120,21 @@ def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_pat
     assert main(["convert", a, dst, "-f", "voc", "--save-media", "--resume", "-q"]) == 0
     ref = str(tmp_path / "ref")
     cio.convert(a, ref, format="voc", save_media=True)
-    assert _files(dst) == _files(ref)
+    assert read_tree(dst) == read_tree(ref)
 
 
 def test_resume_into_another_datasets_finished_conversion_is_refused(two_sources, tmp_path):
     a, b = two_sources
     dst = str(tmp_path / "out")
     cio.convert(b, dst, format="voc", save_media=True)  # finished: the record stays with the output
-    before = _files(dst)
+    before = read_tree(dst)
     with pytest.raises(cio.CityscapesIOError, match="holds the output of another job"):
         cio.convert(a, dst, format="voc", save_media=True, resume=True)
-    assert _files(dst) == before
+    assert read_tree(dst) == before
     assert cio.convert(b, dst, format="voc", save_media=True, resume=True).resumed == 4  # its own job: fine
-    assert _files(dst) == before
+    assert read_tree(dst) == before
     report = cio.convert(a, dst, format="voc", save_media=True, overwrite=True)  # replaced: a new job
-    assert report.written == 3 and json.loads(_files(dst)[JOB_FILE])["sources"] == ["file://" + a]
+    assert report.written == 3 and json.loads(read_tree(dst)[JOB_FILE])["sources"] == ["file://" + a]
     assert cio.open(dst, format="voc").splits() == ["train"] and len(cio.open(dst, format="voc")) == 3
 
 
@@ -148,7 +142,7 @@ def test_job_record_reads_the_same_however_options_are_spelled(two_sources, tmp_
     a, _ = two_sources
     cio.convert(a, str(tmp_path / "x"), format="voc", save_media=False, image_ext=None)
     assert main(["convert", a, str(tmp_path / "y"), "-f", "voc", "-q"]) == 0
-    assert _files(str(tmp_path / "x")) == _files(str(tmp_path / "y"))
+    assert read_tree(str(tmp_path / "x")) == read_tree(str(tmp_path / "y"))
     assert cio.convert("file://" + a + "/", str(tmp_path / "x"), format="voc", resume=True).resumed == 3
 
 

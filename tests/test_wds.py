@@ -18,6 +18,8 @@ from cityscapes_io.formats import detect_format
 from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.synthetic import generate
 
+from conftest import read_tree
+
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory):
@@ -126,15 +128,6 @@ def test_bad_shards_are_named(src, tmp_path):
         cio.open(out, format="wds")
 
 
-def _files(root):
-    """Every file under ``root``: relative path -> bytes."""
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, root)] = f.read()
-    return out
 
 
 def _tar_ids(path):
@@ -145,13 +138,13 @@ def _tar_ids(path):
 def test_every_mode_writes_the_same_bytes(src, tmp_path):
     one = str(tmp_path / "one")
     assert cio.convert(src, one, format="wds", frames_per_shard=2).written == 7
-    want = _files(one)
+    want = read_tree(one)
     assert sorted(want) == [JOB_FILE, "shards.json", "train-000000.tar", "train-000001.tar", "train-000002.tar",
                             "val-000000.tar"]
     pool = str(tmp_path / "pool")
     report = cio.convert(src, pool, format="wds", frames_per_shard=2, workers=2)
     assert report.written == 7 and report.ok
-    assert _files(pool) == want
+    assert read_tree(pool) == want
     # shards: whole tars, tar units numbered over all splits (train 0, 1, 2, val 0): u % 2 == I
     sharded = str(tmp_path / "sharded")
     first = cio.convert(src, sharded, format="wds", frames_per_shard=2, shard="0/2")
@@ -161,20 +154,20 @@ def test_every_mode_writes_the_same_bytes(src, tmp_path):
     assert (second.read, second.written) == (4, 4)
     final = cio.convert(src, sharded, format="wds", frames_per_shard=2, finalize=True)
     assert (final.read, final.indexed, final.skipped) == (7, 7, [])
-    assert _files(sharded) == want
+    assert read_tree(sharded) == want
     # more shards than tars: some shards write nothing
     many = str(tmp_path / "many")
     for i in range(6):
         cio.convert(src, many, format="wds", frames_per_shard=2, shard=(i, 6))
     cio.convert(src, many, format="wds", frames_per_shard=2, finalize=True)
-    assert _files(many) == want
+    assert read_tree(many) == want
     _same_frames(cio.open(src), cio.open(sharded, format="wds"))
 
 
 def test_resume_writes_only_the_missing_tar(src, tmp_path):
     out = str(tmp_path / "shards")
     cio.convert(src, out, format="wds", frames_per_shard=2)
-    want = _files(out)
+    want = read_tree(out)
     old = 1_000_000_000
     for name in want:
         os.utime(os.path.join(out, name), (old, old))
@@ -184,7 +177,7 @@ def test_resume_writes_only_the_missing_tar(src, tmp_path):
         f.write(b"partial")
     report = cio.convert(src, out, format="wds", frames_per_shard=2, resume=True)
     assert (report.read, report.written, report.resumed, report.skipped) == (7, 7, 5, [])
-    assert _files(out) == want  # the index rebuilt from the tars' headers is the same
+    assert read_tree(out) == want  # the index rebuilt from the tars' headers is the same
     fresh = sorted(n for n in want if os.path.getmtime(os.path.join(out, n)) > old)
     assert fresh == ["shards.json", "train-000001.tar"]
     # nothing missing: nothing written again but the index, in processes too
@@ -193,7 +186,7 @@ def test_resume_writes_only_the_missing_tar(src, tmp_path):
     report = cio.convert(src, out, format="wds", frames_per_shard=2, resume=True, workers=2)
     assert (report.written, report.resumed) == (7, 7)
     assert [n for n in want if os.path.getmtime(os.path.join(out, n)) > old] == ["shards.json"]
-    assert _files(out) == want
+    assert read_tree(out) == want
 
 
 def test_finalize_reports_the_frames_of_a_missing_tar(src, tmp_path):
@@ -229,13 +222,13 @@ def test_a_failing_frame_is_left_out_of_its_tar(src, tmp_path):
         report = cio.convert(bad, out, format="wds", frames_per_shard=2, on_error="skip", **extra)
         assert (report.read, report.written) == (7, 6)
         assert [(s, i) for s, i, _ in report.skipped] == [(victim.split, victim.id)]
-        outs.append(_files(out))
+        outs.append(read_tree(out))
     assert outs[0] == outs[1] == outs[2]
     out = str(tmp_path / "one")
     # the positions are the listing's: the tar is one frame shorter, the others are unchanged
     assert _tar_ids(os.path.join(out, "train-000001.tar")) == [frames[3].id]
     for name in ("train-000000.tar", "train-000002.tar", "val-000000.tar"):
-        assert outs[0][name] == _files(good)[name]
+        assert outs[0][name] == read_tree(good)[name]
     with open(os.path.join(out, "shards.json")) as f:
         assert [s["frames"] for s in json.load(f)["splits"]["train"]] == [2, 1, 1]
     assert [f.id for f in cio.open(out, format="wds")] == [f.id for f in frames if f.id != victim.id]
@@ -244,14 +237,14 @@ def test_a_failing_frame_is_left_out_of_its_tar(src, tmp_path):
     assert (report.read, report.written, report.resumed) == (7, 6, 6)
     assert [(s, i) for s, i, _ in report.skipped] == [(victim.split, victim.id)]
     assert "left out when the shard was written" in report.skipped[0][2]
-    assert _files(out) == outs[0]
+    assert read_tree(out) == outs[0]
 
 
 def test_shards_on_s3_in_processes(src, tmp_path, s3):
     fs, opts, bucket = s3
     local = str(tmp_path / "local")
     cio.convert(src, local, format="wds", frames_per_shard=2)
-    want = _files(local)
+    want = read_tree(local)
     url = f"s3://{bucket}/shards"
     report = cio.convert(src, url, format="wds", frames_per_shard=2, workers=2, dst_storage_options=opts)
     assert report.written == 7 and report.ok
@@ -272,12 +265,12 @@ def test_cli_frames_per_shard_workers_and_shards(src, tmp_path):
                                        "val-000000.tar"]
     pool = str(tmp_path / "pool")
     assert main(["convert", src, pool, "-f", "wds", "-q", "--frames-per-shard", "3", "-j", "2"]) == 0
-    assert _files(pool) == _files(one)
+    assert read_tree(pool) == read_tree(one)
     sharded = str(tmp_path / "sharded")
     for i in range(2):
         assert main(["convert", src, sharded, "-f", "wds", "-q", "--frames-per-shard", "3", "--shard", f"{i}/2"]) == 0
     assert main(["convert", src, sharded, "-f", "wds", "-q", "--frames-per-shard", "3", "--finalize"]) == 0
-    assert _files(sharded) == _files(one)
+    assert read_tree(sharded) == read_tree(one)
 
 
 def test_bad_options_are_refused_clearly(src, tmp_path):
