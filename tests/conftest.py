@@ -159,9 +159,7 @@ def upload_dir(fs, local: str, dest: str) -> None:
 CITYSCAPESSCRIPTS = os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON")
 needs_cityscapesscripts = pytest.mark.skipif(
     not CITYSCAPESSCRIPTS,
-    reason="comparison with the official cityscapesScripts is opt-in: make an environment with "
-           "`python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts==2.3.0 numpy==1.26.4 "
-           "'pillow<11.3'`, then set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON=/tmp/csvenv/bin/python")
+    reason="opt-in: set CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON (README, Development)")
 
 
 def traced_peak(fn, *args, **kwargs) -> int:

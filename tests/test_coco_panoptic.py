@@ -306,8 +306,8 @@ def test_missing_png_and_unsafe_names(tmp_path):
 
 # -- Datumaro (opt-in) --------------------------------------------------------------------------------
 DATUMARO_PYTHON = os.environ.get("CITYSCAPES_IO_DATUMARO_PYTHON")
-needs_datumaro = pytest.mark.skipif(not DATUMARO_PYTHON, reason="Datumaro interop is opt-in: set "
-                                    "CITYSCAPES_IO_DATUMARO_PYTHON to the python of a Datumaro 1.13 environment")
+needs_datumaro = pytest.mark.skipif(not DATUMARO_PYTHON,
+                                    reason="opt-in: set CITYSCAPES_IO_DATUMARO_PYTHON (README, Development)")
 
 #: Imports a tree with Datumaro; saves each item's segment id (0: none) and label index (-1)
 #: per pixel as ``<dir>/<id with / as __>.npz``; prints labels and ``{id: [subset, has photo]}``.

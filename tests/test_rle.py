@@ -7,8 +7,6 @@ pycocotools is in the ``test`` extra; without it the comparisons are skipped and
 trips through our own rasteriser still run."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -184,29 +182,6 @@ def test_synthetic_frame_instances_match_pycocotools(coco):
         assert rle.bbox(seg) == [float(t) for t in coco.toBbox(ref)] == [float(bx0), float(by0),
                                                                           float(bx1 - bx0), float(by1 - by0)]
         assert np.array_equal(rle.decode(seg), ids == v)
-
-
-def test_timings_against_pycocotools(coco, capsys):
-    """Figures only (printed with ``-s``): encode_segments on a 2048x1024 frame against
-    pycocotools encoding each segment's mask."""
-    ids = make_frame((2048, 1024), seed=2, photos=False)["instanceIds"]
-    values = np.unique(ids)
-
-    def best(f):
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times) * 1e3
-
-    masks = [np.asfortranarray((ids == v).astype(np.uint8)) for v in values]
-    ours = best(lambda: rle.encode_segments(ids))
-    theirs = best(lambda: [coco.encode(np.asfortranarray((ids == v).astype(np.uint8))) for v in values])
-    theirs_encode_only = best(lambda: [coco.encode(m) for m in masks])
-    with capsys.disabled():
-        print(f"\n2048x1024, {len(values)} segments: encode_segments {ours:.1f} ms; pycocotools per mask "
-              f"{theirs:.1f} ms ({theirs_encode_only:.1f} ms in encode alone)")
 
 
 # ------------------------------------------------------------------------------- polygons -> mask
