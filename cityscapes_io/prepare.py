@@ -12,6 +12,12 @@ under ``dst``. Two sources:
 - ``source="polygons"``: the polygons drawn by the official rules
   (:func:`cityscapes_io.rasterize`), pixel-identical to the official scripts' files.
 
+Into ``dst``, ``save_media`` also copies the photos of the frames prepared
+(``leftImg8bit/<split>/<city>/<frame>_leftImg8bit.png``, bytes unchanged), so that the tree is one
+training code reads as it is: mmsegmentation's ``CityscapesDataset`` lists the photos of
+``leftImg8bit/<split>/`` and pairs each with its ``gtFine/<split>/<city>/<frame>_gtFine_labelTrainIds.png``,
+and finds 0 samples in a tree without photos (:func:`prepare` warns when it writes one).
+
 Existing files are kept unless ``overwrite`` (then replaced atomically), so an interrupted run
 continues where it stopped. Writing goes through the conversion pipeline: the same workers,
 report and error policy as :func:`cityscapes_io.convert`.
@@ -20,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,14 +36,14 @@ from .dataset import Dataset, open as open_dataset
 from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
 from .formats.cityscapes import CityscapesReader
 from .frame import Frame, OnError, check_policy
-from .names import GT_DIR, gt_path
+from .names import GT_DIR, IMAGE_DIR, gt_path, image_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .output import Data, is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .writers import Encoded, Entry, Files, Writer, check_names, json_lists
 
-__all__ = ["prepare", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
+__all__ = ["prepare", "PrepareReport", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
 
 #: What :func:`prepare` writes by default: the official preparation scripts' two files.
 TRAIN_ID_KINDS = ("labelTrainIds", "instanceTrainIds")
@@ -46,22 +53,47 @@ PREPARE_KINDS = {"labelTrainIds": "trainIds", "instanceTrainIds": "instanceTrain
 #: The COCO panoptic files of ``csCreatePanopticImgs`` (from the instanceIds PNGs, gtFine only).
 PANOPTIC = "panoptic"
 SOURCES = ("png", "polygons")
+#: The report's note on a frame prepared into ``dst`` with ``save_media`` whose source has no photo.
+NO_PHOTO = "no photo in the source: prepared without one"
+
+
+@dataclasses.dataclass
+class PrepareReport(Report):
+    """What :func:`prepare` did (see :class:`~cityscapes_io.pipeline.Report`).
+
+    Attributes
+    ----------
+    photos : int or None
+        Photos of the prepared frames in ``dst`` (copied with ``save_media``, or found there
+        complete by a resumed run); None when the files were written next to the source, beside
+        its own photos.
+    """
+
+    photos: Optional[int] = None
 
 
 class PrepareWriter(Writer):
-    """Writes the prepared files of each frame and, for the panoptic kind, the JSON of each
-    split at the end. Driven by :func:`prepare` through the conversion pipeline, in this
-    process or in worker processes."""
+    """Writes the prepared files of each frame (and its photo, with ``save_media``) and, for
+    the panoptic kind, the JSON of each split at the end. Driven by :func:`prepare` through the
+    conversion pipeline, in this process or in worker processes.
+
+    ``media_splits``: with ``save_media``, per annotation tree, the splits whose photos its
+    frames carry (a split in two trees takes them with the first tree's frames, so no photo is
+    written twice); None: every frame's. An entry's ``info`` is ``(photo written,)`` followed by
+    the frame's panoptic records."""
 
     format = "prepare"
 
     def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", train_ids: bool = False,
-                 **options):
+                 media_splits: Optional[Dict[str, Sequence[str]]] = None, **options):
         self.kinds = tuple(kinds)
         self.source = source
         self.train_ids = bool(train_ids)
+        self.media_splits = media_splits
         super().__init__(url, **options)  # the panoptic JSON's records go to self._spool, per split
         self._bases: Dict[str, set] = {}
+        #: Photos of the frames recorded (written, or found complete).
+        self.photos = 0
 
     def _kinds_of(self, frame: Frame) -> Tuple[str, ...]:
         """The kinds made for ``frame``: panoptic files for the fine annotations only, as the
@@ -73,31 +105,55 @@ class PrepareWriter(Writer):
         if self.source == "polygons":
             _check_polygons_size(frame)
         files: List[Tuple[str, bytes]] = []
-        info: tuple = ()
+        records: tuple = ()
+        shape: Optional[Tuple[int, int]] = None
         for kind in self._kinds_of(frame):
             if kind == PANOPTIC:
                 made = panoptic_frame(frame, self.train_ids, frame.annotations)
                 if made is None:
                     raise InvalidFileError(frame.where, "no ground truth to make the panoptic file from")
                 files.append((self._path(frame, kind), _encode(made[0])))
-                info = (made[1], made[2])
+                records = (made[1], made[2])
+                shape = made[0].shape[:2]
                 continue
             arr = self._array(frame, kind)
             if arr is None:
                 raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
             files.append((self._path(frame, kind), _encode(arr)))
-        return Encoded(files, Entry(frame.split or "default", frame.id, info))
+            shape = arr.shape[:2]
+        photo = self._photo(frame, shape) if self._carries_photo(frame) else None
+        if photo is not None:  # the original bytes: no image_ext is given
+            files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
+        return Encoded(files, Entry(frame.split or "default", frame.id, (photo is not None,) + records,
+                                    warnings=self._notes(frame)))
+
+    def _carries_photo(self, frame: Frame) -> bool:
+        """Whether the frame's photo is to be written with it (when it has one)."""
+        if not self.save_media:
+            return False
+        return self.media_splits is None or frame.split in self.media_splits.get(frame.annotations, ())
+
+    def _notes(self, frame: Frame) -> Tuple[str, ...]:
+        return (NO_PHOTO,) if self._carries_photo(frame) and not frame.has_image else ()
+
+    def _entry(self, frame: Frame) -> Entry:
+        # A frame found complete (resume): its photo is among its planned files.
+        return dataclasses.replace(super()._entry(frame), warnings=self._notes(frame))
 
     def _index_info(self, frame: Frame) -> tuple:
         # A frame whose files are there already (resume): its panoptic records from its PNG.
+        photo = (self._carries_photo(frame) and frame.has_image,)
         if PANOPTIC not in self._kinds_of(frame):
-            return ()
+            return photo
         made = panoptic_frame(frame, self.train_ids, frame.annotations)
         if made is None:
             raise InvalidFileError(frame.where, "no ground truth to make the panoptic records from")
-        return (made[1], made[2])
+        return photo + (made[1], made[2])
 
     def _record(self, entry: Entry) -> None:
+        if entry.info:
+            self.photos += int(entry.info[0])
+            entry = dataclasses.replace(entry, info=entry.info[1:])
         if entry.info:
             base = entry.id.rsplit("/", 1)[-1]
             seen = self._bases.setdefault(entry.split, set())
@@ -140,15 +196,21 @@ class PrepareWriter(Writer):
 
     def _touch(self, frame: Frame) -> None:
         # Everything but the PNG encoding, one frame ahead: drawing or the lookups run here
-        # while the writer's thread encodes (zlib releases the GIL).
+        # while the writer's thread encodes (zlib releases the GIL); the photo is read too.
         for kind in self._kinds_of(frame):
             if kind == PANOPTIC:
                 frame.instances()
             else:
                 self._array(frame, kind)
+        if self._carries_photo(frame) and frame.has_image:
+            frame.image_bytes()
 
     def _planned_files(self, frame: Frame) -> List[str]:
-        return [self._path(frame, kind) for kind in self._kinds_of(frame)]
+        files = [self._path(frame, kind) for kind in self._kinds_of(frame)]
+        ext = self._photo_ext(frame) if self._carries_photo(frame) else None
+        if ext is not None:
+            files.append(image_path(frame.split, frame.id, ext))
+        return files
 
     def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
         raise NotImplementedError
@@ -180,7 +242,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
             overwrite: bool = False, workers: int = 1, on_error: OnError = "raise", storage_options=None,
             dst_storage_options=None, annotations: Optional[str] = None, split=None, cities=None,
             progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True,
-            train_ids: bool = False) -> Report:
+            train_ids: bool = False, save_media: bool = False) -> PrepareReport:
     """Write the train-id files of a Cityscapes dataset, as the official preparation scripts do.
 
     Parameters
@@ -205,7 +267,8 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         Write into a tree mirroring the source under ``dst`` (``dst/gtFine/<split>/...``)
         instead of next to the source files; needed when the source is read-only (a zip). A
         ``.zip`` is written as one archive (refused when it exists, unless ``overwrite``); the
-        source itself is refused.
+        source itself is refused. Without ``save_media`` the tree has no photos (a warning says
+        so: mmsegmentation's ``CityscapesDataset`` finds 0 samples in it).
     overwrite : bool
         Replace files that exist (atomically); without it they are kept, so a run that was
         interrupted continues where it stopped.
@@ -225,12 +288,25 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
     train_ids : bool
         Panoptic files with train ids as category ids (``csCreatePanopticImgs --use-train-id``:
         ``cityscapes_panoptic_<split>_trainId.json`` and its folder).
+    save_media : bool
+        Also copy the photos of the frames prepared into ``dst``
+        (``leftImg8bit/<split>/<city>/<frame>_leftImg8bit.png``, bytes unchanged), from any
+        source (a folder, an archive, an object store), so that ``dst`` is a tree training code
+        reads as it is. A frame without a photo is prepared and listed in the report's
+        ``warnings``. Needs ``dst``: next to the source, the photos are where they are.
 
     Returns
     -------
-    Report
-        Frames read, written (those found complete counted as ``resumed``), skipped with why.
-        Frames without ground truth (photos only) are not part of the input.
+    PrepareReport
+        Frames read, written (those found complete counted as ``resumed``), skipped with why;
+        ``photos``: the photos of the prepared frames in ``dst``. Frames without ground truth
+        (photos only) are not part of the input.
+
+    Warns
+    -----
+    UserWarning
+        ``"<dst>: no photos written (leftImg8bit/): ..."`` when frames were prepared into
+        ``dst`` and it got no photo.
     """
     check_policy(on_error)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
@@ -242,6 +318,9 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         raise ValueError(f"kinds {bad or list(kinds)!r} not available from {source}: choose from {', '.join(allowed)}")
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if save_media and dst is None:
+        raise ValueError("save_media copies the photos into dst: without dst the prepared files are written next to "
+                         "the source, whose photos are where they are (give dst, or leave save_media out)")
     if set(kinds) == {PANOPTIC}:  # made from the fine annotations only, as the official script does
         if annotations not in (None, GT_DIR):
             raise ValueError(f"the panoptic files are made from {GT_DIR}, not {annotations}")
@@ -257,24 +336,51 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         else:
             url, opts = _destination(ds, storage_options)
         groups.setdefault(url, (opts, []))[1].append(ds)
-    report = Report(", ".join(groups) or str(dst or ""), "prepare")
+    report = PrepareReport(", ".join(groups) or str(dst or ""), "prepare", photos=None if dst is None else 0)
     start = time.perf_counter()
     for url, (opts, group) in groups.items():
         archive = is_archive_url(url)
-        w = PrepareWriter(url, storage_options=opts, labels=group[0].labels, kinds=kinds, source=source,
-                          train_ids=train_ids, _existing=("replace" if overwrite else "refuse") if archive else "keep")
+        options: Dict[str, Any] = {"kinds": kinds, "source": source, "train_ids": train_ids,
+                                   "save_media": save_media,
+                                   "media_splits": _media_splits(group) if save_media and len(group) > 1 else None}
+        w = PrepareWriter(url, storage_options=opts, labels=group[0].labels,
+                          _existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
         if archive and workers > 1:
             w._abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
         trees = sorted({_tree_reader(ds).annotations for ds in group})
         frames = (f for ds in group for f in _annotated(ds, source))
-        items = items_for(frames, w, resume=not overwrite and not archive, folders=trees)
+        items = items_for(frames, w, resume=not overwrite and not archive,
+                          folders=trees + [IMAGE_DIR] if save_media else trees)
         run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
-                   options={"kinds": kinds, "source": source, "train_ids": train_ids}, workers=workers,
-                   decode_ahead=decode_ahead,
+                   options=options, workers=workers, decode_ahead=decode_ahead,
                    on_error=on_error, progress=_offset(progress, report.read) if progress else None)
+        if report.photos is not None:
+            report.photos += w.photos
+            if w.written and not w.photos:
+                warnings.warn(_no_photos(url, kinds, save_media), stacklevel=2)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _media_splits(group: List[Dataset]) -> Dict[str, List[str]]:
+    """Per annotation tree of ``group`` (in order), the splits whose photos its frames carry:
+    those no tree before it has (``val`` is in gtFine and gtCoarse: its photos come once)."""
+    out: Dict[str, List[str]] = {}
+    taken: set = set()
+    for ds in group:
+        own = [s for s in ds.splits() if s not in taken]
+        out[_tree_reader(ds).annotations] = own
+        taken.update(own)
+    return out
+
+
+def _no_photos(url: str, kinds: Sequence[str], save_media: bool) -> str:
+    """The warning on a destination that got no photos."""
+    readers = ("mmsegmentation's CityscapesDataset finds 0 samples" if "labelTrainIds" in kinds
+               else "tools that pair the ground truth with its photos find none")
+    cure = "the source has none for the frames prepared" if save_media else "pass --save-media"
+    return f"{url}: no photos written ({IMAGE_DIR}/): {readers}; {cure}"
 
 
 def _datasets(src, storage_options, annotations, split, cities, on_error) -> List[Dataset]:

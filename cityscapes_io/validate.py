@@ -15,6 +15,12 @@ A frame's polygons file (``_gtFine_polygons.json``) is parsed, not drawn: it mus
 every object not deleted must be drawable by the official scripts (a known label, at least three
 points), and its ``imgWidth x imgHeight`` must be the size of the frame's PNGs.
 
+The COCO panoptic ground truth beside a split (``gtFine/cityscapes_panoptic_<split>[_trainId].json``
+and its folder, as ``csCreatePanopticImgs`` and ``prepare --kinds panoptic`` write them) is not a
+split: it is listed and its JSON parsed, its PNGs never decoded. The JSON must list one PNG per
+annotated frame of its split, each PNG it lists must be in its folder, and the folder must hold
+no other file.
+
 Problem codes (stable; severity in brackets):
 
 =====================  ========  ==========================================================
@@ -42,18 +48,28 @@ Problem codes (stable; severity in brackets):
                                  Pillow: ``prepare --overwrite`` rewrites them)
 ``unknown-file``       warning   a file under ``gtFine/`` or ``leftImg8bit/`` that is not a
                                  frame file (ignored by readers)
+``corrupt-panoptic``   error     a panoptic JSON that is not JSON or not COCO panoptic (no
+                                 ``annotations`` list, an entry without a string ``image_id``
+                                 and ``file_name``)
+``panoptic-mismatch``  warning   panoptic ground truth that does not match its split: frames of
+                                 the split it lacks, entries naming no frame of it, PNGs it does
+                                 not list, a folder without its JSON, or of a split the
+                                 dataset does not have (``prepare --kinds panoptic
+                                 --overwrite`` rewrites it); a PNG it lists that is missing is
+                                 ``not-found``
 ``empty-split``        warning   a split folder with no frames
 ``empty-dataset``      warning   no frames at all
 =====================  ========  ==========================================================
 """
 from __future__ import annotations
 
+import posixpath
 from dataclasses import asdict, dataclass
-from typing import Callable, Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
-from . import png
+from . import jsonfile, png
 from .dataset import Dataset, open as open_dataset
 from .errors import (
     CityscapesIOError,
@@ -63,8 +79,10 @@ from .errors import (
     StorageError,
     UnknownLabelError,
 )
+from .formats.cityscapes import PanopticTruth
 from .instances import class_of_array
 from .polygons import parse_polygons
+from .storage import listdir, read_file
 
 __all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
 
@@ -153,9 +171,10 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
     Problem
         Errors: unreadable or corrupt files, size mismatches, unknown labels, labelIds that
         disagree with instanceIds, malformed polygons files and objects in them that cannot be
-        drawn, a dataset that cannot be opened. Warnings: a photo without ground truth or the
-        reverse, ids outside the Cityscapes grammar, 8-bit instanceIds, unknown files, empty
-        splits, an empty dataset.
+        drawn, a dataset that cannot be opened, a panoptic JSON that is not COCO panoptic or
+        lists a PNG that is missing. Warnings: a photo without ground truth or the reverse, ids
+        outside the Cityscapes grammar, 8-bit instanceIds, unknown files, empty splits, an empty
+        dataset, panoptic ground truth that does not match its split.
 
     Only one frame's pixels are held at a time; each file is decoded once (polygons files are
     parsed, never rasterised). Nothing is raised for bad data (an unknown ``format`` name still
@@ -202,6 +221,13 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         yield _from_exception(exc, default_path=_src_name(src))
         return
     counts = {s: 0 for s in splits}
+    # The panoptic ground truth beside the splits checked, and the base names of the annotated
+    # frames of those splits (what its JSON must list).
+    found = list(getattr(ds.source_reader, "panoptic", ()))
+    panoptic = [p for p in found if p.split in counts]
+    own_splits = set(ds.source_reader.splits())
+    orphans = [p for p in found if p.split not in own_splits]
+    bases: Dict[str, Set[str]] = {p.split: set() for p in panoptic}
     total = 0
     aborted = False
     frames = iter(ds)
@@ -220,6 +246,8 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         pending.clear()
         counts[frame.split] = counts.get(frame.split, 0) + 1
         total += 1
+        if frame.split in bases and frame.has_annotations:
+            bases[frame.split].add(frame.id.rsplit("/", 1)[-1])
         try:
             problems = _check_frame(frame, cityscapes, known_ids)
             if roots:
@@ -236,6 +264,12 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
 
     if aborted:  # the counts are incomplete
         return
+    for truth in panoptic:  # with a city filter, the JSON lists frames of other cities too
+        yield from _check_panoptic(truth, bases[truth.split] if cities is None else None)
+    for truth in orphans:
+        yield Problem(WARNING, truth.display() if truth.has_json else truth.root.display(truth.stem),
+                      f"panoptic ground truth of split {truth.split!r}, which the dataset does not have",
+                      "panoptic-mismatch")
     if cities is None:  # with a city filter, a split may simply not hold those cities
         for s in splits:
             if counts.get(s, 0) == 0:
@@ -367,6 +401,66 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
                     out.append(Problem(WARNING, _path(frame, kind), problem + " (prepare --overwrite rewrites it)",
                                        "trainids-mismatch"))
     return out
+
+
+# -- panoptic ground truth ---------------------------------------------------------------------------
+
+def _check_panoptic(truth: PanopticTruth, frames: Optional[Set[str]]) -> List[Problem]:
+    """The problems of one split's panoptic ground truth: its JSON is COCO panoptic, lists a
+    PNG of its folder per frame of ``frames`` (base names of the split's annotated frames;
+    None: not compared) and nothing else, and the folder holds those PNGs only. Listed and
+    parsed; nothing is decoded."""
+    name = posixpath.basename(truth.json_path)
+    folder = truth.root.display(truth.stem)
+    if not truth.has_json:
+        return [Problem(WARNING, folder, f"panoptic PNGs without their JSON {name} (prepare --kinds panoptic writes it "
+                                         f"last: an interrupted run? run it again)", "panoptic-mismatch")]
+    path = truth.display()
+    try:
+        doc = jsonfile.loads(read_file(truth.root.fs, truth.root.join(truth.json_path)), path)
+        files = {n for n, t in listdir(truth.root, truth.stem).items() if t == "file"}
+    except CityscapesIOError as exc:
+        return [_from_exception(exc, default_path=path, code="corrupt-panoptic")]
+    annotations = doc.get("annotations") if isinstance(doc, dict) else None
+    if not isinstance(annotations, list):
+        return [Problem(ERROR, path, "not COCO panoptic: no 'annotations' list", "corrupt-panoptic")]
+    out: List[Problem] = []
+    listed: Dict[str, str] = {}  # file_name -> image_id
+    for i, ann in enumerate(annotations):
+        image_id, file_name = (ann.get("image_id"), ann.get("file_name")) if isinstance(ann, dict) else (None, None)
+        if not isinstance(image_id, str) or not isinstance(file_name, str):
+            out.append(Problem(ERROR, path, f"annotation {i}: no string image_id and file_name (not the COCO "
+                                            f"panoptic of csCreatePanopticImgs)", "corrupt-panoptic"))
+            continue
+        listed[file_name] = image_id
+    if out:  # entries it cannot name: the JSON is not compared with its split and folder
+        return out
+    if not truth.has_folder and listed:
+        return out + [Problem(ERROR, folder, f"missing: {name} lists {len(listed)} PNGs in it", "not-found")]
+    out += [Problem(ERROR, truth.root.display(f"{truth.stem}/{f}"), f"listed in {name} but missing", "not-found")
+            for f in sorted(listed) if f not in files]
+    rewrite = "prepare --kinds panoptic --overwrite rewrites it"
+    unlisted = sorted(files - set(listed))
+    if unlisted:
+        out.append(Problem(WARNING, folder, f"{_some(unlisted)} not listed in {name} (ignored by evaluation; "
+                                            f"{rewrite})", "panoptic-mismatch"))
+    if frames is not None:
+        ids = set(listed.values())
+        lacking = sorted(frames - ids)
+        if lacking:
+            out.append(Problem(WARNING, path, f"no annotation for {_some(lacking, 'frame')} of split "
+                                              f"{truth.split!r} (stale? {rewrite})", "panoptic-mismatch"))
+        extra = sorted(ids - frames)
+        if extra:
+            out.append(Problem(WARNING, path, f"{_some(extra, 'image_id')} of no annotated frame of split "
+                                              f"{truth.split!r} (stale? {rewrite})", "panoptic-mismatch"))
+    return out
+
+
+def _some(names: List[str], what: str = "file") -> str:
+    """``"3 files: a, b, c"``, the first few of many."""
+    shown = ", ".join(names[:_MAX_LISTED]) + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+    return f"{len(names)} {what}{'s' if len(names) != 1 else ''}: {shown}"
 
 
 def _disagreement(expected: np.ndarray, got: np.ndarray, source: np.ndarray, got_kind: str,

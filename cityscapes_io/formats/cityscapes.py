@@ -13,6 +13,10 @@ The photos may also sit under ``imgsFine/leftImg8bit/<split>/<city>/``, where Da
 Cityscapes plugin (the releases with ``is_crowd``) wrote and looked for them; both layouts are
 read, alone or together, in a folder, in zips and on object stores.
 
+The COCO panoptic ground truth that ``csCreatePanopticImgs`` (and ``prepare --kinds panoptic``)
+writes beside the splits, ``gtFine/cityscapes_panoptic_<split>[_trainId]/`` and its ``.json``, is
+not a split: the reader lists it in :attr:`CityscapesReader.panoptic`.
+
 Nothing is listed before it is needed: opening reads the label files and the top-level folders
 (and, when ``cities=`` is given, the split folders, to check that each city exists); the cities
 of a split are listed when the split is reached, and each city folder when iteration reaches
@@ -20,6 +24,8 @@ that city.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
@@ -37,7 +43,7 @@ from ..reader import Reader
 from ..writers import Files, Segments, Writer
 from . import read_label_file
 
-__all__ = ["CityscapesReader", "CityscapesWriter"]
+__all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
 
 #: Official-id and train-id ground-truth kinds (the label map is chosen by which a frame has).
 OFFICIAL_KINDS = ("instanceIds", "labelIds")
@@ -47,6 +53,53 @@ OLD_IMAGE_BASE = f"{IMGS_FINE_DIR}/{IMAGE_DIR}"
 _TRAIN_MAP = LabelMap.cityscapes_train()
 META_FILE = "dataset_meta.json"
 COLORS_FILE = "label_colors.txt"
+#: The names ``csCreatePanopticImgs`` gives its output in an annotation folder: the folder of
+#: PNGs ``cityscapes_panoptic_<split>[_trainId]`` and its ``.json``.
+_PANOPTIC_NAME = re.compile(r"^cityscapes_panoptic_(?P<split>.+?)(?P<train>_trainId)?(?P<json>\.json)?$")
+
+
+@dataclass(frozen=True)
+class PanopticTruth:
+    """The COCO panoptic ground truth of one split, as ``csCreatePanopticImgs`` (and
+    ``prepare --kinds panoptic``) writes it in an annotation folder:
+    ``<tree>/cityscapes_panoptic_<split>[_trainId].json`` and the folder of its PNGs (the stem
+    without ``.json``). Either may be missing (an interrupted run leaves the folder alone).
+
+    Attributes
+    ----------
+    split : str
+        The split it is the ground truth of.
+    train_ids : bool
+        Train ids as category ids (``--use-train-id``: the ``_trainId`` names).
+    root : Root
+        The root holding it.
+    stem : str
+        ``<tree>/cityscapes_panoptic_<split>[_trainId]``, relative to ``root``.
+    has_json, has_folder : bool
+        Whether the ``.json`` and the folder are there.
+    """
+
+    split: str
+    train_ids: bool
+    root: Root = field(repr=False)
+    stem: str
+    has_json: bool
+    has_folder: bool
+
+    @property
+    def json_path(self) -> str:
+        """The JSON, relative to the root."""
+        return f"{self.stem}.json"
+
+    def display(self, rel: Optional[str] = None) -> str:
+        """How messages name the JSON (or ``rel``, relative to the root)."""
+        return self.root.display(self.json_path if rel is None else rel)
+
+    def as_dict(self) -> Dict[str, object]:
+        """``{"split", "train_ids", "json", "folder"}`` (URLs; None for a part that is missing)."""
+        return {"split": self.split, "train_ids": self.train_ids,
+                "json": self.display() if self.has_json else None,
+                "folder": self.root.display(self.stem) if self.has_folder else None}
 
 
 class CityscapesReader(Reader):
@@ -95,8 +148,12 @@ class CityscapesReader(Reader):
         for root, bases in found:
             for k, base in bases:
                 if k in ANNOTATION_DIRS and k != self.annotations:
-                    self._other_splits.update(n for n, t in listdir(root, base).items() if t == "directory")
+                    self._other_splits.update(_split_names(listdir(root, base), annotations=True))
         self.labels = self._read_labels()
+        #: The COCO panoptic ground truth beside the splits of the annotation tree read (of the
+        #: splits asked for), by split: what ``csCreatePanopticImgs`` and ``prepare --kinds
+        #: panoptic`` write there. Not splits: they hold no frames.
+        self.panoptic: List[PanopticTruth] = self._find_panoptic()
         self._splits = self._find_splits()
         if self._city_filter is not None:
             self._check_cities()
@@ -118,7 +175,7 @@ class CityscapesReader(Reader):
         annotated: Set[str] = set()
         kinds = [k for bs in self._kinds for k, _ in bs]
         for kind, listing in zip(kinds, self._top):
-            dirs = {n for n, t in listing.items() if t == "directory"}
+            dirs = _split_names(listing, annotations=kind in ANNOTATION_DIRS)
             found.update(dirs)
             if kind == self.annotations:
                 annotated.update(dirs)
@@ -130,6 +187,9 @@ class CityscapesReader(Reader):
                 hint = (f"; {', '.join(m for m in missing if m in self._other_splits)} belongs to "
                         f"{elsewhere[0]}: --annotations {elsewhere[0]}"
                         if elsewhere and any(m in self._other_splits for m in missing) else "")
+                panoptic = [(m, _PANOPTIC_NAME.match(m)) for m in missing]
+                hint += "".join(f"; {m} is not a split but the panoptic ground truth of split {match['split']}"
+                                for m, match in panoptic if match is not None)
                 raise DatasetNotFoundError(
                     " + ".join(map(str, self.roots)),
                     f"no split {', '.join(map(repr, missing))} in {self.annotations} "
@@ -137,11 +197,32 @@ class CityscapesReader(Reader):
                 )
             return sorted(self._split_filter)
         if not found:
+            only = (f" ({self.annotations}/ holds only panoptic ground truth: "
+                    f"{', '.join(sorted({p.display() for p in self.panoptic}))})" if self.panoptic else "")
             raise DatasetNotFoundError(
                 " + ".join(map(str, self.roots)),
-                f"not a Cityscapes dataset: no {self.annotations}/<split>/ or {IMAGE_DIR}/<split>/ folder",
+                f"not a Cityscapes dataset: no {self.annotations}/<split>/ or {IMAGE_DIR}/<split>/ folder{only}",
             )
         return sorted(found)
+
+    def _find_panoptic(self) -> List[PanopticTruth]:
+        """The panoptic ground truth in the top listings of the annotation tree read."""
+        parts: Dict[Tuple[int, str], Tuple[str, bool, Set[str]]] = {}
+        folders = [(i, k, base) for i, bs in enumerate(self._kinds) for k, base in bs]
+        for (i, kind, base), listing in zip(folders, self._top):
+            if kind != self.annotations:
+                continue
+            for name, typ in listing.items():
+                match = _panoptic_match(name, typ)
+                if match is None:
+                    continue
+                stem = f"{base}/{name[:-len('.json')] if match['json'] else name}"
+                split = match["split"]
+                if self._split_filter is None or split in self._split_filter:
+                    parts.setdefault((i, stem), (split, bool(match["train"]), set()))[2].add(typ)
+        found = [PanopticTruth(split, train, self.roots[i], stem, "file" in types, "directory" in types)
+                 for (i, stem), (split, train, types) in parts.items()]
+        return sorted(found, key=lambda p: (p.split, p.train_ids, p.root.url))
 
     def splits(self) -> List[str]:
         return list(self._splits)
@@ -290,6 +371,23 @@ def _kind_folders(root: Root, entries: Dict[str, str]) -> List[Tuple[str, str]]:
     return bases
 
 
+def _panoptic_match(name: str, typ: str) -> Optional["re.Match[str]"]:
+    """The parts of a panoptic name (``split``, ``train``, ``json``) when ``name``, a ``typ``
+    entry of an annotation folder, is ``csCreatePanopticImgs`` output: a folder
+    ``cityscapes_panoptic_<split>[_trainId]`` or its ``.json`` file."""
+    match = _PANOPTIC_NAME.match(name)
+    if match is None or (typ == "directory") == bool(match["json"]):
+        return None
+    return match
+
+
+def _split_names(listing: Dict[str, str], *, annotations: bool) -> Set[str]:
+    """The split folders of a kind folder's listing: every folder, but in an annotation folder
+    not the panoptic ground truth's (see :class:`PanopticTruth`)."""
+    return {n for n, t in listing.items()
+            if t == "directory" and not (annotations and _panoptic_match(n, t) is not None)}
+
+
 def _as_list(value) -> Optional[List[str]]:
     if value is None:
         return None
@@ -302,7 +400,13 @@ class CityscapesWriter(Writer):
     """Writes ``<tree>/<split>/<id>_<tree>_{instanceIds,labelIds,color}.png`` (``<tree>`` is the
     frame's annotation tree, ``gtFine`` or ``gtCoarse``), the polygons files, the photos under
     ``leftImg8bit/<split>/`` (with ``save_media``), and ``label_colors.txt`` (or
-    ``dataset_meta.json`` with ``save_dataset_meta``, or when the ids have gaps).
+    ``dataset_meta.json`` with ``save_dataset_meta``, when the ids have gaps, or with
+    ``save_train_ids``, see below).
+
+    ``leftImg8bit/<split>/`` is made for every split with ground truth, empty when no photo
+    goes there, where the destination has folders (local disk; not an object store, where a
+    prefix exists only through its objects): Datumaro imports a split only when that folder
+    exists.
 
     instanceIds are 16-bit (``label * 1000 + instance``, the plain label for crowd and stuff
     regions); labelIds 8-bit; color RGBA like the official files. When the output labels are
@@ -311,7 +415,14 @@ class CityscapesWriter(Writer):
     Output labels that are Cityscapes train ids (:func:`cityscapes_io.to_train_ids`) go into
     ``_instanceTrainIds.png`` and ``_labelTrainIds.png``, never into ``_labelIds.png`` (which
     every tool reads as official label ids). ``save_train_ids`` also writes those two files
-    beside the official ones, as ``cityscapes-io prepare`` and the official scripts do.
+    beside the official ones, as ``cityscapes-io prepare`` and the official scripts do; the
+    label file is then ``dataset_meta.json``, whose ``labels`` list the 19 train classes: in
+    such a tree Datumaro reads ``_labelTrainIds.png`` alone, and names their values by the
+    label file (this library and the official scripts read the label ids as before).
+
+    ``_color.png`` and the label file have the labels' colours; those of a map whose names are
+    the official ones are the official colours (:meth:`LabelMap.with_official_colors`), even
+    when the map was read back from a format that made its colours unique (VOC).
 
     A frame's polygons file is copied when its labels are unchanged, rewritten with the new
     names when the labels were only renamed, and otherwise not written (one warning at the
@@ -326,7 +437,10 @@ class CityscapesWriter(Writer):
         super().__init__(url, **options)
 
     def _setup(self, labels: LabelMap) -> None:
-        self._colors = labels.color_table(256)
+        #: The labels as the label file and ``_color.png`` give them (official colours for
+        #: official names).
+        self._shown = labels.with_official_colors()
+        self._colors = self._shown.color_table(256)
         self._train = labels.is_train_ids
         self._train_table = labels.train_id_table(256)
         #: The (instance, class) kinds the masks go into.
@@ -347,7 +461,8 @@ class CityscapesWriter(Writer):
             original = frame.original if seg.unchanged else (lambda kind: None)
             ids_png = original(inst_kind)
             label_png = original(class_kind) if ids_png is not None else None
-            color_png = original("color") if ids_png is not None and seg.same_colors else None
+            recolored = self._shown is not self.labels
+            color_png = original("color") if ids_png is not None and seg.same_colors and not recolored else None
             if ids_png is None:
                 ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
             label_ids = None
@@ -422,12 +537,30 @@ class CityscapesWriter(Writer):
         return files
 
     def _index_files(self) -> Files:
-        assert self.labels is not None
+        labels = self._shown
+        train_names = labels.train_class_names() if self.save_train_ids and not self._train else None
+        if train_names is not None:
+            return [(META_FILE, labels.to_dataset_meta(labels_first=train_names).encode("utf-8"))]
         # label_colors.txt holds ids 0..N-1 only: a map with gaps (the train ids' 255) goes to
         # dataset_meta.json, which keeps its ids.
-        if self.save_dataset_meta or not self.labels.is_dense:
-            return [(META_FILE, self.labels.to_dataset_meta().encode("utf-8"))]
-        return [(COLORS_FILE, self.labels.to_label_colors().encode("utf-8"))]
+        if self.save_dataset_meta or not labels.is_dense:
+            return [(META_FILE, labels.to_dataset_meta().encode("utf-8"))]
+        return [(COLORS_FILE, labels.to_label_colors().encode("utf-8"))]
+
+    def _close_warnings(self) -> List[str]:
+        if self.save_train_ids and not self._train and self._shown.train_class_names() is None:
+            return [f"the output labels ({self._shown.source}) lack some of the 19 train classes: Datumaro will "
+                    f"name the values of _labelTrainIds.png by the label file's order, not as train ids"]
+        return []
+
+    def _index_info(self, frame: Frame) -> tuple:
+        # Whether the frame has ground truth: its split then gets leftImg8bit/<split>/.
+        return (True,) if frame.has_annotations else ()
+
+    def _index_folders(self) -> List[str]:
+        # Datumaro imports gtFine/<split>/ only beside leftImg8bit/<split>/ (its own exporter
+        # makes that folder empty without photos).
+        return [f"{IMAGE_DIR}/{split}" for split in dict.fromkeys(split for split, _ in self._info)]
 
 
 #: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).
