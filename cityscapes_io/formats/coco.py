@@ -16,7 +16,10 @@ Writing follows mmdetection's ``tools/dataset_converters/cityscapes.py``: one fi
   instance's annotation: ``cityscapes_instance_id``, the instanceIds value it was made from
   (COCO has no instance number, and Cityscapes numbers have gaps where objects are hidden), so
   that reading the file back gives the same instanceIds; pycocotools, detectron2 and
-  mmdetection ignore it, and files without it are numbered in annotation order.
+  mmdetection ignore it, and files without it are numbered in annotation order. A segment with
+  a ``score`` (:attr:`~cityscapes_io.Instance.score`: a prediction built in memory, or read from
+  a format that keeps it) gives its annotation ``"score"``, as COCO results have it
+  (pycocotools' ``loadRes`` and Datumaro read it).
 
 Image ids count from 0 and annotation ids from 1 (as in COCO's own files: pycocotools' ``COCOeval``
 takes an annotation id 0 for "unmatched") in each split, in input order. The records of each split
@@ -26,6 +29,11 @@ with sorted keys (mmdetection's ``json.dump`` puts ``images`` first and keeps in
 ``", "`` separators: the same JSON when parsed). With
 ``save_media`` the photos go under ``leftImg8bit/<split>/``; COCO has no other per-frame file.
 
+``layout="datumaro"`` writes Datumaro's layout instead, the one its ``coco_instances`` importer
+reads: ``annotations/instances_<split>.json``, photos in ``images/<split>/<id><ext>``,
+``file_name`` ``<id><ext>`` (Datumaro's item id is then the frame id, as it is for the Cityscapes
+tree), no ``segm_file``; the records are otherwise the same.
+
 Options: ``classes`` (``"things"``: the above; ``"all"``: every evaluated label, stuff too, with
 ``iscrowd`` 0 for classes that have no instances, since COCO's crowd flag is for groups of
 objects; or a list of label names), ``segmentation`` (``"rle"``, or ``"polygon"``: every
@@ -33,7 +41,8 @@ segment as COCO polygons that pycocotools draws back to the same mask, holes cut
 ``category_ids`` (``"label"``: the label id; ``"contiguous"``: 1..N in category order).
 
 Reading takes ``annotations/instancesonly_filtered_gtFine_<split>.json`` and the generic
-``annotations/instances_<split>.json``; see :class:`CocoInstancesReader`.
+``annotations/instances_<split>.json`` (so both layouts), and annotations' ``score``; see
+:class:`CocoInstancesReader`.
 """
 from __future__ import annotations
 
@@ -51,7 +60,7 @@ import numpy as np
 from .. import jsonfile, rle
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import FileSource, Frame, OnError, apply_policy
-from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE, class_of
+from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE, Instance, class_of, split_value
 from ..labels import Label, LabelMap, has_instances, official_label
 from ..mapping import background_id, distinct_colors
 from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, parse_frame_id, safe_relpath, sort_key
@@ -63,7 +72,7 @@ from ..output import Data
 from ..writers import Entry, Files, Segments, Writer, json_lists
 
 __all__ = ["CocoInstancesReader", "CocoInstancesWriter", "CocoSource", "annotation_path", "coco_labels",
-           "paint_annotations", "CLASSES", "SEGMENTATIONS", "CATEGORY_IDS"]
+           "paint_annotations", "CLASSES", "SEGMENTATIONS", "CATEGORY_IDS", "LAYOUTS"]
 
 ANNOTATIONS_DIR = "annotations"
 #: mmdetection's file name of a split, and the generic COCO one (``instances_val2017.json``).
@@ -72,6 +81,12 @@ COCO_PREFIX = "instances_"
 CLASSES = ("things", "all")
 SEGMENTATIONS = ("rle", "polygon")
 CATEGORY_IDS = ("label", "contiguous")
+#: Where the writer puts the JSON and the photos: mmdetection's Cityscapes layout, or Datumaro's
+#: (its ``coco_instances`` importer reads only ``annotations/instances_<split>.json``, with the
+#: photos in ``images/<split>/``).
+LAYOUTS = ("mmdetection", "datumaro")
+#: The photo folder of Datumaro's layout (with the split under it).
+DATUMARO_IMAGES = "images"
 #: Where the reader looks for the photos of split ``S``: the first of these folders that exists.
 PHOTO_DIRS = (IMAGE_DIR + "/{split}", "images/{split}", "{split}", "images")
 #: Category ids whose instances instanceIds can number (``id * 1000 + n`` in 16 bits; values
@@ -82,9 +97,18 @@ _THING_IDS = range(1, MAX_INSTANCE_VALUE // INSTANCE_DIVISOR + 1)
 VALUE_KEY = "cityscapes_instance_id"
 
 
-def annotation_path(split: str) -> str:
-    """The JSON of a split, relative to the dataset root (mmdetection's name)."""
-    return f"{ANNOTATIONS_DIR}/{MMDET_PREFIX}{split}.json"
+def annotation_path(split: str, layout: str = "mmdetection") -> str:
+    """The JSON of a split, relative to the dataset root (mmdetection's name, or Datumaro's)."""
+    return f"{ANNOTATIONS_DIR}/{COCO_PREFIX if layout == 'datumaro' else MMDET_PREFIX}{split}.json"
+
+
+def photo_path(split: str, frame_id: str, ext: str, layout: str = "mmdetection") -> str:
+    """Where a frame's photo is written, relative to the dataset root: ``leftImg8bit/<split>/
+    <id>_leftImg8bit<ext>`` (mmdetection's layout) or ``images/<split>/<id><ext>`` (Datumaro's,
+    named as its exporter names the items of a Cityscapes tree)."""
+    if layout == "datumaro":
+        return f"{DATUMARO_IMAGES}/{split}/{safe_relpath(frame_id)}{ext}"
+    return image_path(split, frame_id, ext)
 
 
 def _ignored(label: Label) -> bool:
@@ -122,6 +146,14 @@ class CocoInstancesWriter(Writer):
         that reading back gives the same instanceIds (default). Without it the file has exactly
         the keys mmdetection's converter writes, and instances read back are numbered in
         annotation order.
+    layout : "mmdetection" or "datumaro"
+        mmdetection's layout (default): ``annotations/instancesonly_filtered_gtFine_<split>.json``,
+        photos in ``leftImg8bit/<split>/<id>_leftImg8bit<ext>``. Datumaro's, which its
+        ``coco_instances`` importer reads: ``annotations/instances_<split>.json``, photos in
+        ``images/<split>/<id><ext>`` (``file_name`` ``<id><ext>``, so Datumaro's item ids are
+        the frame ids, as for the Cityscapes tree; image records without mmdetection's
+        ``segm_file``). Datumaro refuses a dataset without the folder ``images/``: without
+        ``save_media`` a warning says so.
     **options
         As :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``, ``label_map``...).
     """
@@ -130,7 +162,8 @@ class CocoInstancesWriter(Writer):
     NO_GROUND_TRUTH = "no ground truth: written without annotations"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
-                 category_ids: str = "label", keep_instance_ids: bool = True, **options):
+                 category_ids: str = "label", keep_instance_ids: bool = True, layout: str = "mmdetection",
+                 **options):
         if isinstance(classes, str):
             if classes not in CLASSES:
                 raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, "
@@ -144,6 +177,9 @@ class CocoInstancesWriter(Writer):
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
         if category_ids not in CATEGORY_IDS:
             raise ValueError(f"category_ids must be one of {', '.join(CATEGORY_IDS)}, got {category_ids!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.layout = layout
         self.segmentation = segmentation
         self.category_ids = category_ids
         self.keep_instance_ids = bool(keep_instance_ids)
@@ -181,14 +217,15 @@ class CocoInstancesWriter(Writer):
         if not self.save_media:
             return []
         photo = self._photo(frame, None if seg is None else seg.ids.shape)
-        return [] if photo is None else [(image_path(frame.split or "default", frame.id, photo[1]), photo[0])]
+        return [] if photo is None else [(photo_path(frame.split or "default", frame.id, photo[1], self.layout),
+                                          photo[0])]
 
     def _planned_files(self, frame: Frame) -> List[str]:
         # The photo is COCO's only per-frame file. Without save_media there is none: resume and
         # finalize then take every frame as written and make its records again (_index_info),
         # so each frame is in the JSON once, in input order, whatever a previous run did.
         ext = self._photo_ext(frame) if self.save_media else None
-        return [image_path(frame.split or "default", frame.id, ext)] if ext else []
+        return [photo_path(frame.split or "default", frame.id, ext, self.layout)] if ext else []
 
     def _index_info(self, frame: Frame) -> tuple:
         # A frame written before (resume) or by a shard (finalize): its records from its pixels,
@@ -208,12 +245,17 @@ class CocoInstancesWriter(Writer):
                 raise InvalidFileError(frame.where, "no ground truth and no photo: the image size is unknown")
             h, w = size
         ext = self._photo_ext(frame) or self.image_ext or frame.image_ext or ".png"
-        image = {"file_name": f"{frame.id}{IMAGE_SUFFIX}{ext}", "height": int(h), "width": int(w),
-                 "segm_file": f"{frame.id}{gt_suffix('labelIds', frame.annotations)}"}
+        image: Dict[str, Any] = {"height": int(h), "width": int(w)}
+        if self.layout == "datumaro":
+            image["file_name"] = f"{frame.id}{ext}"
+        else:
+            image["file_name"] = f"{frame.id}{IMAGE_SUFFIX}{ext}"
+            image["segm_file"] = f"{frame.id}{gt_suffix('labelIds', frame.annotations)}"
         annotations: List[dict] = []
         if seg is None:
             return image, annotations
         values = [v for v in seg.values if class_of(v) in self._categories]
+        scores = _scores(frame, seg.ids)
         for v, mask_rle in zip(values, rle.encode_segments(seg.ids, values)):
             cat = self._categories[class_of(v)]
             box = rle.bbox(mask_rle)
@@ -227,6 +269,8 @@ class CocoInstancesWriter(Writer):
                 # have gaps (objects hidden behind others); kept so that reading back gives
                 # the same instanceIds. Other tools ignore the key.
                 ann[VALUE_KEY] = int(v)
+            if v in scores:
+                ann["score"] = scores[v]  # a prediction's confidence, as COCO results have it
             annotations.append(ann)
         return image, annotations
 
@@ -255,8 +299,37 @@ class CocoInstancesWriter(Writer):
                                            ("images", self._spool.records((split, "images")))]
             if self._spool.count((split, "annotations")):
                 head.append(("annotations", self._spool.records((split, "annotations"))))
-            out.append((annotation_path(split), json_lists(head)))
+            out.append((annotation_path(split, self.layout), json_lists(head)))
+        if self.layout == "datumaro" and not self.save_media and self.subsets:
+            warnings.warn(f"{self.dest.url}: no photos written (save_media): Datumaro's COCO importer refuses a "
+                          f"dataset without the folder {DATUMARO_IMAGES}/", stacklevel=3)
         return out
+
+
+def _scores(frame: Frame, ids: np.ndarray) -> Dict[int, float]:
+    """``{value of ids: score}`` of the frame's segments that have a score
+    (:attr:`~cityscapes_io.Instance.score`), ``ids`` its instanceIds in output ids: each
+    segment's output value is read at one of its pixels, so labels mapped, merged or numbered
+    anew carry their score (segments merged into one keep the best).
+
+    Raises
+    ------
+    InvalidFileError
+        A score that is not a finite number (JSON cannot hold it).
+    """
+    out: Dict[int, float] = {}
+    for inst in frame.instances():
+        if inst.score is None or inst.area == 0:
+            continue
+        score = float(inst.score)
+        if not np.isfinite(score):
+            raise InvalidFileError(frame.where, f"instance {inst.value}: score {inst.score!r} is not a finite number")
+        x, y, w, _ = inst.bbox
+        row, col = divmod(int(np.argmax(inst.mask_crop)), w)
+        value = int(ids[y + row, x + col])
+        out[value] = max(score, out.get(value, score))
+    return out
+
 
 def _polygons(ids: np.ndarray, value: int, box: Sequence[float]) -> List[List[int]]:
     """COCO polygons of the pixels of ``ids`` equal to ``value``, worked out on its box."""
@@ -307,7 +380,7 @@ def coco_labels(categories: Sequence[Tuple[int, str]], source: str = "coco") -> 
 def paint_annotations(height: int, width: int, annotations: Sequence[tuple], things: Mapping[int, bool],
                       background: int, where: str) -> np.ndarray:
     """The instanceIds array of an image from its annotations ``(id, category_id, iscrowd,
-    segmentation[, kept value])``, painted in order (a later one over an earlier one):
+    segmentation[, kept value[, score]])``, painted in order (a later one over an earlier one):
     ``category * 1000 + n`` for a non-crowd annotation of a category that has instances
     (``things[category]``; ``n`` the number of the kept instanceIds value this library's writer
     stores, else counted per category from 0), the plain category id otherwise; ``background``
@@ -320,28 +393,29 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
         more than 1000 instances of one category; the message names ``where`` (the file) and
         the annotation id.
     """
+    values = _annotation_values(annotations, things, where)
     # Painted column-major, the order COCO masks are decoded in, then transposed once.
     out = np.full((width, height), background, dtype=np.uint16)
+    for ann, value in zip(annotations, values):
+        out[_annotation_mask(ann, height, width, where).T] = value
+    return np.ascontiguousarray(out.T)
+
+
+def _annotation_values(annotations: Sequence[tuple], things: Mapping[int, bool], where: str) -> List[int]:
+    """The instanceIds value of each annotation (as :func:`paint_annotations` takes them and
+    numbers them), without decoding any mask."""
     counters: Dict[int, int] = {}
     taken: Set[int] = set()
     for a in annotations:
         number = _kept_number(a[4]) if len(a) > 4 else None
         if number is not None and isinstance(a[1], int):
             taken.add(a[1] * INSTANCE_DIVISOR + number)
-    for aid, cat, crowd, segm, *rest in annotations:
+    values = []
+    for aid, cat, crowd, _, *rest in annotations:
         at = f"{where} (annotation id {aid})"
         thing = things.get(cat) if isinstance(cat, int) and not isinstance(cat, bool) else None
         if thing is None:
             raise InvalidFileError(at, f"category_id {cat!r} is not among the file's categories")
-        if isinstance(segm, dict):
-            mask = rle.decode(segm, shape=(height, width), path=at).T
-        elif isinstance(segm, list):
-            mask = rle.polygons_to_mask(segm, height, width, path=at).T
-        elif segm is None:
-            raise InvalidFileError(at, "no segmentation (an RLE or a list of polygons is needed)")
-        else:
-            raise InvalidFileError(at, f"segmentation is a {type(segm).__name__}: an RLE {{size, counts}} or a "
-                                       f"list of polygons is needed")
         if thing and not crowd:
             kept = _kept_number(rest[0]) if rest else None
             if kept is not None:
@@ -364,8 +438,33 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
             value = cat
             if not 0 <= value < INSTANCE_DIVISOR:
                 raise InvalidFileError(at, f"category_id {cat} does not fit instanceIds (region values 0..999)")
-        out[mask] = value
-    return np.ascontiguousarray(out.T)
+        values.append(value)
+    return values
+
+
+def _annotation_mask(ann: tuple, height: int, width: int, where: str) -> np.ndarray:
+    """The ``height x width`` boolean mask of an annotation's segmentation (column-major, as
+    COCO masks are decoded)."""
+    aid, segm = ann[0], ann[3]
+    at = f"{where} (annotation id {aid})"
+    if isinstance(segm, dict):
+        return rle.decode(segm, shape=(height, width), path=at)
+    if isinstance(segm, list):
+        return rle.polygons_to_mask(segm, height, width, path=at)
+    if segm is None:
+        raise InvalidFileError(at, "no segmentation (an RLE or a list of polygons is needed)")
+    raise InvalidFileError(at, f"segmentation is a {type(segm).__name__}: an RLE {{size, counts}} or a list of "
+                               f"polygons is needed")
+
+
+def _annotation_score(ann: tuple, where: str) -> Optional[float]:
+    """An annotation's ``score`` (None without one); a score that is not a number raises."""
+    score = ann[5] if len(ann) > 5 else None
+    if score is None:
+        return None
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        raise InvalidFileError(f"{where} (annotation id {ann[0]})", f"score is {json.dumps(score)[:100]}, not a number")
+    return float(score)
 
 
 def _kept_number(value) -> Optional[int]:
@@ -385,16 +484,19 @@ class _Image:
 
 class CocoSource(FileSource):
     """A COCO image: its photo file (when found) and its annotation records, decoded into
-    instanceIds on demand (:func:`paint_annotations`)."""
+    instanceIds on demand (:func:`paint_annotations`). Annotations with a ``score`` (a model's
+    detections) are also the frame's instances as made (:meth:`given_instances`): each its own
+    mask, overlaps kept, and its score."""
 
     def __init__(self, files: Optional[Mapping[str, Tuple[Any, str]]], image: _Image, annotations: Sequence[tuple],
-                 things: Mapping[int, bool], background: int, json_path: str):
+                 things: Mapping[int, bool], background: int, json_path: str, labels: LabelMap):
         super().__init__(files)
         self.image_record = image
         self.annotations = tuple(annotations)
         self.things = things
         self.background = background
         self.json_path = json_path
+        self.labels = labels
 
     @property
     def gt_kind(self) -> Optional[str]:
@@ -414,6 +516,39 @@ class CocoSource(FileSource):
         return paint_annotations(img.height, img.width, self.annotations, self.things, self.background,
                                  self.json_path)
 
+    def given_instances(self) -> Optional[List[Instance]]:
+        """With scores in the file (detections): one :class:`Instance` per annotation, in file
+        order, with its own mask (overlaps kept) and ``score`` (None for an annotation without
+        one); None for ground truth (no score at all), whose instances are the segments of the
+        painted instanceIds.
+
+        Raises
+        ------
+        InvalidFileError
+            A score that is not a number, or what :func:`paint_annotations` raises.
+        """
+        scores = [_annotation_score(a, self.json_path) for a in self.annotations]
+        if all(score is None for score in scores):
+            return None
+        img = self.image_record
+        out = []
+        for ann, value, score in zip(self.annotations, _annotation_values(self.annotations, self.things,
+                                                                         self.json_path), scores):
+            label_id, number = split_value(value)
+            out.append(Instance.from_mask(_annotation_mask(ann, img.height, img.width, self.json_path),
+                                          label_id=label_id, id=number, is_crowd=number is None,
+                                          label=self.labels.get(label_id), score=score))
+        return out
+
+    def scores(self) -> Dict[int, float]:
+        """``{instanceIds value: score}`` of the annotations with a score, without decoding a
+        mask (annotations painted with one value: the one painted last, on top)."""
+        scores = [_annotation_score(a, self.json_path) for a in self.annotations]
+        if all(score is None for score in scores):
+            return {}
+        values = _annotation_values(self.annotations, self.things, self.json_path)
+        return {value: score for value, score in zip(values, scores) if score is not None}
+
     def label_ids(self) -> Optional[np.ndarray]:
         return None
 
@@ -430,11 +565,12 @@ class CocoSource(FileSource):
 
     def __getstate__(self):
         return {"_files": self._files, "image": self.image_record, "annotations": self.annotations,
-                "things": self.things, "background": self.background, "json_path": self.json_path}
+                "things": self.things, "background": self.background, "json_path": self.json_path,
+                "labels": self.labels}
 
     def __setstate__(self, state) -> None:
         CocoSource.__init__(self, state["_files"], state["image"], state["annotations"], state["things"],
-                            state["background"], state["json_path"])
+                            state["background"], state["json_path"], state["labels"])
 
 
 _SPLIT_FILE = re.compile(rf"^(?:{MMDET_PREFIX}|{COCO_PREFIX})(?P<split>.+)\.json$")
@@ -456,6 +592,11 @@ class CocoInstancesReader(Reader):
       and COCO's own layouts); an image whose file is not there has no photo.
     - Ground truth: the image's annotations painted in file order (:func:`paint_annotations`),
       decoded when asked for. A split's JSON is parsed once, when iteration reaches it.
+    - Scores: when annotations have a ``score`` (detections), the frame's
+      :meth:`~cityscapes_io.Frame.original_instances` are the annotations, each its own mask
+      (overlaps kept) with its :attr:`~cityscapes_io.Instance.score`: what instance evaluation
+      and ``export_predictions`` use. A COCO *results* file (a bare list of detections, without
+      ``images`` and ``categories``) is not a dataset: it is refused as not a COCO file.
 
     Problems of a split's file (not COCO, an image id given to two images, a ``height`` /
     ``width`` that is not a positive integer or exceeds :data:`~cityscapes_io.png.MAX_PIXELS`,
@@ -570,11 +711,13 @@ class CocoInstancesReader(Reader):
             files = {}
             if photos is not None and img.file_name in photos[1]:
                 files["image"] = (self.root.fs, path)
-            source = CocoSource(files, img, by_image.get(img.id, ()), self._things, self._background, where)
+            source = CocoSource(files, img, by_image.get(img.id, ()), self._things, self._background, where,
+                                self.labels)
             yield Frame(frame_id, split, self.labels, source, on_error=self.on_error)
 
     def _parse(self, split: str) -> Tuple[List[_Image], Dict[Any, List[tuple]]]:
-        """The images of a split's JSON and ``{image id: [(id, category, iscrowd, segmentation)]}``."""
+        """The images of a split's JSON and ``{image id: [(id, category, iscrowd, segmentation, kept
+        instanceIds value, score)]}`` (the last two None when the annotation has none)."""
         where = self._display(split)
         doc = jsonfile.loads(read_file(self.root.fs, check_inside(self.root.fs, self.root.path, self._path(split))), where)
         if not isinstance(doc, dict):
@@ -601,8 +744,8 @@ class CocoInstancesReader(Reader):
                 apply_policy(self.on_error, InvalidFileError(f"{where} (annotation id {aid})",
                                                              f"the annotation {what}"))
                 continue
-            by_image.setdefault(image_id, []).append(
-                (aid, ann.get("category_id"), bool(ann.get("iscrowd", 0)), ann.get("segmentation"), ann.get(VALUE_KEY)))
+            by_image.setdefault(image_id, []).append((aid, ann.get("category_id"), bool(ann.get("iscrowd", 0)),
+                                                      ann.get("segmentation"), ann.get(VALUE_KEY), ann.get("score")))
         return images, by_image
 
     def _photos(self, split: str) -> Optional[Tuple[str, Set[str]]]:

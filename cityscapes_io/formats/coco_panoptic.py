@@ -31,7 +31,9 @@ becomes an ``instanceIds`` value:
   ``segments_info`` order (numbers kept by other segments passed over), and crowds and stuff
   take the plain category id.
 
-Pixels of no segment (id 0) take the void label: ``unlabeled`` with id 0, or, when a category
+Pixels of no segment (id 0) take the void label: the category named ``unlabeled`` when there
+is one that is not a thing (Datumaro's export of a Cityscapes tree has it, as category 1, and
+leaves its pixels VOID), else a label ``unlabeled`` of its own, with id 0, or, when a category
 has id 0, id 255 (or the first free id). Categories that are all official Cityscapes labels with
 their ids (this library's and ``csCreatePanopticImgs``' output) read as the whole official map,
 the classes ignored in evaluation included (never used), so that writers get the map they know;
@@ -61,7 +63,7 @@ from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import FileSource, Frame, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE
-from ..labels import TRAIN_IGNORE, Label, LabelMap
+from ..labels import TRAIN_IGNORE, Label, LabelMap, normalize_name
 from ..mapping import mapping_between, resolve_label_map
 from ..names import safe_relpath
 from ..panoptic import panoptic_categories, panoptic_frame
@@ -77,6 +79,8 @@ IMAGES_DIR = "images"
 PREFIX = "panoptic_"
 #: Endings of Cityscapes photo names, left out of frame ids (longest first).
 PHOTO_SUFFIXES = ("_gtFine_leftImg8bit", "_leftImg8bit")
+#: The label of the pixels of no segment (segment id 0, VOID).
+VOID_NAME = "unlabeled"
 #: A segment: (segment id, category id, iscrowd).
 Segment = Tuple[int, int, bool]
 
@@ -261,7 +265,8 @@ def _field(record: Any, key: str, kind, where: str, what: str):
 def panoptic_labels(categories: Sequence[dict], where: str) -> Tuple[LabelMap, int]:
     """``(labels, void id)`` from a JSON's ``categories``: one label per category (its id and
     name; ``has_instances`` from ``isthing``, colour from ``color``, ``category`` from
-    ``supercategory``), and ``unlabeled`` for the pixels of no segment (id 0, or 255 or the
+    ``supercategory``). The pixels of no segment are the category named ``unlabeled`` (not a
+    thing) when there is one, else a label ``unlabeled`` added for them (id 0, or 255 or the
     first free id when a category has id 0)."""
     labels: List[Label] = []
     for k, cat in enumerate(categories):
@@ -283,11 +288,18 @@ def panoptic_labels(categories: Sequence[dict], where: str) -> Tuple[LabelMap, i
     official = _official(labels, where)
     if official is not None:
         return official
-    ids = {lab.id for lab in labels}
-    void = 0 if 0 not in ids else (255 if 255 not in ids else min(set(range(INSTANCE_DIVISOR)) - ids))
-    names = {lab.name for lab in labels}
-    if "unlabeled" not in names:
-        labels.append(Label("unlabeled", void, (0, 0, 0), category="void", has_instances=False, ignore_in_eval=True))
+    unlabeled = [lab for lab in labels if normalize_name(lab.name) == VOID_NAME and not lab.has_instances]
+    if unlabeled:
+        # The file has a class for the pixels nobody labelled (Datumaro's export of a Cityscapes
+        # tree: ``unlabeled``, category 1, whose pixels are VOID): VOID is that class.
+        void = unlabeled[0].id
+    else:
+        ids = {lab.id for lab in labels}
+        void = 0 if 0 not in ids else (255 if 255 not in ids else min(set(range(INSTANCE_DIVISOR)) - ids))
+        name = VOID_NAME
+        while name in {lab.name for lab in labels}:  # a thing called "unlabeled": the void label is another
+            name += "_"
+        labels.append(Label(name, void, (0, 0, 0), category="void", has_instances=False, ignore_in_eval=True))
     try:
         return LabelMap(labels, source=where), void
     except LabelMapError as exc:
