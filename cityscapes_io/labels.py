@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import numbers
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -308,7 +308,7 @@ class LabelMap:
         ids = sorted(l.id for l in self._labels if l.id >= 0)
         return ids == list(range(len(ids)))
 
-    def to_dataset_meta(self) -> str:
+    def to_dataset_meta(self, labels_first: Sequence[str] = ()) -> str:
         """``dataset_meta.json`` text, keeping the ids (which may have gaps, e.g. the train
         map's 255).
 
@@ -320,6 +320,11 @@ class LabelMap:
         dense id), and ``null`` otherwise. A label without a colour is written black when
         others have one. Labels with negative ids are written after the others, keyed by
         position, when the ids are 0..N-1, and left out otherwise.
+
+        ``labels_first``, when given, is written as the ``labels`` list. Datumaro numbers its
+        labels in that order first, then the names of ``label_map`` it has not seen; this
+        library reads ``label_map`` alone. A Cityscapes tree with ``_labelTrainIds.png`` beside
+        its label ids lists the 19 train classes there, as those are the masks Datumaro reads.
         """
         if self.is_dense:
             labels = self._dense()
@@ -340,6 +345,8 @@ class LabelMap:
         bg = next((str(k) for k, l in zip(keys, labels) if l.color == (0, 0, 0)), None)
         if bg is not None:
             meta["background_label"] = bg
+        if labels_first:
+            meta["labels"] = list(labels_first)
         text = json.dumps(meta, indent=2, ensure_ascii=False)
         # One colour per line (a raw newline never occurs inside a JSON string).
         return re.sub(r"\[\n\s+(\d+),\n\s+(\d+),\n\s+(\d+)\n\s+\]", r"[\1, \2, \3]", text) + "\n"
@@ -419,6 +426,39 @@ class LabelMap:
         if len(classes) != TRAIN_CLASSES:
             return False
         return all(train_id_of(l) == l.id for l in classes)
+
+    def train_class_names(self) -> Optional[List[str]]:
+        """The names of the 19 Cityscapes train classes in train-id order (road first), as this
+        map spells them (found as :meth:`find` finds a name); None when the map lacks one."""
+        found = [self.find(lab.name) for lab in _TRAIN_CLASSES]
+        if any(lab is None for lab in found):
+            return None
+        return [lab.name for lab in found if lab is not None]
+
+    def with_official_colors(self) -> "LabelMap":
+        """This map with the official colours given back to the official labels that lost
+        theirs only to stay apart from an earlier label.
+
+        Formats that need one colour per label keep the first label of a shared colour and
+        move the later ones to a free colour nearby; the Cityscapes labels share some (ids
+        0–4 black, pole and polegroup, car and license plate), so VOC's ``labelmap.txt`` has
+        ego vehicle (0, 0, 1), .... Here a label named as an official label (matched as
+        :func:`official_label` matches names) whose colour is not the official one, while a
+        label before it (in id order, negative ids last) has that official colour, takes it
+        back. Any other colour is kept (a colour given on purpose, such as a recoloured
+        road); a map with nothing to give back is returned as it is.
+        """
+        order = sorted(self._labels, key=lambda l: (l.id < 0, l.id))
+        restored: Dict[int, Label] = {}
+        seen: "set[Optional[Color]]" = set()
+        for lab in order:
+            ref = official_label(lab.name)
+            if ref is not None and lab.color != ref.color and ref.color in seen:
+                restored[lab.id] = replace(lab, color=ref.color)
+            seen.add(lab.color)
+        if not restored:
+            return self
+        return LabelMap((restored.get(l.id, l) for l in self._labels), source=self.source)
 
     def color_table(self, size: int = 256) -> np.ndarray:
         """``(size, 3)`` uint8 lookup table id → colour (black for unknown ids or no colour)."""
@@ -525,4 +565,5 @@ def has_instances(label: Optional[Label], default: Optional[bool] = None) -> Opt
 
 
 _OFFICIAL_MAP = LabelMap.cityscapes()
-
+#: The 19 train classes, by train id.
+_TRAIN_CLASSES = [lab for lab in LabelMap.cityscapes_train() if lab.id != TRAIN_IGNORE]

@@ -1,5 +1,7 @@
 """Pascal VOC segmentation: ``JPEGImages/``, ``SegmentationClass/``, ``SegmentationObject/``,
-``ImageSets/Segmentation/<subset>.txt`` and ``labelmap.txt`` (Datumaro's label file).
+``ImageSets/Segmentation/<subset>.txt`` and ``labelmap.txt`` (Datumaro's label file), or
+``dataset_meta.json`` instead (``save_dataset_meta``, as Datumaro's exporter writes it; a
+reader takes it before ``labelmap.txt``, as Datumaro's importer does).
 
 Masks are 8-bit paletted PNGs. SegmentationClass holds the class index of every pixel (255 is
 void); SegmentationObject numbers every segment 1..N (0 is background, 255 void). The writer
@@ -24,16 +26,17 @@ the line.
 """
 from __future__ import annotations
 
+import json
 import posixpath
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
-from .. import png
+from .. import jsonfile, png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame, MaskSource, OnError, apply_policy
 from ..instances import INSTANCE_DIVISOR
-from ..labels import MAX_LABELS, Label, LabelMap, has_instances, parse_color, too_many_labels
+from ..labels import MAX_LABELS, Label, LabelMap, excerpt, has_instances, parse_color, too_many_labels
 from ..names import sort_key
 from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
@@ -42,12 +45,14 @@ from ..reader import Reader
 from ..writers import Files, Segments, Writer
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
 
-__all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "decode_voc",
-           "decode_voc_class", "decode_voc_object", "colors_to_ids", "label_color_table"]
+__all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "parse_voc_meta",
+           "format_voc_meta", "decode_voc", "decode_voc_class", "decode_voc_object", "colors_to_ids",
+           "label_color_table"]
 
 VOID = 255
 VOID_COLOR = (224, 224, 192)
 LABELMAP_FILE = "labelmap.txt"
+META_FILE = "dataset_meta.json"
 SETS_DIR = "ImageSets/Segmentation"
 
 #: The 21 Pascal VOC classes, used when a dataset has no labelmap.txt.
@@ -84,6 +89,79 @@ def format_labelmap(labels: List[Label], colors) -> str:
             raise LabelMapError(LABELMAP_FILE, f"label name {lab.name!r} cannot be written (contains ':')")
         lines.append(f"{lab.name}:{r},{g},{b}::")
     return "\n".join(lines) + "\n"
+
+
+def parse_voc_meta(data: bytes, source: str = META_FILE) -> LabelMap:
+    """Parse the ``dataset_meta.json`` of a VOC dataset as Datumaro's VOC importer reads it.
+
+    The labels are the names of ``labels`` in order, then those of ``label_map`` not listed
+    there (its keys are not ids: Datumaro ignores them); the ``i``-th name of ``label_map``
+    has the colour ``segmentation_colors[i]``. A label's id is its position (its class index
+    in the masks).
+
+    Raises
+    ------
+    LabelMapError
+        Not JSON, not an object, neither ``labels`` nor ``label_map``, names that are not
+        strings or repeated, too few colours, colours that are not ``[r, g, b]`` in 0..255, or
+        more than :data:`~cityscapes_io.labels.MAX_LABELS` labels; the message names ``source``.
+    """
+    meta = _meta_object(data, source)
+    listed, named = meta.get("labels", []), meta.get("label_map", {})
+    if not isinstance(listed, list) or not isinstance(named, dict):
+        raise LabelMapError(source, "'labels' must be a list of names and 'label_map' an object of id: name")
+    if "labels" not in meta and "label_map" not in meta:
+        raise LabelMapError(source, "missing key 'labels' (or 'label_map')")
+    if max(len(listed), len(named)) > MAX_LABELS:
+        raise too_many_labels(source)
+    for name in listed + list(named.values()):
+        if not isinstance(name, str):
+            raise LabelMapError(source, f"label names must be strings, got {excerpt(repr(name))}")
+    seen: Set[str] = set()
+    for name in listed:
+        if name in seen:
+            raise LabelMapError(source, f"'labels' lists {excerpt(name)!r} twice")
+        seen.add(name)
+    names = list(dict.fromkeys(listed + list(named.values())))
+    if len(names) > MAX_LABELS:
+        raise too_many_labels(source)
+    colors = meta.get("segmentation_colors") or []
+    if not isinstance(colors, list):
+        raise LabelMapError(source, "'segmentation_colors' must be a list of [r, g, b]")
+    by_name: Dict[str, object] = {}
+    if any(colors):  # Datumaro reads an empty (or all-null) list as no colours
+        if len(colors) < len(named):
+            raise LabelMapError(source, f"'segmentation_colors' has {len(colors)} entries: too few for the "
+                                        f"{len(named)} names of 'label_map'")
+        by_name = {name: color for name, color in zip(named.values(), colors)}
+    ids = {str(i): name for i, name in enumerate(names)}
+    return LabelMap.parse_dataset_meta({"label_map": ids, "segmentation_colors": [by_name.get(n) for n in names]},
+                                       source=source)
+
+
+def _meta_object(data: bytes, source: str) -> dict:
+    try:
+        meta = jsonfile.loads(data, source)
+    except InvalidFileError as exc:
+        raise LabelMapError(source, exc.reason) from exc
+    if not isinstance(meta, dict):
+        raise LabelMapError(source, "expected a JSON object")
+    return meta
+
+
+def format_voc_meta(labels: List[Label], colors) -> str:
+    """``dataset_meta.json`` as Datumaro's VOC exporter writes it (``save_dataset_meta``): the
+    names in class-index order as ``labels``, the same as ``label_map`` (``{"<index>": name}``)
+    with one colour each in ``segmentation_colors``, and no parts and no actions per label."""
+    keys = [str(i) for i in range(len(labels))]
+    meta = {
+        "labels": [lab.name for lab in labels],
+        "label_map": {k: lab.name for k, lab in zip(keys, labels)},
+        "segmentation_colors": [[int(c) for c in color] for color in colors],
+        "parts": {k: [] for k in keys},
+        "actions": {k: [] for k in keys},
+    }
+    return json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
 
 
 def default_labels() -> LabelMap:
@@ -247,6 +325,10 @@ class VocReader(Reader):
                        if t == "file" and n.endswith(".txt")}
 
     def _read_labels(self) -> LabelMap:
+        """``dataset_meta.json``, else ``labelmap.txt`` (Datumaro's order), else the 21 VOC classes."""
+        data = read_dataset_file(self.root, META_FILE)
+        if data is not None:
+            return parse_voc_meta(data, source=self.root.display(META_FILE))
         data = read_dataset_file(self.root, LABELMAP_FILE)
         if data is None:
             return default_labels()
@@ -338,9 +420,22 @@ def _unquote(line: str) -> str:
 
 
 class VocWriter(Writer):
-    """Writes Pascal VOC segmentation (see the module docstring)."""
+    """Writes Pascal VOC segmentation (see the module docstring).
+
+    Parameters
+    ----------
+    save_dataset_meta : bool
+        Write the labels to ``dataset_meta.json`` instead of ``labelmap.txt``, as Datumaro's
+        VOC exporter does with that option.
+    **options
+        As :class:`~cityscapes_io.writers.Writer`.
+    """
 
     format = "voc"
+
+    def __init__(self, url, *, save_dataset_meta: bool = False, **options):
+        self.save_dataset_meta = bool(save_dataset_meta)
+        super().__init__(url, **options)
 
     def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
@@ -394,5 +489,8 @@ class VocWriter(Writer):
     def _index_files(self) -> Files:
         files = [(f"{SETS_DIR}/{subset}.txt", "".join(_quote(i) + "\n" for i in ids).encode("utf-8"))
                  for subset, ids in self.subsets.items()]
-        files.append((LABELMAP_FILE, format_labelmap(self._dense_labels, self._colors).encode("utf-8")))
+        if self.save_dataset_meta:
+            files.append((META_FILE, format_voc_meta(self._dense_labels, self._colors).encode("utf-8")))
+        else:
+            files.append((LABELMAP_FILE, format_labelmap(self._dense_labels, self._colors).encode("utf-8")))
         return files
