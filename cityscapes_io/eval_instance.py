@@ -61,8 +61,8 @@ from .labels import _OFFICIAL
 from .storage import (Root, check_inside, read_file, read_range, resolve_inside, resolve_root,
                       storage_errors)
 
-__all__ = ["InstanceResult", "evaluate_instance", "instance_problems", "OVERLAPS", "MIN_REGION_SIZES",
-           "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS"]
+__all__ = ["InstanceResult", "evaluate_instance", "instance_problems", "equal_scores_warning", "OVERLAPS",
+           "MIN_REGION_SIZES", "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS"]
 
 #: The official parameters (``args`` of the official script).
 OVERLAPS: np.ndarray = np.arange(0.5, 1.0, 0.05)
@@ -582,7 +582,7 @@ def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any
 
     if isinstance(predictions, Dataset):
         preds, problems = match_dataset(frames, predictions)
-        return [(p,) for p in preds], None, problems, "the prediction dataset"
+        return [(p,) for p in preds], None, problems, ", ".join(predictions.roots) or "the prediction dataset"
     root = resolve_root(predictions, pred_storage_options)
     paths, problems = match_predictions(frames, root, exts=(".txt",))
     return [(p,) for p in paths], root, problems, root
@@ -641,6 +641,21 @@ def evaluate_instance(frames: Sequence[Any], predictions: Any, *, pred_storage_o
     cat = {name: {k: (np.concatenate(v) if v else np.zeros(0, dtypes[k])) for k, v in table.items()}
            for name, table in (("gt", gts), ("pred", preds), ("pairs", pairs))}
     distance = distance and bool(frames)
+    ties = equal_scores_warning(str(where), cat["pred"]["conf"])
+    if ties is not None:
+        warnings.warn(ties, stacklevel=3)  # (called by evaluate)
     matrix = _ap_matrix(cat["gt"], cat["pred"], cat["pairs"], 3 if distance else 1)
     return InstanceResult(matrix, distance, len(frames))
+
+
+def equal_scores_warning(where: str, scores: Sequence[float]) -> Optional[str]:
+    """The warning for instance predictions (``where``: their file or root) whose scores are
+    all equal, more than one of them (no score at all counts as 1.0): AP is then computed on
+    ties. None when the scores tell the predictions apart, or there is one at most."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size < 2 or not bool((values == values[0]).all()):
+        return None
+    return (f"{where}: all {values.size} instance predictions have the same score ({float(values[0])!r}): AP is "
+            f"computed on ties; give each prediction its confidence (Instance.score), or keep the predictions in a "
+            f"format that stores scores (COCO results' score, tar shards, the official .txt)")
 

@@ -13,7 +13,9 @@ frame order in the calling process, so ``workers > 1`` gives the very same numbe
 from __future__ import annotations
 
 import json
+import math
 import posixpath
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -22,7 +24,7 @@ from . import png
 from .dataset import open as open_dataset
 from .errors import CityscapesIOError
 from .eval_common import HAS_INSTANCES, TRAIN_TO_ID, few, official_lut
-from .eval_instance import InstanceResult, evaluate_instance, instance_problems
+from .eval_instance import InstanceResult, equal_scores_warning, evaluate_instance, instance_problems
 from .eval_panoptic import PanopticResult, evaluate_panoptic, panoptic_problems
 from .eval_semantic import AVG_CLASS_SIZE, SemanticResult, evaluate_semantic, semantic_problems
 
@@ -138,30 +140,50 @@ def _semantic_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], Li
     return [(f"{frame.id}_pred.png", png.encode_label_png(mapped.astype(np.uint8)))], [], 0
 
 
-def _instance_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
-    where = frame.where or frame.id
-    base = posixpath.basename(frame.id)
-    files: List[Tuple[str, bytes]] = []
-    lines: List[str] = []
-    skipped = 0
-    given = frame.original_instances()  # made in memory: own masks (overlaps kept) and scores
-    for inst in (given if given is not None else frame.instances()):
-        if inst.is_crowd:
-            skipped += 1  # a region, not an instance: the instance task has no use for it
-            continue
-        official = int(lut[inst.label_id]) if 0 <= inst.label_id < lut.size else -1
-        if official < 0:
-            return [], [f"{where}: instance value {inst.value}: label id {inst.label_id} has no official label id"], 0
-        if not HAS_INSTANCES.get(official, False):
-            skipped += 1
-            continue
-        score = getattr(inst, "score", None)
-        rel = f"{base}_pred/{len(lines)}.png"
-        files.append((f"{posixpath.dirname(frame.id)}/{rel}".lstrip("/"),
-                      png.encode_label_png(inst.mask.astype(np.uint8) * np.uint8(255))))
-        lines.append(f"{rel} {official} {1.0 if score is None else float(score)!r}\n")  # repr: no new ties
-    files.append((f"{frame.id}_pred.txt", "".join(lines).encode()))
-    return files, [], skipped
+class _InstanceFiles:
+    """The instance submission, frame by frame: each frame's ``<frame>_pred.txt`` and its masks.
+    The instances are those made in memory (own masks, overlaps kept) when the frame has them,
+    else the segments of its instanceIds; the score is the instance's (a tar shard, a COCO
+    results file and a frame made in memory keep it), 1 without one. The scores written are
+    kept to tell, at the end, whether they are all equal (:meth:`ties`)."""
+
+    def __init__(self) -> None:
+        self.scores: List[float] = []
+
+    def __call__(self, frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
+        where = frame.where or frame.id
+        base = posixpath.basename(frame.id)
+        files: List[Tuple[str, bytes]] = []
+        lines: List[str] = []
+        scores: List[float] = []
+        skipped = 0
+        given = frame.original_instances()  # made in memory: own masks (overlaps kept) and scores
+        for inst in (given if given is not None else frame.instances()):
+            if inst.is_crowd:
+                skipped += 1  # a region, not an instance: the instance task has no use for it
+                continue
+            official = int(lut[inst.label_id]) if 0 <= inst.label_id < lut.size else -1
+            if official < 0:
+                return [], [f"{where}: instance value {inst.value}: label id {inst.label_id} has no official "
+                            f"label id"], 0
+            if not HAS_INSTANCES.get(official, False):
+                skipped += 1
+                continue
+            score = 1.0 if inst.score is None else float(inst.score)
+            if not math.isfinite(score):
+                return [], [f"{where}: instance value {inst.value}: score {score} is not a finite number"], 0
+            rel = f"{base}_pred/{len(lines)}.png"
+            files.append((f"{posixpath.dirname(frame.id)}/{rel}".lstrip("/"),
+                          png.encode_label_png(inst.mask.astype(np.uint8) * np.uint8(255))))
+            lines.append(f"{rel} {official} {score!r}\n")  # repr: no new ties
+            scores.append(score)
+        files.append((f"{frame.id}_pred.txt", "".join(lines).encode()))
+        self.scores += scores
+        return files, [], skipped
+
+    def ties(self, where: str) -> Optional[str]:
+        """The warning for a submission whose scores are all equal (None when they are not)."""
+        return equal_scores_warning(where, self.scores)
 
 
 class _PanopticFiles:
@@ -224,7 +246,9 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
         Folder, ``.zip`` or URL written: ``semantic``, ``<city>/<frame>_pred.png`` holding label
         ids; ``instance``, ``<city>/<frame>_pred.txt`` with one line ``<mask> <label id> <score>``
         per instance and the masks (0/255 PNGs) in ``<city>/<frame>_pred/``. The score is the
-        instance's ``score`` when it has one, else 1. ``panoptic``, per split
+        instance's ``score`` when it has one (formats that keep it: a frame made in memory, tar
+        shards, COCO results' ``score``), else 1; when every instance written has the same score
+        a warning says that AP will be computed on ties. ``panoptic``, per split
         ``cityscapes_panoptic_<split>.json`` (COCO panoptic, ``image_id`` the frame's base name,
         categories the official label ids) and its PNGs in ``cityscapes_panoptic_<split>/``, made
         from the frames' instance ids by the rules of ``csCreatePanopticImgs`` (labels ignored in
@@ -248,7 +272,8 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
     ------
     CityscapesIOError
         Listing every frame that could not be written (no label ids, a value with no official
-        label id such as 255): a submission must predict every pixel. The other frames are written.
+        label id such as 255, a score that is not a finite number): a submission must predict
+        every pixel. The other frames are written.
     """
     from .dataset import Dataset
     from .output import open_sink
@@ -261,7 +286,9 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
     # Train ids whatever the label map says, or the dataset's labels to official ids by name.
     lut = TRAIN_TO_ID if train_ids else official_lut(ds.labels)
     panoptic = _PanopticFiles(train_ids) if task == "panoptic" else None
-    make = _semantic_files if task == "semantic" else _instance_files if panoptic is None else panoptic
+    instance = _InstanceFiles() if task == "instance" else None
+    make: Callable[[Any, np.ndarray], Tuple[List[Tuple[str, bytes]], List[str], int]] = (
+        panoptic if panoptic is not None else instance if instance is not None else _semantic_files)
     # The source's roots: a destination equal to, inside or holding one is refused (nothing deleted).
     sink = open_sink(out, out_storage_options, existing="replace" if overwrite else "refuse",
                      sources=ds.reader.roots)
@@ -289,6 +316,9 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
         sink.abort()
         raise
     sink.close()
+    ties = instance.ties(", ".join(ds.roots) or str(out)) if instance is not None else None
+    if ties is not None:
+        warnings.warn(ties, stacklevel=2)
     if problems:  # each problem names its frame's file; the error, the source's roots (not a Dataset's repr)
         raise CityscapesIOError(", ".join(ds.roots) or None, f"{len(problems)} frame(s) not exported:\n" +
                                 "\n".join(f"  {p}" for p in problems))

@@ -137,6 +137,16 @@ class Source:
         kept), None for pixels read from files."""
         return None
 
+    def scores(self) -> Dict[int, float]:
+        """The confidence of each ``instanceIds`` value that has one (a prediction's
+        ``Instance.score``); empty when none has. By default those of :meth:`given_instances`,
+        at the values they are painted with (:func:`painted_values`; two instances painted
+        with one value are one segment: the one painted last, on top, gives its score)."""
+        given = self.given_instances()
+        if not given:
+            return {}
+        return {value: inst.score for inst, value in zip(given, painted_values(given)) if inst.score is not None}
+
     def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
         """Start fetching the files of ``kinds`` in ``pool`` (remote filesystems). No-op by
         default."""
@@ -405,15 +415,15 @@ class ArraySource(Source):
         return list(self._instances)
 
 
-def compose_instances(instances: Sequence[Instance], shape: Tuple[int, int]) -> np.ndarray:
-    """Paint instances into an instanceIds array, in order. Numbered instances keep their
+def painted_values(instances: Sequence[Instance]) -> List[int]:
+    """The ``instanceIds`` value each instance is painted with: numbered instances keep their
     number; an unnumbered, non-crowd instance takes the lowest number its label does not use;
     crowd instances are the plain label id."""
-    out = np.zeros(shape, dtype=np.uint16)
     used: Dict[int, set] = {}
     for inst in instances:
         if not inst.is_crowd and inst.id is not None:
             used.setdefault(inst.label_id, set()).add(inst.id)
+    values = []
     for inst in instances:
         value = inst.value
         if not inst.is_crowd and inst.id is None:
@@ -421,6 +431,14 @@ def compose_instances(instances: Sequence[Instance], shape: Tuple[int, int]) -> 
             num = next(n for n in range(INSTANCE_DIVISOR) if n not in taken)
             taken.add(num)
             value = inst.label_id * INSTANCE_DIVISOR + num
+        values.append(value)
+    return values
+
+
+def compose_instances(instances: Sequence[Instance], shape: Tuple[int, int]) -> np.ndarray:
+    """Paint instances into an instanceIds array, in order, with :func:`painted_values`."""
+    out = np.zeros(shape, dtype=np.uint16)
+    for inst, value in zip(instances, painted_values(instances)):
         x, y, w, h = inst.bbox
         out[y : y + h, x : x + w][inst.mask_crop] = value
     return out
@@ -501,6 +519,17 @@ class DerivedSource(Source):
             # instances) becomes a region; an unnumbered one stays unnumbered.
             out.append(dataclasses.replace(inst, value=value, label_id=label_id, label=None, id=number,
                                            is_crowd=inst.is_crowd or (number is None and inst.id is not None)))
+        return out
+
+    def scores(self) -> Dict[int, float]:
+        given = self.parent.source.scores()
+        if not given:
+            return {}
+        lut = self._lut(list(given))
+        out: Dict[int, float] = {}
+        for value, score in given.items():  # values merged into one: the best score
+            new = int(lut[value])
+            out[new] = max(score, out.get(new, score))
         return out
 
     def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
@@ -773,7 +802,9 @@ class Frame:
         below are whole-class regions (``is_crowd`` True, ``id`` None). A value whose label is
         not in the label map raises :class:`UnknownLabelError` (or is dropped and reported under
         ``on_error="skip"`` or a callable). Areas and boxes come from one pass over the array;
-        no mask is built until asked for.
+        no mask is built until asked for. A segment's ``score`` is the confidence its source
+        keeps for its value (an instance built in memory with one, a tar shard that stored
+        it), None otherwise.
         """
         return self._cached("instances", self._list_instances)
 
@@ -790,6 +821,7 @@ class Frame:
         if arr is None:
             return []
         values, areas, x0, y0, x1, y1 = segment_stats(arr)
+        scores = self.source.scores()
         out = []
         for v, a, bx0, by0, bx1, by1 in zip(values.tolist(), areas.tolist(), x0.tolist(), y0.tolist(),
                                              x1.tolist(), y1.tolist()):
@@ -801,7 +833,7 @@ class Frame:
                                 f"({self.labels.source}, {len(self.labels)} labels)"))
                 continue
             out.append(Instance(v, label_id, label, num, num is None, a, (bx0, by0, bx1 - bx0, by1 - by0), arr, v,
-                                (0, 0), arr.shape))
+                                (0, 0), arr.shape, scores.get(v)))
         return out
 
     def size(self) -> Optional[Tuple[int, int]]:

@@ -63,6 +63,14 @@ def _as_int(value, what: str) -> int:
         raise ValueError(f"{what} must be an integer, got {type(value).__name__} {value!r}") from None
 
 
+def _as_score(value) -> float:
+    """``value`` as a confidence (a Python float; a numpy float too); ValueError for anything
+    that is not a real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"score must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def class_of(value: int) -> int:
     """Label id of an ``instanceIds`` value: ``v // 1000`` for ``v >= 1000``, ``v`` below."""
     return split_value(value)[0]
@@ -150,12 +158,14 @@ class Instance:
         """Build an instance from a full-frame boolean (or 0/1) mask.
 
         ``value`` is ``label_id * 1000 + id`` for a numbered, non-crowd instance and ``label_id``
-        otherwise (an instance without a number gets one when written).
+        otherwise (an instance without a number gets one when written). ``score``, a prediction's
+        confidence, becomes a Python float (a numpy float from a model's output too).
         """
         # Numpy integers (a label from ``np.unique(prediction)``) become Python ints: ``label_id *
         # 1000`` overflows a uint8 on numpy 2, and wraps silently in older numpy.
         label_id = _as_int(label_id, "label id")
         id = None if id is None else _as_int(id, "instance number")
+        score = None if score is None else _as_score(score)
         mask = np.asarray(mask).astype(bool, copy=False)
         if mask.ndim != 2:
             raise ValueError(f"mask must be 2-D, got shape {mask.shape}")

@@ -8,13 +8,22 @@ percent-encoded so that the key has no dot, as WebDataset's grouping needs):
 - ``<key>.instance_ids.png``: the 16-bit instanceIds, the original bytes when the labels are
   unchanged (``instance_train_ids.png`` for a train-id dataset);
 - ``<key>.label_ids.png``: the 8-bit labelIds (``label_train_ids.png``);
-- ``<key>.json``: the frame's metadata (id, split, city, sequence, frame, annotation tree, size).
+- ``<key>.json``: the frame's metadata (id, split, city, sequence, frame, annotation tree, size)
+  and, for predictions, ``scores``: the confidence of each instance that has one, keyed by its
+  value in ``instance_ids.png`` as a string (``{"26001": 0.93}``: ``Instance.score`` on read);
+- what a Cityscapes frame has besides, after the metadata, when it has it: ``<key>.polygons.json``
+  (its ``_polygons.json``; renamed with the labels, left out when they are merged or dropped, and
+  then reported) and, beside official ids, ``<key>.instance_train_ids.png`` /
+  ``<key>.label_train_ids.png`` (its train-id files, the original bytes, when the labels are
+  unchanged; left out otherwise, each frame named in the report), so that a Cityscapes tree goes
+  through the shards and back file for file.
 
 ``<root>/shards.json`` indexes the shards: per split, each shard's file name, frame count and,
-per frame, its id and the byte offset and size of each member, so a reader knows a split's
-length without opening a shard, and reaches one frame with one ranged read. The labels go into
-the same file (``dataset_meta.json``'s content, under ``labels``). Every other tool reading
-tar files in WebDataset's layout (the ``webdataset`` package) reads the shards as they are.
+per frame, its id, the byte offset and size of each member and its ``scores`` (as in its JSON),
+so a reader knows a split's length without opening a shard, and reaches one frame with one ranged
+read. The labels go into the same file (``dataset_meta.json``'s content, under ``labels``). Every
+other tool reading tar files in WebDataset's layout (the ``webdataset`` package) reads the shards
+as they are. Shards written before scores, polygons and train ids were carried read as they are.
 
 Reading iterates a split shard by shard, one sequential read per shard (frames are yielded as
 their members are passed); a frame handed to another process, or asked for out of order, reads
@@ -24,11 +33,13 @@ The index may come from anywhere: when the dataset is opened, every value of ``s
 checked (types, counts, each shard's ``file`` resolved inside the root, member names, sizes at
 most :data:`MAX_MEMBER`, each frame id once per split) and the shards' real sizes are listed; a
 member is checked against its shard's real size before it is read. ``resume`` and ``finalize``
-check the tar headers they read back the same way.
+check the tar headers they read back the same way, and read each frame's scores back from its
+metadata member (at most :data:`MAX_META` bytes) to rebuild the index.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 import json
 import posixpath
@@ -43,15 +54,16 @@ import numpy as np
 
 from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
-from ..frame import FileSource, Frame, OnError
-from ..instances import class_of
+from ..frame import DerivedSource, FileSource, Frame, OnError
+from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..labels import LabelMap
-from ..mapping import value_lut
+from ..mapping import mapping_between, value_lut
 from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..output import Chunks
+from ..polygons import rename_polygons
 from ..reader import Reader
 from ..storage import check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
-from ..writers import Entry, Files, Segments, Writer, temporary_errors
+from ..writers import Encoded, Entry, Files, Segments, Writer, temporary_errors
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
 
@@ -59,8 +71,20 @@ INDEX_FILE = "shards.json"
 INDEX_KIND = "cityscapes_io-wds"
 #: Frame file kind -> member suffix.
 MEMBER_KINDS = {"instanceIds": "instance_ids.png", "labelIds": "label_ids.png",
-                "instanceTrainIds": "instance_train_ids.png", "labelTrainIds": "label_train_ids.png"}
+                "instanceTrainIds": "instance_train_ids.png", "labelTrainIds": "label_train_ids.png",
+                "polygons": "polygons.json"}
 _KIND_OF = {v: k for k, v in MEMBER_KINDS.items()}
+#: The train-id files a frame of official ids may carry beside them.
+TRAIN_ID_KINDS = ("instanceTrainIds", "labelTrainIds")
+#: The kind of the frame's metadata member ``<key>.json``.
+META_KIND = "json"
+#: Members a shard's stream need not reach (it ends with the last of the others): the metadata,
+#: which the index holds, and the polygons, which few reads ask for (the last frame's are read
+#: by range; the others lie inside the stream).
+UNSTREAMED = (META_KIND, "polygons")
+#: The largest metadata member read back (``resume``, ``finalize``): far more than the scores of
+#: 65536 instances take.
+MAX_META = 2**24
 #: Label maps the index names rather than spells out (they keep the official table's fields).
 _NAMED_MAPS = {"cityscapes": LabelMap.cityscapes, "cityscapes_train": LabelMap.cityscapes_train}
 #: Bytes read per request when a shard is streamed.
@@ -90,9 +114,13 @@ class _ShardStream:
     blocks past it. A member the stream no longer holds (asked for far out of order, or after
     the stream failed or closed) is read by range. The stream is closed once its last member
     (ending at ``end``) is read, or when the iteration is given up; the thread also ends after
-    ``IDLE`` seconds without a request (and starts again on the next one)."""
+    ``IDLE`` seconds without a request (and starts again on the next one). A request beyond
+    the next block skips what lies between when that is ``SKIP`` bytes or more (frames passed
+    over); less (members no one asked for between those asked for: polygons, train ids) is
+    read through, keeping the reads in sequence."""
 
     AHEAD = 1
+    SKIP = 2**20
     BEHIND = 1
     IDLE = 10.0
 
@@ -119,7 +147,8 @@ class _ShardStream:
                             or (first < self._next and first not in self._blocks))
             if streamed:
                 self._want = max(self._want, offset + size)
-                if first > self._next + 1:  # far ahead (frames passed over): skip what lies between
+                if first > self._next + 1 and offset - self._next * STREAM_BLOCK >= self.SKIP:
+                    # far ahead (frames passed over): skip what lies between
                     self._blocks.clear()
                     self._next = first
                 self._cond.notify_all()
@@ -212,16 +241,21 @@ def _ranged(fs: Any, path: str, offset: int, size: int) -> bytes:
 
 class TarSource(FileSource):
     """A frame's files as members of a tar shard: ``{kind: (name, offset, size)}`` in ``tar``,
-    whose real size is ``shard_size`` (None: the shard is not there). Shown (``where``,
-    messages) as ``<shard>/<member>``. A member is checked against the shard's size before it
-    is read, so that nothing is allocated for bytes the shard does not hold."""
+    whose real size is ``shard_size`` (None: the shard is not there), and the confidences its
+    metadata keeps (``{instanceIds value: score}``). Shown (``where``, messages) as
+    ``<shard>/<member>``. A member is checked against the shard's size before it is read, so
+    that nothing is allocated for bytes the shard does not hold."""
 
     def __init__(self, fs: Any, tar: str, shard_size: Optional[int], members: Dict[str, Tuple[str, int, int]],
-                 stream: Optional[_ShardStream] = None):
+                 stream: Optional[_ShardStream] = None, scores: Optional[Dict[int, float]] = None):
         super().__init__({kind: (fs, f"{tar}/{name}") for kind, (name, _, _) in members.items()})
         self._fs, self._tar, self._shard_size = fs, tar, shard_size
         self._members = members
         self._stream = stream
+        self._scores: Dict[int, float] = dict(scores or {})
+
+    def scores(self) -> Dict[int, float]:
+        return dict(self._scores)
 
     def _fault(self, name: str, offset: int, size: int) -> Optional[CityscapesIOError]:
         """Why the member ``name`` cannot be read (None: it lies inside the shard)."""
@@ -284,13 +318,15 @@ class TarSource(FileSource):
             self._pending[k] = fut
 
     def fresh(self) -> "TarSource":
-        return TarSource(self._fs, self._tar, self._shard_size, self._members)
+        return TarSource(self._fs, self._tar, self._shard_size, self._members, scores=self._scores)
 
     def __getstate__(self):
-        return {"fs": self._fs, "tar": self._tar, "shard_size": self._shard_size, "members": self._members}
+        return {"fs": self._fs, "tar": self._tar, "shard_size": self._shard_size, "members": self._members,
+                "scores": self._scores}
 
     def __setstate__(self, state) -> None:
-        TarSource.__init__(self, state["fs"], state["tar"], state["shard_size"], state["members"])
+        TarSource.__init__(self, state["fs"], state["tar"], state["shard_size"], state["members"],
+                           scores=state.get("scores"))
 
 
 def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Sequence[str]]] = None
@@ -320,8 +356,8 @@ def attach_streams(frames: Sequence[Frame], kinds: Optional[Callable[[Frame], Se
         if len(run) > 1 and worth_it():
             first = run[0].source
             assert isinstance(first, TarSource)
-            end = max(o + n for f in run for k, (name, o, n) in f.source._members.items()  # type: ignore[attr-defined]
-                      if not name.endswith(".json"))
+            end = max(o + n for f in run for k, (_, o, n) in f.source._members.items()  # type: ignore[attr-defined]
+                      if k not in UNSTREAMED)
             stream = _ShardStream(first._fs, first._tar, min(end, first._shard_size or 0))
             for f in run:
                 f.source._stream = stream  # type: ignore[attr-defined]
@@ -361,12 +397,13 @@ def _load_index(root) -> Tuple[dict, str]:
 
 @dataclass(frozen=True)
 class _Record:
-    """A frame of the index, checked: its id, annotation tree and members, ``{kind: (name,
-    offset, size)}``."""
+    """A frame of the index, checked: its id, annotation tree, members, ``{kind: (name,
+    offset, size)}``, and scores, ``{instanceIds value: confidence}``."""
 
     id: str
     annotations: str
     members: Dict[str, Tuple[str, int, int]]
+    scores: Dict[int, float]
 
 
 @dataclass(frozen=True)
@@ -469,7 +506,11 @@ class _IndexCheck:
             if kind in members:
                 raise self.fail(at, f"a second {kind} member ({name})")
             members[kind] = (name, offset, size)
-        return _Record(frame_id, annotations, members)
+        return _Record(frame_id, annotations, members, self.scores(obj.get("scores", {}), f"{entry} 'scores'"))
+
+    def scores(self, obj: Any, entry: str) -> Dict[int, float]:
+        """A frame's ``scores`` (``entry``): instanceIds values, as decimal strings, to numbers."""
+        return _parse_scores(obj, lambda what: self.fail(entry, what))
 
 
 def _file_sizes(fs: Any, paths: Iterable[str]) -> Dict[str, int]:
@@ -531,11 +572,10 @@ class WdsReader(Reader):
     def iter_frames(self, split: str) -> Iterator[Frame]:
         fs = self.root.fs
         for shard in self._shards(split):
-            # The stream ends with the last member a reader may ask for: not the metadata JSON
-            # (the index has it all), nor the frames the cities filter leaves out; never past
-            # the shard's end.
+            # The stream ends with the last member a reader may ask for (not those UNSTREAMED),
+            # not the frames the cities filter leaves out; never past the shard's end.
             end = max((o + n for r in shard.records if self._wanted(r.id)
-                       for name, o, n in r.members.values() if not name.endswith(".json")), default=0)
+                       for k, (_, o, n) in r.members.items() if k not in UNSTREAMED), default=0)
             stream = _ShardStream(fs, shard.path, min(end, shard.size or 0))
             try:
                 for record in shard.records:
@@ -553,7 +593,8 @@ class WdsReader(Reader):
         return self._cities is None or parse_frame_id(frame_id).city in self._cities
 
     def _frame(self, fs, shard: _Shard, split: str, record: _Record, stream: Optional[_ShardStream]) -> Frame:
-        return Frame(record.id, split, self.labels, TarSource(fs, shard.path, shard.size, record.members, stream),
+        return Frame(record.id, split, self.labels,
+                     TarSource(fs, shard.path, shard.size, record.members, stream, record.scores),
                      on_error=self.on_error, annotations=record.annotations)
 
     def frame_count(self, split: str) -> int:
@@ -675,8 +716,50 @@ class WdsWriter(Writer):
         meta = {"id": frame.id, "split": frame.split, "city": frame.city, "seq": frame.seq, "frame": frame.frame,
                 "annotations": frame.annotations, "width": shape[1] if shape else None,
                 "height": shape[0] if shape else None}
+        scores = _output_scores(frame, seg) if seg is not None else {}
+        if scores:
+            meta["scores"] = {str(v): score for v, score in sorted(scores.items())}
         files.append((f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8")))
+        return files + self._cityscapes_files(frame, seg)
+
+    def _cityscapes_files(self, frame: Frame, seg: Optional[Segments]) -> List[Tuple[str, Any]]:
+        """The members a Cityscapes frame has besides its ids (after the metadata): its
+        train-id files beside official ids, copied when the labels are unchanged, and its
+        polygons file (see :func:`_output_polygons`)."""
+        assert self.labels is not None
+        key = frame_key(frame.id)
+        files: List[Tuple[str, Any]] = []
+        if seg is not None and seg.unchanged and not self.labels.is_train_ids:
+            for kind in TRAIN_ID_KINDS:
+                data = frame.original(kind)
+                if data is not None:
+                    files.append((f"{key}.{MEMBER_KINDS[kind]}", data))
+        polygons, _ = _output_polygons(frame, seg, self.labels)
+        if polygons is not None:
+            files.append((f"{key}.{MEMBER_KINDS['polygons']}", polygons))
         return files
+
+    def encode(self, frame: Frame) -> Encoded:
+        """As every writer encodes; a frame whose train-id files stay out of the shard (its
+        labels changed) says so in its entry's warnings (the conversion report lists it)."""
+        encoded = super().encode(frame)
+        names = {name for name, _ in encoded.files}
+        key = frame_key(frame.id)
+        left = [kind for kind in TRAIN_ID_KINDS if frame.has(kind) and f"{key}.{MEMBER_KINDS[kind]}" not in names]
+        if not left:
+            return encoded
+        note = (f"{' and '.join(left)} not written: the labels changed for the output label map (train ids are "
+                f"carried beside unchanged official ids only)")
+        return replace(encoded, entry=replace(encoded.entry, warnings=encoded.entry.warnings + (note,)))
+
+    def _lost(self, frame: Frame, files: Files) -> str:
+        if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
+            return ""
+        name = f"{frame_key(frame.id)}.{MEMBER_KINDS['polygons']}"
+        if any(rel == name for rel, _ in files):
+            return ""
+        assert self.labels is not None
+        return _output_polygons(frame, None, self.labels)[1]
 
     def _photo_ext(self, frame: Frame) -> Optional[str]:
         # The photo is part of a sample: always kept (save_media is implied), bytes copied.
@@ -767,7 +850,12 @@ class WdsWriter(Writer):
                 out.append(InvalidFileError(path, f"frame {frame.id} is not in it: it was left out when the shard "
                                                   f"was written (delete the shard to write it again)"))
                 continue
-            record = {"id": frame.id, "annotations": frame.annotations, "files": files}
+            try:
+                scores = _stored_scores(self.dest, path, frame, files)
+            except CityscapesIOError as exc:
+                out.append(exc)
+                continue
+            record = _index_record(frame, files, scores)
             out.append(Entry(frame.split or "default", frame.id, (name, _record_text(record))))
         return out
 
@@ -786,10 +874,14 @@ class WdsWriter(Writer):
                 shard = self._open = _OpenShard(split, number)
         assert shard is not None and shard.split == split
         files = []
+        scores: Dict[int, float] = {}
+        meta = f"{frame_key(frame.id)}.json"
         for name, data in encoded.files:
             offset, size = shard.add(name, bytes(data))  # type: ignore[arg-type]
             files.append([name, offset, size])
-        record = {"id": frame.id, "annotations": frame.annotations, "files": files}
+            if name == meta:
+                scores = _meta_scores(bytes(data), name)  # type: ignore[arg-type]
+        record = _index_record(frame, files, scores)
         shard.records.append(record)
         return replace(encoded.entry, info=(shard_name(split, shard.number), _record_text(record)))
 
@@ -836,6 +928,101 @@ class WdsWriter(Writer):
                  "labels": named[0] if named else jsonfile.loads(self.labels.to_dataset_meta(), INDEX_FILE),
                  "splits": splits}
         return [(INDEX_FILE, json.dumps(index, sort_keys=True).encode("utf-8"))]
+
+
+def _output_scores(frame: Frame, seg: Segments) -> Dict[int, float]:
+    """The confidences of the frame's segments keyed by their values in the output ids
+    (``seg``): values merged into one keep the best, a label the output lacks loses its score
+    with its pixels. A score that is not a finite number is refused (JSON has none)."""
+    given = {i.value: i.score for i in frame.instances() if i.score is not None}
+    for value, score in given.items():
+        if not math.isfinite(score):
+            raise InvalidFileError(frame.where, f"instance value {value}: score {score} is not a finite number")
+    if not given or seg.unchanged:
+        return given
+    m = seg.mapping
+    assert m is not None
+    lut = m.lut(list(given))
+    out: Dict[int, float] = {}
+    for value, score in given.items():
+        if class_of(value) not in m.missing:
+            new = int(lut[value])
+            out[new] = max(score, out.get(new, score))
+    return out
+
+
+def _output_polygons(frame: Frame, seg: Optional[Segments], labels: LabelMap) -> Tuple[Optional[bytes], str]:
+    """The polygons file to put in the shard (None when the frame has none, or they cannot
+    follow its masks to ``labels``) and why it is left out ("" when it is not): copied when
+    the labels are the frame's, renamed when they are only renamed, left out when merged or
+    dropped (as the Cityscapes writer does)."""
+    data, lost = frame.source.polygons()
+    if data is None:
+        return None, lost or ""
+    m = seg.mapping if seg is not None and seg.mapping is not None else mapping_between(frame.labels, labels)
+    if m.identity:
+        return data, ""
+    names = m.renames()
+    if names is None:
+        return None, f"labels were merged or dropped for the output label map ({labels.source})"
+    try:
+        return rename_polygons(data, names, frame.where), ""
+    except KeyError as exc:
+        return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
+
+
+def _parse_scores(obj: Any, fail: Callable[[str], CityscapesIOError]) -> Dict[int, float]:
+    """A frame's ``scores`` as its metadata and the index spell them (``{"26001": 0.93}``:
+    instanceIds values as decimal strings, to finite numbers) as ``{26001: 0.93}``;
+    ``fail(reason)`` is the error raised for a wrong entry."""
+    if not isinstance(obj, dict):
+        raise fail(f"expected an object of instanceIds values to scores, got {_shown(obj)}")
+    out: Dict[int, float] = {}
+    for key, score in obj.items():
+        if not (key.isascii() and key.isdigit() and key == str(int(key)) and int(key) <= MAX_INSTANCE_VALUE):
+            raise fail(f"{_shown(key)} is not an instanceIds value (0..{MAX_INSTANCE_VALUE} in decimal)")
+        try:
+            value = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+        except OverflowError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise fail(f"the score of {key} is not a finite number: {_shown(score)}")
+        out[int(key)] = value
+    return out
+
+
+def _meta_scores(data: bytes, where: str) -> Dict[int, float]:
+    """The ``scores`` of a frame's metadata member (``where`` in messages)."""
+    meta = jsonfile.loads(data, where)
+    if not isinstance(meta, dict):
+        raise InvalidFileError(where, f"expected the frame's metadata, an object, got {_shown(meta)}")
+    return _parse_scores(meta.get("scores", {}), lambda what: InvalidFileError(where, f"'scores': {what}"))
+
+
+def _index_record(frame: Frame, files: List[list], scores: Dict[int, float]) -> dict:
+    """A frame's record in the index: id, annotation tree, members and (when it has any) scores."""
+    record: Dict[str, Any] = {"id": frame.id, "annotations": frame.annotations, "files": files}
+    if scores:
+        record["scores"] = {str(v): score for v, score in sorted(scores.items())}
+    return record
+
+
+def _stored_scores(dest: Any, path: str, frame: Frame, files: List[list]) -> Dict[int, float]:
+    """The scores a shard that is there (a sink's full ``path``) keeps in the metadata member
+    of ``frame`` (its ``[name, offset, size]`` among ``files``): one ranged read of it."""
+    meta = f"{frame_key(frame.id)}.json"
+    for name, offset, size in files:
+        if name == meta:
+            where = f"{path}/{name}"
+            if size > MAX_META:
+                raise InvalidFileError(where, f"{size} bytes, more than a frame's metadata takes ({MAX_META} bytes; "
+                                              f"refused)")
+            with storage_errors(where, "cannot read"):
+                data = read_range(dest.fs, path, offset, offset + size)
+            if len(data) != size:
+                raise InvalidFileError(path, f"truncated shard: {size} bytes expected at offset {offset}")
+            return _meta_scores(data, where)
+    return {}
 
 
 def _record_text(record: dict) -> str:
