@@ -169,6 +169,21 @@ def default_labels() -> LabelMap:
     return LabelMap((Label(n, i, cmap[i]) for i, n in enumerate(VOC_LABELS)), source="voc")
 
 
+#: Names of a label 0 that means "no class": VOC's void reads as that label.
+NO_CLASS_NAMES = frozenset({"background", "_background_", "unlabeled", "unlabelled", "void", "ignore"})
+
+
+def with_void(labels: LabelMap) -> LabelMap:
+    """The labels a VOC dataset is read with: as they are when label 0 means "no class" (VOC's
+    ``background``, the official ``unlabeled``: void reads as label 0) or when an id 255 exists;
+    else with ``ignore`` (id 255, black, as the train ids have it) added, so that void does not
+    read as a class (a train-id map written as VOC has road at 0)."""
+    zero = labels.get(0)
+    if VOID in labels or zero is None or zero.name.lower() in NO_CLASS_NAMES:
+        return labels
+    return LabelMap([*labels, Label("ignore", VOID, (0, 0, 0))], source=labels.source)
+
+
 def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes], object_path: Optional[str],
                labels: LabelMap) -> np.ndarray:
     """The instanceIds array of a VOC frame.
@@ -186,7 +201,8 @@ def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes],
     -------
     ndarray
         ``uint16``: ``class * 1000 + object number`` for the numbered segments of classes with
-        instances, the plain class elsewhere; void (255) reads as 0.
+        instances, the plain class elsewhere; void (255) reads as 255 when the labels have an id
+        255 (see :func:`with_void`), else as 0.
 
     Raises
     ------
@@ -194,8 +210,9 @@ def decode_voc(class_data: bytes, class_path: str, object_data: Optional[bytes],
         A mask is not a PNG, holds a colour that is neither a label's nor void, or the two
         masks differ in size.
     """
-    cls = decode_voc_class(class_data, class_path, labels)
-    cls = np.where(cls == VOID, 0, cls).astype(np.uint16)
+    cls = decode_voc_class(class_data, class_path, labels).astype(np.uint16)
+    if VOID not in labels:
+        cls[cls == VOID] = 0
     if object_data is None:
         return cls
     obj = decode_voc_object(object_data, object_path or "SegmentationObject")
@@ -325,7 +342,11 @@ class VocReader(Reader):
                        if t == "file" and n.endswith(".txt")}
 
     def _read_labels(self) -> LabelMap:
-        """``dataset_meta.json``, else ``labelmap.txt`` (Datumaro's order), else the 21 VOC classes."""
+        """``dataset_meta.json``, else ``labelmap.txt`` (Datumaro's order), else the 21 VOC classes;
+        void as :func:`with_void` says."""
+        return with_void(self._label_file())
+
+    def _label_file(self) -> LabelMap:
         data = read_dataset_file(self.root, META_FILE)
         if data is not None:
             return parse_voc_meta(data, source=self.root.display(META_FILE))
