@@ -21,6 +21,10 @@ from cityscapes_io.synthetic import generate
 
 from conftest import upload_dir, zip_dir
 
+# prepare() into a destination without the photos says so (a warning); these trees are the
+# ground truth alone on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:.*no photos written")
+
 OFFICIAL = LabelMap.cityscapes()
 #: The official table's train ids, written out from the label records (255 = ignore).
 TRAIN = np.full(256, 255, dtype=np.int64)
@@ -299,3 +303,41 @@ def test_label_maps_that_merely_share_names_are_not_train_ids():
     assert [(l.name, l.id) for l in labels][:2] == [("background", 0), ("road", 1)] or labels["road"].id == 0
     assert not labels.is_train_ids
     assert not LabelMap([cio.Label("road", 0), cio.Label("sidewalk", 1)]).is_train_ids
+
+
+def test_a_frame_s_own_train_id_files_are_copied_not_lost_or_redrawn(synth, tmp_path):
+    """cityscapes -> cityscapes (and through tar shards) keeps the input's train-id files byte
+    for byte, with or without save_train_ids: the official ones are drawn from the polygons
+    and may differ at edges from train ids made from instanceIds (one pixel changed here shows
+    they are copied, not made again). Labels changed: they cannot follow and are not written."""
+    src = str(tmp_path / "src")
+    shutil.copytree(synth, src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no photos in the synthetic tree: prepare says so
+        cio.prepare(src)
+    victim = next(iter(cio.open(src)))
+    arr = read_png(victim.path("labelTrainIds"))
+    arr[0, 0] = 254  # no train id makes this
+    with open(victim.path("labelTrainIds"), "wb") as f:
+        f.write(png.encode_png(arr))
+    given = {rel: open(os.path.join(src, rel), "rb").read() for rel in prepared_tree(src)}
+    assert len(given) == 10
+
+    def train_files(root):
+        return {rel: open(os.path.join(root, rel), "rb").read() for rel in prepared_tree(root)}
+
+    for out, extra in (("plain", []), ("asked", ["--save-train-ids"])):
+        assert main(["convert", src, str(tmp_path / out), "-f", "cityscapes", "-q", *extra]) == 0
+        assert train_files(str(tmp_path / out)) == given, out
+    assert main(["convert", src, str(tmp_path / "wds"), "-f", "wds", "-q"]) == 0
+    assert main(["convert", str(tmp_path / "wds"), str(tmp_path / "back"), "-f", "cityscapes", "-q"]) == 0
+    assert train_files(str(tmp_path / "back")) == given
+    # Resume counts them among a frame's files.
+    os.remove(os.path.join(str(tmp_path / "plain"), sorted(given)[0]))
+    again = cio.convert(src, str(tmp_path / "plain"), resume=True)
+    assert (again.written, again.resumed) == (5, 4)
+    assert train_files(str(tmp_path / "plain")) == given
+    # Labels renamed away from the official ones: the train-id files no longer name the same
+    # classes and are not copied.
+    assert main(["convert", src, str(tmp_path / "remapped"), "-f", "cityscapes", "-q", "--remap", "car:vehicle"]) == 0
+    assert train_files(str(tmp_path / "remapped")) == {}

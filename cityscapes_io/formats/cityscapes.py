@@ -446,8 +446,9 @@ class CityscapesWriter(Writer):
         #: The (instance, class) kinds the masks go into.
         self._kinds = ("instanceTrainIds", "labelTrainIds") if self._train else ("instanceIds", "labelIds")
 
-    def _gt_kinds(self) -> Tuple[str, ...]:
-        extra = TRAIN_KINDS if self.save_train_ids and not self._train else ()
+    def _gt_kinds(self, frame: Frame) -> Tuple[str, ...]:
+        """The ground-truth files written for ``frame``."""
+        extra = TRAIN_KINDS if not self._train and (self.save_train_ids or self._has_train_ids(frame)) else ()
         return self._kinds + ("color",) + extra
 
     def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
@@ -466,7 +467,7 @@ class CityscapesWriter(Writer):
             if ids_png is None:
                 ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
             label_ids = None
-            if label_png is None or color_png is None or (self.save_train_ids and not self._train):
+            if label_png is None or color_png is None or (self.save_train_ids and not self._copied_train_ids(frame, seg)):
                 label_ids = value_lut(seg.values, class_of)[seg.ids]
             if label_png is None:
                 assert label_ids is not None
@@ -482,16 +483,8 @@ class CityscapesWriter(Writer):
                 (gt_path(frame.split, frame.id, class_kind, tree), label_png),
                 (gt_path(frame.split, frame.id, "color", tree), color_png),
             ]
-            if self.save_train_ids and not self._train:
-                assert label_ids is not None
-                train = self._train_table[label_ids]
-                inst_train = train_value_lut(seg.values, self._train_table)[seg.ids]
-                files += [
-                    (gt_path(frame.split, frame.id, "labelTrainIds", tree),
-                     png.encode_png(train, compress_level=GT_COMPRESS)),
-                    (gt_path(frame.split, frame.id, "instanceTrainIds", tree),
-                     png.encode_png(inst_train, compress_level=GT_COMPRESS)),
-                ]
+            if not self._train:
+                files += self._train_id_files(frame, seg, label_ids)
         polygons, _ = self._polygons(frame, seg)
         if polygons is not None:
             files.append((gt_path(frame.split, frame.id, "polygons", tree), polygons))
@@ -500,6 +493,29 @@ class CityscapesWriter(Writer):
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
+
+    def _copied_train_ids(self, frame: Frame, seg: Segments) -> Optional[List[bytes]]:
+        """The frame's own train-id files (``instanceTrainIds``, ``labelTrainIds``), when its ids
+        are written unchanged and it has both: copied, whether or not ``save_train_ids`` asks for
+        them, so that nothing of the input is lost (those of the official scripts, drawn from the
+        polygons, can differ at edges from train ids made from instanceIds)."""
+        if not seg.unchanged:
+            return None
+        found = [frame.original(kind) for kind in TRAIN_KINDS]
+        return None if any(data is None for data in found) else [d for d in found if d is not None]
+
+    def _train_id_files(self, frame: Frame, seg: Segments, label_ids: Optional[np.ndarray]) -> List[Tuple[str, bytes]]:
+        """``_instanceTrainIds.png`` and ``_labelTrainIds.png`` beside official ids: the frame's
+        own when they can be copied, else made from the ids with ``save_train_ids``."""
+        copied = self._copied_train_ids(frame, seg)
+        if copied is None and not self.save_train_ids:
+            return []
+        if copied is None:
+            assert label_ids is not None
+            inst_train = train_value_lut(seg.values, self._train_table)[seg.ids]
+            copied = [png.encode_png(inst_train, compress_level=GT_COMPRESS),
+                      png.encode_png(self._train_table[label_ids], compress_level=GT_COMPRESS)]
+        return [(gt_path(frame.split, frame.id, kind, frame.annotations), data) for kind, data in zip(TRAIN_KINDS, copied)]
 
     def _polygons(self, frame: Frame, seg: Optional[Segments]) -> Tuple[Optional[bytes], str]:
         """The polygons file to write (None when there is none, or it cannot follow the
@@ -530,11 +546,16 @@ class CityscapesWriter(Writer):
     def _planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
-            files += [gt_path(frame.split, frame.id, k, frame.annotations) for k in self._gt_kinds()]
+            files += [gt_path(frame.split, frame.id, k, frame.annotations) for k in self._gt_kinds(frame)]
         ext = self._photo_ext(frame) if self.save_media else None
         if ext:
             files.append(image_path(frame.split, frame.id, ext))
         return files
+
+    def _has_train_ids(self, frame: Frame) -> bool:
+        """Whether the frame's own train-id files are copied (see :meth:`_copied_train_ids`)."""
+        assert self.labels is not None
+        return all(frame.has(kind) for kind in TRAIN_KINDS) and mapping_between(frame.labels, self.labels).identity
 
     def _index_files(self) -> Files:
         labels = self._shown
