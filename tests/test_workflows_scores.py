@@ -237,3 +237,14 @@ def test_wrong_scores_in_the_index_are_refused_when_opened(tmp_path, scores, mes
     with pytest.raises(cio.InvalidFileError) as err:
         cio.open(root, format="wds")
     assert str(err.value).startswith(f"{path}: split 'val' shard 0 frame 0 {message}")
+
+
+def test_scores_go_from_tar_shards_to_coco(tmp_path):
+    """Scores read from shards (Source.scores) reach COCO's ``score`` exactly."""
+    _predictions().export(str(tmp_path / "wds"), format="wds")
+    cio.open(str(tmp_path / "wds"), format="wds").export(str(tmp_path / "coco"), format="coco_instances",
+                                                           classes="all")
+    back = cio.open(str(tmp_path / "coco"), format="coco_instances")
+    expected = sorted(score for _, _, score in PREDICTED)
+    for frame in back:
+        assert sorted(i.score for i in frame.original_instances()) == expected
