@@ -380,8 +380,6 @@ def test_bundled_sample_matches_recipe(tmp_path):
                 check_frame(read_frame(fs, str(SAMPLE), split, fid))
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped sample's photos predate the photo renderer of issue 18: "
-                                       "regenerate cityscapes_io/data/sample by its recipe, then remove this mark")
 def test_bundled_sample_photos_match_recipe(tmp_path):
     shipped, fresh = sample_and_fresh(tmp_path, photos=True)
     assert len(shipped) == 6
