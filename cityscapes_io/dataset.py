@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 from . import ops
-from .formats import reader_class, resolve_format
+from .errors import CityscapesIOError, DatasetNotFoundError
+from .formats import detect, reader_class, resolve_format
 from .frame import Frame, OnError, check_policy
 from .labels import LabelMap
 from .names import sort_key
@@ -294,6 +295,22 @@ def open(
         if resolve_format(format) != "cityscapes":
             raise ValueError(f"annotations= is a Cityscapes option; format {format!r} has one annotation tree")
         extra["annotations"] = annotations
-    reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options, on_error=on_error,
-                                  **extra)
+    try:
+        reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options,
+                                      on_error=on_error, **extra)
+    except DatasetNotFoundError as exc:
+        raise _with_format_hint(exc, url, format, storage_options) from None
     return Dataset(reader, prefetch=prefetch)
+
+
+def _with_format_hint(exc: DatasetNotFoundError, url, format: str, storage_options) -> DatasetNotFoundError:
+    """``exc``, saying which format the root holds when it is another one than ``format``
+    (``cityscapes_io.open(voc_dir)``: pass ``format="voc"``)."""
+    try:
+        found, evidence = detect(url, storage_options)
+    except (CityscapesIOError, OSError, ValueError):
+        return exc
+    if found == resolve_format(format):
+        return exc
+    return DatasetNotFoundError(exc.path, f"{exc.reason}; it holds a {found} dataset ({evidence}): "
+                                          f"pass format={found!r}")

@@ -3,8 +3,10 @@ where label 0 is a class (a train-id dataset written as VOC has road at 0)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import cityscapes_io as cio
+from cityscapes_io.errors import DatasetNotFoundError
 from cityscapes_io.formats.voc import with_void
 from cityscapes_io.labels import Label, LabelMap
 
@@ -45,3 +47,14 @@ def test_with_void_adds_ignore_only_where_label_0_is_a_class():
     assert added.source == "x"
     has_void = LabelMap([*train, Label("void", 255, (1, 2, 3))])
     assert with_void(has_void) is has_void
+
+
+def test_opening_another_format_as_cityscapes_names_the_format(tmp_path):
+    cio.open(cio.sample_path()).export(str(tmp_path / "voc"), format="voc")
+    with pytest.raises(DatasetNotFoundError, match=r"it holds a voc dataset \(SegmentationClass/ in .*\): "
+                                                   r"pass format='voc'"):
+        cio.open(str(tmp_path / "voc"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError) as info:
+        cio.open(str(tmp_path / "empty"))
+    assert "holds" not in str(info.value)
