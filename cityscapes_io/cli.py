@@ -11,17 +11,19 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from . import __version__
 from .dataset import open as open_dataset
-from .errors import CityscapesIOError, DatasetNotFoundError, StorageError
+from .eval_common import FRAMES_PER_PROCESS, processes_for
+from .errors import CityscapesIOError, DatasetNotFoundError, RefusedError, StorageError
 from .formats import detect, format_names, resolve_format, root_hint
 from .names import ANNOTATION_DIRS, parse_frame_id
 from .prepare import TRAIN_ID_KINDS, kinds_from, prepare
 from .ops import merge
 from .progress import Progress
-from .project import apply_operations, check_unique_ids, Project, require_cities
+from .project import apply_operations, check_unique_ids, Project, require_cities, source_format
 from .show import save
 from .stats import compute_stats, format_stats
 from .storage import Root, is_storage_error
@@ -31,19 +33,22 @@ from .validate import summarize, validate
 __all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
+EXIT_REFUSED = EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_STORAGE = 4
 EXIT_INTERRUPTED = 130
 
 EXIT_STATUSES = f"""exit status:
   0    done
-  {EXIT_ERROR}    an error in the data (a corrupt file, a bad label map), frames skipped, validate problems
-  {EXIT_USAGE}    wrong command line
+  {EXIT_ERROR}    an error in the data (a corrupt file, a bad label map, predictions with problems), frames
+       failed (skipped), validate problems
+  {EXIT_REFUSED}    refused, nothing done: a wrong command line, a bad option value, a destination that holds
+       data (--overwrite) or is a source, a label-map file that does not exist
   {EXIT_NOT_FOUND}    a dataset, split, city, frame or file that does not exist
   {EXIT_STORAGE}    the storage failed (disk, network, credentials, a missing fsspec backend)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
-errors print one line, 'error: <where>: <reason>'; --debug shows the traceback instead"""
+errors print 'error: <where>: <reason>' (a list: its count, then one item a line); --debug shows the
+traceback instead. Warnings print one line each, 'warning: <where>: <reason>'; -q counts them instead"""
 
 
 class UsageError(Exception):
@@ -137,7 +142,6 @@ def _add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None
     p.add_argument("--dst-storage-options", type=_json_object, metavar="JSON", help="fsspec options of the output")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="skip frames that cannot be read or written and list them (exit status 1)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems")
     p.add_argument("--allow-skipped", action="store_true",
                    help="exit 0 even when frames were skipped (they are still listed)")
     g = p.add_argument_group("scale")
@@ -213,7 +217,7 @@ def _source_format(args, src, given: Optional[str]) -> str:
         return _format(given)
     fmt, evidence = detect(src, getattr(args, "storage_options", None))
     # On a terminal only, like the progress line: a script's stderr keeps its error line first.
-    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+    if _terminal(args):
         print(f"input format: {fmt} (detected: {evidence}; -if to choose)", file=sys.stderr)
     return fmt
 
@@ -252,12 +256,18 @@ def _dataset(args, *, with_ops: bool = True):
     return apply_operations(ds, operations_from_args(args)) if with_ops else ds
 
 
-def _progress(args, ds, label: str):
-    """The progress line (on a terminal); kept on ``args`` so that an interruption can say how
-    many frames were done."""
+def _terminal(args) -> bool:
+    """Whether a progress line is shown: on a terminal, without -q."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
-    enabled = not getattr(args, "quiet", False) and sys.stderr.isatty()
-    total = ds.count() if enabled else None
+
+def _progress(args, label: str, ds=None, total: Optional[int] = None) -> Progress:
+    """The progress line (on a terminal) of ``total`` frames, or of the frames of ``ds``
+    (listed only when the line is shown); kept on ``args`` so that an interruption can say how
+    many frames were done, and a warning can clear it first."""
+    enabled = _terminal(args)
+    if ds is not None and enabled:
+        total = ds.count()
     args.progress_bar = Progress(total, label=label, enabled=enabled)
     return args.progress_bar
 
@@ -289,7 +299,7 @@ def _default_output(fmt: str) -> str:
 def cmd_info(args) -> int:
     ds = _dataset(args)
     kinds_by_split: Dict[str, Dict[str, int]] = {}
-    out: Dict[str, Any] = {"roots": ds.roots, "format": ds.format,
+    out: Dict[str, Any] = {"roots": ds.roots, "format": source_format(ds),
                            "labels": {"source": ds.labels.source, "count": len(ds.labels),
                                       "names": [f"{l.id}:{l.name}" for l in ds.labels]},
                            "splits": {}, "frames": 0}
@@ -312,7 +322,7 @@ def cmd_info(args) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     print(f"roots:   {', '.join(ds.roots) or '-'}")
-    print(f"format:  {ds.format}")
+    print(f"format:  {out['format']}")
     if "annotations" in out:
         trees = ", ".join(t + (" (read)" if t == out["annotations"]["read"] else "")
                           for t in out["annotations"]["trees"])
@@ -332,7 +342,7 @@ def cmd_info(args) -> int:
 def cmd_stats(args) -> int:
 
     ds = _dataset(args)
-    bar = _progress(args, ds, "stats")
+    bar = _progress(args, "stats", ds)
     stats = compute_stats(ds, progress=bar)
     bar.close()
     print(json.dumps(stats, indent=2, ensure_ascii=False) if args.json else format_stats(stats))
@@ -345,7 +355,7 @@ def cmd_validate(args) -> int:
     fmt = _source_format(args, src, args.input_format)
     splits, cities = _items(args.split) or None, _items(args.cities) or None
     problems = []
-    enabled = not args.quiet and sys.stderr.isatty()
+    enabled = _terminal(args)
     total = None
     if enabled or cities:  # one listing pass, nothing decoded: the cities asked for, a total for the time left
         try:
@@ -410,11 +420,10 @@ def _export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Ro
     if fmt != "wds" and opts.pop("frames_per_shard", None) is not None:
         raise UsageError("--frames-per-shard applies to -f wds only")
     if opts.get("image_ext") and not opts.get("save_media") and not args.finalize and fmt != "wds":
-        print(f"warning: --image-ext {opts['image_ext']} has no effect without --save-media "
-              "(no photos are written)", file=sys.stderr)
+        warnings.warn(f"--image-ext {opts['image_ext']} has no effect without --save-media (no photos are written)")
     if args.overwrite:
         opts["overwrite"] = True
-    bar = _progress(args, ds, fmt)
+    bar = _progress(args, fmt, ds)
     args.where = str(dst)
     if args.scheduler:
         from .dask import convert_on_dask  # on use: the dask extra is optional
@@ -453,7 +462,7 @@ def cmd_prepare(args) -> int:
     if bad:
         raise UsageError(f"--kinds {','.join(bad)}: not available --from {args.source} "
                          f"(choose from {', '.join(allowed)})")
-    enabled = not args.quiet and sys.stderr.isatty()
+    enabled = _terminal(args)
     total = None
     if enabled:  # one listing pass, of every tree prepared, for the time left
         first = _open(src, fmt, args.storage_options, annotations=args.annotations)
@@ -624,23 +633,35 @@ def cmd_project_export(args) -> int:
     return _export(args, project.dataset(), args.output, default_output=True, protect=[project.folder])
 
 
-# -- parser --------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
     from .evaluation import check_predictions, evaluate
 
     options = {"pred_train_ids": True} if args.pred_train_ids else {}
     if args.pred_train_ids and args.task != "semantic":
         raise UsageError("--pred-train-ids applies to --task semantic")
+    if args.jobs < 1:
+        raise UsageError(f"-j takes a number of processes, 1 or more, got {args.jobs}")
+    args.given = [(args.gt, args.storage_options), (args.pred, args.pred_storage_options)]
+    workers = 1
+    total = None
+    if args.jobs > 1 or _terminal(args):  # one listing pass: the processes that pay, the time left
+        total = open_dataset(args.gt, split=args.split, storage_options=args.storage_options).count()
+        workers = processes_for(args.jobs, total)
+    bar = _progress(args, "check" if args.check_only else args.task, total=total)
     common = dict(split=args.split, storage_options=args.storage_options,
-                  pred_storage_options=args.pred_storage_options, workers=args.jobs, **options)
+                  pred_storage_options=args.pred_storage_options, workers=workers, progress=bar, **options)
     if args.check_only:
         problems = check_predictions(args.gt, args.pred, args.task, **common)
+        bar.close()
+        if problems:  # the count first, then one problem a line
+            print(f"{len(problems)} problem(s) with the predictions:", file=sys.stderr)
         for problem in problems:
-            print(problem)
-        print(f"{len(problems)} problem(s)" if problems else "no problems: the predictions can be evaluated",
-              file=sys.stderr)
-        return 1 if problems else 0
+            print(_as_given(problem, args))
+        if not problems:
+            print("no problems: the predictions can be evaluated", file=sys.stderr)
+        return EXIT_ERROR if problems else 0
     result = evaluate(args.gt, args.pred, args.task, **common)
+    bar.close()
     print(result)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
@@ -652,18 +673,32 @@ def cmd_export_predictions(args) -> int:
     from .evaluation import export_predictions
 
     ds = _open(args.src, _source_format(args, args.src, args.input_format), args.storage_options)
-    report = export_predictions(ds, args.output, args.task, train_ids=args.train_ids, split=args.split,
-                                out_storage_options=args.dst_storage_options, overwrite=bool(args.overwrite))
+    if args.split is not None:
+        ds = ds.filter(split=args.split)
+    args.given = [(args.src, args.storage_options), (args.output, args.dst_storage_options)]
+    bar = _progress(args, f"{args.task} predictions", ds)
+    report = export_predictions(ds, args.output, args.task, train_ids=args.train_ids,
+                                out_storage_options=args.dst_storage_options, overwrite=bool(args.overwrite),
+                                progress=bar)
+    bar.close()
     skipped = f"; {report['skipped_regions']} region(s) that are not instances left out" \
         if report["skipped_regions"] else ""
     print(f"{report['frames']} frame(s) written to {args.output}{skipped}", file=sys.stderr)
     return 0
 
 
-def _command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+# -- parser --------------------------------------------------------------------------------------
+_QUIET_WRITING = "no progress bar; print only problems"
+
+
+def _command(sub, name: str, *, quiet: str = "", **kwargs) -> argparse.ArgumentParser:
+    """A command's parser, with what every command has: --debug, and -q (``quiet``: what else
+    it silences besides warnings)."""
     p = sub.add_parser(name, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="on an error, show the traceback instead of one line")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help=(f"{quiet}; " if quiet else "") + "no warnings (their count at the end instead)")
     return p
 
 
@@ -675,31 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = _command(sub, "info", help="splits, cities, frame counts, label map and its source, file kinds")
+    p = _command(sub, "info", help="splits, cities, frame counts, label map and its source, file kinds",
+                 quiet="do not say which input format was detected")
     _add_source(p)
     _add_operations(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not say which input format was detected")
     p.set_defaults(func=cmd_info)
 
-    p = _command(sub, "stats", help="per split and label: frames, pixels, instances, crowds; image sizes")
+    p = _command(sub, "stats", help="per split and label: frames, pixels, instances, crowds; image sizes",
+                 quiet="no progress bar")
     _add_source(p)
     _add_operations(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stats)
 
-    p = _command(sub, "validate", help="list every problem of a dataset, with file and reason")
+    p = _command(sub, "validate", help="list every problem of a dataset, with file and reason",
+                 quiet="no progress line")
     _add_source(p, project=False)
     p.add_argument("--split", action="append", help="only this split (repeatable, or a comma-separated list)")
     p.add_argument("--city", action="append", dest="cities", metavar="CITY",
                    help="only this city (repeatable, or a comma-separated list; an unknown city is an error)")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_validate)
 
-    p = _command(sub, "convert", help="convert a dataset to another format, frame by frame",
+    p = _command(sub, "convert", help="convert a dataset to another format, frame by frame", quiet=_QUIET_WRITING,
                  description="cityscapes-io convert SRC DST -f voc [--save-media]  "
                              "(or, as in Datumaro: convert -if cityscapes -i SRC -f voc -o DST -- --save-media)")
     _add_source(p)
@@ -709,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = _command(sub, "prepare", help="write the train-id files (_labelTrainIds.png, _instanceTrainIds.png) "
-                                      "as the official preparation scripts do",
+                                      "as the official preparation scripts do", quiet=_QUIET_WRITING,
                  description="cityscapes-io prepare SRC [--kinds labelTrainIds,instanceTrainIds] "
                              "[--from png|polygons] [-o DST] [--overwrite] [-j N]: next to the source files "
                              "(or in a mirrored tree under DST); existing files are kept unless --overwrite")
@@ -735,10 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--workers", type=int, default=1, help="prepare in N processes")
     p.add_argument("--no-decode-ahead", dest="decode_ahead", action="store_false",
                    help="with one process, do not decode the next frame in a second thread")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems")
     p.set_defaults(func=cmd_prepare)
 
-    p = _command(sub, "merge", help="merge several datasets into one output")
+    p = _command(sub, "merge", help="merge several datasets into one output", quiet=_QUIET_WRITING)
     _add_source(p, project=False, per_source_format=True)
     p.add_argument("--on-duplicate", choices=("error", "first", "rename"), default="error",
                    help="what to do with a frame id present in two sources (default error, checked before "
@@ -758,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-options", type=_json_object, metavar="JSON")
     p.set_defaults(func=cmd_show, project=None)
 
-    p = _command(sub, "synthetic", help="write a synthetic Cityscapes dataset")
+    p = _command(sub, "synthetic", help="write a synthetic Cityscapes dataset", quiet="no progress bar")
     p.add_argument("dst", metavar="DST", help="destination path or fsspec URL")
     p.add_argument("--frames", type=int, default=3, help="frames per split (default 3)")
     p.add_argument("--splits", default="train",
@@ -778,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "eval", help="evaluate predictions against the ground truth with the official rules",
                  description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
-                             "[--json OUT] [--check-only]")
+                             "[--json OUT] [--check-only]", quiet="no progress bar")
     p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")
     p.add_argument("pred", metavar="PRED",
                    help="the predictions in the official layout: semantic, a folder of PNGs (label ids) named "
@@ -788,7 +822,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"),
                    help="semantic (default), instance or panoptic")
     p.add_argument("--split", default="val", help="the split evaluated (default val)")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="processes (default 1, which already works on two frames at once in two threads): "
+                        "more pay only above 2, with as many cores and %d frames or more each; otherwise "
+                        "one process runs (the results are the same)" % FRAMES_PER_PROCESS)
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the official results JSON here")
     p.add_argument("--check-only", action="store_true",
                    help="list every problem of the predictions (one per line, naming the file) without "
@@ -805,7 +842,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "OUT/<city>/<frame>_pred.txt and its masks in OUT/<city>/<frame>_pred/; panoptic, "
                              "OUT/cityscapes_panoptic_<split>.json and its PNGs in "
                              "OUT/cityscapes_panoptic_<split>/ (evaluate with: eval GT "
-                             "OUT/cityscapes_panoptic_<split>.json --task panoptic)")
+                             "OUT/cityscapes_panoptic_<split>.json --task panoptic)", quiet="no progress bar")
     p.add_argument("src", metavar="SRC", help="the predictions as a dataset (path, .zip or fsspec URL)")
     p.add_argument("output", metavar="OUT", help="folder, .zip or URL written")
     p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"))
@@ -825,7 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", metavar="DIR", help="project folder (default: here)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_project_create)
-    q = _command(psub, "import", help="add a source to a project (local paths are recorded relative to it)")
+    q = _command(psub, "import", help="add a source to a project (local paths are recorded relative to it)",
+                 quiet="do not say which input format was detected")
     q.add_argument("src", nargs="+", metavar="SRC")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
     q.add_argument("-f", "--format", metavar="FORMAT",
@@ -841,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = _command(psub, "info", help="the project's sources, operations and resulting dataset")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
     q.set_defaults(func=cmd_project_info, src=[])
-    q = _command(psub, "export", help="export the project's dataset")
+    q = _command(psub, "export", help="export the project's dataset", quiet=_QUIET_WRITING)
     q.add_argument("-p", "--project", default=".", metavar="DIR")
     _add_output(q, default_output=" (default, as in Datumaro: export-<format> here, "
                                   "export-<format>.1 ... when that exists)")
@@ -851,9 +889,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- errors --------------------------------------------------------------------------------------
 def _exit_status(exc: BaseException) -> Optional[int]:
-    """The exit status of an error, None for an exception that is a bug (shown as a traceback)."""
-    if isinstance(exc, UsageError):
-        return EXIT_USAGE
+    """The exit status of an error, None for an exception that is a bug (shown as a traceback).
+    A plain ValueError is the library refusing an argument's value (errors in the data are
+    :class:`CityscapesIOError`)."""
+    if isinstance(exc, (UsageError, RefusedError)):
+        return EXIT_REFUSED
     if isinstance(exc, FileNotFoundError):  # DatasetNotFoundError included
         return EXIT_NOT_FOUND
     if isinstance(exc, StorageError):
@@ -863,7 +903,7 @@ def _exit_status(exc: BaseException) -> Optional[int]:
     if is_storage_error(exc):
         return EXIT_STORAGE
     if isinstance(exc, ValueError):
-        return EXIT_ERROR
+        return EXIT_REFUSED
     return None
 
 
@@ -877,8 +917,34 @@ def _where(args) -> Optional[str]:
     return " ".join(map(str, src)) or getattr(args, "project", None)
 
 
+#: The API's spelling of an option beside the command line's in library messages:
+#: ``pass overwrite=True (--overwrite)``; the command line shows its own only.
+_API_SPELLING = re.compile(r"\b[A-Za-z_]\w*=\S+ \((--[\w-]+)\)")
+
+
+def _lines(text: str, args) -> str:
+    """A message as the command line prints it: its own spelling of options, paths as the user
+    gave them, and one line, or, for a list (a count, then items indented on lines of their
+    own), one item a line."""
+    first, *rest = _as_given(_API_SPELLING.sub(r"\1", text), args).split("\n")
+    if rest and all(line.startswith("  ") for line in rest):
+        return "\n".join([first, *rest])
+    return " ".join([first, *rest])
+
+
+def _as_given(text: str, args) -> str:
+    """``text`` with the local roots of the command (``args.given``: its inputs and outputs, as
+    typed, with their storage options) spelled as they were given, not as absolute paths."""
+    for given, options in getattr(args, "given", ()):
+        if not isinstance(given, str) or "://" in given or "::" in given or options or os.path.isabs(given):
+            continue
+        for full in dict.fromkeys((os.path.abspath(given), os.path.realpath(given))):
+            text = text.replace(full.rstrip(os.sep) + os.sep, given.rstrip("/" + os.sep) + "/")
+    return text
+
+
 def _message(exc: BaseException, args) -> str:
-    """``error: <where>: <reason>`` on one line."""
+    """``error: <where>: <reason>``, one line (or a list: one item a line)."""
     if isinstance(exc, UsageError):
         text = f"error: {exc}"
     elif isinstance(exc, CityscapesIOError):
@@ -892,7 +958,32 @@ def _message(exc: BaseException, args) -> str:
         reason = (strerror if where and strerror else str(exc)) or type(exc).__name__
         where = where or _where(args)
         text = f"error: {where}: {reason}" if where else f"error: {reason}"
-    return " ".join(text.split("\n"))
+    return _lines(text, args)
+
+
+class _Warnings:
+    """Python warnings while a command runs, one line each on stderr, ``warning: <message>``
+    (the library's read ``<where>: <reason>``), the progress line cleared first; with -q they
+    are counted instead, and :meth:`hidden` says how many."""
+
+    def __init__(self, args):
+        self.args = args
+        self.count = 0
+
+    def show(self, message, category, filename, lineno, file: Optional[TextIO] = None, line=None) -> None:
+        if getattr(self.args, "quiet", False):
+            self.count += 1
+            return
+        bar = getattr(self.args, "progress_bar", None)
+        if bar is not None:
+            bar.clear()
+        print("warning: " + " ".join(_lines(str(message), self.args).split("\n")), file=sys.stderr, flush=True)
+
+    def hidden(self) -> Optional[str]:
+        """The line that says how many warnings -q left out (None when none)."""
+        if not self.count:
+            return None
+        return f"{self.count} warning{'s' if self.count > 1 else ''} not shown (-q)"
 
 
 def _interrupted(args) -> int:
@@ -926,6 +1017,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         for key, value in vars(extra_parser.parse_args(extra)).items():
             if value is not None:
                 setattr(args, key, value)
+    said = _Warnings(args)
+    with warnings.catch_warnings():  # the caller's filters kept; how a warning is shown restored after
+        warnings.showwarning = said.show
+        try:
+            return _run(args)
+        finally:
+            hidden = said.hidden()
+            if hidden:
+                print(hidden, file=sys.stderr)
+
+
+def _run(args) -> int:
+    """The command, its errors mapped to exit statuses and printed."""
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -934,6 +1038,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         status = _exit_status(exc)
         if status is None or args.debug:
             raise
+        bar = getattr(args, "progress_bar", None)
+        if bar is not None:
+            bar.clear()
         print(_message(exc, args), file=sys.stderr)
         return status
 

@@ -17,6 +17,7 @@ __all__ = [
     "UnknownLabelError",
     "StorageError",
     "UnsafePathError",
+    "RefusedError",
 ]
 
 
@@ -76,3 +77,9 @@ class UnsafePathError(InvalidFileError):
     outside the root it belongs to: absolute, with a drive letter or a NUL byte, climbing out with
     ``..``, or (on local disk) a symbolic link whose target lies outside. ``path`` names the file
     the entry was found in."""
+
+
+class RefusedError(CityscapesIOError, ValueError):
+    """Refused before anything was written: a destination that holds data (pass ``overwrite``)
+    or is a source, the output of another job, an option value that cannot be used (a label-map
+    file that does not exist). The command line exits with the status of a wrong command line."""

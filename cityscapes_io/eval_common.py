@@ -21,10 +21,12 @@ import numpy as np
 from . import png
 from .errors import CityscapesIOError
 from .labels import _OFFICIAL
+from .progress import Caught, reissue, with_warnings
 from .storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "match_dataset", "gather_problems", "few", "TRAIN_TO_ID", "official_lut", "ID_OF"]
+           "refuse", "run_frames", "processes_for", "FRAMES_PER_PROCESS", "match_dataset", "gather_problems", "few",
+           "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
 # The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
 LABELS = [row for row in _OFFICIAL if row[1] >= 0]
@@ -149,8 +151,9 @@ def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:
 
 
 def _chunk(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
-           common: Tuple[Any, ...]) -> List[Any]:
-    return [_one(fn, frame, extra, common) for frame, extra in zip(frames, args)]
+           common: Tuple[Any, ...]) -> Tuple[List[Any], Caught]:
+    """In a worker process: the results of a chunk of frames, and the warnings raised meanwhile."""
+    return with_warnings(lambda: [_one(fn, frame, extra, common) for frame, extra in zip(frames, args)])
 
 
 def _cores() -> int:
@@ -170,15 +173,31 @@ def _one(fn: Callable[..., Any], frame: Any, extra: Tuple[Any, ...], common: Tup
                 arg.release()
 
 
+#: Frames a worker process must have for its start-up (a fresh interpreter importing numpy and
+#: this library: half a second of one core) to pay.
+FRAMES_PER_PROCESS = 32
+
+
+def processes_for(workers: int, frames: int) -> int:
+    """The processes of ``workers`` asked for that can beat one process, which works on two
+    frames at once in two threads with no start-up (:func:`run_frames`): no more than the
+    cores, :data:`FRAMES_PER_PROCESS` frames or more each, and more than two; else 1 (this
+    process). The command line's ``-j N``; :func:`run_frames` itself starts what it is told."""
+    n = min(workers, _cores(), frames // FRAMES_PER_PROCESS)
+    return n if n > 2 else 1
+
+
 def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
                common: Tuple[Any, ...] = (), *, workers: int = 1, threads: Optional[int] = None) -> Iterator[Any]:
     """``fn(frame, *args[k], *common)`` for every frame, yielded in frame order.
 
     With ``workers > 1`` the frames go in chunks to spawned processes (``fn`` and its arguments
-    must pickle), a bounded window of chunks in flight, so memory does not grow with the split.
-    With one worker, ``threads`` frames are worked on at once in this process (default: two
-    when two cores are available): PNG decoding and numpy release the GIL, so reading the next
-    frame overlaps counting this one. ``fn`` must then not share state between frames.
+    must pickle), a bounded window of chunks in flight, so memory does not grow with the split;
+    their warnings are raised again here, in frame order. With one worker, ``threads`` frames
+    are worked on at once in this process (default: two when two cores are available): PNG
+    decoding and numpy release the GIL, so reading the next frame overlaps counting this one.
+    ``fn`` must then not share state between frames. (Processes beat that only above two, on
+    as many cores: :func:`processes_for`.)
     """
     if workers <= 1:
         n = min(2, _cores()) if threads is None else max(1, threads)
@@ -204,15 +223,22 @@ def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tup
             for i in range(0, len(frames), size):
                 pending.append(pool.submit(_chunk, fn, frames[i:i + size], args[i:i + size], common))
                 if len(pending) >= 2 * workers:
-                    results = pending.pop(0).result()
+                    results = _results(pending.pop(0))
                     done += len(results)
                     yield from results
             for fut in pending:
-                results = fut.result()
+                results = _results(fut)
                 done += len(results)
                 yield from results
         except BrokenProcessPool:
             raise _worker_died(frames[done:]) from None
+
+
+def _results(fut: Future) -> List[Any]:
+    """A chunk's results, its warnings raised again here (in frame order)."""
+    results, caught = fut.result()
+    reissue(caught)
+    return results
 
 
 def _worker_died(frames: Sequence[Any]) -> CityscapesIOError:

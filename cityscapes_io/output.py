@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CityscapesIOError, InvalidFileError, StorageError
+from .errors import CityscapesIOError, InvalidFileError, RefusedError, StorageError
 from .names import safe_relpath
 from .storage import Root, find_files, is_remote, location, overlap, root_locations, storage_errors
 
@@ -64,8 +64,8 @@ def _checked(rel: str) -> str:
 
 def _refuse_existing(url: str, entries: List[str]) -> None:
     shown = ", ".join(sorted(entries)[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
-    raise CityscapesIOError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) to "
-                                 f"replace it, or resume=True (--resume) to continue an interrupted conversion")
+    raise RefusedError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) to "
+                       f"replace it, or resume=True (--resume) to continue an interrupted conversion")
 
 
 class Sink(ABC):
@@ -140,7 +140,7 @@ class _FolderSink(Sink):
             if not self.fs.exists(self.root):
                 return []
             if not self.fs.isdir(self.root):
-                raise CityscapesIOError(self.url, "destination exists and is not a folder")
+                raise RefusedError(self.url, "destination exists and is not a folder")
             return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False)
                     if p.rstrip("/") != self.root]
 
@@ -338,9 +338,9 @@ class ZipSink(Sink):
         with storage_errors(url, "cannot create the archive"):
             exists = fs.exists(path)
             if exists and fs.isdir(path):
-                raise CityscapesIOError(url, "destination is a folder, not an archive")
+                raise RefusedError(url, "destination is a folder, not an archive")
             if exists and existing == "refuse":
-                raise CityscapesIOError(url, "archive exists already: pass overwrite=True (--overwrite) to replace it")
+                raise RefusedError(url, "archive exists already: pass overwrite=True (--overwrite) to replace it")
             parent = posixpath.dirname(path)
             if parent and not is_remote(fs):
                 fs.makedirs(parent, exist_ok=True)
@@ -473,13 +473,13 @@ def refuse_sources(url: str, fs: Any, path: str, sources: Sequence[Root], existi
         for src in root_locations(root):
             rel = overlap(dst, src)
             if rel == "same":
-                raise CityscapesIOError(url, f"destination is the source {root}: choose another place")
+                raise RefusedError(url, f"destination is the source {root}: choose another place")
             if rel == "holds":
-                raise CityscapesIOError(url, f"destination holds the source {root}: writing there could overwrite "
-                                             f"or delete its files, choose another place")
+                raise RefusedError(url, f"destination holds the source {root}: writing there could overwrite "
+                                   f"or delete its files, choose another place")
             if rel == "inside" and existing == "replace":
-                raise CityscapesIOError(url, f"refused to replace a folder inside the source {root}: its files "
-                                             f"would be deleted")
+                raise RefusedError(url, f"refused to replace a folder inside the source {root}: its files "
+                                   f"would be deleted")
 
 
 def open_sink(url, storage_options: Optional[dict] = None, *, existing: str = "refuse",

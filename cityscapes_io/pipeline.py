@@ -42,10 +42,11 @@ from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, Li
 from fsspec.core import url_to_fs
 
 from . import jsonfile
-from .errors import CityscapesIOError, InvalidFileError
+from .errors import CityscapesIOError, InvalidFileError, RefusedError
 from .formats import writer_class
 from .frame import Frame, OnError, apply_policy, check_policy
 from .output import refuse_sources
+from .progress import Caught, reissue, with_warnings
 from .storage import Root, root_locations
 from .writers import Entry, Writer
 
@@ -230,9 +231,8 @@ def claim_destination(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
             differs = _differences(w.dest.path(JOB_FILE), found, job)
             if not differs:
                 return
-            raise CityscapesIOError(w.dest.url, f"holds the output of another job ({'; '.join(differs)}): "
-                                                f"pass overwrite=True (--overwrite) to replace it, or choose "
-                                                f"another destination")
+            raise RefusedError(w.dest.url, f"holds the output of another job ({'; '.join(differs)}): "
+                               f"pass overwrite=True (--overwrite) to replace it, or choose another destination")
     w.dest.put(JOB_FILE, data)
 
 
@@ -242,8 +242,8 @@ def _differences(path: str, found: bytes, job: Dict[str, Any]) -> List[str]:
     except InvalidFileError:
         there = None
     if not isinstance(there, dict) or there.get("cityscapes_io_job") != 1:
-        raise CityscapesIOError(path, "not a job record of cityscapes_io: the destination's record cannot be "
-                                      "checked; pass overwrite=True (--overwrite) to replace the destination")
+        raise RefusedError(path, "not a job record of cityscapes_io: the destination's record cannot be "
+                           "checked; pass overwrite=True (--overwrite) to replace the destination")
     out = []
     for key, what in (("format", "format"), ("sources", "sources"), ("labels", "output labels")):
         if there.get(key) != job[key]:
@@ -271,20 +271,33 @@ def write_one(w: Writer, frame: Frame) -> Result:
 
 
 # -- strategies: each turns units into outcomes, in input order -------------------------------------
-def _unit_outcomes(w: Writer, key: Any, items: List[Item], put: Optional[Put] = None) -> Iterator[Outcome]:
-    """Write the frames of one unit that are not complete already (all of them, or none)."""
+def _unit_outcomes(w: Writer, key: Any, items: List[Item], put: Optional[Put] = None,
+                   written: Optional[Callable[[], None]] = None) -> Iterator[Outcome]:
+    """Write the frames of one unit that are not complete already (all of them, or none);
+    ``written()`` is called after each frame is put, before the unit's outcomes come (a tar
+    shard's frames come out when the shard is complete)."""
     todo = [frame for frame, done in items if done is None]
-    results = iter(w._put_unit(key, todo, put or (lambda f: write_one(w, f))) if todo else ())
+    put_one: Put = put or (lambda f: write_one(w, f))
+
+    def counted(frame: Frame) -> Result:
+        result = put_one(frame)
+        if written is not None:
+            written()
+        return result
+
+    results = iter(w._put_unit(key, todo, counted) if todo else ())
     for frame, done in items:
         yield frame.split, frame.id, done if done is not None else next(results), done is not None
 
 
-def _in_process(w: Writer, units: Iterable[Unit]) -> Generator[Outcome, None, None]:
+def _in_process(w: Writer, units: Iterable[Unit], written: Optional[Callable[[], None]] = None
+                ) -> Generator[Outcome, None, None]:
     for key, items in units:
-        yield from _unit_outcomes(w, key, items)
+        yield from _unit_outcomes(w, key, items, written=written)
 
 
-def _decoding_ahead(w: Writer, units: Iterable[Unit]) -> Generator[Outcome, None, None]:
+def _decoding_ahead(w: Writer, units: Iterable[Unit], written: Optional[Callable[[], None]] = None
+                    ) -> Generator[Outcome, None, None]:
     """In process, while a background thread decodes the next frame's ground truth (and reads
     its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
     most; an error is left for the writer, which meets it again when it asks for the same
@@ -319,7 +332,7 @@ def _decoding_ahead(w: Writer, units: Iterable[Unit]) -> Generator[Outcome, None
                     if fut is not None:
                         fut.result()
 
-            yield from _unit_outcomes(w, unit[0], unit[1], put)
+            yield from _unit_outcomes(w, unit[0], unit[1], put, written)
             unit = following
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -348,14 +361,15 @@ class _Collector:
 
 
 def _write_in_worker(key: Any, frames: List[Frame], stop_on_error: bool = False
-                     ) -> List[Tuple[Result, List[Exception]]]:
-    """Write one unit; per frame its result and the errors its policy was handed."""
+                     ) -> Tuple[List[Tuple[Result, List[Exception]]], Caught]:
+    """Write one unit; per frame its result and the errors its policy was handed, and the
+    warnings raised meanwhile (raised again in the parent, where the caller sees them)."""
     assert _WORKER is not None
     w = _WORKER
     w._stop_on_error = stop_on_error
     collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
-    results = w._put_unit(key, frames, lambda f: write_one(w, f))
-    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)]
+    results, caught = with_warnings(w._put_unit, key, frames, lambda f: write_one(w, f))
+    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)], caught
 
 
 def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, options: dict,
@@ -429,7 +443,9 @@ def _sigint_ignored() -> Iterator[None]:
 
 def _outcomes(queued: Tuple[List[Item], Optional[Future]]) -> Iterator[Outcome]:
     items, fut = queued
-    results = iter(fut.result() if fut is not None else ())
+    done, caught = fut.result() if fut is not None else ([], [])
+    reissue(caught)
+    results = iter(done)
     for frame, done in items:
         if done is not None:
             yield frame.split, frame.id, done, True
@@ -485,21 +501,21 @@ def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url,
     ``options`` are what worker processes open their own writers with."""
     outcomes: Generator[Outcome, None, None]
     w._stop_on_error = on_error == "raise"
+    count = _Count(progress)
     if workers > 1:
         outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
                             workers=workers, stop_on_error=on_error == "raise")
     elif decode_ahead:
-        outcomes = _decoding_ahead(w, units)
+        outcomes = _decoding_ahead(w, units, count.written)
     else:
-        outcomes = _in_process(w, units)
+        outcomes = _in_process(w, units, count.written)
     try:
         for split, frame_id, result, complete in outcomes:
             report.read += 1
             if isinstance(result, Entry):
                 w._record(result)
             report.record(split, frame_id, result, on_error, complete)
-            if progress is not None:
-                progress(report.read)
+            count.accounted()
     except BaseException:
         outcomes.close()  # stops the pool or the decoding thread now
         w._abort()
@@ -508,6 +524,33 @@ def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url,
         w.close()
     else:
         w._abort()
+
+
+class _Count:
+    """``progress`` called once per frame, in order: when the frame is written in this process
+    (a unit of many frames, a tar shard, advances frame by frame, not all at once when the
+    shard is complete), or when its outcome arrives for a frame written elsewhere (a worker
+    process) or found complete already."""
+
+    def __init__(self, progress: Optional[Callable[[int], None]]):
+        self.progress = progress
+        self.done = 0  # outcomes accounted for
+        self.ahead = 0  # frames written whose outcome has not come yet
+        self.shown = 0
+
+    def written(self) -> None:
+        self.ahead += 1
+        self._show()
+
+    def accounted(self) -> None:
+        self.done += 1
+        self.ahead = max(self.ahead - 1, 0)
+        self._show()
+
+    def _show(self) -> None:
+        if self.progress is not None and self.done + self.ahead > self.shown:
+            self.shown = self.done + self.ahead
+            self.progress(self.shown)
 
 
 def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bool = False,

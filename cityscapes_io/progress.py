@@ -1,10 +1,16 @@
-"""A progress line for long operations: frames done, frames/s, time left. Shown only on a
-terminal; silent otherwise."""
+"""What a long operation tells its user while it runs: a progress line (frames done, frames/s,
+time left; shown only on a terminal, silent otherwise), and the warnings raised in a worker
+process, carried back to be raised again in the calling process (where a warning filter, a test
+or the command line's one-line warnings see them)."""
 from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, TextIO
+import warnings
+from typing import Any, Callable, List, Optional, TextIO, Tuple, Type
+
+#: Warnings raised in a worker process: (category, message).
+Caught = List[Tuple[Type[Warning], str]]
 
 
 class Progress:
@@ -17,14 +23,20 @@ class Progress:
         self.total, self.label, self.interval = total, label, interval
         self.start = time.monotonic()
         self._last = 0.0
+        self._drawn = 0
         self.done = 0
 
     def __call__(self, done: int) -> None:
+        """Redrawn at most every ``interval`` seconds, and whenever the count has moved by a
+        hundredth of the total since the last drawing (frames that come in a burst, a worker's
+        chunk, are drawn up to the last one, not left at the first)."""
         self.done = done
         now = time.monotonic()
-        if not self.enabled or (now - self._last < self.interval and done != self.total):
+        step = max(1.0, (self.total or 0) / 100)
+        if not self.enabled or (now - self._last < self.interval and done - self._drawn < step
+                                and done != self.total):
             return
-        self._last = now
+        self._last, self._drawn = now, done
         self.stream.write("\r" + self.line(now) + "\033[K")
         self.stream.flush()
 
@@ -58,3 +70,18 @@ def _hms(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def with_warnings(fn: Callable[..., Any], *args: Any) -> Tuple[Any, Caught]:
+    """``fn(*args)`` in a worker process, and every warning it raised (kept, not printed: the
+    worker's stderr would show Python's format, out of order with the caller's output)."""
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        result = fn(*args)
+    return result, [(w.category, str(w.message)) for w in records]
+
+
+def reissue(caught: Caught) -> None:
+    """Raise again, in this process and in order, the warnings a worker caught."""
+    for category, message in caught:
+        warnings.warn(message, category, stacklevel=2)

@@ -26,10 +26,10 @@ from . import jsonfile
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .formats import resolve_format
 from .dataset import open as open_dataset
-from .ops import merge
+from .ops import _MergedReader, merge
 from .storage import Root, resolve_root
 
-__all__ = ["Project", "apply_operations", "require_cities", "check_unique_ids", "PROJECT_FILE"]
+__all__ = ["Project", "apply_operations", "require_cities", "check_unique_ids", "source_format", "PROJECT_FILE"]
 
 PROJECT_FILE = "project.json"
 _OPS = ("filter", "remap_labels", "train_ids", "rename_splits")
@@ -109,6 +109,15 @@ def check_unique_ids(ds, operations: Iterable[Dict[str, Any]] = ()) -> None:
                 raise CityscapesIOError(frame.id, f"duplicate frame id in split {split!r} (nothing written); "
                                                   "merge with on_duplicate 'first' or 'rename'")
             seen.add(frame.id)
+
+
+def source_format(ds) -> str:
+    """The format ``ds`` was read from, under its operations (a project's dataset is a view of
+    its sources); for merged sources, their formats (``"cityscapes + voc"``, each once)."""
+    reader = ds.source_reader
+    if isinstance(reader, _MergedReader):
+        return " + ".join(dict.fromkeys(source_format(d) for d in reader.datasets))
+    return str(reader.format)
 
 
 def _is_url(url: str) -> bool:
