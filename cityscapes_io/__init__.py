@@ -18,6 +18,7 @@ from .errors import (
     DatasetNotFoundError,
     InvalidFileError,
     LabelMapError,
+    RefusedError,
     StorageError,
     UnknownLabelError,
     UnsafePathError,
@@ -58,6 +59,7 @@ __all__ = [
     "UnknownLabelError",
     "StorageError",
     "UnsafePathError",
+    "RefusedError",
     "sample_path",
 ]
 

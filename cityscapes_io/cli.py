@@ -114,7 +114,7 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
                    help="extension of the photos --save-media writes (default: keep, png if unknown); "
                         "without --save-media no photo is written and a warning says so")
     g.add_argument("--save-dataset-meta", action="store_true", default=None,
-                   help="write dataset_meta.json instead of label_colors.txt (cityscapes)")
+                   help="write dataset_meta.json instead of label_colors.txt (cityscapes) or labelmap.txt (voc)")
     g.add_argument("--save-train-ids", action="store_true", default=None,
                    help="also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)")
     g.add_argument("--classes", metavar="things|all|NAME[,NAME...]",
@@ -127,6 +127,11 @@ def _add_writer_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-instance-ids", dest="keep_instance_ids", action="store_false", default=None,
                    help="coco_instances: leave out cityscapes_instance_id (exactly mmdetection's keys; instances "
                         "read back are renumbered)")
+    g.add_argument("--layout", choices=("mmdetection", "datumaro"), default=None,
+                   help="coco_instances: where the JSON and photos go: mmdetection (default; "
+                        "annotations/instancesonly_filtered_gtFine_<split>.json, photos in leftImg8bit/<split>/) or "
+                        "datumaro (annotations/instances_<split>.json, photos in images/<split>/, which Datumaro's "
+                        "coco_instances importer reads)")
     g.add_argument("--label-map", "--label_map", metavar="MAP",
                    help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
     g.add_argument("--frames-per-shard", type=int, metavar="N",
@@ -275,7 +280,7 @@ def _progress(args, label: str, ds=None, total: Optional[int] = None) -> Progres
 def _writer_options(args) -> dict:
     opts = {}
     for key in ("save_media", "image_ext", "save_dataset_meta", "save_train_ids", "label_map", "segmentation",
-                "category_ids", "keep_instance_ids", "frames_per_shard"):
+                "category_ids", "keep_instance_ids", "layout", "frames_per_shard"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
@@ -306,6 +311,8 @@ def cmd_info(args) -> int:
     base = ds.source_reader
     if getattr(base, "trees", None) is not None:
         out["annotations"] = {"trees": list(base.trees), "read": base.annotations}
+    if getattr(base, "panoptic", None):
+        out["panoptic"] = [p.as_dict() for p in base.panoptic]
     for split in ds.splits():
         cities: Dict[str, int] = {}
         kinds = kinds_by_split.setdefault(split, {})
@@ -336,6 +343,11 @@ def cmd_info(args) -> int:
         print(f"  {split}: {info['frames']} frames in {len(info['cities'])} cities; files: {files or 'none'}")
         for city, n in info["cities"].items():
             print(f"    {city}: {n}")
+    if out.get("panoptic"):
+        print("panoptic ground truth (not splits):")
+        for p in out["panoptic"]:
+            where = p["json"] or f"{p['folder']} (no JSON)"
+            print(f"  {p['split']}{' (train ids)' if p['train_ids'] else ''}: {where}")
     return 0
 
 
@@ -411,10 +423,11 @@ def _export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Ro
     if not dst:
         raise UsageError("the output is missing: DST or -o DST")
     opts = _writer_options(args)
-    for key in ("save_dataset_meta", "save_train_ids"):
-        if fmt != "cityscapes" and opts.pop(key, None):
-            raise UsageError(f"--{key.replace('_', '-')} applies to -f cityscapes only")
-    for key in ("classes", "segmentation", "category_ids", "keep_instance_ids"):
+    if fmt not in ("cityscapes", "voc") and opts.pop("save_dataset_meta", None):
+        raise UsageError("--save-dataset-meta applies to -f cityscapes and -f voc only")
+    if fmt != "cityscapes" and opts.pop("save_train_ids", None):
+        raise UsageError("--save-train-ids applies to -f cityscapes only")
+    for key in ("classes", "segmentation", "category_ids", "keep_instance_ids", "layout"):
         if fmt != "coco_instances" and opts.pop(key, None) is not None:
             raise UsageError(f"--{key.replace('_', '-')} applies to -f coco_instances only")
     if fmt != "wds" and opts.pop("frames_per_shard", None) is not None:
@@ -462,6 +475,9 @@ def cmd_prepare(args) -> int:
     if bad:
         raise UsageError(f"--kinds {','.join(bad)}: not available --from {args.source} "
                          f"(choose from {', '.join(allowed)})")
+    if args.save_media and not args.output:
+        raise UsageError("--save-media copies the photos into -o DST: give -o DST (without it the files are "
+                         "written next to the source, beside its photos)")
     enabled = _terminal(args)
     total = None
     if enabled:  # one listing pass, of every tree prepared, for the time left
@@ -485,7 +501,7 @@ def cmd_prepare(args) -> int:
                      workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
                      dst_storage_options=args.dst_storage_options, annotations=args.annotations,
                      split=_items(args.split) or None, cities=_items(args.cities) or None, progress=bar,
-                     decode_ahead=args.decode_ahead, train_ids=args.train_ids)
+                     decode_ahead=args.decode_ahead, train_ids=args.train_ids, save_media=args.save_media)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)
@@ -561,9 +577,13 @@ def cmd_synthetic(args) -> int:
         raise UsageError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
     splits = _split_counts(args.splits, args.frames, "--splits")
     coarse = _split_counts(args.coarse, args.frames, "--coarse") if args.coarse else None
+    # Every gtFine frame, and the coarse frames of splits without fine ones (train_extra).
+    total = sum(splits.values()) + sum(n for s, n in (coarse or {}).items() if s not in splits)
+    bar = _progress(args, "synthetic", total=total)
     ids = generate(args.dst, splits=splits, cities=tuple(c for c in args.cities.split(",") if c), size=(w, h),
                    seed=args.seed, photos=args.photos, distinct=args.distinct, storage_options=args.storage_options,
-                   coarse=coarse, overwrite=args.overwrite)
+                   coarse=coarse, overwrite=args.overwrite, progress=bar)
+    bar.close()
     print(f"wrote {len(ids)} frames to {args.dst}")
     return 0
 
@@ -759,6 +779,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "polygons as the official scripts do (pixel-identical to them)")
     p.add_argument("-o", "--output", metavar="DST",
                    help="write into a tree mirroring SRC under DST (needed for a read-only SRC, e.g. a zip)")
+    p.add_argument("--save-media", action="store_true",
+                   help="with -o: also copy the photos of the frames prepared into DST (leftImg8bit/, bytes "
+                        "unchanged), so that DST is a tree mmsegmentation's CityscapesDataset reads")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace files that exist (otherwise they are kept: a rerun continues where it stopped)")
     p.add_argument("--dst-storage-options", type=_json_object, metavar="JSON", help="fsspec options of DST")

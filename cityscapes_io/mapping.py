@@ -12,7 +12,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import fsspec
 import numpy as np
 
-from .errors import LabelMapError
+from .errors import LabelMapError, RefusedError
 from .instances import INSTANCE_DIVISOR, instance_value, split_value
 from .labels import Label, LabelMap
 
@@ -39,7 +39,7 @@ def resolve_label_map(label_map, source: Optional[LabelMap], storage_options=Non
         with fsspec.open(path, "rb", **(storage_options or {})) as f:
             data = f.read()
     except FileNotFoundError:
-        raise LabelMapError(path, "label map file not found (expected 'source', 'cityscapes' or a file)") from None
+        raise RefusedError(path, "label map file not found (expected 'source', 'cityscapes' or a file)") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

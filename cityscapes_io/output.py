@@ -77,10 +77,13 @@ class Sink(ABC):
     resumable : bool
         Whether a later run can continue what an interrupted one wrote (``listing`` tells what
         is there).
+    has_folders : bool
+        Whether an empty folder can exist there (:meth:`put_folder`): not on an object store.
     """
 
     url: str
     resumable = True
+    has_folders = True
 
     @abstractmethod
     def put(self, rel: str, data: Data) -> None:
@@ -94,6 +97,11 @@ class Sink(ABC):
     @abstractmethod
     def put_many(self, files: Files) -> None:
         """Write a set of files (the index files) so that they appear together."""
+
+    def put_folder(self, rel: str) -> None:
+        """Make the folder ``rel``, empty when nothing is put there, where the destination has
+        folders; nothing where it has none (an object store: a prefix exists only through the
+        objects under it)."""
 
     def close(self) -> None:
         """Finish: what was written is complete."""
@@ -153,6 +161,17 @@ class _FolderSink(Sink):
     def path(self, rel: str) -> str:
         rel = _checked(rel)
         return f"{self.root}/{rel}" if self.root else rel
+
+    @property
+    def has_folders(self) -> bool:  # type: ignore[override]
+        return not is_remote(self.fs)
+
+    def put_folder(self, rel: str) -> None:
+        if not self.has_folders:
+            return
+        path = self.path(rel)
+        with storage_errors(path, "cannot create the folder"):
+            self.fs.makedirs(path, exist_ok=True)
 
     def read(self, rel: str) -> Optional[bytes]:
         path = self.path(rel)
@@ -354,14 +373,27 @@ class ZipSink(Sink):
 
     def put(self, rel: str, data: Data) -> None:
         name = _checked(rel)
-        if self._zip is None:
-            raise ValueError(f"{self.url}: archive closed")
-        if self._broken is not None:
-            raise StorageError(f"{self.url}/{name}", f"cannot write: the archive was abandoned ({self._broken})")
         if name in self._names:
             raise InvalidFileError(f"{self.url}/{name}", "already written to this archive")
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_STORED
+        self._write(info, data)
+
+    def put_folder(self, rel: str) -> None:
+        """A directory entry ``rel/``, unless a member is in that folder already."""
+        name = _checked(rel).rstrip("/") + "/"
+        if any(n.startswith(name) for n in self._names):
+            return
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = (0o40755 << 16) | 0x10  # a folder, drwxr-xr-x (unzip makes it 0600 without)
+        self._write(info, b"")
+
+    def _write(self, info: zipfile.ZipInfo, data: Data) -> None:
+        name = info.filename
+        if self._zip is None:
+            raise ValueError(f"{self.url}: archive closed")
+        if self._broken is not None:
+            raise StorageError(f"{self.url}/{name}", f"cannot write: the archive was abandoned ({self._broken})")
         try:
             with storage_errors(f"{self.url}/{name}", "cannot write"):
                 if isinstance(data, bytes):

@@ -908,7 +908,7 @@ _GT_KINDS = ("polygons", "instanceIds", "labelIds", "color")
 def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> None:
     """Refuse a destination that holds anything, as ``convert`` does; with ``overwrite``, remove
     what it holds (by the sinks' own clearing, which ``convert --overwrite`` uses)."""
-    from .errors import CityscapesIOError
+    from .errors import RefusedError
     from .output import LocalSink, ObjectStoreSink
     from .storage import storage_errors
 
@@ -916,13 +916,13 @@ def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> None:
         if not root or not fs.exists(root):
             return
         if not fs.isdir(root):
-            raise CityscapesIOError(url, "destination exists and is not a folder")
+            raise RefusedError(url, "destination exists and is not a folder")
         entries = [posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False) if p.rstrip("/") != root]
     if not entries:
         return
     if not overwrite:
         shown = ", ".join(sorted(entries)[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
-        raise CityscapesIOError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) "
+        raise RefusedError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) "
                                      f"to replace it")
     sink = LocalSink if isinstance(fs, LocalFileSystem) else ObjectStoreSink
     sink(url, fs, root, "replace")

@@ -34,8 +34,8 @@ from .instances import class_of
 from .labels import LabelMap
 from .mapping import LabelMapping, mapping_between, resolve_label_map
 from .names import safe_relpath
-from .output import Chunks, Data, LocalSink, ObjectStoreSink, Sink, open_sink
-from .storage import Root, is_remote, storage_errors
+from .output import Chunks, Data, Sink, open_sink
+from .storage import Root
 
 __all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists", "temporary_errors"]
 
@@ -391,7 +391,7 @@ class Writer:
             for message in self._close_warnings():
                 warnings.warn(message, stacklevel=2)
             for rel in self._index_folders():
-                self._put_folder(rel)
+                self.dest.put_folder(rel)
             # All index files are encoded first, then written together: they appear as a set.
             self.dest.put_many(self._index_files())
         except BaseException:
@@ -522,14 +522,3 @@ class Writer:
     def _close_warnings(self) -> List[str]:
         """What close() warns about the output as a whole (nothing by default)."""
         return []
-
-    def _put_folder(self, rel: str) -> None:
-        """Make the folder ``rel`` in the destination, empty if nothing is put there, where
-        the storage has folders: local disk and the filesystems with folders (memory, ...).
-        An object store has none (a prefix exists only through the objects under it), and a
-        zip archive would need a directory entry, which its sink does not write."""
-        dest = self.dest
-        if isinstance(dest, (LocalSink, ObjectStoreSink)) and not is_remote(dest.fs):
-            path = dest.path(rel)
-            with storage_errors(path, "cannot create the folder"):
-                dest.fs.makedirs(path, exist_ok=True)

@@ -125,7 +125,7 @@ def test_unknown_city_recorded_in_a_project_and_given_to_validate(synth, voc, tm
 # -- 3. --image-ext without --save-media -----------------------------------------------------------
 def test_image_ext_without_save_media_warns(synth, tmp_path, capsys):
     out = str(tmp_path / "out")
-    assert main(["convert", synth, out, "-f", "voc", "--image-ext", ".jpg", "-q"]) == 0
+    assert main(["convert", synth, out, "-f", "voc", "--image-ext", ".jpg"]) == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "--image-ext" in warnings[0] and "--save-media" in warnings[0]

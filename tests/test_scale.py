@@ -79,4 +79,4 @@ def test_cli_scale_flags(synth, tmp_path):
     assert tree_digest(ref) == tree_digest(out)
     assert main(["convert", synth, str(tmp_path / "w"), "-f", "camvid", "--save-media", "-j", "2", "-q"]) == 0
     assert tree_digest(ref) == tree_digest(str(tmp_path / "w"))
-    assert main(["convert", synth, out, "-f", "voc", "--shard", "2/2"]) == 1  # usage error from ValueError
+    assert main(["convert", synth, out, "-f", "voc", "--shard", "2/2"]) == 2  # a bad option value: refused

@@ -61,7 +61,7 @@ def test_project_export_never_deletes_the_project(tree, tmp_path, capsys):
             f.write("mine")
         status = main(["project", "export", "-p", proj, "-o", out, "-f", "voc", "-q", *extra])
         err = capsys.readouterr().err
-        assert status == 1 and err.startswith(f"error: {out}: ") and words in err and proj in err, err
+        assert status == 2 and err.startswith(f"error: {out}: ") and words in err and proj in err, err
         assert read_tree(proj) == dict(before, **{"sub/keep.txt": b"mine"})
     # A new folder inside the project folder destroys nothing: allowed.
     assert main(["project", "export", "-p", proj, "-o", proj + "/out", "-f", "voc", "-q"]) == 0
@@ -113,8 +113,8 @@ def test_resume_refuses_another_format_or_source_or_options(two_sources, tmp_pat
                 cio.convert(src, dst, **kwargs, **how)
             assert info.value.path == dst and words in info.value.reason, info.value.reason
             assert read_tree(dst) == before  # nothing written, nothing removed
-    # The CLI: one line, exit 1; the same job resumes and completes.
-    assert main(["convert", a, dst, "-f", "cityscapes", "--resume", "-q"]) == 1
+    # The CLI: one line, exit 2 (refused, nothing done); the same job resumes and completes.
+    assert main(["convert", a, dst, "-f", "cityscapes", "--resume", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {dst}: holds the output of another job (format voc there, cityscapes now")
     assert main(["convert", a, dst, "-f", "voc", "--save-media", "--resume", "-q"]) == 0

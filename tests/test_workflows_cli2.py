@@ -208,6 +208,12 @@ def test_refusals_exit_2_and_say_the_flag(synth, tmp_path, capsys):
     assert main(["convert", synth, archive, "-f", "voc", "-q"]) == EXIT_REFUSED
     assert "archive exists already: pass --overwrite to replace it" in capsys.readouterr().err
     assert main(["export-predictions", synth, out]) == EXIT_REFUSED
+    # A label-map file that does not exist, and synthetic into a non-empty folder: refused too.
+    assert main(["convert", synth, str(tmp_path / "lm"), "-f", "cityscapes", "--label-map",
+                 str(tmp_path / "nope.txt")]) == EXIT_REFUSED
+    assert "label map file not found" in capsys.readouterr().err
+    assert main(["synthetic", out, "--frames", "1"]) == EXIT_REFUSED
+    assert "destination is not empty" in capsys.readouterr().err
     # The API keeps its keyword.
     with pytest.raises(RefusedError, match=r"pass overwrite=True \(--overwrite\)"):
         cio.convert(synth, out, format="voc")

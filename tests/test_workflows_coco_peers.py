@@ -84,13 +84,31 @@ def test_layout_value_is_checked(tmp_path):
         cio.writer(str(tmp_path / "x"), "coco_instances", layout="detectron2")
 
 
-def test_datumaro_layout_without_photos_says_datumaro_needs_them(cs, tmp_path):
+def test_datumaro_layout_without_photos_makes_the_images_folders(cs, tmp_path, s3):
+    """Datumaro's importer refuses a dataset without ``images/``: it is made, empty, where the
+    destination has folders (a folder, a zip's directory entries); an object store has none,
+    and a warning says so."""
+    import zipfile
+
     out = str(tmp_path / "dm")
-    with pytest.warns(UserWarning, match=r"no photos written \(save_media\): Datumaro's COCO importer refuses a "
-                                         r"dataset without the folder images/"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         cio.convert(cs, out, format="coco_instances", layout="datumaro")
     assert files_under(out) == ["annotations/instances_train.json", "annotations/instances_val.json"]
+    assert sorted(os.listdir(os.path.join(out, "images"))) == ["train", "val"]
     assert [f.has_image for f in cio.open(out, format="coco_instances")] == [False] * 3
+    archive = str(tmp_path / "dm.zip")
+    cio.convert(cs, archive, format="coco_instances", layout="datumaro")
+    with zipfile.ZipFile(archive) as z:
+        assert {"images/train/", "images/val/"} <= set(z.namelist())
+        assert all(i.is_dir() for i in z.infolist() if i.filename.startswith("images/"))
+    assert len(cio.open(archive, format="coco_instances")) == 3
+    _, options, bucket = s3
+    url = f"s3://{bucket}/coco-dm"
+    with pytest.warns(UserWarning, match=r"no photos written \(save_media\), and an object store has no empty "
+                                         r"folder: Datumaro's COCO importer refuses a dataset without the folder "
+                                         r"images/"):
+        cio.convert(cs, url, format="coco_instances", layout="datumaro", dst_storage_options=options)
 
 
 def test_datumaro_layout_resumes_complete(cs, tmp_path):
@@ -348,6 +366,17 @@ def test_datumaro_imports_our_datumaro_layout(cs, tmp_path):
         boxes = [a for a in item["annotations"] if a[0] == "bbox"]
         assert [(m[1], m[2], m[4]) for m in masks] == [(i.label.name, i.is_crowd, i.area) for i in segments]
         assert [b[4] for b in boxes] == [[float(v) for v in i.bbox] for i in segments]
+
+
+@datumaro
+def test_datumaro_imports_our_datumaro_layout_without_photos(cs, tmp_path):
+    out = str(tmp_path / "dm")
+    cio.convert(cs, out, format="coco_instances", layout="datumaro")
+    result = run_datumaro(IMPORT, out, "coco_instances")
+    frames = {f.id: f for f in cio.open(out, format="coco_instances")}
+    assert sorted(result["items"]) == sorted(frames)
+    assert not any(item["photo"] for item in result["items"].values())
+    assert sum(len(item["annotations"]) for item in result["items"].values()) > 0
 
 
 @datumaro

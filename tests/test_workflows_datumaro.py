@@ -126,8 +126,17 @@ def test_a_split_without_ground_truth_gets_no_photo_folder(tmp_path):
     assert cio.open(out).splits() == ["train"]
 
 
-def test_photo_folders_on_a_filesystem_with_folders_and_on_s3(tree, s3):
+def test_photo_folders_on_a_filesystem_with_folders_in_a_zip_and_on_s3(tree, s3, tmp_path):
+    import zipfile
+
     import fsspec
+
+    archive = str(tmp_path / "out.zip")
+    cio.convert(tree, archive)  # a directory entry, as unzip and zipfile make folders
+    with zipfile.ZipFile(archive) as z:
+        entries = [i for i in z.infolist() if i.filename.startswith("leftImg8bit/")]
+    assert [(i.filename, i.is_dir()) for i in entries] == [("leftImg8bit/train/", True), ("leftImg8bit/val/", True)]
+    assert len(cio.open(archive)) == 5
 
     mem = fsspec.filesystem("memory")
     cio.convert(tree, "memory://wf-datumaro/out")

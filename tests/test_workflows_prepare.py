@@ -75,7 +75,10 @@ def test_info_lists_the_splits_only(panoptic, capsys):
     info = json.loads(out)
     assert {s: v["frames"] for s, v in info["splits"].items()} == SPLITS and info["frames"] == 3
     status, out, _ = _run(["info", panoptic], capsys)
-    assert status == 0 and "cityscapes_panoptic" not in out and "frames:  3" in out
+    splits, _, listed = out.partition("panoptic ground truth (not splits):")
+    assert status == 0 and "cityscapes_panoptic" not in splits and "frames:  3" in splits
+    assert len(listed.strip().splitlines()) == 4 and "  val (train ids): " in listed
+    assert [p["split"] for p in info["panoptic"]] == ["train", "train", "val", "val"]
 
 
 def test_the_reader_says_where_the_panoptic_ground_truth_is(panoptic):

@@ -152,8 +152,9 @@ class CocoInstancesWriter(Writer):
         ``coco_instances`` importer reads: ``annotations/instances_<split>.json``, photos in
         ``images/<split>/<id><ext>`` (``file_name`` ``<id><ext>``, so Datumaro's item ids are
         the frame ids, as for the Cityscapes tree; image records without mmdetection's
-        ``segm_file``). Datumaro refuses a dataset without the folder ``images/``: without
-        ``save_media`` a warning says so.
+        ``segm_file``). Datumaro refuses a dataset without the folder ``images/``: it is made
+        (``images/<split>/``, empty without ``save_media``) where the destination has folders;
+        on an object store a warning says so.
     **options
         As :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``, ``label_map``...).
     """
@@ -300,10 +301,16 @@ class CocoInstancesWriter(Writer):
             if self._spool.count((split, "annotations")):
                 head.append(("annotations", self._spool.records((split, "annotations"))))
             out.append((annotation_path(split, self.layout), json_lists(head)))
-        if self.layout == "datumaro" and not self.save_media and self.subsets:
-            warnings.warn(f"{self.dest.url}: no photos written (save_media): Datumaro's COCO importer refuses a "
-                          f"dataset without the folder {DATUMARO_IMAGES}/", stacklevel=3)
+        if self.layout == "datumaro" and not self.save_media and self.subsets and not self.dest.has_folders:
+            warnings.warn(f"{self.dest.url}: no photos written (save_media), and an object store has no empty "
+                          f"folder: Datumaro's COCO importer refuses a dataset without the folder "
+                          f"{DATUMARO_IMAGES}/ (make it after downloading)", stacklevel=3)
         return out
+
+    def _index_folders(self) -> List[str]:
+        # Datumaro's importer refuses a dataset without images/ (its exporter makes it, empty
+        # without photos).
+        return [f"{DATUMARO_IMAGES}/{split}" for split in self.subsets] if self.layout == "datumaro" else []
 
 
 def _scores(frame: Frame, ids: np.ndarray) -> Dict[int, float]:
