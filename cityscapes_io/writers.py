@@ -383,11 +383,11 @@ class Writer:
                 self._use_labels(LabelMap.cityscapes())
             assert self.labels is not None
             if self._dropped:
-                warnings.warn(f"labels not in the output label map ({self.labels.source}) were written as "
+                warnings.warn(f"{self.dest.url}: labels not in the output label map ({self.labels.source}) were written as "
                               f"background: {', '.join(sorted(self._dropped))}", stacklevel=2)
             if self._polygons_lost:
                 reasons = "; ".join(f"{r} ({n} frames)" for r, n in sorted(self._polygons_lost.items()))
-                warnings.warn(f"polygons files not written: {reasons}", stacklevel=2)
+                warnings.warn(f"{self.dest.url}: polygons files not written: {reasons}", stacklevel=2)
             for message in self._close_warnings():
                 warnings.warn(message, stacklevel=2)
             for rel in self._index_folders():

@@ -110,8 +110,8 @@ def test_what_cannot_follow_new_labels_is_reported(cs, tmp_path):
     with pytest.warns(UserWarning) as record:
         report = cio.convert(cs, out, format="wds", label_map={"road": (128, 64, 128), "car": (0, 0, 142)})
     messages = sorted(str(w.message) for w in record)
-    assert len(messages) == 2 and messages[0].startswith("labels not in the output label map")
-    assert messages[1] == ("polygons files not written: labels were merged or dropped for the output label map "
+    assert len(messages) == 2 and messages[0].startswith(f"{out}: labels not in the output label map")
+    assert messages[1] == (f"{out}: polygons files not written: labels were merged or dropped for the output label map "
                            "(label_map option) (5 frames)")
     assert report.written == 5
     assert [w for _, _, w in report.warnings] == [
