@@ -24,7 +24,7 @@ Reported: a table of both versions at each size, the speed-up, the estimate for 
 
 Usage::
 
-    python benchmarks/synthetic.py [--baseline c783ab9] [--sizes 2048x1024,1024x512] [--frames 4]
+    python benchmarks/bench_synthetic.py [--baseline c783ab9] [--sizes 2048x1024,1024x512] [--frames 4]
                                    [--repeat 3] [--json PATH] [--check]
 """
 from __future__ import annotations
