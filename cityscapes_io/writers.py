@@ -56,6 +56,8 @@ class Entry:
     warnings: Tuple[str, ...] = ()
     #: Why the frame's polygons were not written (the masks changed in a way they cannot follow).
     polygons_lost: str = ""
+    #: The frame's instances had scores (predictions' confidences) that the format cannot keep.
+    scores_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,9 @@ class Writer:
     _stop_on_error = False
     #: The report's note on a frame written without ground truth.
     NO_GROUND_TRUTH = "no ground truth: written without masks"
+    #: Whether the format keeps :attr:`Instance.score` (the others say at the end how many
+    #: frames' scores were not written).
+    KEEPS_SCORES = False
 
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,
@@ -262,6 +267,7 @@ class Writer:
         self._info: Dict[Tuple[str, str], tuple] = {}
         self._dropped: Set[str] = set()
         self._polygons_lost: Dict[str, int] = {}
+        self._scores_dropped = 0
         self.written = 0
         self._closed = False
         existing = _existing or ("replace" if overwrite else "refuse")
@@ -366,8 +372,13 @@ class Writer:
         if self.save_media and not frame.has_image:
             notes.append("no photo: written without one")
         entry = Entry(frame.split or "default", frame.id, self._entry_info(frame, seg), seg.dropped if seg else (),
-                      tuple(notes), self._lost(frame, files))
+                      tuple(notes), self._lost(frame, files), self._scores_lost(frame))
         return Encoded(files, entry)
+
+    def _scores_lost(self, frame: Frame) -> bool:
+        """Whether the frame's segments have scores this format does not keep."""
+        return not self.KEEPS_SCORES and frame.has_annotations and any(
+            i.score is not None for i in frame.instances())
 
     def write(self, frame: Frame) -> None:
         """Write one frame's files (all of them, or none when the frame cannot be encoded)."""
@@ -388,6 +399,10 @@ class Writer:
             if self._polygons_lost:
                 reasons = "; ".join(f"{r} ({n} frames)" for r, n in sorted(self._polygons_lost.items()))
                 warnings.warn(f"{self.dest.url}: polygons files not written: {reasons}", stacklevel=2)
+            if self._scores_dropped:
+                warnings.warn(f"{self.dest.url}: the scores (Instance.score) of {self._scores_dropped} frame(s) not "
+                              f"written: {self.format} has no place for a prediction's confidence (coco_instances "
+                              f"and wds keep them)", stacklevel=2)
             for message in self._close_warnings():
                 warnings.warn(message, stacklevel=2)
             for rel in self._index_folders():
@@ -434,6 +449,7 @@ class Writer:
         self._dropped.update(entry.dropped)
         if entry.polygons_lost:
             self._polygons_lost[entry.polygons_lost] = self._polygons_lost.get(entry.polygons_lost, 0) + 1
+        self._scores_dropped += entry.scores_lost
         self.written += 1
 
     def _entry(self, frame: Frame) -> Entry:

@@ -248,3 +248,24 @@ def test_scores_go_from_tar_shards_to_coco(tmp_path):
     expected = sorted(score for _, _, score in PREDICTED)
     for frame in back:
         assert sorted(i.score for i in frame.original_instances()) == expected
+
+
+@pytest.mark.parametrize("fmt", ["cityscapes", "voc", "camvid", "coco_panoptic"])
+def test_formats_without_scores_say_they_were_not_written(tmp_path, fmt):
+    with pytest.warns(UserWarning) as record:
+        _predictions().export(str(tmp_path / fmt), format=fmt)
+    lost = [str(w.message) for w in record if "Instance.score" in str(w.message)]
+    assert lost == [f"{tmp_path / fmt}: the scores (Instance.score) of 2 frame(s) not written: {fmt} has no place "
+                    "for a prediction's confidence (coco_instances and wds keep them)"]
+
+
+@pytest.mark.parametrize("fmt", ["coco_instances", "wds"])
+def test_formats_that_keep_scores_say_nothing_of_them(tmp_path, fmt):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _predictions().export(str(tmp_path / fmt), format=fmt)
+    assert not [w for w in record if "Instance.score" in str(w.message)]
+    with warnings.catch_warnings(record=True) as record:  # and nothing without scores anywhere
+        warnings.simplefilter("always")
+        _predictions(scored=False).export(str(tmp_path / "voc"), format="voc")
+    assert not [w for w in record if "Instance.score" in str(w.message)]

@@ -160,6 +160,7 @@ class CocoInstancesWriter(Writer):
     """
 
     format = "coco_instances"
+    KEEPS_SCORES = True
     NO_GROUND_TRUTH = "no ground truth: written without annotations"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",

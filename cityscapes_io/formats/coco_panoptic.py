@@ -579,7 +579,8 @@ class CocoPanopticWriter(Writer):
                 files.append((photo_path(split, frame.id, photo[1]), photo[0]))
             else:
                 notes.append("no photo: written without one")
-        return Encoded(files, Entry(split, frame.id, (image, annotation), dropped, tuple(notes)))
+        return Encoded(files, Entry(split, frame.id, (image, annotation), dropped, tuple(notes),
+                                    scores_lost=self._scores_lost(frame)))
 
     def _index_info(self, frame: Frame) -> tuple:
         # A frame whose files are there already (resume, finalize): its records again.

@@ -677,6 +677,7 @@ class WdsWriter(Writer):
     """
 
     format = "wds"
+    KEEPS_SCORES = True
 
     def __init__(self, url, *, frames_per_shard: int = 100, **options):
         if int(frames_per_shard) < 1:
