@@ -12,10 +12,11 @@ import time
 from typing import Iterable, List, Optional, Sequence, Union
 
 from .dataset import Dataset, open as open_dataset
-from .frame import Frame, OnError, check_policy
+from .errors import OnError, check_policy
+from .frame import Frame
 from .storage import Root
-from .pipeline import Report, claim_destination, job_record, options_for_workers, write_one, writer
-from .writers import Entry, Writer
+from .pipeline import Report, claim_destination, job_record, options_for_workers, writer
+from .formats.base import Entry
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -61,9 +62,9 @@ def to_bag(ds: Dataset, partition: Union[str, int] = "city"):
 def _write_partition(frames: Iterable[Frame], format: str, url, storage_options, options) -> List[tuple]:
     w = writer(url, format, storage_options=storage_options, _existing="keep", **options)
     try:
-        return [(frame.split, frame.id, write_one(w, frame)) for frame in frames]
+        return [(frame.split, frame.id, w.try_put(frame)) for frame in frames]
     finally:
-        w._abort()  # per-frame files only; the driver writes the index files
+        w.abort()  # per-frame files only; the driver writes the index files
 
 
 def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, scheduler: Optional[str] = None,
@@ -95,10 +96,10 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     w = writer(url, format, storage_options=storage_options, labels=ds.labels,
                _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
-        w._abort()
+        w.abort()
         raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
-    if type(w)._units is not Writer._units:  # partitions cut by city or count would split its units
-        w._abort()
+    if w.GROUPS_FRAMES:  # partitions cut by city or count would split its units
+        w.abort()
         raise ValueError(f"{format} writes several frames per file: convert it without Dask (workers= writes "
                          f"whole files in processes)")
     own_client = None
@@ -114,10 +115,10 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         for split, frame_id, result in results:
             report.read += 1
             if isinstance(result, Entry):
-                w._record(result)
+                w.record(result)
             report.record(split, frame_id, result, on_error)
     except BaseException:
-        w._abort()
+        w.abort()
         raise
     finally:
         if own_client is not None:

@@ -5,23 +5,21 @@ reached and decoding nothing. On remote filesystems (S3 and other asynchronous f
 the files of the next few frames are fetched concurrently in the background, bounded to a few
 frames ahead, so iteration is not bound by request latency.
 
-A Dataset reads through a :class:`~cityscapes_io.reader.Reader` and uses only that contract.
+A Dataset reads through a :class:`~cityscapes_io.formats.base.Reader` and uses only that contract.
 """
 from __future__ import annotations
 
-import collections
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Set, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import ops
-from .errors import CityscapesIOError, DatasetNotFoundError
+from .errors import CityscapesIOError, DatasetNotFoundError, OnError, check_policy
 from .formats import detect, reader_class, resolve_format
-from .frame import Frame, OnError, check_policy
+from .frame import Frame
 from .labels import LabelMap
 from .names import sort_key
+from .parallel import read_ahead
 from .pipeline import Report, write_dataset
-from .reader import Reader
+from .formats.base import Reader
 
 __all__ = ["Dataset", "open", "DEFAULT_PREFETCH"]
 
@@ -41,7 +39,7 @@ class Dataset:
 
     def __init__(self, reader: Reader, *, prefetch: Optional[int] = None):
         if not isinstance(reader, Reader):
-            raise TypeError(f"Dataset needs a cityscapes_io.reader.Reader, got {type(reader).__name__}")
+            raise TypeError(f"Dataset needs a cityscapes_io.formats.base.Reader, got {type(reader).__name__}")
         self.reader = reader
         self.format = reader.format
         self.prefetch = int(DEFAULT_PREFETCH if prefetch is None and reader.remote else prefetch or 0)
@@ -168,7 +166,7 @@ class Dataset:
 
     def __iter__(self) -> Iterator[Frame]:
         if self.prefetch > 0:
-            return _prefetching(self.frames(), self.prefetch)
+            return read_ahead(self.frames(), self.prefetch)
         return self.frames()
 
     def __repr__(self) -> str:
@@ -197,46 +195,6 @@ class MemoryReader(Reader):
 
     def iter_frames(self, split: str) -> Iterator[Frame]:
         return iter(sorted((f for f in self._frames if f.split == split), key=lambda f: sort_key(f.id)))
-
-
-def _prefetching(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
-    """Yield ``frames`` while fetching the files of up to ``depth`` frames ahead concurrently.
-
-    Which files are fetched is learned from the consumer: the kinds it has read so far (the
-    photo, the instanceIds, ...). Memory is bounded by ``depth`` frames of encoded files.
-    """
-    wanted: Set[str] = set()
-    lock = threading.Lock()
-
-    def note(kind: str) -> None:
-        with lock:
-            wanted.add(kind)
-
-    window: Deque[Frame] = collections.deque()
-    pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="cityscapes-io-prefetch")
-    try:
-        it = iter(frames)
-        exhausted = False
-        while True:
-            while not exhausted and len(window) < depth + 1:
-                try:
-                    f = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                f.source.watch(note)
-                window.append(f)
-            if not window:
-                return
-            with lock:
-                kinds = sorted(wanted)
-            for f in list(window)[1:]:
-                if kinds:
-                    f.source.fetch_ahead(kinds, pool)
-            frame = window.popleft()
-            yield frame
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def open(

@@ -12,7 +12,7 @@ from .errors import CityscapesIOError, DatasetNotFoundError
 from .frame import Frame
 from .labels import TRAIN_IGNORE, Label, LabelMap, has_instances, official_label
 from .mapping import LabelMapping, mapping_between
-from .reader import Reader
+from .formats.base import Reader
 
 __all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "merge"]
 

@@ -11,14 +11,14 @@ The strategy is chosen once, outside the loop:
   while the current one is encoded and written;
 - a process pool (``workers=N``): at most ``2N`` frames in flight, results taken in input order
   so the output is identical to a single run;
-- Dask (:func:`cityscapes_io.dask.convert_on_dask`), which reuses :func:`write_one`.
+- Dask (:func:`cityscapes_io.dask.convert_on_dask`), which puts frames by :meth:`Writer.try_put`.
 
 ``shard=(I, N)`` converts only frames number ``k`` with ``k % N == I`` and writes no index
 files; :func:`finalize_dataset` then writes them, once, from what the shards wrote. ``resume=True``
 passes over frames whose output files are all present (files appear atomically, so present
 means complete) and rewrites the index files at the end.
 
-What is handed out is a writer's *unit* (:meth:`~cityscapes_io.writers.Writer._units`): one
+What is handed out is a writer's *unit* (:meth:`~cityscapes_io.formats.base.Writer.units`): one
 frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over the whole
 input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
 and finalize check a unit's files as a whole.
@@ -42,26 +42,24 @@ from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, Li
 from fsspec.core import url_to_fs
 
 from . import jsonfile
-from .errors import CityscapesIOError, InvalidFileError, RefusedError
+from .errors import CityscapesIOError, InvalidFileError, OnError, RefusedError, apply_policy, check_policy
 from .formats import writer_class
-from .frame import Frame, OnError, apply_policy, check_policy
-from .output import refuse_sources
+from .frame import Frame
+from .storage.sinks import refuse_sources
 from .progress import Caught, reissue, with_warnings
 from .storage import Root, root_locations
-from .writers import Entry, Writer
+from .formats.base import Entry, Result, Writer
 
-__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "write_one", "run_writer",
+__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "put_unit", "run_writer",
            "items_for", "JOB_FILE", "job_record", "claim_destination"]
 
-Result = Union[Entry, CityscapesIOError]
 #: A frame to write, or a frame already complete with its index entry (resume) or the error
 #: that stopped its entry (a format whose index records are recomputed from the frame).
 Item = Tuple[Frame, Optional[Result]]
-#: Frames written together (:meth:`Writer._units`; one frame for most formats): the writer's key
+#: Frames written together (:meth:`Writer.units`; one frame for most formats): the writer's key
 #: for them, and their items.
 Unit = Tuple[Any, List[Item]]
 Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
-Put = Callable[[Frame], Result]
 
 
 def writer(url, format, *, storage_options=None, **options) -> Writer:
@@ -259,33 +257,47 @@ def _shown(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def write_one(w: Writer, frame: Frame) -> Result:
-    """Write one frame: its entry, or the error that stopped it (nothing of it written then).
-    The frame's pixels and buffered bytes are released either way."""
-    try:
-        return w._put(frame)
-    except CityscapesIOError as exc:
-        return exc
-    finally:
-        frame.release()
-
-
 # -- strategies: each turns units into outcomes, in input order -------------------------------------
-def _unit_outcomes(w: Writer, key: Any, items: List[Item], put: Optional[Put] = None,
-                   written: Optional[Callable[[], None]] = None) -> Iterator[Outcome]:
-    """Write the frames of one unit that are not complete already (all of them, or none);
-    ``written()`` is called after each frame is put, before the unit's outcomes come (a tar
+def put_unit(w: Writer, key: Any, frames: List[Frame], *, written: Optional[Callable[[], None]] = None,
+             decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None) -> List[Result]:
+    """Write one unit, the one loop every strategy runs: :meth:`Writer.start_unit`, each frame
+    by :meth:`Writer.try_put` (while ``decoder``, a thread, decodes the frame after it: the
+    unit's next one, else ``following``), stopping at the first error when the run raises on
+    it (``w.stop_on_error``), then :meth:`Writer.end_unit`, which gives every frame's result.
+    ``written()`` is called after each frame is put, before the unit's results come (a tar
     shard's frames come out when the shard is complete)."""
-    todo = [frame for frame, done in items if done is None]
-    put_one: Put = put or (lambda f: write_one(w, f))
-
-    def counted(frame: Frame) -> Result:
-        result = put_one(frame)
+    w.start_unit(key)
+    results: List[Result] = []
+    for k, frame in enumerate(frames):
+        nxt = frames[k + 1] if k + 1 < len(frames) else following
+        fut = decoder.submit(_touch, w, nxt) if decoder is not None and nxt is not None else None
+        try:
+            results.append(w.try_put(frame))  # written while the next frame decodes
+        finally:
+            if fut is not None:
+                fut.result()
         if written is not None:
             written()
-        return result
+        if w.stop_on_error and isinstance(results[-1], CityscapesIOError):
+            break
+    return w.end_unit(key, frames, results)
 
-    results = iter(w._put_unit(key, todo, counted) if todo else ())
+
+def _touch(w: Writer, frame: Frame) -> None:
+    """Decode ahead what writing ``frame`` will need; an error is left for the writer, which
+    meets it again when it asks for the same data."""
+    try:
+        w.touch(frame)
+    except CityscapesIOError:  # reported by the writer's own call
+        pass
+
+
+def _unit_outcomes(w: Writer, key: Any, items: List[Item], written: Optional[Callable[[], None]] = None,
+                   decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None
+                   ) -> Iterator[Outcome]:
+    """Write the frames of one unit that are not complete already (all of them, or none)."""
+    todo = [frame for frame, done in items if done is None]
+    results = iter(put_unit(w, key, todo, written=written, decoder=decoder, following=following) if todo else ())
     for frame, done in items:
         yield frame.split, frame.id, done if done is not None else next(results), done is not None
 
@@ -300,39 +312,16 @@ def _decoding_ahead(w: Writer, units: Iterable[Unit], written: Optional[Callable
                     ) -> Generator[Outcome, None, None]:
     """In process, while a background thread decodes the next frame's ground truth (and reads
     its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
-    most; an error is left for the writer, which meets it again when it asks for the same
-    data. The thread is this generator's own and is stopped when the generator ends or is
+    most. The thread is this generator's own and is stopped when the generator ends or is
     closed, in the thread that closes it."""
-
-    def touch(frame: Frame) -> None:
-        try:
-            w._touch(frame)
-        except CityscapesIOError:  # reported by the writer's own call
-            pass
-
     pool = ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode")
-
-    def todo(unit: Optional[Unit]) -> List[Frame]:
-        return [frame for frame, done in unit[1] if done is None] if unit is not None else []
-
     try:
         it = iter(units)
         unit = next(it, None)
         while unit is not None:
             following = next(it, None)  # listed now: its first frame decodes while this unit's last is written
-            order = todo(unit)
-            ahead = dict(zip(map(id, order), order[1:] + todo(following)[:1]))
-
-            def put(frame: Frame, ahead: Dict[int, Frame] = ahead) -> Result:
-                nxt = ahead.get(id(frame))
-                fut = pool.submit(touch, nxt) if nxt is not None else None
-                try:
-                    return write_one(w, frame)  # written while the next frame decodes
-                finally:
-                    if fut is not None:
-                        fut.result()
-
-            yield from _unit_outcomes(w, unit[0], unit[1], put, written)
+            ahead = [frame for frame, done in following[1] if done is None][:1] if following is not None else []
+            yield from _unit_outcomes(w, unit[0], unit[1], written, pool, ahead[0] if ahead else None)
             unit = following
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -366,9 +355,9 @@ def _write_in_worker(key: Any, frames: List[Frame], stop_on_error: bool = False
     warnings raised meanwhile (raised again in the parent, where the caller sees them)."""
     assert _WORKER is not None
     w = _WORKER
-    w._stop_on_error = stop_on_error
+    w.stop_on_error = stop_on_error
     collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
-    results, caught = with_warnings(w._put_unit, key, frames, lambda f: write_one(w, f))
+    results, caught = with_warnings(put_unit, w, key, frames)
     return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)], caught
 
 
@@ -481,7 +470,7 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing,
                _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable and (sharded or resume or workers > 1):
-        w._abort()
+        w.abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
     if w.dest.resumable:
         _claimed(w, job_record(ds, w, options), fresh=existing != "keep")
@@ -500,7 +489,7 @@ def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url,
     files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
     ``options`` are what worker processes open their own writers with."""
     outcomes: Generator[Outcome, None, None]
-    w._stop_on_error = on_error == "raise"
+    w.stop_on_error = on_error == "raise"
     count = _Count(progress)
     if workers > 1:
         outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
@@ -513,17 +502,17 @@ def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url,
         for split, frame_id, result, complete in outcomes:
             report.read += 1
             if isinstance(result, Entry):
-                w._record(result)
+                w.record(result)
             report.record(split, frame_id, result, on_error, complete)
             count.accounted()
     except BaseException:
         outcomes.close()  # stops the pool or the decoding thread now
-        w._abort()
+        w.abort()
         raise
     if index:
         w.close()
     else:
-        w._abort()
+        w.abort()
 
 
 class _Count:
@@ -562,25 +551,13 @@ def items_for(ds, w: Writer, shard: Optional[Tuple[int, int]] = None, resume: bo
     if resume:
         w.dest.remove_temporaries()  # left by an interrupted run
         present = set().union(*(w.dest.listing(f) for f in folders))
-    for u, (key, frames) in enumerate(w._units(ds)):
+    for u, (key, frames) in enumerate(w.units(ds)):
         if shard is not None and u % shard[1] != shard[0]:
             continue
-        if present is not None and all(w.dest.path(p) in present for p in w._unit_files(key, frames)):
-            yield key, list(zip(frames, w._unit_entries(key, frames, lambda f: _entry_of(w, f))))
+        if present is not None and all(w.dest.path(p) in present for p in w.unit_files(key, frames)):
+            yield key, list(zip(frames, w.unit_entries(key, frames)))
         else:
             yield key, [(frame, None) for frame in frames]
-
-
-def _entry_of(w: Writer, frame: Frame) -> Result:
-    """The entry of a frame whose files are there, or the error that stops it (formats that
-    recompute their index records from the frame decode it here); the frame's pixels are
-    released either way."""
-    try:
-        return w._entry(frame)
-    except CityscapesIOError as exc:
-        return exc
-    finally:
-        frame.release()
 
 
 def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: OnError = "raise",
@@ -595,25 +572,25 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep",
                _sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
-        w._abort()
+        w.abort()
         raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")
     _claimed(w, job_record(ds, w, options), fresh=False)
     try:
         w.dest.remove_temporaries()
         present = w.dest.listing()
-        for key, frames in w._units(ds):
-            missing = [p for p in w._unit_files(key, frames) if w.dest.path(p) not in present]
-            results: List[Result] = w._unit_entries(key, frames, lambda f: _entry_of(w, f)) if not missing else [
+        for key, frames in w.units(ds):
+            missing = [p for p in w.unit_files(key, frames) if w.dest.path(p) not in present]
+            results: List[Result] = w.unit_entries(key, frames) if not missing else [
                 CityscapesIOError(f.id, f"output missing (no shard wrote it): {', '.join(missing)}") for f in frames]
             for frame, result in zip(frames, results):
                 report.read += 1
                 if isinstance(result, Entry):
-                    w._record(result)
+                    w.record(result)
                 report.record(frame.split, frame.id, result, on_error, indexing=True)
                 if progress is not None:
                     progress(report.read)
     except BaseException:
-        w._abort()
+        w.abort()
         raise
     w.close()
     report.seconds = time.perf_counter() - start
@@ -636,7 +613,7 @@ def _claimed(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
     try:
         claim_destination(w, job, fresh=fresh)
     except BaseException:
-        w._abort()
+        w.abort()
         raise
 
 

@@ -33,15 +33,16 @@ import numpy as np
 
 from . import png
 from .dataset import Dataset, open as open_dataset
-from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
+from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError, check_policy
 from .formats.cityscapes import CityscapesReader
-from .frame import Frame, OnError, check_policy
+from .frame import Frame
 from .names import GT_DIR, IMAGE_DIR, gt_path, image_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
-from .output import Data, is_archive_url
+from .storage.sinks import Data, is_archive_url
 from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
-from .writers import Encoded, Entry, Files, Writer, check_names, json_lists
+from .formats.base import Encoded, Entry, Files, Writer, check_names
+from .formats.spool import json_lists
 
 __all__ = ["prepare", "PrepareReport", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
 
@@ -83,6 +84,7 @@ class PrepareWriter(Writer):
     the frame's panoptic records."""
 
     format = "prepare"
+    OPTIONS = Writer.OPTIONS + ("kinds", "source", "train_ids", "media_splits")
 
     def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", train_ids: bool = False,
                  media_splits: Optional[Dict[str, Sequence[str]]] = None, **options):
@@ -90,7 +92,7 @@ class PrepareWriter(Writer):
         self.source = source
         self.train_ids = bool(train_ids)
         self.media_splits = media_splits
-        super().__init__(url, **options)  # the panoptic JSON's records go to self._spool, per split
+        super().__init__(url, **options)  # the panoptic JSON's records go to self.spool, per split
         self._bases: Dict[str, set] = {}
         #: Photos of the frames recorded (written, or found complete).
         self.photos = 0
@@ -121,7 +123,7 @@ class PrepareWriter(Writer):
                 raise InvalidFileError(frame.where, "no ground truth to take the train ids from")
             files.append((self._path(frame, kind), _encode(arr)))
             shape = arr.shape[:2]
-        photo = self._photo(frame, shape) if self._carries_photo(frame) else None
+        photo = self.photo(frame, shape) if self._carries_photo(frame) else None
         if photo is not None:  # the original bytes: no image_ext is given
             files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return Encoded(files, Entry(frame.split or "default", frame.id, (photo is not None,) + records,
@@ -136,11 +138,11 @@ class PrepareWriter(Writer):
     def _notes(self, frame: Frame) -> Tuple[str, ...]:
         return (NO_PHOTO,) if self._carries_photo(frame) and not frame.has_image else ()
 
-    def _entry(self, frame: Frame) -> Entry:
+    def entry(self, frame: Frame) -> Entry:
         # A frame found complete (resume): its photo is among its planned files.
-        return dataclasses.replace(super()._entry(frame), warnings=self._notes(frame))
+        return dataclasses.replace(super().entry(frame), warnings=self._notes(frame))
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         # A frame whose files are there already (resume): its panoptic records from its PNG.
         photo = (self._carries_photo(frame) and frame.has_image,)
         if PANOPTIC not in self._kinds_of(frame):
@@ -150,7 +152,7 @@ class PrepareWriter(Writer):
             raise InvalidFileError(frame.where, "no ground truth to make the panoptic records from")
         return photo + (made[1], made[2])
 
-    def _record(self, entry: Entry) -> None:
+    def record(self, entry: Entry) -> None:
         if entry.info:
             self.photos += int(entry.info[0])
             entry = dataclasses.replace(entry, info=entry.info[1:])
@@ -161,21 +163,21 @@ class PrepareWriter(Writer):
                 raise InvalidFileError(entry.id, f"two frames of split {entry.split!r} are named {base!r}: the "
                                                  f"panoptic folder of a split is flat, as the official script makes it")
             seen.add(base)
-            self._spool.add((entry.split, "images"), entry.info[0])
-            self._spool.add((entry.split, "annotations"), entry.info[1])
+            self.spool.add((entry.split, "images"), entry.info[0])
+            self.spool.add((entry.split, "annotations"), entry.info[1])
             entry = dataclasses.replace(entry, info=())
-        super()._record(entry)
+        super().record(entry)
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         out: List[Tuple[str, Data]] = []
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
-        for split in self._spool.groups():
+        for split in self.spool.groups():
             stem = self._panoptic_stem(split)
             # As the official script's json.dump(..., sort_keys=True, indent=4) lays it out.
             out.append((f"{GT_DIR}/{stem}.json", json_lists(
-                [("annotations", self._spool.records((split, "annotations"))), ("categories", categories),
-                 ("images", self._spool.records((split, "images")))], indent=4)))
+                [("annotations", self.spool.records((split, "annotations"))), ("categories", categories),
+                 ("images", self.spool.records((split, "images")))], indent=4)))
         return out
 
 
@@ -194,7 +196,7 @@ class PrepareWriter(Writer):
             return f"{frame.annotations}/{self._panoptic_stem(frame.split)}/{panoptic_names(frame, frame.annotations)[2]}"
         return gt_path(frame.split, frame.id, kind, frame.annotations)
 
-    def _touch(self, frame: Frame) -> None:
+    def touch(self, frame: Frame) -> None:
         # Everything but the PNG encoding, one frame ahead: drawing or the lookups run here
         # while the writer's thread encodes (zlib releases the GIL); the photo is read too.
         for kind in self._kinds_of(frame):
@@ -205,15 +207,12 @@ class PrepareWriter(Writer):
         if self._carries_photo(frame) and frame.has_image:
             frame.image_bytes()
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         files = [self._path(frame, kind) for kind in self._kinds_of(frame)]
-        ext = self._photo_ext(frame) if self._carries_photo(frame) else None
+        ext = self.photo_ext(frame) if self._carries_photo(frame) else None
         if ext is not None:
             files.append(image_path(frame.split, frame.id, ext))
         return files
-
-    def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
-        raise NotImplementedError
 
 
 def _check_polygons_size(frame: Frame) -> None:
@@ -346,7 +345,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         w = PrepareWriter(url, storage_options=opts, labels=group[0].labels,
                           _existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
         if archive and workers > 1:
-            w._abort()
+            w.abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
         trees = sorted({_tree_reader(ds).annotations for ds in group})
         frames = (f for ds in group for f in _annotated(ds, source))

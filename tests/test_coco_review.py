@@ -12,9 +12,9 @@ import cityscapes_io as cio
 from cityscapes_io.errors import InvalidFileError
 from cityscapes_io.formats import detect_format
 from cityscapes_io.formats.coco import paint_annotations
-from cityscapes_io.output import TMP_PREFIX, Chunks, open_sink
-from cityscapes_io.synthetic import generate
-from cityscapes_io.writers import Spool, json_lists
+from cityscapes_io.storage.sinks import TMP_PREFIX, Chunks, open_sink
+from cityscapes_io.testing import generate
+from cityscapes_io.formats.spool import Spool, json_lists
 
 
 class Boom(Exception):

@@ -28,15 +28,16 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from .. import png
-from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import Frame, MaskSource, OnError, apply_policy
+from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
+from ..frame import Frame
+from ..sources import MaskSource
 from ..instances import class_of, class_of_array, instance_value, split_value
 from ..labels import Label, LabelMap, excerpt
 from ..mapping import distinct_colors, value_lut
 from ..names import sort_key
-from ..reader import Reader
+from .base import Reader
 from ..storage import Root, check_inside, listdir, resolve_single_root
-from ..writers import Files, Segments, Writer
+from .base import Files, Segments, Writer
 from . import decode_text, read_dataset_file, read_label_file, resolve_listed, text_lines
 from .voc import colors_to_ids, label_color_table
 
@@ -290,10 +291,10 @@ class CamvidWriter(Writer):
         self.save_instances = bool(save_instances)
         super().__init__(url, **options)
 
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
         split = frame.split or "default"
-        photo = self._photo(frame, None if seg is None else seg.ids.shape) if self.save_media else None
+        photo = self.photo(frame, None if seg is None else seg.ids.shape) if self.save_media else None
         if photo is not None:
             files.append((f"{split}/{frame.id}{photo[1]}", photo[0]))
         if seg is not None:
@@ -315,23 +316,23 @@ class CamvidWriter(Writer):
                               png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
         return files
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         # <subset>.txt names the photo path, written or not, and the mask when there is one.
-        return (self._photo_ext(frame) or self.image_ext or frame.image_ext or ".png", frame.has_annotations)
+        return (self.photo_ext(frame) or self.image_ext or frame.image_ext or ".png", frame.has_annotations)
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         split = frame.split or "default"
         files = []
         if frame.has_annotations:
             files.append(f"{split}{ANNOT}/{frame.id}.png")
             if self.save_instances:
                 files.append(f"{split}{INSTANCES}/{frame.id}.png")
-        ext = self._photo_ext(frame) if self.save_media else None
+        ext = self.photo_ext(frame) if self.save_media else None
         if ext:
             files.append(f"{split}/{frame.id}{ext}")
         return files
 
-    def _setup(self, labels: LabelMap) -> None:
+    def setup(self, labels: LabelMap) -> None:
         # label_colors.txt numbers labels by line: a map with gaps (the train ids' 255) is
         # written in id order, each label at its line's index.
         self._dense = labels.is_dense
@@ -346,12 +347,12 @@ class CamvidWriter(Writer):
         self._out_labels = LabelMap((Label(l.name, i, c) for i, (l, c) in enumerate(zip(ordered, colors))),
                                     source=labels.source)
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         files = []
         for subset, ids in self.subsets.items():
             lines = []
             for i in ids:
-                info = self._info.get((subset, i), ())
+                info = self.infos.get((subset, i), ())
                 ext = info[0] if len(info) > 0 else ".png"
                 has_mask = info[1] if len(info) > 1 else True
                 lines.append(format_list_line(f"{subset}/{i}{ext}", f"{subset}{ANNOT}/{i}.png" if has_mask else None))

@@ -31,16 +31,16 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import png
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, StorageError
-from ..frame import DerivedSource, Frame, OnError, apply_policy
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError, StorageError, apply_policy
+from ..frame import DerivedSource, Frame
 from ..labels import LabelMap
 from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
 from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
-from ..reader import Reader
-from ..writers import Files, Segments, Writer
+from .base import Reader
+from .base import Files, Segments, Writer
 from . import read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
@@ -430,13 +430,14 @@ class CityscapesWriter(Writer):
     """
 
     format = "cityscapes"
+    OPTIONS = Writer.OPTIONS + ("save_dataset_meta", "save_train_ids")
 
     def __init__(self, url, *, save_dataset_meta: bool = False, save_train_ids: bool = False, **options):
         self.save_dataset_meta = bool(save_dataset_meta)
         self.save_train_ids = bool(save_train_ids)
         super().__init__(url, **options)
 
-    def _setup(self, labels: LabelMap) -> None:
+    def setup(self, labels: LabelMap) -> None:
         #: The labels as the label file and ``_color.png`` give them (official colours for
         #: official names).
         self._shown = labels.with_official_colors()
@@ -451,7 +452,7 @@ class CityscapesWriter(Writer):
         extra = TRAIN_KINDS if not self._train and (self.save_train_ids or self._has_train_ids(frame)) else ()
         return self._kinds + ("color",) + extra
 
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
         tree = frame.annotations
         if seg is not None:
@@ -489,7 +490,7 @@ class CityscapesWriter(Writer):
         if polygons is not None:
             files.append((gt_path(frame.split, frame.id, "polygons", tree), polygons))
         if self.save_media:
-            photo = self._photo(frame, None if seg is None else seg.ids.shape)
+            photo = self.photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
         return files
@@ -535,7 +536,7 @@ class CityscapesWriter(Writer):
         except KeyError as exc:
             return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
 
-    def _lost(self, frame: Frame, files: Files) -> str:
+    def lost_part(self, frame: Frame, files: Files) -> str:
         if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
             return ""
         polygons = gt_path(frame.split, frame.id, "polygons", frame.annotations)
@@ -543,11 +544,11 @@ class CityscapesWriter(Writer):
             return ""
         return self._polygons(frame, None)[1]
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
             files += [gt_path(frame.split, frame.id, k, frame.annotations) for k in self._gt_kinds(frame)]
-        ext = self._photo_ext(frame) if self.save_media else None
+        ext = self.photo_ext(frame) if self.save_media else None
         if ext:
             files.append(image_path(frame.split, frame.id, ext))
         return files
@@ -557,7 +558,7 @@ class CityscapesWriter(Writer):
         assert self.labels is not None
         return all(frame.has(kind) for kind in TRAIN_KINDS) and mapping_between(frame.labels, self.labels).identity
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         labels = self._shown
         train_names = labels.train_class_names() if self.save_train_ids and not self._train else None
         if train_names is not None:
@@ -568,20 +569,20 @@ class CityscapesWriter(Writer):
             return [(META_FILE, labels.to_dataset_meta().encode("utf-8"))]
         return [(COLORS_FILE, labels.to_label_colors().encode("utf-8"))]
 
-    def _close_warnings(self) -> List[str]:
+    def close_warnings(self) -> List[str]:
         if self.save_train_ids and not self._train and self._shown.train_class_names() is None:
             return [f"the output labels ({self._shown.source}) lack some of the 19 train classes: Datumaro will "
                     f"name the values of _labelTrainIds.png by the label file's order, not as train ids"]
         return []
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         # Whether the frame has ground truth: its split then gets leftImg8bit/<split>/.
         return (True,) if frame.has_annotations else ()
 
-    def _index_folders(self) -> List[str]:
+    def index_folders(self) -> List[str]:
         # Datumaro imports gtFine/<split>/ only beside leftImg8bit/<split>/ (its own exporter
         # makes that folder empty without photos).
-        return [f"{IMAGE_DIR}/{split}" for split in dict.fromkeys(split for split, _ in self._info)]
+        return [f"{IMAGE_DIR}/{split}" for split in dict.fromkeys(split for split, _ in self.infos)]
 
 
 #: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).

@@ -58,18 +58,20 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 import numpy as np
 
 from .. import jsonfile, rle
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import FileSource, Frame, OnError, apply_policy
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
+from ..frame import Frame
+from ..sources import FileSource
 from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE, Instance, class_of, split_value
 from ..labels import Label, LabelMap, has_instances, official_label
 from ..mapping import background_id, distinct_colors
 from ..names import GT_DIR, IMAGE_DIR, IMAGE_SUFFIX, gt_suffix, image_path, parse_frame_id, safe_relpath, sort_key
-from ..reader import Reader
+from .base import Reader
 from ..png import MAX_PIXELS
 from ..storage import (Root, check_inside, find_files, listdir, read_file, resolve_inside, resolve_single_root,
                        storage_errors)
-from ..output import Data
-from ..writers import Entry, Files, Segments, Writer, json_lists
+from ..storage.sinks import Data
+from .base import Entry, Files, Segments, Writer
+from .spool import json_lists
 
 __all__ = ["CocoInstancesReader", "CocoInstancesWriter", "CocoSource", "annotation_path", "coco_labels",
            "paint_annotations", "CLASSES", "SEGMENTATIONS", "CATEGORY_IDS", "LAYOUTS"]
@@ -156,11 +158,12 @@ class CocoInstancesWriter(Writer):
         (``images/<split>/``, empty without ``save_media``) where the destination has folders;
         on an object store a warning says so.
     **options
-        As :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``, ``label_map``...).
+        As :class:`~cityscapes_io.formats.base.Writer` (``save_media``, ``image_ext``, ``label_map``...).
     """
 
     format = "coco_instances"
     KEEPS_SCORES = True
+    OPTIONS = Writer.OPTIONS + ("classes", "segmentation", "category_ids", "keep_instance_ids", "layout")
     NO_GROUND_TRUTH = "no ground truth: written without annotations"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
@@ -186,9 +189,9 @@ class CocoInstancesWriter(Writer):
         self.category_ids = category_ids
         self.keep_instance_ids = bool(keep_instance_ids)
         self._categories: Dict[int, _Category] = {}
-        super().__init__(url, **options)  # each split's images and annotations go to self._spool
+        super().__init__(url, **options)  # each split's images and annotations go to self.spool
 
-    def _setup(self, labels: LabelMap) -> None:
+    def setup(self, labels: LabelMap) -> None:
         if isinstance(self.classes, tuple):
             chosen = []
             for name in self.classes:
@@ -211,29 +214,29 @@ class CocoInstancesWriter(Writer):
         return [{"id": c.coco_id, "name": c.name} for c in self._categories.values()]
 
     # -- one frame ------------------------------------------------------------------------------
-    def _entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
+    def entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
         # The records are made from the same segments as the files.
         return self._records(frame, seg)
 
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         if not self.save_media:
             return []
-        photo = self._photo(frame, None if seg is None else seg.ids.shape)
+        photo = self.photo(frame, None if seg is None else seg.ids.shape)
         return [] if photo is None else [(photo_path(frame.split or "default", frame.id, photo[1], self.layout),
                                           photo[0])]
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         # The photo is COCO's only per-frame file. Without save_media there is none: resume and
-        # finalize then take every frame as written and make its records again (_index_info),
+        # finalize then take every frame as written and make its records again (index_info),
         # so each frame is in the JSON once, in input order, whatever a previous run did.
-        ext = self._photo_ext(frame) if self.save_media else None
+        ext = self.photo_ext(frame) if self.save_media else None
         return [photo_path(frame.split or "default", frame.id, ext, self.layout)] if ext else []
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         # A frame written before (resume) or by a shard (finalize): its records from its pixels,
         # which are released at once (the pipeline may hold several such frames).
         try:
-            return self._records(frame, self._output_segments(frame) if frame.has_annotations else None)
+            return self._records(frame, self.output_segments(frame) if frame.has_annotations else None)
         finally:
             frame.release()
 
@@ -246,7 +249,7 @@ class CocoInstancesWriter(Writer):
             if size is None:
                 raise InvalidFileError(frame.where, "no ground truth and no photo: the image size is unknown")
             h, w = size
-        ext = self._photo_ext(frame) or self.image_ext or frame.image_ext or ".png"
+        ext = self.photo_ext(frame) or self.image_ext or frame.image_ext or ".png"
         image: Dict[str, Any] = {"height": int(h), "width": int(w)}
         if self.layout == "datumaro":
             image["file_name"] = f"{frame.id}{ext}"
@@ -277,30 +280,30 @@ class CocoInstancesWriter(Writer):
         return image, annotations
 
     # -- the index ------------------------------------------------------------------------------
-    def _record(self, entry: Entry) -> None:
+    def record(self, entry: Entry) -> None:
         if entry.info:
             image, annotations = entry.info
             images_key, annotations_key = (entry.split, "images"), (entry.split, "annotations")
-            image_id = self._spool.count(images_key)
-            self._spool.add(images_key, dict(image, id=image_id))
+            image_id = self.spool.count(images_key)
+            self.spool.add(images_key, dict(image, id=image_id))
             for ann in annotations:
                 # Annotation ids from 1, as COCO's own files: pycocotools' COCOeval takes an id 0
                 # for "unmatched", so ground truth used as its own detections would not score AP 1.
-                self._spool.add(annotations_key,
-                                dict(ann, id=self._spool.count(annotations_key) + 1, image_id=image_id))
+                self.spool.add(annotations_key,
+                                dict(ann, id=self.spool.count(annotations_key) + 1, image_id=image_id))
             entry = dataclasses.replace(entry, info=())
-        super()._record(entry)
+        super().record(entry)
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         out: List[Tuple[str, Data]] = []
         categories = self._category_records()
         for split in self.subsets:
             # The categories first, so that a reader finds the labels in the first bytes; then
             # the images and the annotations (left out when there is none, as mmdetection does).
             head: List[Tuple[str, Any]] = [("categories", categories),
-                                           ("images", self._spool.records((split, "images")))]
-            if self._spool.count((split, "annotations")):
-                head.append(("annotations", self._spool.records((split, "annotations"))))
+                                           ("images", self.spool.records((split, "images")))]
+            if self.spool.count((split, "annotations")):
+                head.append(("annotations", self.spool.records((split, "annotations"))))
             out.append((annotation_path(split, self.layout), json_lists(head)))
         if self.layout == "datumaro" and not self.save_media and self.subsets and not self.dest.has_folders:
             warnings.warn(f"{self.dest.url}: no photos written (save_media), and an object store has no empty "
@@ -308,7 +311,7 @@ class CocoInstancesWriter(Writer):
                           f"{DATUMARO_IMAGES}/ (make it after downloading)", stacklevel=3)
         return out
 
-    def _index_folders(self) -> List[str]:
+    def index_folders(self) -> List[str]:
         # Datumaro's importer refuses a dataset without images/ (its exporter makes it, empty
         # without photos).
         return [f"{DATUMARO_IMAGES}/{split}" for split in self.subsets] if self.layout == "datumaro" else []

@@ -60,16 +60,18 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 import numpy as np
 
 from .. import jsonfile, png
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import FileSource, Frame, OnError, apply_policy
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
+from ..frame import Frame
+from ..sources import FileSource
 from ..instances import INSTANCE_DIVISOR, MAX_INSTANCE_VALUE
 from ..labels import TRAIN_IGNORE, Label, LabelMap, normalize_name
-from ..mapping import mapping_between, resolve_label_map
+from ..mapping import mapping_between
 from ..names import safe_relpath
 from ..panoptic import panoptic_categories, panoptic_frame
-from ..reader import Reader
+from .base import Reader
 from ..storage import Root, check_inside, listdir, read_file, resolve_inside, resolve_single_root
-from ..writers import Encoded, Entry, Files, Writer, check_names, json_lists
+from .base import Encoded, Entry, Files, Writer, check_names
+from .spool import json_lists
 
 __all__ = ["CocoPanopticReader", "CocoPanopticWriter", "decode_coco_panoptic", "segment_values",
            "panoptic_labels", "frame_id_of"]
@@ -522,7 +524,7 @@ class CocoPanopticWriter(Writer):
         Category ids are the Cityscapes train ids (``csCreatePanopticImgs --use-train-id``)
         instead of the label ids.
     **options :
-        Those of :class:`~cityscapes_io.writers.Writer` (``save_media``, ``image_ext``,
+        Those of :class:`~cityscapes_io.formats.base.Writer` (``save_media``, ``image_ext``,
         ``label_map``, ``overwrite``).
     """
 
@@ -530,24 +532,22 @@ class CocoPanopticWriter(Writer):
 
     def __init__(self, url, *, train_ids: bool = False, **options):
         self.train_ids = bool(train_ids)
-        super().__init__(url, **options)  # the records of each split go to self._spool, as they come
+        super().__init__(url, **options)  # the records of each split go to self.spool, as they come
         self._ids: Dict[str, Set[str]] = {}
 
     def _output(self, frame: Frame) -> Tuple[Frame, Tuple[str, ...]]:
         """The frame in the output labels, and the names of its labels the output lacks."""
-        if self.labels is None:
-            self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
-        assert self.labels is not None
-        m = mapping_between(frame.labels, self.labels)
+        labels = self.resolve_labels(frame)
+        m = mapping_between(frame.labels, labels)
         if m.identity:
             return frame, ()
         dropped = tuple(sorted({m.missing[i.label_id] for i in frame.instances() if i.label_id in m.missing}))
-        return frame.derived(self.labels, m.lut, m.renames()), dropped
+        return frame.derived(labels, m.lut, m.renames()), dropped
 
     def _made(self, frame: Frame) -> Tuple[Optional[np.ndarray], dict, Optional[dict], Tuple[str, ...]]:
         """``(PNG pixels or None, image record, annotation record or None, labels dropped)``;
-        the records without their image id, which :meth:`_record` gives."""
-        ext = self._photo_ext(frame) or self.image_ext or ".png"
+        the records without their image id, which :meth:`record` gives."""
+        ext = self.photo_ext(frame) or self.image_ext or ".png"
         out, dropped = self._output(frame) if frame.has_annotations else (frame, ())
         made = panoptic_frame(out, self.train_ids) if frame.has_annotations else None
         if made is None:
@@ -574,47 +574,44 @@ class CocoPanopticWriter(Writer):
         else:
             notes.append("no ground truth: written without masks")
         if self.save_media:
-            photo = self._photo(frame, None if pixels is None else pixels.shape[:2])
+            photo = self.photo(frame, None if pixels is None else pixels.shape[:2])
             if photo is not None:
                 files.append((photo_path(split, frame.id, photo[1]), photo[0]))
             else:
                 notes.append("no photo: written without one")
         return Encoded(files, Entry(split, frame.id, (image, annotation), dropped, tuple(notes),
-                                    scores_lost=self._scores_lost(frame)))
+                                    scores_lost=self.scores_lost(frame)))
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         # A frame whose files are there already (resume, finalize): its records again.
         _, image, annotation, _ = self._made(frame)
         return (image, annotation)
 
-    def _record(self, entry: Entry) -> None:
+    def record(self, entry: Entry) -> None:
         if entry.info:
             seen = self._ids.setdefault(entry.split, set())
             if entry.id in seen:
                 raise InvalidFileError(entry.id, f"two frames of split {entry.split!r} have this id")
             seen.add(entry.id)
             image, annotation = entry.info
-            image_id = self._spool.count((entry.split, "images")) + 1
-            self._spool.add((entry.split, "images"), dict(image, id=image_id))
+            image_id = self.spool.count((entry.split, "images")) + 1
+            self.spool.add((entry.split, "images"), dict(image, id=image_id))
             if annotation is not None:
-                self._spool.add((entry.split, "annotations"), dict(annotation, image_id=image_id))
+                self.spool.add((entry.split, "annotations"), dict(annotation, image_id=image_id))
             entry = dataclasses.replace(entry, info=())
-        super()._record(entry)
+        super().record(entry)
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         split = frame.split or "default"
         files = [png_path(split, frame.id)] if frame.has_annotations else []
-        ext = self._photo_ext(frame) if self.save_media else None
+        ext = self.photo_ext(frame) if self.save_media else None
         if ext:
             files.append(photo_path(split, frame.id, ext))
         return files
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         assert self.labels is not None
         categories = panoptic_categories(self.labels, self.train_ids)
         return [(json_path(split), json_lists(
-            [("annotations", self._spool.records((split, "annotations"))), ("categories", categories),
-             ("images", self._spool.records((split, "images")))])) for split in self._spool.groups()]
-
-    def _frame_files(self, frame, seg) -> Files:  # pragma: no cover - encode() is overridden
-        raise NotImplementedError
+            [("annotations", self.spool.records((split, "annotations"))), ("categories", categories),
+             ("images", self.spool.records((split, "images")))])) for split in self.spool.groups()]

@@ -33,16 +33,17 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import jsonfile, png
-from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError
-from ..frame import Frame, MaskSource, OnError, apply_policy
+from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
+from ..frame import Frame
+from ..sources import MaskSource
 from ..instances import INSTANCE_DIVISOR
 from ..labels import MAX_LABELS, Label, LabelMap, excerpt, has_instances, parse_color, too_many_labels
 from ..names import sort_key
 from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..mapping import distinct_colors, value_lut, voc_colormap
-from ..reader import Reader
-from ..writers import Files, Segments, Writer
+from .base import Reader
+from .base import Files, Segments, Writer
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
 
 __all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "parse_voc_meta",
@@ -449,16 +450,17 @@ class VocWriter(Writer):
         Write the labels to ``dataset_meta.json`` instead of ``labelmap.txt``, as Datumaro's
         VOC exporter does with that option.
     **options
-        As :class:`~cityscapes_io.writers.Writer`.
+        As :class:`~cityscapes_io.formats.base.Writer`.
     """
 
     format = "voc"
+    OPTIONS = Writer.OPTIONS + ("save_dataset_meta",)
 
     def __init__(self, url, *, save_dataset_meta: bool = False, **options):
         self.save_dataset_meta = bool(save_dataset_meta)
         super().__init__(url, **options)
 
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         files = []
         if seg is not None:
             inst, values = seg.ids, seg.values
@@ -479,21 +481,21 @@ class VocWriter(Writer):
             files.append((f"SegmentationObject/{frame.id}.png",
                           png.encode_png(obj, palette=self._object_palette, compress_level=3)))
         if self.save_media:
-            photo = self._photo(frame, None if seg is None else seg.ids.shape)
+            photo = self.photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((f"JPEGImages/{frame.id}{photo[1]}", photo[0]))
         return files
 
-    def _planned_files(self, frame: Frame) -> List[str]:
+    def planned_files(self, frame: Frame) -> List[str]:
         files = []
         if frame.has_annotations:
             files += [f"SegmentationClass/{frame.id}.png", f"SegmentationObject/{frame.id}.png"]
-        ext = self._photo_ext(frame) if self.save_media else None
+        ext = self.photo_ext(frame) if self.save_media else None
         if ext:
             files.append(f"JPEGImages/{frame.id}{ext}")
         return files
 
-    def _setup(self, labels: LabelMap) -> None:
+    def setup(self, labels: LabelMap) -> None:
         # A label with id 255 (the train ids' "ignore") is VOC's void, outside labelmap.txt.
         dense = LabelMap((l for l in labels if l.id != VOID), source=labels.source)._dense()
         if len(dense) > VOID:
@@ -507,7 +509,7 @@ class VocWriter(Writer):
         self._object_palette = np.array(voc_colormap(256), np.uint8)
         self._object_palette[VOID] = VOID_COLOR
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         files = [(f"{SETS_DIR}/{subset}.txt", "".join(_quote(i) + "\n" for i in ids).encode("utf-8"))
                  for subset, ids in self.subsets.items()]
         if self.save_dataset_meta:

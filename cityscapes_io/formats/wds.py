@@ -48,22 +48,24 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from .. import jsonfile, png
-from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError
-from ..frame import DerivedSource, FileSource, Frame, OnError
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError
+from ..frame import DerivedSource, Frame
+from ..sources import FileSource
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..labels import LabelMap
 from ..mapping import mapping_between, value_lut
 from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
-from ..output import Chunks
+from ..storage.sinks import Chunks
 from ..polygons import rename_polygons
-from ..reader import Reader
+from .base import Reader
 from ..storage import check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
-from ..writers import Encoded, Entry, Files, Segments, Writer, temporary_errors
+from .base import Encoded, Entry, Files, Result, Segments, Writer
+from .spool import temporary_errors
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
 
@@ -678,6 +680,9 @@ class WdsWriter(Writer):
 
     format = "wds"
     KEEPS_SCORES = True
+    GROUPS_FRAMES = True
+    UNIT = "shard"
+    OPTIONS = Writer.OPTIONS + ("frames_per_shard",)
 
     def __init__(self, url, *, frames_per_shard: int = 100, **options):
         if int(frames_per_shard) < 1:
@@ -688,11 +693,11 @@ class WdsWriter(Writer):
         self._next: Dict[str, int] = {}  # write() used directly: the next shard number per split
         super().__init__(url, **options)
 
-    def _setup(self, labels: LabelMap) -> None:
+    def setup(self, labels: LabelMap) -> None:
         train = labels.is_train_ids
         self._kinds = ("instanceTrainIds", "labelTrainIds") if train else ("instanceIds", "labelIds")
 
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:
         key = frame_key(frame.id)
         files: List[Tuple[str, Any]] = []
         shape = None
@@ -708,7 +713,7 @@ class WdsWriter(Writer):
                 label_png = png.encode_label_png(value_lut(seg.values, class_of)[seg.ids].astype(np.uint8))
             files += [(f"{key}.{MEMBER_KINDS[inst_kind]}", ids_png), (f"{key}.{MEMBER_KINDS[class_kind]}", label_png)]
             shape = seg.ids.shape
-        photo = self._photo(frame, shape) if frame.has_image else None
+        photo = self.photo(frame, shape) if frame.has_image else None
         if photo is not None:
             files.insert(0, (f"{key}.image{photo[1]}", photo[0]))
             if shape is None:
@@ -753,7 +758,7 @@ class WdsWriter(Writer):
                 f"carried beside unchanged official ids only)")
         return replace(encoded, entry=replace(encoded.entry, warnings=encoded.entry.warnings + (note,)))
 
-    def _lost(self, frame: Frame, files: Files) -> str:
+    def lost_part(self, frame: Frame, files: Files) -> str:
         if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
             return ""
         name = f"{frame_key(frame.id)}.{MEMBER_KINDS['polygons']}"
@@ -762,20 +767,20 @@ class WdsWriter(Writer):
         assert self.labels is not None
         return _output_polygons(frame, None, self.labels)[1]
 
-    def _photo_ext(self, frame: Frame) -> Optional[str]:
+    def photo_ext(self, frame: Frame) -> Optional[str]:
         # The photo is part of a sample: always kept (save_media is implied), bytes copied.
         if not frame.has_image:
             return None
         src = frame.image_ext or ".png"
         return self.image_ext or (src if src in png.IMAGE_EXTS else ".png")
 
-    def _touch(self, frame: Frame) -> None:
-        super()._touch(frame)
+    def touch(self, frame: Frame) -> None:
+        super().touch(frame)
         if frame.has_image:  # the photo always goes into the shard
             frame.image_bytes()
 
     # -- units: one tar shard each -------------------------------------------------------------
-    def _units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
+    def units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
         """Per split, ``frames_per_shard`` consecutive frames: key ``(split, shard number)``."""
         counts: Dict[str, int] = {}
         seen = set()
@@ -798,24 +803,24 @@ class WdsWriter(Writer):
         if group:
             yield key, group
 
-    def _unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
+    def unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
         return [shard_name(*key)]
 
-    def _put_unit(self, key: Any, frames: List[Frame], put: Callable[[Frame], Union[Entry, CityscapesIOError]]
-                  ) -> List[Union[Entry, CityscapesIOError]]:
+    def start_unit(self, key: Any) -> None:
+        """Open shard ``key``: the frames put until :meth:`end_unit` go into it."""
         if self._closed:
             raise ValueError("write() on a closed writer")
+        if self._open is not None:  # left open by a unit that never ended (an interrupted run)
+            self._open.discard()
         self._open, self._in_unit = _OpenShard(*key), True
+
+    def end_unit(self, key: Any, frames: List[Frame], results: List[Result]) -> List[Result]:
+        """Put the shard into the destination whole, or, when the run stopped at one of its
+        frames (``stop_on_error``), not at all (nothing half of it appears; a rerun or resume
+        writes it whole)."""
         try:
-            results: List[Union[Entry, CityscapesIOError]] = []
-            for k, frame in enumerate(frames):
-                results.append(put(frame))
-                if self._stop_on_error and isinstance(results[-1], CityscapesIOError):
-                    # The run stops here: the shard is not written (nothing half of it appears),
-                    # and a rerun or resume writes it whole.
-                    results += [CityscapesIOError(f.id, f"not written: frame {frame.id} of the same shard failed")
-                                for f in frames[k + 1:]]
-                    return results
+            if self.stop_on_error and any(isinstance(r, CityscapesIOError) for r in results):
+                return super().end_unit(key, frames, results)
             if any(isinstance(r, Entry) for r in results):
                 try:
                     self._flush()
@@ -828,7 +833,7 @@ class WdsWriter(Writer):
                 self._open = None
         return results
 
-    def _unit_entries(self, key: Any, frames: List[Frame], entry_of) -> List[Union[Entry, CityscapesIOError]]:
+    def unit_entries(self, key: Any, frames: List[Frame]) -> List[Result]:
         """The entries of a shard that is there, from its member headers (one small read per
         member, none of the data)."""
         name = shard_name(*key)
@@ -844,7 +849,7 @@ class WdsWriter(Writer):
                                            f"{(key[1] + 1) * self.frames_per_shard - 1} of split {key[0]} (written with "
                                            f"another frames_per_shard, or from another input?): {strangers[0]}")
             return [error for _ in frames]
-        out: List[Union[Entry, CityscapesIOError]] = []
+        out: List[Result] = []
         for frame in frames:
             files = members.get(frame_key(frame.id))
             if files is None:
@@ -861,8 +866,8 @@ class WdsWriter(Writer):
         return out
 
     # -- writing a frame -------------------------------------------------------------------------
-    def _put(self, frame: Frame) -> Entry:
-        encoded = self._encode_next(frame)
+    def put(self, frame: Frame) -> Entry:
+        encoded = self.encode_next(frame)
         split = encoded.entry.split
         shard = self._open
         if not self._in_unit:  # write() used directly: shards cut as the frames come
@@ -900,27 +905,27 @@ class WdsWriter(Writer):
             try:
                 self._flush()
             except BaseException:
-                self._abort()
+                self.abort()
                 raise
         super().close()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self._open is not None:
             self._open.discard()
             self._open = None
-        super()._abort()
+        super().abort()
 
-    def _planned_files(self, frame: Frame) -> List[str]:
-        raise ValueError("tar shards are checked shard by shard (_unit_files), not frame by frame")
+    def planned_files(self, frame: Frame) -> List[str]:
+        raise ValueError("tar shards are checked shard by shard (unit_files), not frame by frame")
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         assert self.labels is not None
         named = [name for name, make in _NAMED_MAPS.items() if make() == self.labels]
         splits: Dict[str, List[dict]] = {}
         for split in sorted(self.subsets):
             shards = splits[split] = []
             for frame_id in self.subsets[split]:
-                name, record = self._info[(split, frame_id)]
+                name, record = self.infos[(split, frame_id)]
                 if not shards or shards[-1]["file"] != name:
                     shards.append({"file": name, "frames": 0, "members": []})
                 shards[-1]["members"].append(jsonfile.loads(record, INDEX_FILE))

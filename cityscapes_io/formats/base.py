@@ -1,43 +1,143 @@
-"""What every writer shares: the ``write(frame)`` / ``close()`` contract, and mapping the labels of
-incoming frames onto the output label map.
+"""The format contract: what a format's module implements, on one page.
 
-A writer's output labels are resolved when it is constructed (from ``labels`` and the
-``label_map`` option). ``encode(frame)`` turns a frame into its files and its index entry and
-changes nothing in the writer; ``write(frame)`` encodes, puts the files into the destination and
-records the entry; ``close()`` writes the index files (subset lists, label maps) as a set. A
-writer keeps no pixels of a frame once ``write()`` returns: only its index entry.
+A format is one module of this package holding a :class:`Reader`, a :class:`Writer` subclass
+and its detection rule, registered by one line in :data:`cityscapes_io.formats.FORMATS`.
 
-A format's writer subclasses :class:`Writer` and implements the hooks ``_frame_files``,
-``_planned_files`` and ``_index_files`` (``_setup`` and ``_index_info`` when it needs them).
-Parallel, sharded and resumed conversion (:mod:`cityscapes_io.pipeline`, and its Dask strategy in
-:mod:`cityscapes_io.dask`) drive a writer through its private methods ``_put``, ``_record``,
-``_entry`` and ``_abort``; nothing else uses them. They hand out *units*, the frames written
-together (``_units``, ``_unit_files``, ``_unit_entries``, ``_put_unit``): each frame alone
-by default; a format whose files hold several frames (the tar shards of ``"wds"``) groups them.
+**Reading.** A reader lists a dataset and yields :class:`~cityscapes_io.Frame` objects; it
+decodes nothing. ``splits`` and ``iter_frames`` are required; the rest have defaults built on
+them, which a reader overrides when it can do better (the Cityscapes reader lists one city
+folder for ``iter_city`` and ``find_frame``). :class:`~cityscapes_io.Dataset` uses only this
+surface.
+
+**Writing.** A writer's output labels are resolved when it is constructed (from ``labels`` and
+the ``label_map`` option). ``encode(frame)`` turns a frame into its files and its index entry
+and changes nothing in the writer; ``write(frame)`` encodes, puts the files into the
+destination and records the entry; ``close()`` writes the index files (subset lists, label
+maps) as a set. A writer keeps no pixels of a frame once ``write()`` returns: only its index
+entry.
+
+A format's writer subclasses :class:`Writer` and implements its **extension points**:
+``frame_files(frame, segments)`` (the frame's files from its segments in output label ids) or,
+for a format whose files do not come from segments, ``encode(frame)`` itself;
+``planned_files(frame)`` (what ``resume`` checks for) and ``index_files()`` (written by
+``close``); when it needs them ``setup(labels)``, ``index_info(frame)``, ``entry_info``,
+``lost_part``, ``index_folders``, ``close_warnings``, ``touch(frame)`` (what decoding ahead
+reads), and ``record(entry)`` for index records numbered in order (COCO's).
+
+Parallel, sharded and resumed conversion (:mod:`cityscapes_io.writing`, and its Dask
+strategy in :mod:`cityscapes_io.dask`) drive a writer through its **unit protocol**; the
+driver calls the writer and gets each frame's result back (a :data:`Result`: its
+:class:`Entry`, or the error that left it out), never handing it a callback:
+
+- ``units(frames)``: ``(key, frames)`` per unit, the frames written together and appearing
+  together: each frame alone by default; a writer that groups them (the tar shards of
+  ``"wds"``) declares the capability :attr:`Writer.GROUPS_FRAMES`;
+- ``start_unit(key)``, then ``try_put(frame)`` per frame (the frame's result; ``put`` is
+  the raising form ``write`` uses), then ``end_unit(key, frames, results)``: every frame's
+  result once the unit is complete (a shard is put whole, or not at all when the run stops
+  at an error, ``stop_on_error``);
+- ``unit_files(key, frames)`` and ``unit_entries(key, frames)``: what ``resume`` and
+  ``finalize`` check and record for a unit whose files are there (``try_entry`` per frame
+  by default);
+- ``record(entry)`` once a frame is accounted for, ``close()`` to write the index files, or
+  ``abort()`` to leave without them (after an error, or in a shard).
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import tempfile
 import warnings
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
-from . import png
-from .errors import CityscapesIOError, InvalidFileError, LabelMapError, StorageError
-from .frame import Frame
-from .instances import class_of
-from .labels import LabelMap
-from .mapping import LabelMapping, mapping_between, resolve_label_map
-from .names import safe_relpath
-from .output import Chunks, Data, Sink, open_sink
-from .storage import Root
+from .. import png
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
+from ..frame import Frame
+from ..instances import class_of
+from ..labels import LabelMap
+from ..mapping import LabelMapping, mapping_between, resolve_label_map
+from ..names import parse_frame_id, safe_relpath
+from ..storage.sinks import Data, Sink, open_sink
+from ..storage import Root, is_remote
+from .spool import Spool
 
-__all__ = ["Writer", "Entry", "Encoded", "Segments", "Files", "Spool", "json_lists", "temporary_errors"]
+__all__ = ["Reader", "Writer", "Entry", "Result", "Encoded", "Segments", "Files", "check_names"]
+
+
+class Reader(ABC):
+    """Base class of readers.
+
+    Attributes
+    ----------
+    format : str
+        The format name (``"cityscapes"``, ``"voc"``, ...).
+    labels : LabelMap
+        The dataset's label map.
+    roots : sequence of Root
+        Where the data lives (empty for datasets held in memory).
+    on_ignored : callable or None
+        Called with the path of every file a listing passes over because it is not a frame's
+        (``validate`` reports them). Readers that never pass files over ignore it.
+    """
+
+    format: str = ""
+    labels: LabelMap
+    roots: Sequence[Root] = ()
+    on_ignored: Optional[Callable[[str], None]] = None
+
+    @abstractmethod
+    def splits(self) -> List[str]:
+        """Split names, sorted."""
+
+    @abstractmethod
+    def iter_frames(self, split: str) -> Iterator[Frame]:
+        """The frames of a split, in sorted order."""
+
+    def cities(self, split: str) -> List[str]:
+        """City folders of a split, sorted (none for formats without cities)."""
+        return sorted({f.city for f in self.iter_frames(split) if f.city})
+
+    def iter_city(self, split: str, city: str) -> Iterator[Frame]:
+        """The frames of one city of a split."""
+        return (f for f in self.iter_frames(split) if f.city == city)
+
+    def find_frame(self, frame_id: str, split: Optional[str] = None) -> Frame:
+        """One frame by id (in ``split``, or in the only split that has it)."""
+        splits = [split] if split is not None else self.splits()
+        city = frame_id.split("/", 1)[0] if "/" in frame_id else None
+        hits: List[Frame] = []
+        for s in splits:
+            frames = self.iter_city(s, city) if city else self.iter_frames(s)
+            hits.extend(f for f in frames if f.id == frame_id)
+        if not hits:
+            raise DatasetNotFoundError(frame_id, f"no such frame in split(s) {', '.join(splits) or 'none'}"
+                                                 f"{_id_hint(frame_id)}")
+        if len(hits) > 1:
+            raise CityscapesIOError(frame_id, f"frame exists in splits {', '.join(f.split for f in hits)}: pass split=")
+        return hits[0]
+
+    @property
+    def remote(self) -> bool:
+        """Whether any root is on a filesystem with request latency worth hiding (S3, ...)."""
+        return any(is_remote(r.fs) for r in self.roots)
+
+    def split_locations(self, split: str) -> List[str]:
+        """URLs of the folders holding a split, for messages (none by default)."""
+        return []
+
+    def frame_count(self, split: str) -> int:
+        """Frames of a split (lists; decodes nothing)."""
+        return sum(1 for _ in self.iter_frames(split))
+
+
+def _id_hint(frame_id: str) -> str:
+    """A hint for a Cityscapes frame id given without its city folder."""
+    name = parse_frame_id(frame_id)
+    if "/" not in frame_id and name.seq is not None and name.city:
+        return f" (Cityscapes ids include the city folder: {name.city}/{frame_id})"
+    return ""
 
 
 #: A frame's (or the index's) files: relative path and content (bytes, or
@@ -58,6 +158,10 @@ class Entry:
     polygons_lost: str = ""
     #: The frame's instances had scores (predictions' confidences) that the format cannot keep.
     scores_lost: bool = False
+
+
+#: A frame's result: its entry, or the error that left it out (nothing of it written).
+Result = Union[Entry, CityscapesIOError]
 
 
 @dataclass(frozen=True)
@@ -81,116 +185,6 @@ class Segments:
     same_colors: bool
     mapping: Optional[LabelMapping] = None
 
-
-@contextlib.contextmanager
-def temporary_errors(doing: str) -> Iterator[None]:
-    """Inside the block, the failure of a temporary file (a full or missing temporary folder)
-    becomes a :class:`~cityscapes_io.errors.StorageError` naming the temporary folder, which
-    is where room is missing, not the destination."""
-    try:
-        yield
-    except CityscapesIOError:
-        raise
-    except OSError as exc:
-        folder = tempfile.gettempdir()
-        raise StorageError(folder, f"{doing} in the temporary folder: {exc.strerror or exc} (set TMPDIR to a "
-                                   f"folder with room)") from exc
-
-
-class Spool:
-    """Index records kept out of memory: per key (a split, or a split and a section), JSON
-    records appended in order to a temporary file, read back once when the index file is
-    written (as :class:`~cityscapes_io.output.Chunks`), so a writer's memory does not grow with
-    the number of frames. Records go in as Python objects and come out as JSON text."""
-
-    def __init__(self) -> None:
-        self._files: Dict[object, IO[bytes]] = {}
-        self._counts: Dict[object, int] = {}
-
-    def add(self, key, record) -> int:
-        """Append ``record`` (JSON-serialisable) under ``key``; returns its index under it (0, 1, ...)."""
-        line = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n"
-        with temporary_errors("cannot keep the index records"):
-            f = self._files.get(key)
-            if f is None:
-                f = self._files[key] = tempfile.TemporaryFile()
-            f.write(line)
-        n = self._counts.get(key, 0)
-        self._counts[key] = n + 1
-        return n
-
-    def keys(self) -> List[object]:
-        return list(self._files)
-
-    def groups(self) -> List[Any]:
-        """The distinct first parts of the keys that are tuples (the splits of ``(split,
-        section)`` keys), in the order they came."""
-        return list(dict.fromkeys(k[0] for k in self._files if isinstance(k, tuple)))
-
-    def count(self, key) -> int:
-        return self._counts.get(key, 0)
-
-    def records(self, key) -> Iterable[dict]:
-        """The records of ``key``, in order: an iterable read from the start each time it is
-        iterated (a sink that writes a file twice gets the same records twice)."""
-        spool = self
-
-        class _Records:
-            def __iter__(self) -> Iterator[dict]:
-                return spool._read(key)
-
-        return _Records()
-
-    def _read(self, key) -> Iterator[dict]:
-        f = self._files.get(key)
-        if f is None:
-            return
-        with temporary_errors("cannot keep the index records"):
-            f.seek(0)  # writes out what is buffered
-            lines = iter(f)
-        while True:
-            with temporary_errors("cannot read the index records back"):
-                line = next(lines, None)
-            if line is None:
-                break
-            yield json.loads(line)
-        f.seek(0, 2)  # appending may go on
-
-    def close(self) -> None:
-        for f in self._files.values():
-            with contextlib.suppress(OSError):  # what is still buffered is not needed any more
-                f.close()
-        self._files.clear()
-        self._counts.clear()
-
-
-def json_lists(head: Sequence[Tuple[str, Iterable]], indent: Optional[int] = None) -> Chunks:
-    """A JSON object whose values are lists, streamed: ``{"<key>": [records...], ...}`` in the
-    order given (``records`` iterated when the file is written, e.g. :meth:`Spool.records`).
-    With ``indent``, laid out as ``json.dump(..., indent=indent, sort_keys=True)`` lays out an
-    object of lists of objects (give the keys sorted and the records' keys are sorted)."""
-    def dumps(record, depth: int) -> bytes:
-        if indent is None:
-            return json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        text = json.dumps(record, sort_keys=True, indent=indent)
-        pad = " " * (indent * depth)
-        return "\n".join(pad + line for line in text.split("\n")).encode("utf-8")
-
-    def make() -> Iterator[bytes]:
-        nl = b"" if indent is None else b"\n"
-        pad1 = b"" if indent is None else b" " * indent
-        sep_kv = b":" if indent is None else b": "
-        yield b"{" + nl
-        for k, (key, records) in enumerate(head):
-            yield (b"," + nl if k else b"") + pad1 + json.dumps(key).encode("utf-8") + sep_kv
-            first = True
-            for record in records:
-                yield (b"[" + nl if first else b"," + nl) + dumps(record, 2)
-                first = False
-            yield b"[]" if first else nl + pad1 + b"]"
-        yield nl + b"}"
-
-    return Chunks(make)
 
 
 def check_names(frame: Frame) -> None:
@@ -231,14 +225,22 @@ class Writer:
     """
 
     format = ""
-    #: Set by the pipeline when the run stops at the first error (``on_error="raise"``): a
+    #: Set by the driver when the run stops at the first error (``on_error="raise"``): a
     #: unit of several frames then stops there and is not written.
-    _stop_on_error = False
+    stop_on_error = False
+    #: Capability: :meth:`units` groups several frames into one unit (the tar shards of
+    #: ``"wds"``), so frames can only be handed out by unit, never cut elsewhere (Dask).
+    GROUPS_FRAMES = False
+    #: What a unit is called in messages.
+    UNIT = "unit"
     #: The report's note on a frame written without ground truth.
     NO_GROUND_TRUTH = "no ground truth: written without masks"
     #: Whether the format keeps :attr:`Instance.score` (the others say at the end how many
     #: frames' scores were not written).
     KEEPS_SCORES = False
+    #: The keyword options this writer accepts besides the destination's (``storage_options``,
+    #: ``labels``, ``overwrite``): the command line offers these and refuses the others.
+    OPTIONS: Tuple[str, ...] = ("save_media", "image_ext", "label_map")
 
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,
@@ -252,7 +254,7 @@ class Writer:
             raise ValueError(f"image_ext {image_ext!r} not supported (one of {', '.join(png.IMAGE_EXTS)})")
         #: Index records kept out of memory until close() streams them (the COCO formats'
         #: JSON); closed with the writer.
-        self._spool = Spool()
+        self.spool = Spool()
         self.save_media = bool(save_media)
         self.image_ext = image_ext.lower() if image_ext else None
         self._label_map_option = label_map
@@ -262,9 +264,9 @@ class Writer:
         #: of their own take, and what frames built in memory must agree with.
         self._frame_labels: Optional[LabelMap] = labels
         if labels is not None or label_map not in (None, "source"):
-            self._use_labels(resolve_label_map(label_map, labels, storage_options))
+            self.use_labels(resolve_label_map(label_map, labels, storage_options))
         self.subsets: "OrderedDict[str, List[str]]" = OrderedDict()
-        self._info: Dict[Tuple[str, str], tuple] = {}
+        self.infos: Dict[Tuple[str, str], tuple] = {}
         self._dropped: Set[str] = set()
         self._polygons_lost: Dict[str, int] = {}
         self._scores_dropped = 0
@@ -274,16 +276,25 @@ class Writer:
         self.dest: Sink = open_sink(url, storage_options, existing=existing, sources=_sources)
 
     # -- labels -----------------------------------------------------------------------------
-    def _use_labels(self, labels: Optional[LabelMap]) -> None:
+    def use_labels(self, labels: Optional[LabelMap]) -> None:
+        """Take ``labels`` as the output labels (and :meth:`setup` what depends on them)."""
         if labels is None:
             raise ValueError("no output labels")
         self.labels = labels
-        self._setup(labels)
+        self.setup(labels)
 
-    def _setup(self, labels: LabelMap) -> None:
+    def resolve_labels(self, frame: Frame) -> LabelMap:
+        """The output labels; when none are known yet (``label_map="source"`` without
+        ``labels=``), those ``frame`` gives (the first frame written)."""
+        if self.labels is None:
+            self.use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
+        assert self.labels is not None
+        return self.labels
+
+    def setup(self, labels: LabelMap) -> None:
         """Derive what the format needs from the output labels (palettes, colour tables)."""
 
-    def _with_labels(self, frame: Frame) -> Frame:
+    def with_labels(self, frame: Frame) -> Frame:
         """``frame`` with the labels its pixels mean: a frame without labels of its own takes
         the writer's (``labels=``, else the output labels once known); a frame built in memory
         whose labels were given and say otherwise than the writer's ``labels=`` is refused."""
@@ -299,7 +310,7 @@ class Writer:
                                 f"frame the writer's labels, or none (it then takes the writer's)")
         return frame
 
-    def _output_segments(self, frame: Frame) -> Optional[Segments]:
+    def output_segments(self, frame: Frame) -> Optional[Segments]:
         """The frame's instanceIds in output label ids, validated: unknown labels raise, or go
         to background under ``on_error="skip"``. The values come from the single pass that
         lists the instances, so no writer searches the array for them again."""
@@ -322,12 +333,12 @@ class Writer:
         return Segments(lut[arr], sorted(out_values), dropped, False, False, m)
 
     # -- photos -----------------------------------------------------------------------------
-    def _photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
+    def photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
         kept, re-encoded otherwise. ``shape`` is the ground truth's (height, width), which the
         photo must match. Bytes copied as they are are checked structurally on the way (PNG
         chunks, CRCs and IEND; JPEG SOI and EOI), not decoded: a cut or foreign file raises."""
-        ext = self._photo_ext(frame)
+        ext = self.photo_ext(frame)
         if ext is None:
             return None
         data = frame.image_bytes()
@@ -343,10 +354,10 @@ class Writer:
         if ext == src_ext:
             return data, ext
         image = frame.image()
-        assert image is not None  # the frame has a photo: _photo_ext said so
+        assert image is not None  # the frame has a photo: photo_ext said so
         return png.encode_image(image, ext), ext
 
-    def _photo_ext(self, frame: Frame) -> Optional[str]:
+    def photo_ext(self, frame: Frame) -> Optional[str]:
         """Extension the frame's photo is written with (None without a photo)."""
         if not frame.has_image:
             return None
@@ -363,26 +374,26 @@ class Writer:
         check_names(frame)
         if self.labels is None:
             raise ValueError("the writer has no labels yet: give labels= or write a frame first")
-        frame = self._with_labels(frame)
-        seg = self._output_segments(frame) if frame.has_annotations else None
-        files = self._frame_files(frame, seg)
+        frame = self.with_labels(frame)
+        seg = self.output_segments(frame) if frame.has_annotations else None
+        files = self.frame_files(frame, seg)
         notes = []
         if not frame.has_annotations:
             notes.append(self.NO_GROUND_TRUTH)
         if self.save_media and not frame.has_image:
             notes.append("no photo: written without one")
-        entry = Entry(frame.split or "default", frame.id, self._entry_info(frame, seg), seg.dropped if seg else (),
-                      tuple(notes), self._lost(frame, files), self._scores_lost(frame))
+        entry = Entry(frame.split or "default", frame.id, self.entry_info(frame, seg), seg.dropped if seg else (),
+                      tuple(notes), self.lost_part(frame, files), self.scores_lost(frame))
         return Encoded(files, entry)
 
-    def _scores_lost(self, frame: Frame) -> bool:
+    def scores_lost(self, frame: Frame) -> bool:
         """Whether the frame's segments have scores this format does not keep."""
         return not self.KEEPS_SCORES and frame.has_annotations and any(
             i.score is not None for i in frame.instances())
 
     def write(self, frame: Frame) -> None:
         """Write one frame's files (all of them, or none when the frame cannot be encoded)."""
-        self._record(self._put(frame))
+        self.record(self.put(frame))
 
     def close(self) -> None:
         """Write the index files (all together) and close the destination."""
@@ -391,7 +402,7 @@ class Writer:
         self._closed = True
         try:
             if self.labels is None:  # nothing written: the official map stands in for "source"
-                self._use_labels(LabelMap.cityscapes())
+                self.use_labels(LabelMap.cityscapes())
             assert self.labels is not None
             if self._dropped:
                 warnings.warn(f"{self.dest.url}: labels not in the output label map ({self.labels.source}) were written as "
@@ -403,17 +414,17 @@ class Writer:
                 warnings.warn(f"{self.dest.url}: the scores (Instance.score) of {self._scores_dropped} frame(s) not "
                               f"written: {self.format} has no place for a prediction's confidence (coco_instances "
                               f"and wds keep them)", stacklevel=2)
-            for message in self._close_warnings():
+            for message in self.close_warnings():
                 warnings.warn(message, stacklevel=2)
-            for rel in self._index_folders():
+            for rel in self.index_folders():
                 self.dest.put_folder(rel)
             # All index files are encoded first, then written together: they appear as a set.
-            self.dest.put_many(self._index_files())
+            self.dest.put_many(self.index_files())
         except BaseException:
             self.dest.abort()
             raise
         finally:
-            self._spool.close()
+            self.spool.close()
         self.dest.close()
 
     def __enter__(self) -> "Writer":
@@ -423,97 +434,124 @@ class Writer:
         if exc_type is None:
             self.close()
         else:
-            self._abort()
+            self.abort()
 
-    # -- driven by the pipeline -------------------------------------------------------------
-    def _put(self, frame: Frame) -> Entry:
-        """Encode the frame and put its files into the destination; returns its entry."""
-        encoded = self._encode_next(frame)
+    # -- the unit protocol: what a driver (cityscapes_io.writing, cityscapes_io.dask) calls ---------
+    def put(self, frame: Frame) -> Entry:
+        """Encode the frame and put its files into the destination; returns its entry (raises
+        when the frame cannot be written: nothing of it is). A format that puts files
+        elsewhere than in the destination (into an open tar shard) overrides it."""
+        encoded = self.encode_next(frame)
         self.dest.put_frame(encoded.files)
         return encoded.entry
 
-    def _encode_next(self, frame: Frame) -> Encoded:
+    def try_put(self, frame: Frame) -> Result:
+        """:meth:`put`, the frame's error returned instead of raised (nothing of the frame is
+        written then); the frame's pixels and buffered bytes are released either way."""
+        try:
+            return self.put(frame)
+        except CityscapesIOError as exc:
+            return exc
+        finally:
+            frame.release()
+
+    def encode_next(self, frame: Frame) -> Encoded:
         """The next frame to write, encoded (the first one gives the labels, when none were)."""
         if self._closed:
             raise ValueError("write() on a closed writer")
-        frame = self._with_labels(frame)
-        if self.labels is None:
-            self._use_labels(resolve_label_map(self._label_map_option, frame.labels, self._storage_options))
+        frame = self.with_labels(frame)
+        self.resolve_labels(frame)
         return self.encode(frame)
 
-    def _record(self, entry: Entry) -> None:
-        """Record a written frame for the index files."""
+    def record(self, entry: Entry) -> None:
+        """Record a written frame for the index files (formats whose index records are
+        numbered in order, as COCO's are, number them here)."""
         self.subsets.setdefault(entry.split, []).append(entry.id)
         if entry.info:
-            self._info[(entry.split, entry.id)] = entry.info
+            self.infos[(entry.split, entry.id)] = entry.info
         self._dropped.update(entry.dropped)
         if entry.polygons_lost:
             self._polygons_lost[entry.polygons_lost] = self._polygons_lost.get(entry.polygons_lost, 0) + 1
         self._scores_dropped += entry.scores_lost
         self.written += 1
 
-    def _entry(self, frame: Frame) -> Entry:
+    def entry(self, frame: Frame) -> Entry:
         """The index entry of a frame whose files are already written (no decoding)."""
         check_names(frame)
-        return Entry(frame.split or "default", frame.id, self._index_info(self._with_labels(frame)))
+        return Entry(frame.split or "default", frame.id, self.index_info(self.with_labels(frame)))
 
-    def _abort(self) -> None:
+    def try_entry(self, frame: Frame) -> Result:
+        """:meth:`entry`, the error returned instead of raised (formats that recompute their
+        index records from the frame decode it here); the frame's pixels are released either
+        way."""
+        try:
+            return self.entry(frame)
+        except CityscapesIOError as exc:
+            return exc
+        finally:
+            frame.release()
+
+    def abort(self) -> None:
         """Close without writing the index files (after an error, or in a shard)."""
-        self._spool.close()
+        self.spool.close()
         if not self._closed:
             self._closed = True
             self.dest.abort()
 
-    # -- units: the frames written together ----------------------------------------------------
-    def _units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
+    def units(self, frames: Iterable[Frame]) -> Iterator[Tuple[Any, List[Frame]]]:
         """The frames, in order, grouped into the units that are written together and appear
         together (what ``shard`` and ``workers`` hand out, what ``resume`` and ``finalize``
-        check), each with the writer's key for it: by default each frame alone, key None."""
+        check), each with the writer's key for it: by default each frame alone, key None. A
+        writer that groups frames says so with :attr:`GROUPS_FRAMES`."""
         for frame in frames:
             yield None, [frame]
 
-    def _unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
-        """Paths that writing the unit produces (its frames' ``_planned_files`` by default)."""
-        return [p for frame in frames for p in self._planned_files(frame)]
+    def unit_files(self, key: Any, frames: List[Frame]) -> List[str]:
+        """Paths that writing the unit produces (its frames' ``planned_files`` by default)."""
+        return [p for frame in frames for p in self.planned_files(frame)]
 
-    def _unit_entries(self, key: Any, frames: List[Frame],
-                      entry_of: Callable[[Frame], "Union[Entry, CityscapesIOError]"]
-                      ) -> "List[Union[Entry, CityscapesIOError]]":
+    def unit_entries(self, key: Any, frames: List[Frame]) -> List[Result]:
         """Per frame of a unit whose files are all there: its entry, or the error that stops
-        it (``entry_of(frame)`` by default, the pipeline's safe ``_entry``)."""
-        return [entry_of(frame) for frame in frames]
+        it (:meth:`try_entry` by default)."""
+        return [self.try_entry(frame) for frame in frames]
 
-    def _put_unit(self, key: Any, frames: List[Frame], put: Callable[[Frame], "Union[Entry, CityscapesIOError]"]
-                  ) -> "List[Union[Entry, CityscapesIOError]]":
-        """Write the frames of one unit, each with ``put(frame)`` (the pipeline's safe
-        ``_put``: an entry, or the error that left the frame out), and whatever the unit
-        needs besides; per frame, its result. A unit of several frames that meets an error
-        while ``_stop_on_error`` is set (the run raises on the first error) writes nothing of
-        itself."""
-        return [put(frame) for frame in frames]
+    def start_unit(self, key: Any) -> None:
+        """Begin writing the unit ``key`` (its frames come next, by :meth:`try_put`); nothing
+        to do by default."""
+
+    def end_unit(self, key: Any, frames: List[Frame], results: List[Result]) -> List[Result]:
+        """Finish the unit ``key`` whose frames were put with these ``results`` (fewer than
+        ``frames`` when the run stopped at an error, ``stop_on_error``), and return every
+        frame's result: by default the frames not put are reported not written."""
+        if len(results) < len(frames):
+            failed = frames[len(results) - 1].id
+            results = results + [CityscapesIOError(f.id, f"not written: frame {failed} of the same {self.UNIT} failed")
+                                 for f in frames[len(results):]]
+        return results
 
     # -- format hooks -----------------------------------------------------------------------
-    def _frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:  # pragma: no cover - abstract
+    def frame_files(self, frame: Frame, seg: Optional[Segments]) -> Files:  # pragma: no cover - abstract
         """The frame's own files, from its segments in output label ids (None without ground
-        truth)."""
-        raise NotImplementedError
+        truth). A format whose files do not come from segments overrides :meth:`encode`
+        instead and leaves this alone."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither frame_files nor encode")
 
-    def _planned_files(self, frame: Frame) -> List[str]:  # pragma: no cover - abstract
+    def planned_files(self, frame: Frame) -> List[str]:  # pragma: no cover - abstract
         """Paths (relative to the destination) that writing this frame produces, known
         without decoding anything: what ``resume`` checks for."""
         raise NotImplementedError
 
-    def _index_info(self, frame: Frame) -> tuple:
+    def index_info(self, frame: Frame) -> tuple:
         """Format-specific data the index files need about a frame (none by default)."""
         return ()
 
-    def _entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
-        """The index data of a frame being encoded, given its segments (``_index_info`` by
+    def entry_info(self, frame: Frame, seg: Optional[Segments]) -> tuple:
+        """The index data of a frame being encoded, given its segments (``index_info`` by
         default; formats whose records come from the segments use them instead of decoding
         again)."""
-        return self._index_info(frame)
+        return self.index_info(frame)
 
-    def _touch(self, frame: Frame) -> None:
+    def touch(self, frame: Frame) -> None:
         """Decode what writing ``frame`` will need (run one frame ahead, in another thread):
         the ground truth, and the photo's bytes when photos are written."""
         if frame.has_annotations:
@@ -521,20 +559,20 @@ class Writer:
         if self.save_media and frame.has_image:
             frame.image_bytes()
 
-    def _lost(self, frame: Frame, files: Files) -> str:
+    def lost_part(self, frame: Frame, files: Files) -> str:
         """Why a part of the frame the format keeps (Cityscapes: polygons) is not among its
         encoded ``files`` ("" when nothing was lost)."""
         return ""
 
-    def _index_files(self) -> Files:
+    def index_files(self) -> Files:
         """The index files (subset lists, label files), written together by close()."""
         return []
 
-    def _index_folders(self) -> List[str]:
+    def index_folders(self) -> List[str]:
         """Folders the layout has even when nothing is in them, made by close() before the
         index files (none by default)."""
         return []
 
-    def _close_warnings(self) -> List[str]:
+    def close_warnings(self) -> List[str]:
         """What close() warns about the output as a whole (nothing by default)."""
         return []
