@@ -30,6 +30,10 @@ __all__ = [
     "split_suffix",
     "gt_path",
     "image_path",
+    "DISPARITY_DIR",
+    "CAMERA_DIR",
+    "disparity_path",
+    "camera_path",
     "safe_relpath",
     "sort_key",
 ]
@@ -40,6 +44,10 @@ GT_DIR = "gtFine"
 COARSE_DIR = "gtCoarse"
 #: The annotation trees, in order of preference when a dataset has several.
 ANNOTATION_DIRS = (GT_DIR, COARSE_DIR)
+#: The stereo disparity maps (``disparity/<split>/<id>_disparity.png``) and the camera
+#: calibrations (``camera/<split>/<id>_camera.json``), beside ``gtFine/``.
+DISPARITY_DIR = "disparity"
+CAMERA_DIR = "camera"
 #: Parent of ``leftImg8bit/`` in Datumaro's first Cityscapes layout (``imgsFine/leftImg8bit/<split>/``).
 IMGS_FINE_DIR = "imgsFine"
 
@@ -139,6 +147,16 @@ def gt_path(split: str, frame_id: str, kind: str, annotations: str = GT_DIR) -> 
 def image_path(split: str, frame_id: str, ext: str = ".png") -> str:
     """Path of a photo, relative to the dataset root. ``ext`` includes the dot."""
     return f"{IMAGE_DIR}/{split}/{safe_relpath(frame_id)}{IMAGE_SUFFIX}{ext}"
+
+
+def disparity_path(split: str, frame_id: str) -> str:
+    """Path of a frame's disparity PNG, relative to the dataset root."""
+    return f"{DISPARITY_DIR}/{split}/{safe_relpath(frame_id)}_disparity.png"
+
+
+def camera_path(split: str, frame_id: str) -> str:
+    """Path of a frame's camera JSON, relative to the dataset root."""
+    return f"{CAMERA_DIR}/{split}/{safe_relpath(frame_id)}_camera.json"
 
 
 def safe_relpath(path: str) -> str:

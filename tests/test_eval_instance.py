@@ -15,9 +15,9 @@ from conftest import CITYSCAPESSCRIPTS, needs_cityscapesscripts, traced_peak, wr
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
-from cityscapes_io.eval_instance import INSTANCE_LABELS, _average_precision
+from cityscapes_io.evaluation.instance import INSTANCE_LABELS, average_precision
 from cityscapes_io.png import encode_png
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 ORACLE = CITYSCAPESSCRIPTS
 needs_oracle = needs_cityscapesscripts
@@ -95,9 +95,9 @@ def test_a_false_positive_by_its_confidence(tmp_path):
 
 def test_a_duplicate_match_is_a_false_positive():
     # One instance matched twice (0.9 and 0.6): a true positive at 0.9, a false one at 0.6.
-    assert _average_precision(np.array([1.0, 0.0]), np.array([0.9, 0.6]), 0) == 1.0
-    assert _average_precision(np.array([1.0, 0.0]), np.array([0.6, 0.9]), 0) == pytest.approx(0.25)
-    assert _average_precision(np.zeros(0), np.zeros(0), 3) == 0.0
+    assert average_precision(np.array([1.0, 0.0]), np.array([0.9, 0.6]), 0) == 1.0
+    assert average_precision(np.array([1.0, 0.0]), np.array([0.6, 0.9]), 0) == pytest.approx(0.25)
+    assert average_precision(np.zeros(0), np.zeros(0), 3) == 0.0
 
 
 def test_predictions_on_void_and_groups_are_ignored(tmp_path):
@@ -290,13 +290,13 @@ json.dump(d, open(sys.argv[2], "w"))
 
 def _our_distances(root):
     """medDist / distConf of every segment as ours computes them, per frame base name."""
-    from cityscapes_io.eval_instance import _distances
+    from cityscapes_io.evaluation.instance import distances
 
     out = {}
     for frame in cio.open(root, split="val"):
         inst = frame.instance_ids()
         values = np.unique(inst)
-        med, conf = _distances(frame, inst, values)
+        med, conf = distances(frame, inst, values)
         out[os.path.basename(frame.id)] = {str(int(v)): [float(m), float(c)] for v, m, c in zip(values, med, conf)}
     return out
 

@@ -16,7 +16,7 @@ import cityscapes_io as cio
 from cityscapes_io.errors import CityscapesIOError
 from cityscapes_io.png import decode_rgb, encode_png
 from cityscapes_io.prepare import prepare
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 ORACLE = CITYSCAPESSCRIPTS
 needs_oracle = needs_cityscapesscripts

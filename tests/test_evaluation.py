@@ -17,7 +17,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.evaluation import AVG_CLASS_SIZE
 from cityscapes_io.png import encode_png
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 ORACLE = CITYSCAPESSCRIPTS
 needs_oracle = needs_cityscapesscripts

@@ -332,7 +332,7 @@ def test_a_crashed_worker_names_the_frames_not_accounted_for(tmp_path, capsys, m
     write_file(preds, "aachen_000000_000002_pred.png", encode_png(label_ids_of(GT)))
     # The CLI starts processes only where they beat one process (never on 2 frames): here they
     # must start, as `evaluate(workers=2)` starts them.
-    monkeypatch.setattr("cityscapes_io.cli.processes_for", lambda workers, frames: workers)
+    monkeypatch.setattr("cityscapes_io.cli.eval.processes_for", lambda workers, frames: workers)
     killed: list = []
     finished = threading.Event()
     killer = threading.Thread(target=_kill_a_worker, args=(fifo, killed, finished))

@@ -16,7 +16,7 @@ import pytest
 import cityscapes_io as cio
 from cityscapes_io.cli import EXIT_ERROR, EXIT_REFUSED, build_parser, main
 from cityscapes_io.errors import RefusedError
-from cityscapes_io.eval_common import processes_for, run_frames
+from cityscapes_io.evaluation.common import processes_for, run_frames
 from cityscapes_io.png import encode_png
 from cityscapes_io.progress import Progress
 
@@ -26,7 +26,7 @@ from conftest import write_frame
 @pytest.fixture
 def synth(tmp_path):
     """Five small frames: train 3, val 2."""
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     root = str(tmp_path / "Cityscapes")
     generate(root, splits={"train": 3, "val": 2}, size=(64, 32), seed=3)

@@ -32,20 +32,21 @@ import posixpath
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from . import jsonfile, png
-from .errors import CityscapesIOError, InvalidFileError, UnsafePathError
-from .eval_common import few, gather_problems, refuse, run_frames
-from .labels import has_instances
-from .names import GT_DIR
-from .panoptic import _reference, panoptic_categories
-from .storage import Root, read_file, resolve_inside, resolve_root
+from .. import jsonfile, png
+from ..errors import CityscapesIOError, InvalidFileError, UnsafePathError
+from ..labels import has_instances, official_label
+from ..names import GT_DIR
+from ..panoptic import panoptic_categories, panoptic_frame
+from ..storage import Root, read_file, resolve_inside, resolve_root
+from .base import Matched, Task
+from .common import few, match_dataset
 
-__all__ = ["PanopticResult", "evaluate_panoptic", "panoptic_problems"]
+__all__ = ["PanopticResult", "PanopticTask", "PanopticStatistics", "frame_problems", "frame_statistics"]
 
 # A prediction annotation as the frames need it: (PNG file name, segment ids, category ids).
 _Pred = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
@@ -55,7 +56,7 @@ _Gt = Tuple[str, Tuple[int, ...], Tuple[int, ...], Tuple[int, ...], Tuple[int, .
 
 # -- per frame ------------------------------------------------------------------------------------
 @dataclass
-class _FrameStats:
+class PanopticStatistics:
     """What one frame adds, per category (in the order of the categories): the IoU of its
     matches, its TP, FP and FN."""
 
@@ -166,7 +167,7 @@ def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndar
         if label is None:
             problems.append(f"{where}: value {v} of no label")
             continue
-        ref = _reference(label)
+        ref = official_label(label.name) or label  # (the official label of its name says how it is evaluated)
         if ref.ignore_in_eval or label.id < 0:
             continue
         if ref.id not in cat_index:
@@ -182,14 +183,60 @@ def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndar
     return values, table, segs, []
 
 
-def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root: Root, gt_root: Optional[Root],
-                 cat_ids: Tuple[int, ...], check_only: bool) -> _FrameStats:
-    """One frame's per-category sums against its prediction annotation (``gt``: its annotation
-    in the official ground-truth JSON, None to derive it from the instanceIds)."""
+def _made_prediction(pred: Any, known: Dict[int, int]
+                     ) -> Tuple[Optional[np.ndarray], Tuple[int, ...], Tuple[int, ...], str, List[str]]:
+    """A prediction Frame made into COCO panoptic segments by the rules of csCreatePanopticImgs
+    (:func:`cityscapes_io.panoptic.panoptic_frame`, as ``export_predictions`` writes them): the
+    segment ids of its pixels (H x W uint32), the segment ids and category ids listed, with the
+    name problems are reported under; None with the problems when it cannot be made."""
+    where = pred.where or f"prediction {pred.id}"
+    try:
+        made = panoptic_frame(pred)
+    except CityscapesIOError as exc:
+        return None, (), (), where, [str(exc)]
+    if made is None:
+        return None, (), (), where, [f"{where}: prediction frame {pred.id} has no instance ids"]
+    pixels, _, annotation = made
+    segments = annotation["segments_info"]
+    ids = tuple(int(seg["id"]) for seg in segments)
+    cats = tuple(int(seg["category_id"]) for seg in segments)
+    unknown = sorted({c for c in cats if c not in known})
+    if unknown:
+        return None, (), (), where, [f"{where}: unknown category ids {unknown} (labels matched by name to the "
+                                     f"official table)"]
+    rgb = pixels.astype(np.uint32)
+    return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16), ids, cats, where, []
+
+
+def frame_problems(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], gt_root: Optional[Root],
+                   cat_ids: Tuple[int, ...]) -> List[str]:
+    """The problems of one frame's prediction (an annotation of the prediction JSON, or a
+    prediction Frame) and ground truth."""
+    return _frame(frame, pred, gt, pred_root, gt_root, cat_ids, False).problems
+
+
+def frame_statistics(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], gt_root: Optional[Root],
+                     cat_ids: Tuple[int, ...]) -> PanopticStatistics:
+    """One frame's per-category sums against its prediction (an annotation of the prediction
+    JSON, or a prediction Frame; ``gt``: its annotation in the official ground-truth JSON, None
+    to derive it from the instanceIds)."""
+    return _frame(frame, pred, gt, pred_root, gt_root, cat_ids, True)
+
+
+def _frame(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], gt_root: Optional[Root],
+           cat_ids: Tuple[int, ...], counting: bool) -> PanopticStatistics:
+    """The problems of a frame and, when ``counting`` and there are none, its per-category sums."""
     n_cat = len(cat_ids)
     cat_index = {c: k for k, c in enumerate(cat_ids)}
     assert pred is not None
-    name, pred_ids, pred_cats = pred
+    made: Optional[np.ndarray] = None
+    made_problems: List[str] = []
+    if isinstance(pred, tuple):
+        name, pred_ids, pred_cats = pred
+    else:
+        made, pred_ids, pred_cats, name, made_problems = _made_prediction(pred, cat_index)
+        if made is None:
+            return PanopticStatistics(problems=made_problems)
     kp = len(pred_ids)
     step = kp + 1
     # Ground truth first, its size bounding the prediction's decode: per pixel its segment index
@@ -216,13 +263,21 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
             gshape = values.shape
             fits = (len(segs[0]) + 1) * step <= 65535
             gmul = (table * step).astype(np.uint16 if fits else np.intp)[values.ravel()]
-    data, where, problems = _read_prediction(pred_root, name, frame, gshape)
-    pid = _decoded(data, where, problems)
+    if made is None:
+        assert pred_root is not None
+        data, where, problems = _read_prediction(pred_root, name, frame, gshape)
+        pid = _decoded(data, where, problems)
+    else:  # a prediction Frame, made in memory: its size compared with the ground truth's
+        where, problems = name, made_problems
+        if gshape is not None and made.shape != tuple(gshape):
+            problems.append(f"{where}: size {made.shape[1]}x{made.shape[0]}, the ground truth {frame.id} is "
+                            f"{gshape[1]}x{gshape[0]}")
+        pid = made.ravel() if gshape is not None and not problems else None
     problems += gt_problems
     if pid is None:
-        return _FrameStats(problems=problems)
+        return PanopticStatistics(problems=problems)
     pidx = _dense(pid, pred_ids)
-    scoring = not problems and not check_only and gmul is not None and segs is not None
+    scoring = not problems and counting and gmul is not None and segs is not None
     if scoring:
         assert gmul is not None and segs is not None
         kg = len(segs[0])
@@ -245,7 +300,7 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
         problems.append(f"{where}: segments_info ids absent from the PNG: {few(np.array(absent))}")
     # (An unknown category id is a problem of the JSON, reported with it.)
     if problems or not scoring or any(c not in cat_index for c in pred_cats):
-        return _FrameStats(problems=problems)
+        return PanopticStatistics(problems=problems)
     assert segs is not None
     g_cat, g_crowd, g_area = segs
     kg = len(g_cat)
@@ -277,7 +332,7 @@ def _frame_stats(frame: Any, pred: Optional[_Pred], gt: Optional[_Gt], pred_root
     ignored[cols] += inter[crowd_of[p_cat[cols]], cols]
     fp = ~p_matched & ~(ignored / p_area > 0.5)
     counts[1] = np.bincount(p_cat[fp], minlength=n_cat)
-    return _FrameStats(iou_sum, counts)
+    return PanopticStatistics(iou_sum, counts)
 
 
 # -- the result -----------------------------------------------------------------------------------
@@ -547,66 +602,65 @@ def _predictions(anns: List[Any], frames: Sequence[Any], pred_root: Root, where:
     return preds, problems
 
 
-def _run(frames, predictions, pred_storage_options, workers, check_only):
-    problems: List[str] = []
-    if not frames:
-        raise CityscapesIOError(str(predictions), "no ground-truth frames to evaluate")
-    gt_root, gt_anns, categories = _gt_files(frames)
-    if categories is None:
-        categories = panoptic_categories(frames[0].labels)
-    cat_ids = tuple(int(c["id"]) for c in categories)
-    known = set(cat_ids)
-    json_root, name = _json_root(str(predictions), pred_storage_options)
-    json_path = json_root.join(name)
-    where = json_root.display(name)
-    stem = name[:-5] if name.lower().endswith(".json") else name
-    pred_root = Root(json_root.fs, json_root.join(stem), json_root.display(stem))
-    doc, problems = _load_json(json_root, json_path, where)
-    preds: Dict[str, Optional[_Pred]] = {}
-    if doc is not None:
-        anns, problems = _annotations(doc, where, "prediction")
-        images = doc.get("images") if isinstance(doc, dict) else None
-        del doc
-        preds, problems = _predictions(anns, frames, pred_root, where, known, problems, images)
-        del images
-        del anns
-    keep = [f for f in frames if preds.get(_base(f))]
-    args = [(preds[_base(f)], gt_anns.get(_base(f))) for f in keep]
-    stats = run_frames(_frame_stats, keep, args, (pred_root, gt_root, cat_ids, check_only), workers=workers)
-    return stats, problems, where, categories
+class PanopticTask(Task):
+    """The panoptic task: predictions a COCO panoptic JSON (its PNGs beside it) or a Dataset of
+    instance ids; a frame's statistics its per-category IoU sums, TP, FP and FN
+    (:class:`PanopticStatistics`); the result a :class:`PanopticResult`."""
 
+    frame_problems = staticmethod(frame_problems)
+    frame_statistics = staticmethod(frame_statistics)
 
-def panoptic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> List[str]:
-    """Every problem of a panoptic submission, each naming its file, without evaluating: a JSON
-    that does not parse or lacks keys, frames without an annotation, annotations of no frame,
-    missing or unreadable PNGs, wrong sizes, PNG segment ids that ``segments_info`` does not
-    list and listed ids absent from the PNG, unknown category ids."""
-    stats, problems, _, _ = _run(frames, predictions, pred_storage_options, workers, True)
-    return gather_problems(stats, problems, progress)
+    def match(self, frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+              **options: Any) -> Matched:
+        """Per frame its prediction annotation (or Frame) and ground-truth annotation (None: derived
+        from the instanceIds); the common arguments: the prediction and ground-truth roots and the
+        category ids. The context: the categories.
 
+        The problems of a JSON: one that does not parse or lacks keys, frames without an
+        annotation, annotations of no frame, unknown category ids (the frames' own problems:
+        missing or unreadable PNGs, wrong sizes, PNG segment ids that ``segments_info`` does not
+        list and listed ids absent from the PNG)."""
+        from ..dataset import Dataset
 
-def evaluate_panoptic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> PanopticResult:
-    """The panoptic evaluation of ``predictions`` (the path or URL of a COCO panoptic JSON, its
-    PNGs in the folder of the same stem) on the ground-truth ``frames``.
+        if not frames:
+            raise CityscapesIOError(str(predictions), "no ground-truth frames to evaluate")
+        gt_root, gt_anns, categories = _gt_files(frames)
+        if categories is None:
+            categories = panoptic_categories(frames[0].labels)
+        cat_ids = tuple(int(c["id"]) for c in categories)
+        if isinstance(predictions, Dataset):
+            found, problems = match_dataset(frames, predictions)
+            pairs = [(f, (p, gt_anns.get(_base(f)))) for f, p in zip(frames, found) if p is not None]
+            return Matched([f for f, _ in pairs], [a for _, a in pairs], (None, gt_root, cat_ids), problems,
+                           ", ".join(predictions.roots) or "the prediction dataset", context=categories)
+        known = set(cat_ids)
+        json_root, name = _json_root(str(predictions), pred_storage_options)
+        json_path = json_root.join(name)
+        where = json_root.display(name)
+        stem = name[:-5] if name.lower().endswith(".json") else name
+        pred_root = Root(json_root.fs, json_root.join(stem), json_root.display(stem))
+        doc, problems = _load_json(json_root, json_path, where)
+        preds: Dict[str, Optional[_Pred]] = {}
+        if doc is not None:
+            anns, problems = _annotations(doc, where, "prediction")
+            images = doc.get("images") if isinstance(doc, dict) else None
+            del doc
+            preds, problems = _predictions(anns, frames, pred_root, where, known, problems, images)
+            del images
+            del anns
+        keep = [f for f in frames if preds.get(_base(f))]
+        args: List[Tuple[Any, ...]] = [(preds[_base(f)], gt_anns.get(_base(f))) for f in keep]
+        return Matched(keep, args, (pred_root, gt_root, cat_ids), problems, where, context=categories)
 
-    Raises
-    ------
-    CityscapesIOError
-        Listing every problem of the submission (see :func:`panoptic_problems`).
-    """
-    stats, problems, where, categories = _run(frames, predictions, pred_storage_options, workers, False)
-    iou = np.zeros(len(categories))
-    counts: np.ndarray = np.zeros((3, len(categories)), np.int64)
-    for done, s in enumerate(stats, 1):
-        if s.problems:
-            problems.extend(s.problems)
-        elif s.iou is not None and s.counts is not None:
+    def start(self, matched: Matched) -> Tuple[np.ndarray, np.ndarray]:
+        return np.zeros(len(matched.context)), np.zeros((3, len(matched.context)), np.int64)
+
+    def add(self, total: Tuple[np.ndarray, np.ndarray], s: PanopticStatistics) -> Tuple[np.ndarray, np.ndarray]:
+        iou, counts = total
+        if s.iou is not None and s.counts is not None:
             iou += s.iou
             counts += s.counts
-        if progress is not None:
-            progress(done)
-    if problems:
-        raise refuse(problems, where)
-    return PanopticResult(categories, iou, counts, len(frames))
+        return total
+
+    def result(self, total: Tuple[np.ndarray, np.ndarray], matched: Matched, frames: int) -> PanopticResult:
+        return PanopticResult(matched.context, total[0], total[1], frames)

@@ -1,14 +1,7 @@
-"""Evaluation of predictions against Cityscapes ground truth, with the official rules.
-
-:func:`evaluate` opens the ground truth (any Cityscapes root this library reads: a folder, a
-zip, a bucket) and hands its frames to the task: ``"semantic"`` (:mod:`.eval_semantic`, the
-rules of ``evalPixelLevelSemanticLabeling``), ``"instance"`` (:mod:`.eval_instance`,
-``evalInstanceLevelSemanticLabeling``) and ``"panoptic"`` (:mod:`.eval_panoptic`,
-``evalPanopticSemanticLabeling``). :func:`check_predictions` lists every problem of a
-submission without evaluating it; a real evaluation refuses a submission with the same list.
-
-Ground truth and predictions are read frame by frame; the per-frame statistics are summed in
-frame order in the calling process, so ``workers > 1`` gives the very same numbers as one.
+"""Predictions held as a dataset, written in the official submission layout of a task
+(:func:`export_predictions`): label-id PNGs (semantic), txt files and masks (instance), a COCO
+panoptic JSON and its PNGs (panoptic), which :func:`~cityscapes_io.evaluate` and the official
+scripts read.
 """
 from __future__ import annotations
 
@@ -20,111 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import png
-from .dataset import open as open_dataset
-from .errors import CityscapesIOError
-from .eval_common import HAS_INSTANCES, TRAIN_TO_ID, few, official_lut
-from .eval_instance import InstanceResult, equal_scores_warning, evaluate_instance, instance_problems
-from .eval_panoptic import PanopticResult, evaluate_panoptic, panoptic_problems
-from .eval_semantic import AVG_CLASS_SIZE, SemanticResult, evaluate_semantic, semantic_problems
+from .. import png
+from ..dataset import open as open_dataset
+from ..errors import CityscapesIOError
+from .base import TASKS
+from .common import HAS_INSTANCES, TRAIN_TO_ID, few, official_lut
+from .instance import equal_scores_warning
 
-__all__ = ["evaluate", "check_predictions", "export_predictions", "SemanticResult", "InstanceResult",
-           "PanopticResult", "TASKS", "AVG_CLASS_SIZE"]
-
-#: The tasks :func:`evaluate` knows.
-TASKS = ("semantic", "instance", "panoptic")
-
-#: Options each task takes (beyond the common arguments).
-_OPTIONS: Dict[str, Tuple[str, ...]] = {"semantic": ("pred_train_ids",), "instance": (), "panoptic": ()}
-
-
-def _task(task: str) -> Tuple[Callable[..., Any], Callable[..., List[str]]]:
-    if task == "semantic":
-        return evaluate_semantic, semantic_problems
-    if task == "instance":
-        return evaluate_instance, instance_problems
-    if task == "panoptic":
-        return evaluate_panoptic, panoptic_problems
-    raise ValueError(f"unknown task {task!r}; the tasks are: {', '.join(TASKS)}")
-
-
-def _frames(gt, split: str, storage_options) -> List[Any]:
-    ds = open_dataset(gt, split=split, storage_options=storage_options)
-    frames = list(ds)
-    if not frames:
-        raise CityscapesIOError(str(gt), f"no ground-truth frames in split {split!r}")
-    return frames
-
-
-def _check_options(task: str, options: Dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(_OPTIONS.get(task, ())))
-    if unknown:
-        raise TypeError(f"unknown option(s) for task {task!r}: {', '.join(unknown)}")
-
-
-def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", storage_options=None,
-             pred_storage_options=None, workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-             **options: Any):
-    """Evaluate ``predictions`` against the ground truth ``gt`` with the official rules.
-
-    Parameters
-    ----------
-    gt : str or path
-        A Cityscapes root (local, zip, fsspec URL) with the ``gtFine`` ground truth.
-    predictions : str, path or Dataset
-        In the official submission layout of the task: ``semantic``, a folder or URL holding one
-        single-channel PNG of label ids per ground-truth frame whose file name contains
-        ``<city>_<seq>_<frame>`` (searched recursively); or a :class:`~cityscapes_io.Dataset`
-        whose frames have the ground truth's ids (its labels are matched to the official ones
-        by name, so a train-id dataset works as is). ``instance``, a folder or URL holding one
-        ``<city>_<seq>_<frame>*.txt`` per frame (searched recursively), each line
-        ``<mask path relative to the txt> <label id> <confidence>``, the masks images whose
-        non-zero pixels are the instance; or a Dataset whose frames hold the predicted instances
-        (label matched by name, confidence the instance's ``score``, 1 without one).
-        ``panoptic``, the path or URL of a COCO panoptic JSON whose PNGs are in the folder of the
-        same stem beside it, one annotation per frame with ``image_id`` the frame's base name
-        (``frankfurt_000000_000294``) or, as COCO has it (and the ``coco_panoptic`` writer writes,
-        ``annotations/panoptic_<split>.json``), an integer id of an entry of the JSON's ``images``
-        whose ``file_name`` holds the frame id; the ground truth is ``gtFine/cityscapes_panoptic_<split>.json`` and its folder when there, else made
-        from the instanceIds on the fly with the rules of ``csCreatePanopticImgs``.
-    task : str
-        ``"semantic"``, ``"instance"`` or ``"panoptic"``.
-    split : str
-        The split evaluated (default ``"val"``).
-    workers : int
-        Processes; frames are split over them with identical results.
-    progress : callable, optional
-        Called with the number of frames done.
-    pred_train_ids : bool
-        (semantic option) the prediction PNGs hold train ids (0..18), mapped to label ids by the
-        official table.
-
-    Returns
-    -------
-    SemanticResult, InstanceResult or PanopticResult
-        ``print(result)`` gives the official tables, ``result.to_dict()`` the official results JSON.
-
-    Raises
-    ------
-    CityscapesIOError
-        Listing every problem of the predictions (a frame without prediction, a prediction that
-        matches no frame or several, wrong sizes, values that are not label ids), with file names.
-    """
-    run, _ = _task(task)
-    _check_options(task, options)
-    return run(_frames(gt, split, storage_options), predictions, pred_storage_options=pred_storage_options,
-               workers=workers, progress=progress, **options)
-
-
-def check_predictions(gt, predictions, task: str = "semantic", *, split: str = "val", storage_options=None,
-                      pred_storage_options=None, workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-                      **options: Any) -> List[str]:
-    """Every problem of a submission, each naming its file, without evaluating (``[]`` when it
-    is valid). The arguments are those of :func:`evaluate`."""
-    _, check = _task(task)
-    _check_options(task, options)
-    return check(_frames(gt, split, storage_options), predictions, pred_storage_options=pred_storage_options,
-                 workers=workers, progress=progress, **options)
+__all__ = ["export_predictions"]
 
 
 # -- from a dataset to the official submission layout ----------------------------------------------
@@ -138,6 +34,10 @@ def _semantic_files(frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], Li
         bad = np.unique(arr[mapped < 0])
         return [], [f"{where}: values with no official label id (every pixel must be predicted): {few(bad)}"], 0
     return [(f"{frame.id}_pred.png", png.encode_label_png(mapped.astype(np.uint8)))], [], 0
+
+
+#: The tasks whose submission layout :func:`export_predictions` writes.
+_LAYOUTS = ("semantic", "instance", "panoptic")
 
 
 class _InstanceFiles:
@@ -194,8 +94,8 @@ class _PanopticFiles:
     base name, as the official files have it)."""
 
     def __init__(self, train_ids: bool):
-        from .labels import LabelMap
-        from .panoptic import panoptic_categories
+        from ..labels import LabelMap
+        from ..panoptic import panoptic_categories
 
         self.train_labels = LabelMap.cityscapes_train() if train_ids else None
         self.categories = panoptic_categories(LabelMap.cityscapes())
@@ -203,7 +103,7 @@ class _PanopticFiles:
         self.records: Dict[str, Tuple[List[dict], List[dict]]] = {}
 
     def __call__(self, frame, lut: np.ndarray) -> Tuple[List[Tuple[str, bytes]], List[str], int]:
-        from .panoptic import PANOPTIC_SUFFIX, panoptic_frame
+        from ..panoptic import PANOPTIC_SUFFIX, panoptic_frame
 
         where = frame.where or frame.id
         if self.train_labels is not None:  # the values are train ids, whatever the frame's labels say
@@ -275,11 +175,12 @@ def export_predictions(src, out, task: str = "semantic", *, train_ids: bool = Fa
         label id such as 255, a score that is not a finite number): a submission must predict
         every pixel. The other frames are written.
     """
-    from .dataset import Dataset
-    from .output import open_sink
+    from ..dataset import Dataset
+    from ..storage.sinks import open_sink
 
-    if task not in TASKS:
-        raise ValueError(f"export_predictions: task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task not in TASKS or task not in _LAYOUTS:  # (a task registered without a submission layout)
+        raise ValueError(f"export_predictions: task must be one of {', '.join(t for t in TASKS if t in _LAYOUTS)}, "
+                         f"got {task!r}")
     ds = src if isinstance(src, Dataset) else open_dataset(src, storage_options=storage_options)
     if split is not None:
         ds = ds.filter(split=split)

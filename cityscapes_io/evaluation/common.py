@@ -14,36 +14,39 @@ import posixpath
 import re
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import png
-from .errors import CityscapesIOError
-from .labels import _OFFICIAL
-from .progress import Caught, reissue, with_warnings
-from .storage import Root, find_files
+from ..errors import CityscapesIOError
+from ..labels import Label, LabelMap
+from ..progress import Caught, reissue, with_warnings
+from ..storage import Root, find_files
 
-__all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "match_predictions",
-           "refuse", "run_frames", "processes_for", "FRAMES_PER_PROCESS", "match_dataset", "gather_problems", "few",
+__all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "TABLE", "KNOWN_IDS",
+           "match_predictions", "refuse", "run_frames", "processes_for", "FRAMES_PER_PROCESS", "match_dataset", "few",
            "TRAIN_TO_ID", "official_lut", "ID_OF"]
 
-# The official table, label ids 0..33 (the license plate, id -1, is not evaluated).
-LABELS = [row for row in _OFFICIAL if row[1] >= 0]
-IDS: List[int] = [row[1] for row in LABELS]
+#: The official table, in its order (the license plate, id -1, included).
+TABLE: List[Label] = list(LabelMap.cityscapes())
+# Label ids 0..33 (the license plate, id -1, is not evaluated).
+LABELS = [lab for lab in TABLE if lab.id >= 0]
+IDS: List[int] = [lab.id for lab in LABELS]
 N = max(IDS) + 1  # 34
-NAME: Dict[int, str] = {row[1]: row[0] for row in LABELS}
-ID_OF: Dict[str, int] = {row[0]: row[1] for row in LABELS}
-CATEGORY: Dict[int, str] = {row[1]: row[3] for row in LABELS}
-HAS_INSTANCES: Dict[int, bool] = {row[1]: row[4] for row in LABELS}
-IGNORED: Dict[int, bool] = {row[1]: row[5] for row in LABELS}
+NAME: Dict[int, str] = {lab.id: lab.name for lab in LABELS}
+ID_OF: Dict[str, int] = {lab.name: lab.id for lab in LABELS}
+CATEGORY: Dict[int, str] = {lab.id: str(lab.category) for lab in LABELS}
+HAS_INSTANCES: Dict[int, bool] = {lab.id: bool(lab.has_instances) for lab in LABELS}
+IGNORED: Dict[int, bool] = {lab.id: bool(lab.ignore_in_eval) for lab in LABELS}
+#: Label ids the official table knows (the license plate, -1, included).
+KNOWN_IDS: FrozenSet[int] = frozenset(lab.id for lab in TABLE)
 #: Categories in the order of the official ``category2labels`` (first appearance in the table).
-CATEGORIES: List[str] = list(dict.fromkeys(row[3] for row in _OFFICIAL))
+CATEGORIES: List[str] = list(dict.fromkeys(str(lab.category) for lab in TABLE))
 # Train id -> label id (the official table); -1 for a value that is not a train id.
 TRAIN_TO_ID: np.ndarray = np.full(256, -1, np.int64)
-for _row in LABELS:
-    if 0 <= _row[2] < 255:
-        TRAIN_TO_ID[_row[2]] = _row[1]
+for _lab in LABELS:
+    if _lab.train_id is not None and 0 <= _lab.train_id < 255:
+        TRAIN_TO_ID[_lab.train_id] = _lab.id
 
 _TAIL = re.compile(r"(?=(_\d+_\d+))")
 
@@ -131,17 +134,6 @@ def match_dataset(frames: Sequence[Any], predictions: Any) -> Tuple[List[Any], L
                  for f in by_id.values() if f.id not in wanted]
     problems += [f"{f.where}: no prediction for frame {f.id}" for f in frames if f.id not in by_id]
     return [by_id.get(f.id) for f in frames], problems
-
-
-def gather_problems(results: Iterable[Any], problems: List[str],
-                    progress: Optional[Callable[[int], None]] = None) -> List[str]:
-    """``problems`` (of matching) and then every frame's (``result.problems``, in frame order):
-    what a check-only run reports."""
-    for done, result in enumerate(results, 1):
-        problems.extend(result.problems)
-        if progress is not None:
-            progress(done)
-    return problems
 
 
 def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:

@@ -49,20 +49,21 @@ import math
 import posixpath
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import jsonfile, png
-from .eval_common import (HAS_INSTANCES, ID_OF, IDS, IGNORED, NAME, gather_problems,
-                          match_dataset, match_predictions, refuse, run_frames)
-from .errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnsafePathError
-from .labels import _OFFICIAL
-from .storage import (Root, check_inside, read_file, read_range, resolve_inside, resolve_root,
-                      storage_errors)
+from .. import jsonfile, png
+from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnsafePathError
+from ..names import camera_path, disparity_path
+from ..storage import (Root, check_inside, read_file, read_range, resolve_inside, resolve_root,
+                       storage_errors)
+from .base import Matched, Task
+from .common import HAS_INSTANCES, ID_OF, IDS, IGNORED, KNOWN_IDS, NAME, match_dataset, match_predictions
 
-__all__ = ["InstanceResult", "evaluate_instance", "instance_problems", "equal_scores_warning", "OVERLAPS",
-           "MIN_REGION_SIZES", "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS"]
+__all__ = ["InstanceResult", "InstanceTask", "InstanceStatistics", "equal_scores_warning", "OVERLAPS",
+           "MIN_REGION_SIZES", "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS", "frame_problems",
+           "frame_statistics", "average_precision", "distances"]
 
 #: The official parameters (``args`` of the official script).
 OVERLAPS: np.ndarray = np.arange(0.5, 1.0, 0.05)
@@ -75,22 +76,22 @@ INSTANCE_LABELS: List[str] = [NAME[i] for i in IDS if HAS_INSTANCES[i] and not I
 _INSTANCE_IDS = [ID_OF[n] for n in INSTANCE_LABELS]
 _C = len(INSTANCE_LABELS)
 # Label ids the official table knows (the license plate, -1, included: it is skipped, not refused).
-_KNOWN_IDS = {row[1] for row in _OFFICIAL}
+_KNOWN_IDS = KNOWN_IDS
 # Per instanceIds value: the index of its evaluated class (-1 none), and whether it is void.
 _VALUE_CLASS: np.ndarray = np.full(65536, -1, np.int8)
 _VALUE_VOID: np.ndarray = np.zeros(65536, bool)
 for _k, _lab in enumerate(_INSTANCE_IDS):
     _VALUE_CLASS[_lab] = _k
     _VALUE_CLASS[_lab * 1000:(_lab + 1) * 1000] = _k
-for _row in _OFFICIAL:
-    if _row[5] and _row[1] >= 0:
-        _VALUE_VOID[_row[1]] = True
+for _lab in IDS:
+    if IGNORED[_lab]:
+        _VALUE_VOID[_lab] = True
 _O50 = int(np.flatnonzero(np.isclose(OVERLAPS, 0.5))[0])
 
 
 # -- per frame ------------------------------------------------------------------------------------
 @dataclass
-class _FrameRecord:
+class InstanceStatistics:
     """What the AP needs of one frame, no mask: per ground-truth segment of an evaluated class
     (ascending value) its class, whether it is an instance (not a group), size, median distance
     and stereo density; per prediction its class, confidence, size and void overlap; per
@@ -265,8 +266,10 @@ def _distance_paths(frame: Any) -> Optional[Tuple[Any, str, str]]:
     if lead:
         root = root[1:]
     base = f"{root}/" if root else ""
-    return (fs, f"{base}disparity/{frame.split}/{stem}_disparity.png",
-            f"{base}camera/{frame.split}/{stem}_camera.json")
+    try:
+        return fs, base + disparity_path(frame.split, stem), base + camera_path(frame.split, stem)
+    except ValueError:  # a stem that is not a safe relative path: no distances
+        return None
 
 
 def _distance_files(frame: Any) -> Optional[Tuple[Any, str, str]]:
@@ -306,7 +309,7 @@ def _disparity_size(data: bytes, path: str, frame: Any, shape: Tuple[int, ...]) 
 
 
 def _distance_problems(frame: Any, shape: Tuple[int, ...]) -> List[str]:
-    """What :func:`_distances` would refuse in a frame's camera and disparity files, reading
+    """What :func:`distances` would refuse in a frame's camera and disparity files, reading
     the camera JSON and the disparity's header only (for a check-only run)."""
     try:
         paths = _distance_files(frame)
@@ -319,7 +322,7 @@ def _distance_problems(frame: Any, shape: Tuple[int, ...]) -> List[str]:
     return []
 
 
-def _distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Per segment value in ``values`` (ascending), its median depth and the fraction of its
     pixels with a valid disparity; None when the frame has no disparity and camera files.
     Raises CityscapesIOError naming a camera JSON or disparity PNG that cannot be used."""
@@ -352,14 +355,32 @@ def _distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tup
     return med, conf
 
 
-def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: bool = False) -> _FrameRecord:
-    """One frame's record against its prediction (a txt path under ``pred_root``, or a Frame)."""
+def _ground_truth(frame: Any) -> Tuple[Optional[np.ndarray], List[str]]:
+    """A frame's instanceIds, or None with the problem."""
     try:
         inst = frame.instance_ids()
     except CityscapesIOError as exc:
-        return _FrameRecord(problems=[str(exc)])
+        return None, [str(exc)]
     if inst is None:
-        return _FrameRecord(problems=[f"{frame.where}: no ground truth instance ids"])
+        return None, [f"{frame.where}: no ground truth instance ids"]
+    return inst, []
+
+
+def frame_problems(frame: Any, pred: Any, pred_root: Optional[Root]) -> List[str]:
+    """The problems of one frame's prediction (a txt path under ``pred_root``, or a Frame) and
+    ground truth: lines, masks (their headers), label ids, scores, the camera and disparity files."""
+    inst, problems = _ground_truth(frame)
+    if inst is None:
+        return problems
+    problems = [problem for *_, problem in _prediction_masks(pred, pred_root, inst.shape) if problem is not None]
+    return problems or _distance_problems(frame, inst.shape)
+
+
+def frame_statistics(frame: Any, pred: Any, pred_root: Optional[Root]) -> InstanceStatistics:
+    """One frame's record against its prediction (a txt path under ``pred_root``, or a Frame)."""
+    inst, problems = _ground_truth(frame)
+    if inst is None:
+        return InstanceStatistics(problems=problems)
     flat = inst.ravel()
     sizes = np.bincount(flat, minlength=256)
     present = np.flatnonzero(sizes)
@@ -370,7 +391,7 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
     lut: np.ndarray = np.full(max(int(present[-1]) + 1 if present.size else 1, 1), -1, np.int64)
     lut[seg_values] = np.arange(seg_values.size)
     lut[void_values] = seg_values.size
-    rec = _FrameRecord(gt_class=klass[klass >= 0].astype(np.int64), gt_inst=seg_values >= 1000,
+    rec = InstanceStatistics(gt_class=klass[klass >= 0].astype(np.int64), gt_inst=seg_values >= 1000,
                        gt_size=sizes[seg_values].astype(np.int64),
                        gt_dist=np.full(seg_values.size, -1.0), gt_dconf=np.zeros(seg_values.size))
     p_class: List[int] = []
@@ -385,7 +406,7 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
         if problem is not None:
             rec.problems.append(problem)
             continue
-        if rec.problems or check_only:
+        if rec.problems:
             continue
         assert corner is not None and crop is not None
         y0, x0 = corner
@@ -402,14 +423,12 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
         pairs_p.extend([k] * hit.size)
         pairs_g.extend(hit.tolist())
         pairs_i.extend(counts[1 + hit].tolist())
-    if check_only and not rec.problems:
-        rec.problems = _distance_problems(frame, inst.shape)
-    if rec.problems or check_only:
-        return _FrameRecord(problems=rec.problems)
+    if rec.problems:
+        return InstanceStatistics(problems=rec.problems)
     try:
-        dist = _distances(frame, inst, seg_values)
+        dist = distances(frame, inst, seg_values)
     except CityscapesIOError as exc:
-        return _FrameRecord(problems=[str(exc)])
+        return InstanceStatistics(problems=[str(exc)])
     if dist is not None:
         rec.distance = True
         rec.gt_dist, rec.gt_dconf = dist
@@ -424,7 +443,7 @@ def _frame_record(frame: Any, pred: Any, pred_root: Optional[Root], check_only: 
 
 
 # -- the AP ---------------------------------------------------------------------------------------
-def _average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_fns: int) -> float:
+def average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_fns: int) -> float:
     """The official precision/recall curve and its step-wise integration."""
     if y_score.size == 0:
         return 0.0  # the official raises IndexError here; its curve would be the artificial point alone
@@ -485,7 +504,7 @@ def _ap_matrix(g: Dict[str, np.ndarray], p: Dict[str, np.ndarray], pr: Dict[str,
                 fps = fp_class == c
                 y_score = np.concatenate((mconf[mine], fp_conf[fps]))
                 y_true = np.concatenate((best[mine].astype(np.float64), np.zeros(int(fps.sum()))))
-                ap[d, c, o] = _average_precision(y_true, y_score, int(n_scored[c] - n_matched[c]))
+                ap[d, c, o] = average_precision(y_true, y_score, int(n_scored[c] - n_matched[c]))
     return ap
 
 
@@ -576,76 +595,68 @@ class InstanceResult:
 
 
 # -- the task -------------------------------------------------------------------------------------
-def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any
-           ) -> Tuple[List[Tuple[Any, ...]], Optional[Root], List[str], Any]:
-    from .dataset import Dataset
+class InstanceTask(Task):
+    """The instance-level task: predictions a folder / URL of txt files and masks, or a Dataset;
+    a frame's statistics the sizes, overlaps and scores of its segments and predictions
+    (:class:`InstanceStatistics`, no mask); the result an :class:`InstanceResult`."""
 
-    if isinstance(predictions, Dataset):
-        preds, problems = match_dataset(frames, predictions)
-        return [(p,) for p in preds], None, problems, ", ".join(predictions.roots) or "the prediction dataset"
-    root = resolve_root(predictions, pred_storage_options)
-    paths, problems = match_predictions(frames, root, exts=(".txt",))
-    return [(p,) for p in paths], root, problems, root
+    frame_problems = staticmethod(frame_problems)
+    frame_statistics = staticmethod(frame_statistics)
 
+    def match(self, frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+              **options: Any) -> Matched:
+        """Per frame its prediction (txt path or Frame); the common argument, the prediction root."""
+        from ..dataset import Dataset
 
-def _run(frames, predictions, pred_storage_options, workers, check_only):
-    args, root, problems, where = _pairs(frames, predictions, pred_storage_options)
-    if problems and not check_only:  # refused with the whole list check-only gives
-        more = _run(frames, predictions, pred_storage_options, workers, True)[0]
-        raise refuse(problems + [p for r in more for p in r.problems], where)
-    keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
-    records = run_frames(_frame_record, [frames[k] for k in keep], [args[k] for k in keep], (root, check_only),
-                         workers=workers)
-    return records, problems, where
+        if isinstance(predictions, Dataset):
+            preds, problems = match_dataset(frames, predictions)
+            args: List[Tuple[Any, ...]] = [(p,) for p in preds]
+            root: Optional[Root] = None
+            where: Any = ", ".join(predictions.roots) or "the prediction dataset"
+        else:
+            root = resolve_root(predictions, pred_storage_options)
+            paths, problems = match_predictions(frames, root, exts=(".txt",))
+            args, where = [(p,) for p in paths], root
+        keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
+        return Matched([frames[k] for k in keep], [args[k] for k in keep], (root,), problems, where)
 
+    def start(self, matched: Matched) -> Dict[str, Any]:
+        return {"gt": {k: [] for k in ("class", "inst", "size", "dist", "dconf")},
+                "pred": {k: [] for k in ("class", "conf", "size", "void")},
+                "pairs": {k: [] for k in ("pred", "gt", "inter")}, "n_gt": 0, "n_pred": 0, "distance": True}
 
-def instance_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> List[str]:
-    """Every problem of an instance submission (matching, lines, masks, sizes, label ids), without evaluating."""
-    records, problems, _ = _run(frames, predictions, pred_storage_options, workers, True)
-    return gather_problems(records, problems, progress)
+    def add(self, total: Dict[str, Any], r: InstanceStatistics) -> Dict[str, Any]:
+        gts, preds, pairs = total["gt"], total["pred"], total["pairs"]
+        for key, arr in (("class", r.gt_class), ("inst", r.gt_inst), ("size", r.gt_size),
+                         ("dist", r.gt_dist), ("dconf", r.gt_dconf)):
+            gts[key].append(arr)
+        for key, arr in (("class", r.pred_class), ("conf", r.pred_conf), ("size", r.pred_size),
+                         ("void", r.pred_void)):
+            preds[key].append(arr)
+        pairs["pred"].append(r.pair_pred + total["n_pred"])
+        pairs["gt"].append(r.pair_gt + total["n_gt"])
+        pairs["inter"].append(r.pair_inter)
+        total["n_gt"] += r.gt_class.size
+        total["n_pred"] += r.pred_class.size
+        total["distance"] = total["distance"] and r.distance
+        return total
 
+    def _arrays(self, total: Dict[str, Any]) -> Dict[str, Dict[str, np.ndarray]]:
+        dtypes = {"class": np.int64, "inst": bool, "size": np.int64, "dist": np.float64, "dconf": np.float64,
+                  "conf": np.float64, "void": np.int64, "pred": np.int64, "gt": np.int64, "inter": np.int64}
+        return {name: {k: (np.concatenate(v) if v else np.zeros(0, dtypes[k])) for k, v in total[name].items()}
+                for name in ("gt", "pred", "pairs")}
 
-def evaluate_instance(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> InstanceResult:
-    """The instance-level evaluation of ``predictions`` (a folder / URL of txt files and masks,
-    or a Dataset) on ``frames``."""
-    records, problems, where = _run(frames, predictions, pred_storage_options, workers, False)
-    gts: Dict[str, List[np.ndarray]] = {k: [] for k in ("class", "inst", "size", "dist", "dconf")}
-    preds: Dict[str, List[np.ndarray]] = {k: [] for k in ("class", "conf", "size", "void")}
-    pairs: Dict[str, List[np.ndarray]] = {k: [] for k in ("pred", "gt", "inter")}
-    n_gt = n_pred = 0
-    distance = True
-    for done, r in enumerate(records, 1):
-        if r.problems:
-            problems.extend(r.problems)
-        elif not problems:
-            for key, arr in (("class", r.gt_class), ("inst", r.gt_inst), ("size", r.gt_size),
-                             ("dist", r.gt_dist), ("dconf", r.gt_dconf)):
-                gts[key].append(arr)
-            for key, arr in (("class", r.pred_class), ("conf", r.pred_conf), ("size", r.pred_size),
-                             ("void", r.pred_void)):
-                preds[key].append(arr)
-            pairs["pred"].append(r.pair_pred + n_pred)
-            pairs["gt"].append(r.pair_gt + n_gt)
-            pairs["inter"].append(r.pair_inter)
-            n_gt += r.gt_class.size
-            n_pred += r.pred_class.size
-            distance = distance and r.distance
-        if progress is not None:
-            progress(done)
-    if problems:
-        raise refuse(problems, where)
-    dtypes = {"class": np.int64, "inst": bool, "size": np.int64, "dist": np.float64, "dconf": np.float64,
-              "conf": np.float64, "void": np.int64, "pred": np.int64, "gt": np.int64, "inter": np.int64}
-    cat = {name: {k: (np.concatenate(v) if v else np.zeros(0, dtypes[k])) for k, v in table.items()}
-           for name, table in (("gt", gts), ("pred", preds), ("pairs", pairs))}
-    distance = distance and bool(frames)
-    ties = equal_scores_warning(str(where), cat["pred"]["conf"])
-    if ties is not None:
-        warnings.warn(ties, stacklevel=3)  # (called by evaluate)
-    matrix = _ap_matrix(cat["gt"], cat["pred"], cat["pairs"], 3 if distance else 1)
-    return InstanceResult(matrix, distance, len(frames))
+    def result(self, total: Dict[str, Any], matched: Matched, frames: int) -> InstanceResult:
+        cat = self._arrays(total)
+        distance = total["distance"] and bool(frames)
+        matrix = _ap_matrix(cat["gt"], cat["pred"], cat["pairs"], 3 if distance else 1)
+        return InstanceResult(matrix, distance, frames)
+
+    def warnings(self, result: InstanceResult, total: Dict[str, Any], matched: Matched) -> List[str]:
+        scores = total["pred"]["conf"]
+        ties = equal_scores_warning(str(matched.where), np.concatenate(scores) if scores else np.zeros(0))
+        return [ties] if ties is not None else []
 
 
 def equal_scores_warning(where: str, scores: Sequence[float]) -> Optional[str]:

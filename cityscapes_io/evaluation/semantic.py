@@ -8,20 +8,20 @@ category with nothing to score and averages over the scores that are not NaN.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import png
-from .eval_common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME, TRAIN_TO_ID, few,
-                          gather_problems, match_dataset, match_predictions, official_lut, refuse, run_frames)
-from .errors import CityscapesIOError
-from .labels import _OFFICIAL
-from .storage import Root, check_inside, read_file, resolve_root
+from .. import png
+from ..errors import CityscapesIOError
+from ..storage import Root, check_inside, read_file, resolve_root
+from .base import Matched, Task
+from .common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME, TABLE, TRAIN_TO_ID, few,
+                     match_dataset, match_predictions, official_lut)
 
-__all__ = ["SemanticResult", "AVG_CLASS_SIZE", "evaluate_semantic", "semantic_problems"]
+__all__ = ["SemanticResult", "SemanticTask", "SemanticStatistics", "AVG_CLASS_SIZE", "frame_problems",
+           "frame_statistics"]
 
 #: The official average instance sizes in pixels (evalPixelLevelSemanticLabeling.py), the iIoU weights.
 AVG_CLASS_SIZE: Dict[str, float] = {
@@ -41,9 +41,9 @@ def _instance_categories() -> Dict[str, List[int]]:
     """Categories whose labels all have instances (official ``generateInstanceStats``), with their ids."""
     out: Dict[str, List[int]] = {}
     for cat in CATEGORIES:
-        rows = [row for row in _OFFICIAL if row[3] == cat and row[1] >= 0]
-        if all(row[4] for row in rows):
-            out[cat] = [row[1] for row in rows]
+        rows = [lab for lab in TABLE if lab.category == cat and lab.id >= 0]
+        if all(lab.has_instances for lab in rows):
+            out[cat] = [lab.id for lab in rows]
     return out
 
 
@@ -56,7 +56,7 @@ for _k, (_cat, _ids) in enumerate(_INSTANCE_CATEGORIES.items()):
     _CAT_INDEX[_ids] = _k
 # -- per frame ------------------------------------------------------------------------------------
 @dataclass
-class _FrameStats:
+class SemanticStatistics:
     """What one frame adds: its confusion matrix and, per evaluated gt instance (in the official
     order), its label id and weighted TP / FN for the class and for the category."""
 
@@ -135,10 +135,11 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
     return mapped, where, []
 
 
-def _frame_stats(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray],
-                 check_only: bool = False) -> _FrameStats:
-    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame).
-    The ground truth is read first: its size bounds what the prediction may decode."""
+def _frame_read(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]
+                ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray], List[str]]:
+    """A frame's ground-truth label and instance ids and its prediction as label ids (a path
+    under ``pred_root``, or a Frame), with the problems. The ground truth is read first: its
+    size bounds what the prediction may decode."""
     gt_where = frame.where
     gt_problems: List[str] = []
     gt = inst = None
@@ -154,12 +155,24 @@ def _frame_stats(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional
     problems += gt_problems
     if gt is not None and not gt_problems and gt.size and int(gt.max()) >= N:
         problems.append(f"{gt_where}: ground truth values that are not label ids: {few(np.unique(gt[gt >= N]))}")
-    if problems or p is None or check_only:
-        return _FrameStats(None, problems=problems)
+    return gt, inst, p, problems
+
+
+def frame_problems(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]) -> List[str]:
+    """The problems of one frame's prediction (a path under ``pred_root``, or a Frame) and ground truth."""
+    return _frame_read(frame, pred, pred_root, lut)[3]
+
+
+def frame_statistics(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]
+                     ) -> SemanticStatistics:
+    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame)."""
+    gt, inst, p, problems = _frame_read(frame, pred, pred_root, lut)
+    if problems or p is None:
+        return SemanticStatistics(None, problems=problems)
     assert gt is not None and inst is not None
     pred8 = p.astype(np.uint16)
     matrix = np.bincount((gt.astype(np.uint16) * N + pred8).ravel(), minlength=N * N)
-    return _FrameStats(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))
+    return SemanticStatistics(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))
 
 
 # The classes and categories counted per instance: for each label id its instance category
@@ -288,7 +301,7 @@ class SemanticResult:
         lines += ["-" * 32, f"Score Average : {self.average_classes:5.3f}    {self.average_inst_classes:5.3f}",
                   "-" * 32, "", "categories       IoU      nIoU", "-" * 32]
         for cat in CATEGORIES:
-            if all(row[5] for row in _OFFICIAL if row[3] == cat):
+            if all(lab.ignore_in_eval for lab in TABLE if lab.category == cat):
                 continue
             lines.append(f"{cat:<14}: {self.category_scores[cat]:>5.3f}    {self.category_inst_scores[cat]:>5.3f}")
         lines += ["-" * 32, f"Score Average : {self.average_categories:5.3f}    {self.average_inst_categories:5.3f}",
@@ -351,55 +364,46 @@ def _class_ious(m: np.ndarray) -> Dict[str, float]:
 
 
 # -- the task -------------------------------------------------------------------------------------
-def _pairs(frames: Sequence[Any], predictions: Any, pred_storage_options: Any, train_ids: bool,
-           ) -> Tuple[List[Tuple[Any, ...]], Optional[Root], Optional[np.ndarray], List[str], Any]:
-    """Per frame its prediction (path or Frame), the prediction root, the lookup table and the
-    problems of matching."""
-    from .dataset import Dataset
+class SemanticTask(Task):
+    """The pixel-level task: predictions a folder / URL of PNGs of label ids (train ids with the
+    option ``pred_train_ids``) or a Dataset; a frame's statistics its confusion matrix and its
+    instances' weighted TP / FN (:class:`SemanticStatistics`); the result a :class:`SemanticResult`."""
 
-    if isinstance(predictions, Dataset):
-        preds, problems = match_dataset(frames, predictions)
-        args = [(p,) for p in preds]
-        return args, None, official_lut(predictions.labels), problems, "the prediction dataset"
-    root = resolve_root(predictions, pred_storage_options)
-    paths, problems = match_predictions(frames, root)
-    return [(p,) for p in paths], root, (TRAIN_TO_ID if train_ids else None), problems, root
+    options = ("pred_train_ids",)
+    frame_problems = staticmethod(frame_problems)
+    frame_statistics = staticmethod(frame_statistics)
 
+    def match(self, frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
+              pred_train_ids: bool = False, **options: Any) -> Matched:
+        """Per frame its prediction (path or Frame), and the common arguments: the prediction
+        root and the lookup table. The context: whether the PNGs were read as label ids."""
+        from ..dataset import Dataset
 
-def _run(frames, predictions, pred_storage_options, workers, train_ids, check_only):
-    args, root, lut, problems, where = _pairs(frames, predictions, pred_storage_options, train_ids)
-    if problems and not check_only:  # refused with the whole list check-only gives
-        more = _run(frames, predictions, pred_storage_options, workers, train_ids, True)[0]
-        raise refuse(problems + [p for s in more for p in s.problems], where)
-    keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
-    stats = run_frames(_frame_stats, [frames[k] for k in keep], [args[k] for k in keep], (root, lut, check_only),
-                       workers=workers)
-    return stats, problems, where
+        if isinstance(predictions, Dataset):
+            preds, problems = match_dataset(frames, predictions)
+            root: Optional[Root] = None
+            lut: Optional[np.ndarray] = official_lut(predictions.labels)
+            args: List[Tuple[Any, ...]] = [(p,) for p in preds]
+            where: Any = "the prediction dataset"
+        else:
+            root = resolve_root(predictions, pred_storage_options)
+            paths, problems = match_predictions(frames, root)
+            args, lut, where = [(p,) for p in paths], (TRAIN_TO_ID if pred_train_ids else None), root
+        keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
+        return Matched([frames[k] for k in keep], [args[k] for k in keep], (root, lut), problems, where,
+                       context=root is not None and not pred_train_ids)
 
+    def start(self, matched: Matched) -> Tuple[np.ndarray, Dict[str, List[float]], Dict[str, List[float]]]:
+        matrix: np.ndarray = np.zeros((N, N), np.int64)
+        class_acc: Dict[str, List[float]] = {NAME[i]: [0.0, 0.0] for i in _INSTANCE_CLASSES}
+        cat_acc: Dict[str, List[float]] = {c: [0.0, 0.0] for c in _INSTANCE_CATEGORIES}
+        return matrix, class_acc, cat_acc
 
-def semantic_problems(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-                      pred_train_ids: bool = False) -> List[str]:
-    """Every problem of a semantic submission (matching, unreadable files, sizes, values), without evaluating."""
-    stats, problems, _ = _run(frames, predictions, pred_storage_options, workers, pred_train_ids, True)
-    return gather_problems(stats, problems, progress)
-
-
-def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-                      workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-                      pred_train_ids: bool = False) -> SemanticResult:
-    """The pixel-level evaluation of ``predictions`` (a folder / URL of PNGs or a Dataset) on ``frames``."""
-    stats, problems, where = _run(frames, predictions, pred_storage_options, workers, pred_train_ids, False)
-    root = where if isinstance(where, Root) else None
-    matrix: np.ndarray = np.zeros((N, N), np.int64)
-    class_acc: Dict[str, List[float]] = {NAME[i]: [0.0, 0.0] for i in _INSTANCE_CLASSES}
-    cat_acc: Dict[str, List[float]] = {c: [0.0, 0.0] for c in _INSTANCE_CATEGORIES}
-    for done, s in enumerate(stats, 1):
-        if s.problems:
-            problems.extend(s.problems)
-        elif s.matrix is not None:
-            matrix += s.matrix
-            for lab, tpw, fnw, ctpw, cfnw in (s.instances if s.instances is not None else ()):
+    def add(self, total: Any, stats: SemanticStatistics) -> Any:
+        matrix, class_acc, cat_acc = total
+        if stats.matrix is not None:
+            matrix += stats.matrix
+            for lab, tpw, fnw, ctpw, cfnw in (stats.instances if stats.instances is not None else ()):
                 acc = class_acc[NAME[int(lab)]]
                 acc[0] += tpw
                 acc[1] += fnw
@@ -407,13 +411,14 @@ def evaluate_semantic(frames: Sequence[Any], predictions: Any, *, pred_storage_o
                 if cat in cat_acc:
                     cat_acc[cat][0] += ctpw
                     cat_acc[cat][1] += cfnw
-        if progress is not None:
-            progress(done)
-    if problems:
-        raise refuse(problems, where)
-    result = SemanticResult(matrix, class_acc, cat_acc, len(frames))
-    if root is not None and not pred_train_ids:  # a folder of PNGs read as label ids
-        hint = _train_id_hint(matrix, result.average_classes)
-        if hint:
-            warnings.warn(f"{where}: {hint}", UserWarning, stacklevel=3)  # the caller of evaluate()
-    return result
+        return total
+
+    def result(self, total: Any, matched: Matched, frames: int) -> SemanticResult:
+        matrix, class_acc, cat_acc = total
+        return SemanticResult(matrix, class_acc, cat_acc, frames)
+
+    def warnings(self, result: SemanticResult, total: Any, matched: Matched) -> List[str]:
+        if not matched.context:  # only a folder of PNGs read as label ids
+            return []
+        hint = _train_id_hint(total[0], result.average_classes)
+        return [f"{matched.where}: {hint}"] if hint else []
