@@ -167,7 +167,7 @@ def parse_size(text: str, parser: Optional["argparse.ArgumentParser"] = None) ->
 def make_split(root: str, frames: int, size: Tuple[int, int], distinct: int, photos: bool = True) -> float:
     """Write ``frames`` synthetic train frames under ``root`` unless a matching tree is there
     already (marker ``root + '.params.json'``); returns the seconds spent (0 when reused)."""
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     params = {"frames": frames, "size": list(size), "distinct": distinct, "seed": 0, "photos": photos}
     marker = root.rstrip("/") + ".params.json"

@@ -70,7 +70,7 @@ def main() -> None:
         preds = root + "-pred"
         export = root + "-export"
         if not os.path.isdir(root):
-            from cityscapes_io.synthetic import generate
+            from cityscapes_io.testing import generate
 
             generate(root, splits={"val": args.frames}, size=size, photos=False, distinct=args.distinct, seed=0)
         if not os.path.isdir(preds):

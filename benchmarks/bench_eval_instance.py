@@ -91,7 +91,7 @@ def main() -> None:
         cache = os.path.join(work, "official-cwd", "gtInstances.json")
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         if not os.path.isdir(root):
-            from cityscapes_io.synthetic import generate
+            from cityscapes_io.testing import generate
 
             generate(root, splits={"val": args.frames}, size=size, photos=False, distinct=args.distinct, seed=0)
         if not os.path.isdir(preds):

@@ -93,7 +93,7 @@ def main() -> None:
         result = root + "-result.json"
         if not os.path.isdir(root):
             from cityscapes_io.prepare import prepare
-            from cityscapes_io.synthetic import generate
+            from cityscapes_io.testing import generate
 
             generate(derived, splits={"val": args.frames}, size=size, photos=False, distinct=args.distinct, seed=0)
             shutil.copytree(derived, root)

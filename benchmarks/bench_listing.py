@@ -30,7 +30,7 @@ import time
 
 import cityscapes_io as cio
 from cityscapes_io.names import gt_path, image_path
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 PROBE = r"""
 import json, sys, time

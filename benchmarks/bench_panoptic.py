@@ -53,7 +53,7 @@ def main() -> None:
     args, size, info = C.parse_official(ap)
     with C.workdir(args.workdir, "bench-panoptic-") as work:
         root = os.path.join(work, f"val-{args.frames}-{size[0]}x{size[1]}")
-        from cityscapes_io.synthetic import generate
+        from cityscapes_io.testing import generate
 
         if not os.path.isdir(root):
             generate(root, splits={"val": args.frames}, size=size, photos=False, distinct=args.distinct, seed=0)

@@ -53,7 +53,7 @@ _CHILD = r"""
 import glob, importlib.util, json, os, sys, time
 source, width, height, frames, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 if source == "-":
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 else:
     import cityscapes_io
     spec = importlib.util.spec_from_file_location("cityscapes_io._synthetic_baseline", source)

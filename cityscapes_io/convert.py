@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Tuple, Union
 
 from .dataset import open as open_dataset
-from .frame import OnError
+from .errors import OnError
 from .pipeline import Report, parse_shard, write_dataset
 
 __all__ = ["Report", "convert", "write_dataset", "parse_shard"]

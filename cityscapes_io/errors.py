@@ -7,7 +7,8 @@ error carries the path of the file it is about and the reason, so messages read
 """
 from __future__ import annotations
 
-from typing import Optional
+import warnings
+from typing import Any, Callable, Optional, Union
 
 __all__ = [
     "CityscapesIOError",
@@ -18,6 +19,9 @@ __all__ = [
     "StorageError",
     "UnsafePathError",
     "RefusedError",
+    "OnError",
+    "apply_policy",
+    "check_policy",
 ]
 
 
@@ -83,3 +87,30 @@ class RefusedError(CityscapesIOError, ValueError):
     """Refused before anything was written: a destination that holds data (pass ``overwrite``)
     or is a source, the output of another job, an option value that cannot be used (a label-map
     file that does not exist). The command line exits with the status of a wrong command line."""
+
+
+# -- the on_error policy ------------------------------------------------------------------------
+#: What to do with an error in one item (a frame, a file): ``"raise"`` it, ``"skip"`` the item
+#: with a warning, or hand the error to a callable (which may raise it).
+OnError = Union[str, Callable[[Exception], Any]]
+
+
+def apply_policy(on_error: OnError, error: Exception) -> None:
+    """Apply an ``on_error`` policy to ``error``: re-raise it (``"raise"``), warn (``"skip"``) or
+    hand it to a callable. Returns only when the caller should skip the offending item."""
+    if on_error == "raise":
+        raise error
+    if on_error == "skip":
+        warnings.warn(f"skipped: {error}", stacklevel=3)
+        return
+    if callable(on_error):
+        on_error(error)
+        return
+    raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
+
+
+def check_policy(on_error: OnError) -> OnError:
+    """``on_error`` itself, or ValueError when it is not ``"raise"``, ``"skip"`` or a callable."""
+    if not (on_error in ("raise", "skip") or callable(on_error)):
+        raise ValueError(f"on_error must be 'raise', 'skip' or a callable, got {on_error!r}")
+    return on_error

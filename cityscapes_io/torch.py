@@ -20,15 +20,13 @@ is never used after a fork, and a worker opens nothing before it is asked for a 
 """
 from __future__ import annotations
 
-import collections
 import importlib
 import multiprocessing
 import multiprocessing.context
 import os
 import pickle
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -46,9 +44,11 @@ from .dataset import Dataset
 from .dataset import open as open_dataset
 from .errors import DatasetNotFoundError
 from .formats.wds import attach_streams
-from .frame import FileSource, Frame
+from .frame import Frame
 from .labels import has_instances
 from .panoptic import panoptic_frame
+from .parallel import read_ahead
+from .sources import FileSource
 from .storage import is_remote
 
 __all__ = ["CityscapesDataset", "CityscapesIterable", "collate", "sample", "TARGETS"]
@@ -290,25 +290,13 @@ class _Samples:
     def _samples(self, frames: Sequence[Frame]) -> Iterator[Any]:
         """Samples of ``frames`` in order; on remote filesystems the files of the next
         :data:`PREFETCH` frames are fetched concurrently while one decodes."""
+        def kinds(frame: Frame) -> List[str]:
+            return _fetch_kinds(frame, self.targets)
+
         # Tar shards: runs of one shard read in sequence, ahead of the decoding.
-        frames = attach_streams(frames, lambda f: _fetch_kinds(f, self.targets))
-        if not frames or not _remote(frames[0]):
-            for f in frames:
-                yield self._sample(f)
-            return
-        with ThreadPoolExecutor(PREFETCH) as pool:
-            ahead: Deque[Frame] = collections.deque()
-            todo = iter(frames)
-            while True:
-                while len(ahead) < PREFETCH:
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        break
-                    nxt.source.fetch_ahead(_fetch_kinds(nxt, self.targets), pool)
-                    ahead.append(nxt)
-                if not ahead:
-                    return
-                yield self._sample(ahead.popleft())
+        frames = attach_streams(frames, kinds)
+        for f in read_ahead(frames, PREFETCH if frames and _remote(frames[0]) else 0, kinds):
+            yield self._sample(f)
 
 
 # -- map-style ------------------------------------------------------------------------------------

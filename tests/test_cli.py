@@ -77,7 +77,7 @@ def test_console_script_and_module(tmp_path):
 # -- the format page's example sessions, with `datum` replaced by `cityscapes-io` ---------------
 @pytest.fixture
 def synth(tmp_path):
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     root = str(tmp_path / "Cityscapes")
     generate(root, splits={"train": 3, "val": 2}, size=(96, 48), seed=7)

@@ -37,7 +37,7 @@ def resolve_format(name):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     root = str(tmp_path_factory.mktemp("synth") / "Cityscapes")
     generate(root, splits={"train": 3, "val": 2}, size=(96, 48), seed=7)
@@ -271,7 +271,7 @@ def test_importing_the_same_source_twice_is_refused(synth, tmp_path, capsys, mon
 
 
 def test_a_project_folder_moves_with_its_data(tmp_path, capsys):
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     work = tmp_path / "work"
     generate(str(work / "data" / "Cityscapes"), splits={"val": 2}, size=(64, 32), seed=1)

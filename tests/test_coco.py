@@ -15,7 +15,7 @@ from cityscapes_io.errors import CityscapesIOError, InvalidFileError, UnsafePath
 from cityscapes_io.instances import class_of
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.png import encode_png
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 from conftest import write_file
 
 pytest.importorskip("pycocotools")

@@ -9,7 +9,7 @@ import pytest
 
 from cityscapes_io.cli import main
 from cityscapes_io.formats import detect_format
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 
 @pytest.fixture(scope="module")

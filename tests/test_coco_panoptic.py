@@ -22,7 +22,7 @@ from cityscapes_io.instances import class_of_array
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.panoptic import panoptic_categories, panoptic_frame
 from cityscapes_io.png import decode_rgb, encode_png
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 FMT = "coco_panoptic"
 

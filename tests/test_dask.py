@@ -2,7 +2,7 @@
 import pytest
 
 import cityscapes_io as cio
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from test_scale import tree_digest
 

@@ -27,9 +27,9 @@ from PIL import Image
 import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.errors import CityscapesIOError
-from cityscapes_io.output import TMP_PREFIX
+from cityscapes_io.storage.sinks import TMP_PREFIX
 from cityscapes_io.pipeline import JOB_FILE
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import read_tree, upload_dir
 from faultproxy import FaultProxy

@@ -35,7 +35,7 @@ from PIL import Image
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 # prepare() into a destination without the photos says so (a warning); these trees are the
 # ground truth alone on purpose.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import cityscapes_io as cio
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import SEMANTIC, write_frame
 

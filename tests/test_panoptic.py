@@ -17,7 +17,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.errors import CityscapesIOError
 from cityscapes_io.labels import LabelMap
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import write_frame
 

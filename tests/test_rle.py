@@ -13,7 +13,7 @@ import pytest
 from cityscapes_io import rle
 from cityscapes_io.errors import InvalidFileError
 from cityscapes_io.instances import segment_stats
-from cityscapes_io.synthetic import make_frame
+from cityscapes_io.testing import make_frame
 
 # pycocotools 2.0.x's decode passes copy=False to numpy 2's __array__ protocol.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

@@ -6,7 +6,7 @@ import pytest
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import cityscapes_io as cio
 from cityscapes_io import Dataset, Frame, Instance, LabelMap
 from cityscapes_io.labels import normalize_name
 from cityscapes_io.stats import compute_stats
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 from conftest import SEMANTIC, TREE_ORDER, write_frame
 
 WRITERS = ("cityscapes", "voc", "camvid")
@@ -409,7 +409,7 @@ def test_a_lambda_on_error_works_with_workers_and_runs_in_the_caller(tmp_path):
 
 
 def test_a_bug_in_a_writer_is_not_a_storage_error(tmp_path):
-    from cityscapes_io.output import open_sink
+    from cityscapes_io.storage.sinks import open_sink
 
     for url in (str(tmp_path / "o"), str(tmp_path / "o.zip")):
         sink = open_sink(url)

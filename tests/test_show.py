@@ -7,7 +7,7 @@ from PIL import Image
 
 import cityscapes_io
 from cityscapes_io import Frame, Instance, LabelMap, show
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import SEMANTIC, write_frame
 

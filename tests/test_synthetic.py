@@ -15,7 +15,7 @@ from PIL import Image
 from cityscapes_io import names
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.polygons import parse_polygons, rasterize, resolve_polygon_label
-from cityscapes_io.synthetic import generate, make_frame
+from cityscapes_io.testing import generate, make_frame
 
 LABELS = LabelMap.cityscapes()
 OFFICIAL_IDS = {lab.id for lab in LABELS if lab.id >= 0}

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader, DistributedSampler  # noqa: E402
 
 import cityscapes_io as cio  # noqa: E402
-from cityscapes_io.synthetic import generate  # noqa: E402
+from cityscapes_io.testing import generate  # noqa: E402
 from cityscapes_io.torch import CityscapesDataset, CityscapesIterable, collate, epoch_order  # noqa: E402
 from conftest import upload_dir, zip_dir  # noqa: E402
 

@@ -62,7 +62,7 @@ def test_vertices_outside_the_image_are_drawn_as_the_official_scripts_do():
 
 @pytest.fixture
 def synth(tmp_path):
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     root = str(tmp_path / "cs")
     generate(root, splits={"train": 2, "val": 1}, size=(96, 48), seed=3)

@@ -18,7 +18,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.formats import wds
 from cityscapes_io.storage import resolve_root
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):

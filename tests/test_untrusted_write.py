@@ -14,10 +14,10 @@ import pytest
 
 import cityscapes_io as cio
 from cityscapes_io.cli import main
-from cityscapes_io.output import open_sink
+from cityscapes_io.storage.sinks import open_sink
 from cityscapes_io.pipeline import JOB_FILE
 from cityscapes_io.storage import resolve_root
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import read_tree
 

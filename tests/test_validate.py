@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import cityscapes_io as cio
-from cityscapes_io import png, synthetic
+from cityscapes_io import png
+from cityscapes_io.testing import synthetic
 from cityscapes_io.validate import Problem, summarize, validate
 
 from conftest import SEMANTIC, label_ids_of, write_file, write_frame
@@ -533,7 +534,7 @@ def test_train_id_trees_and_stale_train_id_files(tmp_path):
     prepared tree too; a labelTrainIds file that is not the train ids of its labelIds is a
     warning naming it and the first differing pixel."""
     import cityscapes_io as cio
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     src = str(tmp_path / "cs")
     generate(src, splits={"train": 2}, size=(64, 32), seed=4)

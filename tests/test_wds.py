@@ -16,7 +16,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.formats import detect_format
 from cityscapes_io.pipeline import JOB_FILE
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import read_tree
 

@@ -7,7 +7,7 @@ import pytest
 
 from cityscapes_io import CityscapesIOError
 from cityscapes_io.cli import main
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 
 def _summary(capsys) -> str:

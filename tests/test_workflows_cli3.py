@@ -16,7 +16,7 @@ from test_workflows_cli2 import drawn, on_terminal
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
 
     root = str(tmp_path_factory.mktemp("cli3") / "Cityscapes")
     generate(root, splits={"train": 3, "val": 2}, size=(64, 32), seed=3)

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import cityscapes_io as cio
-from cityscapes_io import synthetic
+from cityscapes_io.testing import synthetic
 from cityscapes_io.cli import main
 
 

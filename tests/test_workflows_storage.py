@@ -8,7 +8,7 @@ import pytest
 
 import cityscapes_io as cio
 import cityscapes_io.cli
-import cityscapes_io.synthetic
+import cityscapes_io.testing
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def offline(monkeypatch):
 @pytest.fixture
 def src(tmp_path):
     root = str(tmp_path / "cs")
-    cio.synthetic.generate(root, splits={"val": 2}, size=(64, 32), seed=1)
+    cio.testing.generate(root, splits={"val": 2}, size=(64, 32), seed=1)
     return root
 
 

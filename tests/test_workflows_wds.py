@@ -15,7 +15,7 @@ import pytest
 import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.png import decode_gray, decode_rgb
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 from cityscapes_io.validate import validate
 
 from conftest import read_tree

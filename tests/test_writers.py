@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import cityscapes_io as cio
-from cityscapes_io.synthetic import generate
+from cityscapes_io.testing import generate
 
 from conftest import SEMANTIC, write_frame
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import posixpath
 import warnings
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -140,10 +140,37 @@ def decode_camvid_mask(data: bytes, path: str, labels: LabelMap) -> np.ndarray:
     return png.decode_gray(data, path)
 
 
+def _camvid_list(root: Root, name: str) -> bool:
+    """Whether ``<subset>.txt`` starts with a line of CamVid's form:
+    ``/<subset>/<image> /<subset>annot/<mask>`` (or the image alone)."""
+    subset = name[: -len(".txt")]
+    try:
+        head = root.fs.cat_file(check_inside(root.fs, root.path, root.join(name)), start=0, end=4096)
+    except (OSError, ValueError):  # UnsafePathError is a ValueError: a link out of the root is no list
+        return False
+    for _, line in text_lines(head.decode("utf-8-sig", "replace")):
+        first = line.split(" /", 1)
+        return first[0].lstrip("/").startswith(f"{subset}/") and (
+            len(first) == 1 or first[1].startswith(f"{subset}annot/"))
+    return False
+
+
 class CamvidReader(Reader):
     """Lists a CamVid dataset (subsets from ``<subset>.txt``, else ``<subset>annot/`` folders)."""
 
     format = "camvid"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """A ``<subset>annot/`` folder, or a ``<subset>.txt`` list of CamVid's form (its first
+        line read)."""
+        annot = sorted(d for d, t in listing.items() if t == "directory" and d.endswith("annot") and len(d) > len("annot"))
+        if annot:
+            return f"{annot[0]}/"
+        for name in sorted(n for n, t in listing.items() if t == "file" and n.endswith(".txt")):
+            if name != "label_colors.txt" and _camvid_list(root, name):
+                return name
+        return None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.root: Root = resolve_single_root(url, storage_options, "CamVid")

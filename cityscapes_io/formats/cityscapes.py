@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
 from .base import Reader
 from .base import Files, Segments, Writer
-from . import read_label_file
+from . import CITYSCAPES_DIRS, read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
 
@@ -118,6 +118,12 @@ class CityscapesReader(Reader):
     """
 
     format = "cityscapes"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """A ``gtFine/``, ``gtCoarse/``, ``leftImg8bit/`` or ``imgsFine/`` folder."""
+        found = [d for d in CITYSCAPES_DIRS if listing.get(d) == "directory"]
+        return f"{found[0]}/" if found else None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise",
                  annotations: Optional[str] = None):

@@ -589,6 +589,17 @@ _CATEGORIES_KEY = re.compile(rb'"categories"\s*:\s*\[')
 _BLOCK = 1 << 20
 
 
+def annotation_jsons(root: Root, listing: Mapping[str, str]) -> List[str]:
+    """The JSON files in ``annotations/`` of a root laid out as COCO's: one with an
+    ``annotations/`` folder and no ``gtFine/``, ``gtCoarse/`` or ``imgsFine/`` (its photos may
+    sit in ``leftImg8bit/``). Beside ``gtFine/`` (mmdetection keeps its JSON there) the
+    Cityscapes tree wins: it has every class, the JSON only the things."""
+    if listing.get("annotations") != "directory" or any(listing.get(d) == "directory"
+                                                           for d in ("gtFine", "gtCoarse", "imgsFine")):
+        return []
+    return [n for n, t in listdir(root, "annotations").items() if t == "file" and n.endswith(".json")]
+
+
 class CocoInstancesReader(Reader):
     """Reads COCO instances: ``annotations/instancesonly_filtered_gtFine_<split>.json``
     (mmdetection's Cityscapes files) or ``annotations/instances_<split>.json`` (generic COCO,
@@ -620,6 +631,13 @@ class CocoInstancesReader(Reader):
     """
 
     format = "coco_instances"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """``annotations/instances_*.json`` (or ``instancesonly_filtered_*.json``)."""
+        found = sorted(n for n in annotation_jsons(root, listing)
+                       if n.startswith(("instancesonly_filtered_", "instances_")))
+        return f"annotations/{found[0]}" if found else None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.root: Root = resolve_single_root(url, storage_options, "COCO")

@@ -72,6 +72,7 @@ from .base import Reader
 from ..storage import Root, check_inside, listdir, read_file, resolve_inside, resolve_single_root
 from .base import Encoded, Entry, Files, Writer, check_names
 from .spool import json_lists
+from .coco import annotation_jsons
 
 __all__ = ["CocoPanopticReader", "CocoPanopticWriter", "decode_coco_panoptic", "segment_values",
            "panoptic_labels", "frame_id_of"]
@@ -429,6 +430,12 @@ class CocoPanopticReader(Reader):
     """Lists a COCO panoptic dataset (see the module docstring)."""
 
     format = "coco_panoptic"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """``annotations/panoptic_*.json``."""
+        found = sorted(n for n in annotation_jsons(root, listing) if n.startswith("panoptic_"))
+        return f"annotations/{found[0]}" if found else None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.root: Root = resolve_single_root(url, storage_options, "COCO panoptic")

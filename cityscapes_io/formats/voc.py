@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -328,6 +328,15 @@ class VocReader(Reader):
     """Lists a Pascal VOC segmentation dataset."""
 
     format = "voc"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """A ``SegmentationClass/`` folder, or ``ImageSets/Segmentation/``."""
+        if listing.get("SegmentationClass") == "directory":
+            return "SegmentationClass/"
+        if listing.get("ImageSets") == "directory" and listdir(root, "ImageSets").get("Segmentation") == "directory":
+            return "ImageSets/Segmentation/"
+        return None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.root: Root = resolve_single_root(url, storage_options, "VOC")

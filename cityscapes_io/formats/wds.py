@@ -48,7 +48,7 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -63,7 +63,7 @@ from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..storage.sinks import Chunks
 from ..polygons import rename_polygons
 from .base import Reader
-from ..storage import check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
+from ..storage import Root, check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
 from .base import Encoded, Entry, Files, Result, Segments, Writer
 from .spool import temporary_errors
 
@@ -537,6 +537,11 @@ class WdsReader(Reader):
     the dataset is opened; a member past the end of its shard, when the member is read."""
 
     format = "wds"
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """The index of the shards, ``shards.json``."""
+        return INDEX_FILE if listing.get(INDEX_FILE) == "file" else None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise"):
         self.root = resolve_single_root(url, storage_options, "wds")

@@ -30,11 +30,12 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CityscapesIOError, InvalidFileError, RefusedError, StorageError
-from .names import safe_relpath
-from .storage import Root, find_files, is_remote, location, overlap, root_locations, storage_errors
+from ..errors import CityscapesIOError, InvalidFileError, RefusedError, StorageError
+from ..names import safe_relpath
+from . import Root, find_files, is_remote, location, overlap, root_locations, storage_errors
 
-__all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "refuse_sources", "TMP_PREFIX"]
+__all__ = ["Sink", "LocalSink", "ObjectStoreSink", "ZipSink", "open_sink", "refuse_sources", "written_in_one_go",
+           "TMP_PREFIX"]
 
 TMP_PREFIX = ".cityscapes-io-tmp-"
 EXISTING = ("refuse", "replace", "keep")
@@ -490,6 +491,18 @@ def is_archive_url(url) -> bool:
     """Whether ``url`` names an archive to write (a path or URL ending in ``.zip``, not a chain)."""
     url = str(url)
     return url.lower().rstrip("/").endswith(".zip") and "::" not in url
+
+
+def written_in_one_go(sink: Sink, asked: str) -> Optional[ValueError]:
+    """The one rule for a destination that is one archive (a sink that is not
+    :attr:`~Sink.resumable`): it is written in one go by one process, so whatever writes it in
+    parts — shards, resume, worker processes, the final step after shards, Dask — is refused.
+    Returns the ValueError to raise (after abandoning the writer) naming what was ``asked``
+    (``"workers"``, ``"shard, resume or workers"``, ...), or None when ``sink`` can be written in
+    parts."""
+    if sink.resumable:
+        return None
+    return ValueError(f"{sink.url}: an archive is written in one go by one process: no {asked}")
 
 
 def refuse_sources(url: str, fs: Any, path: str, sources: Sequence[Root], existing: str = "refuse") -> None:

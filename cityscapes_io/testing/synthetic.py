@@ -57,7 +57,7 @@ encoded bytes again under the names of further frames.
 
 The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
 
-    from cityscapes_io.synthetic import generate
+    from cityscapes_io.testing import generate
     generate("cityscapes_io/data/sample", splits={"train": 4, "val": 2},
              cities=("aachen", "bad-honnef"), size=(256, 128), seed=0, photos=True)
 
@@ -79,9 +79,9 @@ from fsspec.implementations.local import LocalFileSystem
 import numpy as np
 from PIL import Image
 
-from . import names, png
-from .labels import LabelMap
-from .polygons import parse_polygons, rasterize, resolve_polygon_label
+from .. import names, png
+from ..labels import LabelMap
+from ..polygons import parse_polygons, rasterize, resolve_polygon_label
 
 __all__ = ["generate", "make_frame"]
 
@@ -908,9 +908,9 @@ _GT_KINDS = ("polygons", "instanceIds", "labelIds", "color")
 def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> None:
     """Refuse a destination that holds anything, as ``convert`` does; with ``overwrite``, remove
     what it holds (by the sinks' own clearing, which ``convert --overwrite`` uses)."""
-    from .errors import RefusedError
-    from .output import LocalSink, ObjectStoreSink
-    from .storage import storage_errors
+    from ..errors import RefusedError
+    from ..storage.sinks import LocalSink, ObjectStoreSink
+    from ..storage import storage_errors
 
     with storage_errors(url, "cannot open destination"):
         if not root or not fs.exists(root):

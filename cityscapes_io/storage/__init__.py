@@ -19,7 +19,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CityscapesIOError, DatasetNotFoundError, StorageError, UnsafePathError
+from ..errors import CityscapesIOError, DatasetNotFoundError, StorageError, UnsafePathError
 
 __all__ = ["Root", "resolve_root", "resolve_roots", "is_remote", "is_read_only", "resolve_inside", "check_inside"]
 
