@@ -55,9 +55,8 @@ class AgreementTask(Task):
     frame_statistics = staticmethod(agreement_statistics)
 
     def match(self, frames, predictions, *, pred_storage_options=None, **options):
-        preds, problems = match_dataset(frames, predictions)
-        pairs = [(f, p) for f, p in zip(frames, preds) if p is not None]
-        return Matched([f for f, _ in pairs], [(p,) for _, p in pairs], (), problems, "the predictions")
+        preds, problems = match_dataset(frames, predictions)  # a Dataset: frames of the same ids
+        return Matched.one_each(frames, preds, problems=problems, where="the predictions")
 
     def start(self, matched):
         return np.zeros(2, np.int64)

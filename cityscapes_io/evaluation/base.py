@@ -70,6 +70,15 @@ class Matched:
     where: Any = None
     context: Any = None
 
+    @classmethod
+    def one_each(cls, frames: Sequence[Any], predictions: Sequence[Any], common: Tuple[Any, ...] = (),
+                 problems: Sequence[str] = (), where: Any = None, context: Any = None) -> "Matched":
+        """From one prediction per frame (``None`` or ``""`` for none, such a frame being left
+        out): each frame's arguments are its prediction alone."""
+        keep = [k for k, p in enumerate(predictions) if p is not None and p != ""]
+        return cls([frames[k] for k in keep], [(predictions[k],) for k in keep], common, list(problems), where,
+                   context)
+
 
 class Task:
     """An evaluation task (see the module's documentation for the contract).

@@ -610,15 +610,11 @@ class InstanceTask(Task):
 
         if isinstance(predictions, Dataset):
             preds, problems = match_dataset(frames, predictions)
-            args: List[Tuple[Any, ...]] = [(p,) for p in preds]
-            root: Optional[Root] = None
-            where: Any = ", ".join(predictions.roots) or "the prediction dataset"
-        else:
-            root = resolve_root(predictions, pred_storage_options)
-            paths, problems = match_predictions(frames, root, exts=(".txt",))
-            args, where = [(p,) for p in paths], root
-        keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
-        return Matched([frames[k] for k in keep], [args[k] for k in keep], (root,), problems, where)
+            return Matched.one_each(frames, preds, (None,), problems,
+                                    ", ".join(predictions.roots) or "the prediction dataset")
+        root = resolve_root(predictions, pred_storage_options)
+        paths, problems = match_predictions(frames, root, exts=(".txt",))
+        return Matched.one_each(frames, paths, (root,), problems, root)
 
     def start(self, matched: Matched) -> Dict[str, Any]:
         return {"gt": {k: [] for k in ("class", "inst", "size", "dist", "dconf")},

@@ -381,17 +381,12 @@ class SemanticTask(Task):
 
         if isinstance(predictions, Dataset):
             preds, problems = match_dataset(frames, predictions)
-            root: Optional[Root] = None
-            lut: Optional[np.ndarray] = official_lut(predictions.labels)
-            args: List[Tuple[Any, ...]] = [(p,) for p in preds]
-            where: Any = "the prediction dataset"
-        else:
-            root = resolve_root(predictions, pred_storage_options)
-            paths, problems = match_predictions(frames, root)
-            args, lut, where = [(p,) for p in paths], (TRAIN_TO_ID if pred_train_ids else None), root
-        keep = [k for k, a in enumerate(args) if a[0] is not None and a[0] != ""]
-        return Matched([frames[k] for k in keep], [args[k] for k in keep], (root, lut), problems, where,
-                       context=root is not None and not pred_train_ids)
+            return Matched.one_each(frames, preds, (None, official_lut(predictions.labels)), problems,
+                                    "the prediction dataset", context=False)
+        root = resolve_root(predictions, pred_storage_options)
+        paths, problems = match_predictions(frames, root)
+        return Matched.one_each(frames, paths, (root, TRAIN_TO_ID if pred_train_ids else None), problems, root,
+                                context=not pred_train_ids)
 
     def start(self, matched: Matched) -> Tuple[np.ndarray, Dict[str, List[float]], Dict[str, List[float]]]:
         matrix: np.ndarray = np.zeros((N, N), np.int64)
