@@ -15,7 +15,7 @@ from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, 
 from ..labels import LabelMap
 from ..storage import Root, check_inside, listdir, resolve_inside, resolve_root, storage_errors
 
-__all__ = ["FORMATS", "format_names", "resolve_format", "detect_format", "root_hint", "reader_class",
+__all__ = ["FORMATS", "DETECT_ORDER", "format_names", "resolve_format", "detect_format", "root_hint", "reader_class",
            "writer_class", "read_dataset_file", "decode_text", "text_lines", "resolve_listed", "read_label_file"]
 
 #: format name -> ("module:ReaderClass", "module:WriterClass")
@@ -30,6 +30,10 @@ FORMATS: Dict[str, Tuple[str, str]] = {
                       "cityscapes_io.formats.coco_panoptic:CocoPanopticWriter"),
     "wds": ("cityscapes_io.formats.wds:WdsReader", "cityscapes_io.formats.wds:WdsWriter"),
 }
+#: The order detection asks the formats in (each reader's ``detect``): the most particular
+#: evidence first (COCO's ``annotations/`` beside photos in ``leftImg8bit/``, a panoptic JSON
+#: beside an instances one, an index of tar shards).
+DETECT_ORDER = ("coco_panoptic", "coco_instances", "wds", "cityscapes", "voc", "camvid")
 #: Other names of registered formats (Datumaro's).
 _ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
 
@@ -168,50 +172,13 @@ def root_hint(url) -> Optional[str]:
     return None
 
 
-def _camvid_list(root: Root, name: str) -> bool:
-    """Whether ``<subset>.txt`` starts with a line of CamVid's form:
-    ``/<subset>/<image> /<subset>annot/<mask>`` (or the image alone)."""
-    subset = name[: -len(".txt")]
-    try:
-        head = root.fs.cat_file(check_inside(root.fs, root.path, root.join(name)), start=0, end=4096)
-    except (OSError, ValueError):  # UnsafePathError is a ValueError: a link out of the root is no list
-        return False
-    for _, line in text_lines(head.decode("utf-8-sig", "replace")):
-        first = line.split(" /", 1)
-        return first[0].lstrip("/").startswith(f"{subset}/") and (
-            len(first) == 1 or first[1].startswith(f"{subset}annot/"))
-    return False
-
-
-def _match(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
-    """``(format, what was found)`` from a root's listing, or None."""
-    dirs = {n for n, t in top.items() if t == "directory"}
-    annotated = any(d in dirs for d in ("gtFine", "gtCoarse", "imgsFine"))
-    if "annotations" in dirs and not annotated:
-        # COCO (its photos may sit in leftImg8bit/); beside gtFine/ (mmdetection keeps its JSON
-        # there) the Cityscapes tree wins: it has every class, the JSON only the things.
-        names = [n for n, t in listdir(root, "annotations").items() if t == "file" and n.endswith(".json")]
-        panoptic = sorted(n for n in names if n.startswith("panoptic_"))
-        instances = sorted(n for n in names if n.startswith(("instancesonly_filtered_", "instances_")))
-        if panoptic:
-            return "coco_panoptic", f"annotations/{panoptic[0]}"
-        if instances:
-            return "coco_instances", f"annotations/{instances[0]}"
-    if top.get("shards.json") == "file":  # tar shards (formats/wds.py)
-        return "wds", "shards.json"
-    found = [d for d in CITYSCAPES_DIRS if d in dirs]
-    if found:
-        return "cityscapes", f"{found[0]}/"
-    if "SegmentationClass" in dirs:
-        return "voc", "SegmentationClass/"
-    if "ImageSets" in dirs and listdir(root, "ImageSets").get("Segmentation") == "directory":
-        return "voc", "ImageSets/Segmentation/"
-    annot = sorted(d for d in dirs if d.endswith("annot") and len(d) > len("annot"))
-    if annot:
-        return "camvid", f"{annot[0]}/"
-    for name in sorted(n for n, t in top.items() if t == "file" and n.endswith(".txt")):
-        if name != "label_colors.txt" and _camvid_list(root, name):
-            return "camvid", name
+def _ask_formats(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
+    """``(format, what was found)`` from a root's listing: the first format of
+    :data:`DETECT_ORDER` whose reader's ``detect`` finds its evidence; None."""
+    for name in DETECT_ORDER:
+        evidence = reader_class(name).detect(root, top)
+        if evidence is not None:
+            return name, evidence
     return None
 
 
@@ -226,13 +193,13 @@ def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
         return results[0][0], "; ".join(r[1] for r in results)
     root = resolve_root(url, storage_options)
     top = listdir(root, "")
-    hit = _match(root, top)
+    hit = _ask_formats(root, top)
     if hit is not None:
         return hit[0], f"{hit[1]} in {root.url}"
     dirs = [n for n, t in top.items() if t == "directory"]
     if len(dirs) == 1:  # one wrapping folder (an archive holding Cityscapes/gtFine/...)
         inner = root.child(dirs[0])
-        hit = _match(inner, listdir(inner, ""))
+        hit = _ask_formats(inner, listdir(inner, ""))
         if hit is not None and hit[0] == "cityscapes":
             return hit[0], f"{hit[1]} in {inner.url}"
         if hit is not None:  # the VOC and CamVid readers take the dataset's own folder

@@ -1,7 +1,12 @@
 """The format contract: what a format's module implements, on one page.
 
-A format is one module of this package holding a :class:`Reader`, a :class:`Writer` subclass
-and its detection rule, registered by one line in :data:`cityscapes_io.formats.FORMATS`.
+A format is one module of this package holding a :class:`Reader` and a :class:`Writer`
+subclass, registered by one line in :data:`cityscapes_io.formats.FORMATS` (and its place in
+:data:`~cityscapes_io.formats.DETECT_ORDER` when its trees can be told from their listing).
+
+**Detecting.** ``Reader.detect(root, listing)``, a classmethod, returns what in a root's
+top-level listing shows the format (``"gtFine/"``, ``"annotations/panoptic_val.json"``), or
+None; the registry asks each format in turn, the most particular evidence first.
 
 **Reading.** A reader lists a dataset and yields :class:`~cityscapes_io.Frame` objects; it
 decodes nothing. ``splits`` and ``iter_frames`` are required; the rest have defaults built on
@@ -48,7 +53,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -86,6 +91,15 @@ class Reader(ABC):
     labels: LabelMap
     roots: Sequence[Root] = ()
     on_ignored: Optional[Callable[[str], None]] = None
+
+    @classmethod
+    def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
+        """What in ``root`` shows a dataset of this format (``"gtFine/"``), or None: from its
+        top-level ``listing`` (name to ``"file"`` or ``"directory"``), listing or reading as
+        little more as it can. :func:`cityscapes_io.formats.detect_format` asks each format in
+        turn (:data:`~cityscapes_io.formats.DETECT_ORDER`); a format that is only opened by
+        name keeps this default."""
+        return None
 
     @abstractmethod
     def splits(self) -> List[str]:
