@@ -1,0 +1,74 @@
+"""``cityscapes-io eval``: predictions evaluated against the ground truth with the official rules
+(or, with --check-only, their problems listed)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..evaluation.common import FRAMES_PER_PROCESS, processes_for
+from .args import as_given, command, json_object, progress, terminal
+from .status import EXIT_ERROR, UsageError
+
+
+def register(subparsers) -> None:
+    p = command(subparsers, "eval", help="evaluate predictions against the ground truth with the official rules",
+                description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
+                            "[--json OUT] [--check-only]", quiet="no progress bar")
+    p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")
+    p.add_argument("pred", metavar="PRED",
+                   help="the predictions in the official layout: semantic, a folder of PNGs (label ids) named "
+                        "<city>_<seq>_<frame>*.png; instance, a folder of <city>_<seq>_<frame>*.txt files "
+                        "(lines: mask.png labelId confidence); panoptic, the COCO panoptic JSON (PNGs in the "
+                        "folder of the same stem beside it)")
+    p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"),
+                   help="semantic (default), instance or panoptic")
+    p.add_argument("--split", default="val", help="the split evaluated (default val)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="processes (default 1, which already works on two frames at once in two threads): "
+                        "more pay only above 2, with as many cores and %d frames or more each; otherwise "
+                        "one process runs (the results are the same)" % FRAMES_PER_PROCESS)
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the official results JSON here")
+    p.add_argument("--check-only", action="store_true",
+                   help="list every problem of the predictions (one per line, naming the file) without "
+                        "evaluating; exit 1 when there is any")
+    p.add_argument("--pred-train-ids", action="store_true", help="semantic: the PNGs hold train ids, not label ids")
+    p.add_argument("--storage-options", type=json_object, metavar="JSON", help="for GT")
+    p.add_argument("--pred-storage-options", type=json_object, metavar="JSON", help="for PRED")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..dataset import open as open_dataset
+    from ..evaluation import check_predictions, evaluate
+
+    options = {"pred_train_ids": True} if args.pred_train_ids else {}
+    if args.pred_train_ids and args.task != "semantic":
+        raise UsageError("--pred-train-ids applies to --task semantic")
+    if args.jobs < 1:
+        raise UsageError(f"-j takes a number of processes, 1 or more, got {args.jobs}")
+    args.given = [(args.gt, args.storage_options), (args.pred, args.pred_storage_options)]
+    workers = 1
+    total = None
+    if args.jobs > 1 or terminal(args):  # one listing pass: the processes that pay, the time left
+        total = open_dataset(args.gt, split=args.split, storage_options=args.storage_options).count()
+        workers = processes_for(args.jobs, total)
+    bar = progress(args, "check" if args.check_only else args.task, total=total)
+    common = dict(split=args.split, storage_options=args.storage_options,
+                  pred_storage_options=args.pred_storage_options, workers=workers, progress=bar, **options)
+    if args.check_only:
+        problems = check_predictions(args.gt, args.pred, args.task, **common)
+        bar.close()
+        if problems:  # the count first, then one problem a line
+            print(f"{len(problems)} problem(s) with the predictions:", file=sys.stderr)
+        for problem in problems:
+            print(as_given(problem, args))
+        if not problems:
+            print("no problems: the predictions can be evaluated", file=sys.stderr)
+        return EXIT_ERROR if problems else 0
+    result = evaluate(args.gt, args.pred, args.task, **common)
+    bar.close()
+    print(result)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(result.to_dict(), f, indent=2)
+    return 0
