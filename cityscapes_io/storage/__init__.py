@@ -1,9 +1,12 @@
-"""Resolving dataset roots to fsspec filesystems, and reading many files at once.
+"""Where bytes live: resolving dataset roots to fsspec filesystems, and reading many files at once.
 
 A *root* is one filesystem object and a path inside it. A dataset may be spread over several
 roots (the official release ships ``gtFine_trainvaltest.zip`` and ``leftImg8bit_trainvaltest.zip``
 separately). Each root keeps one filesystem object for its whole life: archives are opened once,
 never per member.
+
+Writing goes through the sinks of :mod:`cityscapes_io.storage.sinks` (a folder, an object
+store, a zip archive), which use what this module resolves.
 """
 from __future__ import annotations
 

@@ -80,8 +80,11 @@ import numpy as np
 from PIL import Image
 
 from .. import names, png
+from ..errors import RefusedError
 from ..labels import LabelMap
 from ..polygons import parse_polygons, rasterize, resolve_polygon_label
+from ..storage import storage_errors
+from ..storage.sinks import LocalSink, ObjectStoreSink, Sink
 
 __all__ = ["generate", "make_frame"]
 
@@ -905,27 +908,22 @@ def _frame_ids(splits: Mapping[str, int], cities: Sequence[str]) -> Dict[str, Li
 _GT_KINDS = ("polygons", "instanceIds", "labelIds", "color")
 
 
-def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> None:
-    """Refuse a destination that holds anything, as ``convert`` does; with ``overwrite``, remove
-    what it holds (by the sinks' own clearing, which ``convert --overwrite`` uses)."""
-    from ..errors import RefusedError
-    from ..storage.sinks import LocalSink, ObjectStoreSink
-    from ..storage import storage_errors
-
+def _empty_destination(url: str, fs: Any, root: str, overwrite: bool) -> Sink:
+    """The sink the dataset is written through. A destination that holds anything is refused, as
+    ``convert`` refuses it; with ``overwrite``, what it holds is removed (by the sinks' own
+    clearing, which ``convert --overwrite`` uses)."""
+    sink = LocalSink if isinstance(fs, LocalFileSystem) else ObjectStoreSink
     with storage_errors(url, "cannot open destination"):
         if not root or not fs.exists(root):
-            return
+            return sink(url, fs, root, "keep")
         if not fs.isdir(root):
             raise RefusedError(url, "destination exists and is not a folder")
         entries = [posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False) if p.rstrip("/") != root]
-    if not entries:
-        return
-    if not overwrite:
+    if entries and not overwrite:
         shown = ", ".join(sorted(entries)[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
         raise RefusedError(url, f"destination is not empty (holds {shown}): pass overwrite=True (--overwrite) "
                                      f"to replace it")
-    sink = LocalSink if isinstance(fs, LocalFileSystem) else ObjectStoreSink
-    sink(url, fs, root, "replace")
+    return sink(url, fs, root, "replace" if entries else "keep")
 
 
 def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: int = 3,
@@ -1000,25 +998,18 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
     size = _check_size(size)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
-    _empty_destination(str(url), fs, root, overwrite)
-    made = set()
-
-    def write(rel: str, data: bytes):
-        path = f"{root}/{rel}" if root else rel
-        folder = posixpath.dirname(path)
-        if folder not in made:
-            fs.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        fs.pipe_file(path, data)
+    sink = _empty_destination(str(url), fs, root, overwrite)
 
     def emit(split: str, frame_id: str, encoded: "Future[_Files]", with_coarse: bool) -> None:
         files = encoded.result()  # done: the writer runs its tasks in order, the encoding first
+        out = []
         for tree in (names.GT_DIR, names.COARSE_DIR):
             if tree in files and (tree == names.GT_DIR or with_coarse):
                 for kind in _GT_KINDS:
-                    write(names.gt_path(split, frame_id, kind, annotations=tree), files[tree][kind])
+                    out.append((names.gt_path(split, frame_id, kind, annotations=tree), files[tree][kind]))
         if "image" in files:
-            write(names.image_path(split, frame_id, ".png"), files["image"]["image"])
+            out.append((names.image_path(split, frame_id, ".png"), files["image"]["image"]))
+        sink.put_frame(out)
 
     plan = {split: (int(n), True) for split, n in splits.items()}
     plan.update({split: (int(n), False) for split, n in coarse.items() if split not in splits})
@@ -1055,6 +1046,10 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
                     done()
         while pending:
             done()
-    finally:
+    except BaseException:
         writer.shutdown(wait=True, cancel_futures=True)
+        sink.abort()
+        raise
+    writer.shutdown(wait=True)
+    sink.close()
     return written
