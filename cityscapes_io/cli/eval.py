@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..evaluation import TASKS
 from ..evaluation.common import FRAMES_PER_PROCESS, processes_for
 from .args import as_given, command, json_object, progress, terminal
 from .status import EXIT_ERROR, UsageError
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
                         "<city>_<seq>_<frame>*.png; instance, a folder of <city>_<seq>_<frame>*.txt files "
                         "(lines: mask.png labelId confidence); panoptic, the COCO panoptic JSON (PNGs in the "
                         "folder of the same stem beside it)")
-    p.add_argument("--task", default="semantic", choices=("semantic", "instance", "panoptic"),
+    p.add_argument("--task", default="semantic", choices=tuple(TASKS),
                    help="semantic (default), instance or panoptic")
     p.add_argument("--split", default="val", help="the split evaluated (default val)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
