@@ -27,7 +27,7 @@ from .frame import Frame
 from .instances import Instance
 from .labels import Label, LabelMap
 from .ops import merge
-from .pipeline import writer
+from .writing import writer
 from .polygons import Polygons, PolygonObject, parse_polygons, rasterize
 from .prepare import prepare
 

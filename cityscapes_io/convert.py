@@ -1,6 +1,6 @@
 """Conversion: open a dataset and write it in another format, frame by frame in constant memory.
 
-The writing itself (strategies, shards, resume, the report) is :mod:`cityscapes_io.pipeline`.
+The writing itself (strategies, shards, resume, the report) is :mod:`cityscapes_io.writing`.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Callable, Optional, Tuple, Union
 
 from .dataset import open as open_dataset
 from .errors import OnError
-from .pipeline import Report, parse_shard, write_dataset
+from .writing import Report, parse_shard, write_dataset
 
 __all__ = ["Report", "convert", "write_dataset", "parse_shard"]
 

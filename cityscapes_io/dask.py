@@ -15,8 +15,7 @@ from .dataset import Dataset, open as open_dataset
 from .errors import OnError, check_policy
 from .frame import Frame
 from .storage import Root
-from .pipeline import Report, claim_destination, job_record, options_for_workers, writer
-from .formats.base import Entry
+from .writing import Report, claim_destination, job_record, options_for_workers, writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -113,10 +112,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
         bag = to_bag(ds, partition).map_partitions(_write_partition, format, url, storage_options, worker_options)
         results = bag.compute(scheduler=client) if client is not None else bag.compute()
         for split, frame_id, result in results:
-            report.read += 1
-            if isinstance(result, Entry):
-                w.record(result)
-            report.record(split, frame_id, result, on_error)
+            report.account(w, split, frame_id, result, on_error)
     except BaseException:
         w.abort()
         raise

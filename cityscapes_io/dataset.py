@@ -18,7 +18,7 @@ from .frame import Frame
 from .labels import LabelMap
 from .names import sort_key
 from .parallel import read_ahead
-from .pipeline import Report, write_dataset
+from .writing import Report, write_dataset
 from .formats.base import Reader
 
 __all__ = ["Dataset", "open", "DEFAULT_PREFETCH"]

@@ -39,7 +39,7 @@ from .frame import Frame
 from .names import GT_DIR, IMAGE_DIR, gt_path, image_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .storage.sinks import Data, is_archive_url
-from .pipeline import Report, items_for, refuse_overwriting_source, run_writer
+from .writing import Report, items_for, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .formats.base import Encoded, Entry, Files, Writer, check_names
 from .formats.spool import json_lists
@@ -60,7 +60,7 @@ NO_PHOTO = "no photo in the source: prepared without one"
 
 @dataclasses.dataclass
 class PrepareReport(Report):
-    """What :func:`prepare` did (see :class:`~cityscapes_io.pipeline.Report`).
+    """What :func:`prepare` did (see :class:`~cityscapes_io.writing.Report`).
 
     Attributes
     ----------

@@ -28,7 +28,7 @@ import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.errors import CityscapesIOError
 from cityscapes_io.storage.sinks import TMP_PREFIX
-from cityscapes_io.pipeline import JOB_FILE
+from cityscapes_io.writing import JOB_FILE
 from cityscapes_io.testing import generate
 
 from conftest import read_tree, upload_dir

@@ -15,7 +15,7 @@ import pytest
 import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.storage.sinks import open_sink
-from cityscapes_io.pipeline import JOB_FILE
+from cityscapes_io.writing import JOB_FILE
 from cityscapes_io.storage import resolve_root
 from cityscapes_io.testing import generate
 

@@ -15,7 +15,7 @@ import pytest
 import cityscapes_io as cio
 from cityscapes_io.cli import main
 from cityscapes_io.formats import detect_format
-from cityscapes_io.pipeline import JOB_FILE
+from cityscapes_io.writing import JOB_FILE
 from cityscapes_io.testing import generate
 
 from conftest import read_tree

@@ -1,0 +1,33 @@
+"""Writing a dataset: frames through a writer, one execution strategy, and a report.
+
+Every frame of the input is either written or reported: a frame that cannot be read or encoded
+is skipped as a whole (none of its files are written) under ``on_error="skip"``, and the report
+lists it with the reason.
+
+The strategy is chosen once, outside the loop:
+
+- in process (``workers=1, decode_ahead=False``);
+- in process with a decode-ahead thread (``workers=1``, the default): the next frame is decoded
+  while the current one is encoded and written;
+- a process pool (``workers=N``): at most ``2N`` frames in flight, results taken in input order
+  so the output is identical to a single run;
+- Dask (:func:`cityscapes_io.dask.convert_on_dask`), which puts frames by :meth:`Writer.try_put`.
+
+``shard=(I, N)`` converts only frames number ``k`` with ``k % N == I`` and writes no index
+files; :func:`finalize_dataset` then writes them, once, from what the shards wrote. ``resume=True``
+passes over frames whose output files are all present (files appear atomically, so present
+means complete) and rewrites the index files at the end.
+
+What is handed out is a writer's *unit* (:meth:`~cityscapes_io.formats.base.Writer.units`): one
+frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over the whole
+input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
+and finalize check a unit's files as a whole.
+"""
+from .job import JOB_FILE, claim_destination, job_record, options_for_workers, refuse_overwriting_source
+from .report import Report
+from .runs import finalize_dataset, items_for, parse_shard, write_dataset
+from .strategies import put_unit, run_writer, writer
+
+__all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "put_unit", "run_writer",
+           "items_for", "JOB_FILE", "job_record", "claim_destination", "options_for_workers",
+           "refuse_overwriting_source"]

@@ -1,0 +1,300 @@
+"""The execution strategies: each turns a writer's units into outcomes, in input order.
+
+- in process (``workers=1, decode_ahead=False``);
+- in process with a decode-ahead thread (``workers=1``, the default): the next frame is decoded
+  while the current one is encoded and written;
+- a process pool (``workers=N``): at most ``2N`` units in flight, results taken in input order
+  so the output is identical to a single run.
+
+Every strategy writes a unit by the one loop :func:`put_unit`, and :func:`run_writer` accounts
+for every outcome by the one record step, :meth:`~cityscapes_io.writing.report.Report.account`.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import signal
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple
+
+from ..errors import CityscapesIOError, OnError, apply_policy
+from ..formats import writer_class
+from ..frame import Frame
+from ..progress import Caught, reissue, with_warnings
+from ..formats.base import Result, Writer
+from .job import options_for_workers
+from .report import Report
+
+__all__ = ["writer", "put_unit", "run_writer", "Item", "Unit", "Outcome"]
+
+#: A frame to write, or a frame already complete with its index entry (resume) or the error
+#: that stopped its entry (a format whose index records are recomputed from the frame).
+Item = Tuple[Frame, Optional[Result]]
+#: Frames written together (:meth:`Writer.units`; one frame for most formats): the writer's key
+#: for them, and their items.
+Unit = Tuple[Any, List[Item]]
+Outcome = Tuple[str, str, Result, bool]  # split, frame id, entry or error, found complete already
+
+
+def writer(url, format, *, storage_options=None, **options) -> Writer:
+    """Open a writer for ``format`` (``"cityscapes"``, ``"voc"``, ``"camvid"``, or a
+    :class:`Writer` subclass) at ``url``.
+
+    Use it as a context manager::
+
+        with cityscapes_io.writer("out/", "voc", labels=ds.labels, save_media=True) as w:
+            for frame in ds:
+                w.write(frame)
+
+    A destination that is not empty is refused unless ``overwrite=True`` (which replaces it).
+    """
+    cls = format if isinstance(format, type) and issubclass(format, Writer) else writer_class(format)
+    return cls(url, storage_options=storage_options, **options)
+
+
+def put_unit(w: Writer, key: Any, frames: List[Frame], *, written: Optional[Callable[[], None]] = None,
+             decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None) -> List[Result]:
+    """Write one unit, the one loop every strategy runs: :meth:`Writer.start_unit`, each frame
+    by :meth:`Writer.try_put` (while ``decoder``, a thread, decodes the frame after it: the
+    unit's next one, else ``following``), stopping at the first error when the run raises on
+    it (``w.stop_on_error``), then :meth:`Writer.end_unit`, which gives every frame's result.
+    ``written()`` is called after each frame is put, before the unit's results come (a tar
+    shard's frames come out when the shard is complete)."""
+    w.start_unit(key)
+    results: List[Result] = []
+    for k, frame in enumerate(frames):
+        nxt = frames[k + 1] if k + 1 < len(frames) else following
+        fut = decoder.submit(_touch, w, nxt) if decoder is not None and nxt is not None else None
+        try:
+            results.append(w.try_put(frame))  # written while the next frame decodes
+        finally:
+            if fut is not None:
+                fut.result()
+        if written is not None:
+            written()
+        if w.stop_on_error and isinstance(results[-1], CityscapesIOError):
+            break
+    return w.end_unit(key, frames, results)
+
+
+def _touch(w: Writer, frame: Frame) -> None:
+    """Decode ahead what writing ``frame`` will need; an error is left for the writer, which
+    meets it again when it asks for the same data."""
+    try:
+        w.touch(frame)
+    except CityscapesIOError:  # reported by the writer's own call
+        pass
+
+
+def _unit_outcomes(w: Writer, key: Any, items: List[Item], written: Optional[Callable[[], None]] = None,
+                   decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None
+                   ) -> Iterator[Outcome]:
+    """Write the frames of one unit that are not complete already (all of them, or none)."""
+    todo = [frame for frame, done in items if done is None]
+    results = iter(put_unit(w, key, todo, written=written, decoder=decoder, following=following) if todo else ())
+    for frame, done in items:
+        yield frame.split, frame.id, done if done is not None else next(results), done is not None
+
+
+def _in_process(w: Writer, units: Iterable[Unit], written: Optional[Callable[[], None]] = None
+                ) -> Generator[Outcome, None, None]:
+    for key, items in units:
+        yield from _unit_outcomes(w, key, items, written=written)
+
+
+def _decoding_ahead(w: Writer, units: Iterable[Unit], written: Optional[Callable[[], None]] = None
+                    ) -> Generator[Outcome, None, None]:
+    """In process, while a background thread decodes the next frame's ground truth (and reads
+    its photo when it will be written): zlib and Pillow release the GIL. One frame ahead at
+    most. The thread is this generator's own and is stopped when the generator ends or is
+    closed, in the thread that closes it."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode")
+    try:
+        it = iter(units)
+        unit = next(it, None)
+        while unit is not None:
+            following = next(it, None)  # listed now: its first frame decodes while this unit's last is written
+            ahead = [frame for frame, done in following[1] if done is None][:1] if following is not None else []
+            yield from _unit_outcomes(w, unit[0], unit[1], written, pool, ahead[0] if ahead else None)
+            unit = following
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: Optional[Writer] = None
+
+
+def _init_worker(format, url, storage_options, options: dict) -> None:
+    global _WORKER
+    # Ctrl-C goes to the whole process group: the parent stops the pool; workers just finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = writer(url, format, storage_options=storage_options, _existing="keep", **options)
+
+
+class _Collector:
+    """A frame's ``on_error`` while it is written in a worker process: the errors it is handed
+    come back to the parent, which applies the caller's own policy to them there (a callable
+    may not pickle, and its effects belong to the caller's process)."""
+
+    def __init__(self) -> None:
+        self.errors: List[Exception] = []
+
+    def __call__(self, error: Exception) -> None:
+        self.errors.append(error)
+
+
+def _write_in_worker(key: Any, frames: List[Frame], stop_on_error: bool = False
+                     ) -> Tuple[List[Tuple[Result, List[Exception]]], Caught]:
+    """Write one unit; per frame its result and the errors its policy was handed, and the
+    warnings raised meanwhile (raised again in the parent, where the caller sees them)."""
+    assert _WORKER is not None
+    w = _WORKER
+    w.stop_on_error = stop_on_error
+    collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
+    results, caught = with_warnings(put_unit, w, key, frames)
+    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)], caught
+
+
+def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, options: dict,
+             workers: int, stop_on_error: bool = False) -> Generator[Outcome, None, None]:
+    """Units written in ``workers`` processes (one task per unit), at most ``2 × workers`` in
+    flight, outcomes in input order (so the index files come out as from one process)."""
+    opts = options_for_workers(w, options)
+    ctx = multiprocessing.get_context("spawn")
+    queue: Deque[Tuple[List[Item], Optional[Future]]] = collections.deque()  # items, future of those to write
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(format, url, storage_options, opts)) as pool:
+        try:
+            submitted = 0
+            for key, items in units:
+                todo = [frame for frame, done in items if done is None]
+                fut = None
+                if todo:
+                    sent = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
+                    if submitted >= workers:
+                        fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
+                    else:  # the first submits start the workers: they start with Ctrl-C ignored
+                        with _sigint_ignored():
+                            fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
+                    submitted += 1
+                    for frame in todo:
+                        frame.release()
+                queue.append((items, fut))
+                while len(queue) >= 2 * workers:
+                    yield from _outcomes(queue[0])  # taken off once accounted for
+                    queue.popleft()
+            while queue:
+                yield from _outcomes(queue[0])
+                queue.popleft()
+        except BrokenProcessPool as exc:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise _worker_died(url, queue) from exc
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _worker_died(url, queue: Deque[Tuple[List[Item], Optional[Future]]]) -> CityscapesIOError:
+    """The error of a pool that lost a worker process (killed: out of memory, a signal, a
+    crash below Python): the frames sent to the pool that no worker reported written."""
+    lost = [frame.id for items, fut in queue if fut is not None and not _succeeded(fut)
+            for frame, done in items if done is None]
+    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    return CityscapesIOError(str(url), f"a worker process died (killed by a signal, out of memory, or a crash) "
+                                       f"before {len(lost)} frames were accounted for: {shown}; the frames "
+                                       f"written are kept: run the same conversion again with resume=True "
+                                       f"(--resume) to continue")
+
+
+def _succeeded(fut: Future) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes are started, so they inherit that and never print
+    a traceback of their own on Ctrl-C (the parent stops the pool). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _outcomes(queued: Tuple[List[Item], Optional[Future]]) -> Iterator[Outcome]:
+    items, fut = queued
+    done, caught = fut.result() if fut is not None else ([], [])
+    reissue(caught)
+    results = iter(done)
+    for frame, done in items:
+        if done is not None:
+            yield frame.split, frame.id, done, True
+            continue
+        result, errors = next(results)
+        for error in errors:  # handed to the frame's policy in the worker: applied here, in order
+            apply_policy(frame.on_error, error)
+        yield frame.split, frame.id, result, False
+
+
+def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url, storage_options, options: dict,
+               workers: int = 1, decode_ahead: bool = True, on_error: OnError = "raise",
+               progress: Optional[Callable[[int], None]] = None, index: bool = True) -> None:
+    """Drive ``w`` over ``units`` (from :func:`items_for`) with the strategy ``workers`` and ``decode_ahead`` choose,
+    accounting every frame in ``report``; then close the writer (``index``: with its index
+    files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
+    ``options`` are what worker processes open their own writers with."""
+    outcomes: Generator[Outcome, None, None]
+    w.stop_on_error = on_error == "raise"
+    count = _Count(progress)
+    if workers > 1:
+        outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
+                            workers=workers, stop_on_error=on_error == "raise")
+    elif decode_ahead:
+        outcomes = _decoding_ahead(w, units, count.written)
+    else:
+        outcomes = _in_process(w, units, count.written)
+    try:
+        for split, frame_id, result, complete in outcomes:
+            report.account(w, split, frame_id, result, on_error, complete)
+            count.accounted()
+    except BaseException:
+        outcomes.close()  # stops the pool or the decoding thread now
+        w.abort()
+        raise
+    if index:
+        w.close()
+    else:
+        w.abort()
+
+
+class _Count:
+    """``progress`` called once per frame, in order: when the frame is written in this process
+    (a unit of many frames, a tar shard, advances frame by frame, not all at once when the
+    shard is complete), or when its outcome arrives for a frame written elsewhere (a worker
+    process) or found complete already."""
+
+    def __init__(self, progress: Optional[Callable[[int], None]]):
+        self.progress = progress
+        self.done = 0  # outcomes accounted for
+        self.ahead = 0  # frames written whose outcome has not come yet
+        self.shown = 0
+
+    def written(self) -> None:
+        self.ahead += 1
+        self._show()
+
+    def accounted(self) -> None:
+        self.done += 1
+        self.ahead = max(self.ahead - 1, 0)
+        self._show()
+
+    def _show(self) -> None:
+        if self.progress is not None and self.done + self.ahead > self.shown:
+            self.shown = self.done + self.ahead
+            self.progress(self.shown)
