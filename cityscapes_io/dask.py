@@ -59,7 +59,7 @@ def to_bag(ds: Dataset, partition: Union[str, int] = "city"):
 
 
 def _write_partition(frames: Iterable[Frame], format: str, url, storage_options, options) -> List[tuple]:
-    w = writer(url, format, storage_options=storage_options, _existing="keep", **options)
+    w = writer(url, format, storage_options=storage_options, existing="keep", **options)
     try:
         return [(frame.split, frame.id, w.try_put(frame)) for frame in frames]
     finally:
@@ -93,7 +93,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     start = time.perf_counter()
     report = Report(str(url), format)
     w = writer(url, format, storage_options=storage_options, labels=ds.labels,
-               _sources=[*ds.reader.roots, *protect], **options)
+               sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
         w.abort()
         raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")

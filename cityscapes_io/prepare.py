@@ -343,7 +343,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
                                    "save_media": save_media,
                                    "media_splits": _media_splits(group) if save_media and len(group) > 1 else None}
         w = PrepareWriter(url, storage_options=opts, labels=group[0].labels,
-                          _existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
+                          existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
         if archive and workers > 1:
             w.abort()
             raise ValueError(f"{url}: an archive is written in one go by one process: no workers")

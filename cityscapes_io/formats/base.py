@@ -236,6 +236,13 @@ class Writer:
     overwrite : bool
         Replace what the destination holds. Without it, a destination that is not empty is
         refused (nothing is merged into an existing dataset silently).
+    existing : {"refuse", "replace", "keep"}, optional
+        What is done with what the destination holds, when the driver says (it takes the place
+        of ``overwrite``): ``"keep"`` is how shards, ``resume``, ``finalize`` and worker
+        processes open a destination that other writers fill too.
+    sources : sequence of Root
+        Places the destination may not overlap (the input's roots): a destination that is one of
+        them, holds one, or lies inside one and is to be replaced, is refused.
     """
 
     format = ""
@@ -258,8 +265,8 @@ class Writer:
 
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,
-                 image_ext: Optional[str] = None, overwrite: bool = False, _existing: Optional[str] = None,
-                 _sources: Sequence[Root] = (), **options):
+                 image_ext: Optional[str] = None, overwrite: bool = False, existing: Optional[str] = None,
+                 sources: Sequence[Root] = (), **options):
         if options:
             raise TypeError(f"{type(self).__name__}: unknown option(s) {', '.join(sorted(options))}")
         if image_ext and not image_ext.startswith("."):
@@ -286,8 +293,8 @@ class Writer:
         self._scores_dropped = 0
         self.written = 0
         self._closed = False
-        existing = _existing or ("replace" if overwrite else "refuse")
-        self.dest: Sink = open_sink(url, storage_options, existing=existing, sources=_sources)
+        existing = existing or ("replace" if overwrite else "refuse")
+        self.dest: Sink = open_sink(url, storage_options, existing=existing, sources=sources)
 
     # -- labels -----------------------------------------------------------------------------
     def use_labels(self, labels: Optional[LabelMap]) -> None:

@@ -114,7 +114,7 @@ def claimed(w: Writer, job: Dict[str, Any], *, fresh: bool) -> None:
 
 def refuse_overwriting_source(ds, url, storage_options=None, *, replacing: bool = False) -> None:
     """Refuse a destination that is a source of ``ds``, holds one, or lies inside one and is
-    to be replaced: :func:`cityscapes_io.output.refuse_sources`, the guard every writer's sink
+    to be replaced: :func:`cityscapes_io.storage.sinks.refuse_sources`, the guard every writer's sink
     goes through, for callers that check before opening one."""
     try:
         fs, path = url_to_fs(str(url), **(storage_options or {}))

@@ -52,8 +52,8 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     report = Report(str(url), format, shard=shard if sharded else None)
     start = time.perf_counter()
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing=existing,
-               _sources=[*ds.reader.roots, *protect], **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, existing=existing,
+               sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable and (sharded or resume or workers > 1):
         w.abort()
         raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
@@ -93,8 +93,8 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     check_policy(on_error)
     report = Report(str(url), format)
     start = time.perf_counter()
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels, _existing="keep",
-               _sources=[*ds.reader.roots, *protect], **options)
+    w = writer(url, format, storage_options=storage_options, labels=ds.labels, existing="keep",
+               sources=[*ds.reader.roots, *protect], **options)
     if not w.dest.resumable:
         w.abort()
         raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")

@@ -131,7 +131,7 @@ def _init_worker(format, url, storage_options, options: dict) -> None:
     global _WORKER
     # Ctrl-C goes to the whole process group: the parent stops the pool; workers just finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER = writer(url, format, storage_options=storage_options, _existing="keep", **options)
+    _WORKER = writer(url, format, storage_options=storage_options, existing="keep", **options)
 
 
 class _Collector:
