@@ -15,7 +15,7 @@ from .dataset import Dataset, open as open_dataset
 from .errors import OnError, check_policy
 from .frame import Frame
 from .storage import Root
-from .writing import Report, claim_destination, job_record, options_for_workers, writer
+from .writing import Report, claim_destination, job_record, options_for_workers, refuse_in_parts, writer
 
 __all__ = ["to_bag", "convert_on_dask", "partitions"]
 
@@ -94,9 +94,7 @@ def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, s
     report = Report(str(url), format)
     w = writer(url, format, storage_options=storage_options, labels=ds.labels,
                sources=[*ds.reader.roots, *protect], **options)
-    if not w.dest.resumable:
-        w.abort()
-        raise ValueError(f"{url}: an archive is written by one process: convert it without Dask")
+    refuse_in_parts(w, "Dask partitions: convert it without Dask")
     if w.GROUPS_FRAMES:  # partitions cut by city or count would split its units
         w.abort()
         raise ValueError(f"{format} writes several frames per file: convert it without Dask (workers= writes "

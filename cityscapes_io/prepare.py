@@ -39,7 +39,7 @@ from .frame import Frame
 from .names import GT_DIR, IMAGE_DIR, gt_path, image_path
 from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .storage.sinks import Data, is_archive_url
-from .writing import Report, items_for, refuse_overwriting_source, run_writer
+from .writing import Report, items_for, refuse_in_parts, refuse_overwriting_source, run_writer
 from .storage import is_read_only
 from .formats.base import Encoded, Entry, Files, Writer, check_names
 from .formats.spool import json_lists
@@ -344,9 +344,8 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
                                    "media_splits": _media_splits(group) if save_media and len(group) > 1 else None}
         w = PrepareWriter(url, storage_options=opts, labels=group[0].labels,
                           existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
-        if archive and workers > 1:
-            w.abort()
-            raise ValueError(f"{url}: an archive is written in one go by one process: no workers")
+        if workers > 1:
+            refuse_in_parts(w, "workers")
         trees = sorted({_tree_reader(ds).annotations for ds in group})
         frames = (f for ds in group for f in _annotated(ds, source))
         items = items_for(frames, w, resume=not overwrite and not archive,

@@ -23,11 +23,11 @@ frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over
 input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
 and finalize check a unit's files as a whole.
 """
-from .job import JOB_FILE, claim_destination, job_record, options_for_workers, refuse_overwriting_source
+from .job import JOB_FILE, claim_destination, job_record, options_for_workers, refuse_in_parts, refuse_overwriting_source
 from .report import Report
 from .runs import finalize_dataset, items_for, parse_shard, write_dataset
 from .strategies import put_unit, run_writer, writer
 
 __all__ = ["Report", "write_dataset", "finalize_dataset", "parse_shard", "writer", "put_unit", "run_writer",
            "items_for", "JOB_FILE", "job_record", "claim_destination", "options_for_workers",
-           "refuse_overwriting_source"]
+           "refuse_overwriting_source", "refuse_in_parts"]

@@ -13,10 +13,10 @@ from .. import jsonfile
 from ..errors import InvalidFileError, RefusedError
 from ..formats.base import Writer
 from ..storage import root_locations
-from ..storage.sinks import refuse_sources
+from ..storage.sinks import refuse_sources, written_in_one_go
 
 __all__ = ["JOB_FILE", "job_record", "claim_destination", "claimed", "refuse_overwriting_source",
-           "options_for_workers"]
+           "options_for_workers", "refuse_in_parts"]
 
 
 #: The record of the conversion a folder destination holds, kept with its output (resume,
@@ -129,3 +129,13 @@ def options_for_workers(w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:
     opts = dict(options, label_map=w.labels)
     opts.pop("overwrite", None)
     return opts
+
+
+def refuse_in_parts(w: Writer, asked: str) -> None:
+    """Refuse to write ``w``'s destination in parts (``asked``: ``"workers"``, ``"shard,
+    resume or workers"``, ...) when it is one archive, written in one go by one process
+    (:func:`~cityscapes_io.storage.sinks.written_in_one_go`); the writer is abandoned first."""
+    refused = written_in_one_go(w.dest, asked)
+    if refused is not None:
+        w.abort()
+        raise refused

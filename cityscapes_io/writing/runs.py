@@ -8,7 +8,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Set, Tuple, Uni
 from ..errors import CityscapesIOError, OnError, check_policy
 from ..formats.base import Result, Writer
 from ..storage import Root
-from .job import claimed, job_record
+from .job import claimed, job_record, refuse_in_parts
 from .report import Report
 from .strategies import Unit, run_writer, writer
 
@@ -54,9 +54,8 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, existing=existing,
                sources=[*ds.reader.roots, *protect], **options)
-    if not w.dest.resumable and (sharded or resume or workers > 1):
-        w.abort()
-        raise ValueError(f"{url}: an archive is written in one go by one process: no shard, resume or workers")
+    if sharded or resume or workers > 1:
+        refuse_in_parts(w, "shard, resume or workers")
     if w.dest.resumable:
         claimed(w, job_record(ds, w, options), fresh=existing != "keep")
     run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
@@ -95,9 +94,7 @@ def finalize_dataset(ds, url, format: str, *, storage_options=None, on_error: On
     start = time.perf_counter()
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, existing="keep",
                sources=[*ds.reader.roots, *protect], **options)
-    if not w.dest.resumable:
-        w.abort()
-        raise ValueError(f"{url}: an archive is written in one go: nothing to finalize")
+    refuse_in_parts(w, "shards to finalize")
     claimed(w, job_record(ds, w, options), fresh=False)
     try:
         w.dest.remove_temporaries()
