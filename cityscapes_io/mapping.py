@@ -12,12 +12,12 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import fsspec
 import numpy as np
 
-from .errors import LabelMapError, RefusedError
+from .errors import InvalidFileError, LabelMapError, RefusedError
 from .instances import INSTANCE_DIVISOR, instance_value, split_value
 from .labels import Label, LabelMap
 
 __all__ = ["LabelMapping", "resolve_label_map", "background_id", "value_lut", "distinct_colors", "voc_colormap",
-           "mapping_between"]
+           "mapping_between", "pack_color", "label_color_table", "colors_to_ids"]
 
 
 def resolve_label_map(label_map, source: Optional[LabelMap], storage_options=None) -> Optional[LabelMap]:
@@ -197,3 +197,53 @@ def mapping_between(source: LabelMap, target: LabelMap) -> LabelMapping:
         _MAPPINGS.pop(next(iter(_MAPPINGS)))
     _MAPPINGS[key] = (source, target, mapping)
     return mapping
+
+
+# -- colour masks: colours to label ids (VOC's and CamVid's masks) -------------------------------
+def pack_color(color) -> int:
+    """An ``(r, g, b)`` colour as one integer, ``r << 16 | g << 8 | b``."""
+    return (int(color[0]) << 16) | (int(color[1]) << 8) | int(color[2])
+
+
+def label_color_table(labels: LabelMap) -> Dict[int, int]:
+    """``{packed (r << 16 | g << 8 | b): label id}``; a colour shared by two labels reads as the
+    first. When no label has a colour, label ``i`` has VOC's colour ``i`` (as Datumaro paints
+    such maps, for VOC and CamVid alike)."""
+    table: Dict[int, int] = {}
+    if not any(lab.color is not None for lab in labels):
+        cmap = voc_colormap(256)
+        for lab in labels:
+            if 0 <= lab.id < 256:
+                table.setdefault(pack_color(cmap[lab.id]), lab.id)
+        return table
+    for lab in labels:
+        if lab.color is not None and lab.id >= 0:
+            table.setdefault(pack_color(lab.color), lab.id)
+    return table
+
+
+def colors_to_ids(rgb: np.ndarray, table: Dict[int, int], path: str, what: str) -> np.ndarray:
+    """Map an ``H×W×3`` colour mask to ids through ``table`` (``{packed colour: id}``).
+
+    One binary search per pixel over the table's colours (no sort of the pixels), so a
+    2048×1024 mask costs a few tens of milliseconds.
+
+    Raises
+    ------
+    InvalidFileError
+        A colour is not in the table; the message names ``path``, the first such pixel
+        ``(x, y)`` in row order, its colour, and ``what`` the table is.
+    """
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    keys = np.array(sorted(table), dtype=np.uint32)
+    values = np.array([table[k] for k in keys.tolist()], dtype=np.uint16)
+    if keys.size == 0:
+        keys, values = np.array([0xFFFFFFFF], np.uint32), np.zeros(1, np.uint16)  # matches no colour
+    pos = np.searchsorted(keys, packed)
+    np.minimum(pos, keys.size - 1, out=pos)
+    known = keys[pos] == packed
+    if not known.all():
+        y, x = divmod(int(np.argmin(known)), packed.shape[1])
+        color = tuple(int(c) for c in rgb[y, x, :3])
+        raise InvalidFileError(path, f"pixel (x={x}, y={y}) has colour {color}, which is not in {what}")
+    return values[pos]

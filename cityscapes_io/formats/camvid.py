@@ -33,13 +33,12 @@ from ..frame import Frame
 from ..sources import MaskSource
 from ..instances import class_of, class_of_array, instance_value, split_value
 from ..labels import Label, LabelMap, excerpt
-from ..mapping import distinct_colors, value_lut
+from ..mapping import colors_to_ids, distinct_colors, label_color_table, value_lut
 from ..names import sort_key
 from .base import Reader
 from ..storage import Root, check_inside, listdir, resolve_single_root
 from .base import Files, Segments, Writer
 from . import decode_text, read_dataset_file, read_label_file, resolve_listed, text_lines
-from .voc import colors_to_ids, label_color_table
 
 __all__ = ["CamvidReader", "CamvidWriter", "CAMVID_LABELS", "camvid_labels", "decode_camvid", "decode_camvid_mask"]
 

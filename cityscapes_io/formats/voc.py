@@ -41,7 +41,7 @@ from ..labels import MAX_LABELS, Label, LabelMap, excerpt, has_instances, parse_
 from ..names import sort_key
 from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
-from ..mapping import distinct_colors, value_lut, voc_colormap
+from ..mapping import colors_to_ids, distinct_colors, label_color_table, pack_color, value_lut, voc_colormap
 from .base import Reader
 from .base import Files, Segments, Writer
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
@@ -253,7 +253,7 @@ def decode_voc_class(data: bytes, path: str, labels: LabelMap) -> np.ndarray:
     """
     if _is_color(data, path):
         table = label_color_table(labels)
-        table.setdefault(_pack(VOID_COLOR), VOID)
+        table.setdefault(pack_color(VOID_COLOR), VOID)
         return colors_to_ids(png.decode_rgb(data, path), table, path, f"the label map ({labels.source}) or void")
     return png.decode_gray(data, path)
 
@@ -273,55 +273,7 @@ def _is_color(data: bytes, path: str) -> bool:
     return png.read_header(data, path).color_type in (2, 6)
 
 
-def _pack(color) -> int:
-    return (int(color[0]) << 16) | (int(color[1]) << 8) | int(color[2])
-
-
-def label_color_table(labels: LabelMap) -> Dict[int, int]:
-    """``{packed (r << 16 | g << 8 | b): label id}``; a colour shared by two labels reads as the
-    first. When no label has a colour, label ``i`` has VOC's colour ``i`` (as Datumaro paints
-    such maps, for VOC and CamVid alike)."""
-    table: Dict[int, int] = {}
-    if not any(lab.color is not None for lab in labels):
-        cmap = voc_colormap(256)
-        for lab in labels:
-            if 0 <= lab.id < 256:
-                table.setdefault(_pack(cmap[lab.id]), lab.id)
-        return table
-    for lab in labels:
-        if lab.color is not None and lab.id >= 0:
-            table.setdefault(_pack(lab.color), lab.id)
-    return table
-
-
-def colors_to_ids(rgb: np.ndarray, table: Dict[int, int], path: str, what: str) -> np.ndarray:
-    """Map an ``H×W×3`` colour mask to ids through ``table`` (``{packed colour: id}``).
-
-    One binary search per pixel over the table's colours (no sort of the pixels), so a
-    2048×1024 mask costs a few tens of milliseconds.
-
-    Raises
-    ------
-    InvalidFileError
-        A colour is not in the table; the message names ``path``, the first such pixel
-        ``(x, y)`` in row order, its colour, and ``what`` the table is.
-    """
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    keys = np.array(sorted(table), dtype=np.uint32)
-    values = np.array([table[k] for k in keys.tolist()], dtype=np.uint16)
-    if keys.size == 0:
-        keys, values = np.array([0xFFFFFFFF], np.uint32), np.zeros(1, np.uint16)  # matches no colour
-    pos = np.searchsorted(keys, packed)
-    np.minimum(pos, keys.size - 1, out=pos)
-    known = keys[pos] == packed
-    if not known.all():
-        y, x = divmod(int(np.argmin(known)), packed.shape[1])
-        color = tuple(int(c) for c in rgb[y, x, :3])
-        raise InvalidFileError(path, f"pixel (x={x}, y={y}) has colour {color}, which is not in {what}")
-    return values[pos]
-
-
-_OBJECT_COLORS = {_pack(c): i for i, c in enumerate(voc_colormap(256))}
+_OBJECT_COLORS = {pack_color(c): i for i, c in enumerate(voc_colormap(256))}
 
 
 class VocReader(Reader):
