@@ -3,7 +3,8 @@
 The API (``open(format=...)``, ``convert(format=...)``) and the command line accept the same
 names: :func:`format_names` lists them, :func:`resolve_format` turns one into the registered
 name, and :func:`detect_format` tells which format a dataset root holds from its top-level
-listing.
+listing, asking each format's reader (``Reader.detect``) in :data:`DETECT_ORDER`. What a
+format's module implements is written in :mod:`cityscapes_io.formats.base`.
 """
 from __future__ import annotations
 

@@ -22,6 +22,13 @@ What is handed out is a writer's *unit* (:meth:`~cityscapes_io.formats.base.Writ
 frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over the whole
 input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
 and finalize check a unit's files as a whole.
+
+The modules: ``strategies`` (:func:`writer`, the one unit loop :func:`put_unit` every strategy
+runs, and :func:`run_writer`, which picks the strategy once and accounts for every outcome),
+``runs`` (:func:`write_dataset`: shards and resume; :func:`finalize_dataset`), ``job`` (the
+job record kept with a folder's output, and the guards on the destination), ``report``
+(:class:`Report`, and :meth:`Report.account`, the one record step of every driver). A writer
+is driven only through its public unit protocol (:mod:`cityscapes_io.formats.base`).
 """
 from .job import JOB_FILE, claim_destination, job_record, options_for_workers, refuse_in_parts, refuse_overwriting_source
 from .report import Report
