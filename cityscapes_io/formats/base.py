@@ -448,6 +448,11 @@ class Writer:
             self.spool.close()
         self.dest.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the writer is closed (by :meth:`close` or :meth:`abort`): it writes no more."""
+        return self._closed
+
     def __enter__(self) -> "Writer":
         return self
 

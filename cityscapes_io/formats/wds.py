@@ -813,7 +813,7 @@ class WdsWriter(Writer):
 
     def start_unit(self, key: Any) -> None:
         """Open shard ``key``: the frames put until :meth:`end_unit` go into it."""
-        if self._closed:
+        if self.closed:
             raise ValueError("write() on a closed writer")
         if self._open is not None:  # left open by a unit that never ended (an interrupted run)
             self._open.discard()
@@ -906,7 +906,7 @@ class WdsWriter(Writer):
             shard.discard()
 
     def close(self) -> None:
-        if not self._closed:
+        if not self.closed:
             try:
                 self._flush()
             except BaseException:
