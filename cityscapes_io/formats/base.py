@@ -474,12 +474,7 @@ class Writer:
     def try_put(self, frame: Frame) -> Result:
         """:meth:`put`, the frame's error returned instead of raised (nothing of the frame is
         written then); the frame's pixels and buffered bytes are released either way."""
-        try:
-            return self.put(frame)
-        except CityscapesIOError as exc:
-            return exc
-        finally:
-            frame.release()
+        return _result_of(self.put, frame)
 
     def encode_next(self, frame: Frame) -> Encoded:
         """The next frame to write, encoded (the first one gives the labels, when none were)."""
@@ -510,12 +505,7 @@ class Writer:
         """:meth:`entry`, the error returned instead of raised (formats that recompute their
         index records from the frame decode it here); the frame's pixels are released either
         way."""
-        try:
-            return self.entry(frame)
-        except CityscapesIOError as exc:
-            return exc
-        finally:
-            frame.release()
+        return _result_of(self.entry, frame)
 
     def abort(self) -> None:
         """Close without writing the index files (after an error, or in a shard)."""
@@ -602,3 +592,14 @@ class Writer:
     def close_warnings(self) -> List[str]:
         """What close() warns about the output as a whole (nothing by default)."""
         return []
+
+
+def _result_of(step: Callable[[Frame], Entry], frame: Frame) -> Result:
+    """``step(frame)``, or the error that stopped it; the frame's pixels and buffered bytes
+    are released either way."""
+    try:
+        return step(frame)
+    except CityscapesIOError as exc:
+        return exc
+    finally:
+        frame.release()
