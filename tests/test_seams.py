@@ -230,9 +230,10 @@ def test_unreachable_s3_destination_is_a_storage_error(tree):
 
 
 #: The package's modules, lower layers first (the README's "Layout").
-LAYERS = ["errors", "jsonfile", "names", "labels", "instances", "polygons", "png", "rle", "storage", "progress", "frame", "panoptic", "reader", "mapping",
-          "output", "writers", "formats", "ops", "pipeline", "dataset", "convert", "prepare", "eval_common", "eval_semantic", "eval_instance", "eval_panoptic", "evaluation", "dask", "torch", "synthetic", "project",
-          "stats", "validate", "show", "cli", "__main__"]
+LAYERS = ["errors", "jsonfile", "names", "labels", "instances", "polygons", "png", "rle", "storage", "progress",
+          "sources", "frame", "parallel", "panoptic", "mapping", "formats", "ops", "writing", "dataset", "convert",
+          "prepare", "evaluation", "dask", "torch", "testing", "project", "stats", "validate", "show", "cli",
+          "__main__"]
 
 
 def test_modules_import_only_lower_layers():
