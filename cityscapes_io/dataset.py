@@ -101,7 +101,7 @@ class Dataset:
         splits): where its files are, and what the format knows of them (Cityscapes: the
         annotation trees)."""
         reader = self.reader
-        while isinstance(reader, ops._View):
+        while isinstance(reader, ops.View):
             reader = reader.base.reader
         return reader
 

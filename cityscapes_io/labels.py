@@ -276,7 +276,7 @@ class LabelMap:
         return cls((Label(name, i, _color(c, source, name)) for (i, name), c in zip(pairs, picked)), source=source)
 
     # -- writers ---------------------------------------------------------------------------
-    def _dense(self) -> List[Label]:
+    def dense(self) -> List[Label]:
         """Labels in id order, checking that non-negative ids are 0..N-1 (negative ids last)."""
         pos = sorted((l for l in self._labels if l.id >= 0), key=lambda l: l.id)
         neg = [l for l in self._labels if l.id < 0]
@@ -292,7 +292,7 @@ class LabelMap:
         across maps ignoring spaces and underscores). ``dataset_meta.json`` keeps names exactly.
         """
         lines = ["# label_colors [color_rgb name]"]
-        for lab in self._dense():
+        for lab in self.dense():
             if "\n" in lab.name or "#" in lab.name or not lab.name.strip():
                 raise LabelMapError(self.source, f"label name {lab.name!r} cannot be written to label_colors.txt")
             name = lab.name if keep_spaces else "_".join(lab.name.split())
@@ -327,7 +327,7 @@ class LabelMap:
         its label ids lists the 19 train classes there, as those are the masks Datumaro reads.
         """
         if self.is_dense:
-            labels = self._dense()
+            labels = self.dense()
             keys = list(range(len(labels)))
         else:
             labels = sorted((l for l in self._labels if l.id >= 0), key=lambda l: l.id)

@@ -14,7 +14,7 @@ from .labels import TRAIN_IGNORE, Label, LabelMap, has_instances, official_label
 from .mapping import LabelMapping, mapping_between
 from .formats.base import Reader
 
-__all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "merge"]
+__all__ = ["filter_dataset", "remap_labels", "to_train_ids", "rename_splits", "merge", "View", "MergedReader"]
 
 
 def _derive(frame: Frame, labels: LabelMap, mapping: LabelMapping) -> Frame:
@@ -22,7 +22,7 @@ def _derive(frame: Frame, labels: LabelMap, mapping: LabelMapping) -> Frame:
     return frame.derived(labels, mapping.lut, mapping.renames())
 
 
-class _View(Reader):
+class View(Reader):
     """A reader over another dataset: listing and frames pass through ``frame_fn``."""
 
     format = "view"
@@ -123,7 +123,7 @@ def filter_dataset(ds, *, split=None, cities=None, ids=None, labels=None):
             return None
         return frame
 
-    return ds.derive(_View(ds, splits=(lambda names: [s for s in names if s in splits]) if splits else None,
+    return ds.derive(View(ds, splits=(lambda names: [s for s in names if s in splits]) if splits else None,
                            cities=city_set, frame_fn=keep if patterns or wanted_labels else None))
 
 
@@ -168,7 +168,7 @@ def remap_labels(ds, mapping: Mapping[str, Optional[str]], *, default: str = "ke
         same = frame.labels is src or frame.labels == src
         return _derive(frame, target, main if same else mapping_between(frame.labels, target))
 
-    return ds.derive(_View(ds, labels=target, frame_fn=derive))
+    return ds.derive(View(ds, labels=target, frame_fn=derive))
 
 
 def _label_named(labels: LabelMap, name: str) -> Label:
@@ -212,7 +212,7 @@ def to_train_ids(ds):
             return frame
         return _derive(frame, target, main if frame.labels is src else mapping_for(frame.labels))
 
-    return ds.derive(_View(ds, labels=target, frame_fn=derive))
+    return ds.derive(View(ds, labels=target, frame_fn=derive))
 
 
 def rename_splits(ds, names: Mapping[str, str]):
@@ -224,10 +224,12 @@ def rename_splits(ds, names: Mapping[str, str]):
     new = [names.get(s, s) for s in have]
     if len(set(new)) != len(new):
         raise CityscapesIOError(None, f"renaming gives two splits one name: {sorted(new)}")
-    return ds.derive(_View(ds, split_names={v: k for k, v in names.items()}))
+    return ds.derive(View(ds, split_names={v: k for k, v in names.items()}))
 
 
-class _MergedReader(Reader):
+class MergedReader(Reader):
+    """A reader over several datasets, one after the other (:func:`merge`)."""
+
     format = "merged"
 
     def __init__(self, datasets: Sequence, on_duplicate: str):
@@ -295,5 +297,5 @@ def merge(*datasets, on_duplicate: str = "error"):
         datasets = tuple(datasets[0])
     if not datasets:
         raise ValueError("merge() needs at least one dataset")
-    reader = _MergedReader(datasets, on_duplicate)
+    reader = MergedReader(datasets, on_duplicate)
     return type(datasets[0])(reader, prefetch=max(d.prefetch for d in datasets))

@@ -26,7 +26,7 @@ from . import jsonfile
 from .errors import CityscapesIOError, DatasetNotFoundError
 from .formats import resolve_format
 from .dataset import open as open_dataset
-from .ops import _MergedReader, merge
+from .ops import MergedReader, merge
 from .storage import Root, resolve_root
 
 __all__ = ["Project", "apply_operations", "require_cities", "check_unique_ids", "source_format", "PROJECT_FILE"]
@@ -115,7 +115,7 @@ def source_format(ds) -> str:
     """The format ``ds`` was read from, under its operations (a project's dataset is a view of
     its sources); for merged sources, their formats (``"cityscapes + voc"``, each once)."""
     reader = ds.source_reader
-    if isinstance(reader, _MergedReader):
+    if isinstance(reader, MergedReader):
         return " + ".join(dict.fromkeys(source_format(d) for d in reader.datasets))
     return str(reader.format)
 

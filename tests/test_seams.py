@@ -417,3 +417,27 @@ def test_a_bug_in_a_writer_is_not_a_storage_error(tmp_path):
         with pytest.raises(TypeError):
             sink.put("a.png", None)  # type: ignore[arg-type]
         sink.abort()
+
+
+def test_no_module_uses_another_module_s_underscore_names():
+    """A module's underscore names are its own: no other module of the package imports them or
+    reaches them through the module (``ops._View``). Third-party privates are not counted."""
+    import ast
+    import pathlib
+
+    pkg = pathlib.Path(cio.__file__).parent
+    found = []
+    for path in sorted(pkg.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        ours = set()  # names bound to our modules in this file
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("cityscapes_io")):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(pkg)}:{node.lineno}: imports {alias.name}")
+                    ours.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in ours):
+                found.append(f"{path.relative_to(pkg)}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert not found, found

@@ -458,7 +458,7 @@ class VocWriter(Writer):
 
     def setup(self, labels: LabelMap) -> None:
         # A label with id 255 (the train ids' "ignore") is VOC's void, outside labelmap.txt.
-        dense = LabelMap((l for l in labels if l.id != VOID), source=labels.source)._dense()
+        dense = LabelMap((l for l in labels if l.id != VOID), source=labels.source).dense()
         if len(dense) > VOID:
             raise LabelMapError(labels.source, f"{len(dense)} labels: VOC class indices stop at 254")
         self._dense_labels = dense
