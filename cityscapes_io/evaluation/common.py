@@ -1,6 +1,7 @@
 """What the evaluation tasks share: the official label table as the evaluators use it, matching
 prediction files to ground-truth frames by ``<city>_<seq>_<frame>``, the error that lists a
-submission's problems, and the ordered map of a per-frame function over processes.
+submission's problems, and the ordered map of a per-frame function over processes or threads
+(on the library's one pool, :func:`~cityscapes_io.parallel.ordered_map`).
 
 Every task computes per-frame statistics in a module-level function (so that it pickles to a
 worker process) and sums them in frame order in the calling process: ``workers > 1`` gives the
@@ -8,19 +9,18 @@ very same numbers as one process, and nothing holds more than a bounded window o
 """
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import functools
 import os
 import posixpath
 import re
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import CityscapesIOError
 from ..labels import Label, LabelMap
-from ..progress import Caught, reissue, with_warnings
+from ..parallel import WorkerDied, ordered_map
 from ..storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "TABLE", "KNOWN_IDS",
@@ -142,12 +142,6 @@ def refuse(problems: Sequence[str], where: Any) -> CityscapesIOError:
                              "\n".join(f"  {p}" for p in problems))
 
 
-def _chunk(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
-           common: Tuple[Any, ...]) -> Tuple[List[Any], Caught]:
-    """In a worker process: the results of a chunk of frames, and the warnings raised meanwhile."""
-    return with_warnings(lambda: [_one(fn, frame, extra, common) for frame, extra in zip(frames, args)])
-
-
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -189,48 +183,27 @@ def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tup
     are worked on at once in this process (default: two when two cores are available): PNG
     decoding and numpy release the GIL, so reading the next frame overlaps counting this one.
     ``fn`` must then not share state between frames. (Processes beat that only above two, on
-    as many cores: :func:`processes_for`.)
+    as many cores: :func:`processes_for`.) Both are :func:`~cityscapes_io.parallel.ordered_map`.
     """
+    call = functools.partial(_one_item, fn, common)
     if workers <= 1:
         n = min(2, _cores()) if threads is None else max(1, threads)
-        if n == 1:
-            for frame, extra in zip(frames, args):
-                yield _one(fn, frame, extra, common)
-            return
-        with ThreadPoolExecutor(max_workers=n) as tpool:
-            window: List[Future] = []
-            for frame, extra in zip(frames, args):
-                window.append(tpool.submit(_one, fn, frame, extra, common))
-                if len(window) > n:
-                    yield window.pop(0).result()
-            for fut in window:
-                yield fut.result()
+        yield from ordered_map(call, zip(frames, args), workers=n, processes=False)
         return
     size = max(1, min(16, len(frames) // (workers * 4) or 1))
-    ctx = multiprocessing.get_context("spawn")
     done = 0  # frames yielded: those after them are not accounted for when a worker dies
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: List[Future] = []
-        try:
-            for i in range(0, len(frames), size):
-                pending.append(pool.submit(_chunk, fn, frames[i:i + size], args[i:i + size], common))
-                if len(pending) >= 2 * workers:
-                    results = _results(pending.pop(0))
-                    done += len(results)
-                    yield from results
-            for fut in pending:
-                results = _results(fut)
-                done += len(results)
-                yield from results
-        except BrokenProcessPool:
-            raise _worker_died(frames[done:]) from None
+    results = ordered_map(call, zip(frames, args), workers=workers, chunk=size)
+    try:
+        with contextlib.closing(results):
+            for result in results:
+                done += 1
+                yield result
+    except WorkerDied:
+        raise _worker_died(frames[done:]) from None
 
 
-def _results(fut: Future) -> List[Any]:
-    """A chunk's results, its warnings raised again here (in frame order)."""
-    results, caught = fut.result()
-    reissue(caught)
-    return results
+def _one_item(fn: Callable[..., Any], common: Tuple[Any, ...], item: Tuple[Any, Tuple[Any, ...]]) -> Any:
+    return _one(fn, item[0], item[1], common)
 
 
 def _worker_died(frames: Sequence[Any]) -> CityscapesIOError:

@@ -3,7 +3,7 @@
 - in process (``workers=1, decode_ahead=False``);
 - in process with a decode-ahead thread (``workers=1``, the default): the next frame is decoded
   while the current one is encoded and written;
-- a process pool (``workers=N``): at most ``2N`` units in flight, results taken in input order
+- a process pool (``workers=N``, the one ordered map :func:`~cityscapes_io.parallel.ordered_map`): at most ``2N`` units in flight, results taken in input order
   so the output is identical to a single run.
 
 Every strategy writes a unit by the one loop :func:`put_unit`, and :func:`run_writer` accounts
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import multiprocessing
-import signal
-import threading
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import CityscapesIOError, OnError, apply_policy
 from ..formats import writer_class
 from ..frame import Frame
-from ..progress import Caught, reissue, with_warnings
+from ..parallel import WorkerDied, ordered_map
 from ..formats.base import Result, Writer
 from .job import options_for_workers
 from .report import Report
@@ -129,8 +126,6 @@ _WORKER: Optional[Writer] = None
 
 def _init_worker(format, url, storage_options, options: dict) -> None:
     global _WORKER
-    # Ctrl-C goes to the whole process group: the parent stops the pool; workers just finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER = writer(url, format, storage_options=storage_options, existing="keep", **options)
 
 
@@ -146,16 +141,20 @@ class _Collector:
         self.errors.append(error)
 
 
-def _write_in_worker(key: Any, frames: List[Frame], stop_on_error: bool = False
-                     ) -> Tuple[List[Tuple[Result, List[Exception]]], Caught]:
-    """Write one unit; per frame its result and the errors its policy was handed, and the
-    warnings raised meanwhile (raised again in the parent, where the caller sees them)."""
+#: A unit as sent to a worker process: its key and the frames to write (none: nothing to send).
+_Sent = Tuple[Any, List[Frame]]
+
+
+def _write_in_worker(stop_on_error: bool, sent: _Sent) -> List[Tuple[Result, List[Exception]]]:
+    """Write one unit; per frame its result and the errors its policy was handed (the warnings
+    raised meanwhile go back with them: :func:`~cityscapes_io.parallel.ordered_map`)."""
     assert _WORKER is not None
+    key, frames = sent
     w = _WORKER
     w.stop_on_error = stop_on_error
     collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
-    results, caught = with_warnings(put_unit, w, key, frames)
-    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)], caught
+    results = put_unit(w, key, frames)
+    return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)]
 
 
 def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, options: dict,
@@ -163,78 +162,45 @@ def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, 
     """Units written in ``workers`` processes (one task per unit), at most ``2 × workers`` in
     flight, outcomes in input order (so the index files come out as from one process)."""
     opts = options_for_workers(w, options)
-    ctx = multiprocessing.get_context("spawn")
-    queue: Deque[Tuple[List[Item], Optional[Future]]] = collections.deque()  # items, future of those to write
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(format, url, storage_options, opts)) as pool:
-        try:
-            submitted = 0
-            for key, items in units:
-                todo = [frame for frame, done in items if done is None]
-                fut = None
-                if todo:
-                    sent = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
-                    if submitted >= workers:
-                        fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
-                    else:  # the first submits start the workers: they start with Ctrl-C ignored
-                        with _sigint_ignored():
-                            fut = pool.submit(_write_in_worker, key, sent, stop_on_error)
-                    submitted += 1
-                    for frame in todo:
-                        frame.release()
-                queue.append((items, fut))
-                while len(queue) >= 2 * workers:
-                    yield from _outcomes(queue[0])  # taken off once accounted for
-                    queue.popleft()
-            while queue:
-                yield from _outcomes(queue[0])
-                queue.popleft()
-        except BrokenProcessPool as exc:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise _worker_died(url, queue) from exc
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    held: Deque[List[Item]] = collections.deque()  # the items of the units in the pool, in order
+
+    def sent() -> Iterator[_Sent]:
+        for key, items in units:
+            todo = [frame for frame, done in items if done is None]
+            frames = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
+            for frame in todo:
+                frame.release()
+            held.append(items)
+            yield key, frames
+
+    results = ordered_map(functools.partial(_write_in_worker, stop_on_error), sent(), workers=workers,
+                          skip=lambda unit: not unit[1], initializer=_init_worker,
+                          initargs=(format, url, storage_options, opts), ignore_interrupt=True)
+    try:
+        with contextlib.closing(results):  # closed with this generator: the pool stops now
+            for done in results:
+                yield from _outcomes(held[0], done or [])
+                held.popleft()
+    except WorkerDied as exc:
+        raise _worker_died(url, exc.lost) from exc.__cause__
 
 
-def _worker_died(url, queue: Deque[Tuple[List[Item], Optional[Future]]]) -> CityscapesIOError:
+def _worker_died(url, lost: List[_Sent]) -> CityscapesIOError:
     """The error of a pool that lost a worker process (killed: out of memory, a signal, a
     crash below Python): the frames sent to the pool that no worker reported written."""
-    lost = [frame.id for items, fut in queue if fut is not None and not _succeeded(fut)
-            for frame, done in items if done is None]
-    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    ids = [frame.id for key, frames in lost for frame in frames]
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     return CityscapesIOError(str(url), f"a worker process died (killed by a signal, out of memory, or a crash) "
-                                       f"before {len(lost)} frames were accounted for: {shown}; the frames "
+                                       f"before {len(ids)} frames were accounted for: {shown}; the frames "
                                        f"written are kept: run the same conversion again with resume=True "
                                        f"(--resume) to continue")
 
 
-def _succeeded(fut: Future) -> bool:
-    return fut.done() and not fut.cancelled() and fut.exception() is None
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while worker processes are started, so they inherit that and never print
-    a traceback of their own on Ctrl-C (the parent stops the pool). Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _outcomes(queued: Tuple[List[Item], Optional[Future]]) -> Iterator[Outcome]:
-    items, fut = queued
-    done, caught = fut.result() if fut is not None else ([], [])
-    reissue(caught)
+def _outcomes(items: List[Item], done: List[Tuple[Result, List[Exception]]]) -> Iterator[Outcome]:
     results = iter(done)
-    for frame, done in items:
-        if done is not None:
-            yield frame.split, frame.id, done, True
+    for frame, complete in items:
+        if complete is not None:
+            yield frame.split, frame.id, complete, True
             continue
         result, errors = next(results)
         for error in errors:  # handed to the frame's policy in the worker: applied here, in order
