@@ -250,7 +250,7 @@ def open(
     check_policy(on_error)
     extra = {}
     if annotations is not None:
-        if resolve_format(format) != "cityscapes":
+        if not reader_class(format).ANNOTATION_TREES:
             raise ValueError(f"annotations= is a Cityscapes option; format {format!r} has one annotation tree")
         extra["annotations"] = annotations
     try:

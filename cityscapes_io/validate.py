@@ -202,7 +202,7 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         yield Problem(ERROR, _src_name(src), f"cannot open: {exc}",
                       "not-found" if isinstance(exc, FileNotFoundError) else "unreadable")
         return
-    cityscapes = ds.format == "cityscapes"
+    grammar, instance_kinds = ds.reader.NAME_GRAMMAR, ds.reader.INSTANCE_KINDS
     roots = list(ds.reader.roots)
     ds.reader.on_ignored = on_ignored
 
@@ -249,7 +249,7 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         if frame.split in bases and frame.has_annotations:
             bases[frame.split].add(frame.id.rsplit("/", 1)[-1])
         try:
-            problems = _check_frame(frame, cityscapes, known_ids)
+            problems = _check_frame(frame, grammar, instance_kinds, known_ids)
             if roots:
                 problems = _with_display_paths(problems, frame, roots)
         finally:
@@ -282,7 +282,9 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
 
 # -- one frame ------------------------------------------------------------------------------------
 
-def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
+def _check_frame(frame, grammar: bool, instance_kinds: Optional[Tuple[str, ...]], known_ids) -> List[Problem]:
+    """The problems of one frame; ``grammar`` and ``instance_kinds`` are its reader's
+    ``NAME_GRAMMAR`` and ``INSTANCE_KINDS`` (:mod:`cityscapes_io.formats.base`)."""
     out: List[Problem] = []
     files = frame.files
     main = _main_path(frame)
@@ -298,7 +300,7 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
     elif not frame.has("image") and gt_files:
         out.append(Problem(WARNING, main, "ground truth without a photo", "missing-photo"))
 
-    if cityscapes and frame.seq is None:
+    if grammar and frame.seq is None:
         out.append(Problem(
             WARNING, main,
             f"frame id {frame.id!r} is outside the Cityscapes name grammar <city>_<seq:06d>_<frame:06d> "
@@ -359,11 +361,11 @@ def _check_frame(frame, cityscapes: bool, known_ids) -> List[Problem]:
 
     # Label values.
     if ids is not None:
-        if cityscapes and gt_kind == "instanceIds" and ids.dtype == np.uint8:
+        if instance_kinds is not None and gt_kind == "instanceIds" and ids.dtype == np.uint8:
             out.append(Problem(WARNING, _path(frame, gt_kind),
                                "8-bit instanceIds: valid, but every value is a plain class id (no instances)",
                                "8bit-instanceids"))
-        as_instances = gt_kind in ("instanceIds", "instanceTrainIds") or not cityscapes
+        as_instances = instance_kinds is None or gt_kind in instance_kinds
         bad = _unknown_values(ids, known_ids(frame.labels), as_instances)
         if bad:
             out.append(_unknown_problem(_path(frame, gt_kind), bad, frame.labels, as_instances))

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import DatasetNotFoundError
-from ..formats import detect, format_names, resolve_format, root_hint, writer_class
+from ..formats import detect, format_names, reader_class, resolve_format, root_hint, writer_class
 from ..names import ANNOTATION_DIRS
 from .status import EXIT_STATUSES, UsageError
 
@@ -218,7 +218,7 @@ def open_source(src, fmt: str, storage_options, **kwargs):
 
     if kwargs.get("annotations") is None:
         kwargs.pop("annotations", None)
-    elif fmt != "cityscapes":
+    elif not reader_class(fmt).ANNOTATION_TREES:
         raise UsageError(f"--annotations applies to cityscapes datasets, not {fmt}")
     from ..dataset import open as open_dataset  # on use: the command line starts without it
 

@@ -9,6 +9,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Sequence
 
+from ..formats import writer_class
 from .args import (FORMATS_HELP, QUIET_WRITING, add_output, add_operations, add_source, command, dataset,
                    format_name, progress, writer_options)
 from .status import EXIT_ERROR, UsageError
@@ -73,8 +74,9 @@ def export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Roo
     if not dst:
         raise UsageError("the output is missing: DST or -o DST")
     opts = writer_options(args, fmt)
-    # The one format name left here: a tar shard always holds its photo (save_media is implied).
-    if opts.get("image_ext") and not opts.get("save_media") and not args.finalize and fmt != "wds":
+    # A format that always writes its photos (a tar shard holds them) takes image_ext alone.
+    if (opts.get("image_ext") and not opts.get("save_media") and not args.finalize
+            and not writer_class(fmt).ALWAYS_SAVES_MEDIA):
         warnings.warn(f"--image-ext {opts['image_ext']} has no effect without --save-media (no photos are written)")
     if args.overwrite:
         opts["overwrite"] = True

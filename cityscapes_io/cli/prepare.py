@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..formats import reader_class
 from .args import QUIET_WRITING, add_source, command, input_format, items, json_object, open_source, terminal
 from .status import EXIT_ERROR, UsageError
 
@@ -48,7 +49,7 @@ def run(args) -> int:
 
     src = args.src[0] if len(args.src) == 1 else args.src
     fmt = input_format(args, src, args.input_format)
-    if fmt != "cityscapes":
+    if not reader_class(fmt).ANNOTATION_TREES:
         raise UsageError(f"prepare works on Cityscapes datasets, not {fmt}")
     kinds = items(args.kinds) or list(TRAIN_ID_KINDS)
     allowed = kinds_from(args.source)

@@ -3,48 +3,77 @@
 The API (``open(format=...)``, ``convert(format=...)``) and the command line accept the same
 names: :func:`format_names` lists them, :func:`resolve_format` turns one into the registered
 name, and :func:`detect_format` tells which format a dataset root holds from its top-level
-listing, asking each format's reader (``Reader.detect``) in :data:`DETECT_ORDER`. What a
-format's module implements is written in :mod:`cityscapes_io.formats.base`.
+listing, asking each format's reader (``Reader.detect``) in :func:`detect_order`. What a
+format's module implements is written in :mod:`cityscapes_io.formats.base`; a new format is
+that module plus one :func:`register` line (below, or at run time), and nothing outside this
+package names it.
 """
 from __future__ import annotations
 
 import importlib
-import re
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..labels import LabelMap
 from ..storage import Root, check_inside, listdir, resolve_inside, resolve_root, storage_errors
 
-__all__ = ["FORMATS", "DETECT_ORDER", "format_names", "resolve_format", "detect_format", "root_hint", "reader_class",
-           "writer_class", "read_dataset_file", "decode_text", "text_lines", "resolve_listed", "read_label_file"]
+__all__ = ["FORMATS", "Format", "register", "unregister", "detect_order", "format_names", "resolve_format",
+           "detect_format", "root_hint", "reader_class", "writer_class", "read_dataset_file", "decode_text",
+           "text_lines", "resolve_listed", "read_label_file"]
 
-#: format name -> ("module:ReaderClass", "module:WriterClass")
-FORMATS: Dict[str, Tuple[str, str]] = {
-    "cityscapes": ("cityscapes_io.formats.cityscapes:CityscapesReader",
-                   "cityscapes_io.formats.cityscapes:CityscapesWriter"),
-    "voc": ("cityscapes_io.formats.voc:VocReader", "cityscapes_io.formats.voc:VocWriter"),
-    "camvid": ("cityscapes_io.formats.camvid:CamvidReader", "cityscapes_io.formats.camvid:CamvidWriter"),
-    "coco_instances": ("cityscapes_io.formats.coco:CocoInstancesReader",
-                       "cityscapes_io.formats.coco:CocoInstancesWriter"),
-    "coco_panoptic": ("cityscapes_io.formats.coco_panoptic:CocoPanopticReader",
-                      "cityscapes_io.formats.coco_panoptic:CocoPanopticWriter"),
-    "wds": ("cityscapes_io.formats.wds:WdsReader", "cityscapes_io.formats.wds:WdsWriter"),
-}
-#: The order detection asks the formats in (each reader's ``detect``): the most particular
-#: evidence first (COCO's ``annotations/`` beside photos in ``leftImg8bit/``, a panoptic JSON
-#: beside an instances one, an index of tar shards).
-DETECT_ORDER = ("coco_panoptic", "coco_instances", "wds", "cityscapes", "voc", "camvid")
-#: Other names of registered formats (Datumaro's).
-_ALIASES = {"voc_segmentation": "voc", "pascal_voc": "voc"}
 
-#: Top-level folders that mark a Cityscapes tree (``imgsFine/`` is Datumaro's first layout).
-CITYSCAPES_DIRS = ("gtFine", "gtCoarse", "leftImg8bit", "imgsFine")
+@dataclass(frozen=True)
+class Format:
+    """One registered format: the module holding it, its reader and writer classes (by name:
+    the module is imported when one of them is first asked for), its other names, and its
+    rank in detection (lower is asked first; None: opened by name only, never detected)."""
+
+    module: str
+    reader: str
+    writer: str
+    aliases: Tuple[str, ...] = ()
+    rank: Optional[int] = None
+
+
+#: format name -> :class:`Format`, in registration order (the order of :func:`format_names`
+#: and of the "cannot tell the format" message).
+FORMATS: Dict[str, Format] = {}
+
+
+def register(name: str, module: str, reader: str, writer: str, *, aliases: Tuple[str, ...] = (),
+             rank: Optional[int] = None) -> None:
+    """Register format ``name``: ``module`` holds the classes ``reader`` and ``writer``
+    (:mod:`cityscapes_io.formats.base`'s contract). ``aliases`` are other names for it;
+    ``rank`` is its place in detection, lower first: the most particular evidence goes first
+    (COCO's ``annotations/`` beside photos in ``leftImg8bit/``, a panoptic JSON beside an
+    instances one, an index of tar shards); None leaves the format out of detection.
+    Registering a name again replaces it."""
+    name = name.lower()
+    taken = [a for a in aliases if a in FORMATS or _aliases().get(a, name) != name]
+    if taken:
+        raise ValueError(f"format {name!r}: the name {taken[0]!r} is another format's")
+    FORMATS[name] = Format(module, reader, writer, tuple(aliases), rank)
+
+
+def unregister(name: str) -> None:
+    """Remove format ``name`` (its registered name) from the registry."""
+    del FORMATS[name.lower()]
+
+
+def detect_order() -> List[str]:
+    """The registered formats detection asks, in order (their ``rank``)."""
+    return sorted((n for n, f in FORMATS.items() if f.rank is not None), key=lambda n: FORMATS[n].rank or 0)
+
+
+def _aliases() -> Dict[str, str]:
+    """Other names of registered formats (Datumaro's), to the registered name."""
+    return {a: name for name, f in FORMATS.items() for a in f.aliases}
 
 
 def format_names() -> List[str]:
     """Every accepted format name: the registered ones, then their aliases."""
-    return list(FORMATS) + [a for a in _ALIASES if a not in FORMATS]
+    return list(FORMATS) + [a for a in _aliases() if a not in FORMATS]
 
 
 def resolve_format(name: str) -> str:
@@ -57,25 +86,32 @@ def resolve_format(name: str) -> str:
         ``name`` is not a known format; the message lists the choices.
     """
     key = str(name).lower()
-    key = _ALIASES.get(key, key)
+    key = _aliases().get(key, key)
     if key not in FORMATS:
         raise ValueError(f"unknown format {name!r}; choose from: {', '.join(format_names())}")
     return key
 
 
-def _load(fmt: str, which: int):
-    module, _, attr = FORMATS[resolve_format(fmt)][which].partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def reader_class(fmt: str):
     """The reader class registered for ``fmt``."""
-    return _load(fmt, 0)
+    entry = FORMATS[resolve_format(fmt)]
+    return getattr(importlib.import_module(entry.module), entry.reader)
 
 
 def writer_class(fmt: str):
     """The writer class registered for ``fmt``."""
-    return _load(fmt, 1)
+    entry = FORMATS[resolve_format(fmt)]
+    return getattr(importlib.import_module(entry.module), entry.writer)
+
+
+# One line per format.
+register("cityscapes", "cityscapes_io.formats.cityscapes", "CityscapesReader", "CityscapesWriter", rank=40)
+register("voc", "cityscapes_io.formats.voc", "VocReader", "VocWriter", aliases=("voc_segmentation", "pascal_voc"),
+         rank=50)
+register("camvid", "cityscapes_io.formats.camvid", "CamvidReader", "CamvidWriter", rank=60)
+register("coco_instances", "cityscapes_io.formats.coco", "CocoInstancesReader", "CocoInstancesWriter", rank=20)
+register("coco_panoptic", "cityscapes_io.formats.coco_panoptic", "CocoPanopticReader", "CocoPanopticWriter", rank=10)
+register("wds", "cityscapes_io.formats.wds", "WdsReader", "WdsWriter", rank=30)
 
 
 # -- text files the readers find at fixed places (lists, label files) ----------------------------
@@ -161,26 +197,35 @@ def read_label_file(root: Root, name: str) -> Optional[LabelMap]:
 
 # -- detection ------------------------------------------------------------------------------------
 def root_hint(url) -> Optional[str]:
-    """A hint when ``url`` names a folder inside a Cityscapes tree (``…/gtFine``,
-    ``…/gtFine/val``, ``…/leftImg8bit/train/aachen``) rather than the tree's root; None
-    otherwise. Looks at the name only (no I/O)."""
-    text = str(url).rstrip("/\\")
-    parts = re.split(r"[/\\]", text)
-    for back in range(1, min(3, len(parts)) + 1):
-        if parts[-back] in CITYSCAPES_DIRS:
-            parent = "/".join(parts[:-back]) or ("/" if text.startswith("/") else ".")
-            return f"give the folder that holds gtFine/ and leftImg8bit/: {parent}"
+    """A hint when ``url`` names a folder inside a dataset tree rather than the tree's root
+    (``…/gtFine/val``: asking each format's ``Reader.root_hint``); None otherwise. Looks at the
+    name only (no I/O)."""
+    for name in FORMATS:
+        hint = reader_class(name).root_hint(url)
+        if hint is not None:
+            return hint
     return None
 
 
 def _ask_formats(root: Root, top: Mapping[str, str]) -> Optional[Tuple[str, str]]:
     """``(format, what was found)`` from a root's listing: the first format of
-    :data:`DETECT_ORDER` whose reader's ``detect`` finds its evidence; None."""
-    for name in DETECT_ORDER:
+    :func:`detect_order` whose reader's ``detect`` finds its evidence; None."""
+    for name in detect_order():
         evidence = reader_class(name).detect(root, top)
         if evidence is not None:
             return name, evidence
     return None
+
+
+def _looked_for() -> str:
+    """What detection looks for, from each reader's ``EVIDENCE`` (in registry order; formats
+    of one ``EVIDENCE_GROUP`` together): ``gtFine/ or leftImg8bit/ (cityscapes), …``."""
+    groups: Dict[str, List[str]] = {}
+    for name in FORMATS:
+        cls = reader_class(name)
+        if cls.EVIDENCE:
+            groups.setdefault(cls.EVIDENCE_GROUP or name, []).append(cls.EVIDENCE)
+    return ", ".join(f"{' or '.join(found)} ({group})" for group, found in groups.items())
 
 
 def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
@@ -201,17 +246,14 @@ def detect(url, storage_options: Optional[Mapping] = None) -> Tuple[str, str]:
     if len(dirs) == 1:  # one wrapping folder (an archive holding Cityscapes/gtFine/...)
         inner = root.child(dirs[0])
         hit = _ask_formats(inner, listdir(inner, ""))
-        if hit is not None and hit[0] == "cityscapes":
+        if hit is not None and reader_class(hit[0]).FINDS_WRAPPED_TREE:
             return hit[0], f"{hit[1]} in {inner.url}"
         if hit is not None:  # the VOC and CamVid readers take the dataset's own folder
             raise DatasetNotFoundError(str(url), f"no dataset at the top; a {hit[0]} dataset is inside: "
                                                  f"give {inner.url}")
     hint = root_hint(url)
     raise DatasetNotFoundError(
-        str(url), "cannot tell the format: no gtFine/ or leftImg8bit/ (cityscapes), SegmentationClass/ (voc), "
-                  "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json (coco), "
-                  "shards.json (wds)"
-                  + (f"; {hint}" if hint else "; give it with -if"))
+        str(url), f"cannot tell the format: no {_looked_for()}" + (f"; {hint}" if hint else "; give it with -if"))
 
 
 def detect_format(url, storage_options: Optional[Mapping] = None) -> str:

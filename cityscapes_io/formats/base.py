@@ -1,12 +1,30 @@
 """The format contract: what a format's module implements, on one page.
 
-A format is one module of this package holding a :class:`Reader` and a :class:`Writer`
-subclass, registered by one line in :data:`cityscapes_io.formats.FORMATS` (and its place in
-:data:`~cityscapes_io.formats.DETECT_ORDER` when its trees can be told from their listing).
+A format is one module (of this package, or anywhere importable) holding a :class:`Reader`
+and a :class:`Writer` subclass, registered by one line,
+:func:`cityscapes_io.formats.register` ``(name, module, reader, writer, aliases=, rank=)``
+(``rank``: its place in detection, when its trees can be told from their listing). Nothing
+outside this package tests a format's name: what differs between formats is declared by
+their classes as **capabilities** (class attributes), which the library and the command line
+ask instead:
+
+- ``Reader.EVIDENCE`` (and ``EVIDENCE_GROUP``): what ``detect`` looks for, in a few words,
+  for the message when no format is found; ``Reader.FINDS_WRAPPED_TREE``: the reader opens
+  a root whose one folder holds the dataset (an archive of ``Cityscapes/gtFine/…``);
+  ``Reader.root_hint(url)``: where the root is when ``url`` names a folder inside a tree;
+- ``Reader.ANNOTATION_TREES``: the annotation trees a dataset may hold, one read at a time
+  (``annotations=``, ``--annotations``), and which ``prepare`` writes train ids into; empty
+  for a format with one annotation tree;
+- ``Reader.NAME_GRAMMAR`` and ``Reader.INSTANCE_KINDS``: the checks ``validate`` applies
+  (frame ids in the Cityscapes name grammar; which ground-truth kinds hold instance values);
+- ``Writer.OPTIONS`` (the keyword options the command line offers), ``Writer.KEEPS_SCORES``,
+  ``Writer.ALWAYS_SAVES_MEDIA`` (photos are written without ``save_media``), and
+  ``Writer.GROUPS_FRAMES`` (below).
 
 **Detecting.** ``Reader.detect(root, listing)``, a classmethod, returns what in a root's
 top-level listing shows the format (``"gtFine/"``, ``"annotations/panoptic_val.json"``), or
-None; the registry asks each format in turn, the most particular evidence first.
+None; the registry asks each format in turn (:func:`~cityscapes_io.formats.detect_order`),
+the most particular evidence first.
 
 **Reading.** A reader lists a dataset and yields :class:`~cityscapes_io.Frame` objects; it
 decodes nothing. ``splits`` and ``iter_frames`` are required; the rest have defaults built on
@@ -92,13 +110,43 @@ class Reader(ABC):
     roots: Sequence[Root] = ()
     on_ignored: Optional[Callable[[str], None]] = None
 
+    #: Capability: what :meth:`detect` looks for, in a few words (``"gtFine/ or
+    #: leftImg8bit/"``), listed when no format is found; "" for a format opened by name only.
+    EVIDENCE: str = ""
+    #: The name the "cannot tell the format" message lists :attr:`EVIDENCE` under (the
+    #: format's name when None); formats of one group are listed together (``"coco"``).
+    EVIDENCE_GROUP: Optional[str] = None
+    #: Capability: a root whose one folder holds a dataset of this format (an archive of
+    #: ``Cityscapes/gtFine/…``) is opened as it is: the reader looks one folder down.
+    FINDS_WRAPPED_TREE: bool = False
+    #: Capability: the annotation trees a dataset of this format may hold, one read at a time
+    #: (``annotations=``, ``--annotations``; Cityscapes: ``gtFine``, ``gtCoarse``), the trees
+    #: ``prepare`` writes train-id files into. Empty for a format with one annotation tree.
+    ANNOTATION_TREES: Tuple[str, ...] = ()
+    #: Capability: frame ids follow the Cityscapes name grammar ``<city>_<seq>_<frame>``;
+    #: ``validate`` warns about an id outside it.
+    NAME_GRAMMAR: bool = False
+    #: Capability: in a format whose files hold either instance values (``class * 1000 + n``)
+    #: or plain class ids by their kind, the kinds holding instance values (Cityscapes:
+    #: ``instanceIds``, ``instanceTrainIds``; its ``labelIds`` hold classes), and ``validate``
+    #: warns about 8-bit ``instanceIds`` (classes only). None: a frame's ground truth always
+    #: holds instance values.
+    INSTANCE_KINDS: Optional[Tuple[str, ...]] = None
+
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
         """What in ``root`` shows a dataset of this format (``"gtFine/"``), or None: from its
         top-level ``listing`` (name to ``"file"`` or ``"directory"``), listing or reading as
         little more as it can. :func:`cityscapes_io.formats.detect_format` asks each format in
-        turn (:data:`~cityscapes_io.formats.DETECT_ORDER`); a format that is only opened by
+        turn (:func:`~cityscapes_io.formats.detect_order`); a format that is only opened by
         name keeps this default."""
+        return None
+
+    @classmethod
+    def root_hint(cls, url) -> Optional[str]:
+        """A hint when ``url`` names a folder inside a tree of this format rather than the
+        tree's root (``give the folder that holds …``); None (the default) otherwise. Looks at
+        the name only (no I/O)."""
         return None
 
     @abstractmethod
@@ -259,6 +307,9 @@ class Writer:
     #: Whether the format keeps :attr:`Instance.score` (the others say at the end how many
     #: frames' scores were not written).
     KEEPS_SCORES = False
+    #: Capability: the format writes each frame's photo whether or not ``save_media`` is given
+    #: (a tar shard holds its photos), so ``image_ext`` applies without it.
+    ALWAYS_SAVES_MEDIA = False
     #: The keyword options this writer accepts besides the destination's (``storage_options``,
     #: ``labels``, ``overwrite``): the command line offers these and refuses the others.
     OPTIONS: Tuple[str, ...] = ("save_media", "image_ext", "label_map")

@@ -158,6 +158,7 @@ class CamvidReader(Reader):
     """Lists a CamVid dataset (subsets from ``<subset>.txt``, else ``<subset>annot/`` folders)."""
 
     format = "camvid"
+    EVIDENCE = "<subset>annot/ or <subset>.txt"
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:

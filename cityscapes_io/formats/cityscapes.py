@@ -41,7 +41,7 @@ from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
 from .base import Reader
 from .base import Files, Segments, Writer
-from . import CITYSCAPES_DIRS, read_label_file
+from . import read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
 
@@ -118,12 +118,32 @@ class CityscapesReader(Reader):
     """
 
     format = "cityscapes"
+    #: Top-level folders that mark a Cityscapes tree (``imgsFine/`` is Datumaro's first layout).
+    TREE_DIRS = ("gtFine", "gtCoarse", "leftImg8bit", "imgsFine")
+    EVIDENCE = "gtFine/ or leftImg8bit/"
+    FINDS_WRAPPED_TREE = True
+    ANNOTATION_TREES = ANNOTATION_DIRS
+    NAME_GRAMMAR = True
+    INSTANCE_KINDS = ("instanceIds", "instanceTrainIds")
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
         """A ``gtFine/``, ``gtCoarse/``, ``leftImg8bit/`` or ``imgsFine/`` folder."""
-        found = [d for d in CITYSCAPES_DIRS if listing.get(d) == "directory"]
+        found = [d for d in cls.TREE_DIRS if listing.get(d) == "directory"]
         return f"{found[0]}/" if found else None
+
+    @classmethod
+    def root_hint(cls, url) -> Optional[str]:
+        """A hint when ``url`` names a folder inside a Cityscapes tree (``…/gtFine``,
+        ``…/gtFine/val``, ``…/leftImg8bit/train/aachen``) rather than the tree's root; None
+        otherwise. Looks at the name only (no I/O)."""
+        text = str(url).rstrip("/\\")
+        parts = re.split(r"[/\\]", text)
+        for back in range(1, min(3, len(parts)) + 1):
+            if parts[-back] in cls.TREE_DIRS:
+                parent = "/".join(parts[:-back]) or ("/" if text.startswith("/") else ".")
+                return f"give the folder that holds gtFine/ and leftImg8bit/: {parent}"
+        return None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise",
                  annotations: Optional[str] = None):

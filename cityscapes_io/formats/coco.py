@@ -631,6 +631,8 @@ class CocoInstancesReader(Reader):
     """
 
     format = "coco_instances"
+    EVIDENCE = "annotations/instances_*.json"
+    EVIDENCE_GROUP = "coco"
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:

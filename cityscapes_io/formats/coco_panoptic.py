@@ -430,6 +430,8 @@ class CocoPanopticReader(Reader):
     """Lists a COCO panoptic dataset (see the module docstring)."""
 
     format = "coco_panoptic"
+    EVIDENCE = "panoptic_*.json"
+    EVIDENCE_GROUP = "coco"
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:

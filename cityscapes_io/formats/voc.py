@@ -280,6 +280,7 @@ class VocReader(Reader):
     """Lists a Pascal VOC segmentation dataset."""
 
     format = "voc"
+    EVIDENCE = "SegmentationClass/"
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:

@@ -537,6 +537,7 @@ class WdsReader(Reader):
     the dataset is opened; a member past the end of its shard, when the member is read."""
 
     format = "wds"
+    EVIDENCE = "shards.json"
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
@@ -685,6 +686,7 @@ class WdsWriter(Writer):
 
     format = "wds"
     KEEPS_SCORES = True
+    ALWAYS_SAVES_MEDIA = True
     GROUPS_FRAMES = True
     UNIT = "shard"
     OPTIONS = Writer.OPTIONS + ("frames_per_shard",)
