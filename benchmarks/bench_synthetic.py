@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Synthetic dataset generation: ``cityscapes_io.synthetic.generate`` (photos included) now,
+"""Synthetic dataset generation: ``cityscapes_io.testing.generate`` (photos included) now,
 against the same function at a baseline commit, side by side in one run.
 
 The baseline is ``git show COMMIT:cityscapes_io/synthetic.py`` (``--baseline``, default
@@ -48,7 +48,7 @@ FULL = (2048, 1024)
 #: the last commit before the speed-up of issue 18
 BASELINE = "c783ab9"
 
-# argv: module file ("-": the checkout's cityscapes_io.synthetic), width, height, frames, folder.
+# argv: module file ("-": the checkout's cityscapes_io.testing), width, height, frames, folder.
 _CHILD = r"""
 import glob, importlib.util, json, os, sys, time
 source, width, height, frames, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]

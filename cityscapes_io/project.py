@@ -138,7 +138,7 @@ class Project:
     @property
     def folder(self) -> Root:
         """The project folder as a root: an input of every export, which no output may
-        overlap (see :func:`cityscapes_io.output.refuse_sources`)."""
+        overlap (see :func:`cityscapes_io.storage.sinks.refuse_sources`)."""
         return resolve_root(os.path.abspath(self.path))
 
     @classmethod

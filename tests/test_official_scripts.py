@@ -13,7 +13,7 @@ official scripts, e.g.::
   rules (painter's order, deleted objects, license plates, group names, ``polegroup``, caravan and
   trailer, objects painted over, float coordinates, polygons outside the image, self-intersecting
   polygons, hundreds of instances of one class), on seeded random ones and on the polygons files
-  of :func:`cityscapes_io.synthetic.generate`;
+  of :func:`cityscapes_io.testing.generate`;
 - :func:`cityscapes_io.prepare` ``source="polygons"`` (API and command line) against the official
   ``createTrainIdLabelImgs`` / ``createTrainIdInstanceImgs`` run on a copy of the same tree (gtFine
   and gtCoarse).
@@ -310,7 +310,7 @@ def synthetic(tmp_path_factory):
 def test_rasterize_matches_the_official_functions_on_synthetic_polygons(synthetic, tmp_path):
     paths = synthetic_polygons(synthetic)
     if not paths:
-        pytest.skip("cityscapes_io.synthetic.generate writes no *_gtFine_polygons.json (yet): nothing to compare")
+        pytest.skip("cityscapes_io.testing.generate writes no *_gtFine_polygons.json (yet): nothing to compare")
     official = official_drawings(paths, tmp_path)
     problems = []
     for path in paths:

@@ -1,4 +1,4 @@
-"""Tests of the synthetic dataset generator (cityscapes_io.synthetic) and the bundled sample."""
+"""Tests of the synthetic dataset generator (cityscapes_io.testing) and the bundled sample."""
 from __future__ import annotations
 
 import copy

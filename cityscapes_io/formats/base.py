@@ -203,7 +203,7 @@ def _id_hint(frame_id: str) -> str:
 
 
 #: A frame's (or the index's) files: relative path and content (bytes, or
-#: :class:`~cityscapes_io.output.Chunks` for a large index file).
+#: :class:`~cityscapes_io.storage.sinks.Chunks` for a large index file).
 Files = Sequence[Tuple[str, Data]]
 
 

@@ -32,7 +32,7 @@ def temporary_errors(doing: str) -> Iterator[None]:
 class Spool:
     """Index records kept out of memory: per key (a split, or a split and a section), JSON
     records appended in order to a temporary file, read back once when the index file is
-    written (as :class:`~cityscapes_io.output.Chunks`), so a writer's memory does not grow with
+    written (as :class:`~cityscapes_io.storage.sinks.Chunks`), so a writer's memory does not grow with
     the number of frames. Records go in as Python objects and come out as JSON text."""
 
     def __init__(self) -> None:
