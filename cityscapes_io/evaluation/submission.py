@@ -58,7 +58,6 @@ class SubmissionWriter(Writer):
     or panoptic records."""
 
     OPTIONS = ("train_ids",)
-    UNIT = "frame"
 
     def __init__(self, url, *, train_ids: bool = False, **options):
         self.train_ids = bool(train_ids)
