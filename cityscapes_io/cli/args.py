@@ -55,6 +55,17 @@ def command(sub, name: str, *, quiet: str = "", **kwargs) -> argparse.ArgumentPa
     return p
 
 
+def report_command(sub, name: str, run, *, help: str, quiet: str) -> argparse.ArgumentParser:
+    """The parser of a command that reports on a dataset (``info``, ``stats``): its sources, the
+    filters and transforms, and ``--json``."""
+    p = command(sub, name, help=help, quiet=quiet)
+    add_source(p)
+    add_operations(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+    return p
+
+
 def add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool = True,
                 per_source_format: bool = False) -> None:
     p.add_argument("src", nargs="*" if project else ("+" if many else 1), metavar="SRC",

@@ -4,16 +4,12 @@ from __future__ import annotations
 import json
 from typing import Any, Dict
 
-from .args import add_operations, add_source, command, dataset
+from .args import dataset, report_command
 
 
 def register(subparsers) -> None:
-    p = command(subparsers, "info", help="splits, cities, frame counts, label map and its source, file kinds",
-                quiet="do not say which input format was detected")
-    add_source(p)
-    add_operations(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run)
+    report_command(subparsers, "info", run, help="splits, cities, frame counts, label map and its source, file kinds",
+                   quiet="do not say which input format was detected")
 
 
 def run(args) -> int:

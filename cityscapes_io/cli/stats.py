@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import json
 
-from .args import add_operations, add_source, command, dataset, progress
+from .args import dataset, progress, report_command
 
 
 def register(subparsers) -> None:
-    p = command(subparsers, "stats", help="per split and label: frames, pixels, instances, crowds; image sizes",
-                quiet="no progress bar")
-    add_source(p)
-    add_operations(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run)
+    report_command(subparsers, "stats", run, help="per split and label: frames, pixels, instances, crowds; image sizes",
+                   quiet="no progress bar")
 
 
 def run(args) -> int:
