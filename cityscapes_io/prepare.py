@@ -41,7 +41,7 @@ from .panoptic import panoptic_categories, panoptic_frame, panoptic_names
 from .storage.sinks import Data, is_archive_url
 from .writing import Report, items_for, refuse_in_parts, refuse_overwriting_source, run_writer
 from .storage import is_read_only
-from .formats.base import Encoded, Entry, Files, Writer, check_names
+from .formats.base import Encoded, Entry, Files, Option, Writer, check_names
 from .formats.spool import json_lists
 
 __all__ = ["prepare", "PrepareReport", "PREPARE_KINDS", "TRAIN_ID_KINDS", "PANOPTIC", "kinds_from"]
@@ -84,7 +84,9 @@ class PrepareWriter(Writer):
     the frame's panoptic records."""
 
     format = "prepare"
-    OPTIONS = Writer.OPTIONS + ("kinds", "source", "train_ids", "media_splits")
+    OPTIONS = Writer.OPTIONS + (Option("kinds", "the files made (--kinds)"), Option("source", "png or polygons (--from)"),
+                                Option("train_ids", "train-id categories (--train-ids)"),
+                                Option("media_splits", "the splits whose photos are copied (--save-media)"))
 
     def __init__(self, url, *, kinds: Sequence[str] = TRAIN_ID_KINDS, source: str = "png", train_ids: bool = False,
                  media_splits: Optional[Dict[str, Sequence[str]]] = None, **options):

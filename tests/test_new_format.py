@@ -4,6 +4,7 @@ written, converted from Cityscapes and back through the API and the command line
 and unregistered. Nothing else in the library is told about it."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -28,7 +29,7 @@ import posixpath
 import numpy as np
 
 from cityscapes_io import png
-from cityscapes_io.formats.base import Reader, Writer
+from cityscapes_io.formats.base import Option, Reader, Writer
 from cityscapes_io.frame import Frame
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.names import sort_key
@@ -71,6 +72,11 @@ class TinyReader(Reader):
 
 class TinyWriter(Writer):
     format = "tiny"
+    OPTIONS = Writer.OPTIONS + (Option("tiny_note", "tiny: a note written into tiny.json", argparse={"metavar": "TEXT"}),)
+
+    def __init__(self, url, *, tiny_note="", **options):
+        self.tiny_note = tiny_note
+        super().__init__(url, **options)
 
     def frame_files(self, frame, seg):
         split = frame.split or "default"
@@ -89,7 +95,7 @@ class TinyWriter(Writer):
         return files + ([f"{split}/{frame.id}{ext}"] if ext else [])
 
     def index_files(self):
-        return [(MARK, json.dumps({"splits": list(self.subsets)}).encode("utf-8"))]
+        return [(MARK, json.dumps({"splits": list(self.subsets), "note": self.tiny_note}).encode("utf-8"))]
 '''
 
 
@@ -177,6 +183,12 @@ def test_a_registered_format_on_the_command_line(tiny, tree, tmp_path):
     assert main(["convert", back, again, "-if", "cityscapes", "-f", "tiny_masks", "--save-media", "-q"]) == 0
     assert_same_frames(cio.open(out, format="tiny"), cio.open(again, format="tiny"))
     assert main(["info", out]) == 0
+    # The writer's own option, declared by its class: offered by the command line for -f tiny only.
+    noted = str(tmp_path / "noted")
+    assert main(["convert", tree, noted, "-f", "tiny", "--tiny-note", "hello", "-q"]) == 0
+    with open(os.path.join(noted, "tiny.json")) as f:
+        assert json.load(f)["note"] == "hello"
+    assert main(["convert", tree, str(tmp_path / "y"), "-f", "voc", "--tiny-note", "x"]) == 2
     assert main(["convert", out, str(tmp_path / "x"), "-f", "cityscapes", "--annotations", "gtFine"]) == 2
     assert main(["prepare", out]) == 2
 

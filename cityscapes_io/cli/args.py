@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS_HELP", "QUIET_WRITING", "command", "json_object", "add_source", "add_operations",
            "add_writer_options", "add_output", "items", "operations_from_args", "format_name", "input_format",
-           "open_source", "dataset", "terminal", "progress", "WRITER_OPTIONS", "writer_options", "as_given"]
+           "open_source", "dataset", "terminal", "progress", "writer_option_table", "writer_options", "as_given"]
 
 
 # -- argument groups ----------------------------------------------------------------------------
@@ -104,35 +104,21 @@ def add_operations(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rename-split", action="append", metavar="OLD:NEW[,OLD:NEW...]", help="rename splits")
 
 
+def writer_option_table() -> Dict[str, Any]:
+    """Every writer option of the registered formats, by name (an :class:`~cityscapes_io.formats.base.Option`
+    each, first declaration wins), in registry order: the base writer's first."""
+    table: Dict[str, Any] = {}
+    for name in dict.fromkeys(resolve_format(n) for n in format_names()):
+        for option in writer_class(name).OPTIONS:
+            table.setdefault(option.name, option)
+    return table
+
+
 def add_writer_options(p: argparse.ArgumentParser) -> None:
+    """The writer options, as the registered writers declare them (``Writer.OPTIONS``)."""
     g = p.add_argument_group("writer options (also accepted after '--', as in Datumaro)")
-    g.add_argument("--save-media", action="store_true", default=None, help="also write the photos")
-    g.add_argument("--image-ext", metavar="EXT",
-                   help="extension of the photos --save-media writes (default: keep, png if unknown); "
-                        "without --save-media no photo is written and a warning says so")
-    g.add_argument("--save-dataset-meta", action="store_true", default=None,
-                   help="write dataset_meta.json instead of label_colors.txt (cityscapes) or labelmap.txt (voc)")
-    g.add_argument("--save-train-ids", action="store_true", default=None,
-                   help="also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)")
-    g.add_argument("--classes", metavar="things|all|NAME[,NAME...]",
-                   help="coco_instances: the classes annotated (default things: the 8 evaluated classes with "
-                        "instances; all: stuff too)")
-    g.add_argument("--segmentation", choices=("rle", "polygon"), default=None,
-                   help="coco_instances: compressed RLE (default) or polygons with holes")
-    g.add_argument("--category-ids", choices=("label", "contiguous"), default=None,
-                   help="coco_instances: category ids = label ids (default) or 1..N")
-    g.add_argument("--no-instance-ids", dest="keep_instance_ids", action="store_false", default=None,
-                   help="coco_instances: leave out cityscapes_instance_id (exactly mmdetection's keys; instances "
-                        "read back are renumbered)")
-    g.add_argument("--layout", choices=("mmdetection", "datumaro"), default=None,
-                   help="coco_instances: where the JSON and photos go: mmdetection (default; "
-                        "annotations/instancesonly_filtered_gtFine_<split>.json, photos in leftImg8bit/<split>/) or "
-                        "datumaro (annotations/instances_<split>.json, photos in images/<split>/, which Datumaro's "
-                        "coco_instances importer reads)")
-    g.add_argument("--label-map", "--label_map", metavar="MAP",
-                   help="output labels: source (default), cityscapes, or a label_colors.txt / dataset_meta.json")
-    g.add_argument("--frames-per-shard", type=int, metavar="N",
-                   help="wds: frames per tar shard (default 100)")
+    for option in writer_option_table().values():
+        option.add_to(g)
 
 
 def add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None:
@@ -281,26 +267,20 @@ def progress(args, label: str, ds=None, total: Optional[int] = None) -> Progress
 
 #: The writer options of the command line (:func:`add_writer_options`), in the order they are
 #: checked.
-WRITER_OPTIONS = ("save_media", "image_ext", "label_map", "save_dataset_meta", "save_train_ids", "classes",
-                  "segmentation", "category_ids", "keep_instance_ids", "layout", "frames_per_shard")
-
-
 def writer_options(args, fmt: str) -> dict:
     """The writer options given, as keywords of format ``fmt``'s writer. An option that writer
     does not declare (its class's ``OPTIONS``) is refused, naming the formats whose writers do."""
-    accepted = writer_class(fmt).OPTIONS
+    accepted = writer_class(fmt).option_names()
     opts = {}
-    for key in WRITER_OPTIONS:
+    for key, option in writer_option_table().items():
         value = getattr(args, key, None)
         if value is None:
             continue
         if key not in accepted:
             names = dict.fromkeys(resolve_format(name) for name in format_names())  # registered, in order
-            takers = " and ".join(f"-f {name}" for name in names if key in writer_class(name).OPTIONS)
+            takers = " and ".join(f"-f {name}" for name in names if key in writer_class(name).option_names())
             raise UsageError(f"--{key.replace('_', '-')} applies to {takers} only")
-        if key == "classes" and value not in ("things", "all"):
-            value = [c for c in value.split(",") if c]
-        opts[key] = value
+        opts[key] = option.parse(value)
     return opts
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from .. import png
 from ..dataset import open as open_dataset
 from ..errors import CityscapesIOError
-from ..formats.base import Encoded, Entry, Files, Writer
+from ..formats.base import Encoded, Entry, Files, Option, Writer
 from ..frame import Frame
 from ..labels import LabelMap
 from ..writing import Report, items_for, run_writer
@@ -57,7 +57,7 @@ class SubmissionWriter(Writer):
     what the writer keeps of it (:meth:`record`): the regions left out, and the instance scores
     or panoptic records."""
 
-    OPTIONS = ("train_ids",)
+    OPTIONS = (Option("train_ids", "the values are train ids, whatever the label map says"),)
 
     def __init__(self, url, *, train_ids: bool = False, **options):
         self.train_ids = bool(train_ids)

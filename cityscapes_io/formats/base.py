@@ -17,7 +17,8 @@ ask instead:
   for a format with one annotation tree;
 - ``Reader.NAME_GRAMMAR`` and ``Reader.INSTANCE_KINDS``: the checks ``validate`` applies
   (frame ids in the Cityscapes name grammar; which ground-truth kinds hold instance values);
-- ``Writer.OPTIONS`` (the keyword options the command line offers), ``Writer.KEEPS_SCORES``,
+- ``Writer.OPTIONS`` (the keyword options the command line offers, each an :class:`Option` the
+  writer declares with its help, as Datumaro's exporters declare theirs), ``Writer.KEEPS_SCORES``,
   ``Writer.ALWAYS_SAVES_MEDIA`` (photos are written without ``save_media``), and
   ``Writer.GROUPS_FRAMES`` (below).
 
@@ -70,7 +71,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -86,7 +87,7 @@ from ..storage.sinks import Data, Sink, open_sink
 from ..storage import Root, is_remote
 from .spool import Spool
 
-__all__ = ["Reader", "Writer", "Entry", "Result", "Encoded", "Segments", "Files", "check_names"]
+__all__ = ["Reader", "Writer", "Option", "Entry", "Result", "Encoded", "Segments", "Files", "check_names"]
 
 
 class Reader(ABC):
@@ -260,6 +261,44 @@ def check_names(frame: Frame) -> None:
         raise InvalidFileError(frame.split, "refused: a split name cannot contain '/'")
 
 
+
+@dataclass(frozen=True)
+class Option:
+    """A writer's keyword option as the command line offers it (``--save-media`` for
+    ``save_media``), declared by the writer class in :attr:`Writer.OPTIONS`: the command line
+    builds its writer options from the registered writers and holds none of its own.
+
+    ``flags`` are its spellings (default ``--<name with ->``), ``argparse`` the other keywords of
+    ``add_argument`` (``action``, ``choices``, ``type``, ``metavar``, ``dest``), and ``value``
+    turns what the command line gives into the keyword's value (default: as given)."""
+
+    name: str
+    help: str
+    flags: Tuple[str, ...] = ()
+    argparse: Mapping[str, Any] = field(default_factory=dict)
+    value: Optional[Callable[[Any], Any]] = None
+
+    def add_to(self, group: Any) -> None:
+        """Add the option to an ``argparse`` parser or group (unset: None)."""
+        keywords = {"dest": self.name, "default": None, **self.argparse}
+        group.add_argument(*(self.flags or ("--" + self.name.replace("_", "-"),)), help=self.help, **keywords)
+
+    def parse(self, given: Any) -> Any:
+        """The keyword's value from what the command line gave."""
+        return given if self.value is None else self.value(given)
+
+
+#: The options every writer takes (:attr:`Writer.OPTIONS`).
+SAVE_MEDIA = Option("save_media", "also write the photos", argparse={"action": "store_true"})
+IMAGE_EXT = Option("image_ext", "extension of the photos --save-media writes (default: keep, png if unknown); without "
+                                "--save-media no photo is written and a warning says so", argparse={"metavar": "EXT"})
+LABEL_MAP = Option("label_map", "output labels: source (default), cityscapes, or a label_colors.txt / "
+                                "dataset_meta.json", flags=("--label-map", "--label_map"), argparse={"metavar": "MAP"})
+#: An option several formats take: the format's label file written as ``dataset_meta.json``.
+SAVE_DATASET_META = Option("save_dataset_meta", "write dataset_meta.json instead of label_colors.txt (cityscapes) "
+                                                "or labelmap.txt (voc)", argparse={"action": "store_true"})
+
+
 class Writer:
     """Base class of the format writers: a context manager with ``write(frame)``.
 
@@ -311,8 +350,14 @@ class Writer:
     #: (a tar shard holds its photos), so ``image_ext`` applies without it.
     ALWAYS_SAVES_MEDIA = False
     #: The keyword options this writer accepts besides the destination's (``storage_options``,
-    #: ``labels``, ``overwrite``): the command line offers these and refuses the others.
-    OPTIONS: Tuple[str, ...] = ("save_media", "image_ext", "label_map")
+    #: ``labels``, ``overwrite``), each with how the command line offers it: the command line
+    #: offers these and refuses the others for this format.
+    OPTIONS: Tuple[Option, ...] = (SAVE_MEDIA, IMAGE_EXT, LABEL_MAP)
+
+    @classmethod
+    def option_names(cls) -> Tuple[str, ...]:
+        """The names of :attr:`OPTIONS` (the writer's keywords)."""
+        return tuple(o.name for o in cls.OPTIONS)
 
     def __init__(self, url, *, storage_options=None, labels: Optional[LabelMap] = None,
                  label_map: Union[str, dict, LabelMap, None] = "source", save_media: bool = False,

@@ -40,7 +40,7 @@ from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
 from ..polygons import rename_polygons
 from .base import Reader
-from .base import Files, Segments, Writer
+from .base import SAVE_DATASET_META, Files, Option, Segments, Writer
 from . import read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
@@ -456,7 +456,9 @@ class CityscapesWriter(Writer):
     """
 
     format = "cityscapes"
-    OPTIONS = Writer.OPTIONS + ("save_dataset_meta", "save_train_ids")
+    OPTIONS = Writer.OPTIONS + (SAVE_DATASET_META, Option(
+        "save_train_ids", "also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)",
+        argparse={"action": "store_true"}))
 
     def __init__(self, url, *, save_dataset_meta: bool = False, save_train_ids: bool = False, **options):
         self.save_dataset_meta = bool(save_dataset_meta)

@@ -70,7 +70,7 @@ from ..png import MAX_PIXELS
 from ..storage import (Root, check_inside, find_files, listdir, read_file, resolve_inside, resolve_single_root,
                        storage_errors)
 from ..storage.sinks import Data
-from .base import Entry, Files, Segments, Writer
+from .base import Entry, Files, Option, Segments, Writer
 from .spool import json_lists
 
 __all__ = ["CocoInstancesReader", "CocoInstancesWriter", "CocoSource", "annotation_path", "coco_labels",
@@ -163,7 +163,21 @@ class CocoInstancesWriter(Writer):
 
     format = "coco_instances"
     KEEPS_SCORES = True
-    OPTIONS = Writer.OPTIONS + ("classes", "segmentation", "category_ids", "keep_instance_ids", "layout")
+    OPTIONS = Writer.OPTIONS + (
+        Option("classes", "coco_instances: the classes annotated (default things: the 8 evaluated classes with "
+                          "instances; all: stuff too)", argparse={"metavar": "things|all|NAME[,NAME...]"},
+               value=lambda given: given if given in ("things", "all") else [c for c in given.split(",") if c]),
+        Option("segmentation", "coco_instances: compressed RLE (default) or polygons with holes",
+               argparse={"choices": ("rle", "polygon")}),
+        Option("category_ids", "coco_instances: category ids = label ids (default) or 1..N",
+               argparse={"choices": ("label", "contiguous")}),
+        Option("keep_instance_ids", "coco_instances: leave out cityscapes_instance_id (exactly mmdetection's keys; "
+                                    "instances read back are renumbered)", flags=("--no-instance-ids",),
+               argparse={"action": "store_false"}),
+        Option("layout", "coco_instances: where the JSON and photos go: mmdetection (default; "
+                         "annotations/instancesonly_filtered_gtFine_<split>.json, photos in leftImg8bit/<split>/) or "
+                         "datumaro (annotations/instances_<split>.json, photos in images/<split>/, which Datumaro's "
+                         "coco_instances importer reads)", argparse={"choices": ("mmdetection", "datumaro")}))
     NO_GROUND_TRUTH = "no ground truth: written without annotations"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",

@@ -43,7 +43,7 @@ from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..mapping import colors_to_ids, distinct_colors, label_color_table, pack_color, value_lut, voc_colormap
 from .base import Reader
-from .base import Files, Segments, Writer
+from .base import SAVE_DATASET_META, Files, Segments, Writer
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
 
 __all__ = ["VocReader", "VocWriter", "VOC_LABELS", "parse_labelmap", "format_labelmap", "parse_voc_meta",
@@ -416,7 +416,7 @@ class VocWriter(Writer):
     """
 
     format = "voc"
-    OPTIONS = Writer.OPTIONS + ("save_dataset_meta",)
+    OPTIONS = Writer.OPTIONS + (SAVE_DATASET_META,)
 
     def __init__(self, url, *, save_dataset_meta: bool = False, **options):
         self.save_dataset_meta = bool(save_dataset_meta)

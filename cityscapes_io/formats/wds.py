@@ -64,7 +64,7 @@ from ..storage.sinks import Chunks
 from ..polygons import rename_polygons
 from .base import Reader
 from ..storage import Root, check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
-from .base import Encoded, Entry, Files, Result, Segments, Writer
+from .base import Encoded, Entry, Files, Option, Result, Segments, Writer
 from .spool import temporary_errors
 
 __all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
@@ -689,7 +689,8 @@ class WdsWriter(Writer):
     ALWAYS_SAVES_MEDIA = True
     GROUPS_FRAMES = True
     UNIT = "shard"
-    OPTIONS = Writer.OPTIONS + ("frames_per_shard",)
+    OPTIONS = Writer.OPTIONS + (Option("frames_per_shard", "wds: frames per tar shard (default 100)",
+                                       argparse={"type": int, "metavar": "N"}),)
 
     def __init__(self, url, *, frames_per_shard: int = 100, **options):
         if int(frames_per_shard) < 1:
