@@ -167,8 +167,12 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, proce
     bound = window if window is not None else (2 * workers if processes else workers + 1)
     pool: Executor
     if processes:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method),
-                                   initializer=_start_worker, initargs=(ignore_interrupt, initializer, initargs))
+        context = multiprocessing.get_context(start_method)
+        if ignore_interrupt or initializer is not None:
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                       initargs=(ignore_interrupt, initializer, initargs))
+        else:  # no initializer: a worker killed at start-up breaks the pool at once (tested)
+            pool = ProcessPoolExecutor(workers, mp_context=context)
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="cityscapes-io-map")
     queue: Deque[Tuple[List[T], Optional[Future]]] = collections.deque()  # a task's items, its future

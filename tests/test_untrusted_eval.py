@@ -299,14 +299,15 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _kill_a_worker(fifo: str, killed: list, finished: threading.Event) -> None:
-    """SIGKILL the first worker of the pool once it runs. Should the evaluation not be over 10 s
-    later, let go any reader left blocked opening ``fifo`` (it reads an empty file): a failure,
-    not a hang."""
+def _kill_a_worker(fifo: str, killed: list, finished: threading.Event, others: frozenset = frozenset()) -> None:
+    """SIGKILL the first worker of the pool once it runs (``others``: children of this process
+    that were there before, left by earlier tests, which are not the pool's). Should the
+    evaluation not be over 10 s later, let go any reader left blocked opening ``fifo`` (it reads
+    an empty file): a failure, not a hang."""
     deadline = time.monotonic() + 60
     while not killed and not finished.is_set() and time.monotonic() < deadline:
         for child in multiprocessing.active_children():
-            if _running(child.pid):
+            if child.pid not in others and _running(child.pid):
                 os.kill(child.pid, signal.SIGKILL)
                 killed.append(child.pid)
                 break
@@ -335,7 +336,8 @@ def test_a_crashed_worker_names_the_frames_not_accounted_for(tmp_path, capsys, m
     monkeypatch.setattr("cityscapes_io.cli.eval.processes_for", lambda workers, frames: workers)
     killed: list = []
     finished = threading.Event()
-    killer = threading.Thread(target=_kill_a_worker, args=(fifo, killed, finished))
+    others = frozenset(c.pid for c in multiprocessing.active_children())
+    killer = threading.Thread(target=_kill_a_worker, args=(fifo, killed, finished, others))
     killer.start()
     try:
         status = main(["eval", root, preds, "-j", "2"])
