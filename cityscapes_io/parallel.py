@@ -171,7 +171,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, proce
         if ignore_interrupt or initializer is not None:
             pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                        initargs=(ignore_interrupt, initializer, initargs))
-        else:  # no initializer: a worker killed at start-up breaks the pool at once (tested)
+        else:  # as evaluation's pool always started: with the initializer, a killed worker left it
+            # waiting in one test (test_untrusted_eval after test_parallel); why is not established
             pool = ProcessPoolExecutor(workers, mp_context=context)
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="cityscapes-io-map")
