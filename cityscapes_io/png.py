@@ -124,6 +124,8 @@ def _decode(data: bytes, path: str, mode: Optional[str] = None, rgb: bool = Fals
     ``mode``: Pillow mode to convert to (``"P"`` keeps a paletted image's indices, which
     imageio would otherwise map through the palette). ``rgb``: convert to RGB unless the image
     decodes to ``H×W×3`` uint8 as it is (converting an RGB image to RGB would copy it)."""
+    if header is not None and header.color_type == 3:
+        _palette(data, path)  # Pillow fails below Python's errors on a paletted PNG without PLTE
     try:
         # No extension needed: Pillow identifies the format from the bytes. (Not `with
         # imopen(...) as file`: imageio types __enter__ as returning the plugin base class.)

@@ -291,3 +291,19 @@ def test_gray_truncated_or_corrupt_is_still_reported(dtype):
     spoiled[len(data) // 2] ^= 0xFF
     with pytest.raises(InvalidFileError, match="x.png"):
         png.decode_gray(bytes(spoiled), "x.png")
+
+
+def test_a_paletted_png_without_its_palette_is_an_error_naming_the_file():
+    """Found by a long fuzz run (seed 18): IHDR says paletted (colour type 3) and there is no
+    PLTE chunk; Pillow failed with an AttributeError ('NoneType' object has no attribute
+    'colors') instead of a clear error."""
+    import struct
+    import zlib
+
+    from cityscapes_io.errors import InvalidFileError
+
+    data = bytearray(png.encode_png(np.zeros((4, 6), np.uint8)))
+    data[25] = 3  # IHDR colour type: paletted
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    with pytest.raises(InvalidFileError, match="x_pred.png: paletted PNG without a palette"):
+        png.decode_gray(bytes(data), "x_pred.png")
