@@ -183,6 +183,8 @@ def test_a_registered_format_on_the_command_line(tiny, tree, tmp_path):
     assert main(["convert", back, again, "-if", "cityscapes", "-f", "tiny_masks", "--save-media", "-q"]) == 0
     assert_same_frames(cio.open(out, format="tiny"), cio.open(again, format="tiny"))
     assert main(["info", out]) == 0
+    # Listed by the help of -f, as registered after the command line's modules were imported.
+    assert "tiny_masks" in _help(["convert", "--help"]).replace("\n", " ").split("output format:")[1]
     # The writer's own option, declared by its class: offered by the command line for -f tiny only.
     noted = str(tmp_path / "noted")
     assert main(["convert", tree, noted, "-f", "tiny", "--tiny-note", "hello", "-q"]) == 0
@@ -217,3 +219,14 @@ def test_detection_lists_a_registered_format_and_forgets_it_unregistered(tmp_pat
     assert str(after.value) == str(before.value)
     with pytest.raises(ValueError, match="unknown format 'tiny'"):
         cio.open(str(empty), format="tiny")
+
+
+def _help(argv) -> str:
+    """What ``main(argv)`` prints for a ``--help``."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(argv)
+    return out.getvalue()

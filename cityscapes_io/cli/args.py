@@ -23,7 +23,7 @@ from .status import EXIT_STATUSES, UsageError
 if TYPE_CHECKING:
     from ..progress import Progress
 
-__all__ = ["FORMATS_HELP", "QUIET_WRITING", "command", "json_object", "add_source", "add_operations",
+__all__ = ["formats_help", "QUIET_WRITING", "command", "json_object", "add_source", "add_operations",
            "add_writer_options", "add_output", "items", "operations_from_args", "format_name", "input_format",
            "open_source", "dataset", "terminal", "progress", "writer_option_table", "writer_options", "as_given"]
 
@@ -39,7 +39,10 @@ def json_object(text: str) -> dict:
     return value
 
 
-FORMATS_HELP = ", ".join(format_names())
+def formats_help() -> str:
+    """The registered format names, for help texts (asked when a parser is built, so that a
+    format registered after import is listed)."""
+    return ", ".join(format_names())
 #: What -q silences besides warnings, on the commands that write.
 QUIET_WRITING = "no progress bar; print only problems"
 
@@ -74,11 +77,12 @@ def add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool =
         p.add_argument("-p", "--project", metavar="DIR", help="use a project instead of SRC")
     if per_source_format:
         p.add_argument("-if", "--input-format", action="append", metavar="FORMAT",
-                       help=f"input format ({FORMATS_HELP}): once for all sources, or once per SRC in order "
+                       help=f"input format ({formats_help()}): once for all sources, or once per SRC in order "
                             "(default: detected)")
     else:
         p.add_argument("-if", "--input-format", metavar="FORMAT",
-                       help=f"input format: {FORMATS_HELP} (default: detected from the folders, and said on a terminal)")
+                       help=f"input format: {formats_help()} (default: detected from the folders, and said on a "
+                            "terminal)")
     p.add_argument("--storage-options", type=json_object, metavar="JSON",
                    help='fsspec options of the input, e.g. \'{"anon": true}\'')
     p.add_argument("--annotations", choices=ANNOTATION_DIRS, default=None,
@@ -124,7 +128,7 @@ def add_writer_options(p: argparse.ArgumentParser) -> None:
 def add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None:
     p.add_argument("-o", "--output", metavar="DST",
                    help="output root (a path ending in .zip writes an archive)" + default_output)
-    p.add_argument("-f", "--format", metavar="FORMAT", help=f"output format: {FORMATS_HELP}")
+    p.add_argument("-f", "--format", metavar="FORMAT", help=f"output format: {formats_help()}")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace a dataset already at DST (otherwise writing into it is refused)")
     p.add_argument("--dst-storage-options", type=json_object, metavar="JSON", help="fsspec options of the output")

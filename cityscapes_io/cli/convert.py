@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Sequence
 
 from ..formats import writer_class
-from .args import (FORMATS_HELP, QUIET_WRITING, add_output, add_operations, add_source, command, dataset,
+from .args import (formats_help, QUIET_WRITING, add_output, add_operations, add_source, command, dataset,
                    format_name, progress, writer_options)
 from .status import EXIT_ERROR, UsageError
 
@@ -58,7 +58,7 @@ def finalize_summary(report, dst, fmt: str) -> str:
 def output_format(args) -> str:
     """-f, checked before any input is opened."""
     if not args.format:
-        raise UsageError(f"the output format is missing: -f FORMAT ({FORMATS_HELP})")
+        raise UsageError(f"the output format is missing: -f FORMAT ({formats_help()})")
     return format_name(args.format)
 
 

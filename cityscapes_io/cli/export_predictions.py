@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .args import FORMATS_HELP, command, input_format, json_object, open_source, progress
+from .args import formats_help, command, input_format, json_object, open_source, progress
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--train-ids", action="store_true",
                    help="the values are train ids (0..18), whatever the dataset's label map says")
     p.add_argument("--split", help="only this split")
-    p.add_argument("-if", "--input-format", metavar="FORMAT", help=f"input format: {FORMATS_HELP} (default: detected)")
+    p.add_argument("-if", "--input-format", metavar="FORMAT",
+                   help=f"input format: {formats_help()} (default: detected)")
     p.add_argument("--overwrite", action="store_true", help="replace what OUT holds")
     p.add_argument("--storage-options", type=json_object, metavar="JSON", help="fsspec options of SRC")
     p.add_argument("--dst-storage-options", type=json_object, metavar="JSON", help="fsspec options of OUT")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from . import info
-from .args import FORMATS_HELP, QUIET_WRITING, add_operations, add_output, command, input_format, json_object, \
+from .args import formats_help, QUIET_WRITING, add_operations, add_output, command, input_format, json_object, \
     operations_from_args
 from .convert import export, output_format
 from .status import UsageError
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     q.add_argument("src", nargs="+", metavar="SRC")
     q.add_argument("-p", "--project", default=".", metavar="DIR")
     q.add_argument("-f", "--format", metavar="FORMAT",
-                   help=f"the source's format: {FORMATS_HELP} (default: detected from the folders)")
+                   help=f"the source's format: {formats_help()} (default: detected from the folders)")
     q.add_argument("-n", "--name", help="source name")
     q.add_argument("--storage-options", type=json_object, metavar="JSON")
     q.set_defaults(func=run)

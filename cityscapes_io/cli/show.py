@@ -1,7 +1,7 @@
 """``cityscapes-io show``: a frame's instances drawn over its photo, with a legend."""
 from __future__ import annotations
 
-from .args import FORMATS_HELP, command, dataset, json_object
+from .args import formats_help, command, dataset, json_object
 
 
 def register(subparsers) -> None:
@@ -10,7 +10,7 @@ def register(subparsers) -> None:
     p.add_argument("frame_id", metavar="FRAME_ID", help="the frame's id, with its city folder: aachen/aachen_000000_000019")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     p.add_argument("-if", "--input-format", metavar="FORMAT",
-                   help=f"input format: {FORMATS_HELP} (default: detected from the folders)")
+                   help=f"input format: {formats_help()} (default: detected from the folders)")
     p.add_argument("--split", action="append", help="the frame's split (when the id is in several)")
     p.add_argument("--max-width", type=int, default=None, help="downscale the picture to this width")
     p.add_argument("--storage-options", type=json_object, metavar="JSON")
