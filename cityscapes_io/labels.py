@@ -16,7 +16,7 @@ import numpy as np
 from . import jsonfile
 from .errors import InvalidFileError, LabelMapError
 
-__all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances", "train_id_of"]
+__all__ = ["Label", "LabelMap", "normalize_name", "official_label", "has_instances", "train_id_of", "meta_object"]
 
 Color = Tuple[int, int, int]
 
@@ -96,6 +96,19 @@ def normalize_name(name: str) -> str:
     ``"traffic_light"`` all match."""
     return re.sub(r"[\s_\-]+", "", name).lower()
 
+
+
+def meta_object(data: Union[str, bytes], source: str) -> dict:
+    """A label file's JSON object (``dataset_meta.json``, Datumaro's and ours), parsed as dataset
+    files are (:func:`cityscapes_io.jsonfile.loads`); anything else is a :class:`LabelMapError`
+    naming ``source``."""
+    try:
+        meta = jsonfile.loads(data, source)
+    except InvalidFileError as exc:
+        raise LabelMapError(source, exc.reason) from exc
+    if not isinstance(meta, dict):
+        raise LabelMapError(source, "expected a JSON object")
+    return meta
 
 class LabelMap:
     """An ordered set of labels, looked up by id (``lm[26]``) or by name (``lm["car"]``).
@@ -233,15 +246,7 @@ class LabelMap:
             or more than :data:`MAX_LABELS`, keys that are not integers in range, names that
             are not strings, or colours that are not ``[r, g, b]`` in 0..255 for every label.
         """
-        if isinstance(text, dict):
-            meta = text
-        else:
-            try:
-                meta = jsonfile.loads(text, source)
-            except InvalidFileError as exc:
-                raise LabelMapError(source, exc.reason) from exc
-        if not isinstance(meta, dict):
-            raise LabelMapError(source, "expected a JSON object")
+        meta = text if isinstance(text, dict) else meta_object(text, source)
         if "label_map" in meta:
             lm = meta["label_map"]
             if not isinstance(lm, dict):

@@ -83,6 +83,7 @@ from ..instances import class_of
 from ..labels import LabelMap
 from ..mapping import LabelMapping, mapping_between, resolve_label_map
 from ..names import parse_frame_id, safe_relpath
+from ..polygons import rename_polygons
 from ..storage.sinks import Data, Sink, open_sink
 from ..storage import Root, is_remote
 from .spool import Spool
@@ -450,6 +451,27 @@ class Writer:
         return Segments(lut[arr], sorted(out_values), dropped, False, False, m)
 
     # -- photos -----------------------------------------------------------------------------
+
+    def output_polygons(self, frame: Frame, seg: Optional[Segments]) -> Tuple[Optional[bytes], str]:
+        """The frame's polygons file as the output labels have it, and why it is left out (""
+        when it is not, or there is none): copied when the labels are the frame's, rewritten
+        with the new names when they are only renamed, left out when labels were merged or
+        dropped (the polygons cannot follow the masks). ``seg``: the frame's segments, whose
+        mapping is reused (None: worked out)."""
+        data, lost = frame.source.polygons()
+        if data is None:
+            return None, lost or ""
+        assert self.labels is not None
+        m = seg.mapping if seg is not None and seg.mapping is not None else mapping_between(frame.labels, self.labels)
+        if m.identity:
+            return data, ""
+        names = m.renames()
+        if names is None:
+            return None, f"labels were merged or dropped for the output label map ({self.labels.source})"
+        try:
+            return rename_polygons(data, names, frame.where), ""
+        except KeyError as exc:
+            return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
     def photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
         kept, re-encoded otherwise. ``shape`` is the ground truth's (height, width), which the
@@ -522,8 +544,8 @@ class Writer:
                 self.use_labels(LabelMap.cityscapes())
             assert self.labels is not None
             if self._dropped:
-                warnings.warn(f"{self.dest.url}: labels not in the output label map ({self.labels.source}) were written as "
-                              f"background: {', '.join(sorted(self._dropped))}", stacklevel=2)
+                warnings.warn(f"{self.dest.url}: labels not in the output label map ({self.labels.source}) were "
+                              f"written as background: {', '.join(sorted(self._dropped))}", stacklevel=2)
             if self._polygons_lost:
                 reasons = "; ".join(f"{r} ({n} frames)" for r, n in sorted(self._polygons_lost.items()))
                 warnings.warn(f"{self.dest.url}: polygons files not written: {reasons}", stacklevel=2)

@@ -38,7 +38,6 @@ from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, 
 from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
-from ..polygons import rename_polygons
 from .base import Reader
 from .base import SAVE_DATASET_META, Files, Option, Segments, Writer
 from . import read_label_file
@@ -514,7 +513,7 @@ class CityscapesWriter(Writer):
             ]
             if not self._train:
                 files += self._train_id_files(frame, seg, label_ids)
-        polygons, _ = self._polygons(frame, seg)
+        polygons, _ = self.output_polygons(frame, seg)
         if polygons is not None:
             files.append((gt_path(frame.split, frame.id, "polygons", tree), polygons))
         if self.save_media:
@@ -546,31 +545,13 @@ class CityscapesWriter(Writer):
                       png.encode_png(self._train_table[label_ids], compress_level=GT_COMPRESS)]
         return [(gt_path(frame.split, frame.id, kind, frame.annotations), data) for kind, data in zip(TRAIN_KINDS, copied)]
 
-    def _polygons(self, frame: Frame, seg: Optional[Segments]) -> Tuple[Optional[bytes], str]:
-        """The polygons file to write (None when there is none, or it cannot follow the
-        masks), and why it is not written ("" when it is, or there is none)."""
-        data, lost = frame.source.polygons()
-        if data is None:
-            return None, lost or ""
-        assert self.labels is not None
-        m = seg.mapping if seg is not None and seg.mapping is not None else mapping_between(frame.labels, self.labels)
-        if m.identity:
-            return data, ""
-        names = m.renames()
-        if names is None:
-            return None, f"labels were merged or dropped for the output label map ({self.labels.source})"
-        try:
-            return rename_polygons(data, names, frame.where), ""
-        except KeyError as exc:
-            return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
-
     def lost_part(self, frame: Frame, files: Files) -> str:
         if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
             return ""
         polygons = gt_path(frame.split, frame.id, "polygons", frame.annotations)
         if any(rel == polygons for rel, _ in files):
             return ""
-        return self._polygons(frame, None)[1]
+        return self.output_polygons(frame, None)[1]
 
     def planned_files(self, frame: Frame) -> List[str]:
         files = []

@@ -32,12 +32,12 @@ from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
-from .. import jsonfile, png
+from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
 from ..frame import Frame
 from ..sources import MaskSource
 from ..instances import INSTANCE_DIVISOR
-from ..labels import MAX_LABELS, Label, LabelMap, excerpt, has_instances, parse_color, too_many_labels
+from ..labels import MAX_LABELS, Label, LabelMap, excerpt, has_instances, meta_object, parse_color, too_many_labels
 from ..names import sort_key
 from ..storage import Root, check_inside, listdir, resolve_single_root
 from ..instances import MAX_INSTANCE_VALUE, class_of
@@ -107,7 +107,7 @@ def parse_voc_meta(data: bytes, source: str = META_FILE) -> LabelMap:
         strings or repeated, too few colours, colours that are not ``[r, g, b]`` in 0..255, or
         more than :data:`~cityscapes_io.labels.MAX_LABELS` labels; the message names ``source``.
     """
-    meta = _meta_object(data, source)
+    meta = meta_object(data, source)
     listed, named = meta.get("labels", []), meta.get("label_map", {})
     if not isinstance(listed, list) or not isinstance(named, dict):
         raise LabelMapError(source, "'labels' must be a list of names and 'label_map' an object of id: name")
@@ -138,16 +138,6 @@ def parse_voc_meta(data: bytes, source: str = META_FILE) -> LabelMap:
     ids = {str(i): name for i, name in enumerate(names)}
     return LabelMap.parse_dataset_meta({"label_map": ids, "segmentation_colors": [by_name.get(n) for n in names]},
                                        source=source)
-
-
-def _meta_object(data: bytes, source: str) -> dict:
-    try:
-        meta = jsonfile.loads(data, source)
-    except InvalidFileError as exc:
-        raise LabelMapError(source, exc.reason) from exc
-    if not isinstance(meta, dict):
-        raise LabelMapError(source, "expected a JSON object")
-    return meta
 
 
 def format_voc_meta(labels: List[Label], colors) -> str:

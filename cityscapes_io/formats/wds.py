@@ -58,10 +58,9 @@ from ..frame import DerivedSource, Frame
 from ..sources import FileSource
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..labels import LabelMap
-from ..mapping import mapping_between, value_lut
+from ..mapping import value_lut
 from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
 from ..storage.sinks import Chunks
-from ..polygons import rename_polygons
 from .base import Reader
 from ..storage import Root, check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
 from .base import Encoded, Entry, Files, Option, Result, Segments, Writer
@@ -739,7 +738,7 @@ class WdsWriter(Writer):
     def _cityscapes_files(self, frame: Frame, seg: Optional[Segments]) -> List[Tuple[str, Any]]:
         """The members a Cityscapes frame has besides its ids (after the metadata): its
         train-id files beside official ids, copied when the labels are unchanged, and its
-        polygons file (see :func:`_output_polygons`)."""
+        polygons file (see :meth:`~cityscapes_io.formats.base.Writer.output_polygons`)."""
         assert self.labels is not None
         key = frame_key(frame.id)
         files: List[Tuple[str, Any]] = []
@@ -748,7 +747,7 @@ class WdsWriter(Writer):
                 data = frame.original(kind)
                 if data is not None:
                     files.append((f"{key}.{MEMBER_KINDS[kind]}", data))
-        polygons, _ = _output_polygons(frame, seg, self.labels)
+        polygons, _ = self.output_polygons(frame, seg)
         if polygons is not None:
             files.append((f"{key}.{MEMBER_KINDS['polygons']}", polygons))
         return files
@@ -773,7 +772,7 @@ class WdsWriter(Writer):
         if any(rel == name for rel, _ in files):
             return ""
         assert self.labels is not None
-        return _output_polygons(frame, None, self.labels)[1]
+        return self.output_polygons(frame, None)[1]
 
     def photo_ext(self, frame: Frame) -> Optional[str]:
         # The photo is part of a sample: always kept (save_media is implied), bytes copied.
@@ -963,26 +962,6 @@ def _output_scores(frame: Frame, seg: Segments) -> Dict[int, float]:
             new = int(lut[value])
             out[new] = max(score, out.get(new, score))
     return out
-
-
-def _output_polygons(frame: Frame, seg: Optional[Segments], labels: LabelMap) -> Tuple[Optional[bytes], str]:
-    """The polygons file to put in the shard (None when the frame has none, or they cannot
-    follow its masks to ``labels``) and why it is left out ("" when it is not): copied when
-    the labels are the frame's, renamed when they are only renamed, left out when merged or
-    dropped (as the Cityscapes writer does)."""
-    data, lost = frame.source.polygons()
-    if data is None:
-        return None, lost or ""
-    m = seg.mapping if seg is not None and seg.mapping is not None else mapping_between(frame.labels, labels)
-    if m.identity:
-        return data, ""
-    names = m.renames()
-    if names is None:
-        return None, f"labels were merged or dropped for the output label map ({labels.source})"
-    try:
-        return rename_polygons(data, names, frame.where), ""
-    except KeyError as exc:
-        return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
 
 
 def _parse_scores(obj: Any, fail: Callable[[str], CityscapesIOError]) -> Dict[int, float]:
