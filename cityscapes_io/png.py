@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zlib
 from typing import Any, Optional, Tuple
 
@@ -24,6 +25,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import decoder
 from .errors import InvalidFileError
 
 __all__ = ["MAX_PIXELS", "IMAGE_EXTS", "PngHeader", "read_header", "image_size", "decode_gray", "encode_label_png",
@@ -158,6 +160,108 @@ def decode_failure(data: bytes, exc: BaseException, doing: str = "cannot decode 
     return problem or _reason(exc, doing)
 
 
+# The fast path (see :mod:`cityscapes_io.decoder`): the C unfilter, and libdeflate's inflate
+# (or zlib's when the deflate package is missing). None on the pure-Python path.
+_UNFILTER: Any = decoder.unfilter_module()
+_INFLATE: Any = decoder.inflate_module()
+_crc32: Any = _INFLATE.crc32 if _INFLATE is not None else zlib.crc32
+
+#: Bytes per pixel of the (colour type, bit depth) pairs the fast path decodes, and the
+#: array's trailing shape. Bit depths below 8 and interlaced images go to Pillow.
+_FAST_LAYOUTS = {(0, 8): (1, ()), (0, 16): (2, ()), (3, 8): (1, ()), (2, 8): (3, (3,)), (6, 8): (4, (4,))}
+
+
+def fast_path_active() -> bool:
+    """Whether PNGs are decoded by the C extension (else by Pillow)."""
+    return _UNFILTER is not None
+
+
+def _image_data(data: bytes, path: str) -> Any:
+    """The zlib stream of a PNG (its IDAT chunks, joined when there are several), every chunk
+    up to the last IDAT checked for its length and CRC. A buffer, not a copy, for one IDAT."""
+    view = memoryview(data)
+    size, pos = len(data), 8
+    parts = []
+    while True:
+        if pos + 12 > size:
+            if parts:
+                break  # no IEND: the image data is complete, as Pillow also accepts
+            raise InvalidFileError(path, f"truncated PNG: the file ends at byte {size} before its image data")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > size:
+            raise InvalidFileError(path, f"truncated PNG: {kind.decode('latin-1')} ends at byte {end} of {size}")
+        if kind != b"IDAT" and parts:
+            break
+        if _crc32(view[pos + 4:end - 4]) & 0xFFFFFFFF != struct.unpack_from(">I", data, end - 4)[0]:
+            raise InvalidFileError(path, f"corrupt PNG: {kind.decode('latin-1')} chunk at byte {pos} fails its CRC check")
+        if kind == b"IDAT":
+            parts.append(view[pos + 8:end - 4])
+        elif kind == b"IEND":
+            raise InvalidFileError(path, "corrupt PNG: no IDAT chunk (no image data)")
+        pos = end
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _inflate(stream: Any, n: int, path: str) -> Any:
+    """Exactly ``n`` bytes of image data out of ``stream``: a bytearray (libdeflate's, written
+    in place afterwards) or bytes (zlib's). Never more than ``n + 1`` bytes are produced, so
+    a stream that inflates to more than its header declares costs no memory."""
+    if _INFLATE is not None:
+        try:
+            out = _INFLATE.zlib_decompress(stream, n)
+        except _INFLATE.DeflateError:
+            try:
+                longer = len(_INFLATE.zlib_decompress(stream, n + 1)) > n
+            except _INFLATE.DeflateError:
+                longer = False
+            if longer:
+                raise InvalidFileError(path, f"corrupt PNG: its image data inflates to more than the "
+                                             f"{n} bytes its header declares") from None
+            raise InvalidFileError(path, "corrupt PNG: its image data is not a valid zlib stream "
+                                         "(cut short or damaged)") from None
+    else:
+        inflater = zlib.decompressobj()
+        try:
+            out = inflater.decompress(stream, n + 1)
+        except zlib.error as exc:
+            raise InvalidFileError(path, f"corrupt PNG: its image data is not a valid zlib stream ({exc})") from None
+        if len(out) > n:
+            raise InvalidFileError(path, f"corrupt PNG: its image data inflates to more than the "
+                                         f"{n} bytes its header declares")
+        if len(out) == n and not inflater.eof:
+            raise InvalidFileError(path, "corrupt PNG: its image data is not a valid zlib stream (cut short)")
+    if len(out) < n:
+        raise InvalidFileError(path, f"corrupt PNG: its image data ends early ({len(out)} of the {n} bytes "
+                                     f"its header declares)")
+    return out
+
+
+def _fast_decode(data: bytes, path: str, header: PngHeader, rgb: bool = False) -> Optional[np.ndarray]:
+    """Decode with the C unfilter, or None when the fast path does not apply (not built,
+    interlaced, a bit depth or colour type it leaves to Pillow). The array is writable and
+    owns its memory (the inflated buffer, unfiltered in place). ``rgb``: an RGBA image comes
+    out as RGB (alpha dropped, as Pillow's conversion to RGB does)."""
+    layout = _FAST_LAYOUTS.get((header.color_type, header.bit_depth))
+    if _UNFILTER is None or layout is None or data[28] != 0 or data[26] != 0 or data[27] != 0:
+        return None
+    bpp, tail = layout
+    w, h = header.width, header.height
+    stride = w * bpp
+    raw = _inflate(_image_data(data, path), h * (stride + 1), path)
+    out = raw if isinstance(raw, bytearray) else np.empty(h * stride, np.uint8)
+    wide = header.bit_depth == 16
+    try:
+        _UNFILTER.unfilter(raw, out, h, stride, bpp, wide and sys.byteorder == "little")
+    except ValueError as exc:
+        raise InvalidFileError(path, f"corrupt PNG image data: {exc}") from None
+    if rgb and tail == (4,):
+        _UNFILTER.drop_bytes(out, h * w, 4, 3)
+        return np.frombuffer(out, np.uint8, count=h * w * 3).reshape(h, w, 3)
+    return np.frombuffer(out, np.uint16 if wide else np.uint8, count=h * stride // (2 if wide else 1)
+                         ).reshape((h, w) + tail)
+
+
 def _gray_direct(data: bytes, header: PngHeader) -> Optional[np.ndarray]:
     """A non-interlaced 8- or 16-bit gray PNG decoded by Pillow's own PNG decoder straight into
     an array of ours: Pillow's route out of its image (``tobytes``, joined chunks) costs half as
@@ -213,6 +317,11 @@ def decode_gray(data: bytes, path: str) -> np.ndarray:
             path,
             f"expected a single-channel (gray) PNG, got {_COLOR_TYPES.get(header.color_type, header.color_type)}",
         )
+    if header.color_type == 3:
+        _palette(data, path)  # (an indexed image without its colour table is corrupt)
+    fast = _fast_decode(data, path, header)
+    if fast is not None:
+        return fast
     if header.color_type == 0 and header.bit_depth in (8, 16) and data[28] == 0:
         direct = _gray_direct(data, header)
         if direct is not None:
@@ -234,8 +343,11 @@ def decode_paletted(data: bytes, path: str) -> Tuple[np.ndarray, np.ndarray]:
     header = read_header(data, path)
     if header.color_type != 3:
         raise InvalidFileError(path, "expected a paletted PNG")
-    indices = _decode(data, path, mode="P", header=header)
-    return indices, _palette(data, path)
+    palette = _palette(data, path)
+    indices = _fast_decode(data, path, header)
+    if indices is None:
+        indices = _decode(data, path, mode="P", header=header)
+    return indices, palette
 
 
 def _palette(data: bytes, path: str) -> np.ndarray:
@@ -268,6 +380,10 @@ def decode_rgb(data: bytes, path: str) -> np.ndarray:
         (checked from the header before decoding).
     """
     header = read_header(data, path) if data[:8] == _SIGNATURE else None
+    if header is not None and header.color_type in (2, 6):
+        fast = _fast_decode(data, path, header, rgb=True)
+        if fast is not None:
+            return fast
     return _decode(data, path, rgb=True, header=header)
 
 

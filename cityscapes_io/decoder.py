@@ -1,0 +1,65 @@
+"""Which PNG decoder is active, decided once, without importing numpy or Pillow.
+
+The fast path decodes a PNG's pixels with the library's own C extension
+(:mod:`cityscapes_io._png`, an optional build: it unfilters the image in place) after inflating
+the image data with libdeflate (the ``deflate`` package), or with Python's ``zlib`` when
+``deflate`` is not installed. Without the extension (no C compiler at install time, another
+platform) every image is decoded by Pillow, through imageio: the pure-Python path. Setting the
+environment variable ``CITYSCAPES_IO_PURE_PYTHON=1`` before the first import forces that path.
+
+This module is imported by ``cityscapes-io --version`` and ``info``, which must start fast: it
+imports the two small compiled modules only.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Optional, Tuple
+
+__all__ = ["ENV_PURE_PYTHON", "unfilter_module", "inflate_module", "describe", "why_pure_python"]
+
+#: Environment variable that forces the pure-Python (Pillow) decoder when set to anything but
+#: ``""`` or ``"0"``.
+ENV_PURE_PYTHON = "CITYSCAPES_IO_PURE_PYTHON"
+
+
+def _load() -> Tuple[Optional[ModuleType], Optional[ModuleType], str]:
+    if os.environ.get(ENV_PURE_PYTHON, "") not in ("", "0"):
+        return None, None, f"forced by {ENV_PURE_PYTHON}={os.environ[ENV_PURE_PYTHON]}"
+    try:
+        from . import _png  # type: ignore[attr-defined]  # (the optional C extension)
+    except ImportError as exc:
+        return None, None, f"the C extension cityscapes_io._png is not built ({exc})"
+    try:
+        import deflate
+    except ImportError:
+        return _png, None, ""
+    return _png, deflate, ""
+
+
+_UNFILTER, _INFLATE, _WHY = _load()
+
+
+def unfilter_module() -> Optional[ModuleType]:
+    """The C extension, or None on the pure-Python path."""
+    return _UNFILTER
+
+
+def inflate_module() -> Optional[ModuleType]:
+    """The ``deflate`` package (libdeflate) when the fast path inflates with it, else None
+    (Python's ``zlib`` inflates, or Pillow decodes everything)."""
+    return _INFLATE
+
+
+def why_pure_python() -> str:
+    """Why the pure-Python path is taken ("" when it is not)."""
+    return _WHY
+
+
+def describe() -> str:
+    """The active PNG decoder in a few words, as ``--version`` and ``info`` print it."""
+    if _UNFILTER is None:
+        return f"Pillow (pure-Python path: {_WHY})"
+    if _INFLATE is None:
+        return "C unfilter + zlib (install the deflate package for libdeflate)"
+    return f"C unfilter + libdeflate (deflate {getattr(_INFLATE, '__version__', '?')})"
