@@ -27,7 +27,7 @@ def _load() -> Tuple[Optional[ModuleType], Optional[ModuleType], str]:
     if os.environ.get(ENV_PURE_PYTHON, "") not in ("", "0"):
         return None, None, f"forced by {ENV_PURE_PYTHON}={os.environ[ENV_PURE_PYTHON]}"
     try:
-        from . import _png  # type: ignore[attr-defined]  # (the optional C extension)
+        from . import _png  # (the optional C extension; its types: _png.pyi)
     except ImportError as exc:
         return None, None, f"the C extension cityscapes_io._png is not built ({exc})"
     try:

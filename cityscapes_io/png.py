@@ -19,7 +19,7 @@ import io
 import struct
 import sys
 import zlib
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import imageio.v3 as iio
 import numpy as np
@@ -181,7 +181,7 @@ def _image_data(data: bytes, path: str) -> Any:
     up to the last IDAT checked for its length and CRC. A buffer, not a copy, for one IDAT."""
     view = memoryview(data)
     size, pos = len(data), 8
-    parts = []
+    parts: List[memoryview] = []
     while True:
         if pos + 12 > size:
             if parts:
