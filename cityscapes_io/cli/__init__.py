@@ -4,49 +4,101 @@ Datumaro's spellings work where they make sense (``convert -if cityscapes -i SRC
 -- --save-media``, ``project import -p DIR -f cityscapes SRC``). Only :func:`main` catches
 errors: each error class maps to an exit status, and messages read ``error: <path>: <reason>``.
 
-The contract of a command: a module of this package (listed in :data:`COMMANDS`) with
-``register(subparsers)``, which adds its parser and sets ``func=run``, and ``run(args) -> int``,
-which does the work and returns the exit status, importing what it works with when it runs (so
-that building the parser imports no command's machinery). A command raises; it does not print
-its errors: :func:`main` maps each error class to an exit status here, once (the statuses are
-in :mod:`.status`), and prints ``error: <where>: <reason>``. :mod:`.args` holds the argument
-groups several commands share and how they are read. Which writer options a format takes is
-asked of its writer class (``Writer.OPTIONS``), not written here.
+The contract of a command: a row of :data:`COMMANDS` (its name, its module in this package, the
+one line ``--help`` lists it with), and in its module ``register(subparsers, help)``, which adds
+its parser (with that help) and sets ``func=run``, and ``run(args) -> int``, which does the work
+and returns the exit status, importing what it works with when it runs. The command line starts
+fast: :func:`main` imports the module of the command given, and builds that command's parser
+only (the others are listed by name and help); ``--version`` and ``--help`` import no command
+module, and nothing of numpy, Pillow or fsspec. A command raises; it does not print its errors:
+:func:`main` maps each error class to an exit status here, once (the statuses are in
+:mod:`.status`), and prints ``error: <where>: <reason>``. :mod:`.args` holds the argument groups
+several commands share and how they are read. Which writer options a format takes is asked of
+its writer class (``Writer.OPTIONS``), not written here.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 import warnings
-from typing import List, Optional, TextIO
+from typing import AbstractSet, List, NamedTuple, Optional, TextIO
 
 from .. import __version__
 from ..errors import CityscapesIOError, RefusedError, StorageError
-from ..storage import is_storage_error
-from . import (convert, eval as eval_, export_predictions, info, merge, prepare, project, show, stats, synthetic,
-               validate)
-from .args import add_writer_options, as_given
+from .args import as_given
 from .status import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STATUSES, EXIT_STORAGE,
                      EXIT_USAGE, UsageError)
 
 __all__ = ["main", "build_parser", "EXIT_ERROR", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_NOT_FOUND", "EXIT_STORAGE",
            "EXIT_INTERRUPTED"]
 
+
+class Command(NamedTuple):
+    """A command of the command line: what ``--help`` lists without importing its module."""
+
+    name: str
+    module: str  # in this package
+    help: str
+
+
 #: The commands, in the order ``--help`` lists them.
-COMMANDS = (info, stats, validate, convert, prepare, merge, show, synthetic, eval_, export_predictions, project)
+COMMANDS = (
+    Command("info", "info", "splits, cities, frame counts, label map and its source, file kinds"),
+    Command("stats", "stats", "per split and label: frames, pixels, instances, crowds; image sizes"),
+    Command("validate", "validate", "list every problem of a dataset, with file and reason"),
+    Command("convert", "convert", "convert a dataset to another format, frame by frame"),
+    Command("prepare", "prepare", "write the train-id files (_labelTrainIds.png, _instanceTrainIds.png) as the "
+                                  "official preparation scripts do"),
+    Command("merge", "merge", "merge several datasets into one output"),
+    Command("show", "show", "draw a frame's instances over its photo, with a legend"),
+    Command("synthetic", "synthetic", "write a synthetic Cityscapes dataset"),
+    Command("eval", "eval", "evaluate predictions against the ground truth with the official rules"),
+    Command("export-predictions", "export_predictions",
+            "write predictions held as a dataset into the official submission layout (label ids)"),
+    Command("project", "project", "projects: sources and operations recorded in project.json"),
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the version and the active PNG decoder, on one line of stdout. The decoder
+    is asked only when this runs (argparse's own version action would ask when the parser is
+    built, and wrap the line at the terminal's width)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..decoder import describe
+
+        print(f"{parser.prog} {__version__} (PNG decoder: {describe()})", flush=True)
+        parser.exit()
+
+
+def build_parser(commands: Optional[AbstractSet[str]] = None) -> argparse.ArgumentParser:
+    """The parser of the command line. The commands named in ``commands`` (None: all) get their
+    full parser, which imports their module (and the format registry, for the help texts that
+    list formats); the others are listed with their help line only, and cannot be parsed."""
     parser = argparse.ArgumentParser(prog="cityscapes-io", description="Read, convert and inspect Cityscapes datasets.",
                                      epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
-        command.register(sub)
+        if commands is None or command.name in commands:
+            importlib.import_module(f"{__name__}.{command.module}").register(sub, command.help)
+        else:
+            sub.add_parser(command.name, help=command.help)
     return parser
+
+
+def _command_in(argv: List[str]) -> AbstractSet[str]:
+    """The command ``argv`` runs: its first argument that is not an option (no option before
+    the command takes a value). Empty for ``--version``, ``--help`` or no command."""
+    return {next((arg for arg in argv if not arg.startswith("-")), "")} - {""}
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -62,6 +114,8 @@ def _exit_status(exc: BaseException) -> Optional[int]:
         return EXIT_STORAGE
     if isinstance(exc, CityscapesIOError):
         return EXIT_ERROR
+    from ..storage import is_storage_error  # on an error only: it imports fsspec
+
     if is_storage_error(exc):
         return EXIT_STORAGE
     if isinstance(exc, ValueError):
@@ -96,6 +150,8 @@ def _lines(text: str, args) -> str:
 
 def _message(exc: BaseException, args) -> str:
     """``error: <where>: <reason>``, one line (or a list: one item a line)."""
+    from ..storage import is_storage_error
+
     if isinstance(exc, UsageError):
         text = f"error: {exc}"
     elif isinstance(exc, CityscapesIOError):
@@ -153,14 +209,16 @@ def _interrupted(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: List[str] = []
     if "--" in argv:  # Datumaro passes writer options after '--'
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if extra:
+        from .args import add_writer_options
+
         extra_parser = argparse.ArgumentParser(prog=f"{parser.prog} {args.command} --", add_help=False)
         add_writer_options(extra_parser)
         for key, value in vars(extra_parser.parse_args(extra)).items():

@@ -6,18 +6,19 @@ dataset a command works on (:func:`dataset`), the operation flags as recorded op
 writer options (refused when the chosen format's writer does not declare them), and the
 progress line. What a format accepts is asked of its writer class (``Writer.OPTIONS``): nothing
 here names a format.
+
+Importing this module is cheap (the command line imports it to start): the format registry and
+the library are imported by the functions that use them, when a command's parser is built or
+the command runs.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import DatasetNotFoundError
-from ..formats import detect, format_names, reader_class, resolve_format, root_hint, writer_class
-from ..names import ANNOTATION_DIRS
 from .status import EXIT_STATUSES, UsageError
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ __all__ = ["formats_help", "QUIET_WRITING", "command", "json_object", "add_sourc
 
 # -- argument groups ----------------------------------------------------------------------------
 def json_object(text: str) -> dict:
+    import json  # on use: --version and --help start without it
+
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -42,6 +45,8 @@ def json_object(text: str) -> dict:
 def formats_help() -> str:
     """The registered format names, for help texts (asked when a parser is built, so that a
     format registered after import is listed)."""
+    from ..formats import format_names
+
     return ", ".join(format_names())
 #: What -q silences besides warnings, on the commands that write.
 QUIET_WRITING = "no progress bar; print only problems"
@@ -71,6 +76,8 @@ def report_command(sub, name: str, run, *, help: str, quiet: str) -> argparse.Ar
 
 def add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool = True,
                 per_source_format: bool = False) -> None:
+    from ..names import ANNOTATION_DIRS
+
     p.add_argument("src", nargs="*" if project else ("+" if many else 1), metavar="SRC",
                    help="dataset root(s): path, .zip or fsspec URL (several roots form one dataset)")
     if project:
@@ -111,6 +118,8 @@ def add_operations(p: argparse.ArgumentParser) -> None:
 def writer_option_table() -> Dict[str, Any]:
     """Every writer option of the registered formats, by name (an :class:`~cityscapes_io.formats.base.Option`
     each, first declaration wins), in registry order: the base writer's first."""
+    from ..formats import format_names, resolve_format, writer_class
+
     table: Dict[str, Any] = {}
     for name in dict.fromkeys(resolve_format(n) for n in format_names()):
         for option in writer_class(name).OPTIONS:
@@ -197,6 +206,8 @@ def operations_from_args(args) -> List[Dict[str, Any]]:
 # -- formats and sources ---------------------------------------------------------------------------
 def format_name(name: str) -> str:
     """A format name from the command line, as registered (aliases accepted)."""
+    from ..formats import resolve_format
+
     try:
         return resolve_format(name)
     except ValueError as exc:
@@ -205,6 +216,8 @@ def format_name(name: str) -> str:
 
 def input_format(args, src, given: Optional[str]) -> str:
     """The input format: the one given, else detected from the folders (and said on stderr)."""
+    from ..formats import detect
+
     if given:
         return format_name(given)
     fmt, evidence = detect(src, getattr(args, "storage_options", None))
@@ -216,6 +229,7 @@ def input_format(args, src, given: Optional[str]) -> str:
 
 def open_source(src, fmt: str, storage_options, **kwargs):
     """Open SRC; a folder inside a Cityscapes tree gets a hint naming the tree's root."""
+    from ..formats import reader_class, root_hint
 
     if kwargs.get("annotations") is None:
         kwargs.pop("annotations", None)
@@ -274,6 +288,8 @@ def progress(args, label: str, ds=None, total: Optional[int] = None) -> Progress
 def writer_options(args, fmt: str) -> dict:
     """The writer options given, as keywords of format ``fmt``'s writer. An option that writer
     does not declare (its class's ``OPTIONS``) is refused, naming the formats whose writers do."""
+    from ..formats import format_names, resolve_format, writer_class
+
     accepted = writer_class(fmt).option_names()
     opts = {}
     for key, option in writer_option_table().items():

@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["register", "run", "output_format", "export"]
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "convert", help="convert a dataset to another format, frame by frame",
-                quiet=QUIET_WRITING,
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "convert", help=help, quiet=QUIET_WRITING,
                 description="cityscapes-io convert SRC DST -f voc [--save-media]  "
                             "(or, as in Datumaro: convert -if cityscapes -i SRC -f voc -o DST -- --save-media)")
     add_source(p)

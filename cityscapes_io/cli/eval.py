@@ -11,8 +11,8 @@ from .args import as_given, command, json_object, progress, terminal
 from .status import EXIT_ERROR, UsageError
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "eval", help="evaluate predictions against the ground truth with the official rules",
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "eval", help=help,
                 description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
                             "[--json OUT] [--check-only]", quiet="no progress bar")
     p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")

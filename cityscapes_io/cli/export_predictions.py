@@ -7,9 +7,8 @@ import sys
 from .args import formats_help, command, input_format, json_object, open_source, progress
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "export-predictions",
-                help="write predictions held as a dataset into the official submission layout (label ids)",
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "export-predictions", help=help,
                 description="cityscapes-io export-predictions SRC OUT --task semantic|instance|panoptic "
                             "[--train-ids]: semantic, OUT/<city>/<frame>_pred.png; instance, "
                             "OUT/<city>/<frame>_pred.txt and its masks in OUT/<city>/<frame>_pred/; panoptic, "

@@ -1,4 +1,5 @@
-"""``cityscapes-io info``: splits, cities, frame counts, label map and its source, file kinds."""
+"""``cityscapes-io info``: splits, cities, frame counts, label map and its source, file kinds, and
+the PNG decoder that reads them (as ``--version`` says it)."""
 from __future__ import annotations
 
 import json
@@ -7,12 +8,13 @@ from typing import Any, Dict
 from .args import dataset, report_command
 
 
-def register(subparsers) -> None:
-    report_command(subparsers, "info", run, help="splits, cities, frame counts, label map and its source, file kinds",
+def register(subparsers, help: str) -> None:
+    report_command(subparsers, "info", run, help=help,
                    quiet="do not say which input format was detected")
 
 
 def run(args) -> int:
+    from ..decoder import describe
     from ..project import source_format
 
     ds = dataset(args)
@@ -20,7 +22,7 @@ def run(args) -> int:
     out: Dict[str, Any] = {"roots": ds.roots, "format": source_format(ds),
                            "labels": {"source": ds.labels.source, "count": len(ds.labels),
                                       "names": [f"{l.id}:{l.name}" for l in ds.labels]},
-                           "splits": {}, "frames": 0}
+                           "splits": {}, "frames": 0, "png_decoder": describe()}
     base = ds.source_reader
     if getattr(base, "trees", None) is not None:
         out["annotations"] = {"trees": list(base.trees), "read": base.annotations}
@@ -43,6 +45,7 @@ def run(args) -> int:
         return 0
     print(f"roots:   {', '.join(ds.roots) or '-'}")
     print(f"format:  {out['format']}")
+    print(f"PNG decoder: {out['png_decoder']}")
     if "annotations" in out:
         trees = ", ".join(t + (" (read)" if t == out["annotations"]["read"] else "")
                           for t in out["annotations"]["trees"])

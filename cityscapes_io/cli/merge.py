@@ -9,8 +9,8 @@ from .convert import export, output_format
 from .status import UsageError
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "merge", help="merge several datasets into one output", quiet=QUIET_WRITING)
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "merge", help=help, quiet=QUIET_WRITING)
     add_source(p, project=False, per_source_format=True)
     p.add_argument("--on-duplicate", choices=("error", "first", "rename"), default="error",
                    help="what to do with a frame id present in two sources (default error, checked before "

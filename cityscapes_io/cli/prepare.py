@@ -9,9 +9,8 @@ from .args import QUIET_WRITING, add_source, command, input_format, items, json_
 from .status import EXIT_ERROR, UsageError
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "prepare", help="write the train-id files (_labelTrainIds.png, _instanceTrainIds.png) "
-                                            "as the official preparation scripts do", quiet=QUIET_WRITING,
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "prepare", help=help, quiet=QUIET_WRITING,
                 description="cityscapes-io prepare SRC [--kinds labelTrainIds,instanceTrainIds] "
                             "[--from png|polygons] [-o DST] [--overwrite] [-j N]: next to the source files "
                             "(or in a mirrored tree under DST); existing files are kept unless --overwrite")

@@ -11,8 +11,8 @@ from .convert import export, output_format
 from .status import UsageError
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "project", help="projects: sources and operations recorded in project.json")
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "project", help=help)
     psub = p.add_subparsers(dest="project_command", metavar="ACTION")
     psub.required = True
     q = command(psub, "create", help="create a project")

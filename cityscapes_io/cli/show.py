@@ -4,8 +4,8 @@ from __future__ import annotations
 from .args import formats_help, command, dataset, json_object
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "show", help="draw a frame's instances over its photo, with a legend")
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "show", help=help)
     p.add_argument("src_one", metavar="SRC")
     p.add_argument("frame_id", metavar="FRAME_ID", help="the frame's id, with its city folder: aachen/aachen_000000_000019")
     p.add_argument("-o", "--output", required=True, metavar="PNG")

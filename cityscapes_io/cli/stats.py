@@ -6,9 +6,8 @@ import json
 from .args import dataset, progress, report_command
 
 
-def register(subparsers) -> None:
-    report_command(subparsers, "stats", run, help="per split and label: frames, pixels, instances, crowds; image sizes",
-                   quiet="no progress bar")
+def register(subparsers, help: str) -> None:
+    report_command(subparsers, "stats", run, help=help, quiet="no progress bar")
 
 
 def run(args) -> int:

@@ -7,8 +7,8 @@ from .args import command, json_object, progress
 from .status import UsageError
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "synthetic", help="write a synthetic Cityscapes dataset", quiet="no progress bar")
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "synthetic", help=help, quiet="no progress bar")
     p.add_argument("dst", metavar="DST", help="destination path or fsspec URL")
     p.add_argument("--frames", type=int, default=3, help="frames per split (default 3)")
     p.add_argument("--splits", default="train",

@@ -7,9 +7,8 @@ from .args import add_source, command, input_format, items, open_source, termina
 from .status import EXIT_ERROR
 
 
-def register(subparsers) -> None:
-    p = command(subparsers, "validate", help="list every problem of a dataset, with file and reason",
-                quiet="no progress line")
+def register(subparsers, help: str) -> None:
+    p = command(subparsers, "validate", help=help, quiet="no progress line")
     add_source(p, project=False)
     p.add_argument("--split", action="append", help="only this split (repeatable, or a comma-separated list)")
     p.add_argument("--city", action="append", dest="cities", metavar="CITY",
