@@ -211,26 +211,27 @@ def _inflate(stream: Any, n: int, path: str) -> Any:
         try:
             out = _INFLATE.zlib_decompress(stream, n)
         except _INFLATE.DeflateError:
-            try:
-                longer = len(_INFLATE.zlib_decompress(stream, n + 1)) > n
-            except _INFLATE.DeflateError:
-                longer = False
-            if longer:
-                raise InvalidFileError(path, f"corrupt PNG: its image data inflates to more than the "
-                                             f"{n} bytes its header declares") from None
-            raise InvalidFileError(path, "corrupt PNG: its image data is not a valid zlib stream "
-                                         "(cut short or damaged)") from None
-    else:
-        inflater = zlib.decompressobj()
-        try:
-            out = inflater.decompress(stream, n + 1)
-        except zlib.error as exc:
-            raise InvalidFileError(path, f"corrupt PNG: its image data is not a valid zlib stream ({exc})") from None
-        if len(out) > n:
-            raise InvalidFileError(path, f"corrupt PNG: its image data inflates to more than the "
-                                         f"{n} bytes its header declares")
-        if len(out) == n and not inflater.eof:
-            raise InvalidFileError(path, "corrupt PNG: its image data is not a valid zlib stream (cut short)")
+            _zlib_inflate(stream, n, path)  # libdeflate does not say why: zlib does
+            raise InvalidFileError(path, "corrupt PNG: its image data is not a valid zlib stream") from None
+        if len(out) < n:
+            raise InvalidFileError(path, f"corrupt PNG: its image data ends early ({len(out)} of the {n} bytes "
+                                         f"its header declares)")
+        return out
+    return _zlib_inflate(stream, n, path)
+
+
+def _zlib_inflate(stream: Any, n: int, path: str) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(stream, n + 1)
+    except zlib.error as exc:
+        raise InvalidFileError(path, f"corrupt PNG: its image data is not a valid zlib stream ({exc})") from None
+    if len(out) > n:
+        raise InvalidFileError(path, f"corrupt PNG: its image data inflates to more than the "
+                                     f"{n} bytes its header declares")
+    if not inflater.eof:
+        raise InvalidFileError(path, f"corrupt PNG: its image data is not a valid zlib stream (cut short after "
+                                     f"{len(out)} of the {n} bytes its header declares)")
     if len(out) < n:
         raise InvalidFileError(path, f"corrupt PNG: its image data ends early ({len(out)} of the {n} bytes "
                                      f"its header declares)")

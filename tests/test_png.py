@@ -1,5 +1,7 @@
 """The codec layer (cityscapes_io.png): round trips of every pixel type and photo format, and
-the refusals that happen before anything large is allocated."""
+the refusals that happen before anything large is allocated. Every test runs twice: with the
+fast path (the C unfilter) and with the pure-Python path (Pillow) that users without the
+extension get."""
 import io
 import struct
 import tracemalloc
@@ -13,6 +15,15 @@ from cityscapes_io import png
 from cityscapes_io.errors import InvalidFileError
 
 H, W = 24, 40
+
+
+@pytest.fixture(autouse=True, params=["fast", "pure"])
+def decoder_path(request, monkeypatch):
+    if request.param == "fast" and not png.fast_path_active():
+        pytest.skip("the fast path is not active (the C extension is not built, or CITYSCAPES_IO_PURE_PYTHON=1)")
+    if request.param == "pure":
+        monkeypatch.setattr(png, "_UNFILTER", None)
+    return request.param
 
 
 def smooth_rgb(h=H, w=W):
