@@ -1,4 +1,4 @@
-"""Which PNG decoder is active, decided once, without importing numpy or Pillow.
+"""Which PNG decoder (and pixel counter) is active, decided once, without importing numpy or Pillow.
 
 The fast path decodes a PNG's pixels with the library's own C extension
 (:mod:`cityscapes_io._png`, an optional build: it unfilters the image in place) after inflating
@@ -6,6 +6,9 @@ the image data with libdeflate (the ``deflate`` package), or with Python's ``zli
 ``deflate`` is not installed. Without the extension (no C compiler at install time, another
 platform) every image is decoded by Pillow, through imageio: the pure-Python path. Setting the
 environment variable ``CITYSCAPES_IO_PURE_PYTHON=1`` before the first import forces that path.
+
+Evaluation counts pixel pairs with a second optional extension, :mod:`cityscapes_io._count`,
+or with numpy's ``bincount`` without it (or with ``CITYSCAPES_IO_PURE_PYTHON=1``).
 
 This module is imported by ``cityscapes-io --version`` and ``info``, which must start fast: it
 imports the two small compiled modules only.
@@ -16,7 +19,7 @@ import os
 from types import ModuleType
 from typing import Optional, Tuple
 
-__all__ = ["ENV_PURE_PYTHON", "unfilter_module", "inflate_module", "describe", "why_pure_python"]
+__all__ = ["ENV_PURE_PYTHON", "unfilter_module", "inflate_module", "count_module", "describe", "why_pure_python"]
 
 #: Environment variable that forces the pure-Python (Pillow) decoder when set to anything but
 #: ``""`` or ``"0"``.
@@ -38,6 +41,24 @@ def _load() -> Tuple[Optional[ModuleType], Optional[ModuleType], str]:
 
 
 _UNFILTER, _INFLATE, _WHY = _load()
+
+
+def _load_count() -> Optional[ModuleType]:
+    if os.environ.get(ENV_PURE_PYTHON, "") not in ("", "0"):
+        return None
+    try:
+        from . import _count  # (the optional C extension of evaluation's counting; types: _count.pyi)
+    except ImportError:
+        return None
+    return _count
+
+
+_COUNT = _load_count()
+
+
+def count_module() -> Optional[ModuleType]:
+    """The C extension that counts pixel pairs for evaluation, or None (numpy counts)."""
+    return _COUNT
 
 
 def unfilter_module() -> Optional[ModuleType]:

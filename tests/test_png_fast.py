@@ -332,3 +332,31 @@ def test_the_pure_python_path_is_forced_by_the_environment(tmp_path):
     assert pure.stdout.splitlines()[1] == default.stdout.splitlines()[1]  # the same numbers either way
     if png.fast_path_active():
         assert default.stdout.startswith("True C unfilter + ")
+
+
+# -- the pixel-pair counter of evaluation (cityscapes_io._count, numpy without it) -----------------------------
+
+@pytest.mark.parametrize("tier", ["c", "numpy"])
+def test_count_pairs_is_bincount(monkeypatch, tier):
+    from cityscapes_io import counting
+    if tier == "c" and counting._C is None:
+        pytest.skip("the C extension cityscapes_io._count is not built (or CITYSCAPES_IO_PURE_PYTHON=1)")
+    if tier == "numpy":
+        monkeypatch.setattr(counting, "_C", None)
+    rng = np.random.default_rng(5)
+    a = np.repeat(rng.integers(0, 34, size=(64, 8), dtype=np.uint8), 9, axis=1)
+    b = a.copy()
+    b[rng.random(a.shape) < 0.1] = 7
+    ref = np.bincount((a.astype(np.int64) * 34 + b).ravel(), minlength=34 * 34)
+    assert np.array_equal(counting.count_pairs(a, b, 34, 34 * 34), ref)
+    inst = a.astype(np.uint16) * 1000 + rng.integers(0, 3, size=a.shape).astype(np.uint16)
+    sel = inst >= 24000
+    ref = np.bincount((inst[sel].astype(np.int64) - 24000) * 34 + b[sel], minlength=10000 * 34)
+    got = counting.count_pairs(inst, b, 34, 10000 * 34, a_min=24000)
+    assert got.dtype == np.int64 and np.array_equal(got, ref)
+    assert np.array_equal(counting.count_pairs(inst.astype(np.uint32), None, 1, 34000), np.bincount(inst.ravel(),
+                                                                                                   minlength=34000))
+    with pytest.raises(ValueError, match="past 100"):
+        counting.count_pairs(a, b, 34, 100)
+    empty = np.zeros((0, 5), np.uint8)
+    assert counting.count_pairs(empty, empty, 34, 10).tolist() == [0] * 10

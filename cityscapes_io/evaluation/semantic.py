@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import png
+from ..counting import count_pairs
 from ..errors import CityscapesIOError
 from ..storage import Root, check_inside, read_file, resolve_root
 from .base import Matched, Task
@@ -170,9 +171,9 @@ def frame_statistics(frame: Any, pred: Any, pred_root: Optional[Root], lut: Opti
     if problems or p is None:
         return SemanticStatistics(None, problems=problems)
     assert gt is not None and inst is not None
-    pred8 = p.astype(np.uint16)
-    matrix = np.bincount((gt.astype(np.uint16) * N + pred8).ravel(), minlength=N * N)
-    return SemanticStatistics(matrix.reshape(N, N).astype(np.int64), _instance_stats(inst, pred8))
+    pred8 = p.astype(np.uint8, copy=False)  # (label ids, checked below N)
+    matrix = count_pairs(gt, pred8, N, N * N)
+    return SemanticStatistics(matrix.reshape(N, N), _instance_stats(inst, pred8))
 
 
 # The classes and categories counted per instance: for each label id its instance category
@@ -193,14 +194,12 @@ def _instance_stats(inst: np.ndarray, pred: np.ndarray) -> np.ndarray:
     One histogram of (instance value, predicted label) over the instance pixels, no sort: an
     instance's size is its row's sum, its true positives the column of its class, its category's
     true positives the columns of the category's classes."""
-    sel = inst > 1000
-    values = inst[sel]
-    if values.size == 0:
+    high = int(inst.max()) if inst.size else 0
+    if high <= 1000:
         return np.zeros((0, 5))
-    low = int(values.min())
-    span = int(values.max()) - low + 1
-    key = (values - np.uint16(low)).astype(np.int32) * N + pred[sel]
-    hist = np.bincount(key, minlength=span * N).reshape(span, N)
+    low = int(inst.min(where=inst > 1000, initial=high))
+    span = high - low + 1
+    hist = count_pairs(inst, pred, N, span * N, a_min=low).reshape(span, N)
     size = hist.sum(axis=1)
     rows = np.flatnonzero(size)
     value = rows + low
