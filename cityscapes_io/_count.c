@@ -128,8 +128,179 @@ done_ab:
     return result;
 }
 
+/* -- panoptic segments ------------------------------------------------------------------------ */
+
+/* The id of pixel i of an image of `size` bytes a pixel: 2 (uint16), 3 (RGB: R + 256 G + 65536 B,
+ * the COCO panoptic encoding) or 4 (uint32). */
+static inline uint32_t pixel_id(const uint8_t *p, Py_ssize_t i, int size)
+{
+    switch (size) {
+    case 2: return ((const uint16_t *)p)[i];
+    case 3: return (uint32_t)p[3 * i] | ((uint32_t)p[3 * i + 1] << 8) | ((uint32_t)p[3 * i + 2] << 16);
+    default: return ((const uint32_t *)p)[i];
+    }
+}
+
+/* The value of `id` in a table of sorted keys (0 when it is not listed). */
+static inline uint32_t lookup(uint32_t id, const uint32_t *keys, const uint32_t *vals, Py_ssize_t n)
+{
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < n && keys[lo] == id) ? vals[lo] : 0;
+}
+
+typedef struct {
+    const uint8_t *pix;
+    int size;
+    const uint32_t *keys, *vals;
+    Py_ssize_t n;
+    uint32_t last_id, last_val;
+    Py_ssize_t missing, zero;
+} side;
+
+static inline uint32_t side_value(side *s, Py_ssize_t i)
+{
+    uint32_t id = pixel_id(s->pix, i, s->size);
+    if (id != s->last_id) {
+        s->last_id = id;
+        s->last_val = lookup(id, s->keys, s->vals, s->n);
+    }
+    s->zero += id == 0;
+    s->missing += s->last_val == 0;
+    return s->last_val;
+}
+
+static Py_ssize_t count_segs(side *g, side *p, Py_ssize_t npix, uint64_t nb, int64_t *out, uint64_t nout)
+{
+    Py_ssize_t i, missed = 0, run = 0;
+    uint64_t run_key = UINT64_MAX;
+    for (i = 0; i < npix; i++) {
+        uint64_t key = (g ? (uint64_t)side_value(g, i) * nb : 0) + side_value(p, i);
+        if (key == run_key) {
+            run++;
+            continue;
+        }
+        if (run) {
+            if (run_key < nout)
+                out[run_key] += run;
+            else
+                missed += run;
+        }
+        run_key = key;
+        run = 1;
+    }
+    if (run) {
+        if (run_key < nout)
+            out[run_key] += run;
+        else
+            missed += run;
+    }
+    return missed;
+}
+
+static int side_init(side *s, Py_buffer *pix, int size, Py_buffer *keys, Py_buffer *vals, const char *name)
+{
+    if (size != 2 && size != 3 && size != 4) {
+        PyErr_Format(PyExc_ValueError, "%s: pixels of 2, 3 or 4 bytes (got %d)", name, size);
+        return -1;
+    }
+    if (pix->len % size || keys->len % 4 || keys->len != vals->len || (uintptr_t)keys->buf % 4 ||
+        (uintptr_t)vals->buf % 4 || (size != 3 && (uintptr_t)pix->buf % size)) {
+        PyErr_Format(PyExc_ValueError, "%s: buffers of whole, aligned items, as many keys as values", name);
+        return -1;
+    }
+    {
+        const uint32_t *k = (const uint32_t *)keys->buf;
+        Py_ssize_t j, n = keys->len / 4;
+        for (j = 1; j < n; j++)
+            if (k[j - 1] >= k[j]) {
+                PyErr_Format(PyExc_ValueError, "%s: keys not sorted and unique", name);
+                return -1;
+            }
+        s->pix = (const uint8_t *)pix->buf;
+        s->size = size;
+        s->keys = k;
+        s->vals = (const uint32_t *)vals->buf;
+        s->n = n;
+        s->last_id = n ? ~k[0] : 1; /* an id that is not the first pixel's cached value */
+        s->last_val = n ? lookup(s->last_id, s->keys, s->vals, n) : 0;
+        s->missing = s->zero = 0;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(count_segments_doc,
+"count_segments(g, g_size, g_keys, g_vals, p, p_size, p_keys, p_vals, nb, out)\n"
+"    -> (missed, g_missing, g_zero, p_missing, p_zero)\n"
+"--\n\n"
+"For each pixel, its ground-truth and predicted segment ids (g, p: pixels of 2, 3 (RGB) or 4\n"
+"bytes) are looked up in sorted uint32 keys to their values (0 when not listed), and\n"
+"out[g_value * nb + p_value] (int64) is incremented. g may be None (the key is p_value). Returns\n"
+"the pixels whose key is past out, and per side the pixels whose id is not listed and those\n"
+"whose id is 0. Releases the GIL.");
+
+static PyObject *count_segments(PyObject *self, PyObject *args)
+{
+    PyObject *gobj, *gkobj, *gvobj, *result = NULL;
+    Py_buffer gb = {0}, gk = {0}, gv = {0}, pb, pk, pv, out;
+    int gsize, psize, have_g;
+    unsigned long long nb;
+    side g, p;
+    Py_ssize_t npix, missed;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OiOOy*iy*y*Kw*:count_segments", &gobj, &gsize, &gkobj, &gvobj, &pb, &psize, &pk,
+                          &pv, &nb, &out))
+        return NULL;
+    have_g = gobj != Py_None;
+    if (have_g) {
+        if (PyObject_GetBuffer(gobj, &gb, PyBUF_SIMPLE) < 0)
+            goto release_p;
+        if (PyObject_GetBuffer(gkobj, &gk, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&gb);
+            goto release_p;
+        }
+        if (PyObject_GetBuffer(gvobj, &gv, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&gb);
+            PyBuffer_Release(&gk);
+            goto release_p;
+        }
+    }
+    if (side_init(&p, &pb, psize, &pk, &pv, "prediction") < 0 ||
+        (have_g && side_init(&g, &gb, gsize, &gk, &gv, "ground truth") < 0))
+        goto done;
+    npix = pb.len / psize;
+    if ((have_g && gb.len / gsize != npix) || out.len % 8 || (uintptr_t)out.buf % 8 || nb == 0 || nb > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "images of different sizes, or a bad output buffer or nb");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    missed = count_segs(have_g ? &g : NULL, &p, npix, have_g ? nb : 0, (int64_t *)out.buf, (uint64_t)(out.len / 8));
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("nnnnn", missed, have_g ? g.missing : 0, have_g ? g.zero : 0, p.missing, p.zero);
+done:
+    if (have_g) {
+        PyBuffer_Release(&gb);
+        PyBuffer_Release(&gk);
+        PyBuffer_Release(&gv);
+    }
+release_p:
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&pk);
+    PyBuffer_Release(&pv);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS, count_pairs_doc},
+    {"count_segments", count_segments, METH_VARARGS, count_segments_doc},
     {NULL, NULL, 0, NULL},
 };
 

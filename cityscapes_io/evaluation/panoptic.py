@@ -22,15 +22,14 @@
   Things (``isthing`` 1) and Stuff, whose ``n`` counts the categories averaged. (The official
   script divides by zero when ``n`` is 0; here the averages are NaN.)
 
-The per-frame work maps segment ids to dense indices through lookup tables (the segments of a
-frame are few) and counts the pairs with one ``bincount``: no sort over the pixels.
+The per-frame work maps segment ids to dense indices and counts the pairs in one pass
+(:func:`cityscapes_io.counting.count_segments`): no sort over the pixels.
 """
 from __future__ import annotations
 
 import io
 import posixpath
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -38,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .. import jsonfile, png
+from ..counting import count_pairs, count_segments, segment_ids
 from ..errors import CityscapesIOError, InvalidFileError, UnsafePathError
 from ..labels import has_instances, official_label
 from ..names import GT_DIR
@@ -65,22 +65,13 @@ class PanopticStatistics:
     problems: List[str] = field(default_factory=list)
 
 
-# Per thread (run_frames works on two frames at once in threads): a table of 2**24 entries,
-# segment id -> dense index (0 for none), all zero between uses.
-_LOCAL = threading.local()
-
-
-def _table() -> np.ndarray:
-    table = getattr(_LOCAL, "table", None)
-    if table is None:
-        table = _LOCAL.table = np.zeros(1 << 24, np.uint16)
-    return table
-
-
 def _segment_ids(data: bytes, where: str) -> np.ndarray:
-    """The segment ids ``R + 256 G + 65536 B`` of a COCO panoptic PNG whose header was read
-    (:func:`_read_png`), flat uint32. Pillow holds RGB pixels in four bytes; their copy as
-    ``RGBX`` (the pad byte masked off) is cheaper than packing them to three and recombining."""
+    """The pixels of a COCO panoptic PNG whose header was read (:func:`_read_png`), in a form
+    :func:`counting.count_segments` reads: ``H×W×3`` RGB from the fast PNG path, else the
+    segment ids ``R + 256 G + 65536 B`` as flat uint32 (Pillow holds RGB pixels in four bytes;
+    their copy as ``RGBX``, the pad byte masked off, is cheaper than packing them to three)."""
+    if png.fast_path_active():
+        return png.decode_rgb(data, where)
     try:
         im: Image.Image = Image.open(io.BytesIO(data))
         if im.mode != "RGB":
@@ -91,25 +82,11 @@ def _segment_ids(data: bytes, where: str) -> np.ndarray:
     return np.frombuffer(raw, "<u4") & np.uint32(0xFFFFFF)
 
 
-def _dense(ids: np.ndarray, segments: Sequence[int], step: int = 1) -> np.ndarray:
-    """Each pixel's index in ``segments`` plus one, times ``step`` (0 for an id not listed):
-    uint16 through the 2**24 table when every value fits, else intp."""
-    k = len(segments)
-    if (k + 1) * step > 65535:
-        seg = np.asarray(segments, np.int64)
-        order = np.argsort(seg, kind="stable")
-        sorted_ids = seg[order]
-        pos = np.minimum(np.searchsorted(sorted_ids, ids), max(k - 1, 0))
-        if not k:
-            return np.zeros(ids.shape, np.intp)
-        return np.where(sorted_ids[pos] == ids, (order[pos] + 1) * step, 0).astype(np.intp)
-    table = _table()
-    seg = np.asarray(segments, np.int64)
-    table[seg] = np.arange(1, k + 1, dtype=np.uint16) * step
-    try:
-        return table[ids]
-    finally:
-        table[seg] = 0
+def _keys(segment_ids: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Segment ids (distinct) ascending, and each one's index in ``segment_ids`` plus one."""
+    ids = np.asarray(segment_ids, np.int64)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], order + 1
 
 
 def _read_png(root: Root, path: str) -> Tuple[Optional[bytes], Tuple[int, int], str, List[str]]:
@@ -158,7 +135,7 @@ def _derived_gt(frame: Any, cat_index: Dict[int, int]) -> Tuple[Optional[np.ndar
     if inst is None:
         return None, None, None, [f"{where}: no ground truth instance ids"]
     values = inst.astype(np.uint16, copy=False)
-    area = np.bincount(values.ravel(), minlength=65536)
+    area = count_pairs(values, None, 1, 65536)
     table: np.ndarray = np.zeros(65536, np.int64)
     cats, crowd, areas, problems = [], [], [], []
     for v in np.flatnonzero(area):
@@ -241,28 +218,30 @@ def _frame(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], 
     step = kp + 1
     # Ground truth first, its size bounding the prediction's decode: per pixel its segment index
     # (0 VOID) times `step`, and per segment its category index, crowd flag and area.
-    gmul: Optional[np.ndarray] = None
+    g_pix: Optional[np.ndarray] = None  # the ground truth's pixels, and its ids' segment index plus one
+    g_keys: Any = ()
+    g_vals: Any = ()
     gshape: Optional[Tuple[int, int]] = None
     gt_where = frame.where
     if gt is not None:
         assert gt_root is not None
         gt_path, gt_ids, gt_cats, gt_areas, gt_crowd = gt
         g_data, g_shape, gt_where, gt_problems = _read_png(gt_root, gt_path)
-        g_ids = _decoded(g_data, gt_where, gt_problems)
-        if g_ids is not None:
+        g_pix = _decoded(g_data, gt_where, gt_problems)
+        if g_pix is not None:
             gshape = g_shape
-            gmul = _dense(g_ids, gt_ids, step)
+            g_keys, g_vals = _keys(gt_ids)
         unknown = sorted({c for c in gt_cats if c not in cat_index})
         if unknown:
             gt_problems.append(f"{gt_where}: unknown category ids {unknown} in the ground truth")
         segs = None if unknown else (np.array([cat_index[c] for c in gt_cats], np.int64),
                                      np.array(gt_crowd, np.int64) == 1, np.array(gt_areas, np.int64))
     else:
-        values, table, segs, gt_problems = _derived_gt(frame, cat_index)
-        if values is not None:
-            gshape = values.shape
-            fits = (len(segs[0]) + 1) * step <= 65535
-            gmul = (table * step).astype(np.uint16 if fits else np.intp)[values.ravel()]
+        g_pix, table, segs, gt_problems = _derived_gt(frame, cat_index)
+        if g_pix is not None:
+            gshape = g_pix.shape
+            g_keys = np.flatnonzero(table)
+            g_vals = table[g_keys]
     if made is None:
         assert pred_root is not None
         data, where, problems = _read_prediction(pred_root, name, frame, gshape)
@@ -272,28 +251,29 @@ def _frame(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], 
         if gshape is not None and made.shape != tuple(gshape):
             problems.append(f"{where}: size {made.shape[1]}x{made.shape[0]}, the ground truth {frame.id} is "
                             f"{gshape[1]}x{gshape[0]}")
-        pid = made.ravel() if gshape is not None and not problems else None
+        pid = made if gshape is not None and not problems else None
     problems += gt_problems
     if pid is None:
         return PanopticStatistics(problems=problems)
-    pidx = _dense(pid, pred_ids)
-    scoring = not problems and counting and gmul is not None and segs is not None
+    p_keys, p_vals = _keys(pred_ids)
+    scoring = not problems and counting and g_pix is not None and segs is not None
     if scoring:
-        assert gmul is not None and segs is not None
+        assert g_pix is not None and segs is not None
         kg = len(segs[0])
-        pair = gmul + pidx  # (no overflow: uint16 only when (kg + 1) * step fits)
-        m = np.bincount(pair, minlength=(kg + 1) * step).reshape(kg + 1, step)
+        pairs = count_segments(g_pix, g_keys, g_vals, pid, p_keys, p_vals, step, (kg + 1) * step)
+        m = pairs.counts.reshape(kg + 1, step)
         pred_area = m.sum(axis=0)
         if gt is not None:
-            assert g_ids is not None
-            unlisted = int(m[0].sum()) - int(np.count_nonzero(g_ids == 0))
+            unlisted = pairs.g_missing - pairs.g_zero
             if unlisted:
                 problems.append(f"{gt_where}: {unlisted} pixels of segments the ground-truth JSON does not list")
     else:
-        pred_area = np.bincount(pidx, minlength=step)
-    stray = int(pred_area[0]) - (0 if 0 in pred_ids else int(np.count_nonzero(pid == 0)))
+        pairs = count_segments(None, (), (), pid, p_keys, p_vals, 1, step)
+        pred_area = pairs.counts
+    stray = pairs.p_missing - (0 if 0 in pred_ids else pairs.p_zero)
     if stray:
-        bad = np.unique(pid[(pidx == 0) & (pid != 0)])
+        ids = segment_ids(pid)
+        bad = np.unique(ids[~np.isin(ids, np.asarray(pred_ids, np.int64)) & (ids != 0)])
         problems.append(f"{where}: segment ids in the PNG that segments_info does not list: {few(bad)}")
     absent = [pred_ids[j] for j in np.flatnonzero(pred_area[1:] == 0)]
     if absent:
@@ -326,7 +306,7 @@ def _frame(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], 
     crowd_of: np.ndarray = np.full(n_cat, -1, np.int64)
     for i in np.flatnonzero(g_crowd & ~g_matched):
         crowd_of[g_cat[i]] = i
-    ignored = void.astype(np.int64)
+    ignored: np.ndarray = void.astype(np.int64)
     has_crowd = crowd_of[p_cat] >= 0
     cols = np.flatnonzero(has_crowd)
     ignored[cols] += inter[crowd_of[p_cat[cols]], cols]
