@@ -1,4 +1,6 @@
 # Types of the optional C extension cityscapes_io._count (cityscapes_io/_count.c).
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 def count_pairs(a: Any, a_size: int, b: Optional[Any], b_size: int, nb: int, a_min: int, out: Any) -> int: ...
+def count_segments(g: Optional[Any], g_size: int, g_keys: Any, g_vals: Any, p: Any, p_size: int, p_keys: Any,
+                   p_vals: Any, nb: int, out: Any) -> Tuple[int, int, int, int, int]: ...
