@@ -278,6 +278,21 @@ def png_bytes(chunks: List[List[Any]]) -> bytes:
     return b"".join(out)
 
 
+def png_data_ops() -> List[st.SearchStrategy]:
+    """Mutations inside the image data (see :func:`_png_data`): the file stays a well-formed
+    PNG (valid zlib stream, valid CRCs), so the row unfilter is what meets them."""
+    row = st.integers(0, 1 << 16)
+    return [
+        st.tuples(st.just("refilter"), row, st.integers(1, 200), st.integers(0, 4)),
+        st.tuples(st.just("filter"), row, st.one_of(st.integers(0, 4), st.integers(5, 255))),
+        st.tuples(st.just("dataflip"), st.integers(0, 1 << 20), st.integers(1, 255)),
+        st.tuples(st.just("cut"), st.one_of(st.integers(1, 16), st.integers(1, 1 << 18))),
+        st.tuples(st.just("extend"), st.one_of(st.integers(1, 16), st.integers(1, 1 << 16)), st.sampled_from([0, 4, 255])),
+        st.tuples(st.just("split"), st.integers(2, 16)),
+        st.tuples(st.just("zlevel"), st.sampled_from([0, 1, 9])),
+    ]
+
+
 def png_ops() -> st.SearchStrategy:
     index = st.integers(0, 12)
     return st.one_of(
@@ -287,6 +302,8 @@ def png_ops() -> st.SearchStrategy:
         st.tuples(st.just("type"), index, st.sampled_from([b"IEND", b"IHDR", b"IDAT", b"PLTE", b"zzzz", b"\0\0\0\0"])),
         st.tuples(st.sampled_from(["drop", "dup", "bomb"]), index),
         byte_ops(),
+        # Drawn about half the time: a chunk or byte mutation mostly stops a file before its rows.
+        *png_data_ops(), *png_data_ops(),
     )
 
 
@@ -296,10 +313,127 @@ def byte_ops() -> st.SearchStrategy:
                      st.tuples(st.just("append"), st.sampled_from([b"\0", b"garbage", b"\0" * 4096])))
 
 
+#: Operations of :func:`png_data_ops`.
+DATA_OPS = ("refilter", "filter", "dataflip", "cut", "extend", "split", "zlevel")
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def png_geometry(ihdr: bytes) -> Optional[Tuple[int, int, int]]:
+    """``(height, stride, bytes per pixel)`` of the rows an IHDR payload declares (None: not a
+    layout the data mutations know, or too large to be worth inflating)."""
+    if len(ihdr) != 13:
+        return None
+    width, height, depth, color = struct.unpack(">IIBB", ihdr[:10])
+    channels = _CHANNELS.get(color)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or not 0 < width * height <= 1 << 24:
+        return None
+    bits = channels * depth
+    return height, (width * bits + 7) // 8, max(1, bits // 8)
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def unfilter_reference(raw: bytes, height: int, stride: int, bpp: int) -> bytes:
+    """PNG's row unfiltering written from the specification, slowly and plainly: the reference
+    the C unfilter is held to (here and in ``benchmarks/sanitize.sh``). ValueError on a filter
+    type above 4 or data shorter than the rows."""
+    if len(raw) < height * (stride + 1):
+        raise ValueError("image data shorter than its rows")
+    out = bytearray(height * stride)
+    prev = bytes(stride)
+    for r in range(height):
+        f, row = raw[r * (stride + 1)], bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
+        if f > 4:
+            raise ValueError(f"row {r} has filter type {f}")
+        for j in range(stride):
+            a = row[j - bpp] if j >= bpp else 0
+            b = prev[j]
+            c = prev[j - bpp] if j >= bpp else 0
+            if f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            else:
+                pred = (0, a, b, (a + b) >> 1)[f]
+            row[j] = (row[j] + pred) & 0xFF
+        out[r * stride:(r + 1) * stride] = row
+        prev = bytes(row)
+    return bytes(out)
+
+
+_PIXELS: Dict[bytes, np.ndarray] = {}
+
+
+def _pixel_rows(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
+    """The unfiltered rows of a template's image data (``height × stride`` uint8), cached: a
+    template is unfiltered once per process."""
+    key = zlib.crc32(raw).to_bytes(4, "big") + struct.pack(">III", height, stride, bpp)
+    if key not in _PIXELS:
+        _PIXELS[key] = np.frombuffer(unfilter_reference(raw, height, stride, bpp), np.uint8).reshape(height, stride)
+    return _PIXELS[key]
+
+
+def _filtered_row(rows: np.ndarray, r: int, f: int, bpp: int) -> bytes:
+    """Row ``r`` of unfiltered ``rows`` filtered with PNG filter type ``f`` (a valid encoding:
+    it decodes to the same pixels)."""
+    x: np.ndarray = rows[r].astype(np.int16)
+    b = rows[r - 1].astype(np.int16) if r else np.zeros_like(x)
+    a, c = np.zeros_like(x), np.zeros_like(x)
+    a[bpp:], c[bpp:] = x[:-bpp], b[:-bpp]
+    pred = (np.zeros_like(x), a, b, (a + b) >> 1, _paeth(a, b, c))[f]
+    return bytes([f]) + ((x - pred) & 0xFF).astype(np.uint8).tobytes()
+
+
+def _png_data(chunks: List[List[Any]], ops: Sequence[Sequence[Any]]) -> List[List[Any]]:
+    """Apply the data mutations: inflate all IDAT chunks, re-filter rows validly (``refilter``:
+    rows start..start+count with filter type f), set a row's filter byte (``filter``), flip a
+    byte (``dataflip``), cut the inflated data short or extend it by n bytes (``cut``,
+    ``extend``), recompress with zlib (``zlevel``: at that level, else 6) and put the stream
+    back as one IDAT chunk, or spread over several (``split``) where the first IDAT was."""
+    ops = sorted((op for op in ops if op[0] in DATA_OPS), key=lambda op: op[0] != "refilter")
+    first = next((i for i, chunk in enumerate(chunks) if chunk[0] == b"IDAT"), None)
+    geometry = png_geometry(chunks[0][1]) if chunks and chunks[0][0] == b"IHDR" else None
+    if not ops or first is None or geometry is None:
+        return chunks
+    try:
+        raw = zlib.decompress(b"".join(chunk[1] for chunk in chunks if chunk[0] == b"IDAT"))
+    except zlib.error:
+        return chunks
+    height, stride, bpp = geometry
+    data, level, parts = bytearray(raw), 6, 1
+    for op in ops:
+        name = op[0]
+        if name == "refilter" and len(raw) >= height * (stride + 1):
+            rows = _pixel_rows(raw, height, stride, bpp)
+            for r in range(op[1] % height, min(height, op[1] % height + op[2])):
+                data[r * (stride + 1):(r + 1) * (stride + 1)] = _filtered_row(rows, r, op[3], bpp)
+        elif name == "filter" and len(data) > (op[1] % height) * (stride + 1):
+            data[(op[1] % height) * (stride + 1)] = op[2]
+        elif name == "dataflip" and data:
+            data[op[1] % len(data)] ^= op[2]
+        elif name == "cut":
+            del data[max(0, len(data) - op[1]):]
+        elif name == "extend":
+            data += bytes([op[2]]) * op[1]
+        elif name == "split":
+            parts = op[1]
+        elif name == "zlevel":
+            level = op[1]
+    stream = zlib.compress(bytes(data), level)
+    cuts = [len(stream) * i // parts for i in range(parts + 1)]
+    idats = [[b"IDAT", stream[cuts[i]:cuts[i + 1]], None, None] for i in range(parts)]
+    rest = [chunk for chunk in chunks if chunk[0] != b"IDAT"]
+    return rest[:first] + idats + rest[first:]
+
+
 def mutate_png(data: bytes, ops: Sequence[Sequence[Any]]) -> bytes:
-    """Chunk-level operations first (with valid CRCs unless one is broken on purpose), then
-    byte-level ones."""
-    chunks = png_chunks(data)
+    """Image-data operations first (the data inflated, changed, recompressed), then chunk-level
+    ones (with valid CRCs unless one is broken on purpose), then byte-level ones."""
+    chunks = _png_data(png_chunks(data), ops)
     for op in ops:
         chunks = _png_op(chunks, op)
     out = png_bytes(chunks)
@@ -377,29 +511,138 @@ def _open_all(fmt: str) -> Callable[[str, str], Any]:
     return lambda root, gt: read_everything(cio.open(root, format=fmt))
 
 
-def _png_run(root: str, gt: str) -> Any:
-    path = os.path.join(root, "x.png")
-    with open(path, "rb") as f:
-        data = f.read()
-    problem = png.structure_problem(data, ".png")
-    assert problem is None or isinstance(problem, str), problem
-    refusals = []
-    for fn in (png.read_header, png.image_size, png.decode_gray, png.decode_rgb, png.check_structure):
+#: Observations that are not contract violations (the fast path accepting a file Pillow
+#: refuses, or the reverse), gathered while an example runs and kept in its Outcome.
+NOTES: List[str] = []
+SAMPLE_FRAME = ("val", "aachen", "aachen_000002_000042")
+
+
+def _same_array(fast: Any, pure: Any) -> Optional[str]:
+    """None when two decodes are identical (dtype, shape, bytes), else how they differ."""
+    if isinstance(fast, tuple):  # decode_paletted: (indices, palette)
+        for name, x, y in zip(("indices", "palette"), fast, pure):
+            problem = _same_array(x, y)
+            if problem:
+                return f"{name}: {problem}"
+        return None
+    if fast.dtype != pure.dtype or fast.shape != pure.shape:
+        return f"fast {fast.dtype} {fast.shape}, Pillow {pure.dtype} {pure.shape}"
+    if fast.tobytes() != pure.tobytes():
+        where = np.argwhere(fast != pure)
+        return (f"{len(where)} values differ, the first at {tuple(int(i) for i in where[0])}: "
+                f"fast {fast[tuple(where[0])]!r}, Pillow {pure[tuple(where[0])]!r}")
+    return None
+
+
+def _reason_of(exc: cio.CityscapesIOError) -> str:
+    """The reason of an error without the file's path (notes are grouped by their text)."""
+    text = str(exc)
+    return (text[len(exc.path) + 2:] if exc.path and text.startswith(exc.path + ": ") else text)[:160]
+
+
+def _against_pillow(fn: Callable[[bytes, str], Any], data: bytes, path: str, fast: Any) -> None:
+    """The differential check: decode again on the pure path (Pillow; ``png._UNFILTER`` set to
+    None for the call) and hold the fast path's result (``fast``: an array or tuple, or the
+    refusal) to it. Both decoded and differ: a wrong result. One refused what the other
+    decoded: a note (the fast path refuses some files Pillow reads, e.g. short streams)."""
+    saved = png._UNFILTER
+    png._UNFILTER = None
+    try:
+        pure = fn(data, path)
+    except cio.CityscapesIOError as exc:
+        if not isinstance(fast, cio.CityscapesIOError):
+            NOTES.append(f"fast path decoded, Pillow refused ({fn.__name__}): {_reason_of(exc)}")
+        return
+    finally:
+        png._UNFILTER = saved
+    if isinstance(fast, cio.CityscapesIOError):
+        NOTES.append(f"fast path refused, Pillow decoded ({fn.__name__}): {_reason_of(fast)}")
+        return
+    problem = _same_array(fast, pure)
+    if problem:
+        raise WrongResult(f"{fn.__name__}: the fast path and Pillow decode the file differently: {problem}")
+
+
+#: The decoders each PNG kind runs (besides the header functions): those that accept its valid file.
+_GRAY_DECODERS = ("decode_gray", "decode_rgb")
+_PALETTED_DECODERS = ("decode_gray", "decode_paletted", "decode_rgb")
+_RGB_DECODERS = ("decode_rgb",)
+
+
+def _png_runner(decoders: Sequence[str], pure: bool = False) -> Callable[[str, str], Any]:
+    """Read ``root/x.png`` with every header function and ``decoders``. On the fast path
+    (``pure`` False and the C extension active) each decode is also checked against Pillow's
+    (:func:`_against_pillow`); ``pure`` forces Pillow for the whole run."""
+    def run(root: str, gt: str) -> Any:
+        path = os.path.join(root, "x.png")
+        with open(path, "rb") as f:
+            data = f.read()
+        problem = png.structure_problem(data, ".png")
+        assert problem is None or isinstance(problem, str), problem
+        fns: List[Callable[[bytes, str], Any]] = [png.read_header, png.image_size]
+        fns += [getattr(png, name) for name in decoders] + [png.check_structure]
+        refusals = []
+        saved = png._UNFILTER
+        if pure:
+            png._UNFILTER = None
         try:
-            result = fn(data, path)
-        except cio.CityscapesIOError as exc:
-            refusals.append(exc)
-            continue
-        if isinstance(result, np.ndarray):
-            assert result.shape[0] * result.shape[1] <= png.MAX_PIXELS, result.shape
-    if refusals:  # every function ran; the first refusal is the outcome
-        raise refusals[0]
+            for fn in fns:
+                decoder = fn.__name__.startswith("decode_")
+                try:
+                    result = fn(data, path)
+                except cio.CityscapesIOError as exc:
+                    refusals.append(exc)
+                    if decoder and png._UNFILTER is not None:
+                        _against_pillow(fn, data, path, exc)
+                    continue
+                arr = result[0] if isinstance(result, tuple) and isinstance(result[0], np.ndarray) else result
+                if isinstance(arr, np.ndarray):
+                    assert arr.shape[0] * arr.shape[1] <= png.MAX_PIXELS, arr.shape
+                if decoder and png._UNFILTER is not None:
+                    _against_pillow(fn, data, path, result)
+        finally:
+            png._UNFILTER = saved
+        if refusals:  # every function ran; the first refusal is the outcome
+            raise refusals[0]
+    return run
 
 
-def _make_png(root: str, gt: str) -> None:
-    os.makedirs(root)
-    src = os.path.join(cio.sample_path(), "gtFine", "val", "aachen", "aachen_000002_000042_gtFine_instanceIds.png")
-    shutil.copyfile(src, os.path.join(root, "x.png"))
+
+def _png_maker(name: str, folder: str = "gtFine", paletted: bool = False) -> Callable[[str, str], None]:
+    """Write ``root/x.png``: a file of the shipped sample re-encoded by Pillow (its rows carry
+    Sub, Up and Paeth filters; the sample's own files are Up-filtered throughout), or its
+    labelIds as a paletted PNG (34 colours)."""
+    def make(root: str, gt: str) -> None:
+        from PIL import Image  # (the harness's own writer; the library encodes with imageio)
+
+        os.makedirs(root)
+        split, city, frame = SAMPLE_FRAME
+        src = os.path.join(cio.sample_path(), folder, split, city, f"{frame}_{name}.png")
+        with Image.open(src) as im:
+            im.load()
+            out = im
+            if paletted:
+                out = Image.frombytes("P", im.size, im.tobytes())
+                out.putpalette(bytes((i * 67 + k * 101) % 256 for i in range(34) for k in range(3)))
+            out.save(os.path.join(root, "x.png"), format="PNG")
+    return make
+
+
+#: The PNG kinds: (name, sample file, its folder, paletted, decoders); each also as ``<name>_pure``.
+PNG_KINDS = [("png", "gtFine_instanceIds", "gtFine", False, _GRAY_DECODERS),
+             ("png_gray8", "gtFine_labelIds", "gtFine", False, _GRAY_DECODERS),
+             ("png_rgba", "gtFine_color", "gtFine", False, _RGB_DECODERS),
+             ("png_rgb", "leftImg8bit", "leftImg8bit", False, _RGB_DECODERS),
+             ("png_paletted", "gtFine_labelIds", "gtFine", True, _PALETTED_DECODERS)]
+
+
+def _png_kinds() -> List["Kind"]:
+    kinds = []
+    for name, sample, folder, paletted, decoders in PNG_KINDS:
+        make = _png_maker(sample, folder, paletted)
+        kinds.append(Kind(name, make, {"x.png": "png"}, _png_runner(decoders)))
+        kinds.append(Kind(f"{name}_pure", make, {"x.png": "png"}, _png_runner(decoders, pure=True)))
+    return kinds
 
 
 def _polygons_make(root: str, gt: str) -> None:
@@ -504,8 +747,7 @@ def _zip_run(root: str, gt: str) -> Any:
     return read_everything(cio.open(os.path.join(root, "ds.zip")))
 
 
-KINDS: Dict[str, Kind] = {k.name: k for k in [
-    Kind("png", _make_png, {"x.png": "png"}, _png_run),
+KINDS: Dict[str, Kind] = {k.name: k for k in _png_kinds() + [
     Kind("coco_instances", _convert("coco_instances"),
          {"annotations/instancesonly_filtered_gtFine_val.json": "json"}, _open_all("coco_instances")),
     Kind("coco_panoptic", _convert("coco_panoptic"),
@@ -529,7 +771,7 @@ KINDS: Dict[str, Kind] = {k.name: k for k in [
 
 
 #: Kinds whose files are read by the harness, or from inside an archive: no link to follow.
-UNLINKED = ("png", "polygons", "zip_names", "wds_resume")
+UNLINKED = tuple(k.name for k in _png_kinds()) + ("polygons", "zip_names", "wds_resume")
 
 
 # -- one kind made ready: its template and its strategy ----------------------------------------------------
@@ -642,6 +884,8 @@ class Outcome:
     origin: str = ""
     outside: Tuple[str, ...] = ()
     peak: int = 0
+    #: What the example showed that breaks no rule (see :data:`NOTES`).
+    notes: Tuple[str, ...] = ()
 
     @property
     def violations(self) -> List[str]:
@@ -757,8 +1001,8 @@ def explore_forked(kind: str, work: str, examples: int, seed: Optional[int] = No
             os._exit(status)
     _, code = os.waitpid(pid, 0)
     if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
-        with open(out, "rb") as f:
-            return pickle.load(f), None
+        with open(out, "rb") as results_file:
+            return pickle.load(results_file), None
     how = (f"killed by {signal.Signals(os.WTERMSIG(code)).name}" if os.WIFSIGNALED(code)
            else f"exit status {os.WEXITSTATUS(code)}")
     case = open(last).read() if os.path.exists(last) else "(before the first example)"
@@ -778,6 +1022,7 @@ def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome
     limit = _vm_size() + ADDRESS_SPACE_MARGIN
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     _Watch.opened, _Watch.outside, _Watch.roots = [], bench.work, (bench.root, bench.gt)
+    del NOTES[:]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     try:
@@ -805,6 +1050,7 @@ def run_case(bench: Bench, case: Sequence[Tuple[str, Sequence[Any]]]) -> Outcome
                 f.write(data)
     outcome.outside = tuple(_Watch.opened)
     outcome.peak = peak
+    outcome.notes = tuple(NOTES)
     return outcome
 
 
