@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline uint32_t at(const uint8_t *p, Py_ssize_t i, int size)
 {
@@ -28,41 +29,48 @@ static inline uint32_t at(const uint8_t *p, Py_ssize_t i, int size)
     }
 }
 
-#define COUNT_LOOP(KEY)                                                         \
-    for (i = 0; i < n; i++) {                                                   \
-        uint64_t key;                                                           \
-        uint32_t va = at(a, i, asize);                                          \
-        if (va < amin)                                                          \
-            continue;                                                           \
-        key = (KEY);                                                            \
-        if (key == run_key) {                                                   \
-            run++;                                                              \
-            continue;                                                           \
-        }                                                                       \
-        if (run) {                                                              \
-            if (run_key < nout)                                                 \
-                out[run_key] += run;                                            \
-            else                                                                \
-                missed += run;                                                  \
-        }                                                                       \
-        run_key = key;                                                          \
-        run = 1;                                                                \
-    }
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
 
-/* The loop specialised by item sizes, so that each `at` is a plain load. */
-static Py_ssize_t count(const uint8_t *a, int asize, const uint8_t *b, int bsize, Py_ssize_t n, uint64_t nb,
-                        uint32_t amin, int64_t *out, uint64_t nout)
+/* The loop with the item sizes constant (bsize 0: no b). Runs of equal keys are counted in a
+ * register and added once; inside a run, 8 more pixels are taken at once when both images
+ * repeat their last pixel over the next 8 (a block equal to itself shifted by one item). */
+ALWAYS_INLINE Py_ssize_t count_k(const uint8_t *a, const uint8_t *b, Py_ssize_t n, uint64_t nb, uint32_t amin,
+                                 int64_t *out, uint64_t nout, const int asize, const int bsize)
 {
     Py_ssize_t i, missed = 0, run = 0;
     uint64_t run_key = UINT64_MAX;
-    if (b == NULL) {
-        COUNT_LOOP((uint64_t)(va - amin))
-    } else if (asize == 1 && bsize == 1) {
-        COUNT_LOOP((uint64_t)(va - amin) * nb + b[i])
-    } else if (asize == 2 && bsize == 1) {
-        COUNT_LOOP((uint64_t)(va - amin) * nb + b[i])
-    } else {
-        COUNT_LOOP((uint64_t)(va - amin) * nb + at(b, i, bsize))
+    int counted = 0; /* whether the last pixel was counted (a >= amin) */
+    for (i = 0; i < n; i++) {
+        uint64_t key;
+        uint32_t va;
+        while (i >= 1 && i + 8 <= n && memcmp(a + i * asize, a + (i - 1) * asize, 8 * asize) == 0 &&
+               (!bsize || memcmp(b + i * bsize, b + (i - 1) * bsize, 8 * bsize) == 0)) {
+            run += counted ? 8 : 0;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        va = at(a, i, asize);
+        counted = va >= amin;
+        if (!counted)
+            continue;
+        key = (uint64_t)(va - amin) * nb + (bsize ? at(b, i, bsize) : 0);
+        if (key == run_key) {
+            run++;
+            continue;
+        }
+        if (run) {
+            if (run_key < nout)
+                out[run_key] += run;
+            else
+                missed += run;
+        }
+        run_key = key;
+        run = 1;
     }
     if (run) {
         if (run_key < nout)
@@ -71,6 +79,24 @@ static Py_ssize_t count(const uint8_t *a, int asize, const uint8_t *b, int bsize
             missed += run;
     }
     return missed;
+}
+
+static Py_ssize_t count(const uint8_t *a, int asize, const uint8_t *b, int bsize, Py_ssize_t n, uint64_t nb,
+                        uint32_t amin, int64_t *out, uint64_t nout)
+{
+#define BSIZES(A)                                                               \
+    switch (b ? bsize : 0) {                                                    \
+    case 0: return count_k(a, b, n, nb, amin, out, nout, A, 0);                 \
+    case 1: return count_k(a, b, n, nb, amin, out, nout, A, 1);                 \
+    case 2: return count_k(a, b, n, nb, amin, out, nout, A, 2);                 \
+    default: return count_k(a, b, n, nb, amin, out, nout, A, 4);                \
+    }
+    switch (asize) {
+    case 1: BSIZES(1)
+    case 2: BSIZES(2)
+    default: BSIZES(4)
+    }
+#undef BSIZES
 }
 
 PyDoc_STRVAR(count_pairs_doc,
@@ -164,24 +190,53 @@ typedef struct {
     Py_ssize_t missing, zero;
 } side;
 
-static inline uint32_t side_value(side *s, Py_ssize_t i)
+/* The loop with the pixel sizes constant (one specialisation per pair) and all state in
+ * locals: the counters written through `out` could alias a struct's fields, which would keep
+ * them in memory. Runs of equal (ground truth, prediction) ids are counted in a register; an
+ * id is looked up only where it changes. */
+ALWAYS_INLINE Py_ssize_t count_segs_k(side *g, side *p, Py_ssize_t npix, uint64_t nb, int64_t *out, uint64_t nout,
+                                      const int gsize, const int psize)
 {
-    uint32_t id = pixel_id(s->pix, i, s->size);
-    if (id != s->last_id) {
-        s->last_id = id;
-        s->last_val = lookup(id, s->keys, s->vals, s->n);
-    }
-    s->zero += id == 0;
-    s->missing += s->last_val == 0;
-    return s->last_val;
-}
-
-static Py_ssize_t count_segs(side *g, side *p, Py_ssize_t npix, uint64_t nb, int64_t *out, uint64_t nout)
-{
-    Py_ssize_t i, missed = 0, run = 0;
+    Py_ssize_t i, missed = 0, run = 0, gmiss = 0, gzero = 0, pmiss = 0, pzero = 0;
     uint64_t run_key = UINT64_MAX;
+    const uint8_t *gp = g ? g->pix : NULL, *pp = p->pix;
+    uint32_t gid = g ? g->last_id : 0, gval = g ? g->last_val : 0, pid = p->last_id, pval = p->last_val;
     for (i = 0; i < npix; i++) {
-        uint64_t key = (g ? (uint64_t)side_value(g, i) * nb : 0) + side_value(p, i);
+        uint64_t key;
+        uint32_t id;
+        /* Inside a run: 8 more pixels of it at once when both images repeat their last pixel
+         * over the next 8 (a block equal to itself shifted by one pixel). */
+        while (run && i + 8 <= npix && memcmp(pp + i * psize, pp + (i - 1) * psize, 8 * psize) == 0 &&
+               (!gsize || memcmp(gp + i * gsize, gp + (i - 1) * gsize, 8 * gsize) == 0)) {
+            run += 8;
+            pzero += 8 * (pid == 0);
+            pmiss += 8 * (pval == 0);
+            if (gsize) {
+                gzero += 8 * (gid == 0);
+                gmiss += 8 * (gval == 0);
+            }
+            i += 8;
+        }
+        if (i >= npix)
+            break;
+        id = pixel_id(pp, i, psize);
+        if (id != pid) {
+            pid = id;
+            pval = lookup(id, p->keys, p->vals, p->n);
+        }
+        pzero += id == 0;
+        pmiss += pval == 0;
+        key = pval;
+        if (gsize) {
+            id = pixel_id(gp, i, gsize);
+            if (id != gid) {
+                gid = id;
+                gval = lookup(id, g->keys, g->vals, g->n);
+            }
+            gzero += id == 0;
+            gmiss += gval == 0;
+            key += (uint64_t)gval * nb;
+        }
         if (key == run_key) {
             run++;
             continue;
@@ -201,7 +256,30 @@ static Py_ssize_t count_segs(side *g, side *p, Py_ssize_t npix, uint64_t nb, int
         else
             missed += run;
     }
+    if (g) {
+        g->missing = gmiss;
+        g->zero = gzero;
+    }
+    p->missing = pmiss;
+    p->zero = pzero;
     return missed;
+}
+
+static Py_ssize_t count_segs(side *g, side *p, Py_ssize_t npix, uint64_t nb, int64_t *out, uint64_t nout)
+{
+#define PSIZES(G)                                                                  \
+    switch (p->size) {                                                             \
+    case 2: return count_segs_k(g, p, npix, nb, out, nout, G, 2);                  \
+    case 3: return count_segs_k(g, p, npix, nb, out, nout, G, 3);                  \
+    default: return count_segs_k(g, p, npix, nb, out, nout, G, 4);                 \
+    }
+    switch (g ? g->size : 0) {
+    case 0: PSIZES(0)
+    case 2: PSIZES(2)
+    case 3: PSIZES(3)
+    default: PSIZES(4)
+    }
+#undef PSIZES
 }
 
 static int side_init(side *s, Py_buffer *pix, int size, Py_buffer *keys, Py_buffer *vals, const char *name)
