@@ -82,7 +82,7 @@ FILTER_TYPE = {"none": 0, "sub": 1, "up": 2, "average": 3, "paeth": 4}
 COST = {0: 0.0, 1: 2.0, 2: 1.0, 3: 2.5, 4: 3.0}
 TYPE_NAME = {0: "None", 1: "Sub", 2: "Up", 3: "Avg", 4: "Paeth"}
 PILLOW_LEVELS = (6, 3, 1)
-GT_COMPRESS = 3  # cityscapes_io.formats.cityscapes.GT_COMPRESS when this was written (checked in main)
+GT_COMPRESS = 3  # the Cityscapes writer's Pillow level before issue 20 (now png.encode_label_png)
 
 
 @dataclass
@@ -387,11 +387,8 @@ def main() -> int:
     globals()["SLOW_MS"] = args.slow_ms
     size = C.parse_size(args.size, ap)
 
-    from cityscapes_io.formats import cityscapes
     from cityscapes_io.labels import LabelMap
 
-    if cityscapes.GT_COMPRESS != GT_COMPRESS:
-        print(f"note: GT_COMPRESS is now {cityscapes.GT_COMPRESS}; this script compares with {GT_COMPRESS}")
     lm = LabelMap.cityscapes()
     train_table = lm.train_id_table()
     palette = lm.color_table().astype(np.uint8)[:256]

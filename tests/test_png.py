@@ -318,3 +318,31 @@ def test_a_paletted_png_without_its_palette_is_an_error_naming_the_file():
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
     with pytest.raises(InvalidFileError, match="x_pred.png: paletted PNG without a palette"):
         png.decode_gray(bytes(data), "x_pred.png")
+
+
+def test_label_pngs_are_no_larger_than_pillows_default_and_read_back():
+    """Issue 20: the writers' label PNGs (every row Up, libdeflate or zlib at level 6; paletted
+    indices unfiltered) are no larger than Pillow's default encoding of the same pixels, on a
+    full-size frame (on tiny images the fixed costs differ), and read back exactly."""
+    from cityscapes_io.testing import make_frame
+
+    frame = make_frame(seed=0, index=1, photos=False)
+    for kind in ("instanceIds", "labelIds", "color"):
+        arr = np.ascontiguousarray(frame[kind])
+        assert arr.shape[:2] == (1024, 2048)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        ours = png.encode_label_png(arr)
+        assert len(ours) <= len(buf.getvalue()), kind
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(ours))), arr)
+        if kind == "labelIds":
+            palette = np.random.default_rng(1).integers(0, 256, size=(40, 3), dtype=np.uint8)
+            data = png.encode_label_png(arr, palette=palette)
+            indices, table = png.decode_paletted(data, kind)
+            assert np.array_equal(indices, arr) and np.array_equal(table[:40], palette)
+            assert not table[40:].any()
+            buf = io.BytesIO()
+            im = Image.fromarray(arr, "P")
+            im.putpalette(table.tobytes())
+            im.save(buf, format="PNG")
+            assert len(data) <= len(buf.getvalue())

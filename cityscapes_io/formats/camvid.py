@@ -334,13 +334,13 @@ class CamvidWriter(Writer):
             # A paletted PNG: colour readers see the label colours, index readers the label index
             # (the label's line in label_colors.txt: its id, unless the map has gaps).
             cls = value_lut(values, lambda v: pos[class_of(v)])[inst]
-            files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_png(cls, palette=palette, compress_level=3)))
+            files.append((f"{split}{ANNOT}/{frame.id}.png", png.encode_label_png(cls, palette=palette)))
             if self.save_instances:
                 if not self._dense:
                     inst = value_lut(values, lambda v: instance_value(pos[class_of(v)], split_value(v)[1]),
                                      np.uint16)[inst]
                 files.append((f"{split}{INSTANCES}/{frame.id}.png",
-                              png.encode_png(inst.astype(np.uint16, copy=False), compress_level=3)))
+                              png.encode_label_png(inst.astype(np.uint16, copy=False))))
         return files
 
     def index_info(self, frame: Frame) -> tuple:

@@ -493,19 +493,19 @@ class CityscapesWriter(Writer):
             recolored = self._shown is not self.labels
             color_png = original("color") if ids_png is not None and seg.same_colors and not recolored else None
             if ids_png is None:
-                ids_png = png.encode_png(seg.ids.astype(np.uint16, copy=False), compress_level=GT_COMPRESS)
+                ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
             label_ids = None
             if label_png is None or color_png is None or (self.save_train_ids and not self._copied_train_ids(frame, seg)):
                 label_ids = value_lut(seg.values, class_of)[seg.ids]
             if label_png is None:
                 assert label_ids is not None
-                label_png = png.encode_png(label_ids, compress_level=GT_COMPRESS)
+                label_png = png.encode_label_png(label_ids)
             if color_png is None:
                 assert label_ids is not None
                 rgba = np.empty(label_ids.shape + (4,), dtype=np.uint8)
                 rgba[..., :3] = self._colors[label_ids]
                 rgba[..., 3] = 255
-                color_png = png.encode_png(rgba, compress_level=GT_COMPRESS)
+                color_png = png.encode_label_png(rgba)
             files += [
                 (gt_path(frame.split, frame.id, inst_kind, tree), ids_png),
                 (gt_path(frame.split, frame.id, class_kind, tree), label_png),
@@ -541,8 +541,8 @@ class CityscapesWriter(Writer):
         if copied is None:
             assert label_ids is not None
             inst_train = train_value_lut(seg.values, self._train_table)[seg.ids]
-            copied = [png.encode_png(inst_train, compress_level=GT_COMPRESS),
-                      png.encode_png(self._train_table[label_ids], compress_level=GT_COMPRESS)]
+            copied = [png.encode_label_png(inst_train),
+                      png.encode_label_png(self._train_table[label_ids])]
         return [(gt_path(frame.split, frame.id, kind, frame.annotations), data) for kind, data in zip(TRAIN_KINDS, copied)]
 
     def lost_part(self, frame: Frame, files: Files) -> str:
@@ -593,7 +593,4 @@ class CityscapesWriter(Writer):
         # makes that folder empty without photos).
         return [f"{IMAGE_DIR}/{split}" for split in dict.fromkeys(split for split, _ in self.infos)]
 
-
-#: zlib level of written ground-truth PNGs (they are flat images: low levels lose little size).
-GT_COMPRESS = 3
 

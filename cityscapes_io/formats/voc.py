@@ -429,9 +429,9 @@ class VocWriter(Writer):
             number.update({v: VOID for v in values if class_of(v) == VOID})
             obj = value_lut(values, lambda v: number.get(v, 0))[inst]
             files.append((f"SegmentationClass/{frame.id}.png",
-                          png.encode_png(cls, palette=self._palette, compress_level=3)))
+                          png.encode_label_png(cls, palette=self._palette)))
             files.append((f"SegmentationObject/{frame.id}.png",
-                          png.encode_png(obj, palette=self._object_palette, compress_level=3)))
+                          png.encode_label_png(obj, palette=self._object_palette)))
         if self.save_media:
             photo = self.photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
