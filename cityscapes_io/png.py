@@ -188,11 +188,11 @@ def _image_data(data: bytes, path: str) -> Any:
                 break  # no IEND: the image data is complete, as Pillow also accepts
             raise InvalidFileError(path, f"truncated PNG: the file ends at byte {size} before its image data")
         length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind != b"IDAT" and parts:
+            break  # the image data is complete: what follows it is not read (as Pillow does not)
         end = pos + 12 + length
         if end > size:
             raise InvalidFileError(path, f"truncated PNG: {kind.decode('latin-1')} ends at byte {end} of {size}")
-        if kind != b"IDAT" and parts:
-            break
         if _crc32(view[pos + 4:end - 4]) & 0xFFFFFFFF != struct.unpack_from(">I", data, end - 4)[0]:
             raise InvalidFileError(path, f"corrupt PNG: {kind.decode('latin-1')} chunk at byte {pos} fails its CRC check")
         if kind == b"IDAT":
