@@ -7,7 +7,8 @@ the other frames, so generation takes seconds):
 
 1. frames/s of ``open()`` + iterate + ``frame.instances()`` over the small split;
 2. frames/s of ``glob`` + ``imageio.v3.imread(path)`` of the very same instanceIds PNG files;
-3. their ratio (time of ours / time of the bare decode; target <= 1.3);
+3. their ratio (time of ours / time of the bare decode; target <= 1/3 since issue 20: the fast
+   PNG path makes iterating with ``instances()`` at least 3 times as fast as a bare decode);
 4. time to first frame (``open()`` + ``next(iter(ds))`` + its ``instances()``) for the small
    and the large split, each in a fresh subprocess (target: independent of split size);
 5. peak RSS (``ru_maxrss``) of a fresh subprocess that iterates a whole split calling
@@ -52,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
 # Targets of the README.
-RATIO_TARGET = 1.3              # time of ours / time of the bare decode
+RATIO_TARGET = 0.33             # time of ours / time of the bare decode (issue 20: >= 3x; was 1.3)
 RSS_GROWTH_TARGET_KIB = 64.0    # per frame, between the small and the large split
 TTFF_RATIO_TARGET = 1.5         # "independent of split size": TTFF(large) / TTFF(small)
 
@@ -65,6 +66,7 @@ _CHILD_TTFF = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import cityscapes_io
+cityscapes_io.open, cityscapes_io.Frame  # (the package imports its public names on first use)
 t1 = time.perf_counter()
 ds = cityscapes_io.open(sys.argv[1])
 frame = next(iter(ds))
