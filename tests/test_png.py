@@ -321,8 +321,7 @@ def test_a_paletted_png_without_its_palette_is_an_error_naming_the_file():
 
 
 def test_label_pngs_are_no_larger_than_pillows_default_and_read_back():
-    """Issue 20: the writers' label PNGs (every row Up, libdeflate or zlib at level 6; paletted
-    indices unfiltered) are no larger than Pillow's default encoding of the same pixels, on a
+    """Issue 20: the writers' label PNGs (every row Up, libdeflate or zlib at level 6) are no larger than Pillow's default encoding of the same pixels, on a
     full-size frame (on tiny images the fixed costs differ), and read back exactly."""
     from cityscapes_io.testing import make_frame
 

@@ -123,7 +123,7 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
             bad = np.unique(arr[arr >= N])
             return None, where, [f"{where}: values that are not label ids (0..{N - 1}): {few(bad)}"]
         return arr, where, []
-    mapped = lut[np.minimum(arr, lut.size - 1)] if arr.dtype != np.uint8 or lut.size < 256 else lut[arr]
+    mapped: np.ndarray = np.take(lut, np.minimum(arr, lut.size - 1) if arr.dtype != np.uint8 or lut.size < 256 else arr)
     if arr.size and int(mapped.min()) < 0:
         problems = []
         if pred_root is not None and (arr == 255).any():

@@ -448,7 +448,7 @@ class Writer:
         out_values = {int(lut[v]) for v in values}
         if not covered:
             out_values.add(m.background)
-        return Segments(lut[arr], sorted(out_values), dropped, False, False, m)
+        return Segments(np.take(lut, arr), sorted(out_values), dropped, False, False, m)
 
     # -- photos -----------------------------------------------------------------------------
 

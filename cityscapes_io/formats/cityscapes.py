@@ -494,9 +494,9 @@ class CityscapesWriter(Writer):
             color_png = original("color") if ids_png is not None and seg.same_colors and not recolored else None
             if ids_png is None:
                 ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
-            label_ids = None
+            label_ids: Optional[np.ndarray] = None
             if label_png is None or color_png is None or (self.save_train_ids and not self._copied_train_ids(frame, seg)):
-                label_ids = value_lut(seg.values, class_of)[seg.ids]
+                label_ids = np.take(value_lut(seg.values, class_of), seg.ids)
             if label_png is None:
                 assert label_ids is not None
                 label_png = png.encode_label_png(label_ids)
@@ -540,9 +540,9 @@ class CityscapesWriter(Writer):
             return []
         if copied is None:
             assert label_ids is not None
-            inst_train = train_value_lut(seg.values, self._train_table)[seg.ids]
+            inst_train: np.ndarray = np.take(train_value_lut(seg.values, self._train_table), seg.ids)
             copied = [png.encode_label_png(inst_train),
-                      png.encode_label_png(self._train_table[label_ids])]
+                      png.encode_label_png(np.take(self._train_table, label_ids))]
         return [(gt_path(frame.split, frame.id, kind, frame.annotations), data) for kind, data in zip(TRAIN_KINDS, copied)]
 
     def lost_part(self, frame: Frame, files: Files) -> str:

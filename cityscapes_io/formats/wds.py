@@ -717,7 +717,7 @@ class WdsWriter(Writer):
             if ids_png is None:
                 ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
             if label_png is None:
-                label_png = png.encode_label_png(value_lut(seg.values, class_of)[seg.ids].astype(np.uint8))
+                label_png = png.encode_label_png(np.take(value_lut(seg.values, class_of), seg.ids))
             files += [(f"{key}.{MEMBER_KINDS[inst_kind]}", ids_png), (f"{key}.{MEMBER_KINDS[class_kind]}", label_png)]
             shape = seg.ids.shape
         photo = self.photo(frame, shape) if frame.has_image else None
