@@ -376,7 +376,85 @@ release_p:
     return result;
 }
 
+/* -- lookup tables ---------------------------------------------------------------------------- */
+
+ALWAYS_INLINE Py_ssize_t lut_k(const uint8_t *src, const uint8_t *table, Py_ssize_t ntable, uint8_t *dst,
+                               Py_ssize_t n, const int ssize, const int tsize)
+{
+    Py_ssize_t i, bad = 0;
+    uint32_t last = UINT32_MAX;
+    uint32_t value = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t v = at(src, i, ssize);
+        if (v != last) { /* label images are runs: one look-up per run */
+            last = v;
+            if (v < (uint64_t)ntable)
+                value = tsize == 1 ? table[v] : tsize == 2 ? ((const uint16_t *)table)[v] : ((const uint32_t *)table)[v];
+            else {
+                value = 0;
+                bad++;
+            }
+        } else if (v >= (uint64_t)ntable) {
+            bad++;
+        }
+        if (tsize == 1)
+            dst[i] = (uint8_t)value;
+        else if (tsize == 2)
+            ((uint16_t *)dst)[i] = (uint16_t)value;
+        else
+            ((uint32_t *)dst)[i] = value;
+    }
+    return bad;
+}
+
+PyDoc_STRVAR(apply_lut_doc,
+"apply_lut(src, src_size, table, table_size, dst) -> int\n"
+"--\n\n"
+"dst[i] = table[src[i]] for unsigned integers of src_size bytes (1, 2 or 4) and table entries\n"
+"of table_size bytes (1, 2 or 4); dst holds as many entries as src. An index past the table\n"
+"gives 0 and is counted: the count is returned. Releases the GIL.");
+
+static PyObject *apply_lut(PyObject *self, PyObject *args)
+{
+    Py_buffer src, table, dst;
+    int ssize, tsize;
+    Py_ssize_t n, bad = 0;
+    PyObject *result = NULL;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "y*iy*iw*:apply_lut", &src, &ssize, &table, &tsize, &dst))
+        return NULL;
+    if ((ssize != 1 && ssize != 2 && ssize != 4) || (tsize != 1 && tsize != 2 && tsize != 4) || src.len % ssize ||
+        table.len % tsize || (uintptr_t)src.buf % ssize || (uintptr_t)table.buf % tsize ||
+        (uintptr_t)dst.buf % tsize || dst.len != src.len / ssize * tsize) {
+        PyErr_SetString(PyExc_ValueError, "apply_lut: item sizes 1, 2 or 4, aligned buffers, dst as long as src");
+        goto done;
+    }
+    n = src.len / ssize;
+    Py_BEGIN_ALLOW_THREADS
+#define TSIZES(S)                                                                                        \
+    switch (tsize) {                                                                                     \
+    case 1: bad = lut_k(src.buf, table.buf, table.len, dst.buf, n, S, 1); break;                         \
+    case 2: bad = lut_k(src.buf, table.buf, table.len / 2, dst.buf, n, S, 2); break;                     \
+    default: bad = lut_k(src.buf, table.buf, table.len / 4, dst.buf, n, S, 4); break;                    \
+    }
+    switch (ssize) {
+    case 1: TSIZES(1) break;
+    case 2: TSIZES(2) break;
+    default: TSIZES(4) break;
+    }
+#undef TSIZES
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(bad);
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"apply_lut", apply_lut, METH_VARARGS, apply_lut_doc},
     {"count_pairs", count_pairs, METH_VARARGS, count_pairs_doc},
     {"count_segments", count_segments, METH_VARARGS, count_segments_doc},
     {NULL, NULL, 0, NULL},

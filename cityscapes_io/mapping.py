@@ -132,7 +132,7 @@ class LabelMapping:
 
 def value_lut(values, fn, dtype=np.uint8) -> np.ndarray:
     """A 65536-entry lookup table with ``table[v] = fn(v)`` for the given instanceIds values.
-    (Apply it with ``np.take(table, ids)``: half the time of ``table[ids]`` on a frame.)"""
+    (Apply it with :func:`cityscapes_io.counting.apply_lut`.)"""
     table = np.zeros(65536, dtype=dtype)
     for v in values:
         table[v] = fn(v)

@@ -360,3 +360,23 @@ def test_count_pairs_is_bincount(monkeypatch, tier):
         counting.count_pairs(a, b, 34, 100)
     empty = np.zeros((0, 5), np.uint8)
     assert counting.count_pairs(empty, empty, 34, 10).tolist() == [0] * 10
+
+
+@pytest.mark.parametrize("tier", ["c", "numpy"])
+def test_apply_lut_is_take(monkeypatch, tier):
+    from cityscapes_io import counting
+    if tier == "c" and counting._C is None:
+        pytest.skip("the C extension cityscapes_io._count is not built (or CITYSCAPES_IO_PURE_PYTHON=1)")
+    if tier == "numpy":
+        monkeypatch.setattr(counting, "_C", None)
+    rng = np.random.default_rng(9)
+    ids = np.repeat(rng.integers(0, 3000, size=(40, 9)), 7, axis=1)
+    for id_type in (np.uint8, np.uint16, np.uint32):
+        src = (ids % 256 if id_type == np.uint8 else ids).astype(id_type)
+        for table_type in (np.uint8, np.uint16, np.int32, np.int64):
+            table = rng.integers(0, 120, size=int(src.max()) + 1).astype(table_type)
+            got = counting.apply_lut(table, src)
+            assert got.dtype == table.dtype and got.shape == src.shape
+            assert np.array_equal(got, table[src])
+    with pytest.raises(IndexError):
+        counting.apply_lut(np.zeros(10, np.uint8), np.arange(11, dtype=np.uint16))

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import png
-from ..counting import count_pairs
+from ..counting import apply_lut, count_pairs
 from ..errors import CityscapesIOError
 from ..storage import Root, check_inside, read_file, resolve_root
 from .base import Matched, Task
@@ -123,7 +123,7 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
             bad = np.unique(arr[arr >= N])
             return None, where, [f"{where}: values that are not label ids (0..{N - 1}): {few(bad)}"]
         return arr, where, []
-    mapped: np.ndarray = np.take(lut, np.minimum(arr, lut.size - 1) if arr.dtype != np.uint8 or lut.size < 256 else arr)
+    mapped: np.ndarray = apply_lut(lut, np.minimum(arr, lut.size - 1) if arr.dtype != np.uint8 or lut.size < 256 else arr)
     if arr.size and int(mapped.min()) < 0:
         problems = []
         if pred_root is not None and (arr == 255).any():

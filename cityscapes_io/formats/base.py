@@ -76,6 +76,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import numpy as np
 
+from ..counting import apply_lut
 from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, LabelMapError
 from ..frame import Frame
@@ -350,6 +351,11 @@ class Writer:
     #: Capability: the format writes each frame's photo whether or not ``save_media`` is given
     #: (a tar shard holds its photos), so ``image_ext`` applies without it.
     ALWAYS_SAVES_MEDIA = False
+    #: Capability: :meth:`encode` depends only on the frame and on what :meth:`setup` derived
+    #: from the labels (no state that putting frames changes), so once the labels are known the
+    #: next frame is encoded in a second thread while this one is encoded and put (PNG encoding
+    #: and numpy release the GIL: a conversion on one process uses two cores).
+    ENCODES_AHEAD = False
     #: The keyword options this writer accepts besides the destination's (``storage_options``,
     #: ``labels``, ``overwrite``), each with how the command line offers it: the command line
     #: offers these and refuses the others for this format.
@@ -448,7 +454,7 @@ class Writer:
         out_values = {int(lut[v]) for v in values}
         if not covered:
             out_values.add(m.background)
-        return Segments(np.take(lut, arr), sorted(out_values), dropped, False, False, m)
+        return Segments(apply_lut(lut, arr), sorted(out_values), dropped, False, False, m)
 
     # -- photos -----------------------------------------------------------------------------
 
@@ -593,6 +599,32 @@ class Writer:
         """:meth:`put`, the frame's error returned instead of raised (nothing of the frame is
         written then); the frame's pixels and buffered bytes are released either way."""
         return _result_of(self.put, frame)
+
+    def encodes_ahead(self) -> bool:
+        """Whether the next frame may be encoded by :meth:`encode_ahead` in another thread now:
+        the format says so (:attr:`ENCODES_AHEAD`), its frames are put by this class's
+        :meth:`put`, and the labels are known (the first frame may give them)."""
+        return (self.ENCODES_AHEAD and self.labels is not None and type(self).put is Writer.put
+                and type(self).try_put is Writer.try_put)
+
+    def encode_ahead(self, frame: Frame) -> Union[Encoded, CityscapesIOError]:
+        """:meth:`encode` of a frame to be put later (see :meth:`encodes_ahead`), the frame's
+        error returned instead of raised."""
+        try:
+            return self.encode(self.with_labels(frame))
+        except CityscapesIOError as exc:
+            return exc
+
+    def try_put_encoded(self, frame: Frame, encoded: Union[Encoded, CityscapesIOError]) -> Result:
+        """:meth:`try_put` of a frame whose :meth:`encode_ahead` result is ``encoded``."""
+        def put(f: Frame) -> Entry:
+            if self._closed:
+                raise ValueError("write() on a closed writer")
+            if isinstance(encoded, CityscapesIOError):
+                raise encoded
+            self.dest.put_frame(encoded.files)
+            return encoded.entry
+        return _result_of(put, frame)
 
     def encode_next(self, frame: Frame) -> Encoded:
         """The next frame to write, encoded (the first one gives the labels, when none were)."""

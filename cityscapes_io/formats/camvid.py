@@ -313,6 +313,7 @@ class CamvidWriter(Writer):
     """Writes CamVid (see the module docstring)."""
 
     format = "camvid"
+    ENCODES_AHEAD = True
 
     def __init__(self, url, *, save_instances: bool = True, **options):
         self.save_instances = bool(save_instances)

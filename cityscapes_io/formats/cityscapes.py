@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
+from ..counting import apply_lut
 from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError, StorageError, apply_policy
 from ..frame import DerivedSource, Frame
@@ -455,6 +456,7 @@ class CityscapesWriter(Writer):
     """
 
     format = "cityscapes"
+    ENCODES_AHEAD = True
     OPTIONS = Writer.OPTIONS + (SAVE_DATASET_META, Option(
         "save_train_ids", "also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)",
         argparse={"action": "store_true"}))
@@ -496,7 +498,7 @@ class CityscapesWriter(Writer):
                 ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
             label_ids: Optional[np.ndarray] = None
             if label_png is None or color_png is None or (self.save_train_ids and not self._copied_train_ids(frame, seg)):
-                label_ids = np.take(value_lut(seg.values, class_of), seg.ids)
+                label_ids = apply_lut(value_lut(seg.values, class_of), seg.ids)
             if label_png is None:
                 assert label_ids is not None
                 label_png = png.encode_label_png(label_ids)
@@ -540,9 +542,9 @@ class CityscapesWriter(Writer):
             return []
         if copied is None:
             assert label_ids is not None
-            inst_train: np.ndarray = np.take(train_value_lut(seg.values, self._train_table), seg.ids)
+            inst_train: np.ndarray = apply_lut(train_value_lut(seg.values, self._train_table), seg.ids)
             copied = [png.encode_label_png(inst_train),
-                      png.encode_label_png(np.take(self._train_table, label_ids))]
+                      png.encode_label_png(apply_lut(self._train_table, label_ids))]
         return [(gt_path(frame.split, frame.id, kind, frame.annotations), data) for kind, data in zip(TRAIN_KINDS, copied)]
 
     def lost_part(self, frame: Frame, files: Files) -> str:

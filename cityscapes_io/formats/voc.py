@@ -32,6 +32,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
+from ..counting import apply_lut
 from .. import png
 from ..errors import DatasetNotFoundError, InvalidFileError, LabelMapError, OnError, apply_policy
 from ..frame import Frame
@@ -406,6 +407,7 @@ class VocWriter(Writer):
     """
 
     format = "voc"
+    ENCODES_AHEAD = True
     OPTIONS = Writer.OPTIONS + (SAVE_DATASET_META,)
 
     def __init__(self, url, *, save_dataset_meta: bool = False, **options):
@@ -420,14 +422,14 @@ class VocWriter(Writer):
             assert self.labels is not None  # resolved when the writer was set up
             if top > VOID or (top == VOID and VOID not in self.labels):
                 raise InvalidFileError(frame.id, f"label id {top} does not fit a VOC class index (< 255)")
-            cls: np.ndarray = np.take(value_lut(values, class_of), inst)
+            cls: np.ndarray = apply_lut(value_lut(values, class_of), inst)
             # Number every segment but the background's 1..N, in value order.
             numbered = [v for v in values if class_of(v) not in (self._background, VOID)]
             if len(numbered) > VOID - 1:
                 raise InvalidFileError(frame.id, f"{len(numbered)} segments: SegmentationObject holds at most 254")
             number = {v: k for k, v in enumerate(numbered, 1)}
             number.update({v: VOID for v in values if class_of(v) == VOID})
-            obj: np.ndarray = np.take(value_lut(values, lambda v: number.get(v, 0)), inst)
+            obj: np.ndarray = apply_lut(value_lut(values, lambda v: number.get(v, 0)), inst)
             files.append((f"SegmentationClass/{frame.id}.png",
                           png.encode_label_png(cls, palette=self._palette)))
             files.append((f"SegmentationObject/{frame.id}.png",

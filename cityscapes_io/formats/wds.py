@@ -52,6 +52,7 @@ from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Mapp
 
 import numpy as np
 
+from ..counting import apply_lut
 from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError
 from ..frame import DerivedSource, Frame
@@ -717,7 +718,7 @@ class WdsWriter(Writer):
             if ids_png is None:
                 ids_png = png.encode_label_png(seg.ids.astype(np.uint16, copy=False))
             if label_png is None:
-                label_png = png.encode_label_png(np.take(value_lut(seg.values, class_of), seg.ids))
+                label_png = png.encode_label_png(apply_lut(value_lut(seg.values, class_of), seg.ids))
             files += [(f"{key}.{MEMBER_KINDS[inst_kind]}", ids_png), (f"{key}.{MEMBER_KINDS[class_kind]}", label_png)]
             shape = seg.ids.shape
         photo = self.photo(frame, shape) if frame.has_image else None

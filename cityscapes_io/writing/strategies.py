@@ -14,8 +14,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import CityscapesIOError, OnError, apply_policy
 from ..formats import writer_class
@@ -53,23 +53,38 @@ def writer(url, format, *, storage_options=None, **options) -> Writer:
 
 
 def put_unit(w: Writer, key: Any, frames: List[Frame], *, written: Optional[Callable[[], None]] = None,
-             decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None) -> List[Result]:
+             decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None,
+             ahead: Optional[Dict[int, "Future[Any]"]] = None) -> List[Result]:
     """Write one unit, the one loop every strategy runs: :meth:`Writer.start_unit`, each frame
-    by :meth:`Writer.try_put` (while ``decoder``, a thread, decodes the frame after it: the
+    by :meth:`Writer.try_put` (while ``decoder``, a thread, works on the frame after it: the
     unit's next one, else ``following``), stopping at the first error when the run raises on
     it (``w.stop_on_error``), then :meth:`Writer.end_unit`, which gives every frame's result.
     ``written()`` is called after each frame is put, before the unit's results come (a tar
-    shard's frames come out when the shard is complete)."""
+    shard's frames come out when the shard is complete).
+
+    The thread decodes the next frame, or, when the writer allows it
+    (:meth:`Writer.encodes_ahead`), encodes it whole while this thread encodes the current
+    one: frames are then encoded two at a time, in turns (this thread the one, the other the
+    next), and put in order. ``ahead`` holds the frames encoded ahead (by ``id``), across units."""
     w.start_unit(key)
     results: List[Result] = []
     for k, frame in enumerate(frames):
         nxt = frames[k + 1] if k + 1 < len(frames) else following
-        fut = decoder.submit(_touch, w, nxt) if decoder is not None and nxt is not None else None
-        try:
-            results.append(w.try_put(frame))  # written while the next frame decodes
-        finally:
-            if fut is not None:
-                fut.result()
+        done = ahead.pop(id(frame), None) if ahead is not None else None
+        if done is not None:  # encoded by the other thread while the frame before was
+            results.append(w.try_put_encoded(frame, done.result()))
+        else:
+            fut = None
+            if decoder is not None and nxt is not None:
+                if ahead is not None and w.encodes_ahead():
+                    ahead[id(nxt)] = decoder.submit(w.encode_ahead, nxt)
+                else:
+                    fut = decoder.submit(_touch, w, nxt)
+            try:
+                results.append(w.try_put(frame))  # written while the next frame decodes (or encodes)
+            finally:
+                if fut is not None:
+                    fut.result()
         if written is not None:
             written()
         if w.stop_on_error and isinstance(results[-1], CityscapesIOError):
@@ -87,11 +102,12 @@ def _touch(w: Writer, frame: Frame) -> None:
 
 
 def _unit_outcomes(w: Writer, key: Any, items: List[Item], written: Optional[Callable[[], None]] = None,
-                   decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None
-                   ) -> Iterator[Outcome]:
+                   decoder: Optional[ThreadPoolExecutor] = None, following: Optional[Frame] = None,
+                   ahead: Optional[Dict[int, "Future[Any]"]] = None) -> Iterator[Outcome]:
     """Write the frames of one unit that are not complete already (all of them, or none)."""
     todo = [frame for frame, done in items if done is None]
-    results = iter(put_unit(w, key, todo, written=written, decoder=decoder, following=following) if todo else ())
+    results = iter(put_unit(w, key, todo, written=written, decoder=decoder, following=following, ahead=ahead)
+                   if todo else ())
     for frame, done in items:
         yield frame.split, frame.id, done if done is not None else next(results), done is not None
 
@@ -109,13 +125,14 @@ def _decoding_ahead(w: Writer, units: Iterable[Unit], written: Optional[Callable
     most. The thread is this generator's own and is stopped when the generator ends or is
     closed, in the thread that closes it."""
     pool = ThreadPoolExecutor(1, thread_name_prefix="cityscapes-io-decode")
+    encoded: Dict[int, "Future[Any]"] = {}  # frames encoded ahead, by id (one at most)
     try:
         it = iter(units)
         unit = next(it, None)
         while unit is not None:
             following = next(it, None)  # listed now: its first frame decodes while this unit's last is written
             ahead = [frame for frame, done in following[1] if done is None][:1] if following is not None else []
-            yield from _unit_outcomes(w, unit[0], unit[1], written, pool, ahead[0] if ahead else None)
+            yield from _unit_outcomes(w, unit[0], unit[1], written, pool, ahead[0] if ahead else None, encoded)
             unit = following
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
