@@ -385,7 +385,26 @@ ALWAYS_INLINE Py_ssize_t lut_k(const uint8_t *src, const uint8_t *table, Py_ssiz
     uint32_t last = UINT32_MAX;
     uint32_t value = 0;
     for (i = 0; i < n; i++) {
-        uint32_t v = at(src, i, ssize);
+        uint32_t v;
+        /* Inside a run of a valid index: 8 more entries at once where the source repeats its
+         * last value over the next 8 (a block equal to itself shifted by one item). */
+        if (i >= 1 && last < (uint64_t)ntable) {
+            while (i + 8 <= n && memcmp(src + i * ssize, src + (i - 1) * ssize, 8 * ssize) == 0) {
+                int j;
+                for (j = 0; j < 8; j++) {
+                    if (tsize == 1)
+                        dst[i + j] = (uint8_t)value;
+                    else if (tsize == 2)
+                        ((uint16_t *)dst)[i + j] = (uint16_t)value;
+                    else
+                        ((uint32_t *)dst)[i + j] = value;
+                }
+                i += 8;
+            }
+            if (i >= n)
+                break;
+        }
+        v = at(src, i, ssize);
         if (v != last) { /* label images are runs: one look-up per run */
             last = v;
             if (v < (uint64_t)ntable)
