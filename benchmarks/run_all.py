@@ -258,6 +258,13 @@ def datumaro_compare(python: str, wd: str, frames: int, size: Tuple[int, int], r
     print(f"- data: {src}: {frames} frames of {size[0]}x{size[1]} with photos, "
           + (f"generated in {spent:.1f} s" if spent else "reused"))
     out = os.path.join(wd, "dm_out")
+    # Bytecode as a user has it: pip compiles a package's modules when it installs it (Datumaro's
+    # were); an editable checkout run with PYTHONDONTWRITEBYTECODE would compile ours every run.
+    import compileall
+
+    import cityscapes_io
+
+    compileall.compile_dir(os.path.dirname(cityscapes_io.__file__), quiet=1)
     mod, detail = datumaro_cli_module(python)
     print("- CLI: " + (f"`{python} -m {mod}` ({detail})" if mod else f"no CLI module found ({detail})"))
 
@@ -327,10 +334,13 @@ def datumaro_compare(python: str, wd: str, frames: int, size: Tuple[int, int], r
         rss_o = statistics.median(r["peak_kib"] for r in o) / 1024
         rss_t = statistics.median(r["peak_kib"] for r in t) / 1024
         print(f"  - ours is {bt / bo:.1f}× faster; peak RSS {rss_o:.0f} vs {rss_t:.0f} MiB")
+        # Issue 20: the command line, interpreter start included, >= 6x on 20 frames and >= 10x
+        # on 60 (start-up weighs less on more frames); the API (imports excluded) >= 4x.
+        target = {"cli": 6.0 if frames < 60 else 10.0, "api": 4.0}.get(key)
         rows.append((f"datumaro: {label}, {frames} frames",
                      f"ours {frames / bo:.2f} vs Datumaro {frames / bt:.2f} frames/s = {bt / bo:.1f}×; "
                      f"RSS {rss_o:.0f} vs {rss_t:.0f} MiB",
-                     "≥ 4×" if key != "iter" else "", C.verdict(bt / bo >= 4.0) if key != "iter" else ""))
+                     f"≥ {target:.0f}×" if target else "", C.verdict(bt / bo >= target) if target else ""))
     return rows
 
 

@@ -480,8 +480,9 @@ def encode_png(arr: np.ndarray, *, palette: Optional[np.ndarray] = None, compres
 
 
 #: Compression level of label PNGs with libdeflate (and with zlib without it): see
-#: :func:`encode_label_png` and the table in ``benchmarks/README.md`` (issue 20).
-LABEL_LEVEL = 6
+#: :func:`encode_label_png` and the table in ``benchmarks/README.md`` (issue 20). Level 6 left
+#: some 8-bit labelIds 0.6 % larger than Pillow's default; 7 keeps every one below it.
+LABEL_LEVEL = 7
 
 
 def encode_label_png(arr: np.ndarray, palette: Optional[np.ndarray] = None) -> bytes:
@@ -492,11 +493,12 @@ def encode_label_png(arr: np.ndarray, palette: Optional[np.ndarray] = None) -> b
     Every row is filtered by PNG's "Up" filter (label images repeat from one row to the next, so
     most filtered bytes are 0; undoing Up is a plain vectorised add, where Pillow's choice mixes
     in Paeth rows, the slowest to undo), then deflated by libdeflate at level
-    :data:`LABEL_LEVEL` (zlib at the same level without the ``deflate`` package); paletted
-    masks too (on full frames Up gives 0.60 of Pillow's size, where PNG's advice of no filter
-    for indices gives 0.84). Measured on 2048×1024 labels (``benchmarks/bench_png_encode.py``): 0.61-0.99 of Pillow's
-    default size, encoded 2.6-2.9× faster than Pillow at level 3. The PNG is standard (any
-    decoder reads it). Paletted indices of another integer type are cast to ``uint8``."""
+    :data:`LABEL_LEVEL` (zlib at the same level without the ``deflate`` package). Paletted
+    masks too: on full frames Up gives 0.60 of Pillow's size, PNG's advice of no filter for
+    indices 0.84. Measured on 2048×1024 labels (``benchmarks/bench_png_encode.py`` and the
+    table in ``benchmarks/README.md``): 0.6-1.0 of Pillow's default size, encoded 2-3× faster
+    than Pillow. The PNG is standard (any decoder reads it). Paletted indices of another
+    integer type are cast to ``uint8``."""
     if palette is not None and arr.ndim == 2:
         arr = np.ascontiguousarray(arr, dtype=np.uint8)
     if arr.ndim == 2 and arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):

@@ -321,11 +321,15 @@ def test_a_paletted_png_without_its_palette_is_an_error_naming_the_file():
 
 
 def test_label_pngs_are_no_larger_than_pillows_default_and_read_back():
-    """Issue 20: the writers' label PNGs (every row Up, libdeflate or zlib at level 6) are no larger than Pillow's default encoding of the same pixels, on a
+    """Issue 20: the writers' label PNGs (every row Up, libdeflate or zlib at level 7) are no larger than Pillow's default encoding of the same pixels, on a
     full-size frame (on tiny images the fixed costs differ), and read back exactly."""
     from cityscapes_io.testing import make_frame
 
-    frame = make_frame(seed=0, index=1, photos=False)
+    for index in (0, 2):  # (frame 2's labelIds came out 0.6 % larger at level 6)
+        _no_larger_than_pillow(make_frame(seed=0, index=index, photos=False))
+
+
+def _no_larger_than_pillow(frame):
     for kind in ("instanceIds", "labelIds", "color"):
         arr = np.ascontiguousarray(frame[kind])
         assert arr.shape[:2] == (1024, 2048)
