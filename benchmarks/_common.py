@@ -103,14 +103,15 @@ class ChildError(RuntimeError):
 
 
 def run_child(code: str, *argv: str, via_launcher: bool = True, python: Optional[str] = None,
-              timeout: Optional[float] = None, env: Optional[Dict[str, str]] = None) -> Dict:
+              timeout: Optional[float] = None, env: Optional[Dict[str, str]] = None,
+              cwd: Optional[str] = None) -> Dict:
     """Run ``python -c code argv...`` in a fresh interpreter and return the JSON object printed
     on its last stdout line."""
     exe = python or sys.executable
     cmd = [exe, "-c", code, *argv]
     if via_launcher and hasattr(os, "posix_spawn") and hasattr(os, "waitstatus_to_exitcode"):
         cmd = [exe, "-S", "-c", LAUNCHER] + cmd[1:]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, env=env, cwd=cwd)
     if proc.returncode != 0:
         raise ChildError(f"benchmark child failed ({proc.returncode}): {' '.join(map(str, argv))[:300]}\n"
                          f"{proc.stderr[-4000:]}")

@@ -48,10 +48,20 @@ def count_pairs(a: np.ndarray, b: Optional[np.ndarray], nb: int, length: int, a_
             sel = flat >= a_min
             flat = flat[sel]
             other = None if other is None else other[sel]
-        key: np.ndarray = flat.astype(np.int64) - a_min
+        # Keys in the narrowest type that holds every key the dtypes allow (bincount's copy is
+        # the cost; a key must not wrap around into a counter below `length`).
+        bound = 1 << 63
+        if a.dtype.kind == "u" and (b is None or b.dtype.kind == "u"):
+            bound = (int(np.iinfo(a.dtype).max) - a_min) * (1 if b is None else nb) + (
+                0 if b is None else int(np.iinfo(b.dtype).max))
+        kind = np.uint16 if bound < 1 << 16 else np.int32 if bound < 1 << 31 else np.int64
+        key: np.ndarray = flat.astype(kind)
+        if a_min:
+            key -= kind(a_min)
         if other is not None:
-            key = key * nb + other
-        out = np.bincount(key, minlength=length)
+            key *= kind(nb)
+            key += other
+        out = np.bincount(key.ravel(), minlength=length)
         missed = int(out[length:].sum())
         out = out[:length]
     if missed:
@@ -115,8 +125,8 @@ def count_segments(g: Optional[np.ndarray], g_keys: Any, g_vals: Any, p: np.ndar
     p_ids = segment_ids(p)
     p_val = _map(p_ids, pk, pv)
     if g is None:
-        return SegmentCounts(count_pairs(p_val, None, 1, length), 0, 0, int(np.count_nonzero(p_val == 0)),
-                             int(np.count_nonzero(p_ids == 0)))
+        counts = count_pairs(p_val, None, 1, length)
+        return SegmentCounts(counts, 0, 0, int(counts[0]), int(np.count_nonzero(p_ids == 0)))
     g_ids = segment_ids(g)
     g_val = _map(g_ids, gk, gv)
     if length <= 1 << 16:  # (keys in 16 bits: half the memory traffic)
@@ -126,8 +136,9 @@ def count_segments(g: Optional[np.ndarray], g_keys: Any, g_vals: Any, p: np.ndar
     counts = np.bincount(key, minlength=length)
     if counts.size > length:
         raise ValueError(f"count_segments: {int(counts[length:].sum())} pixels with keys past {length}")
-    return SegmentCounts(counts, int(np.count_nonzero(g_val == 0)), int(np.count_nonzero(g_ids == 0)),
-                         int(np.count_nonzero(p_val == 0)), int(np.count_nonzero(p_ids == 0)))
+    # (the pixels of unlisted ids are the matrix's row and column 0: no pass over the pixels)
+    return SegmentCounts(counts, int(counts[:nb].sum()), int(np.count_nonzero(g_ids == 0)),
+                         int(counts.reshape(-1, nb)[:, 0].sum()), int(np.count_nonzero(p_ids == 0)))
 
 
 # Per thread (evaluation works on two frames at once in threads): a table of 2**24 entries,
@@ -138,7 +149,7 @@ _LOCAL = threading.local()
 def _map(ids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """``vals`` of ``ids`` through ``keys`` (0 for ids not listed), as uint16 when the values fit."""
     fits = not vals.size or int(vals.max()) < 1 << 16
-    if ids.dtype == np.uint16 or (ids.size and int(ids.max()) < 1 << 16):
+    if ids.dtype.itemsize <= 2:
         table = np.zeros(1 << 16, np.uint16 if fits else np.uint32)
         table[keys[keys < 1 << 16]] = vals[keys < 1 << 16]
         return table[ids]
@@ -151,7 +162,7 @@ def _map(ids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
     inside = keys < 1 << 24
     big[keys[inside]] = vals[inside]
     try:
-        return big[np.minimum(ids, (1 << 24) - 1)] if ids.size and int(ids.max()) >= 1 << 24 else big[ids]
+        return big[ids]  # (segment ids are colours: below 2**24)
     finally:
         big[keys[inside]] = 0
 
