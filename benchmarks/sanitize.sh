@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The C unfilter (cityscapes_io/_png.c) under AddressSanitizer and UndefinedBehaviorSanitizer
-# (issue 20): the extension is built with -fsanitize=address,undefined into a temporary folder
-# (never the source tree), loaded in place of the ordinary build (its __file__ is printed), and
-# given
+# The C extensions (cityscapes_io/_png.c, the unfilter; cityscapes_io/_count.c, the counters of
+# evaluation) under AddressSanitizer and UndefinedBehaviorSanitizer (issue 20): both are built with
+# -fsanitize=address,undefined into a temporary folder (never the source tree), loaded in place of
+# the ordinary builds before the library is imported (their __file__ printed), and given
 #   1. its own check of the Paeth predictor (_png.check_paeth(): all 2^24 inputs),
 #   2. direct calls of _png.unfilter and _png.drop_bytes with random geometries (1x1, widths that
 #      are not a multiple of 8, every bpp 1, 2, 3, 4, 6, 8, swap16), random and flat rows, in
@@ -13,7 +13,17 @@
 #      geometries must be refused with ValueError,
 #   3. the fuzz corpus of the PNG kinds (benchmarks/fuzz.py --kinds 'png*': chunk, byte and
 #      image-data mutations of 16/8-bit gray, RGB, RGBA and paletted files, the fast path
-#      checked against Pillow).
+#      checked against Pillow),
+#   4. _count.count_pairs, count_segments and apply_lut on random cases (the helpers at the end of
+#      tests/test_png_fast.py, with big=True: item sizes 1/2/4, RGB pixels, a_min, keys empty, one,
+#      many, ids not listed, id 0 or not, indices past the table, lengths too small; images with
+#      runs (the 8-pixel memcmp blocks) and without, of 0, 1, 7, 8, 9, 15, 16, 17 or random pixels in
+#      odd shapes), every buffer (inputs and outputs) copied to end at a page without access (or
+#      start right after one, or on the malloc heap): the raw C results and the wrapper's C path are
+#      held to the helpers' reference; the wrapper's numpy path (counting._C = None) is held to it too,
+#      its differences printed as notes (counting.py, not the C code: they do not fail the run);
+#      bad arguments (misaligned views, mismatched lengths, unsorted keys, wrong sizes) must raise
+#      ValueError or TypeError.
 # The exit status is non-zero on any sanitizer report, wrong result or fuzz contract violation.
 #
 #   benchmarks/sanitize.sh [EXAMPLES_PER_KIND (default 300)] [DIRECT_CASES (default 3000)]
@@ -34,16 +44,18 @@ if ! CC="$CC" CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
     cat "$WORK/build.log"; echo "sanitize: the build failed"; exit 2
 fi
 SO=$(find "$WORK/lib" -name '_png*.so' | head -n 1)
-if [ -z "$SO" ]; then
+COUNT_SO=$(find "$WORK/lib" -name '_count*.so' | head -n 1)
+if [ -z "$SO" ] || [ -z "$COUNT_SO" ]; then
     cat "$WORK/build.log"; echo "sanitize: no extension was built (it is optional: see the log above)"; exit 2
 fi
 ASAN_LIB=$("$CC" -print-file-name=libasan.so)
 UBSAN_LIB=$("$CC" -print-file-name=libubsan.so)
 echo "   built $SO"
+echo "   built $COUNT_SO"
 echo "   preloading $ASAN_LIB $UBSAN_LIB"
 
 cat >"$WORK/driver.py" <<'EOF'
-"""Load the sanitized extension as cityscapes_io._png, then run the checks (see sanitize.sh)."""
+"""Load the sanitized extensions as cityscapes_io._png and ._count, then run the checks (see sanitize.sh)."""
 import ctypes
 import importlib.util
 import mmap
@@ -52,18 +64,29 @@ import random
 import sys
 import time
 
-so, examples, cases = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-spec = importlib.util.spec_from_file_location("cityscapes_io._png", so)
-assert spec is not None and spec.loader is not None
-sanitized = importlib.util.module_from_spec(spec)
-sys.modules["cityscapes_io._png"] = sanitized  # taken by cityscapes_io.decoder's `from . import _png`
-spec.loader.exec_module(sanitized)
+so, count_so, examples, cases = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
-from cityscapes_io import _png, png  # noqa: E402
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # taken by cityscapes_io.decoder's `from . import ...`
+    spec.loader.exec_module(module)
+    return module
+
+
+sanitized = load("cityscapes_io._png", so)
+sanitized_count = load("cityscapes_io._count", count_so)
+
+from cityscapes_io import _count, _png, counting, png  # noqa: E402
 
 print(f"   cityscapes_io._png is {_png.__file__}")
+print(f"   cityscapes_io._count is {_count.__file__}")
 if _png is not sanitized or png._UNFILTER is not sanitized or not png.fast_path_active():
     sys.exit(f"sanitize: the library does not use the sanitized build (png._UNFILTER = {png._UNFILTER!r})")
+if _count is not sanitized_count or counting._C is not sanitized_count:
+    sys.exit(f"sanitize: counting does not use the sanitized build (counting._C = {counting._C!r})")
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 import fuzzkit  # noqa: E402
 
@@ -204,6 +227,44 @@ for name, call in bad_calls:
 print(f"== bad geometries: {len(bad_calls)} calls, each refused with ValueError: "
       f"{'yes' if not any('not refused' in f for f in failures) else 'NO'}")
 
+# -- _count: random cases against a reference, every buffer at a page without access -----------------
+import numpy as np  # noqa: E402
+import test_png_fast  # noqa: E402 (tests/: the helpers of its section "_count under random inputs")
+
+placing = random.Random(21)
+
+
+def guarded_array(arr):
+    """A writable copy of ``arr`` that ends at a page without access (half the time), starts right
+    after one (a quarter) or lies on the malloc heap (ASan's bounds)."""
+    how = placing.random()
+    if how < 0.25:
+        return arr.copy()
+    mm_view = guarded_nokeep(np.ascontiguousarray(arr).tobytes(), at_end=how < 0.75)
+    return np.frombuffer(mm_view, arr.dtype).reshape(arr.shape)
+
+
+def guarded_nokeep(data: bytes, at_end: bool) -> memoryview:
+    """As guarded(), the mapping freed with the last array on it (thousands of cases)."""
+    view = guarded(data, at_end)
+    _keep.pop()
+    return view
+
+
+start = time.perf_counter()
+c_failures, np_failures, ran = test_png_fast.count_differential(_count, cases, seed=20, big=True,
+                                                                place=guarded_array)
+print(f"== _count: {', '.join(f'{k} {v}' for k, v in ran.items())} random cases, each raw (C) and through "
+      f"counting on the C and the numpy path, {time.perf_counter() - start:.1f} s: {len(c_failures)} C failures, "
+      f"{len(np_failures)} numpy-path differences")
+failures += [f"_count {f}" for f in c_failures]
+for note in np_failures[:5]:
+    print(f"   note: {note[:400]}")
+bad = test_png_fast.count_bad_call_failures(_count)
+print(f"== _count bad arguments: {len(test_png_fast.count_bad_calls(_count))} calls, "
+      f"{len(bad)} not refused with ValueError/TypeError")
+failures += [f"_count bad arguments: {f}" for f in bad]
+
 # -- the fuzz corpus --------------------------------------------------------------------------------------
 sys.path.insert(0, os.path.join(os.getcwd(), "benchmarks"))
 import fuzz  # noqa: E402
@@ -222,7 +283,7 @@ export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=0
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 echo "   ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
 LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" PYTHONMALLOC=malloc \
-    "$PYTHON" "$WORK/driver.py" "$SO" "$EXAMPLES" "$CASES" 2>&1 | tee "$WORK/run.log"
+    "$PYTHON" "$WORK/driver.py" "$SO" "$COUNT_SO" "$EXAMPLES" "$CASES" 2>&1 | tee "$WORK/run.log"
 STATUS=${PIPESTATUS[0]}
 
 REPORTS=$(grep -c -E "ERROR: AddressSanitizer|runtime error:|ERROR: UndefinedBehaviorSanitizer" "$WORK/run.log")
