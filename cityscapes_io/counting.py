@@ -22,7 +22,8 @@ _C: Any = decoder.count_module()
 
 
 def _c_ready(arr: np.ndarray) -> bool:
-    return arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2, 4) and arr.dtype.isnative and arr.flags.c_contiguous
+    return (arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2, 4) and arr.dtype.isnative
+            and arr.flags.c_contiguous and arr.flags.aligned)
 
 
 def count_pairs(a: np.ndarray, b: Optional[np.ndarray], nb: int, length: int, a_min: int = 0) -> np.ndarray:
@@ -52,8 +53,8 @@ def count_pairs(a: np.ndarray, b: Optional[np.ndarray], nb: int, length: int, a_
         # the cost; a key must not wrap around into a counter below `length`).
         bound = 1 << 63
         if a.dtype.kind == "u" and (b is None or b.dtype.kind == "u"):
-            bound = (int(np.iinfo(a.dtype).max) - a_min) * (1 if b is None else nb) + (
-                0 if b is None else int(np.iinfo(b.dtype).max))
+            top = int(np.iinfo(a.dtype).max)  # (the values themselves are cast too)
+            bound = max(top, (top - a_min) * (1 if b is None else nb) + (0 if b is None else int(np.iinfo(b.dtype).max)))
         kind = np.uint16 if bound < 1 << 16 else np.int32 if bound < 1 << 31 else np.int64
         key: np.ndarray = flat.astype(kind)
         if a_min:
@@ -90,7 +91,7 @@ def segment_ids(pixels: np.ndarray) -> np.ndarray:
 
 def _pixel_size(pixels: np.ndarray) -> int:
     """Bytes a pixel as the C counter reads them, 0 when it cannot."""
-    if not pixels.flags.c_contiguous or not pixels.dtype.isnative:
+    if not pixels.flags.c_contiguous or not pixels.dtype.isnative or not pixels.flags.aligned:
         return 0
     if pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8:
         return 3
@@ -126,10 +127,12 @@ def count_segments(g: Optional[np.ndarray], g_keys: Any, g_vals: Any, p: np.ndar
     p_val = _map(p_ids, pk, pv)
     if g is None:
         counts = count_pairs(p_val, None, 1, length)
-        return SegmentCounts(counts, 0, 0, int(counts[0]), int(np.count_nonzero(p_ids == 0)))
+        return SegmentCounts(counts, 0, 0, int(counts[:1].sum()), int(np.count_nonzero(p_ids == 0)))
     g_ids = segment_ids(g)
     g_val = _map(g_ids, gk, gv)
-    if length <= 1 << 16:  # (keys in 16 bits: half the memory traffic)
+    top_g = int(gv.max()) if gv.size else 0
+    top_p = int(pv.max()) if pv.size else 0
+    if nb < 1 << 16 and top_g * nb + top_p < 1 << 16:  # (keys in 16 bits, half the memory traffic, when none can wrap)
         key = g_val.astype(np.uint16) * np.uint16(nb) + p_val.astype(np.uint16)
     else:
         key = g_val.astype(np.int64) * nb + p_val
@@ -138,7 +141,7 @@ def count_segments(g: Optional[np.ndarray], g_keys: Any, g_vals: Any, p: np.ndar
         raise ValueError(f"count_segments: {int(counts[length:].sum())} pixels with keys past {length}")
     # (the pixels of unlisted ids are the matrix's row and column 0: no pass over the pixels)
     return SegmentCounts(counts, int(counts[:nb].sum()), int(np.count_nonzero(g_ids == 0)),
-                         int(counts.reshape(-1, nb)[:, 0].sum()), int(np.count_nonzero(p_ids == 0)))
+                         int(counts[::nb].sum()), int(np.count_nonzero(p_ids == 0)))
 
 
 # Per thread (evaluation works on two frames at once in threads): a table of 2**24 entries,
@@ -156,13 +159,16 @@ def _map(ids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
     if not fits:
         pos = np.minimum(np.searchsorted(keys, ids), max(keys.size - 1, 0))
         return np.where(keys[pos] == ids, vals[pos], 0) if keys.size else np.zeros(ids.shape, np.uint32)
+    if ids.size and int(ids.max()) >= 1 << 24:  # (not colours: searched instead)
+        pos = np.minimum(np.searchsorted(keys, ids), max(keys.size - 1, 0))
+        return np.where(keys[pos] == ids, vals[pos], 0) if keys.size else np.zeros(ids.shape, np.uint32)
     big = getattr(_LOCAL, "table", None)
     if big is None:
         big = _LOCAL.table = np.zeros(1 << 24, np.uint16)
     inside = keys < 1 << 24
     big[keys[inside]] = vals[inside]
     try:
-        return big[ids]  # (segment ids are colours: below 2**24)
+        return big[ids]
     finally:
         big[keys[inside]] = 0
 
@@ -178,7 +184,8 @@ def apply_lut(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
         An index is past the end of the table.
     """
     if (_C is not None and _c_ready(ids) and table.ndim == 1 and table.dtype.kind in "ui"
-            and table.dtype.itemsize in (1, 2, 4) and table.dtype.isnative and table.flags.c_contiguous):
+            and table.dtype.itemsize in (1, 2, 4) and table.dtype.isnative and table.flags.c_contiguous
+            and table.flags.aligned):
         out: np.ndarray = np.empty(ids.shape, table.dtype)
         if _C.apply_lut(ids, ids.dtype.itemsize, table, table.dtype.itemsize, out):
             raise IndexError(f"apply_lut: indices past the table's {table.size} entries")

@@ -767,8 +767,8 @@ def _u16(*values: int) -> np.ndarray:
     return np.array(values, np.uint16)
 
 
-# Cases where the numpy path of counting.count_segments departs from its contract (found by the
-# differential test with ``big=True``; reported, not fixed here): each expected result is the reference's.
+# Cases where the numpy path of counting.count_segments departed from its contract (found by the
+# differential test with ``big=True``, then fixed): each expected result is the reference's.
 _NUMPY_SEGMENT_BUGS = {
     "uint32 ids from 2^24": ((None, [], [], np.array([1 << 24, (1 << 24) + 5, (1 << 24) - 1], np.uint32),
                               [(1 << 24) - 1, 1 << 24], [3, 4], 1, 10), {0: 1, 3: 1, 4: 1}),
@@ -780,7 +780,6 @@ _NUMPY_SEGMENT_BUGS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="counting.count_segments' numpy path (reported in issue 20's sanitizer run)")
 @pytest.mark.parametrize("case", sorted(_NUMPY_SEGMENT_BUGS))
 def test_count_segments_numpy_path_edge_cases(monkeypatch, case):
     from cityscapes_io import counting
@@ -794,7 +793,6 @@ def test_count_segments_numpy_path_edge_cases(monkeypatch, case):
     assert {int(k): int(counts[k]) for k in np.flatnonzero(counts)} == expected and counts.size == args[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="counting's C path passes unaligned arrays to _count, which refuses them")
 @pytest.mark.parametrize("call", ["count_pairs", "apply_lut", "count_segments"])
 def test_count_wrappers_take_unaligned_arrays(call):
     from cityscapes_io import counting
@@ -809,7 +807,6 @@ def test_count_wrappers_take_unaligned_arrays(call):
         assert counting.count_segments(None, [], [], odd, [0], [1], 1, 4).counts.tolist() == [0, 8, 0, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="counting.count_pairs' numpy path: keys in int32 for a_min >= 2^31")
 def test_count_pairs_numpy_path_a_min_past_2_31(monkeypatch):
     from cityscapes_io import counting
     monkeypatch.setattr(counting, "_C", None)
