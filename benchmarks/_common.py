@@ -151,6 +151,7 @@ def official_parser(frames: int = 20, repeat: int = 3) -> "argparse.ArgumentPars
     ap.add_argument("--size", default="2048x1024")
     ap.add_argument("--official-python", default=os.environ.get("CITYSCAPES_IO_CITYSCAPESSCRIPTS_PYTHON"))
     ap.add_argument("--workdir")
+    ap.add_argument("--json", help="write the best times (seconds per run) to this JSON file")
     return ap
 
 
@@ -406,7 +407,8 @@ def workdir(path: Optional[str], prefix: str) -> Iterator[str]:
 
 
 def against_official(runs: Sequence[Tuple[str, Callable[[], Dict]]], repeat: int, frames: int,
-                     size: Tuple[int, int], target: float, info: Dict[str, str]) -> None:
+                     size: Tuple[int, int], target: float, info: Dict[str, str],
+                     json_path: Optional[str] = None) -> None:
     """Warm up, run ``runs`` alternated ``repeat`` times, and print their table (best time per
     frame, median peak RSS, speed against the run named ``official`` when there is one) and the
     verdict of ``ours w1`` against ``target``."""
@@ -414,6 +416,8 @@ def against_official(runs: Sequence[Tuple[str, Callable[[], Dict]]], repeat: int
         run()
     got = alternate(runs, repeat)
     best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
+    if json_path:
+        write_json(json_path, {"frames": frames, "best_s": best})
     rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
     rows = [[f"{name}, {frames} frames {size[0]}x{size[1]}", f"{best[name] / frames * 1000:.0f} ms/frame",
              f"{rss[name] / 1024:.0f} MiB", f"{best['official'] / best[name]:.1f}x" if "official" in best else "-"]

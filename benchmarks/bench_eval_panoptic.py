@@ -112,6 +112,7 @@ def main() -> None:
             run()
         got = C.alternate(runs, args.repeat)
         best = {name: min(r["seconds"] for r in results) for name, results in got.items()}
+        C.write_json(args.json, {"frames": args.frames, "best_s": best})
         rss = {name: sorted(r["peak_kib"] for r in results)[len(results) // 2] for name, results in got.items()}
         rows = [[f"{name}, {args.frames} frames {size[0]}x{size[1]}", f"{best[name] / args.frames * 1000:.0f} ms/frame",
                  f"{rss[name] / 1024:.0f} MiB", f"{best['official'] / best[name]:.1f}x" if "official" in best else "-"]
