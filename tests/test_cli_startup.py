@@ -150,3 +150,23 @@ def test_info_names_the_decoder(capsys):
     assert lines[1].startswith("format:") and lines[2] == f"PNG decoder: {describe()}"
     assert main(["info", cio.sample_path(), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["png_decoder"] == describe()
+
+
+def test_the_program_keeps_freed_memory_unless_told_not_to():
+    """`cityscapes-io` (not the library) asks glibc's malloc to keep freed blocks for the next
+    frame; CITYSCAPES_IO_MALLOC=default or the user's own MALLOC_* variables leave it alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from cityscapes_io.cli import keep_freed_memory; print(keep_freed_memory())"
+    glibc = sys.platform.startswith("linux") and bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "CITYSCAPES_IO_MALLOC"}
+    for extra, expected in (({}, glibc), ({"CITYSCAPES_IO_MALLOC": "default"}, False),
+                            ({"MALLOC_TRIM_THRESHOLD_": "131072"}, False)):
+        out = subprocess.run([sys.executable, "-c", code], env={**base, **extra}, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == str(expected), (extra, out)
+    version = subprocess.run([sys.executable, "-m", "cityscapes_io", "--version"], env=base, capture_output=True,
+                             text=True, check=True).stdout
+    assert version.startswith("cityscapes-io ") and "PNG decoder" in version

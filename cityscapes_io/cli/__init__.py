@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import warnings
@@ -205,6 +206,43 @@ def _interrupted(args) -> int:
         text += f"; the frames written to {dst} are kept: run the same command again and {again} to continue"
     print(text, file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+#: Set to ``default`` to keep glibc's allocator settings in the ``cityscapes-io`` program.
+ENV_MALLOC = "CITYSCAPES_IO_MALLOC"
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed memory for reuse, in the ``cityscapes-io`` program only
+    (never for a process that imports the library: its allocator is its owner's policy).
+
+    By default glibc hands a block larger than its mmap threshold back to the system when it is
+    freed, and trims the top of its heap, so a frame's arrays (a few MB each, allocated and freed
+    for every frame) are faulted in afresh, zeroed page by page, for every frame: measured here,
+    that is a quarter to a third of the time of iterating, converting or evaluating 2048×1024
+    frames on the fast path. The program raises the mmap threshold to 256 MiB and the trim
+    threshold to 1 GiB (what ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` do),
+    unless the user set either variable or ``CITYSCAPES_IO_MALLOC=default``. Memory stays
+    bounded: freed blocks are reused by the next frame, not lost. Returns whether it was done."""
+    if (os.environ.get(ENV_MALLOC) == "default" or "MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "MALLOC_TRIM_THRESHOLD_" in os.environ or not sys.platform.startswith("linux")):
+        return False
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, ValueError):  # not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # (glibc's malloc.h)
+    return bool(mallopt(m_mmap_threshold, 256 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+def console() -> None:
+    """The ``cityscapes-io`` program: :func:`main` after :func:`keep_freed_memory`."""
+    keep_freed_memory()
+    sys.exit(main())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
