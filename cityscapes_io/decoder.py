@@ -19,7 +19,8 @@ import os
 from types import ModuleType
 from typing import Optional, Tuple
 
-__all__ = ["ENV_PURE_PYTHON", "unfilter_module", "inflate_module", "count_module", "describe", "why_pure_python"]
+__all__ = ["ENV_PURE_PYTHON", "unfilter_module", "inflate_module", "deflate_module", "count_module", "describe",
+           "why_pure_python"]
 
 #: Environment variable that forces the pure-Python (Pillow) decoder when set to anything but
 #: ``""`` or ``"0"``.
@@ -59,6 +60,24 @@ _COUNT = _load_count()
 def count_module() -> Optional[ModuleType]:
     """The C extension that counts pixel pairs for evaluation, or None (numpy counts)."""
     return _COUNT
+
+
+def _load_deflate() -> Optional[ModuleType]:
+    try:
+        import deflate
+    except ImportError:
+        return None
+    return deflate
+
+
+_DEFLATE = _INFLATE if _INFLATE is not None else _load_deflate()
+
+
+def deflate_module() -> Optional[ModuleType]:
+    """The ``deflate`` package (libdeflate) for compressing the label PNGs the writers write and
+    for CRCs, whenever it is installed (on the pure-Python path too: it is a wheel like
+    Pillow's, not code of ours); None without it (zlib compresses)."""
+    return _DEFLATE
 
 
 def unfilter_module() -> Optional[ModuleType]:

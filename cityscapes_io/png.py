@@ -164,7 +164,9 @@ def decode_failure(data: bytes, exc: BaseException, doing: str = "cannot decode 
 # (or zlib's when the deflate package is missing). None on the pure-Python path.
 _UNFILTER: Any = decoder.unfilter_module()
 _INFLATE: Any = decoder.inflate_module()
-_crc32: Any = _INFLATE.crc32 if _INFLATE is not None else zlib.crc32
+# libdeflate for what the writers compress and for CRCs, whichever path decodes.
+_DEFLATE: Any = decoder.deflate_module()
+_crc32: Any = _DEFLATE.crc32 if _DEFLATE is not None else zlib.crc32
 
 #: Bytes per pixel of the (colour type, bit depth) pairs the fast path decodes, and the
 #: array's trailing shape. Bit depths below 8 and interlaced images go to Pillow.
@@ -487,6 +489,9 @@ LABEL_LEVEL = 7
 #: The level of paletted masks (VOC, CamVid): 0.62 of Pillow's size already at level 3, and
 #: 2 ms a mask faster than at 7 (their encoding is most of a VOC conversion's time).
 PALETTE_LEVEL = 3
+#: zlib's level for gray and RGB(A) label PNGs when the ``deflate`` package is missing (at 7 a
+#: labelIds file came out 1.2 % larger than Pillow's default; at 8, 0.976 of it over a split).
+ZLIB_LEVEL = 8
 
 
 def encode_label_png(arr: np.ndarray, palette: Optional[np.ndarray] = None) -> bytes:
@@ -497,9 +502,9 @@ def encode_label_png(arr: np.ndarray, palette: Optional[np.ndarray] = None) -> b
     Every row is filtered by PNG's "Up" filter (label images repeat from one row to the next, so
     most filtered bytes are 0; undoing Up is a plain vectorised add, where Pillow's choice mixes
     in Paeth rows, the slowest to undo), then deflated by libdeflate at level
-    :data:`LABEL_LEVEL` (zlib at the same level without the ``deflate`` package). Paletted
-    masks too, at :data:`PALETTE_LEVEL`: on full frames Up gives 0.62 of Pillow's size, PNG's
-    advice of no filter for indices 0.84. Measured on 2048×1024 labels (``benchmarks/bench_png_encode.py`` and the
+    :data:`LABEL_LEVEL` (zlib at :data:`ZLIB_LEVEL` without the ``deflate`` package). Paletted
+    masks too, at :data:`PALETTE_LEVEL` (zlib's run-length strategy without ``deflate``): on
+    full frames Up gives 0.62 of Pillow's size, PNG's advice of no filter for indices 0.84. Measured on 2048×1024 labels (``benchmarks/bench_png_encode.py`` and the
     table in ``benchmarks/README.md``): 0.6-1.0 of Pillow's default size, encoded 2-3× faster
     than Pillow. The PNG is standard (any decoder reads it). Paletted indices of another
     integer type are cast to ``uint8``."""
@@ -521,11 +526,13 @@ def encode_label_png(arr: np.ndarray, palette: Optional[np.ndarray] = None) -> b
     filtered[:, 0] = 2  # Up: each byte minus the byte above it (modulo 256)
     filtered[0, 1:] = data[0]
     np.subtract(data[1:], data[:-1], out=filtered[1:, 1:])
-    level = PALETTE_LEVEL if color == 3 else LABEL_LEVEL
-    if _INFLATE is not None:
-        stream = bytes(_INFLATE.zlib_compress(filtered, level))
+    if _DEFLATE is not None:
+        stream = bytes(_DEFLATE.zlib_compress(filtered, PALETTE_LEVEL if color == 3 else LABEL_LEVEL))
+    elif color == 3:  # (zlib: run-length coding of the Up-filtered indices, 0.63 of Pillow's size, 4 ms)
+        packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        stream = packer.compress(filtered) + packer.flush()
     else:
-        stream = zlib.compress(filtered, level)
+        stream = zlib.compress(filtered, ZLIB_LEVEL)
     header = struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0)
     plte = b""
     if color == 3:

@@ -3,16 +3,34 @@ protocol server (moto's server mode) on 127.0.0.1 with s3fs, and a record of the
 really opens (an audit hook), for the tests of reads outside a dataset's root."""
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import posixpath
 import socket
 import sys
 import zipfile
 
-import numpy as np
-import pytest
 
-from cityscapes_io.png import encode_png
+def _use_the_installed_package() -> None:
+    """Test the package as installed. ``python -m pytest`` puts the checkout first on
+    ``sys.path``, and the checkout's package has no compiled extensions: ``pip install .`` builds
+    them into the installed copy (an editable install builds them in the checkout, and is found
+    through the checkout anyway). When a copy installed elsewhere is found, the tests import it,
+    and so do the Pythons they start (``PYTHONSAFEPATH``: no current folder on their path)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != root]
+    spec = importlib.machinery.PathFinder.find_spec("cityscapes_io", rest)
+    if spec is not None and spec.origin and not os.path.abspath(spec.origin).startswith(root + os.sep):
+        sys.path[:] = rest
+        os.environ["PYTHONSAFEPATH"] = "1"
+
+
+_use_the_installed_package()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cityscapes_io.png import encode_png  # noqa: E402
 
 # A hand-made instanceIds array exercising every rule of the encoding.
 SEMANTIC = np.full((24, 32), 7, dtype=np.uint16)  # road (stuff)

@@ -118,6 +118,7 @@ def path(request, monkeypatch):
         pytest.skip("the deflate package is not installed")
     if request.param == "zlib":
         monkeypatch.setattr(png, "_INFLATE", None)
+        monkeypatch.setattr(png, "_DEFLATE", None)
         monkeypatch.setattr(png, "_crc32", zlib.crc32)
     if request.param == "pure":
         monkeypatch.setattr(png, "_UNFILTER", None)
