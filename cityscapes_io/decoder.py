@@ -32,8 +32,8 @@ def _load() -> Tuple[Optional[ModuleType], Optional[ModuleType], str]:
         return None, None, f"forced by {ENV_PURE_PYTHON}={os.environ[ENV_PURE_PYTHON]}"
     try:
         from . import _png  # (the optional C extension; its types: _png.pyi)
-    except ImportError as exc:
-        return None, None, f"the C extension cityscapes_io._png is not built ({exc})"
+    except ImportError:
+        return None, None, "the C extension cityscapes_io._png is not built"
     try:
         import deflate
     except ImportError:
