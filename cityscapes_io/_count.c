@@ -112,13 +112,12 @@ static PyObject *count_pairs(PyObject *self, PyObject *args)
     Py_buffer a, b = {0}, out;
     PyObject *bobj;
     int asize, bsize;
-    unsigned long long nb;
-    unsigned long amin;
+    Py_ssize_t nb, amin; /* (range-checked below: no silent wrap-around) */
     Py_ssize_t n, missed;
     PyObject *result = NULL;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "y*iOiKkw*:count_pairs", &a, &asize, &bobj, &bsize, &nb, &amin, &out))
+    if (!PyArg_ParseTuple(args, "y*iOinnw*:count_pairs", &a, &asize, &bobj, &bsize, &nb, &amin, &out))
         return NULL;
     if (bobj != Py_None && PyObject_GetBuffer(bobj, &b, PyBUF_SIMPLE) < 0)
         goto done_ab;
@@ -130,7 +129,8 @@ static PyObject *count_pairs(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "a and b must hold the same number of whole items");
         goto done;
     }
-    if (out.len % 8 || (bobj != Py_None && nb == 0) || nb > UINT32_MAX || amin > UINT32_MAX) {
+    if (out.len % 8 || nb < 0 || (bobj != Py_None && nb == 0) || nb > (Py_ssize_t)UINT32_MAX || amin < 0
+        || amin > (Py_ssize_t)UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "bad output buffer or nb");
         goto done;
     }
@@ -328,12 +328,12 @@ static PyObject *count_segments(PyObject *self, PyObject *args)
     PyObject *gobj, *gkobj, *gvobj, *result = NULL;
     Py_buffer gb = {0}, gk = {0}, gv = {0}, pb, pk, pv, out;
     int gsize, psize, have_g;
-    unsigned long long nb;
+    Py_ssize_t nb;
     side g, p;
     Py_ssize_t npix, missed;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "OiOOy*iy*y*Kw*:count_segments", &gobj, &gsize, &gkobj, &gvobj, &pb, &psize, &pk,
+    if (!PyArg_ParseTuple(args, "OiOOy*iy*y*nw*:count_segments", &gobj, &gsize, &gkobj, &gvobj, &pb, &psize, &pk,
                           &pv, &nb, &out))
         return NULL;
     have_g = gobj != Py_None;
@@ -354,12 +354,12 @@ static PyObject *count_segments(PyObject *self, PyObject *args)
         (have_g && side_init(&g, &gb, gsize, &gk, &gv, "ground truth") < 0))
         goto done;
     npix = pb.len / psize;
-    if ((have_g && gb.len / gsize != npix) || out.len % 8 || (uintptr_t)out.buf % 8 || nb == 0 || nb > UINT32_MAX) {
+    if ((have_g && gb.len / gsize != npix) || out.len % 8 || (uintptr_t)out.buf % 8 || nb <= 0 || nb > (Py_ssize_t)UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "images of different sizes, or a bad output buffer or nb");
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    missed = count_segs(have_g ? &g : NULL, &p, npix, have_g ? nb : 0, (int64_t *)out.buf, (uint64_t)(out.len / 8));
+    missed = count_segs(have_g ? &g : NULL, &p, npix, have_g ? (uint64_t)nb : 0, (int64_t *)out.buf, (uint64_t)(out.len / 8));
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("nnnnn", missed, have_g ? g.missing : 0, have_g ? g.zero : 0, p.missing, p.zero);
 done:

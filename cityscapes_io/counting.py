@@ -53,8 +53,9 @@ def count_pairs(a: np.ndarray, b: Optional[np.ndarray], nb: int, length: int, a_
         # the cost; a key must not wrap around into a counter below `length`).
         bound = 1 << 63
         if a.dtype.kind == "u" and (b is None or b.dtype.kind == "u"):
-            top = int(np.iinfo(a.dtype).max)  # (the values themselves are cast too)
-            bound = max(top, (top - a_min) * (1 if b is None else nb) + (0 if b is None else int(np.iinfo(b.dtype).max)))
+            top = int(np.iinfo(a.dtype).max)  # (the values themselves are cast too, and a_min and nb)
+            bound = max(top, a_min, nb, max(top - a_min, 0) * (1 if b is None else nb)
+                        + (0 if b is None else int(np.iinfo(b.dtype).max)))
         kind = np.uint16 if bound < 1 << 16 else np.int32 if bound < 1 << 31 else np.int64
         key: np.ndarray = flat.astype(kind)
         if a_min:

@@ -489,9 +489,11 @@ class Frame:
         return self.source.size()
 
     def _cached(self, key: str, decode: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            self._cache[key] = decode()
-        return self._cache[key]
+        # (the value, not a second look-up: release() may clear the cache from another thread)
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = decode()
+        return value
 
     # -- lifetime -----------------------------------------------------------------------------
     def release(self) -> None:

@@ -195,7 +195,10 @@ def mapping_between(source: LabelMap, target: LabelMap) -> LabelMapping:
         return hit[2]
     mapping = LabelMapping(source, target)
     if len(_MAPPINGS) >= _MAPPINGS_KEPT:
-        _MAPPINGS.pop(next(iter(_MAPPINGS)))
+        try:  # (two threads may evict at once: the oldest may be gone, the dict may change meanwhile)
+            _MAPPINGS.pop(next(iter(_MAPPINGS)), None)
+        except (StopIteration, RuntimeError):
+            pass
     _MAPPINGS[key] = (source, target, mapping)
     return mapping
 

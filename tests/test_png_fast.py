@@ -813,3 +813,23 @@ def test_count_pairs_numpy_path_a_min_past_2_31(monkeypatch):
     monkeypatch.setattr(counting, "_C", None)
     a = np.array([4000000000, 5, 4000000000], np.uint32)
     assert counting.count_pairs(a, None, 1, 10, a_min=3999999999).tolist() == [0, 2] + [0] * 8
+
+
+def test_count_pairs_numpy_path_with_a_min_or_nb_past_the_dtype():
+    """Found in review: the numpy path's key type must hold a_min and nb too (the C path counts)."""
+    from cityscapes_io import counting
+    for c in ((counting._C,) if counting._C is not None else ()) + (None,):
+        saved = counting._C
+        counting._C = c
+        try:
+            assert counting.count_pairs(np.array([1, 2], np.uint8), None, 1, 4, a_min=70000).tolist() == [0] * 4
+            a, b = np.array([255, 255], np.uint8), np.array([1, 2], np.uint16)
+            got = counting.count_pairs(a, b, 70000, 70003, a_min=255)
+            assert got[1] == 1 and got[2] == 1 and got.sum() == 2
+        finally:
+            counting._C = saved
+    if counting._C is not None:
+        with pytest.raises((ValueError, OverflowError)):
+            counting._C.count_pairs(np.zeros(2, np.uint8), 1, None, 0, 2 ** 64 + 2, 0, np.zeros(4, np.int64))
+        with pytest.raises((ValueError, OverflowError)):
+            counting._C.count_pairs(np.zeros(2, np.uint8), 1, None, 0, 1, -1, np.zeros(4, np.int64))

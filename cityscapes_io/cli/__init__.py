@@ -236,7 +236,10 @@ def keep_freed_memory() -> bool:
     except (AttributeError, OSError, ValueError):  # not glibc
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # (glibc's malloc.h)
-    return bool(mallopt(m_mmap_threshold, 256 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    # (older glibc caps the mmap threshold at 32 MiB on 64-bit systems: then that)
+    mmap_set = bool(mallopt(m_mmap_threshold, 256 << 20)) or bool(mallopt(m_mmap_threshold, 32 << 20))
+    trim_set = bool(mallopt(m_trim_threshold, 1 << 30))
+    return mmap_set and trim_set
 
 
 def console() -> None:

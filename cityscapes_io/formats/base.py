@@ -478,6 +478,7 @@ class Writer:
             return rename_polygons(data, names, frame.where), ""
         except KeyError as exc:
             return None, f"polygon label {exc.args[0]!r} is not in the label map: the polygons cannot be renamed"
+
     def photo(self, frame: Frame, shape: Optional[Tuple[int, int]] = None) -> Optional[Tuple[bytes, str]]:
         """``(bytes, ext)`` of the photo to write: the original bytes when the extension is
         kept, re-encoded otherwise. ``shape`` is the ground truth's (height, width), which the
@@ -602,10 +603,12 @@ class Writer:
 
     def encodes_ahead(self) -> bool:
         """Whether the next frame may be encoded by :meth:`encode_ahead` in another thread now:
-        the format says so (:attr:`ENCODES_AHEAD`), its frames are put by this class's
+        the format says so (:attr:`ENCODES_AHEAD`, declared by the class itself: a subclass that
+        adds state of its own does not inherit it), its frames are put by this class's
         :meth:`put`, and the labels are known (the first frame may give them)."""
-        return (self.ENCODES_AHEAD and self.labels is not None and type(self).put is Writer.put
-                and type(self).try_put is Writer.try_put)
+        cls = type(self)
+        return (cls.__dict__.get("ENCODES_AHEAD", False) and self.labels is not None and cls.put is Writer.put
+                and cls.try_put is Writer.try_put and cls.encode_next is Writer.encode_next)
 
     def encode_ahead(self, frame: Frame) -> Union[Encoded, CityscapesIOError]:
         """:meth:`encode` of a frame to be put later (see :meth:`encodes_ahead`), the frame's
