@@ -35,6 +35,17 @@ static inline uint32_t at(const uint8_t *p, Py_ssize_t i, int size)
 #define ALWAYS_INLINE static inline
 #endif
 
+/* A run of `run` pixels of one key: counted, or, past the end of out, missed. */
+ALWAYS_INLINE void add_run(int64_t *out, uint64_t nout, uint64_t key, Py_ssize_t run, Py_ssize_t *missed)
+{
+    if (run) {
+        if (key < nout)
+            out[key] += run;
+        else
+            *missed += run;
+    }
+}
+
 /* The loop with the item sizes constant (bsize 0: no b). Runs of equal keys are counted in a
  * register and added once; inside a run, 8 more pixels are taken at once when both images
  * repeat their last pixel over the next 8 (a block equal to itself shifted by one item). */
@@ -63,21 +74,11 @@ ALWAYS_INLINE Py_ssize_t count_k(const uint8_t *a, const uint8_t *b, Py_ssize_t 
             run++;
             continue;
         }
-        if (run) {
-            if (run_key < nout)
-                out[run_key] += run;
-            else
-                missed += run;
-        }
+        add_run(out, nout, run_key, run, &missed);
         run_key = key;
         run = 1;
     }
-    if (run) {
-        if (run_key < nout)
-            out[run_key] += run;
-        else
-            missed += run;
-    }
+    add_run(out, nout, run_key, run, &missed);
     return missed;
 }
 
@@ -241,21 +242,11 @@ ALWAYS_INLINE Py_ssize_t count_segs_k(side *g, side *p, Py_ssize_t npix, uint64_
             run++;
             continue;
         }
-        if (run) {
-            if (run_key < nout)
-                out[run_key] += run;
-            else
-                missed += run;
-        }
+        add_run(out, nout, run_key, run, &missed);
         run_key = key;
         run = 1;
     }
-    if (run) {
-        if (run_key < nout)
-            out[run_key] += run;
-        else
-            missed += run;
-    }
+    add_run(out, nout, run_key, run, &missed);
     if (g) {
         g->missing = gmiss;
         g->zero = gzero;

@@ -337,13 +337,19 @@ def test_the_pure_python_path_is_forced_by_the_environment(tmp_path):
 
 # -- the pixel-pair counter of evaluation (cityscapes_io._count, numpy without it) -----------------------------
 
-@pytest.mark.parametrize("tier", ["c", "numpy"])
-def test_count_pairs_is_bincount(monkeypatch, tier):
+@pytest.fixture(params=["c", "numpy"])
+def counting_tier(request, monkeypatch):
+    """cityscapes_io.counting with its C extension, and with numpy."""
     from cityscapes_io import counting
-    if tier == "c" and counting._C is None:
+    if request.param == "c" and counting._C is None:
         pytest.skip("the C extension cityscapes_io._count is not built (or CITYSCAPES_IO_PURE_PYTHON=1)")
-    if tier == "numpy":
+    if request.param == "numpy":
         monkeypatch.setattr(counting, "_C", None)
+    return counting
+
+
+def test_count_pairs_is_bincount(counting_tier):
+    counting = counting_tier
     rng = np.random.default_rng(5)
     a = np.repeat(rng.integers(0, 34, size=(64, 8), dtype=np.uint8), 9, axis=1)
     b = a.copy()
@@ -363,13 +369,8 @@ def test_count_pairs_is_bincount(monkeypatch, tier):
     assert counting.count_pairs(empty, empty, 34, 10).tolist() == [0] * 10
 
 
-@pytest.mark.parametrize("tier", ["c", "numpy"])
-def test_apply_lut_is_take(monkeypatch, tier):
-    from cityscapes_io import counting
-    if tier == "c" and counting._C is None:
-        pytest.skip("the C extension cityscapes_io._count is not built (or CITYSCAPES_IO_PURE_PYTHON=1)")
-    if tier == "numpy":
-        monkeypatch.setattr(counting, "_C", None)
+def test_apply_lut_is_take(counting_tier):
+    counting = counting_tier
     rng = np.random.default_rng(9)
     ids = np.repeat(rng.integers(0, 3000, size=(40, 9)), 7, axis=1)
     for id_type in (np.uint8, np.uint16, np.uint32):
