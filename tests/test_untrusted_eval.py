@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 import zlib
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -299,7 +300,8 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _kill_a_worker(fifo: str, killed: list, finished: threading.Event, others: frozenset = frozenset()) -> None:
+def _kill_a_worker(fifo: str, killed: list, finished: threading.Event, others: frozenset = frozenset(),
+                   released: Optional[list] = None) -> None:
     """SIGKILL the first worker of the pool once it runs (``others``: children of this process
     that were there before, left by earlier tests, which are not the pool's). Should the
     evaluation not be over 10 s later, let go any reader left blocked opening ``fifo`` (it reads
@@ -317,6 +319,8 @@ def _kill_a_worker(fifo: str, killed: list, finished: threading.Event, others: f
     while not finished.wait(0.05):
         try:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            if released is not None:
+                released.append(True)
         except OSError:
             pass  # no reader
 
@@ -335,9 +339,10 @@ def test_a_crashed_worker_names_the_frames_not_accounted_for(tmp_path, capsys, m
     # must start, as `evaluate(workers=2)` starts them.
     monkeypatch.setattr("cityscapes_io.cli.eval.processes_for", lambda workers, frames: workers)
     killed: list = []
+    released: list = []
     finished = threading.Event()
     others = frozenset(c.pid for c in multiprocessing.active_children())
-    killer = threading.Thread(target=_kill_a_worker, args=(fifo, killed, finished, others))
+    killer = threading.Thread(target=_kill_a_worker, args=(fifo, killed, finished, others, released))
     killer.start()
     try:
         status = main(["eval", root, preds, "-j", "2"])
@@ -347,8 +352,13 @@ def test_a_crashed_worker_names_the_frames_not_accounted_for(tmp_path, capsys, m
     assert killed
     err = capsys.readouterr().err
     assert status == 1 and len(err.splitlines()) == 1
+    # Neither frame has a result while the first one's prediction cannot be opened. Should the
+    # pool not notice the killed worker within 10 s (seen about once in six CI runs: the first
+    # frame then sits in the surviving worker), the killer lets that prediction be opened: the
+    # first frame then gets its result (an empty file, a problem) and only the second is named.
+    lost = frames if not released else frames[1:]
     assert err.startswith("error: a worker process ended abruptly (killed by a signal or out of memory): "
-                          f"2 frame(s) not accounted for: {frames[0]}, {frames[1]}; no result is given")
+                          f"{len(lost)} frame(s) not accounted for: {', '.join(lost)}; no result is given")
     assert "Traceback" not in err and "BrokenProcessPool" not in err
 
 
