@@ -207,6 +207,7 @@ def open(
     format: str = "cityscapes",
     prefetch: Optional[int] = None,
     annotations: Optional[str] = None,
+    image: Optional[str] = None,
 ) -> Dataset:
     """Open a dataset lazily.
 
@@ -235,6 +236,13 @@ def open(
         Cityscapes only: the annotation tree to read, the fine annotations or the coarse ones
         (``gtCoarse/``, with the ``train_extra`` split). Default: gtFine when the dataset has
         it, else gtCoarse.
+    image : str, optional
+        Cityscapes only: the photo key of the frames' own photo, the one ``frame.image()``, the
+        writers' ``save_media`` and the PyTorch ``image`` target use (default ``leftImg8bit``):
+        ``rightImg8bit``, ``leftImg16bit``, ``leftImg8bit_foggy@beta_0.02``,
+        ``leftImg8bit_rain@alpha_0.01_beta_0.005_dropsize_0.01_pattern_1``, ... Its folder
+        (``leftImg8bit_foggy/``) must be in a root; a frame without that photo has none.
+        Every photo stays readable by key (``frame.image(key)``, ``frame.image_keys()``).
 
     Returns
     -------
@@ -253,6 +261,10 @@ def open(
         if not reader_class(format).ANNOTATION_TREES:
             raise ValueError(f"annotations= is a Cityscapes option; format {format!r} has one annotation tree")
         extra["annotations"] = annotations
+    if image is not None:
+        if not reader_class(format).PHOTO_KEYS:
+            raise ValueError(f"image= is a Cityscapes option; format {format!r} has one photo a frame")
+        extra["image"] = image
     try:
         reader = reader_class(format)(url, split=split, cities=cities, storage_options=storage_options,
                                       on_error=on_error, **extra)

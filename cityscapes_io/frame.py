@@ -26,6 +26,8 @@ from .instances import Instance, class_of_array, segment_stats, split_value, tra
 from .labels import LabelMap
 from .names import GT_DIR, parse_frame_id
 from .polygons import Polygons, parse_polygons, rasterize, rename_polygons
+from .parts import Camera, Person, parse_image_key
+from .release import DEFAULT_IMAGE_KEY, FrameParts, SequenceFrame, camera_depth, part_relpath
 from .sources import FileSource, Source, painted_values
 from .storage import display_path
 
@@ -224,7 +226,7 @@ class Frame:
 
     def __init__(self, id: str, split: str, labels: Optional[LabelMap],
                  source: Union[Source, Mapping[str, Tuple[Any, str]], None] = None, *, on_error: OnError = "raise",
-                 annotations: str = GT_DIR):
+                 annotations: str = GT_DIR, parts: Optional["FrameParts"] = None):
         name = parse_frame_id(id)
         self.id = id
         self.split = split
@@ -235,6 +237,9 @@ class Frame:
         self.labels: LabelMap = labels if labels is not None else _CITYSCAPES
         self.source: Source = source if isinstance(source, Source) else FileSource(source)
         self.on_error = check_policy(on_error)
+        #: Where the frame's other parts of the release are (None: the frame has none, as one
+        #: built in memory). See :mod:`cityscapes_io.release`.
+        self.parts = parts
         self._cache: Dict[str, Any] = {}
 
     @classmethod
@@ -271,14 +276,14 @@ class Frame:
         """The same frame (same source, nothing decoded) under another split, id or label map."""
         out = Frame(self.id if id is None else id, self.split if split is None else split,
                     self.labels if labels is None else labels, self.source, on_error=self.on_error,
-                    annotations=self.annotations)
+                    annotations=self.annotations, parts=self.parts)
         out.labels_given = self.labels_given or labels is not None
         return out
 
     def fresh(self) -> "Frame":
         """The same frame with nothing decoded or buffered, sharing no caches with this one."""
         out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error,
-                    annotations=self.annotations)
+                    annotations=self.annotations, parts=self.parts)
         out.labels_given = self.labels_given
         return out
 
@@ -286,7 +291,7 @@ class Frame:
         """The same frame (nothing decoded) with another ``on_error`` policy, for the frames it
         is derived from too."""
         out = Frame(self.id, self.split, self.labels, self.source.with_on_error(on_error), on_error=on_error,
-                    annotations=self.annotations)
+                    annotations=self.annotations, parts=self.parts)
         out.labels_given = self.labels_given
         return out
 
@@ -296,7 +301,7 @@ class Frame:
         ``renames`` (``{old name: new name}``) says that the table only renames labels, so the
         frame's polygons can follow; without it they are dropped."""
         return Frame(self.id, self.split, labels, DerivedSource(self, lut, renames), on_error=self.on_error,
-                     annotations=self.annotations)
+                     annotations=self.annotations, parts=self.parts)
 
     # -- files --------------------------------------------------------------------------------
     @property
@@ -363,9 +368,111 @@ class Frame:
         """The encoded photo, for copying without re-encoding; None when there is no photo."""
         return self.source.image_bytes()
 
-    def image(self) -> Optional[np.ndarray]:
-        """The photo as an ``H×W×3`` uint8 array, or None when the frame has no photo."""
-        return self._cached("image", self.source.image)
+    def image(self, key: Optional[str] = None) -> Optional[np.ndarray]:
+        """The photo as an ``H×W×3`` array (uint8; uint16 for a 16-bit photo), or None when the
+        frame has no such photo.
+
+        ``key`` chooses another photo of the release than the frame's own (see
+        :meth:`image_keys`): ``"rightImg8bit"``, ``"leftImg16bit"``,
+        ``"leftImg8bit_foggy@beta_0.02"``, ... The frame's own is the one ``open(...,
+        image=KEY)`` chose (``leftImg8bit`` by default)."""
+        if key is None or key == self.image_key:
+            return self._cached("image", self.source.image)
+        if self.parts is None:
+            parse_image_key(key)  # (a bad key is a ValueError everywhere)
+            return None
+        parts = self.parts
+        return self._cached("image@" + key, lambda: parts.image(key))
+
+    @property
+    def image_key(self) -> str:
+        """The photo key of the frame's own photo (``leftImg8bit`` unless ``open(...,
+        image=KEY)`` chose another)."""
+        return self.parts.image_key if self.parts is not None else DEFAULT_IMAGE_KEY
+
+    def image_keys(self) -> List[str]:
+        """The photo keys the frame has, sorted: its own photo's (when it has one) and those of
+        the release's photo folders the dataset's roots hold (``rightImg8bit``,
+        ``leftImg8bit_foggy@beta_0.02``, ...; lists each such folder's city once)."""
+        keys = set(self.parts.image_keys()) if self.parts is not None else set()
+        if self.has_image:
+            keys.add(self.image_key)
+        elif self.parts is not None:
+            keys.discard(self.image_key)  # (not read as the frame's photo: it is not there)
+        return sorted(keys)
+
+    # -- the release's other parts (None when the frame has no such file) ----------------------
+    def _part(self, name: str, read: Callable[["FrameParts"], Any]) -> Any:
+        parts = self.parts
+        if parts is None:
+            return None
+        return self._cached("part:" + name, lambda: read(parts))
+
+    def disparity(self) -> Optional[np.ndarray]:
+        """The stereo disparity in pixels (``H×W`` float32): ``(p - 1) / 256`` of the 16-bit
+        ``disparity/…/<id>_disparity.png``, NaN where ``p == 0`` (no measurement); None
+        without the file."""
+        return self._part("disparity", lambda p: p.disparity())
+
+    def camera(self) -> Optional[Camera]:
+        """The calibration of ``camera/…/<id>_camera.json`` (:class:`~cityscapes_io.parts.Camera`:
+        ``fx``, ``fy``, ``u0``, ``v0``, ``baseline``, ``x``, ``y``, ``z``, ``yaw``, ``pitch``,
+        ``roll``; ``intrinsics()``), None without the file."""
+        return self._part("camera", lambda p: p.camera())
+
+    def depth(self) -> Optional[np.ndarray]:
+        """Depth in metres (``H×W`` float32): ``baseline · fx / disparity`` with the frame's own
+        camera, NaN where the disparity is invalid; None without disparity or camera."""
+        return self._part("depth", lambda p: camera_depth(self.disparity(), self.camera()))
+
+    def vehicle(self) -> Optional[Dict[str, float]]:
+        """``vehicle/…/<id>_vehicle.json`` as a dict (``speed``, ``yawRate``, ``gpsLatitude``,
+        ``gpsLongitude``, ``gpsHeading``, ``gpsAltitude``, ``outsideTemperature``), None
+        without the file."""
+        return self._part("vehicle", lambda p: p.vehicle())
+
+    def timestamp(self) -> Optional[int]:
+        """The integer of ``timestamp/…/<id>_timestamp.txt``, None without the file."""
+        return self._part("timestamp", lambda p: p.timestamp())
+
+    def persons(self) -> Optional[List[Person]]:
+        """CityPersons' boxes (``gtBboxCityPersons/…/<id>_gtBboxCityPersons.json``) as
+        :class:`~cityscapes_io.parts.Person` records (``label``, ``bbox`` and ``bbox_vis`` as
+        ``(x, y, w, h)``, ``instance_id``), None without the file."""
+        return self._part("persons", lambda p: p.persons())
+
+    def boxes3d(self) -> Any:
+        """Cityscapes 3D's boxes and sensor (``gtBbox3d/…/<id>_gtBbox3d.json``) as
+        :class:`cityscapes_io.boxes3d.Boxes3d`, None without the file."""
+        return self._part("boxes3d", lambda p: p.boxes3d())
+
+    def snippet(self, before: int = 19, after: int = 10, step: int = 1) -> List[SequenceFrame]:
+        """The frames of the ``_sequence`` folders around this one (``leftImg8bit_sequence``,
+        ``vehicle_sequence``, ``timestamp_sequence``, ...): frame numbers from ``before``
+        before this frame's to ``after`` after it, every ``step``-th counted from this one,
+        which is included. The defaults give the release's 30-frame snippet (numbers 0 to 29
+        around 19). Frames no sequence folder has are left out; each is a lazy
+        :class:`~cityscapes_io.release.SequenceFrame` (``number``, ``image()``,
+        ``timestamp()``, ``vehicle()``)."""
+        if self.parts is None:
+            return []
+        return self.parts.snippet(before, after, step)
+
+    def has_part(self, part: str) -> bool:
+        """Whether the frame has a part: ``disparity``, ``camera``, ``vehicle``, ``timestamp``,
+        ``gtBboxCityPersons``, ``gtBbox3d``, a photo folder or key, a ``_sequence`` folder."""
+        if self.parts is None:
+            return False
+        return self.parts.has(part)
+
+    def part_files(self, parts: Sequence[str]) -> List[Tuple[str, bytes]]:
+        """``(path in a Cityscapes tree, bytes)`` of the frame's files of the selected parts
+        (names as :meth:`has_part` takes them, or ``"all"``), to copy byte for byte. Paths use
+        the frame's split and id; the frame's own photo is not among them."""
+        if self.parts is None:
+            return []
+        return [(part_relpath(folder, self.split, self.id, name), self.parts.read(loc))
+                for folder, name, loc in self.parts.selected_files(parts)]
 
     def instance_ids(self) -> Optional[np.ndarray]:
         """The raw ``instanceIds`` array (``uint16``, or ``uint8`` for an 8-bit file), or None

@@ -36,6 +36,13 @@ __all__ = [
     "camera_path",
     "safe_relpath",
     "sort_key",
+    "PART_SUFFIXES",
+    "SEQUENCE_SUFFIX",
+    "is_photo_folder",
+    "is_part_folder",
+    "part_suffix",
+    "frame_dir",
+    "split_photo_ext",
 ]
 
 IMAGE_DIR = "leftImg8bit"
@@ -68,6 +75,21 @@ GT_SUFFIXES = TREE_SUFFIXES[GT_DIR]
 _KIND_OF_REST = {rest: kind for kind, rest in GT_KINDS.items()}
 #: The photo suffix, before the extension (``.png`` in the release; other tools write ``.jpg``).
 IMAGE_SUFFIX = "_leftImg8bit"
+
+#: The release's parts with one file a frame, beside the photos: folder → what follows the id.
+PART_SUFFIXES = {
+    "disparity": "_disparity.png",
+    "camera": "_camera.json",
+    "vehicle": "_vehicle.json",
+    "timestamp": "_timestamp.txt",
+    "gtBboxCityPersons": "_gtBboxCityPersons.json",
+    "gtBbox3d": "_gtBbox3d.json",
+}
+#: What ends the folder of a part's 30-frame snippets (``leftImg8bit_sequence``,
+#: ``vehicle_sequence``, ...); their files are named as the part's own (``_leftImg8bit.png``).
+SEQUENCE_SUFFIX = "_sequence"
+#: Photo folders: ``leftImg8bit``, ``rightImg16bit``, ``leftImg8bit_foggy``, ``leftImg8bit_rain``, ...
+_PHOTO_FOLDER = re.compile(r"^(?:left|right)Img(?:8|16)bit(?:_[A-Za-z0-9]+)?$")
 
 _GRAMMAR = re.compile(r"^(?P<city>.+)_(?P<seq>\d{6})_(?P<frame>\d{6})$")
 
@@ -107,19 +129,21 @@ def sort_key(frame_id: str) -> tuple:
     return (n.city or "", 0, n.seq, n.frame, frame_id)
 
 
-def split_suffix(relpath: str, folder: str) -> Optional[Tuple[str, str]]:
+def split_suffix(relpath: str, folder: str, image_suffix: str = IMAGE_SUFFIX) -> Optional[Tuple[str, str]]:
     """Split a path relative to ``<folder>/<split>/`` into ``(frame_id, kind)``.
 
     ``folder`` is an annotation tree (:data:`GT_DIR`, :data:`COARSE_DIR`) or :data:`IMAGE_DIR`.
     Returns ``None`` for a file with none of the tree's suffixes (a ``_gtCoarse_`` file under
-    ``gtFine/`` is not a frame file). For photos, ``kind`` is ``"image"``.
+    ``gtFine/`` is not a frame file). For photos, ``kind`` is ``"image"``, and ``image_suffix``
+    what ends their names before the extension (``_leftImg8bit``; ``_leftImg8bit_foggy_beta_0.02``
+    for another photo key, see :func:`cityscapes_io.parts.image_file_suffix`).
     """
     if folder == IMAGE_DIR:
-        stem, ext = posixpath.splitext(relpath)
-        if ext and stem.endswith(IMAGE_SUFFIX) and len(stem) > len(IMAGE_SUFFIX):
+        stem, ext = split_photo_ext(relpath)
+        if ext and stem.endswith(image_suffix) and len(stem) > len(image_suffix):
             base = posixpath.basename(stem)
-            if base != IMAGE_SUFFIX:
-                return stem[: -len(IMAGE_SUFFIX)], "image"
+            if base != image_suffix:
+                return stem[: -len(image_suffix)], "image"
         return None
     tree = folder if folder in TREE_SUFFIXES else GT_DIR
     marker = f"_{tree}_"
@@ -128,6 +152,14 @@ def split_suffix(relpath: str, folder: str) -> Optional[Tuple[str, str]]:
         return None
     kind = _KIND_OF_REST.get(relpath[cut + len(marker):])
     return None if kind is None else (relpath[:cut], kind)
+
+
+def split_photo_ext(path: str) -> Tuple[str, str]:
+    """``(stem, extension)`` where the extension is the part after the last dot of the name when
+    begins with a letter (``.png``, ``.jpg``, ``.jp2``): a photo variant's numbers
+    (``beta_0.02``) are not an extension."""
+    stem, ext = posixpath.splitext(path)
+    return (stem, ext) if ext[1:2].isalpha() and ext[1:].isalnum() else (path, "")
 
 
 def gt_suffix(kind: str, annotations: str = GT_DIR) -> str:
@@ -157,6 +189,40 @@ def disparity_path(split: str, frame_id: str) -> str:
 def camera_path(split: str, frame_id: str) -> str:
     """Path of a frame's camera JSON, relative to the dataset root."""
     return f"{CAMERA_DIR}/{split}/{safe_relpath(frame_id)}_camera.json"
+
+
+def is_photo_folder(name: str) -> bool:
+    """Whether a top folder holds photos (``leftImg8bit``, ``rightImg8bit``, ``leftImg16bit``,
+    ``leftImg8bit_blurred``, ``leftImg8bit_foggy``, ...; not the ``_sequence`` folders)."""
+    return _PHOTO_FOLDER.match(name) is not None and not name.endswith(SEQUENCE_SUFFIX)
+
+
+def is_part_folder(name: str) -> bool:
+    """Whether a top folder is one of the release's parts: a photo folder, a folder of
+    :data:`PART_SUFFIXES`, or the ``_sequence`` folder of either."""
+    if name.endswith(SEQUENCE_SUFFIX):
+        name = name[: -len(SEQUENCE_SUFFIX)]
+    return name in PART_SUFFIXES or is_photo_folder(name)
+
+
+def part_suffix(folder: str) -> str:
+    """What follows the frame id in the name of a part's file, up to the extension for photos
+    (``_rightImg8bit``, ``_leftImg8bit_foggy`` then ``_<variant>``) and with it for the others
+    (``_disparity.png``); a ``_sequence`` folder's files are named as its part's."""
+    if folder.endswith(SEQUENCE_SUFFIX):
+        folder = folder[: -len(SEQUENCE_SUFFIX)]
+    if folder in PART_SUFFIXES:
+        return PART_SUFFIXES[folder]
+    if is_photo_folder(folder):
+        return f"_{folder}"
+    raise ValueError(f"not a part folder: {folder!r}")
+
+
+def frame_dir(frame_id: str) -> Tuple[str, str]:
+    """``(folder, base)`` of a frame id: ``aachen/aachen_000000_000019`` → ``("aachen",
+    "aachen_000000_000019")``; the folder is "" for an id without one."""
+    folder, base = posixpath.split(frame_id)
+    return folder, base
 
 
 def safe_relpath(path: str) -> str:

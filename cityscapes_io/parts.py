@@ -38,6 +38,7 @@ from . import jsonfile, png
 from .errors import InvalidFileError
 
 __all__ = ["Camera", "Person", "PERSON_LABELS", "parse_image_key", "image_file_suffix", "decode_disparity",
+           "decode_disparity_raw", "disparity_header",
            "parse_camera", "depth", "parse_vehicle", "parse_timestamp", "parse_persons"]
 
 # -- photos by key ------------------------------------------------------------------------------------------
@@ -70,6 +71,27 @@ def image_file_suffix(key: str) -> str:
 
 # -- disparity, camera, depth ---------------------------------------------------------------------------------
 
+def disparity_header(data: bytes, path: str) -> png.PngHeader:
+    """The header of a disparity PNG, checked: 16-bit gray.
+
+    Raises
+    ------
+    InvalidFileError
+        Not a PNG, or not 16-bit gray.
+    """
+    header = png.read_header(data, path)
+    if header.color_type != 0 or header.bit_depth != 16:
+        raise InvalidFileError(path, f"a disparity PNG is 16-bit gray; this one is {header.bit_depth}-bit, "
+                                     f"colour type {header.color_type}")
+    return header
+
+
+def decode_disparity_raw(data: bytes, path: str) -> np.ndarray:
+    """A disparity PNG's stored values ``p`` (``H×W`` uint16), checked as :func:`disparity_header`."""
+    disparity_header(data, path)
+    return png.decode_gray(data, path)
+
+
 def decode_disparity(data: bytes, path: str) -> np.ndarray:
     """A disparity PNG as float32 pixels: ``(p - 1) / 256`` where ``p > 0``, NaN where ``p == 0``.
 
@@ -78,11 +100,7 @@ def decode_disparity(data: bytes, path: str) -> np.ndarray:
     InvalidFileError
         Not a 16-bit gray PNG, or corrupt (as :func:`cityscapes_io.png.decode_gray`).
     """
-    header = png.read_header(data, path)
-    if header.color_type != 0 or header.bit_depth != 16:
-        raise InvalidFileError(path, f"a disparity PNG is 16-bit gray; this one is {header.bit_depth}-bit, "
-                                     f"colour type {header.color_type}")
-    raw = png.decode_gray(data, path)
+    raw = decode_disparity_raw(data, path)
     out = (raw.astype(np.float32) - np.float32(1)) / np.float32(256)
     out[raw == 0] = np.nan
     return out

@@ -243,7 +243,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
             overwrite: bool = False, workers: int = 1, on_error: OnError = "raise", storage_options=None,
             dst_storage_options=None, annotations: Optional[str] = None, split=None, cities=None,
             progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True,
-            train_ids: bool = False, save_media: bool = False) -> PrepareReport:
+            train_ids: bool = False, save_media: bool = False, image: Optional[str] = None) -> PrepareReport:
     """Write the train-id files of a Cityscapes dataset, as the official preparation scripts do.
 
     Parameters
@@ -296,6 +296,9 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         reads as it is. A frame without a photo is prepared and listed in the report's
         ``warnings``. Needs ``dst``: next to the source, the photos are where they are.
 
+    image : str, optional
+        The photo key the frames' photo is (default ``leftImg8bit``; see
+        :func:`cityscapes_io.open`): what ``save_media`` copies, as ``leftImg8bit/``.
     Returns
     -------
     PrepareReport
@@ -326,7 +329,7 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         if annotations not in (None, GT_DIR):
             raise ValueError(f"the panoptic files are made from {GT_DIR}, not {annotations}")
         annotations = GT_DIR
-    datasets = _datasets(src, storage_options, annotations, split, cities, on_error)
+    datasets = _datasets(src, storage_options, annotations, split, cities, on_error, image)
     # One writer per destination, fed the frames of every annotation tree that goes there.
     groups: Dict[str, Tuple[Optional[dict], List[Dataset]]] = {}
     for ds in datasets:
@@ -383,14 +386,15 @@ def _no_photos(url: str, kinds: Sequence[str], save_media: bool) -> str:
     return f"{url}: no photos written ({IMAGE_DIR}/): {readers}; {cure}"
 
 
-def _datasets(src, storage_options, annotations, split, cities, on_error) -> List[Dataset]:
+def _datasets(src, storage_options, annotations, split, cities, on_error, image=None) -> List[Dataset]:
     """One Cityscapes dataset per annotation tree to prepare, each with the requested splits
     and cities it has (a split such as ``train_extra`` or ``test`` is in one tree only); a
     requested split or city that no tree has is an error."""
     if isinstance(src, Dataset):
         _tree_reader(src)  # a Cityscapes dataset, or ValueError
         return [src.filter(split=split, cities=cities) if split is not None or cities is not None else src]
-    first = open_dataset(src, storage_options=storage_options, on_error=on_error, annotations=annotations)
+    first = open_dataset(src, storage_options=storage_options, on_error=on_error, annotations=annotations,
+                         image=image)
     read = getattr(first.reader, "annotations", None)
     trees = [annotations] if annotations else list(getattr(first.reader, "trees", [])) or [read]
     splits = [split] if isinstance(split, str) else (list(split) if split is not None else None)
@@ -398,7 +402,7 @@ def _datasets(src, storage_options, annotations, split, cities, on_error) -> Lis
     out, found_splits, found_cities = [], set(), set()
     for tree in trees:
         ds = first if tree == read else open_dataset(src, storage_options=storage_options, on_error=on_error,
-                                                     annotations=tree)
+                                                     annotations=tree, image=image)
         have = [s for s in ds.splits() if splits is None or s in splits]
         found_splits.update(have)
         if not have:

@@ -55,7 +55,7 @@ class Source:
         return None
 
     def image(self) -> Optional[np.ndarray]:
-        """The photo as an ``H×W×3`` uint8 array, None without one."""
+        """The photo as an ``H×W×3`` array (uint8; uint16 for a 16-bit PNG), None without one."""
         return None
 
     def instance_ids(self) -> Optional[np.ndarray]:  # pragma: no cover - abstract
@@ -240,7 +240,7 @@ class FileSource(Source):
     def image(self) -> Optional[np.ndarray]:
         if "image" not in self._files:
             return None
-        return png.decode_rgb(self.read_bytes("image"), self._shown("image"))
+        return png.decode_photo(self.read_bytes("image"), self._shown("image"))
 
     def instance_ids(self) -> Optional[np.ndarray]:
         kind = self.gt_kind

@@ -149,7 +149,7 @@ def summarize(problems: Iterable[Problem]) -> Dict[str, Any]:
 def validate(src, *, format: str = "cityscapes", split=None, cities=None,
              storage_options: Optional[dict] = None,
              progress: Optional[Callable[[int], None]] = None,
-             annotations: Optional[str] = None) -> Iterator[Problem]:
+             annotations: Optional[str] = None, image: Optional[str] = None) -> Iterator[Problem]:
     """Check a dataset and yield every :class:`Problem` found, frame by frame.
 
     Parameters
@@ -194,7 +194,7 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
             ds = src.filter(split=split, cities=cities) if split is not None or cities is not None else src
         else:
             ds = open_dataset(src, format=format, split=split, cities=cities, storage_options=storage_options,
-                              on_error=on_error, annotations=annotations)
+                              on_error=on_error, annotations=annotations, image=image)
     except CityscapesIOError as exc:
         yield _from_exception(exc, default_path=_src_name(src))
         return

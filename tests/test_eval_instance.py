@@ -247,7 +247,9 @@ def _add_distances(root, seed=0):
         p[: h // 4, : w // 3] = 0  # a region without disparity
         write_file(root, f"disparity/val/{frame.id}_disparity.png", encode_png(p))
         write_file(root, f"camera/val/{frame.id}_camera.json",
-                   json.dumps({"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 2000.0}}).encode())
+                   json.dumps({"extrinsic": {"baseline": 0.2, "pitch": 0.04, "roll": 0.0, "x": 1.7, "y": 0.1,
+                                             "yaw": -0.01, "z": 1.2},
+                               "intrinsic": {"fx": 2000.0, "fy": 2000.0, "u0": w / 2, "v0": h / 2}}).encode())
 
 
 def test_distances_from_disparity(tmp_path):

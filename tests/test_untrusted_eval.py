@@ -257,13 +257,16 @@ def test_an_undecodable_mask_is_named_in_words(tmp_path):
     assert len(problems) == 2 and "BytesIO" not in "".join(problems)
 
 
+_CAMERA = ('{"extrinsic": {"baseline": %s, "pitch": 0.04, "roll": 0, "x": 1.7, "y": 0.1, "yaw": -0.01, "z": 1.2}, '
+           '"intrinsic": {"fx": %s, "fy": 2265.3, "u0": 1096.9, "v0": 513.1}}')
+
+
 @pytest.mark.parametrize("camera, reason", [
-    (b'{"extrinsic": {"baseline": NaN}, "intrinsic": {"fx": 2000}}', "not valid JSON: NaN is not a JSON number"),
-    (b'{"extrinsic": {"baseline": "0.2"}, "intrinsic": {"fx": 2000}}',
-     "camera JSON: extrinsic.baseline must be a positive number, got '0.2'"),
-    (b'{"extrinsic": [], "intrinsic": {"fx": 2000}}', "camera JSON: extrinsic.baseline must be a positive number"),
-    (b'{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 0}}', "camera JSON: intrinsic.fx must be a positive number"),
-    (b'[1, 2]', "camera JSON: extrinsic.baseline must be a positive number"),
+    (_CAMERA.encode() % (b"NaN", b"2000"), "not valid JSON: NaN is not a JSON number"),
+    (_CAMERA.encode() % (b'"0.2"', b"2000"), "camera JSON: extrinsic.baseline must be a finite number, got '0.2'"),
+    (b'{"extrinsic": [], "intrinsic": {"fx": 2000}}', "camera JSON: intrinsic.fy must be a finite number, got None"),
+    (_CAMERA.encode() % (b"0.2", b"0"), "camera JSON: intrinsic.fx must be positive, got 0"),
+    (b'[1, 2]', "camera JSON: intrinsic.fx must be a finite number, got None"),
 ])
 def test_camera_files_of_wrong_types_are_problems(tmp_path, camera, reason):
     root, preds = _instance_tree(tmp_path)
@@ -280,7 +283,7 @@ def test_camera_files_of_wrong_types_are_problems(tmp_path, camera, reason):
 def test_a_disparity_of_another_size_is_a_problem(tmp_path):
     root, preds = _instance_tree(tmp_path)
     write_file(root, f"disparity/val/{FRAME}_disparity.png", encode_png(np.full((3, 3), 300, np.uint16)))
-    write_file(root, f"camera/val/{FRAME}_camera.json", b'{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 2000}}')
+    write_file(root, f"camera/val/{FRAME}_camera.json", (_CAMERA % (0.2, 2000)).encode())
     problem = f"{root}/disparity/val/{FRAME}_disparity.png: disparity of size 3x3, the ground truth {FRAME} is 10x6"
     assert cio.check_predictions(root, preds, task="instance") == [problem]
     with pytest.raises(cio.CityscapesIOError, match="disparity of size 3x3"):

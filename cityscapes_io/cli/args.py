@@ -95,6 +95,10 @@ def add_source(p: argparse.ArgumentParser, *, project: bool = True, many: bool =
     p.add_argument("--annotations", choices=ANNOTATION_DIRS, default=None,
                    help="cityscapes: the fine (gtFine) or coarse (gtCoarse, with train_extra) annotations "
                         "(default: gtFine when present)")
+    p.add_argument("--image", metavar="KEY", default=None,
+                   help="cityscapes: the photo the frames have (their image, --save-media, the torch image target): "
+                        "a photo key such as rightImg8bit, leftImg16bit, leftImg8bit_foggy@beta_0.02 "
+                        "(default: leftImg8bit; `info` lists the keys present)")
 
 
 def add_operations(p: argparse.ArgumentParser) -> None:
@@ -235,6 +239,17 @@ def open_source(src, fmt: str, storage_options, **kwargs):
         kwargs.pop("annotations", None)
     elif not reader_class(fmt).ANNOTATION_TREES:
         raise UsageError(f"--annotations applies to cityscapes datasets, not {fmt}")
+    if kwargs.get("image") is None:
+        kwargs.pop("image", None)
+    elif not reader_class(fmt).PHOTO_KEYS:
+        raise UsageError(f"--image applies to cityscapes datasets, not {fmt}")
+    else:
+        from ..parts import parse_image_key
+
+        try:
+            parse_image_key(kwargs["image"])
+        except ValueError as exc:
+            raise UsageError(f"--image: {exc}") from None
     from ..dataset import open as open_dataset  # on use: the command line starts without it
 
     try:
@@ -261,7 +276,7 @@ def dataset(args, *, with_ops: bool = True):
         fmt = input_format(args, src, args.input_format)
         # Cities are selected by the filter operation, which names the cities found when one is not.
         ds = open_source(src, fmt, args.storage_options, split=items(getattr(args, "split", None)) or None,
-                         annotations=getattr(args, "annotations", None))
+                         annotations=getattr(args, "annotations", None), image=getattr(args, "image", None))
     return apply_operations(ds, operations_from_args(args)) if with_ops else ds
 
 

@@ -37,7 +37,7 @@ def run(args) -> int:
         raise UsageError("merge needs two or more SRC")
     formats = [None if f is None else format_name(f) for f in _merge_formats(args)]
     output_format(args)
-    datasets = [open_source(s, input_format(args, s, f), args.storage_options) for s, f in zip(args.src, formats)]
+    datasets = [open_source(s, input_format(args, s, f), args.storage_options, image=args.image) for s, f in zip(args.src, formats)]
     merged = merge(*datasets, on_duplicate=args.on_duplicate)
     ops = operations_from_args(args)
     if args.on_duplicate == "error" and not args.finalize:

@@ -62,13 +62,13 @@ def run(args) -> int:
     enabled = terminal(args)
     total = None
     if enabled:  # one listing pass, of every tree prepared, for the time left
-        first = open_source(src, fmt, args.storage_options, annotations=args.annotations)
+        first = open_source(src, fmt, args.storage_options, annotations=args.annotations, image=args.image)
         total = 0
         trees = [args.annotations] if args.annotations else first.reader.trees or [None]
         if set(kinds) == {"panoptic"}:
             trees = ["gtFine"]
         for tree in trees:
-            ds = open_source(src, fmt, args.storage_options, annotations=tree)
+            ds = open_source(src, fmt, args.storage_options, annotations=tree, image=args.image)
             splits = [s for s in items(args.split) if s in ds.splits()] or None
             if args.split and not splits:
                 continue
@@ -82,7 +82,8 @@ def run(args) -> int:
                      workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
                      dst_storage_options=args.dst_storage_options, annotations=args.annotations,
                      split=items(args.split) or None, cities=items(args.cities) or None, progress=bar,
-                     decode_ahead=args.decode_ahead, train_ids=args.train_ids, save_media=args.save_media)
+                     decode_ahead=args.decode_ahead, train_ids=args.train_ids, save_media=args.save_media,
+                     image=args.image)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)

@@ -33,7 +33,7 @@ def run(args) -> int:
     if enabled or cities:  # one listing pass, nothing decoded: the cities asked for, a total for the time left
         try:
             ds = open_source(src, fmt, args.storage_options, split=splits, on_error=lambda exc: None,
-                             annotations=args.annotations)
+                             annotations=args.annotations, image=args.image)
         except (CityscapesIOError, OSError):
             ds = None  # validate reports it
         if ds is not None and cities:
@@ -42,7 +42,8 @@ def run(args) -> int:
             total = ds.filter(cities=cities).count() if cities else ds.count()
     bar = args.progress_bar = Progress(total, label="validate", enabled=enabled)
     for problem in validate(src, format=fmt, split=splits, cities=cities,
-                            storage_options=args.storage_options, progress=bar, annotations=args.annotations):
+                            storage_options=args.storage_options, progress=bar, annotations=args.annotations,
+                            image=args.image):
         problems.append(problem)
         if not args.json:
             bar.clear()

@@ -55,7 +55,8 @@ import numpy as np
 
 from .. import jsonfile, png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, UnsafePathError
-from ..names import camera_path, disparity_path
+from ..parts import decode_disparity_raw, disparity_header, parse_camera
+from ..release import Location
 from ..storage import (Root, check_inside, read_file, read_range, resolve_inside, resolve_root,
                        storage_errors)
 from .base import Matched, Task
@@ -247,62 +248,33 @@ def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ..
         yield _INSTANCE_IDS.index(official), conf, (y, x), inst.mask_crop, None
 
 
-def _distance_paths(frame: Any) -> Optional[Tuple[Any, str, str]]:
-    """``(fs, disparity path, camera path)`` beside the frame's ground truth (the folders
-    ``disparity/<split>/`` and ``camera/<split>/`` next to ``gtFine/<split>/``), None when the
-    frame has no instanceIds file."""
-    loc = frame.source.locations().get("instanceIds")
-    if loc is None:
+def _distance_files(frame: Any) -> Optional[Tuple[Location, Location]]:
+    """The locations of the frame's disparity PNG and camera JSON when it has both (in any of
+    its dataset's roots: beside the ground truth, or the release's own ``disparity`` and
+    ``camera`` packages), else None (no distances)."""
+    parts = frame.parts
+    if parts is None:
         return None
-    fs, path = loc
-    lead = "" if path.startswith("/") else "/"
-    full = lead + path
-    marker = f"/{frame.annotations}/{frame.split}/"
-    cut = full.rfind(marker)
-    suffix = f"_{frame.annotations}_instanceIds.png"
-    if cut < 0 or not full.endswith(suffix):
-        return None
-    root, stem = full[:cut], full[cut + len(marker):-len(suffix)]
-    if lead:
-        root = root[1:]
-    base = f"{root}/" if root else ""
-    try:
-        return fs, base + disparity_path(frame.split, stem), base + camera_path(frame.split, stem)
-    except ValueError:  # a stem that is not a safe relative path: no distances
-        return None
+    disparity, camera = parts.find("disparity"), parts.find("camera")
+    return (disparity, camera) if disparity is not None and camera is not None else None
 
 
-def _distance_files(frame: Any) -> Optional[Tuple[Any, str, str]]:
-    """``(fs, disparity path, camera path)`` when both files are beside the frame's ground
-    truth, else None (no distances)."""
-    paths = _distance_paths(frame)
-    if paths is None:
-        return None
-    fs, disp_path, cam_path = paths
-    with storage_errors(disp_path, "cannot read"):
-        return paths if fs.exists(disp_path) and fs.exists(cam_path) else None
-
-
-def _camera_factor(fs: Any, path: str) -> float:
+def _camera_factor(camera: Location) -> float:
     """``baseline * fx`` of a camera JSON (depth = factor / disparity), a positive number.
     Raises InvalidFileError naming the file."""
-    cam = jsonfile.loads(read_file(fs, path), path)
-    values = []
-    for group, key in (("extrinsic", "baseline"), ("intrinsic", "fx")):
-        part = cam.get(group) if isinstance(cam, dict) else None
-        value = part.get(key) if isinstance(part, dict) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidFileError(path, f"camera JSON: {group}.{key} must be a positive number, got {value!r}")
-        values.append(float(value))
-    factor = values[0] * values[1]
+    root, rel = camera
+    shown = root.display(rel)
+    cam = parse_camera(read_file(root.fs, root.join(rel)), shown)
+    factor = cam.baseline * cam.fx
     if not math.isfinite(factor):
-        raise InvalidFileError(path, f"camera JSON: baseline x fx is not a finite number ({factor})")
+        raise InvalidFileError(shown, f"camera JSON: baseline x fx is not a finite number ({factor})")
     return factor
 
 
 def _disparity_size(data: bytes, path: str, frame: Any, shape: Tuple[int, ...]) -> None:
-    """Refuse a disparity PNG whose header's size is not the ground truth's ``shape``."""
-    header = png.read_header(data, path)
+    """Refuse a disparity PNG that is not 16-bit gray or whose size is not the ground truth's
+    ``shape``."""
+    header = disparity_header(data, path)
     if (header.height, header.width) != tuple(shape[:2]):
         raise InvalidFileError(path, f"disparity of size {header.width}x{header.height}, the ground truth "
                                      f"{frame.id} is {shape[1]}x{shape[0]}")
@@ -312,11 +284,11 @@ def _distance_problems(frame: Any, shape: Tuple[int, ...]) -> List[str]:
     """What :func:`distances` would refuse in a frame's camera and disparity files, reading
     the camera JSON and the disparity's header only (for a check-only run)."""
     try:
-        paths = _distance_files(frame)
-        if paths is not None:
-            fs, disp_path, cam_path = paths
-            _camera_factor(fs, cam_path)
-            _disparity_size(read_range(fs, disp_path, 0, 33), disp_path, frame, shape)
+        files = _distance_files(frame)
+        if files is not None:
+            (root, rel), camera = files
+            _camera_factor(camera)
+            _disparity_size(read_range(root.fs, root.join(rel), 0, 33), root.display(rel), frame, shape)
     except CityscapesIOError as exc:
         return [str(exc)]
     return []
@@ -326,14 +298,15 @@ def distances(frame: Any, inst: np.ndarray, values: np.ndarray) -> Optional[Tupl
     """Per segment value in ``values`` (ascending), its median depth and the fraction of its
     pixels with a valid disparity; None when the frame has no disparity and camera files.
     Raises CityscapesIOError naming a camera JSON or disparity PNG that cannot be used."""
-    paths = _distance_files(frame)
-    if paths is None:
+    files = _distance_files(frame)
+    if files is None:
         return None
-    fs, disp_path, cam_path = paths
-    factor = _camera_factor(fs, cam_path)
-    data = read_file(fs, disp_path)
-    _disparity_size(data, disp_path, frame, inst.shape)
-    disp = png.decode_gray(data, disp_path)
+    (root, rel), camera = files
+    factor = _camera_factor(camera)
+    shown = root.display(rel)
+    data = read_file(root.fs, root.join(rel))
+    _disparity_size(data, shown, frame, inst.shape)
+    disp = decode_disparity_raw(data, shown)
     if values.size == 0:
         return np.zeros(0), np.zeros(0)
     seg: np.ndarray = np.asarray(np.searchsorted(values, inst.ravel()))

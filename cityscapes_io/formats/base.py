@@ -126,6 +126,10 @@ class Reader(ABC):
     #: (``annotations=``, ``--annotations``; Cityscapes: ``gtFine``, ``gtCoarse``), the trees
     #: ``prepare`` writes train-id files into. Empty for a format with one annotation tree.
     ANNOTATION_TREES: Tuple[str, ...] = ()
+    #: Capability: the format holds the release's other photos beside the frame's own, chosen by
+    #: photo key (``image=``, ``--image``; Cityscapes: ``rightImg8bit``,
+    #: ``leftImg8bit_foggy@beta_0.02``, ...).
+    PHOTO_KEYS: bool = False
     #: Capability: frame ids follow the Cityscapes name grammar ``<city>_<seq>_<frame>``;
     #: ``validate`` warns about an id outside it.
     NAME_GRAMMAR: bool = False

@@ -35,7 +35,10 @@ from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError, StorageError, apply_policy
 from ..frame import DerivedSource, Frame
 from ..labels import LabelMap
-from ..names import ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, sort_key, split_suffix
+from ..names import (ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, is_part_folder, sort_key,
+                     split_suffix)
+from ..parts import image_file_suffix, parse_image_key
+from ..release import DEFAULT_IMAGE_KEY, FrameParts, PartFolders, missing_key
 from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
@@ -115,6 +118,9 @@ class CityscapesReader(Reader):
     on_error : "raise", "skip" or callable
     annotations : {"gtFine", "gtCoarse"}, optional
         The annotation tree to read; default gtFine when present, else gtCoarse.
+    image : str, optional
+        The photo key of the frames' own photo (default ``leftImg8bit``): ``rightImg8bit``,
+        ``leftImg8bit_foggy@beta_0.02``, ... Its folder then lists the photo-only frames.
     """
 
     format = "cityscapes"
@@ -123,13 +129,16 @@ class CityscapesReader(Reader):
     EVIDENCE = "gtFine/ or leftImg8bit/"
     FINDS_WRAPPED_TREE = True
     ANNOTATION_TREES = ANNOTATION_DIRS
+    PHOTO_KEYS = True
     NAME_GRAMMAR = True
     INSTANCE_KINDS = ("instanceIds", "instanceTrainIds")
 
     @classmethod
     def detect(cls, root: Root, listing: Mapping[str, str]) -> Optional[str]:
-        """A ``gtFine/``, ``gtCoarse/``, ``leftImg8bit/`` or ``imgsFine/`` folder."""
+        """A ``gtFine/``, ``gtCoarse/``, ``leftImg8bit/`` or ``imgsFine/`` folder, or a folder of
+        the release's other parts (``rightImg8bit/``, ``disparity/``, ...)."""
         found = [d for d in cls.TREE_DIRS if listing.get(d) == "directory"]
+        found += sorted(n for n, t in listing.items() if t == "directory" and is_part_folder(n))
         return f"{found[0]}/" if found else None
 
     @classmethod
@@ -146,11 +155,21 @@ class CityscapesReader(Reader):
         return None
 
     def __init__(self, url, *, split=None, cities=None, storage_options=None, on_error: OnError = "raise",
-                 annotations: Optional[str] = None):
+                 annotations: Optional[str] = None, image: Optional[str] = None):
         if annotations is not None and annotations not in ANNOTATION_DIRS:
             raise ValueError(f"annotations must be one of {', '.join(ANNOTATION_DIRS)}, got {annotations!r}")
-        found = [_find_tree(r) for r in resolve_roots(url, storage_options)]
-        self.roots: List[Root] = [root for root, _ in found]
+        #: The photo key of the frames' own photo, its folder and what ends its file names.
+        self.image_key = DEFAULT_IMAGE_KEY if image is None else image
+        self._photo_folder = parse_image_key(self.image_key)[0]
+        self._image_suffix = image_file_suffix(self.image_key)
+        trees = [_find_tree(r) for r in resolve_roots(url, storage_options)]
+        self.roots: List[Root] = [root for root, _, _ in trees]
+        #: The release's part folders the roots hold (listed when a frame needs them).
+        self.part_folders = PartFolders(_part_folders(trees))
+        if self._photo_folder != IMAGE_DIR:
+            if self._photo_folder not in self.part_folders.folders:
+                raise missing_key(self.image_key, self.part_folders, " + ".join(map(str, self.roots)))
+        found = [(root, _with_photo_folder(bases, entries, self._photo_folder)) for root, bases, entries in trees]
         #: The annotation trees the dataset has (``["gtFine", "gtCoarse"]``), and the one read.
         self.trees: List[str] = [t for t in ANNOTATION_DIRS if any(k == t for _, bs in found for k, _ in bs)]
         if annotations is not None and annotations not in self.trees and self.trees:
@@ -227,7 +246,7 @@ class CityscapesReader(Reader):
                     f"{', '.join(sorted({p.display() for p in self.panoptic}))})" if self.panoptic else "")
             raise DatasetNotFoundError(
                 " + ".join(map(str, self.roots)),
-                f"not a Cityscapes dataset: no {self.annotations}/<split>/ or {IMAGE_DIR}/<split>/ folder{only}",
+                f"not a Cityscapes dataset: no {self.annotations}/<split>/ or {self._photo_folder}/<split>/ folder{only}",
             )
         return sorted(found)
 
@@ -355,9 +374,12 @@ class CityscapesReader(Reader):
             prefix = rel + "/"
             if not sub.startswith(prefix):
                 continue
-            parsed = split_suffix(sub[len(prefix):], kind)
+            parsed = split_suffix(sub[len(prefix):], kind, self._image_suffix)
             if parsed is None:
-                if self.on_ignored is not None:  # not a frame file; `validate` reports these
+                # Not a frame file (`validate` reports these), unless another photo of the folder
+                # read (a fog density other than the one chosen).
+                other_photo = kind == IMAGE_DIR and f"_{self._photo_folder}_" in sub.rsplit("/", 1)[-1]
+                if self.on_ignored is not None and not other_photo:
                     self.on_ignored(path)
                 continue
             frame_id, kind = parsed
@@ -368,23 +390,47 @@ class CityscapesReader(Reader):
             # Train-id files without official ones are read with the 19-class train map (road = 0).
             official = any(k in files for k in OFFICIAL_KINDS)
             labels = train_map if not official and any(k in files for k in TRAIN_KINDS) else self.labels
-            yield Frame(frame_id, split, labels, files, on_error=self.on_error, annotations=self.annotations)
+            yield Frame(frame_id, split, labels, files, on_error=self.on_error, annotations=self.annotations,
+                        parts=FrameParts(self.part_folders, split, frame_id, self.image_key))
 
 
 
-def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]]]:
-    """The root of the tree and its kind folders (see :func:`_kind_folders`), descending into
-    a single wrapping folder (an archive holding ``Cityscapes/gtFine/…``)."""
+def _find_tree(root: Root) -> Tuple[Root, List[Tuple[str, str]], Dict[str, str]]:
+    """The root of the tree, its kind folders (see :func:`_kind_folders`) and its top listing,
+    descending into a single wrapping folder (an archive holding ``Cityscapes/gtFine/…``). A
+    root holding only the release's other parts (``disparity_trainvaltest.zip``: ``disparity/``)
+    is a root too."""
     for _ in range(3):
         entries = listdir(root, "")
         bases = _kind_folders(root, entries)
-        if bases:
-            return root, bases
         dirs = [n for n, t in entries.items() if t == "directory"]
-        if len(dirs) != 1:
-            return root, bases
+        if bases or any(is_part_folder(n) for n in dirs) or len(dirs) != 1:
+            return root, bases, entries
         root = root.child(dirs[0])
-    return root, _kind_folders(root, listdir(root, ""))
+    entries = listdir(root, "")
+    return root, _kind_folders(root, entries), entries
+
+
+def _with_photo_folder(bases: List[Tuple[str, str]], entries: Dict[str, str], folder: str) -> List[Tuple[str, str]]:
+    """A root's kind folders with the photos read from ``folder`` (a photo key's folder) instead
+    of ``leftImg8bit/``."""
+    if folder == IMAGE_DIR:
+        return bases
+    kept = [(k, b) for k, b in bases if k != IMAGE_DIR]
+    return kept + [(IMAGE_DIR, folder)] if entries.get(folder) == "directory" else kept
+
+
+def _part_folders(trees) -> Dict[str, List[Tuple[Root, str]]]:
+    """``{folder: [(root, base)]}`` of the release's part folders at the top of the roots (and
+    the photos of Datumaro's first layout, ``imgsFine/leftImg8bit``)."""
+    out: Dict[str, List[Tuple[Root, str]]] = {}
+    for root, bases, entries in trees:
+        for name, typ in sorted(entries.items()):
+            if typ == "directory" and is_part_folder(name):
+                out.setdefault(name, []).append((root, name))
+        if (IMAGE_DIR, OLD_IMAGE_BASE) in bases:
+            out.setdefault(IMAGE_DIR, []).append((root, OLD_IMAGE_BASE))
+    return out
 
 
 def _kind_folders(root: Root, entries: Dict[str, str]) -> List[Tuple[str, str]]:
