@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -188,6 +188,15 @@ class FrameParts:
         if part.endswith(SEQUENCE_SUFFIX):
             return bool(self.sequence_files(part))
         raise ValueError(f"not a part: {part!r}")
+
+    def present(self) -> Set[str]:
+        """The parts the frame has, by name: those of :data:`PART_NAMES`, photo folders (any of
+        their variants; the frame's own photo's folder too) and ``_sequence`` folders (files of
+        its default snippet)."""
+        have = {name for name in PART_NAMES if self.find(name) is not None}
+        have.update(key.split("@", 1)[0] for key in self.image_keys())
+        have.update(folder for folder in self.sequence_folders() if self.sequence_files(folder))
+        return have
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, location: Location) -> bytes:

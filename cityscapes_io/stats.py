@@ -9,21 +9,28 @@ __all__ = ["compute_stats", "format_stats"]
 
 def compute_stats(ds, progress: Optional[Callable[[int], None]] = None) -> Dict:
     """Per split and per label: frames containing it, pixels, instances (values ≥ 1000) and
-    crowd regions (whole-class segments of classes that have instances); image sizes.
+    crowd regions (whole-class segments of classes that have instances); image sizes; per part
+    of the release, how many frames have it (``parts``: ``disparity``, ``camera``, photo folders,
+    ``_sequence`` folders, ...) and per photo key (``image_keys``).
 
     Returns a JSON-serialisable dict::
 
         {"frames": N, "labels_source": ..., "splits": {split: {"frames": n, "with_photo": n,
-         "with_annotations": n, "image_sizes": {"2048x1024": n}, "labels": {name: {"frames": n,
-         "pixels": n, "instances": n, "crowd_regions": n, "regions": n}}}}}
+         "with_annotations": n, "image_sizes": {"2048x1024": n}, "parts": {part: n},
+         "image_keys": {key: n}, "labels": {name: {"frames": n, "pixels": n, "instances": n,
+         "crowd_regions": n, "regions": n}}}}}
     """
     out: Dict = {"frames": 0, "labels_source": ds.labels.source, "splits": {}}
     done = 0
     for split in ds.splits():
-        s: Dict[str, Any] = {"frames": 0, "with_photo": 0, "with_annotations": 0, "image_sizes": Counter(), "labels": {}}
+        s: Dict[str, Any] = {"frames": 0, "with_photo": 0, "with_annotations": 0, "image_sizes": Counter(),
+                             "parts": Counter(), "image_keys": Counter(), "labels": {}}
         for frame in ds.frames(split):
             s["frames"] += 1
             s["with_photo"] += frame.has_image
+            if frame.parts is not None:
+                s["parts"].update(frame.parts.present())
+                s["image_keys"].update(frame.image_keys())
             size = frame.size()
             if size is not None:
                 s["image_sizes"][f"{size[1]}x{size[0]}"] += 1
@@ -49,6 +56,8 @@ def compute_stats(ds, progress: Optional[Callable[[int], None]] = None) -> Dict:
             if progress is not None:
                 progress(done)
         s["image_sizes"] = dict(s["image_sizes"])
+        s["parts"] = dict(sorted(s["parts"].items()))
+        s["image_keys"] = dict(sorted(s["image_keys"].items()))
         s["labels"] = dict(sorted(s["labels"].items(), key=lambda kv: kv[1]["id"]))
         out["splits"][split] = s
         out["frames"] += s["frames"]
@@ -62,6 +71,11 @@ def format_stats(stats: Dict) -> str:
         sizes = ", ".join(f"{k} ×{v}" for k, v in s["image_sizes"].items()) or "-"
         lines.append(f"\n{split}: {s['frames']} frames, {s['with_photo']} with photo, "
                      f"{s['with_annotations']} annotated; sizes: {sizes}")
+        if s.get("image_keys"):
+            lines.append("  photos: " + ", ".join(f"{k} {v}" for k, v in s["image_keys"].items()))
+        others = {k: v for k, v in s.get("parts", {}).items() if k not in {key.split("@")[0] for key in s["image_keys"]}}
+        if others:
+            lines.append("  parts: " + ", ".join(f"{k} {v}" for k, v in others.items()))
         if s["labels"]:
             lines.append(f"  {'id':>4} {'label':<22} {'frames':>7} {'pixels':>14} {'instances':>9} {'crowds':>6}")
             for name, row in s["labels"].items():

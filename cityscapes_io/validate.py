@@ -58,6 +58,17 @@ Problem codes (stable; severity in brackets):
                                  --overwrite`` rewrites it); a PNG it lists that is missing is
                                  ``not-found``
 ``empty-split``        warning   a split folder with no frames
+``bad-part``           error     a file of the release's other parts that cannot be used: a
+                                 disparity PNG not 16-bit gray, a camera JSON missing a key or
+                                 with a value out of range, a vehicle, timestamp, CityPersons
+                                 or gtBbox3d file that does not parse (a PNG that does not
+                                 decode is ``corrupt-png``, one of another size ``size-mismatch``)
+``missing-part``       warning   a frame without a part (disparity, camera, a photo folder, a
+                                 sequence, ...) that other frames of its split have; Rain
+                                 Cityscapes (``leftImg8bit_rain``) covers a subset by design and
+                                 is not counted
+``polygons-mismatch``  warning   the polygons, drawn by the official rules, disagree with the
+                                 labelIds PNG (the release has such frames): how many pixels
 ``empty-dataset``      warning   no frames at all
 =====================  ========  ==========================================================
 """
@@ -81,7 +92,9 @@ from .errors import (
 )
 from .formats.cityscapes import PanopticTruth
 from .instances import class_of_array
-from .polygons import parse_polygons
+from .parts import decode_disparity_raw, parse_camera, parse_persons, parse_timestamp, parse_vehicle
+from .polygons import parse_polygons, rasterize
+from .release import PART_NAMES
 from .storage import listdir, read_file
 
 __all__ = ["Problem", "validate", "summarize", "ERROR", "WARNING"]
@@ -230,6 +243,8 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
     bases: Dict[str, Set[str]] = {p.split: set() for p in panoptic}
     total = 0
     aborted = False
+    #: Per split, each frame's path and the parts it has (``missing-part``, at the end).
+    present: Dict[str, List[Tuple[str, Set[str]]]] = {}
     frames = iter(ds)
     while True:
         try:
@@ -250,6 +265,11 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
             bases[frame.split].add(frame.id.rsplit("/", 1)[-1])
         try:
             problems = _check_frame(frame, grammar, instance_kinds, known_ids)
+            try:
+                present.setdefault(frame.split, []).append((_main_path(frame), frame_parts_present(frame) - {
+                    frame.image_key.split("@", 1)[0]}))
+            except (CityscapesIOError, OSError) as exc:
+                problems.append(_from_exception(exc, default_path=_main_path(frame)))
             if roots:
                 problems = _with_display_paths(problems, frame, roots)
         finally:
@@ -264,6 +284,7 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
 
     if aborted:  # the counts are incomplete
         return
+    yield from _missing_parts(present)
     for truth in panoptic:  # with a city filter, the JSON lists frames of other cities too
         yield from _check_panoptic(truth, bases[truth.split] if cities is None else None)
     for truth in orphans:
@@ -402,10 +423,100 @@ def _check_frame(frame, grammar: bool, instance_kinds: Optional[Tuple[str, ...]]
                 if problem is not None:
                     out.append(Problem(WARNING, _path(frame, kind), problem + " (prepare --overwrite rewrites it)",
                                        "trainids-mismatch"))
+
+    # The polygons drawn by the official rules against the labelIds PNG.
+    if "polygons" in files and ids is not None and not any(p.code in ("corrupt-polygons", "bad-polygon") for p in out):
+        # The labelIds PNG when it decoded, else the classes of the instanceIds (none when
+        # labelIds is there but broken: reported above).
+        classes = arrays.get("labelIds") if "labelIds" in files else (
+            _CLASS_OF[ids] if gt_kind == "instanceIds" and ids.dtype == np.uint16 else None)
+        drawn = (_attempt(out, frame, "polygons", lambda: frame.rasterize("ids"), code="corrupt-polygons")
+                 if classes is not None and gt_kind in ("instanceIds", "labelIds") else None)
+        if drawn is not None and classes is not None and drawn.shape == classes.shape:
+            n = int(np.count_nonzero(drawn != classes))
+            if n:
+                out.append(Problem(WARNING, _path(frame, "polygons"),
+                                   f"drawn by the official rules, the polygons give {n} of {drawn.size} pixels "
+                                   f"({100 * n / drawn.size:.3f}%) another label than {_kind_name(class_kind)}",
+                                   "polygons-mismatch"))
+    out += _check_parts(frame, sizes.get(ref) if ref is not None else None)
     return out
 
 
-# -- panoptic ground truth ---------------------------------------------------------------------------
+def _missing_parts(present: Dict[str, List[Tuple[str, Set[str]]]]) -> Iterator[Problem]:
+    """``missing-part`` for every frame without a part other frames of its split have."""
+    for split, frames in present.items():
+        counts: Dict[str, int] = {}
+        for _, have in frames:
+            for part in have:
+                counts[part] = counts.get(part, 0) + 1
+        for path, have in frames:
+            for part in sorted(p for p in counts if p not in have and p not in _SUBSET_FOLDERS):
+                yield Problem(WARNING, path, f"no {part} (which {counts[part]} of the {len(frames)} frames of split "
+                                             f"{split!r} have)", "missing-part")
+
+
+# -- the release's other parts -------------------------------------------------------------------------
+
+#: The one-file parts checked, with their parsers.
+_PART_PARSERS = {"camera": parse_camera, "vehicle": parse_vehicle, "timestamp": parse_timestamp,
+                 "gtBboxCityPersons": parse_persons}
+#: Photo folders that cover a subset of the frames by design (not ``missing-part``).
+_SUBSET_FOLDERS = ("leftImg8bit_rain",)
+
+
+def _check_parts(frame, size: Optional[Tuple[int, int]]) -> List[Problem]:
+    """The problems of a frame's files of the release's other parts: each parsed (the disparity
+    decoded, the other photos' headers read), sizes against ``size`` (width, height)."""
+    parts = frame.parts
+    if parts is None:
+        return []
+    out: List[Problem] = []
+
+    def attempt(loc, fn, code: str = "bad-part"):
+        shown = parts.shown(loc)
+        try:
+            return fn(parts.read(loc), shown)
+        except CityscapesIOError as exc:
+            out.append(_from_exception(exc, default_path=shown, code=code))
+        return None
+
+    def check_size(loc, w: int, h: int, what: str) -> None:
+        if size is not None and (w, h) != tuple(size):
+            out.append(Problem(ERROR, parts.shown(loc), f"the frame is {size[0]}x{size[1]} but {what} is {w}x{h}",
+                               "size-mismatch"))
+
+    try:
+        loc = parts.find("disparity")
+        if loc is not None:
+            disp = attempt(loc, decode_disparity_raw)
+            if disp is not None:
+                check_size(loc, disp.shape[1], disp.shape[0], "its disparity")
+        for name, parse in _PART_PARSERS.items():
+            loc = parts.find(name)
+            if loc is not None:
+                attempt(loc, parse)
+        loc = parts.find("gtBbox3d")
+        if loc is not None:
+            from .boxes3d import parse_boxes3d
+
+            attempt(loc, parse_boxes3d)
+        for key in parts.image_keys():
+            loc = parts.photo(key)
+            if loc is None or key == frame.image_key:
+                continue
+            dims = attempt(loc, png.image_size, code="corrupt-png")
+            if dims is not None:
+                check_size(loc, dims[0], dims[1], f"its {key} photo")
+    except (CityscapesIOError, OSError) as exc:  # a part folder that cannot be listed
+        out.append(_from_exception(exc, default_path=_main_path(frame)))
+    return out
+
+
+def frame_parts_present(frame) -> Set[str]:
+    """The parts a frame has (see :meth:`cityscapes_io.release.FrameParts.present`)."""
+    return frame.parts.present() if frame.parts is not None else set()
+
 
 def _check_panoptic(truth: PanopticTruth, frames: Optional[Set[str]]) -> List[Problem]:
     """The problems of one split's panoptic ground truth: its JSON is COCO panoptic, lists a

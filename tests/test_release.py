@@ -322,3 +322,91 @@ def test_16bit_photos_keep_their_16_bits(release, monkeypatch, path):
     assert got.dtype == np.uint16 and (got == rgb).all()
     own = cio.open(root, image="leftImg16bit")[ids[0]].image()
     assert own.dtype == np.uint16 and (own == rgb).all()
+
+
+# -- stats, info, validate, eval --image -----------------------------------------------------------------
+def test_stats_and_info_count_the_parts(release, capsys):
+    root, ids = release
+    from cityscapes_io.stats import compute_stats
+
+    stats = compute_stats(cio.open(root))
+    train = stats["splits"]["train"]
+    assert train["parts"]["disparity"] == 2 and train["parts"]["leftImg8bit_foggy"] == 1
+    assert train["parts"]["leftImg8bit_sequence"] == 1 and train["parts"]["leftImg8bit"] == 3
+    assert train["image_keys"]["leftImg8bit"] == 3 and train["image_keys"]["rightImg8bit"] == 2
+    assert train["image_keys"]["leftImg8bit_foggy@beta_0.02"] == 1
+    from cityscapes_io.cli import main
+
+    assert main(["info", root, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "disparity" in info["part_folders"] and info["image_key"] == "leftImg8bit"
+    assert info["splits"]["train"]["image_keys"]["leftImg8bit_foggy@beta_0.01"] == 1
+    assert main(["info", root]) == 0
+    assert "photos (--image KEY): leftImg8bit 3" in capsys.readouterr().out
+    assert main(["stats", root]) == 0
+    assert "rightImg8bit 2" in capsys.readouterr().out
+
+
+def test_validate_reports_missing_and_bad_parts(release):
+    from cityscapes_io.validate import validate
+
+    root, ids = release
+    city_file = f"train/{ids[1]}"
+    write_file(root, f"camera/{city_file}_camera.json", b'{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 1}}')
+    write_file(root, f"disparity/{city_file}_disparity.png", png.encode_png(np.zeros((4, 4), np.uint16)))
+    problems = list(validate(root))
+    by_code = {}
+    for p in problems:
+        by_code.setdefault(p.code, []).append(p)
+    assert [p.path for p in by_code["bad-part"]] == [os.path.join(root, f"camera/{city_file}_camera.json")]
+    assert "intrinsic.fy must be a finite number" in by_code["bad-part"][0].reason
+    (size,) = by_code["size-mismatch"]
+    assert size.path.endswith(f"disparity/{city_file}_disparity.png") and "its disparity is 4x4" in size.reason
+    missing = sorted((p.path.rsplit("/", 1)[-1], p.reason.split(" (")[0]) for p in by_code["missing-part"])
+    base2 = ids[2].split("/")[1]
+    assert (f"{base2}_gtFine_instanceIds.png", "no disparity") in missing
+    assert (f"{base2}_gtFine_instanceIds.png", "no camera") in missing
+    assert (f"{ids[1].split('/')[1]}_gtFine_instanceIds.png", "no leftImg8bit_foggy") in missing
+    assert not any("leftImg8bit_rain" in r for _, r in missing)  # a subset by design
+    assert set(by_code) == {"bad-part", "size-mismatch", "missing-part"}
+
+
+def test_validate_counts_the_pixels_where_polygons_and_pngs_disagree(release):
+    from cityscapes_io.validate import validate
+
+    root, ids = release
+    path = os.path.join(root, f"gtFine/train/{ids[0]}_gtFine_labelIds.png")
+    labels = png.decode_gray(open(path, "rb").read(), path).copy()
+    inst_path = path.replace("labelIds", "instanceIds")
+    inst = png.decode_gray(open(inst_path, "rb").read(), inst_path).copy()
+    labels[:2, :5] = 0  # "unlabeled": 10 pixels the polygons give another label
+    inst[:2, :5] = 0
+    write_file(root, f"gtFine/train/{ids[0]}_gtFine_labelIds.png", png.encode_png(labels))
+    write_file(root, f"gtFine/train/{ids[0]}_gtFine_instanceIds.png", png.encode_png(inst))
+    (p,) = [p for p in validate(root) if p.code == "polygons-mismatch"]
+    assert p.severity == "warning" and p.path.endswith("_gtFine_polygons.json")
+    assert "give 10 of 2048 pixels (0.488%) another label than labelIds" in p.reason
+
+
+def test_eval_picks_the_predictions_of_one_photo(tmp_path, capsys):
+    root = str(tmp_path / "cs")
+    generate(root, splits={"val": 2}, size=SIZE)
+    preds = str(tmp_path / "pred")
+    for frame in cio.open(root):
+        base = frame.id.split("/")[1]
+        for beta in FOGGY_BETAS:
+            good = frame.label_ids() if beta == "0.02" else np.zeros_like(frame.label_ids())
+            write_file(preds, f"{base}_leftImg8bit_foggy_beta_{beta}.png", png.encode_png(good))
+    with pytest.raises(cio.CityscapesIOError, match="several photos of the frame: give the photo key"):
+        cio.evaluate(root, preds)
+    result = cio.evaluate(root, preds, image="leftImg8bit_foggy@beta_0.02")
+    assert result.to_dict()["averageScoreClasses"] == 1.0
+    low = cio.evaluate(root, preds, image="leftImg8bit_foggy@beta_0.01")
+    assert low.to_dict()["averageScoreClasses"] < 0.5
+    with pytest.raises(cio.CityscapesIOError, match="no prediction for frame"):
+        cio.evaluate(root, preds, image="leftImg8bit")
+    from cityscapes_io.cli import main
+
+    assert main(["eval", root, preds, "--image", "leftImg8bit_foggy@beta_0.02", "-q"]) == 0
+    assert main(["eval", root, preds, "--check-only", "-q"]) == 1
+    assert "--image KEY" in capsys.readouterr().out

@@ -420,6 +420,11 @@ def poly_tree(tmp_path):
     [fid] = synthetic.generate(root, splits={"train": 1}, size=POLY_SIZE)
     rel = f"gtFine/train/{fid}_gtFine_polygons.json"
     write_file(root, rel, polygons_json())
+    # The PNGs drawn from these polygons, as the official scripts draw them (else they disagree:
+    # polygons-mismatch).
+    polygons = cio.parse_polygons(polygons_json(), rel)
+    for kind, encoding in (("instanceIds", "instanceIds"), ("labelIds", "ids"), ("color", "color")):
+        write_file(root, f"gtFine/train/{fid}_gtFine_{kind}.png", png.encode_png(cio.rasterize(polygons, encoding)))
     return root, os.path.join(root, rel)
 
 

@@ -33,6 +33,10 @@ def register(subparsers, help: str) -> None:
                    help="list every problem of the predictions (one per line, naming the file) without "
                         "evaluating; exit 1 when there is any")
     p.add_argument("--pred-train-ids", action="store_true", help="semantic: the PNGs hold train ids, not label ids")
+    p.add_argument("--image", metavar="KEY",
+                   help="semantic, instance: evaluate the predictions of this photo only, when PRED holds those of "
+                        "several photos of each frame (<id>_leftImg8bit_foggy_beta_0.02*.png: "
+                        "--image leftImg8bit_foggy@beta_0.02; leftImg8bit: the clear photos)")
     p.add_argument("--storage-options", type=json_object, metavar="JSON", help="for GT")
     p.add_argument("--pred-storage-options", type=json_object, metavar="JSON", help="for PRED")
     p.set_defaults(func=run)
@@ -43,6 +47,8 @@ def run(args) -> int:
     from ..evaluation import check_predictions, evaluate
 
     options = {"pred_train_ids": True} if args.pred_train_ids else {}
+    if args.image is not None:
+        options["image"] = args.image
     if args.pred_train_ids and args.task != "semantic":
         raise UsageError("--pred-train-ids applies to --task semantic")
     if args.jobs < 1:

@@ -28,10 +28,17 @@ def run(args) -> int:
         out["annotations"] = {"trees": list(base.trees), "read": base.annotations}
     if getattr(base, "panoptic", None):
         out["panoptic"] = [p.as_dict() for p in base.panoptic]
+    folders = getattr(base, "part_folders", None)
+    if folders is not None:
+        out["part_folders"] = folders.names()
+        out["image_key"] = base.image_key
     for split in ds.splits():
         cities: Dict[str, int] = {}
         kinds = kinds_by_split.setdefault(split, {})
+        keys: Dict[str, int] = {}
         for frame in ds.frames(split):
+            for key in frame.image_keys() if folders is not None else ():
+                keys[key] = keys.get(key, 0) + 1
             key = frame.city if frame.city is not None else "(no city folder)"
             cities[key] = cities.get(key, 0) + 1
             in_memory = ["in memory"] if frame.has_image or frame.has_annotations else []
@@ -39,6 +46,8 @@ def run(args) -> int:
                 kinds[kind] = kinds.get(kind, 0) + 1
         n = sum(cities.values())
         out["splits"][split] = {"frames": n, "cities": cities, "files": kinds}
+        if folders is not None:
+            out["splits"][split]["image_keys"] = dict(sorted(keys.items()))
         out["frames"] += n
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -51,12 +60,16 @@ def run(args) -> int:
                           for t in out["annotations"]["trees"])
         print(f"annotations: {trees or 'none'}" + (" (--annotations to choose)" if len(out["annotations"]["trees"]) > 1
                                                   else ""))
+    if out.get("part_folders"):
+        print(f"parts:   {', '.join(out['part_folders'])} (photo read: {out['image_key']})")
     print(f"labels:  {len(ds.labels)} from {ds.labels.source}")
     print("          " + ", ".join(out["labels"]["names"]))
     print(f"frames:  {out['frames']}")
     for split, info in out["splits"].items():
         files = ", ".join(f"{k} {v}" for k, v in sorted(info["files"].items()))
         print(f"  {split}: {info['frames']} frames in {len(info['cities'])} cities; files: {files or 'none'}")
+        if info.get("image_keys"):
+            print("    photos (--image KEY): " + ", ".join(f"{k} {v}" for k, v in info["image_keys"].items()))
         for city, n in info["cities"].items():
             print(f"    {city}: {n}")
     if out.get("panoptic"):

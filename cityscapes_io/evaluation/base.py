@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..dataset import open as open_dataset
 from ..errors import CityscapesIOError
+from ..parts import parse_image_key
 from .common import refuse, run_frames
 
 __all__ = ["Task", "Matched", "TASKS", "evaluate", "check_predictions"]
@@ -130,9 +131,15 @@ def _prepare(gt, predictions, task: str, split: str, storage_options, pred_stora
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; the tasks are: {', '.join(TASKS)}")
     the_task = TASKS[task]
-    unknown = sorted(set(options) - set(the_task.options))
+    unknown = sorted(set(options) - set(the_task.options) - {"image"})
     if unknown:
         raise TypeError(f"unknown option(s) for task {task!r}: {', '.join(unknown)}")
+    image = options.pop("image", None)
+    if image is not None:
+        parse_image_key(image)
+        if "image" not in the_task.options:
+            raise ValueError(f"image= picks prediction files by photo; task {task!r} does not match files by name")
+        options["image"] = image
     ds = open_dataset(gt, split=split, storage_options=storage_options)
     frames = list(ds)
     if not frames:

@@ -21,11 +21,12 @@ import numpy as np
 from ..errors import CityscapesIOError
 from ..labels import Label, LabelMap
 from ..parallel import WorkerDied, ordered_map
+from ..parts import image_file_suffix
 from ..storage import Root, find_files
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "TABLE", "KNOWN_IDS",
            "match_predictions", "refuse", "run_frames", "processes_for", "FRAMES_PER_PROCESS", "match_dataset", "few",
-           "TRAIN_TO_ID", "official_lut", "ID_OF"]
+           "TRAIN_TO_ID", "official_lut", "ID_OF", "for_photo"]
 
 #: The official table, in its order (the license plate, id -1, included).
 TABLE: List[Label] = list(LabelMap.cityscapes())
@@ -70,13 +71,35 @@ def few(values: np.ndarray, limit: int = 10) -> str:
     return shown + (f" ... ({values.size} values)" if values.size > limit else "")
 
 
+#: Words that follow a photo folder's name in the name of one of its variants' files
+#: (``_leftImg8bit_foggy_beta_0.02``, ``_leftImg8bit_rain_alpha_…``, ``_leftImg8bit_blurred``).
+_VARIANT_WORDS = re.compile(r"^_(?:foggy|foggyDBF|transmittance|transmittanceDBF|rain|blurred|beta|alpha)(?:_|\.|$)")
+
+
+def for_photo(name: str, key: str) -> bool:
+    """Whether a prediction file's name is that of the photo ``key``: it holds the key's file
+    suffix (``_leftImg8bit_foggy_beta_0.02`` for ``leftImg8bit_foggy@beta_0.02``) not followed
+    by more of a variant's text (another number: ``beta_0.025``; for a plain key such as
+    ``leftImg8bit``, a variant's words: ``_foggy``, ``_rain``, ``_blurred``, ...)."""
+    suffix = image_file_suffix(key)
+    start = name.find(suffix)
+    while start >= 0:
+        rest = name[start + len(suffix):]
+        if not re.match(r"^\.?\d", rest) and not _VARIANT_WORDS.match(rest):
+            return True
+        start = name.find(suffix, start + 1)
+    return False
+
+
 def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str] = (".png",),
-                      files: Optional[Iterable[str]] = None) -> Tuple[List[str], List[str]]:
+                      files: Optional[Iterable[str]] = None, image: Optional[str] = None) -> Tuple[List[str], List[str]]:
     """The prediction file of each frame (``""`` when none) and the problems of the prediction tree.
 
     The official rule: a prediction file's name contains ``<city>_<seq>_<frame>`` of exactly one
     ground-truth frame, and each frame has exactly one such file (searched recursively). Files
     not ending in one of ``exts`` are not predictions (masks beside instance txt files, notes).
+    ``image``: a photo key; only the predictions of that photo count (see :func:`for_photo`),
+    when a tree holds those of several photos of each frame (Foggy Cityscapes' three densities).
     """
     keys: Dict[str, int] = {}
     by_tail: Dict[str, List[str]] = {}
@@ -96,7 +119,7 @@ def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str
     lowered = tuple(e.lower() for e in exts)
     for path in files:
         name = posixpath.basename(path)
-        if not name.lower().endswith(lowered):
+        if not name.lower().endswith(lowered) or (image is not None and not for_photo(name, image)):
             continue
         hits = {base for t in _TAIL.findall(name) for base in by_tail.get(t, []) if base in name}
         hits.update(base for base in untailed if base in name)
@@ -114,9 +137,26 @@ def match_predictions(frames: Sequence[Any], pred_root: Root, exts: Sequence[str
             problems.append(f"{frame.where}: no prediction for frame {frame.id}")
         elif len(paths) > 1:
             shown = ", ".join(pred_root.display(pred_root.relative(p)) for p in paths)
-            problems.append(f"{frame.where}: several predictions for frame {frame.id}: {shown}")
+            hint = ("; they are of several photos of the frame: give the photo key of the ones to evaluate "
+                    "(image=KEY, --image KEY, e.g. leftImg8bit_foggy@beta_0.02)"
+                    if image is None and _several_photos(paths) else "")
+            problems.append(f"{frame.where}: several predictions for frame {frame.id}: {shown}{hint}")
         out.append(paths[0] if paths else "")
     return out, problems
+
+
+def _several_photos(paths: Sequence[str]) -> bool:
+    """Whether prediction files are named after several photos of one frame (their names differ
+    after a photo folder's name)."""
+    tails = set()
+    for path in paths:
+        name = posixpath.basename(path)
+        m = _PHOTO_IN_NAME.search(name)
+        tails.add(name[m.start():] if m else None)
+    return len(tails) > 1 and None not in tails
+
+
+_PHOTO_IN_NAME = re.compile(r"_(?:left|right)Img(?:8|16)bit")
 
 
 def match_dataset(frames: Sequence[Any], predictions: Any) -> Tuple[List[Any], List[str]]:

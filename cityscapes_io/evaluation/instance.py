@@ -573,11 +573,13 @@ class InstanceTask(Task):
     a frame's statistics the sizes, overlaps and scores of its segments and predictions
     (:class:`InstanceStatistics`, no mask); the result an :class:`InstanceResult`."""
 
+    options = ("image",)
+
     frame_problems = staticmethod(frame_problems)
     frame_statistics = staticmethod(frame_statistics)
 
     def match(self, frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-              **options: Any) -> Matched:
+              image: Optional[str] = None, **options: Any) -> Matched:
         """Per frame its prediction (txt path or Frame); the common argument, the prediction root."""
         from ..dataset import Dataset
 
@@ -586,7 +588,7 @@ class InstanceTask(Task):
             return Matched.one_each(frames, preds, (None,), problems,
                                     ", ".join(predictions.roots) or "the prediction dataset")
         root = resolve_root(predictions, pred_storage_options)
-        paths, problems = match_predictions(frames, root, exts=(".txt",))
+        paths, problems = match_predictions(frames, root, exts=(".txt",), image=image)
         return Matched.one_each(frames, paths, (root,), problems, root)
 
     def start(self, matched: Matched) -> Dict[str, Any]:

@@ -368,12 +368,12 @@ class SemanticTask(Task):
     option ``pred_train_ids``) or a Dataset; a frame's statistics its confusion matrix and its
     instances' weighted TP / FN (:class:`SemanticStatistics`); the result a :class:`SemanticResult`."""
 
-    options = ("pred_train_ids",)
+    options = ("pred_train_ids", "image")
     frame_problems = staticmethod(frame_problems)
     frame_statistics = staticmethod(frame_statistics)
 
     def match(self, frames: Sequence[Any], predictions: Any, *, pred_storage_options: Any = None,
-              pred_train_ids: bool = False, **options: Any) -> Matched:
+              pred_train_ids: bool = False, image: Optional[str] = None, **options: Any) -> Matched:
         """Per frame its prediction (path or Frame), and the common arguments: the prediction
         root and the lookup table. The context: whether the PNGs were read as label ids."""
         from ..dataset import Dataset
@@ -383,7 +383,7 @@ class SemanticTask(Task):
             return Matched.one_each(frames, preds, (None, official_lut(predictions.labels)), problems,
                                     "the prediction dataset", context=False)
         root = resolve_root(predictions, pred_storage_options)
-        paths, problems = match_predictions(frames, root)
+        paths, problems = match_predictions(frames, root, image=image)
         return Matched.one_each(frames, paths, (root, TRAIN_TO_ID if pred_train_ids else None), problems, root,
                                 context=not pred_train_ids)
 
