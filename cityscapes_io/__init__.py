@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time, 
     from .writing import writer
     from .polygons import Polygons, PolygonObject, parse_polygons, rasterize
     from .prepare import prepare
+    from .parts import Camera, Person
+    from .release import SequenceFrame
+    from .boxes3d import Box3d, Boxes3d
 
 __version__ = "0.1.0"
 
@@ -72,6 +75,11 @@ __all__ = [
     "UnsafePathError",
     "RefusedError",
     "sample_path",
+    "Camera",
+    "Person",
+    "SequenceFrame",
+    "Box3d",
+    "Boxes3d",
 ]
 
 #: Public name -> the submodule that defines it (imported when the name is first asked for).
@@ -89,6 +97,7 @@ _LAZY: Dict[str, str] = {
     "writer": "writing",
     "Polygons": "polygons", "PolygonObject": "polygons", "parse_polygons": "polygons", "rasterize": "polygons",
     "prepare": "prepare",
+    "Camera": "parts", "Person": "parts", "SequenceFrame": "release", "Box3d": "boxes3d", "Boxes3d": "boxes3d",
 }
 
 #: Public functions named like the submodule that defines them: ``cityscapes_io.convert`` is the

@@ -410,3 +410,32 @@ def test_eval_picks_the_predictions_of_one_photo(tmp_path, capsys):
     assert main(["eval", root, preds, "--image", "leftImg8bit_foggy@beta_0.02", "-q"]) == 0
     assert main(["eval", root, preds, "--check-only", "-q"]) == 1
     assert "--image KEY" in capsys.readouterr().out
+
+
+def test_demo_video_reads_as_its_own_split(tmp_path):
+    root = str(tmp_path / "cs")
+    generate(root, splits={"val": 1}, size=SIZE)
+    for n in (1, 2, 3):
+        write_file(root, f"leftImg8bit/demoVideo/stuttgart_00/stuttgart_00_000000_{n:06d}_leftImg8bit.png",
+                   png.encode_png(photo(n)))
+    ds = cio.open(root)
+    assert ds.splits() == ["demoVideo", "val"]
+    frames = list(ds.frames("demoVideo"))
+    assert [(f.city, f.seq, f.frame, f.has_image, f.has_annotations) for f in frames] == [
+        ("stuttgart_00", 0, n, True, False) for n in (1, 2, 3)]
+    assert (frames[2].image() == photo(3)).all()
+
+
+def test_a_root_with_only_a_part_folder_is_a_root(release, tmp_path):
+    """``disparity_trainvaltest.zip`` holds a README, a license and ``disparity/``: not a
+    wrapping folder to descend into."""
+    root, ids = release
+    write_file(root, "license.txt", b"terms")
+    package = zip_dir(root, str(tmp_path / "disparity_trainvaltest.zip"), only="disparity")
+    import zipfile
+
+    with zipfile.ZipFile(package, "a") as z:
+        z.writestr("README", "the disparity package")
+    gt = zip_dir(root, str(tmp_path / "gtFine_trainvaltest.zip"), only="gtFine")
+    frame = cio.open([gt, package])[ids[0]]
+    assert frame.disparity()[2, 0] == 2 and frame.camera() is None
