@@ -8,7 +8,14 @@
 
 Both list the dataset when they are made (file references, no pixels) and decode a frame only
 when its sample is asked for. A sample is a dict: the frame's ``id`` and ``split`` and one entry
-per target (see :func:`sample`); :func:`collate` batches them.
+per target (see :func:`sample`); :func:`collate` batches them. Besides the ground truth, the
+targets read the release's other parts (``right_image``, ``disparity``, ``depth``, ``camera``,
+``persons``, ``snippet``: :mod:`cityscapes_io.release`).
+
+Geometry: the datasets neither crop nor resize; their one hook is ``transform``, which gets
+the whole sample. :func:`crop_sample` and :func:`resize_sample` crop or resize every spatial
+target of a sample together, so that the camera's intrinsics, the disparity's values and the
+boxes follow the pixels; call them from a transform.
 
 Worker processes: the frame list crosses to a worker as one pickled blob, unpickled on first
 use in that process; a process that inherited the list by ``fork`` rebuilds it once the same
@@ -42,19 +49,34 @@ get_worker_info = _data.get_worker_info
 
 from .dataset import Dataset
 from .dataset import open as open_dataset
-from .errors import DatasetNotFoundError
+from .errors import DatasetNotFoundError, InvalidFileError
 from .formats.wds import attach_streams
 from .frame import Frame
 from .labels import has_instances
+from .names import IMAGE_DIR, SEQUENCE_SUFFIX, is_photo_folder, part_suffix
 from .panoptic import panoptic_frame
 from .parallel import read_ahead
+from .parts import Camera, parse_image_key
 from .sources import FileSource
 from .storage import is_remote
 
-__all__ = ["CityscapesDataset", "CityscapesIterable", "collate", "sample", "TARGETS"]
+__all__ = ["CityscapesDataset", "CityscapesIterable", "collate", "sample", "crop_sample", "resize_sample",
+           "TARGETS", "SNIPPET_DEFAULTS"]
 
 #: The targets a sample can hold, besides ``id`` and ``split``.
-TARGETS = ("image", "semantic", "train_ids", "instance_ids", "instances", "panoptic")
+TARGETS = ("image", "semantic", "train_ids", "instance_ids", "instances", "panoptic",
+           "right_image", "disparity", "depth", "camera", "persons", "snippet")
+
+#: The options of the ``snippet`` target and their defaults: the release's 30-frame snippet
+#: (frame numbers ``n - 19`` to ``n + 10``) of ``leftImg8bit_sequence/`` photos.
+SNIPPET_DEFAULTS: Dict[str, Any] = {"before": 19, "after": 10, "step": 1, "key": IMAGE_DIR}
+
+#: CityPersons labels that are not one person (``ignoreInEval`` in cityscapesScripts'
+#: ``helpers/labels_cityPersons.py``): ignore regions and person groups.
+_PERSONS_IGNORED = ("ignore", "person group")
+
+#: Sample entries that are dicts of fixed-size tensors, batched key by key by :func:`collate`.
+_STACKED_DICTS = ("camera",)
 
 #: File kinds no target reads (not fetched ahead).
 _NOT_FETCHED = ("polygons", "color")
@@ -114,8 +136,108 @@ def _panoptic(frame: Frame) -> Dict[str, Any]:
     }
 
 
+def _missing(frame: Frame, what: str, folder: str) -> DatasetNotFoundError:
+    """The error for a frame without one of the release's parts: names the frame, the part and
+    the file looked for."""
+    split = frame.parts.split if frame.parts is not None else frame.split
+    name = f"{folder}/{split}/{frame.id}{part_suffix(folder)}"
+    if is_photo_folder(folder.replace(SEQUENCE_SUFFIX, "")):
+        name += ".*"  # (any image extension)
+    return DatasetNotFoundError(frame.where, f"frame {frame.split}/{frame.id} has no {what}: no {name} in the "
+                                             f"dataset's roots")
+
+
+def _photo(frame: Frame, key: str, channels_first: bool) -> Any:
+    img = frame.image(key)
+    if img is None:
+        folder = parse_image_key(key)[0]
+        raise _missing(frame, f"{key} photo", folder)
+    out = _tensor(img)
+    return out.permute(2, 0, 1).contiguous() if channels_first else out
+
+
+def _camera(camera: Camera) -> Dict[str, Any]:
+    return {"intrinsics": torch.tensor(camera.intrinsics(), dtype=torch.float32),
+            "baseline": torch.tensor(camera.baseline, dtype=torch.float32),
+            "extrinsic": torch.tensor([camera.x, camera.y, camera.z, camera.yaw, camera.pitch, camera.roll],
+                                      dtype=torch.float32)}
+
+
+def _persons(frame: Frame) -> Dict[str, Any]:
+    """CityPersons' objects in torchvision's detection format (every object, in the file's order)."""
+    persons = frame.persons()
+    if persons is None:
+        raise _missing(frame, "CityPersons boxes", "gtBboxCityPersons")
+
+    def boxes(which: str) -> Any:
+        xywh = np.array([getattr(p, which) for p in persons], dtype=np.float64).reshape(len(persons), 4)
+        xywh[:, 2:] += xywh[:, :2]
+        return _tensor(xywh.astype(np.float32))
+
+    return {
+        "boxes": boxes("bbox"),
+        "boxes_vis": boxes("bbox_vis"),
+        "labels": torch.tensor([p.label_id for p in persons], dtype=torch.int64),
+        "instance_ids": torch.tensor([p.instance_id for p in persons], dtype=torch.int64),
+        "ignore": torch.tensor([p.label in _PERSONS_IGNORED for p in persons], dtype=torch.bool),
+    }
+
+
+def _snippet_options(options: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The ``snippet`` options with their defaults, checked."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(SNIPPET_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown snippet option(s) {', '.join(map(repr, unknown))} "
+                         f"(options: {', '.join(SNIPPET_DEFAULTS)})")
+    out = {**SNIPPET_DEFAULTS, **options}
+    for name in ("before", "after", "step"):
+        value = out[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name == "step"):
+            raise ValueError(f"snippet option {name} must be an integer >= {int(name == 'step')}, got {value!r}")
+        out[name] = int(value)
+    parse_image_key(out["key"])
+    return out
+
+
+def _snippet(frame: Frame, options: Mapping[str, Any], channels_first: bool) -> Any:
+    """The photos of the frame's snippet stacked on a new first axis; every frame number of the
+    clip must be there."""
+    before, after, step, key = options["before"], options["after"], options["step"], options["key"]
+    folder = parse_image_key(key)[0] + SEQUENCE_SUFFIX
+    if frame.parts is None or frame.frame is None:
+        raise _missing(frame, "sequence", folder)
+    wanted = [frame.frame + k for k in range(-(before // step) * step, after + 1, step)]
+    parts = frame.parts
+    present = {seq.number: seq for seq in frame.snippet(before, after, step)
+               if parts.photo(key, seq.id, folder) is not None}
+    missing = [n for n in wanted if n not in present]
+    if missing:
+        raise DatasetNotFoundError(frame.where, f"frame {frame.split}/{frame.id}: its snippet (before={before}, "
+                                                f"after={after}, step={step}) lacks frame number(s) "
+                                                f"{', '.join(map(str, missing))} in {folder}/ (a clip holds every "
+                                                f"frame number it spans)")
+    clip: Optional[np.ndarray] = None
+    for t, number in enumerate(wanted):
+        seq = present[number]
+        img = seq.image(key)
+        if img is None:  # (gone since it was listed)
+            raise DatasetNotFoundError(frame.where, f"frame {frame.split}/{frame.id}: snippet frame {seq.id} has "
+                                                    f"no photo in {folder}/")
+        if clip is None:
+            clip = np.empty((len(wanted),) + img.shape, dtype=img.dtype)
+        elif img.shape != clip.shape[1:] or img.dtype != clip.dtype:
+            raise InvalidFileError(seq.files().get(folder, seq.id),
+                                   f"snippet of frame {frame.split}/{frame.id}: a {img.dtype} photo of shape "
+                                   f"{img.shape}, while frame {wanted[0]}'s is {clip.dtype} {clip.shape[1:]}")
+        clip[t] = img
+    assert clip is not None
+    out = _tensor(clip)
+    return out.permute(0, 3, 1, 2).contiguous() if channels_first and out.ndim == 4 else out
+
+
 def sample(frame: Frame, targets: Sequence[str] = ("image", "semantic"), *,
-           channels_first: bool = False) -> Dict[str, Any]:
+           channels_first: bool = False, snippet: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """One frame as a dict of tensors: ``id``, ``split`` and one entry per target.
 
     Targets
@@ -139,12 +261,79 @@ def sample(frame: Frame, targets: Sequence[str] = ("image", "semantic"), *,
     panoptic
         ``segments`` H×W uint16 (segment ids, 0 = void) and per segment ``ids``, ``labels``,
         ``iscrowd``, ``area``, by the rules of the official ``csCreatePanopticImgs``.
+
+    The release's other parts (:mod:`cityscapes_io.release`):
+
+    right_image
+        The ``rightImg8bit`` photo, as ``image`` (``H×W×3`` uint8, ``3×H×W`` with
+        ``channels_first``).
+    disparity
+        ``H×W`` float32 disparity in pixels, ``(p - 1) / 256`` of the 16-bit file; NaN where
+        ``p == 0`` (no measurement).
+    depth
+        ``H×W`` float32 depth in metres, ``baseline · fx / disparity`` with the frame's own
+        camera; NaN where the disparity is invalid or 0.
+    camera
+        A dict of float32 tensors: ``intrinsics`` (3×3 ``[[fx, 0, u0], [0, fy, v0], [0, 0, 1]]``,
+        pixels), ``baseline`` (0-d, metres) and ``extrinsic`` (``x, y, z, yaw, pitch, roll``:
+        metres, radians). :func:`collate` stacks it key by key (``B×3×3``, ``B``, ``B×6``).
+    persons
+        CityPersons in torchvision's detection format, every object of the file in its order:
+        ``boxes`` N×4 float32 ``x1, y1, x2, y2`` of the full body (``x + w``: exclusive ends,
+        as ``instances``), ``boxes_vis`` the same for the visible part, ``labels`` int64
+        CityPersons ids (:data:`cityscapes_io.parts.PERSON_LABELS`: ignore 0, pedestrian 1,
+        rider 2, sitting person 3, person (other) 4, person group 5), ``instance_ids`` int64
+        (the object's gtFine instanceIds value, 0 for none) and ``ignore`` bool: True for the
+        ignore regions and person groups (``ignoreInEval`` in cityscapesScripts'
+        ``labels_cityPersons.py``). Those are kept, not dropped: filter on ``ignore`` or
+        ``labels``.
+    snippet
+        The sequence photos around the frame stacked on a new first axis: ``T×H×W×3``
+        (``T×3×H×W`` with ``channels_first``), uint8. ``snippet`` options (keys of
+        :data:`SNIPPET_DEFAULTS`): ``before`` (19), ``after`` (10), ``step`` (1) as
+        :meth:`Frame.snippet <cityscapes_io.Frame.snippet>` takes them, and ``key``, the photo
+        key whose ``_sequence`` folder is read (``leftImg8bit``; ``rightImg8bit`` for
+        ``rightImg8bit_sequence/``). ``T = 1 + before // step + after // step``, the annotated
+        frame at index ``before // step``. A clip has that fixed length: a frame number missing
+        from the sequence folder (or below 0) is an error naming the numbers, never a shorter
+        or padded clip.
+
+    A frame without a target's file raises :class:`~cityscapes_io.errors.DatasetNotFoundError`
+    naming the frame and the file looked for, as a frame without a photo or ground truth does
+    (filter the dataset first, e.g. ``Dataset.filter(ids=...)`` with ``frame.has_part(...)``).
     """
     out: Dict[str, Any] = {"id": frame.id, "split": frame.split}
+    if snippet is not None and "snippet" not in targets:
+        raise ValueError("snippet options given, but 'snippet' is not among the targets")
+    snippet_options = _snippet_options(snippet) if "snippet" in targets else {}
     for target in targets:
         if target == "image":
             img = _tensor(_needed(frame, frame.image(), "photo"))
             out["image"] = img.permute(2, 0, 1).contiguous() if channels_first else img
+        elif target == "right_image":
+            out["right_image"] = _photo(frame, "rightImg8bit", channels_first)
+        elif target == "disparity":
+            disparity = frame.disparity()
+            if disparity is None:
+                raise _missing(frame, "disparity", "disparity")
+            out["disparity"] = _tensor(disparity)
+        elif target == "depth":
+            if frame.disparity() is None:
+                raise _missing(frame, "depth (no disparity)", "disparity")
+            if frame.camera() is None:
+                raise _missing(frame, "depth (no camera)", "camera")
+            depth = frame.depth()
+            assert depth is not None  # (both parts are there)
+            out["depth"] = _tensor(depth)
+        elif target == "camera":
+            camera = frame.camera()
+            if camera is None:
+                raise _missing(frame, "camera", "camera")
+            out["camera"] = _camera(camera)
+        elif target == "persons":
+            out["persons"] = _persons(frame)
+        elif target == "snippet":
+            out["snippet"] = _snippet(frame, snippet_options, channels_first)
         elif target == "semantic":
             out["semantic"] = _tensor(_needed(frame, frame.label_ids(), "ground truth"))
         elif target == "train_ids":
@@ -164,18 +353,26 @@ def sample(frame: Frame, targets: Sequence[str] = ("image", "semantic"), *,
 def collate(batch: Sequence[Any]) -> Any:
     """Batch samples: tensors of one shape are stacked (``default_collate``); tensors of
     different shapes (frames of several sizes, random crops), strings and per-frame dicts of
-    variable length (``instances``, ``panoptic``) are kept as lists; tuples and lists (a
+    variable length (``instances``, ``panoptic``, ``persons``) are kept as lists; the
+    ``camera`` dict, of fixed-size tensors, is batched key by key; tuples and lists (a
     transform returning ``(image, target)`` as torchvision's detection models take it) are
     batched position by position."""
     if not batch:
         return default_collate(batch)
     first = batch[0]
     if isinstance(first, Mapping):
-        return {key: _collate_values([b[key] for b in batch]) for key in first}
+        return {key: _collate_dict([b[key] for b in batch]) if key in _STACKED_DICTS
+                else _collate_values([b[key] for b in batch]) for key in first}
     if isinstance(first, (tuple, list)):
         columns = [_collate_values(list(column)) for column in zip(*batch)]
         return tuple(columns) if isinstance(first, tuple) else columns
     return _collate_values(list(batch))
+
+
+def _collate_dict(values: List[Any]) -> Any:
+    if not all(isinstance(v, Mapping) and v.keys() == values[0].keys() for v in values):
+        return _collate_values(values)
+    return {key: _collate_values([v[key] for v in values]) for key in values[0]}
 
 
 def _collate_values(values: List[Any]) -> Any:
@@ -189,6 +386,182 @@ def _collate_values(values: List[Any]) -> Any:
     if isinstance(first, np.ndarray) and any(v.shape != first.shape for v in values):
         return values
     return default_collate(values)
+
+
+# -- geometry: crops and resizes that keep a sample consistent --------------------------------------
+#: Photo targets (bilinear when resized) and maps (nearest), every one with the frame's size.
+_PHOTOS = ("image", "right_image", "snippet")
+_MAPS = ("semantic", "train_ids", "instance_ids", "disparity", "depth")
+#: Targets the geometry functions refuse (masks, boxes and areas that would have to be redone).
+_NOT_MOVED = ("instances", "panoptic")
+
+
+def _row_axis(key: str, ndim: int, channels_first: bool) -> int:
+    """The rows' axis of a spatial target (the columns' is the next one)."""
+    return ndim - (3 if key in _PHOTOS and not channels_first else 2)
+
+
+def _frame_size(sample: Mapping[str, Any], channels_first: bool, what: str) -> Tuple[int, int]:
+    refused = [k for k in _NOT_MOVED if k in sample]
+    if refused:
+        raise ValueError(f"{what} does not move the {', '.join(refused)} target(s) (masks, boxes and areas): "
+                         "leave them out of the targets, or crop them in your own transform")
+    sizes = {}
+    for key in _PHOTOS + _MAPS:
+        if key in sample:
+            t = sample[key]
+            rows = _row_axis(key, t.ndim, channels_first)
+            sizes[key] = (int(t.shape[rows]), int(t.shape[rows + 1]))
+    if not sizes:
+        raise ValueError(f"{what}: the sample has no photo or map to take the frame's size from")
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{k} {h}×{w}" for k, (h, w) in sizes.items())
+        raise ValueError(f"{what}: the sample's targets differ in size ({shown}; channels_first={channels_first})")
+    return next(iter(sizes.values()))
+
+
+def _moved(sample: Mapping[str, Any], sx: float, sy: float, dx: float, dy: float) -> Dict[str, Any]:
+    """``camera`` and ``persons`` of a sample whose pixels were scaled by ``(sx, sy)`` then
+    shifted by ``(dx, dy)``; pixel centres at integer coordinates (OpenCV's camera-matrix
+    convention), so a principal point moves as ``(u0 + 0.5) · sx - 0.5 + dx``; box edges
+    (exclusive ends) as ``x · sx + dx``."""
+    out: Dict[str, Any] = {}
+    camera = sample.get("camera")
+    if isinstance(camera, Mapping) and "intrinsics" in camera:
+        k = camera["intrinsics"].to(torch.float64).clone()
+        k[..., 0, 0] *= sx
+        k[..., 1, 1] *= sy
+        k[..., 0, 2] = (k[..., 0, 2] + 0.5) * sx - 0.5 + dx
+        k[..., 1, 2] = (k[..., 1, 2] + 0.5) * sy - 0.5 + dy
+        out["camera"] = {**camera, "intrinsics": k.to(camera["intrinsics"].dtype)}
+    persons = sample.get("persons")
+    if isinstance(persons, Mapping):
+        scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
+        shift = torch.tensor([dx, dy, dx, dy], dtype=torch.float64)
+        out["persons"] = {**persons, **{key: (persons[key].to(torch.float64) * scale + shift).to(persons[key].dtype)
+                                        for key in ("boxes", "boxes_vis") if key in persons}}
+    return out
+
+
+def _whole(value: Any, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def crop_sample(sample: Mapping[str, Any], top: int, left: int, height: int, width: int, *,
+                channels_first: bool = False) -> Dict[str, Any]:
+    """A sample cropped to rows ``top`` to ``top + height`` and columns ``left`` to
+    ``left + width``, every spatial target together.
+
+    Parameters
+    ----------
+    sample : dict
+        A sample of :func:`sample` (one frame, not a batch).
+    top, left, height, width : int
+        The crop, inside the frame.
+    channels_first : bool
+        How the sample's photos are laid out (the dataset's ``channels_first``).
+
+    Returns
+    -------
+    dict
+        A new sample: photos, maps and the snippet cropped (copies); the camera's principal
+        point ``u0 - left``, ``v0 - top``; the ``persons`` boxes shifted by ``(-left, -top)``,
+        neither clipped nor dropped (filter them as your training needs); other entries as
+        they were.
+
+    Raises
+    ------
+    ValueError
+        A crop outside the frame, targets of different sizes, or ``instances`` / ``panoptic``
+        in the sample (not handled).
+    """
+    h, w = _frame_size(sample, channels_first, "crop_sample")
+    top, left = _whole(top, "top", 0), _whole(left, "left", 0)
+    height, width = _whole(height, "height", 1), _whole(width, "width", 1)
+    if top + height > h or left + width > w:
+        raise ValueError(f"crop {height}×{width} at ({top}, {left}) is outside the {h}×{w} frame")
+    out = dict(sample)
+    for key in _PHOTOS + _MAPS:
+        if key in out:
+            t = out[key]
+            rows = _row_axis(key, t.ndim, channels_first)
+            index = [slice(None)] * t.ndim
+            index[rows], index[rows + 1] = slice(top, top + height), slice(left, left + width)
+            out[key] = t[tuple(index)].clone()
+    out.update(_moved(sample, 1.0, 1.0, -left, -top))
+    return out
+
+
+def _nearest(n_in: int, n_out: int) -> Any:
+    """Source index of each of ``n_out`` pixels resampled from ``n_in``, pixel centres aligned
+    (torch's ``nearest-exact``)."""
+    return torch.clamp(torch.floor((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out)),
+                       max=n_in - 1).to(torch.int64)
+
+
+def _resized_photo(t: Any, size: Tuple[int, int], channels_first: bool) -> Any:
+    x = t if channels_first else t.movedim(-1, -3)
+    lead = x.shape[:-3]
+    x = x.reshape((-1,) + tuple(x.shape[-3:])).to(torch.float32)
+    y = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    if not t.dtype.is_floating_point:
+        y = y.round().clamp(0, torch.iinfo(t.dtype).max).to(t.dtype)
+    y = y.reshape(tuple(lead) + tuple(y.shape[-3:]))
+    return y.contiguous() if channels_first else y.movedim(-3, -1).contiguous()
+
+
+def resize_sample(sample: Mapping[str, Any], size: Tuple[int, int], *,
+                  channels_first: bool = False) -> Dict[str, Any]:
+    """A sample resized to ``size`` (``(height, width)``), every spatial target together.
+
+    Pixel centres are aligned (``align_corners=False``): with ``sx = width / W`` and
+    ``sy = height / H``, a point at pixel coordinate ``u`` (centres at integers) moves to
+    ``(u + 0.5) · sx - 0.5``.
+
+    Parameters
+    ----------
+    sample : dict
+        A sample of :func:`sample` (one frame, not a batch).
+    size : (int, int)
+        The new height and width.
+    channels_first : bool
+        How the sample's photos are laid out (the dataset's ``channels_first``).
+
+    Returns
+    -------
+    dict
+        A new sample: photos and the snippet resized bilinearly (antialiased, rounded back to
+        their dtype); label maps, ``disparity`` and ``depth`` by nearest neighbour (no value
+        made up between an object and the background, NaN kept); ``disparity`` values times
+        ``sx`` (a disparity is a horizontal distance in pixels), depth unchanged; the camera's
+        ``fx · sx``, ``fy · sy``, ``(u0 + 0.5) · sx - 0.5``, ``(v0 + 0.5) · sy - 0.5``
+        (``baseline · fx / disparity`` stays the depth); ``persons`` boxes times
+        ``(sx, sy)``; other entries as they were.
+
+    Raises
+    ------
+    ValueError
+        A bad size, targets of different sizes, or ``instances`` / ``panoptic`` in the sample.
+    """
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise ValueError(f"size must be (height, width), got {size!r}")
+    height, width = _whole(size[0], "height", 1), _whole(size[1], "width", 1)
+    h, w = _frame_size(sample, channels_first, "resize_sample")
+    sx, sy = width / w, height / h
+    rows, cols = _nearest(h, height), _nearest(w, width)
+    out = dict(sample)
+    for key in _PHOTOS:
+        if key in out:
+            out[key] = _resized_photo(out[key], (height, width), channels_first)
+    for key in _MAPS:
+        if key in out:
+            t = out[key]
+            t = t[..., rows[:, None], cols[None, :]]
+            out[key] = t * sx if key == "disparity" else t.contiguous()
+    out.update(_moved(sample, sx, sy, 0.0, 0.0))
+    return out
 
 
 # -- the frame list, one copy per process ---------------------------------------------------------
@@ -268,8 +641,12 @@ class _Samples:
 
     def __init__(self, source: Source, *, split=None, targets: Sequence[str] = ("image", "semantic"),
                  transform: Optional[Transform] = None, storage_options: Optional[dict] = None,
-                 channels_first: bool = False, **open_options):
+                 channels_first: bool = False, snippet: Optional[Mapping[str, Any]] = None, **open_options):
         self.targets = _check_targets(targets)
+        if snippet is not None and "snippet" not in self.targets:
+            raise ValueError("snippet options given, but 'snippet' is not among the targets")
+        #: The ``snippet`` target's options, defaults filled in (see :func:`sample`).
+        self.snippet: Optional[Dict[str, Any]] = _snippet_options(snippet) if "snippet" in self.targets else None
         self.transform = transform
         self.channels_first = channels_first
         self._frames = _FrameList(_list_frames(source, split, storage_options, open_options))
@@ -282,7 +659,7 @@ class _Samples:
     def _sample(self, frame: Frame) -> Any:
         """The sample of a frame fresh from the list (decoded, then released)."""
         try:
-            out = sample(frame, self.targets, channels_first=self.channels_first)
+            out = sample(frame, self.targets, channels_first=self.channels_first, snippet=self.snippet)
         finally:
             frame.release()
         return self.transform(out) if self.transform is not None else out
@@ -313,15 +690,25 @@ class CityscapesDataset(_Samples, _data.Dataset):
         Splits to read (all when None).
     targets : sequence of str
         What each sample holds besides ``id`` and ``split``: ``image``, ``semantic``,
-        ``train_ids``, ``instance_ids``, ``instances``, ``panoptic`` (see :func:`sample`).
+        ``train_ids``, ``instance_ids``, ``instances``, ``panoptic``, and from the release's
+        other parts ``right_image``, ``disparity``, ``depth``, ``camera``, ``persons``,
+        ``snippet`` (see :func:`sample`). A frame without a target's file is an error naming
+        the frame and the file.
     transform : callable, optional
-        Called on each sample dict; its result is the sample.
+        Called on each sample dict; its result is the sample. The datasets apply no geometry
+        of their own: crop or resize here with :func:`crop_sample` / :func:`resize_sample`,
+        which keep the camera, disparity and boxes consistent with the pixels.
     storage_options : dict, optional
         For the filesystem (a url source only).
     channels_first : bool
-        Images ``3×H×W`` instead of ``H×W×3``.
+        Images ``3×H×W`` instead of ``H×W×3`` (snippets ``T×3×H×W``).
+    snippet : dict, optional
+        Options of the ``snippet`` target: ``before``, ``after``, ``step``, ``key`` (defaults
+        :data:`SNIPPET_DEFAULTS`: the 30-frame ``leftImg8bit_sequence`` snippet), e.g.
+        ``targets=("image", "snippet"), snippet={"before": 2, "after": 2}``.
     **open_options
-        Passed to :func:`cityscapes_io.open` (``format``, ``cities``, ``annotations``, ...).
+        Passed to :func:`cityscapes_io.open` (``format``, ``cities``, ``annotations``,
+        ``image`` (the photo key of the ``image`` target: ``leftImg8bit_foggy@beta_0.02``), ...).
 
     The dataset is listed when it is made; nothing is decoded until an item is asked for.
     ``dataset[i]`` is the sample of the i-th frame in the dataset's order; a batch of indices
@@ -425,10 +812,11 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
 
     def __init__(self, source: Source, *, split=None, targets: Sequence[str] = ("image", "semantic"),
                  transform: Optional[Transform] = None, storage_options: Optional[dict] = None,
-                 channels_first: bool = False, shuffle: int = 0, seed: int = 0, rank: Optional[int] = None,
-                 world_size: Optional[int] = None, even: bool = False, **open_options):
+                 channels_first: bool = False, snippet: Optional[Mapping[str, Any]] = None, shuffle: int = 0,
+                 seed: int = 0, rank: Optional[int] = None, world_size: Optional[int] = None, even: bool = False,
+                 **open_options):
         super().__init__(source, split=split, targets=targets, transform=transform, storage_options=storage_options,
-                         channels_first=channels_first, **open_options)
+                         channels_first=channels_first, snippet=snippet, **open_options)
         if rank is None or world_size is None:
             d_rank, d_world = _default_rank()
             rank = d_rank if rank is None else rank
