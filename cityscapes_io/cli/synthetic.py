@@ -24,6 +24,12 @@ def register(subparsers, help: str) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace what DST holds (a destination that is not empty is refused otherwise)")
     p.add_argument("--storage-options", type=json_object, metavar="JSON")
+    p.add_argument("--parts", metavar="LIST|all",
+                   help="also write these parts of the release for every frame, comma-separated folder names "
+                        "(rightImg8bit, disparity, camera, vehicle, timestamp, leftImg8bit_sequence, "
+                        "leftImg8bit_foggy, gtBboxCityPersons, gtBbox3d, ...), or all")
+    p.add_argument("--demo-frames", type=int, default=3,
+                   help="frames per city of the demoVideo split (part leftImg8bit_demoVideo; default 3)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +47,8 @@ def run(args) -> int:
     bar = progress(args, "synthetic", total=total)
     ids = generate(args.dst, splits=splits, cities=tuple(c for c in args.cities.split(",") if c), size=(w, h),
                    seed=args.seed, photos=args.photos, distinct=args.distinct, storage_options=args.storage_options,
-                   coarse=coarse, overwrite=args.overwrite, progress=bar)
+                   coarse=coarse, overwrite=args.overwrite, progress=bar, parts=args.parts,
+                   demo_frames=args.demo_frames)
     bar.close()
     print(f"wrote {len(ids)} frames to {args.dst}")
     return 0

@@ -47,6 +47,76 @@ real coarse annotations. For a split gtFine has too (train, val) the coarse fram
 gtFine frames, same ids and same scenes; for the others (train_extra) the photos are written
 under ``leftImg8bit/<split>/`` too.
 
+``generate(..., parts=[...] or "all")`` also writes the release's other parts (issue 21,
+:data:`PART_FOLDERS`), each under ``<folder>/<split>/<city>/`` and named after the frame
+``<city>_<seq>_<frame>`` (``<id>`` below). They are made from the frame's scene, its photo and a
+camera of its own, from a fourth generator of the frame's seed sequence (so the other files stay
+byte for byte what they are without parts), one generator per part:
+
+- ``rightImg8bit``: ``<id>_rightImg8bit.png``, the left photo with every pixel moved left by its
+  disparity (the left photo's pixel ``d`` columns to the right);
+- ``leftImg16bit``, ``rightImg16bit``: ``<id>_leftImg16bit.png``, ``<id>_rightImg16bit.png``,
+  16-bit RGB, ``p * 256`` plus ``p`` with noise of +-3 (the high byte is the 8-bit photo);
+- ``leftImg8bit_blurred``: ``<id>_leftImg8bit_blurred.png``, the photo with the people's heads
+  and the licence plates blurred;
+- ``camera``: ``<id>_camera.json``, ``{"extrinsic": {baseline, pitch, roll, x, y, yaw, z},
+  "intrinsic": {fx, fy, u0, v0}}``: a release camera (``fx`` 2262.52 at 2048 wide, scaled with
+  the width; ``fy``, ``v0`` with the height), ``baseline`` about 0.209 m, the camera about 1.22 m
+  high, each value varied a little per frame; ``roll`` 0 and ``pitch`` such that the camera sees
+  the scene's horizon where it is drawn;
+- ``disparity``: ``<id>_disparity.png``, 16-bit gray, ``round(d * 256) + 1``, 0 where invalid
+  (the sky, the void border, the unlabeled gaps, a band at the left edge, farther than 300 m),
+  ``d = baseline * fx / depth``. The depth is that of a flat-ground world: the ground at row
+  ``v`` is ``z * fy / (cos(pitch) * (v - horizon))`` away (growing towards the horizon), a
+  standing object (car, person, pole, tree, ...) is upright at the depth of its foot, a building
+  at the depth where the ground in front of it begins in its column;
+- ``vehicle``: ``<id>_vehicle.json``, ``gpsHeading`` (degrees), ``gpsLatitude``,
+  ``gpsLongitude``, ``gpsAltitude`` (m), ``speed`` (m/s), ``outsideTemperature`` (degrees C),
+  ``yawRate`` (rad/s); ``timestamp``: ``<id>_timestamp.txt``, one integer, nanoseconds;
+- ``leftImg8bit_sequence``, ``rightImg8bit_sequence``, ``disparity_sequence``,
+  ``vehicle_sequence``, ``timestamp_sequence``: the 30-frame snippet around the frame,
+  ``<city>_<seq>_<n>_leftImg8bit.png`` (``_rightImg8bit.png``, ``_disparity.png``,
+  ``_vehicle.json``, ``_timestamp.txt``) for ``n`` from ``frame - 19`` to ``frame + 10``, numbers
+  below 0 left out (frame 7 has a snippet of 18). The annotated frame's files are the very bytes
+  of its ``leftImg8bit``, ``rightImg8bit``, ``disparity``, ``vehicle`` and ``timestamp`` files;
+  the others are cheap: the photos and the disparity moved sideways a few columns a step
+  (``width // 512``, at least 1), the vehicle driving on, timestamps about 1/17 s apart;
+- ``leftImg8bit_foggy``, ``leftImg8bit_foggyDBF``: ``<id>_leftImg8bit_foggy_beta_<b>.png`` for
+  ``b`` in :data:`FOG_BETAS`, ``photo * t + A * (1 - t)`` with ``t = exp(-b * depth)`` and ``A``
+  0.8 gray (the sky: ``t`` 0); ``leftImg8bit_transmittance`` and
+  ``leftImg8bit_transmittanceDBF``: ``<id>_leftImg8bit_transmittance_beta_<b>.png``, 8-bit gray
+  ``t * 255``. The DBF ("refined") set's transmittance is the plain one box-blurred;
+- ``leftImg8bit_rain``: ``<id>_leftImg8bit_rain_alpha_<a>_beta_<b>_dropsize_<d>_pattern_<p>.png``
+  for ``(a, b, d)`` in :data:`RAIN_SETTINGS` and ``p`` in :data:`RAIN_PATTERNS` only (the
+  release has patterns 1 to 12), for every other train frame only (the release covers a
+  subset): a veil as fog of coefficient ``b`` and slanted streaks, more with ``a``, longer with
+  ``d``;
+- ``gtBboxCityPersons``: ``<id>_gtBboxCityPersons.json``, ``{"imgHeight", "imgWidth",
+  "objects": [{"instanceId", "label", "bbox", "bboxVis"}]}``: per person / rider instance a
+  ``pedestrian`` / ``rider`` (``instanceId`` its gtFine instanceIds value, ``bboxVis`` its
+  visible pixels' box, ``bbox`` its whole outline's, widened to CityPersons' aspect ratio 0.41),
+  then per crowd a ``person group`` (people) or ``ignore`` (riders) of instance id 0;
+- ``gtBbox3d``: ``<id>_gtBbox3d.json``, as cityscapesScripts' ``Annotation(CsObjectType.BBOX3D)``
+  and ``evalObjectDetection3d`` read it: ``imgWidth``, ``imgHeight``, ``sensor`` (the camera's
+  ``fx``, ``fy``, ``u0``, ``v0``, ``baseline`` and the 3x4 ``sensor_T_ISO_8855``, which takes a
+  point of the vehicle's ISO 8855 axes, x forward, y left, z up, origin on the ground, to the
+  camera's, same axes, origin at the ``x``, ``y``, ``z`` of the camera JSON), ``objects``
+  per car, truck, bus, train, motorcycle and bicycle instance (``2d.modal`` its visible pixels'
+  box, ``2d.amodal`` the 3D box projected and clipped to the image, ``3d.center``,
+  ``3d.dimensions`` (length, width, height: the width and height those of the drawn outline
+  at its depth, so the synthetic cars are about 0.9 m high; the length its class's), a unit
+  ``3d.rotation`` quaternion (w, x, y, z), ``label``, ``instanceId``, ``score`` 1.0,
+  ``occlusion``, ``truncation``), and ``ignore`` regions (``2d``, ``label``, ``instanceId``) for
+  the vehicle crowds (instance id the class id) and instances farther than 120 m or very small;
+- ``leftImg8bit_demoVideo``: the photo-only split ``demoVideo``,
+  ``leftImg8bit/demoVideo/<city>/<city>_000000_<n>_leftImg8bit.png`` for the cities
+  :data:`DEMO_CITIES` and ``n`` = 1 .. ``demo_frames``: a scene per city, its photo moved a few
+  columns a frame.
+
+``gtBboxCityPersons`` and ``gtBbox3d`` are written for the splits with gtFine only. At 256x128
+all the parts cost about 0.15 s of CPU a frame, most of it encoding the 90 PNGs of the snippets
+(at 2048x1024, about 9 s and 140 MB of files a frame, two thirds of it encoding).
+
 The same arguments always give byte-identical files (with the same numpy, Pillow and zlib).
 At 2048x1024 a frame with its photo costs about 0.15 s of CPU: 0.03 s to draw the scene and its
 label images, 0.03 s to render the photo, 0.09 s to encode the PNGs (0.055 s of which the 2 MB
@@ -69,15 +139,17 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Callable, Deque, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from .. import names, png
 from ..errors import RefusedError
@@ -86,7 +158,8 @@ from ..polygons import parse_polygons, rasterize, resolve_polygon_label
 from ..storage import storage_errors
 from ..storage.sinks import LocalSink, ObjectStoreSink, Sink
 
-__all__ = ["generate", "make_frame"]
+__all__ = ["generate", "make_frame", "PART_FOLDERS", "FOG_BETAS", "RAIN_SETTINGS", "RAIN_PATTERNS",
+           "SEQUENCE_OFFSETS", "DEMO_CITIES"]
 
 _LABELS = LabelMap.cityscapes()
 _ID = {lab.name: lab.id for lab in _LABELS}
@@ -344,12 +417,16 @@ def _few(points, n: int) -> np.ndarray:
 
 
 class _Object:
-    """One polygon object: label, integer vertices, what it is (``role``), deleted or not."""
+    """One polygon object: label, integer vertices, what it is (``role``), deleted or not, and the
+    image row where it stands on the ground (``foot``: its lowest vertex unless given; the
+    parts' depth, :meth:`_FrameParts.depth`)."""
 
-    __slots__ = ("label", "points", "role", "deleted", "extra")
+    __slots__ = ("label", "points", "role", "deleted", "extra", "foot")
 
-    def __init__(self, label: str, points: List[List[int]], role: str, deleted: bool = False, extra=None):
+    def __init__(self, label: str, points: List[List[int]], role: str, deleted: bool = False, extra=None,
+                 foot: Optional[float] = None):
         self.label, self.points, self.role, self.deleted, self.extra = label, points, role, deleted, extra
+        self.foot = float(max(p[1] for p in points)) if foot is None else float(foot)
 
     def as_json(self) -> dict:
         return {"label": self.label, "polygon": self.points, "deleted": int(self.deleted)}
@@ -404,11 +481,11 @@ class _Scene:
         self.boxes: Dict[int, Tuple[int, int, int, int]] = {}
 
     def add(self, where: List[_Object], label: str, points, role: str, deleted: bool = False,
-            extra=None) -> Optional[_Object]:
+            extra=None, foot: Optional[float] = None) -> Optional[_Object]:
         pts = _int_polygon(points, self.box)
         if pts is None:
             return None
-        obj = _Object(label, pts, role, deleted, extra)
+        obj = _Object(label, pts, role, deleted, extra, foot)
         where.append(obj)
         return obj
 
@@ -475,9 +552,11 @@ class _Scene:
         for _ in range(rng.integers(1, 5)):
             tx = w * (rng.uniform(0, 0.3) if rng.random() < 0.5 else rng.uniform(0.7, 1.0))
             ty = yh - h * rng.uniform(0.02, 0.25)
-            self.add(S, "vegetation", _crect(tx, (ty + yh) / 2 + h * 0.03, w * 0.008 + 1, yh - ty + h * 0.06), "trunk")
+            foot = yh + h * 0.06  # the trunk's bottom: the crown stands there too
+            self.add(S, "vegetation", _crect(tx, (ty + yh) / 2 + h * 0.03, w * 0.008 + 1, yh - ty + h * 0.06), "trunk",
+                     foot=foot)
             self.add(S, "vegetation", _ellipse(tx, ty, w * rng.uniform(0.03, 0.10), h * rng.uniform(0.05, 0.16)),
-                     "crown")
+                     "crown", foot=foot)
         # Poles on the sidewalks, some carrying a traffic sign or a traffic light.
         for _ in range(rng.integers(1, 5)):
             yb = yh + (h - yh) * rng.uniform(0.1, 0.6)
@@ -485,12 +564,13 @@ class _Scene:
             lx, rx = self.road_edges(yb)
             px = (lx - self.sw * t * 0.5) if rng.random() < 0.5 else (rx + self.sw * t * 0.5)
             ph = h * (0.15 + 0.9 * t)
-            self.add(S, "pole", _crect(px, yb - ph / 2, w * 0.006 * t + 1, ph), "small")
+            self.add(S, "pole", _crect(px, yb - ph / 2, w * 0.006 * t + 1, ph), "small", foot=yb)
             what = rng.random()
             if what < 0.4:
-                self.add(S, "traffic sign", _crect(px, yb - ph, h * 0.06 * t + 1, h * 0.06 * t + 1), "small")
+                self.add(S, "traffic sign", _crect(px, yb - ph, h * 0.06 * t + 1, h * 0.06 * t + 1), "small", foot=yb)
             elif what < 0.7:
-                self.add(S, "traffic light", _crect(px, yb - ph, h * 0.03 * t + 1, h * 0.08 * t + 1), "small")
+                self.add(S, "traffic light", _crect(px, yb - ph, h * 0.03 * t + 1, h * 0.08 * t + 1), "small",
+                         foot=yb)
         # Void: static things on the ground, sometimes a dynamic object.
         for _ in range(rng.integers(1, 4)):
             yb = yh + (h - yh) * rng.uniform(0.1, 0.7)
@@ -500,7 +580,7 @@ class _Scene:
             sx = lx - off if rng.random() < 0.5 else rx + off
             label = "static" if rng.random() < 0.8 else "dynamic"
             self.add(S, label, _crect(sx, yb - h * 0.05 * t, h * rng.uniform(0.03, 0.12) * t + 1, h * 0.1 * t + 1),
-                     "small")
+                     "small", foot=yb)
 
     def draw_void_border(self):
         """Ego vehicle hood, rectification border and out of roi rows, on top of everything."""
@@ -563,7 +643,7 @@ class _Scene:
     def draw_instance(self, kind: str, t: float):
         x, yb, height = self.place(kind, t)
         outline = _outline(self.rng, kind, x, yb, height)
-        car = self.add(self.things, kind, outline, "thing", extra=height)
+        car = self.add(self.things, kind, outline, "thing", extra=height, foot=yb)
         if kind == "car" and car is not None and height >= max(8.0, self.h * 0.05) and self.rng.random() < 0.4:
             # A licence plate low on the car, as the release has them: its id is negative, so
             # it is not drawn and the car stays car under it.
@@ -789,13 +869,576 @@ def _resize(field: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# The release's other parts (issue 21): made from the scene, its photo and its camera
+# --------------------------------------------------------------------------------------------
+#: The parts :func:`generate` writes when asked (``parts=[...]`` or ``"all"``), by the name of
+#: their top folder; ``leftImg8bit_demoVideo`` (the name of its package) is the photo-only
+#: ``demoVideo`` split, written under ``leftImg8bit/demoVideo/``.
+PART_FOLDERS: Tuple[str, ...] = (
+    "rightImg8bit", "leftImg16bit", "rightImg16bit", "leftImg8bit_blurred", "disparity", "camera", "vehicle",
+    "timestamp", "leftImg8bit_sequence", "rightImg8bit_sequence", "disparity_sequence", "vehicle_sequence",
+    "timestamp_sequence", "leftImg8bit_foggy", "leftImg8bit_foggyDBF", "leftImg8bit_transmittance",
+    "leftImg8bit_transmittanceDBF", "leftImg8bit_rain", "gtBboxCityPersons", "gtBbox3d", "leftImg8bit_demoVideo",
+)
+#: Foggy Cityscapes' attenuation coefficients (``_leftImg8bit_foggy_beta_0.01.png``).
+FOG_BETAS: Tuple[float, ...] = (0.005, 0.01, 0.02)
+#: Rain Cityscapes' (alpha, beta, dropsize) settings, and the rain patterns written of the
+#: release's 12 (``_leftImg8bit_rain_alpha_0.01_beta_0.005_dropsize_0.01_pattern_1.png``).
+RAIN_SETTINGS: Tuple[Tuple[float, float, float], ...] = ((0.01, 0.005, 0.01), (0.02, 0.01, 0.005),
+                                                         (0.03, 0.015, 0.002))
+RAIN_PATTERNS: Tuple[int, ...] = (1, 2)
+#: A sequence snippet's frames relative to the annotated one: 19 before it, 10 after (30 in all,
+#: the annotated frame the 20th); frame numbers below 0 are left out.
+SEQUENCE_OFFSETS = range(-19, 11)
+#: The city folders of the ``demoVideo`` split.
+DEMO_CITIES: Tuple[str, ...] = ("stuttgart_00", "stuttgart_01")
+
+_DEMO = "leftImg8bit_demoVideo"
+# Parts made from the photo (rendered for them even when the photos are not written).
+_PHOTO_PARTS = frozenset(PART_FOLDERS) - {"disparity", "camera", "vehicle", "timestamp", "disparity_sequence",
+                                          "vehicle_sequence", "timestamp_sequence", "leftImg8bit_transmittance",
+                                          "leftImg8bit_transmittanceDBF", "gtBboxCityPersons", "gtBbox3d"}
+_DEPTH_PARTS = frozenset({"rightImg8bit", "rightImg16bit", "rightImg8bit_sequence", "disparity",
+                          "disparity_sequence", "leftImg8bit_foggy", "leftImg8bit_foggyDBF",
+                          "leftImg8bit_transmittance", "leftImg8bit_transmittanceDBF", "leftImg8bit_rain"})
+# Parts drawn from the fine annotation (not written for a split with coarse annotations only).
+_FINE_PARTS = frozenset({"gtBboxCityPersons", "gtBbox3d"})
+
+# A camera of the release at 2048x1024 (fx, fy, u0, v0 in pixels, the stereo baseline in metres).
+_FX, _FY, _U0, _V0, _BASELINE = 2262.52, 2265.3017905988554, 1096.98, 513.137, 0.209313
+_MAX_DEPTH = 300.0  # farther than this the disparity is invalid (p = 0)
+_AIRLIGHT = 0.8 * 255  # the fog's and the rain veil's atmospheric light
+_FPS = 17.0  # sequence frames per second
+# How a pixel's depth is found (_FrameParts.depth), by the role of the object drawn there.
+_SKY, _GROUND, _FACADE, _STANDING, _VOID, _GAP = range(6)
+_DEPTH_ROLE = {"sky": _SKY, "ground": _GROUND, "building": _FACADE, "hood": _VOID, "border": _VOID}
+# CityPersons' label of a person / rider instance and of a crowd of them.
+_PERSON_LABEL = {_ID["person"]: ("pedestrian", "person group"), _ID["rider"]: ("rider", "ignore")}
+# Cityscapes 3D: the classes with 3D boxes, their typical length in metres, and the "type" names
+# written (the car types are the release's; the others are made up).
+_BOX3D = {"car": (4.3, ("Small Size Car", "Mid Size Car", "Box Wagon")), "truck": (7.0, ("Mini Truck", "Truck")),
+          "bus": (12.0, ("Bus",)), "train": (25.0, ("Tram",)), "motorcycle": (2.1, ("Motorcycle",)),
+          "bicycle": (1.8, ("Bicycle",))}
+
+
+def _parts_wanted(parts: Union[None, str, Sequence[str]]) -> FrozenSet[str]:
+    """The part folders ``parts`` names: ``None`` (none), ``"all"``, or names (a list or a
+    comma-separated string)."""
+    if parts is None:
+        return frozenset()
+    items = ([p.strip() for p in parts.split(",") if p.strip()] if isinstance(parts, str) else list(parts))
+    if items == ["all"]:
+        return frozenset(PART_FOLDERS)
+    unknown = [p for p in items if p not in PART_FOLDERS]
+    if unknown:
+        raise ValueError(f"parts: unknown part {', '.join(map(repr, unknown))}; the parts are "
+                         f"{', '.join(PART_FOLDERS)} (or \"all\")")
+    return frozenset(items)
+
+
+def _part_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
+    """The seed of a frame content's parts: the fourth child of the sequence :func:`_rngs`
+    spawns the frame's other three generators from (so they stay as they were)."""
+    return _seed_sequence(seed, split, index).spawn(4)[3]
+
+
+def _child_rng(seeds: np.random.SeedSequence, key: str) -> np.random.Generator:
+    """A generator of its own for ``key`` under ``seeds``: a part's bytes do not depend on which
+    other parts are written."""
+    child = np.random.SeedSequence(seeds.entropy, spawn_key=(*seeds.spawn_key, zlib.crc32(key.encode("utf-8"))))
+    return np.random.default_rng(child)
+
+
+class _Camera:
+    """A frame's calibration, as the camera JSON holds it, and the flat ground it sees: the
+    scene's horizon is where the pitched camera sees it (roll 0), so that the depth of the
+    ground at image row ``v`` is ``z * fy / (cos(pitch) * (v - horizon))``."""
+
+    def __init__(self, rng: np.random.Generator, scene: "_Scene"):
+        sw, sh = scene.w / 2048, scene.h / 1024
+        k = 1 + rng.uniform(-0.003, 0.003)
+        self.fx, self.fy = round(_FX * sw * k, 4), round(_FY * sh * k, 4)
+        self.u0 = round((_U0 + rng.uniform(-25, 25)) * sw, 4)
+        self.v0 = round((_V0 + rng.uniform(-12, 12)) * sh, 4)
+        self.baseline = round(_BASELINE + rng.uniform(-0.006, 0.006), 6)
+        self.x, self.y = round(1.7 + rng.uniform(-0.05, 0.05), 4), round(0.1 + rng.uniform(-0.05, 0.05), 4)
+        self.z = round(1.22 + rng.uniform(-0.04, 0.04), 4)
+        self.yaw, self.roll = round(rng.uniform(-0.025, 0.025), 6), 0.0
+        self.pitch = round(math.atan2(self.v0 - scene.yh, self.fy), 6)
+        self.horizon = self.v0 - self.fy * math.tan(self.pitch)
+        # Vehicle (ISO 8855: x forward, y left, z up) to sensor (the same axes at the camera):
+        # p_sensor = R p_vehicle + t, R the transpose of the camera's orientation yaw, pitch, roll.
+        cy, sy, cp, sp = math.cos(self.yaw), math.sin(self.yaw), math.cos(self.pitch), math.sin(self.pitch)
+        orientation = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]]) @ np.array(
+            [[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+        self.rotation = orientation.T
+        self.translation = -self.rotation @ np.array([self.x, self.y, self.z])
+
+    def as_json(self) -> Dict[str, Dict[str, float]]:
+        return {"extrinsic": {"baseline": self.baseline, "pitch": self.pitch, "roll": self.roll, "x": self.x,
+                              "y": self.y, "yaw": self.yaw, "z": self.z},
+                "intrinsic": {"fx": self.fx, "fy": self.fy, "u0": self.u0, "v0": self.v0}}
+
+    def sensor(self) -> Dict[str, Any]:
+        """The ``sensor`` of a ``_gtBbox3d.json``."""
+        matrix = np.hstack([self.rotation, self.translation[:, None]])
+        return {"sensor_T_ISO_8855": matrix.tolist(), "fx": self.fx, "fy": self.fy, "u0": self.u0, "v0": self.v0,
+                "baseline": self.baseline}
+
+    def ground_depth(self, rows) -> np.ndarray:
+        """Depth in metres of the ground seen at image rows ``rows`` (inf at and above the horizon)."""
+        dv = np.asarray(rows, dtype=np.float64) - self.horizon
+        with np.errstate(divide="ignore"):
+            return np.where(dv > 0, self.z * self.fy / (math.cos(self.pitch) * np.maximum(dv, 1e-9)), np.inf)
+
+    def to_vehicle(self, u: float, v: float, depth: float) -> np.ndarray:
+        """The point of pixel (u, v) at ``depth``, in vehicle coordinates."""
+        xs, ys = (u - self.u0) * depth / self.fx, (v - self.v0) * depth / self.fy  # right, down
+        return self.rotation.T @ (np.array([depth, -xs, -ys]) - self.translation)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixels (n x 2) of vehicle points (n x 3), and their depth (n): the official
+        ``Box3dImageTransform``'s projection."""
+        c = points @ self.rotation.T + self.translation  # forward, left, up
+        z = c[:, 0]
+        return np.column_stack([self.fx * -c[:, 1] / z + self.u0, self.fy * -c[:, 2] / z + self.v0, z])
+
+
+def _quaternion(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """The unit quaternion ``(w, x, y, z)`` of the rotation yaw (about z), then pitch (y), then roll (x)."""
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
+    q = np.array([cy * cp * cr + sy * sp * sr, cy * cp * sr - sy * sp * cr,
+                  cy * sp * cr + sy * cp * sr, sy * cp * cr - cy * sp * sr])
+    return q / np.linalg.norm(q)
+
+
+def _rotation_matrix(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def _shifted(a: np.ndarray, dx: int, fill: Optional[int] = None) -> np.ndarray:
+    """``a`` moved ``dx`` columns right (left when negative); the columns it uncovers repeat its
+    edge, or hold ``fill``."""
+    if dx == 0:
+        return a
+    out = np.empty_like(a)
+    if dx > 0:
+        out[:, dx:] = a[:, :-dx]
+        out[:, :dx] = a[:, :1] if fill is None else fill
+    else:
+        out[:, :dx] = a[:, -dx:]
+        out[:, dx:] = a[:, -1:] if fill is None else fill
+    return out
+
+
+def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
+    """A 2-D float array averaged over ``(2r + 1)^2`` windows (edges repeated)."""
+    k = 2 * r + 1
+    p = np.pad(a.astype(np.float64), r, mode="edge")
+    c = np.cumsum(np.pad(p, ((1, 0), (0, 0))), axis=0)
+    p = (c[k:] - c[:-k]) / k
+    c = np.cumsum(np.pad(p, ((0, 0), (1, 0))), axis=1)
+    return (c[:, k:] - c[:, :-k]) / k
+
+
+def _png16_rgb(rgb: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (the encoders of :mod:`cityscapes_io.png` write 8-bit colour only):
+    rows "Up"-filtered, zlib level 1."""
+    h, w = rgb.shape[:2]
+    data = np.ascontiguousarray(rgb, dtype=">u2").view(np.uint8).reshape(h, w * 6)
+    filtered = np.empty((h, w * 6 + 1), dtype=np.uint8)
+    filtered[:, 0] = 2
+    filtered[0, 1:] = data[0]
+    np.subtract(data[1:], data[:-1], out=filtered[1:, 1:])
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1)) + chunk(b"IEND", b""))
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, indent=4).encode("utf-8")
+
+
+# A part's file of a frame content: (top folder, sequence offset or None, what follows the
+# frame id in its name, its bytes).
+_PartFile = Tuple[str, Optional[int], str, bytes]
+
+
+class _FrameParts:
+    """The other parts of one frame content, made from its scene, photo and camera when
+    :meth:`files` is iterated (in the writer thread: a sequence's photos are made and encoded
+    one at a time)."""
+
+    def __init__(self, scene: "_Scene", photo: Optional[np.ndarray], seeds: np.random.SeedSequence,
+                 wanted: FrozenSet[str], rain: bool):
+        self.scene, self.photo, self.seeds, self.wanted, self.rain = scene, photo, seeds, wanted, rain
+        self.camera = _Camera(self.rng("camera"), scene)
+        self._depth: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+    def rng(self, key: str) -> np.random.Generator:
+        return _child_rng(self.seeds, key)
+
+    # -- geometry ----------------------------------------------------------------------------
+    def depth(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Depth in metres of every pixel (float64, inf for the sky) and where the disparity is
+        valid. Each drawn object is a surface of the flat-ground world: the ground (and the ego
+        vehicle, the void border) at its row's ground depth; a standing object (car, person,
+        pole, tree, ...) upright at the depth of its foot; a building at the depth where the
+        ground in front of it begins in its column. The disparity is invalid in the sky, the void
+        border, the unlabeled gaps, farther than 300 m and in a band at the left edge (which the
+        right camera does not see)."""
+        if self._depth is not None:
+            return self._depth
+        scene, cam = self.scene, self.camera
+        w, h = scene.w, scene.h
+        drawn = [o for o, v in zip(scene.objects, _values(scene.objects)) if v is not None]
+        image = Image.new("I", (w, h), 0)
+        draw = ImageDraw.Draw(image)
+        for k, obj in enumerate(drawn):  # the painter's order of rasterize(): the same pixels
+            draw.polygon([float(c) for p in obj.points for c in p], fill=k + 1)
+        index = np.asarray(image)
+        roles = np.array([_GAP] + [_DEPTH_ROLE.get(o.role, _STANDING) for o in drawn], dtype=np.uint8)
+        role = roles[index]
+        feet = cam.ground_depth([0.0] + [o.foot for o in drawn])
+        rows = cam.ground_depth(np.arange(h))
+        ground = role == _GROUND
+        first = np.where(ground.any(axis=0), ground.argmax(axis=0), scene.hood_top(np.arange(w)))
+        columns = cam.ground_depth(first)
+        depth = feet[index]
+        depth = np.where((role == _GROUND) | (role == _VOID), rows[:, None], depth)
+        depth = np.where((role == _FACADE) | (role == _GAP), columns[None, :], depth)
+        depth[role == _SKY] = np.inf
+        valid = np.isin(role, (_GROUND, _FACADE, _STANDING)) & (depth <= _MAX_DEPTH)
+        valid[:, :max(1, int(round(w * 0.02)))] = False
+        self._depth = depth, valid
+        return self._depth
+
+    def disparity(self) -> np.ndarray:
+        """The disparity of every pixel in pixels, from the depth (0 where it is infinite)."""
+        depth, _ = self.depth()
+        with np.errstate(divide="ignore"):
+            return self.camera.baseline * self.camera.fx / depth
+
+    def disparity_png(self) -> np.ndarray:
+        """The disparity as the release encodes it: ``round(d * 256) + 1``, 0 where invalid."""
+        _, valid = self.depth()
+        p = np.clip(np.rint(self.disparity() * 256) + 1, 1, 65535)
+        return np.where(valid, p, 0).astype(np.uint16)
+
+    # -- photos ------------------------------------------------------------------------------
+    def right(self) -> np.ndarray:
+        """The right camera's photo: each pixel the left photo's ``d`` pixels to its right."""
+        assert self.photo is not None
+        w, h = self.scene.w, self.scene.h
+        src = np.arange(w)[None, :] + np.rint(self.disparity()).astype(np.int64)
+        return self.photo[np.arange(h)[:, None], np.clip(src, 0, w - 1)]
+
+    def deep(self, photo: np.ndarray, key: str) -> np.ndarray:
+        """The 16-bit version of an 8-bit photo: ``p * 256`` plus ``p`` with a little noise (so
+        that the high byte is the 8-bit photo and the low byte varies)."""
+        noise = self.rng(key).integers(-3, 4, size=photo.shape, dtype=np.int16)
+        low = np.clip(photo.astype(np.int16) + noise, 0, 255).astype(np.uint16)
+        return (photo.astype(np.uint16) << 8) | low
+
+    def blurred(self) -> np.ndarray:
+        """The photo with the heads of the people and the licence plates blurred."""
+        assert self.photo is not None
+        scene = self.scene
+        boxes = []
+        for obj, value in zip(scene.objects, _values(scene.objects)):
+            if obj.role == "plate":
+                boxes.append(_bbox(obj.points))
+            elif value is not None and value >= 1000 and value // 1000 in _PERSON_LABEL and obj.role == "thing":
+                x0, y0, x1, y1 = _bbox(obj.points)
+                boxes.append((x0, y0, x1, y0 + max(2, int(round((y1 - y0) * 0.2)))))
+        out = self.photo.copy()
+        image = Image.fromarray(self.photo)
+        for x0, y0, x1, y1 in boxes:
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                radius = max(1.0, (y1 - y0) / 3)
+                out[y0:y1, x0:x1] = np.asarray(image.crop((x0, y0, x1, y1)).filter(ImageFilter.GaussianBlur(radius)))
+        return out
+
+    def fog(self, transmittance: np.ndarray, photo: Optional[np.ndarray] = None) -> np.ndarray:
+        """``photo * t + A * (1 - t)`` (Koschmieder's law, atmospheric light ``A``)."""
+        base = self.photo if photo is None else photo
+        assert base is not None
+        t = transmittance.astype(np.float32)[..., None]
+        return np.rint(base.astype(np.float32) * t + np.float32(_AIRLIGHT) * (1 - t)).astype(np.uint8)
+
+    def streaks(self, alpha: float, dropsize: float, pattern: int) -> np.ndarray:
+        """A rain layer (float, 0 to 1): slanted streaks, more with ``alpha``, longer with
+        ``dropsize``, their slant and places set by ``pattern``."""
+        w, h = self.scene.w, self.scene.h
+        rng = self.rng(f"rain {alpha} {dropsize} {pattern}")
+        n = max(4, int(w * h * alpha / 40))
+        angle = math.radians((-1) ** pattern * (8 + 4 * pattern))
+        length = max(2.0, dropsize * h * 4) * rng.uniform(0.6, 1.4, n)
+        x0, y0 = rng.uniform(0, w, n), rng.uniform(-length.max(), h, n)
+        shade = rng.integers(60, 200, n)
+        layer = Image.new("L", (w, h), 0)
+        draw = ImageDraw.Draw(layer)
+        for x, y, ln, s in zip(x0.tolist(), y0.tolist(), length.tolist(), shade.tolist()):
+            draw.line([(x, y), (x + ln * math.sin(angle), y + ln * math.cos(angle))], fill=s)
+        return np.asarray(layer, dtype=np.float32) / 255
+
+    # -- annotations -------------------------------------------------------------------------
+    def _visible(self, value: int, box: Tuple[int, int, int, int]) -> Optional[Tuple[List[int], int]]:
+        """``([x, y, w, h], pixels)`` of the pixels of ``value`` in ``box`` (None: none)."""
+        x0, y0, x1, y1 = box
+        canvas = self.scene.canvas
+        assert canvas is not None
+        mask = canvas[y0:y1, x0:x1] == value
+        n = int(np.count_nonzero(mask))
+        if n == 0:
+            return None
+        ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        return [x0 + int(xs[0]), y0 + int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)], n
+
+    def persons(self) -> Dict[str, Any]:
+        """The CityPersons JSON: a pedestrian or rider per person / rider instance (``bbox`` its
+        whole outline, widened to CityPersons' aspect ratio 0.41 when narrower, ``bboxVis`` its
+        visible pixels), then its crowds (``person group`` for people, ``ignore`` for riders,
+        instance id 0)."""
+        scene = self.scene
+        objects: List[Dict[str, Any]] = []
+        crowds: List[Dict[str, Any]] = []
+        for obj, value in zip(scene.objects, _values(scene.objects)):
+            cls = None if value is None else (value // 1000 if value >= 1000 else value)
+            if cls not in _PERSON_LABEL or obj.role not in ("thing", "group"):
+                continue
+            assert value is not None
+            box = _bbox(obj.points)
+            seen = self._visible(value, box)
+            if seen is None:
+                continue
+            vis = seen[0]
+            if value < 1000:
+                crowds.append({"instanceId": 0, "label": _PERSON_LABEL[cls][1], "bbox": vis, "bboxVis": list(vis)})
+                continue
+            x0, y0, x1, y1 = box
+            half = max(0.41 * (y1 - y0), x1 - x0) / 2
+            cx = (x0 + x1) / 2
+            fx0, fx1 = max(0, int(math.floor(cx - half))), min(scene.w, int(math.ceil(cx + half)))
+            fx0, fx1 = min(fx0, vis[0]), max(fx1, vis[0] + vis[2])
+            objects.append({"instanceId": value, "label": _PERSON_LABEL[cls][0],
+                            "bbox": [fx0, y0, fx1 - fx0, y1 - y0], "bboxVis": vis})
+        return {"imgHeight": scene.h, "imgWidth": scene.w, "objects": objects + crowds}
+
+    def boxes3d(self) -> Dict[str, Any]:
+        """The Cityscapes 3D JSON: a 3D box per vehicle instance, standing on the ground at the
+        depth of its outline's foot, as wide and high as its outline there, with its class's
+        typical length, heading along the road (or against it); ``2d.modal`` its visible
+        pixels, ``2d.amodal`` the projection of the 3D box clipped to the image (what the official
+        evaluation computes for a prediction). Instances far away, small or mostly hidden, and
+        the crowds, are ``ignore`` regions."""
+        scene, cam = self.scene, self.camera
+        w, h = scene.w, scene.h
+        rng = self.rng("gtBbox3d")
+        objects: List[Dict[str, Any]] = []
+        ignore: List[Dict[str, Any]] = []
+        for obj, value in zip(scene.objects, _values(scene.objects)):
+            if value is None or obj.role not in ("thing", "group"):
+                continue
+            label = _LABELS[value // 1000 if value >= 1000 else value]
+            if label.name not in _BOX3D:
+                continue
+            box = _bbox(obj.points)
+            seen = self._visible(value, box)
+            if seen is None:
+                continue
+            modal, pixels = seen
+            length, types = _BOX3D[label.name]
+            length *= float(rng.uniform(0.9, 1.1))
+            kind = types[int(rng.integers(len(types)))]
+            heading = (math.pi if rng.random() < 0.3 else 0.0) + float(rng.normal(0, 0.05))
+            tilt = rng.normal(0, 0.01, 2)
+            depth = float(cam.ground_depth([obj.foot])[0])
+            if value < 1000 or depth > 120 or modal[3] < max(2, h * 0.015):
+                ignore.append({"2d": modal, "label": label.name, "instanceId": value})
+                continue
+            x0, y0, x1, y1 = box
+            foot = cam.to_vehicle((x0 + x1) / 2, obj.foot, depth)
+            width = max((x1 - x0) * depth / cam.fx, 0.4)
+            height = max((obj.foot - y0) * depth / cam.fy, 0.5)
+            away = foot[:2] - np.array([cam.x, cam.y])
+            away /= np.linalg.norm(away)
+            center = [round(float(v), 2) for v in (*(foot[:2] + away * length / 2), height / 2)]
+            dims = [round(length, 2), round(width, 2), round(height, 2)]
+            q = _quaternion(heading, float(tilt[0]), float(tilt[1]))
+            corners = np.array([(sx * dims[0] / 2, sy * dims[1] / 2, sz * dims[2] / 2)
+                                for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+            uvz = cam.project(corners @ _rotation_matrix(q).T + np.array(center))
+            if uvz[:, 2].min() <= 0.5:  # (too near: the official projection would crop it)
+                ignore.append({"2d": modal, "label": label.name, "instanceId": value})
+                continue
+            ux0, uy0 = float(uvz[:, 0].min()), float(uvz[:, 1].min())
+            ux1, uy1 = float(uvz[:, 0].max()), float(uvz[:, 1].max())
+            cx0, cy0 = min(max(ux0, 0.0), w - 1.0), min(max(uy0, 0.0), h - 1.0)
+            cx1, cy1 = min(max(ux1, 0.0), w - 1.0), min(max(uy1, 0.0), h - 1.0)
+            area = max((ux1 - ux0) * (uy1 - uy0), 1e-9)
+            amodal = [int(math.floor(cx0)), int(math.floor(cy0))]
+            amodal += [int(math.ceil(cx1)) - amodal[0], int(math.ceil(cy1)) - amodal[1]]
+            outline = np.asarray(obj.points, dtype=np.float64)
+            shoelace = 0.5 * abs(float(np.dot(outline[:, 0], np.roll(outline[:, 1], -1))
+                                       - np.dot(outline[:, 1], np.roll(outline[:, 0], -1))))
+            objects.append({
+                "2d": {"modal": modal, "amodal": amodal},
+                "3d": {"center": center, "dimensions": dims, "rotation": [float(v) for v in q], "type": kind,
+                       "format": "CRS_ISO8855"},
+                "occlusion": round(min(max(1 - pixels / max(shoelace, 1.0), 0.0), 1.0), 1),
+                "truncation": round(min(max(1 - (cx1 - cx0) * (cy1 - cy0) / area, 0.0), 1.0), 1),
+                "instanceId": value, "label": label.name, "score": 1.0})
+        return {"imgWidth": w, "imgHeight": h, "sensor": cam.sensor(), "objects": objects, "ignore": ignore}
+
+    # -- the drive ---------------------------------------------------------------------------
+    def drive(self) -> Tuple[Dict[int, Dict[str, float]], Dict[int, int]]:
+        """The vehicle's readings and the timestamps (ns) of the snippet's frames by offset: a
+        car driving on at a steady acceleration and turn rate, a frame about every 1/17 s."""
+        rng = self.rng("drive")
+        t0 = 1_427_000_000 * 10 ** 9 + int(rng.integers(0, 200 * 86400)) * 10 ** 9 + int(rng.integers(0, 10 ** 9))
+        steps = np.rint(1e9 / _FPS * (1 + rng.uniform(-0.002, 0.002, len(SEQUENCE_OFFSETS) - 1))).astype(np.int64)
+        start = SEQUENCE_OFFSETS.index(0)
+        times = np.concatenate([[0], np.cumsum(steps)])
+        times -= times[start]
+        lat, lon = float(rng.uniform(48.5, 53.5)), float(rng.uniform(6.0, 13.5))
+        heading, altitude = float(rng.uniform(0, 360)), float(rng.uniform(40, 500))
+        speed = 0.0 if rng.random() < 0.1 else float(rng.uniform(1, 14))
+        accel, turn = float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.1, 0.1))
+        temperature = float(rng.uniform(2, 30))
+        readings: Dict[int, Dict[str, float]] = {}
+        stamps: Dict[int, int] = {}
+        for o, dt_ns in zip(SEQUENCE_OFFSETS, times.tolist()):
+            dt = dt_ns / 1e9
+            if speed == 0.0:
+                v, dist = 0.0, 0.0
+            else:
+                v = max(speed + accel * dt, 0.0)
+                dist = (speed + v) / 2 * dt
+            hd = heading + math.degrees(turn * dt)
+            rad = math.radians(hd)
+            east = dist * math.sin(rad) / (111320 * math.cos(math.radians(lat)))
+            readings[o] = {"gpsHeading": round(hd % 360, 3),
+                           "gpsLatitude": round(lat + dist * math.cos(rad) / 111320, 7),
+                           "gpsLongitude": round(lon + east, 7),
+                           "gpsAltitude": round(altitude + 0.01 * dist, 2), "speed": round(v, 3),
+                           "outsideTemperature": round(temperature, 1), "yawRate": round(turn if v else 0.0, 4)}
+            stamps[o] = t0 + int(dt_ns)
+        return readings, stamps
+
+    # -- the files ---------------------------------------------------------------------------
+    def files(self, photo_png: Optional[bytes], offsets: Sequence[int]) -> Iterator[_PartFile]:
+        """The parts' files, part by part in the order of :data:`PART_FOLDERS`; the sequences'
+        for ``offsets`` (the annotated frame's, offset 0, the very bytes of its own part)."""
+        want, cam = self.wanted, self.camera
+        step = max(1, self.scene.w // 512)  # a sequence frame's photo: moved this many columns a step
+        done: Dict[str, bytes] = {}
+
+        def once(key: str, make: Callable[[], bytes]) -> bytes:
+            if key not in done:
+                done[key] = make()
+            return done[key]
+
+        photo = self.photo
+        if photo_png is None and photo is not None:
+            photo_png = _png(photo)
+        right: Optional[np.ndarray] = self.right() if want & {"rightImg8bit", "rightImg16bit",
+                                                              "rightImg8bit_sequence"} else None
+        if "rightImg8bit" in want:
+            assert right is not None
+            yield "rightImg8bit", None, "_rightImg8bit.png", once("right", lambda: _png(right))
+        if "leftImg16bit" in want:
+            assert photo is not None
+            yield "leftImg16bit", None, "_leftImg16bit.png", _png16_rgb(self.deep(photo, "leftImg16bit"))
+        if "rightImg16bit" in want:
+            assert right is not None
+            yield "rightImg16bit", None, "_rightImg16bit.png", _png16_rgb(self.deep(right, "rightImg16bit"))
+        if "leftImg8bit_blurred" in want:
+            yield "leftImg8bit_blurred", None, "_leftImg8bit_blurred.png", _png(self.blurred())
+        if "disparity" in want:
+            yield "disparity", None, "_disparity.png", once("disparity", lambda: _png(self.disparity_png()))
+        if "camera" in want:
+            yield "camera", None, "_camera.json", _json(cam.as_json())
+        readings, stamps = self.drive() if want & {"vehicle", "timestamp", "vehicle_sequence",
+                                                   "timestamp_sequence"} else ({}, {})
+        if "vehicle" in want:
+            yield "vehicle", None, "_vehicle.json", _json(readings[0])
+        if "timestamp" in want:
+            yield "timestamp", None, "_timestamp.txt", f"{stamps[0]}\n".encode("ascii")
+        if "leftImg8bit_sequence" in want:
+            assert photo is not None and photo_png is not None
+            for o in offsets:
+                yield ("leftImg8bit_sequence", o, "_leftImg8bit.png",
+                       photo_png if o == 0 else _png(_shifted(photo, o * step)))
+        if "rightImg8bit_sequence" in want:
+            assert right is not None
+            for o in offsets:
+                yield ("rightImg8bit_sequence", o, "_rightImg8bit.png",
+                       once("right", lambda: _png(right)) if o == 0 else _png(_shifted(right, o * step)))
+        if "disparity_sequence" in want:
+            disparity = self.disparity_png()
+            for o in offsets:
+                yield ("disparity_sequence", o, "_disparity.png",
+                       once("disparity", lambda: _png(disparity)) if o == 0
+                       else _png(_shifted(disparity, o * step, fill=0)))
+        if "vehicle_sequence" in want:
+            for o in offsets:
+                yield "vehicle_sequence", o, "_vehicle.json", _json(readings[o])
+        if "timestamp_sequence" in want:
+            for o in offsets:
+                yield "timestamp_sequence", o, "_timestamp.txt", f"{stamps[o]}\n".encode("ascii")
+        fogs = want & {"leftImg8bit_foggy", "leftImg8bit_foggyDBF", "leftImg8bit_transmittance",
+                       "leftImg8bit_transmittanceDBF"}
+        if fogs:
+            depth, _ = self.depth()
+            radius = max(1, self.scene.w // 256)
+            for dbf in (False, True):
+                for beta in FOG_BETAS:
+                    t = np.exp(-beta * depth)
+                    if dbf:  # the refined set: a smoother transmittance
+                        t = np.clip(_box_blur(t, radius), 0.0, 1.0)
+                    name = "DBF" if dbf else ""
+                    if f"leftImg8bit_foggy{name}" in want:
+                        yield (f"leftImg8bit_foggy{name}", None, f"_leftImg8bit_foggy_beta_{beta}.png",
+                               _png(self.fog(t)))
+                    if f"leftImg8bit_transmittance{name}" in want:
+                        yield (f"leftImg8bit_transmittance{name}", None, f"_leftImg8bit_transmittance_beta_{beta}.png",
+                               _png(np.rint(t * 255).astype(np.uint8)))
+        if "leftImg8bit_rain" in want and self.rain:
+            depth, _ = self.depth()
+            for alpha, beta, dropsize in RAIN_SETTINGS:
+                veil = self.fog(np.exp(-beta * depth)).astype(np.float32)
+                for pattern in RAIN_PATTERNS:
+                    s = self.streaks(alpha, dropsize, pattern)[..., None] * np.float32(0.8)
+                    rainy = np.rint(veil * (1 - s) + np.float32(235) * s).astype(np.uint8)
+                    yield ("leftImg8bit_rain", None,
+                           f"_leftImg8bit_rain_alpha_{alpha}_beta_{beta}_dropsize_{dropsize}_pattern_{pattern}.png",
+                           _png(rainy))
+        if "gtBboxCityPersons" in want:
+            yield "gtBboxCityPersons", None, "_gtBboxCityPersons.json", _json(self.persons())
+        if "gtBbox3d" in want:
+            yield "gtBbox3d", None, "_gtBbox3d.json", _json(self.boxes3d())
+
+
+# --------------------------------------------------------------------------------------------
 # Frames and files
 # --------------------------------------------------------------------------------------------
+def _seed_sequence(seed: int, split: str, index: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
+
+
 def _rngs(seed: int, split: str, index: int):
     """Independent generators for the ground truth, the photo and the coarse annotation of one
-    frame content."""
-    ss = np.random.SeedSequence([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
-    return tuple(np.random.default_rng(s) for s in ss.spawn(3))
+    frame content (the parts' seed, :func:`_part_seed`, is a fourth child of the same sequence)."""
+    return tuple(np.random.default_rng(s) for s in _seed_sequence(seed, split, index).spawn(3))
 
 
 def _check_size(size) -> Tuple[int, int]:
@@ -813,8 +1456,11 @@ def _annotation(doc: dict, instance_ids: Optional[np.ndarray] = None) -> Dict[st
             "polygons": doc}
 
 
-def _make(size, seed: int, split: str, index: int, photos: bool, fine: bool, coarse: bool) -> Dict[str, Any]:
-    """``{"gtFine": annotation, "gtCoarse": annotation, "image": photo}``, the parts asked for."""
+def _make(size, seed: int, split: str, index: int, photos: bool, fine: bool, coarse: bool,
+          wanted: FrozenSet[str] = frozenset()) -> Dict[str, Any]:
+    """``{"gtFine": annotation, "gtCoarse": annotation, "image": photo, "other": _FrameParts}``,
+    those asked for (``wanted``: the release's other parts; those drawn from the fine annotation
+    only when ``fine``; rain only for some train frames)."""
     width, height = _check_size(size)
     gt_rng, photo_rng, coarse_rng = _rngs(seed, split, index)
     scene = _Scene(gt_rng, width, height)
@@ -827,8 +1473,14 @@ def _make(size, seed: int, split: str, index: int, photos: bool, fine: bool, coa
         out[names.GT_DIR] = _annotation(scene.document(), scene.canvas)
     if coarse:
         out[names.COARSE_DIR] = _annotation(_document(width, height, scene.coarse(coarse_rng)))
+    wanted = wanted - {_DEMO} - (frozenset() if fine else _FINE_PARTS)
+    photo = scene.photo(photo_rng) if photos or wanted & _PHOTO_PARTS else None
     if photos:
-        out["image"] = scene.photo(photo_rng)
+        out["image"] = photo
+    if wanted:
+        # Rain Cityscapes covers a subset: here every other train frame content.
+        out["other"] = _FrameParts(scene, photo, _part_seed(seed, split, index), wanted,
+                                   rain=split == "train" and index % 2 == 0)
     return out
 
 
@@ -877,16 +1529,69 @@ def _encode(annotation: Mapping[str, Any]) -> Dict[str, bytes]:
             for kind, a in annotation.items()}
 
 
-# The encoded files of a frame content: {"gtFine" / "gtCoarse": {kind: bytes}, "image": {"image": bytes}}.
-_Files = Dict[str, Dict[str, bytes]]
+# The encoded files of a frame content: {"gtFine" / "gtCoarse": {kind: bytes}, "image": {"image": bytes}},
+# and the other parts' files (an iterator, made as they are written, or a list to write again).
+_Files = Dict[str, Any]
 
 
-def _encode_frame(parts: Mapping[str, Any]) -> _Files:
-    """The files of the parts made by :func:`_make`."""
-    files = {tree: _encode(a) for tree, a in parts.items() if tree != "image"}
+def _encode_frame(parts: Mapping[str, Any], again: bool = False) -> _Files:
+    """The files of the parts made by :func:`_make`; the other parts' files all made when the
+    content is written ``again`` (under further names: ``distinct``), else one by one as they
+    are written, for the snippet offsets the frame has (``offsets`` later)."""
+    files: _Files = {tree: _encode(a) for tree, a in parts.items() if tree not in ("image", "other")}
     if "image" in parts:
         files["image"] = {"image": _png(parts["image"])}
+    if "other" in parts:
+        photo_png = files["image"]["image"] if "image" in files else None
+        other: _FrameParts = parts["other"]
+        if again:
+            listed = list(other.files(photo_png, SEQUENCE_OFFSETS))
+            files["other"] = lambda offsets: iter(listed)
+        else:
+            files["other"] = lambda offsets: other.files(photo_png, offsets)
     return files
+
+
+def _part_path(folder: str, split: str, frame_id: str, offset: Optional[int], suffix: str) -> Optional[str]:
+    """Path of a part's file of a frame; a sequence frame's (``offset``) by its number, None for
+    a frame number below 0."""
+    if offset is None:
+        return f"{folder}/{split}/{names.safe_relpath(frame_id)}{suffix}"
+    name = names.parse_frame_id(frame_id)
+    assert name.frame is not None  # generated ids follow the grammar
+    number = name.frame + offset
+    if number < 0:
+        return None
+    return f"{folder}/{split}/{names.safe_relpath(frame_id)[:-6]}{number:06d}{suffix}"
+
+
+def _snippet(frame_id: str) -> List[int]:
+    """The sequence offsets a frame has (no frame number below 0)."""
+    number = names.parse_frame_id(frame_id).frame or 0
+    return [o for o in SEQUENCE_OFFSETS if number + o >= 0]
+
+
+def _batches(items: Iterable[Tuple[str, bytes]], n: int = 16) -> Iterator[List[Tuple[str, bytes]]]:
+    batch: List[Tuple[str, bytes]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _demo_files(size: Tuple[int, int], seed: int, frames: int) -> Iterator[Tuple[str, bytes]]:
+    """The ``demoVideo`` split: per city of :data:`DEMO_CITIES` a scene, its photo moved a few
+    columns a frame, frames numbered 1, 2, ... (no ground truth)."""
+    for c, city in enumerate(DEMO_CITIES):
+        made = _make(size, seed, "demoVideo", c, photos=True, fine=False, coarse=False)
+        step, swing = max(1, size[0] // 512), max(1, size[0] // 4)
+        for n in range(1, frames + 1):
+            dx = (n - 1) * step % (2 * swing)  # back and forth, never more than a quarter of the width
+            yield (names.image_path("demoVideo", f"{city}/{city}_000000_{n:06d}", ".png"),
+                   _png(_shifted(made["image"], min(dx, 2 * swing - dx))))
 
 
 def _frame_ids(splits: Mapping[str, int], cities: Sequence[str]) -> Dict[str, List[str]]:
@@ -930,7 +1635,8 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
              cities: Sequence[str] = ("aachen", "bad-honnef"), size: Sequence[int] = (2048, 1024),
              seed: int = 0, photos: bool = True, distinct: Optional[int] = None,
              storage_options: Optional[dict] = None, coarse: Optional[Mapping[str, int]] = None,
-             overwrite: bool = False, progress: Optional[Callable[[int], None]] = None) -> List[str]:
+             overwrite: bool = False, progress: Optional[Callable[[int], None]] = None,
+             parts: Union[None, str, Sequence[str]] = None, demo_frames: int = 3) -> List[str]:
     """Write a synthetic Cityscapes dataset under ``url``.
 
     Parameters
@@ -970,14 +1676,33 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
         advance a progress bar. It is called in the calling thread; the next frame may be under
         way meanwhile (frames are encoded and written by a thread of their own). An exception
         it raises stops the generation and is raised.
+    parts : list of str or "all", optional
+        Also write these parts of the release (names of :data:`PART_FOLDERS`, or ``"all"``) for
+        every frame: see the module's docstring for what each holds. The parts drawn from the
+        fine annotation (``gtBboxCityPersons``, ``gtBbox3d``) are not written for a split with
+        coarse annotations only (``train_extra``); rain only for every other train frame. The
+        other files are the same bytes with or without parts. With ``distinct``, the parts'
+        files of the frame contents are held in memory to be written again (at 2048 x 1024,
+        some 140 MB a content with every part).
+    demo_frames : int
+        Frames per city of the ``demoVideo`` split, when ``parts`` has ``leftImg8bit_demoVideo``.
 
     Returns
     -------
     list of str
         The frame ids written, split by split (``aachen/aachen_000000_000019``, ...), the
         gtFine splits first, then the splits only gtCoarse has. Ids are unique over the whole
-        dataset: sequence numbers go on growing from one split to the next.
+        dataset: sequence numbers go on growing from one split to the next. (The ``demoVideo``
+        split's frames, photos only, are not among them and do not count for ``progress``.)
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, or ``parts`` naming an unknown part (the message lists them).
     """
+    wanted = _parts_wanted(parts)
+    if int(demo_frames) < 0:
+        raise ValueError(f"demo_frames={demo_frames!r}: must not be negative")
     if splits is None:
         splits = {"train": frames}
     coarse = dict(coarse or {})
@@ -1010,6 +1735,11 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
         if "image" in files:
             out.append((names.image_path(split, frame_id, ".png"), files["image"]["image"]))
         sink.put_frame(out)
+        if "other" in files:
+            paths = ((_part_path(folder, split, frame_id, offset, suffix), data)
+                     for folder, offset, suffix, data in files["other"](_snippet(frame_id)))
+            for batch in _batches((path, data) for path, data in paths if path is not None):
+                sink.put_frame(batch)
 
     plan = {split: (int(n), True) for split, n in splits.items()}
     plan.update({split: (int(n), False) for split, n in coarse.items() if split not in splits})
@@ -1038,7 +1768,8 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
                     # Content k is first met at frame k: it needs a coarse annotation when that
                     # frame does (a later frame j with j % distinct == k has j >= k).
                     encoded = writer.submit(_encode_frame, _make(size, seed, split, k, photos, fine=fine,
-                                                                 coarse=k < n_coarse))
+                                                                 coarse=k < n_coarse, wanted=wanted),
+                                            again=distinct is not None)
                     if distinct is not None:
                         cache[k] = encoded
                 pending.append((frame_id, writer.submit(emit, split, frame_id, encoded, j < n_coarse)))
@@ -1046,6 +1777,9 @@ def generate(url: str, *, splits: Optional[Mapping[str, int]] = None, frames: in
                     done()
         while pending:
             done()
+        if _DEMO in wanted and demo_frames:
+            for batch in _batches(_demo_files(size, seed, int(demo_frames))):
+                sink.put_frame(batch)
     except BaseException:
         writer.shutdown(wait=True, cancel_futures=True)
         sink.abort()
