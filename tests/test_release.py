@@ -439,3 +439,36 @@ def test_a_root_with_only_a_part_folder_is_a_root(release, tmp_path):
     gt = zip_dir(root, str(tmp_path / "gtFine_trainvaltest.zip"), only="gtFine")
     frame = cio.open([gt, package])[ids[0]]
     assert frame.disparity()[2, 0] == 2 and frame.camera() is None
+
+
+# -- every part the generator writes, from one zip per package and from the S3 server ---------------------
+def _read_every_part(ds):
+    """Every part of every annotated frame, read through the frames; returns a digest to compare."""
+    out = []
+    for frame in ds:
+        if not frame.has_annotations:
+            continue
+        boxes = frame.boxes3d()
+        out.append((frame.id, tuple(frame.image_keys()), float(np.nansum(frame.depth())), frame.camera(),
+                    frame.timestamp(), tuple(frame.persons()), boxes.objects, boxes.sensor,
+                    tuple((s.number, s.timestamp()) for s in frame.snippet(before=2, after=2)),
+                    int(frame.image("leftImg16bit").max()), frame.vehicle()["speed"]))
+    return out
+
+
+def test_every_generated_part_reads_the_same_from_zips_and_s3(tmp_path, s3):
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 2, "val": 1}, size=SIZE, parts="all")
+    local = _read_every_part(cio.open(root))
+    assert len(local) == 3 and sorted(len(row[1]) for row in local) == [11, 11, 17]  # Rain: a subset
+    assert any(row[6] for row in local) and any(row[5] for row in local)  # 3D boxes and persons
+    zips = _packages(root, str(tmp_path / "zips"))
+    assert _read_every_part(cio.open(zips)) == local
+    fs, options, bucket = s3
+    upload_dir(fs, root, f"{bucket}/cs")
+    assert _read_every_part(cio.open(f"s3://{bucket}/cs", storage_options=options)) == local
+    # Depth from the generator's disparity and camera is the scene's (positive, finite where valid).
+    frame = next(f for f in cio.open(root) if f.has_annotations)
+    d, depth = frame.disparity(), frame.depth()
+    assert np.array_equal(np.isnan(depth), ~(d > 0))
+    assert np.allclose(depth[d > 0], frame.camera().baseline * frame.camera().fx / d[d > 0])
