@@ -686,6 +686,35 @@ def _resume_run(root: str, gt: str) -> Any:
     return report
 
 
+PARTS_FRAME = "val/aachen/aachen_000000_000019"
+
+
+def _parts_make(root: str, gt: str) -> None:
+    """A one-frame tree with every part of the release (the generator's)."""
+    from cityscapes_io.testing import generate
+
+    generate(root, splits={"val": 1}, cities=("aachen",), size=(64, 32), parts="all", demo_frames=0)
+
+
+def _parts_run(root: str, gt: str) -> Any:
+    """Every part of every frame, read through the frames (and validate's checks of them)."""
+    from cityscapes_io.validate import validate
+
+    out = []
+    for frame in cio.open(root):
+        snippet = frame.snippet()
+        out.append((frame.image_keys(), frame.disparity(), frame.camera(), frame.depth(), frame.vehicle(),
+                    frame.timestamp(), frame.persons(), frame.boxes3d(),
+                    [(s.timestamp(), s.vehicle(), s.disparity()) for s in snippet[:2]],
+                    [frame.image(k) for k in frame.image_keys()]))
+    problems = list(validate(root))
+    assert all(isinstance(p.reason, str) for p in problems)
+    refused = [p for p in problems if p.code in ("bad-part", "corrupt-png", "size-mismatch")]
+    if refused:  # the readers raise what validate reports
+        raise cio.InvalidFileError(refused[0].path, refused[0].reason)
+    return out
+
+
 SEMANTIC_FRAMES = ("aachen/aachen_000002_000042", "bad-honnef/bad-honnef_000002_000042")
 
 
@@ -767,11 +796,21 @@ KINDS: Dict[str, Kind] = {k.name: k for k in _png_kinds() + [
          _open_all("cityscapes")),
     Kind("label_colors", _convert("camvid"), {"label_colors.txt": "lines"}, _open_all("camvid")),
     Kind("zip_names", _zip_make, {"ds.zip": "zip"}, _zip_run),
+    Kind("parts", _parts_make, {f"camera/{PARTS_FRAME}_camera.json": "json",
+                                f"gtBboxCityPersons/{PARTS_FRAME}_gtBboxCityPersons.json": "json",
+                                f"gtBbox3d/{PARTS_FRAME}_gtBbox3d.json": "json",
+                                f"vehicle/{PARTS_FRAME}_vehicle.json": "json",
+                                f"timestamp/{PARTS_FRAME}_timestamp.txt": "lines",
+                                f"disparity/{PARTS_FRAME}_disparity.png": "png",
+                                f"rightImg16bit/{PARTS_FRAME}_rightImg16bit.png": "png"}, _parts_run),
 ]}
 
 
-#: Kinds whose files are read by the harness, or from inside an archive: no link to follow.
-UNLINKED = tuple(k.name for k in _png_kinds()) + ("polygons", "zip_names", "wds_resume")
+#: Kinds whose files are read by the harness, or from inside an archive: no link to follow. The
+#: part files (``parts``) are found by listing the tree, as a frame's own files are, and read
+#: where a link leads (a tree may link a package's folder from another disk); what is held
+#: inside the root is a path found inside a file.
+UNLINKED = tuple(k.name for k in _png_kinds()) + ("polygons", "zip_names", "wds_resume", "parts")
 
 
 # -- one kind made ready: its template and its strategy ----------------------------------------------------
