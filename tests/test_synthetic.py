@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cityscapes_io as cio
 from cityscapes_io import names
 from cityscapes_io.labels import LabelMap
 from cityscapes_io.polygons import parse_polygons, rasterize, resolve_polygon_label
@@ -349,7 +350,8 @@ def sample_and_fresh(tmp_path, photos: bool):
     assert SAMPLE.is_dir()
     generate(str(tmp_path), **SAMPLE_CALL)
     trees = [tree_bytes(SAMPLE), tree_bytes(tmp_path)]
-    return [{k: v for k, v in t.items() if k.startswith("leftImg8bit/") == photos} for t in trees]
+    top = "leftImg8bit/" if photos else "gtFine/"
+    return [{k: v for k, v in t.items() if k.startswith(top)} for t in trees]
 
 
 def assert_same_pixels(shipped, fresh):
@@ -359,6 +361,9 @@ def assert_same_pixels(shipped, fresh):
     for key in shipped:
         if key.endswith(".json"):
             assert json.loads(shipped[key]) == json.loads(fresh[key]), key
+            continue
+        if not key.endswith(".png"):
+            assert shipped[key] == fresh[key], key
             continue
         mode_a, a = decode(shipped[key])
         mode_b, b = decode(fresh[key])
@@ -378,6 +383,25 @@ def test_bundled_sample_matches_recipe(tmp_path):
             if key.startswith(f"gtFine/{split}/") and key.endswith("_gtFine_instanceIds.png"):
                 fid = key[len(f"gtFine/{split}/"):-len("_gtFine_instanceIds.png")]
                 check_frame(read_frame(fs, str(SAMPLE), split, fid))
+
+
+#: The parts of the release the sample has (the docstring's call), and its Foggy photos' density.
+SAMPLE_PARTS = ["rightImg8bit", "disparity", "camera", "vehicle", "timestamp", "gtBboxCityPersons", "gtBbox3d",
+                "leftImg8bit_foggy"]
+
+
+def test_bundled_sample_parts_match_recipe(tmp_path):
+    """The sample's parts of the release are a run of the recipe with those parts (the Foggy
+    photos of one density), of its scenes."""
+    generate(str(tmp_path), **SAMPLE_CALL, parts=SAMPLE_PARTS, demo_frames=0)
+    fresh = {k: v for k, v in tree_bytes(tmp_path).items() if k.split("/")[0] in SAMPLE_PARTS
+             and ("_foggy_" not in k or k.endswith("_beta_0.02.png"))}
+    shipped = {k: v for k, v in tree_bytes(SAMPLE).items() if k.split("/")[0] in SAMPLE_PARTS}
+    assert len(shipped) == 6 * len(SAMPLE_PARTS)
+    assert_same_pixels(shipped, fresh)
+    frame = cio.open(str(SAMPLE))["aachen/aachen_000000_000019"]
+    assert frame.image_keys() == ["leftImg8bit", "leftImg8bit_foggy@beta_0.02", "rightImg8bit"]
+    assert frame.depth() is not None and frame.boxes3d() is not None and frame.persons() is not None
 
 
 def test_bundled_sample_photos_match_recipe(tmp_path):

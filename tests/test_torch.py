@@ -97,7 +97,7 @@ def test_train_ids_dataset_channels_first_and_transform(root):
     assert torch.equal(s["semantic"], s["train_ids"]) and int(s["semantic"].max()) == 255
     assert len(ds) == FRAMES
     with pytest.raises(ValueError, match="unknown target"):
-        CityscapesDataset(root, targets=("depth",))
+        CityscapesDataset(root, targets=("normals",))
 
 
 def test_pickles_without_pixels_and_opens_nothing_until_used(root):

@@ -131,6 +131,11 @@ The sample dataset shipped in ``cityscapes_io/data/sample/`` was made with::
     generate("cityscapes_io/data/sample", splits={"train": 4, "val": 2},
              cities=("aachen", "bad-honnef"), size=(256, 128), seed=0, photos=True)
 
+and its parts of the release (copied in from a run with the same arguments and
+``parts=["rightImg8bit", "disparity", "camera", "vehicle", "timestamp", "gtBboxCityPersons",
+"gtBbox3d", "leftImg8bit_foggy"], demo_frames=0``, the Foggy photos of β = 0.02 only: their scenes
+are the sample's; the sample's own PNGs were encoded by an earlier version, with the same pixels).
+
 (the command line ``cityscapes-io synthetic`` gives every split the same number of frames, so it
 cannot make this one.)
 """
