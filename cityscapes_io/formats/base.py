@@ -83,13 +83,16 @@ from ..frame import Frame
 from ..instances import class_of
 from ..labels import LabelMap
 from ..mapping import LabelMapping, mapping_between, resolve_label_map
-from ..names import parse_frame_id, safe_relpath
+from ..names import is_part_folder, is_photo_folder, parse_frame_id, safe_relpath
+from ..parts import parse_image_key
 from ..polygons import rename_polygons
+from ..release import PART_NAMES
 from ..storage.sinks import Data, Sink, open_sink
 from ..storage import Root, is_remote
 from .spool import Spool
 
-__all__ = ["Reader", "Writer", "Option", "Entry", "Result", "Encoded", "Segments", "Files", "check_names"]
+__all__ = ["Reader", "Writer", "Option", "Entry", "Result", "Encoded", "Segments", "Files", "check_names", "parse_parts",
+           "PARTS"]
 
 
 class Reader(ABC):
@@ -303,6 +306,78 @@ LABEL_MAP = Option("label_map", "output labels: source (default), cityscapes, or
 #: An option several formats take: the format's label file written as ``dataset_meta.json``.
 SAVE_DATASET_META = Option("save_dataset_meta", "write dataset_meta.json instead of label_colors.txt (cityscapes) "
                                                 "or labelmap.txt (voc)", argparse={"action": "store_true"})
+
+
+def parse_parts(value: Union[str, Sequence[str], None]) -> Tuple[str, ...]:
+    """The release's parts a writer copies (``parts=``, ``--parts``), checked before anything
+    is written: ``"all"`` (every part folder), or names, as a list or one comma-separated
+    string: part names (``disparity``, ``camera``, ``vehicle``, ``timestamp``,
+    ``gtBboxCityPersons``, ``gtBbox3d``), photo folders (``rightImg8bit``;
+    ``leftImg8bit_foggy``: all its variants), photo keys (``leftImg8bit_foggy@beta_0.02``) and
+    ``_sequence`` folders (``leftImg8bit_sequence``: the files of the frame's default snippet).
+    Names in their first order, each once; empty for None.
+
+    Raises
+    ------
+    ValueError
+        A name that is none of these, or an empty name.
+    """
+    if value is None:
+        return ()
+    names = value.split(",") if isinstance(value, str) else list(value)
+    out: Dict[str, None] = {}
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"parts: expected part names, got {type(name).__name__} {name!r}")
+        name = name.strip()
+        if not _is_part(name):
+            raise ValueError(f"parts: unknown part {name!r}: give part names ({', '.join(PART_NAMES)}), photo "
+                             f"folders (rightImg8bit, leftImg8bit_foggy, ...), photo keys "
+                             f"(leftImg8bit_foggy@beta_0.02), _sequence folders (leftImg8bit_sequence, ...), or all")
+        out[name] = None
+    return tuple(out)
+
+
+def _is_part(name: str) -> bool:
+    """Whether ``name`` names parts of the release (see :func:`parse_parts`)."""
+    if name == "all" or name in PART_NAMES:
+        return True
+    if "@" in name:
+        try:
+            folder, _ = parse_image_key(name)
+        except ValueError:
+            return False
+        return is_photo_folder(folder)
+    return is_part_folder(name)
+
+
+def covers_photo(parts: Sequence[str], key: str) -> bool:
+    """Whether the selection ``parts`` (from :func:`parse_parts`) holds the photo ``key``: by
+    ``all``, by the key or by its folder."""
+    return "all" in parts or key in parts or parse_image_key(key)[0] in parts
+
+
+def missing_parts(frame: Frame, parts: Sequence[str]) -> Tuple[str, ...]:
+    """The report's note on a frame that lacks some of the parts named in ``parts`` (nothing of
+    them is written; ``all`` asks for whatever the frame has, so it lacks none)."""
+    lacking = [name for name in parts if name != "all" and not frame.has_part(name)]
+    return (f"selected parts not there (nothing of them written): {', '.join(lacking)}",) if lacking else ()
+
+
+def _parts_given(text: str) -> Union[str, List[str]]:
+    """``--parts`` as the keyword's value: ``"all"``, or the list of names (checked), spelled
+    as in Python (``parts="all"``, ``parts=["disparity", "camera"]``) so that a job's record
+    reads the same from either."""
+    names = parse_parts(text)
+    return "all" if names == ("all",) else list(names)
+
+
+#: The release's parts a writer copies byte for byte (:func:`parse_parts`).
+PARTS = Option("parts", "also copy these parts of the release, byte for byte: comma-separated part names (disparity, "
+                        "camera, vehicle, timestamp, gtBboxCityPersons, gtBbox3d), photo folders (rightImg8bit, "
+                        "leftImg8bit_foggy), photo keys (leftImg8bit_foggy@beta_0.02), _sequence folders "
+                        "(leftImg8bit_sequence: the default snippet), or all (cityscapes, wds)",
+               argparse={"metavar": "LIST|all"}, value=_parts_given)
 
 
 class Writer:

@@ -25,8 +25,8 @@ that city.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -35,15 +35,16 @@ from .. import png
 from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, OnError, StorageError, apply_policy
 from ..frame import DerivedSource, Frame
 from ..labels import LabelMap
-from ..names import (ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, gt_path, image_path, is_part_folder, sort_key,
-                     split_suffix)
+from ..names import (ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, frame_dir, gt_path, image_path, is_part_folder,
+                     sort_key, split_suffix)
 from ..parts import image_file_suffix, parse_image_key
-from ..release import DEFAULT_IMAGE_KEY, FrameParts, PartFolders, missing_key
+from ..release import DEFAULT_IMAGE_KEY, FrameParts, PartFolders, missing_key, part_relpath
 from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
 from ..instances import class_of, train_value_lut
 from ..mapping import mapping_between, value_lut
 from .base import Reader
-from .base import SAVE_DATASET_META, Files, Option, Segments, Writer
+from .base import (PARTS, SAVE_DATASET_META, Encoded, Files, Option, Segments, Writer, covers_photo, missing_parts,
+                   parse_parts)
 from . import read_label_file
 
 __all__ = ["CityscapesReader", "CityscapesWriter", "PanopticTruth"]
@@ -499,17 +500,36 @@ class CityscapesWriter(Writer):
     A frame's polygons file is copied when its labels are unchanged, rewritten with the new
     names when the labels were only renamed, and otherwise not written (one warning at the
     end says why).
+
+    ``parts`` (:func:`~cityscapes_io.formats.base.parse_parts`: part names, photo folders or
+    keys, ``_sequence`` folders, or ``"all"``) copies the frame's files of the release's other
+    parts byte for byte, each to ``<folder>/<split>/<city>/<its name>`` as the release has it
+    (:meth:`Frame.part_files <cityscapes_io.Frame.part_files>`). A frame lacking a part named
+    in the selection gets nothing of it, and a note in the report (``all`` asks only for what
+    each frame has). The frame's own photo is a file of the selection too when the selection
+    holds its key (``all``, its folder, or the key): it is then copied to its own place
+    (``leftImg8bit/…_leftImg8bit.png`` for the default key, the same file ``save_media``
+    writes; ``leftImg8bit_foggy/…_leftImg8bit_foggy_beta_0.02.png`` for a dataset opened with
+    ``image="leftImg8bit_foggy@beta_0.02"``). ``save_media`` writes the frame's photo as
+    ``leftImg8bit/…_leftImg8bit<ext>`` as without parts, except when the selection holds the
+    release's own ``leftImg8bit`` photo of a frame opened with another key: that file keeps its
+    place, and the frame's photo goes to its own place instead. So ``save_media=True,
+    parts="all"`` writes every file of a tree as it is, whatever photo key it was opened with.
     """
 
     format = "cityscapes"
     ENCODES_AHEAD = True
     OPTIONS = Writer.OPTIONS + (SAVE_DATASET_META, Option(
         "save_train_ids", "also write _labelTrainIds.png and _instanceTrainIds.png (cityscapes)",
-        argparse={"action": "store_true"}))
+        argparse={"action": "store_true"}), PARTS)
 
-    def __init__(self, url, *, save_dataset_meta: bool = False, save_train_ids: bool = False, **options):
+    def __init__(self, url, *, save_dataset_meta: bool = False, save_train_ids: bool = False,
+                 parts: Union[str, Sequence[str], None] = None, **options):
         self.save_dataset_meta = bool(save_dataset_meta)
         self.save_train_ids = bool(save_train_ids)
+        #: The release's parts copied (:func:`~cityscapes_io.formats.base.parse_parts`), checked
+        #: before the destination is opened.
+        self.parts: Tuple[str, ...] = parse_parts(parts)
         super().__init__(url, **options)
 
     def setup(self, labels: LabelMap) -> None:
@@ -564,11 +584,56 @@ class CityscapesWriter(Writer):
         polygons, _ = self.output_polygons(frame, seg)
         if polygons is not None:
             files.append((gt_path(frame.split, frame.id, "polygons", tree), polygons))
-        if self.save_media:
+        plan = self._part_plan(frame)
+        if self.save_media and not plan.photo_taken:
             photo = self.photo(frame, None if seg is None else seg.ids.shape)
             if photo is not None:
                 files.append((image_path(frame.split, frame.id, photo[1]), photo[0]))
-        return files
+        return files + self._part_files(frame, plan)
+
+    def encode(self, frame: Frame) -> Encoded:
+        """As every writer encodes; a frame lacking some of the parts named in :attr:`parts`
+        says so in its entry's warnings (the report lists it)."""
+        encoded = super().encode(frame)
+        notes = missing_parts(frame, self.parts)
+        if not notes:
+            return encoded
+        return replace(encoded, entry=replace(encoded.entry, warnings=encoded.entry.warnings + notes))
+
+    def _part_plan(self, frame: Frame) -> "_PartPlan":
+        """Where the frame's files of the selected parts go (listing their folders, reading
+        nothing): what :meth:`frame_files` writes and :meth:`planned_files` expects."""
+        parts = frame.parts
+        if not self.parts or parts is None:
+            return _NO_PARTS
+        files = tuple((part_relpath(folder, frame.split, frame.id, name), loc)
+                      for folder, name, loc in parts.selected_files(self.parts))
+        if not frame.has_image:
+            return _PartPlan(files, None, False)
+        key = frame.image_key
+        ext = self.photo_ext(frame) if self.save_media else None
+        photo = image_path(frame.split, frame.id, ext) if ext else None
+        taken = photo is not None and any(rel == photo for rel, _ in files)
+        own: Optional[str] = None
+        if taken or covers_photo(self.parts, key):
+            name = frame_dir(frame.id)[1] + image_file_suffix(key) + (frame.image_ext or ".png")
+            own = part_relpath(parse_image_key(key)[0], frame.split, frame.id, name)
+            if own == photo and not taken:  # the default key: save_media writes that very file
+                own = None
+        return _PartPlan(files, own, taken)
+
+    def _part_files(self, frame: Frame, plan: "_PartPlan") -> List[Tuple[str, bytes]]:
+        """The files of ``plan``, read: the selected parts' bytes, and the frame's own photo's."""
+        out = []
+        if plan.files:
+            parts = frame.parts
+            assert parts is not None
+            out = [(rel, parts.read(loc)) for rel, loc in plan.files]
+        if plan.own is not None:
+            data = frame.image_bytes()
+            assert data is not None  # (the plan has its place only when the frame has a photo)
+            out.append((plan.own, data))
+        return out
 
     def _copied_train_ids(self, frame: Frame, seg: Segments) -> Optional[List[bytes]]:
         """The frame's own train-id files (``instanceTrainIds``, ``labelTrainIds``), when its ids
@@ -605,9 +670,13 @@ class CityscapesWriter(Writer):
         files = []
         if frame.has_annotations:
             files += [gt_path(frame.split, frame.id, k, frame.annotations) for k in self._gt_kinds(frame)]
-        ext = self.photo_ext(frame) if self.save_media else None
+        plan = self._part_plan(frame)
+        ext = self.photo_ext(frame) if self.save_media and not plan.photo_taken else None
         if ext:
             files.append(image_path(frame.split, frame.id, ext))
+        files += [rel for rel, _ in plan.files]
+        if plan.own is not None:
+            files.append(plan.own)
         return files
 
     def _has_train_ids(self, frame: Frame) -> bool:
@@ -642,3 +711,16 @@ class CityscapesWriter(Writer):
         return [f"{IMAGE_DIR}/{split}" for split in dict.fromkeys(split for split, _ in self.infos)]
 
 
+@dataclass(frozen=True)
+class _PartPlan:
+    """Where a frame's files of the selected parts go: ``files``, ``(path in the output,
+    location for FrameParts.read)`` of each; ``own``, where the frame's own photo is copied as
+    a file of the selection (None: it is not); ``photo_taken``, whether a selected file holds
+    the place ``save_media`` writes the photo to (the photo then goes to ``own``)."""
+
+    files: Tuple[Tuple[str, Any], ...]
+    own: Optional[str]
+    photo_taken: bool
+
+
+_NO_PARTS = _PartPlan((), None, False)

@@ -16,7 +16,23 @@ percent-encoded so that the key has no dot, as WebDataset's grouping needs):
   then reported) and, beside official ids, ``<key>.instance_train_ids.png`` /
   ``<key>.label_train_ids.png`` (its train-id files, the original bytes, when the labels are
   unchanged; left out otherwise, each frame named in the report), so that a Cityscapes tree goes
-  through the shards and back file for file.
+  through the shards and back file for file;
+- the release's other parts the writer's ``parts`` option selects (see
+  :func:`~cityscapes_io.formats.base.parse_parts`), last, one member per file, named by
+  :func:`part_member`: ``<key>.disparity.png``, ``<key>.camera.json``, ``<key>.vehicle.json``,
+  ``<key>.timestamp.txt``, ``<key>.gtBboxCityPersons.json``, ``<key>.gtBbox3d.json`` (what
+  follows the frame's id in the file's name); a photo by its photo key and extension,
+  ``<key>.rightImg8bit.png``, ``<key>.leftImg8bit_foggy@beta_0.02.png``; a file of a
+  ``_sequence`` folder by the folder, its frame number and the rest of its name:
+  ``<key>.leftImg8bit_sequence.000005.png``, ``<key>.timestamp_sequence.000005.txt`` (a photo
+  variant after the number: ``.000005@beta_0.02.png``). Each name gives back the folder and the
+  file's name in the release (:func:`member_part`), so frames read from the shards have their
+  parts (``frame.disparity()``, ``frame.image("rightImg8bit")``, ``frame.snippet()``,
+  ``frame.part_files(...)``) and write them back to a Cityscapes tree as they were. The metadata
+  and the index name the photo key of ``<key>.image.*`` when it is not ``leftImg8bit``
+  (``"image": "leftImg8bit_foggy@beta_0.02"``: a dataset opened with ``image=``). The
+  ``webdataset`` package lowercases what follows a key: its samples hold them as
+  ``rightimg8bit.png``, ``leftimg8bit_foggy@beta_0.02.png``.
 
 ``<root>/shards.json`` indexes the shards: per split, each shard's file name, frame count and,
 per frame, its id, the byte offset and size of each member and its ``scores`` (as in its JSON),
@@ -47,8 +63,8 @@ import tarfile
 import tempfile
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -60,14 +76,19 @@ from ..sources import FileSource
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..labels import LabelMap
 from ..mapping import value_lut
-from ..names import ANNOTATION_DIRS, GT_DIR, parse_frame_id
+from ..names import (ANNOTATION_DIRS, GT_DIR, PART_SUFFIXES, SEQUENCE_SUFFIX, frame_dir, is_part_folder,
+                     is_photo_folder, parse_frame_id, split_photo_ext)
+from ..parts import image_file_suffix, parse_image_key
+from ..release import DEFAULT_IMAGE_KEY, FrameParts
 from ..storage.sinks import Chunks
 from .base import Reader
-from ..storage import Root, check_inside, read_range, resolve_inside, resolve_single_root, storage_errors
-from .base import Encoded, Entry, Files, Option, Result, Segments, Writer
+from ..storage import (Root, check_inside, display_path, read_range, resolve_inside, resolve_single_root,
+                       storage_errors)
+from .base import PARTS, Encoded, Entry, Files, Option, Result, Segments, Writer, missing_parts, parse_parts
 from .spool import temporary_errors
 
-__all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams"]
+__all__ = ["WdsReader", "WdsWriter", "INDEX_FILE", "frame_key", "MEMBER_KINDS", "attach_streams", "part_member",
+           "member_part"]
 
 INDEX_FILE = "shards.json"
 INDEX_KIND = "cityscapes_io-wds"
@@ -105,6 +126,165 @@ def frame_key(frame_id: str) -> str:
 
 def shard_name(split: str, number: int) -> str:
     return f"{split}-{number:06d}.tar"
+
+
+# -- the release's parts as members ---------------------------------------------------------------
+def _own_tail(part: str, rest: str) -> Optional[str]:
+    """What stands for ``rest`` (what follows a frame's id in the name of its file of the
+    part folder ``part``: ``_disparity.png``, ``_leftImg8bit_foggy_beta_0.02.png``) in a
+    member's name: ``disparity.png``, ``leftImg8bit_foggy@beta_0.02.png``; None when the name
+    is not one the release gives that folder's files."""
+    if part in PART_SUFFIXES:
+        return PART_SUFFIXES[part][1:] if rest == PART_SUFFIXES[part] else None
+    if not is_photo_folder(part):
+        return None
+    stem, ext = split_photo_ext(rest)
+    marker = "_" + part
+    if ext.lower() not in png.IMAGE_EXTS or not stem.startswith(marker):
+        return None
+    variant = stem[len(marker):]
+    if not variant:
+        return part + ext
+    key = f"{part}@{variant[1:]}"
+    if not variant.startswith("_") or not _is_key(key) or image_file_suffix(key) != stem:
+        return None
+    return key + ext
+
+
+def _own_rest(part: str, tail: str) -> Optional[str]:
+    """The inverse of :func:`_own_tail`: ``rest`` from a member's ``tail``, None when ``tail``
+    is not one that function gives for ``part``."""
+    if part in PART_SUFFIXES:
+        return PART_SUFFIXES[part] if tail == PART_SUFFIXES[part][1:] else None
+    stem, ext = split_photo_ext(tail)
+    if ext.lower() not in png.IMAGE_EXTS or not _is_key(stem) or parse_image_key(stem)[0] != part:
+        return None
+    return image_file_suffix(stem) + ext
+
+
+def _is_key(key: str) -> bool:
+    try:
+        parse_image_key(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _sequence_stem(base: str) -> Optional[str]:
+    """``<city>_<seq>_`` of a frame's base name in the Cityscapes grammar, None otherwise."""
+    return base[:-6] if len(base) > 7 and base[-6:].isdigit() and base[-7] == "_" else None
+
+
+def part_member(folder: str, base: str, name: str) -> Optional[str]:
+    """The member suffix (what follows ``<key>.``) of the file ``name`` of part folder
+    ``folder`` of the frame whose base name is ``base`` (``aachen_000000_000019``); None for a
+    name the release does not give that folder's files (such a file is not carried).
+
+    ``disparity`` ``<base>_disparity.png`` → ``disparity.png``; ``leftImg8bit_foggy``
+    ``<base>_leftImg8bit_foggy_beta_0.02.png`` → ``leftImg8bit_foggy@beta_0.02.png``;
+    ``leftImg8bit_sequence`` ``<city>_<seq>_000005_leftImg8bit.png`` →
+    ``leftImg8bit_sequence.000005.png``. :func:`member_part` is its inverse."""
+    if folder.endswith(SEQUENCE_SUFFIX):
+        stem = _sequence_stem(base)
+        number = name[len(stem):len(stem) + 6] if stem is not None and name.startswith(stem) else ""
+        if stem is None or len(number) != 6 or not number.isdigit() or not is_part_folder(folder):
+            return None
+        part = folder[: -len(SEQUENCE_SUFFIX)]
+        tail = _own_tail(part, name[len(stem) + 6:])
+        if tail is None or not tail.startswith(part):
+            return None
+        # the folder, the frame number, then a photo's variant (@...) and the extension
+        return f"{folder}.{number}{tail[len(part):]}"
+    if not name.startswith(base + "_") or not is_part_folder(folder):
+        return None
+    return _own_tail(folder, name[len(base):])
+
+
+def member_part(suffix: str, base: str) -> Optional[Tuple[str, str]]:
+    """``(folder, file name)`` in the release of a part member of the frame whose base name is
+    ``base``, from its ``suffix`` (see :func:`part_member`); None when ``suffix`` is not a part
+    member's. The folder is a part folder's name and the file name a plain name (no ``/``)."""
+    head, dot, tail = suffix.partition(".")
+    if dot and head.endswith(SEQUENCE_SUFFIX) and is_part_folder(head):
+        stem, number, tail = _sequence_stem(base), tail[:6], tail[6:]
+        part = head[: -len(SEQUENCE_SUFFIX)]
+        if stem is None or len(number) != 6 or not number.isdigit() or tail[:1] not in (".", "@"):
+            return None
+        rest = _own_rest(part, part + tail)
+        return None if rest is None else (head, stem + number + rest)
+    stem, _ = split_photo_ext(suffix)
+    if "@" in stem or is_photo_folder(stem):
+        folder = parse_image_key(stem)[0] if _is_key(stem) else ""
+    else:
+        folder = next((f for f, end in PART_SUFFIXES.items() if suffix == end[1:]), "")
+    rest = _own_rest(folder, suffix) if folder else None
+    return None if rest is None else (folder, base + rest)
+
+
+#: Where :class:`_ShardParts` finds a file: its member ``(name, offset, size)`` and
+#: ``"<folder>/<file name>"``.
+_PartLocation = Tuple[Tuple[str, int, int], str]
+
+
+class _ShardParts:
+    """The release's parts of one frame of a shard, for :class:`~cityscapes_io.release.FrameParts`
+    to read: its part members (``{suffix: (name, offset, size)}``) as the part folders' files
+    they stand for, and its own photo (the ``image`` member) as the file of its photo key.
+    A location is ``((member name, offset, size), "<folder>/<file name>")`` (the shape of
+    :data:`cityscapes_io.release.Location`: the file's name ends its second item); the member is
+    checked against the shard's real size (``shard_size``; None: the shard is not there) before
+    it is read."""
+
+    def __init__(self, fs: Any, tar: str, shard_size: Optional[int], frame_id: str,
+                 members: Mapping[str, Tuple[str, int, int]], image_key: str = DEFAULT_IMAGE_KEY,
+                 image: Optional[Tuple[str, int, int]] = None):
+        self.fs, self.tar, self.shard_size, self.frame_id = fs, tar, shard_size, frame_id
+        self.members = dict(members)
+        self.image_key, self.image = image_key, image
+        base = frame_dir(frame_id)[1]
+        self._folders: Dict[str, Dict[str, _PartLocation]] = {}
+        for suffix, member in self.members.items():
+            found = member_part(suffix, base)
+            if found is not None:
+                folder, name = found
+                self._folders.setdefault(folder, {})[name] = (member, f"{folder}/{name}")
+        if image is not None:
+            folder = parse_image_key(image_key)[0]
+            name = base + image_file_suffix(image_key) + split_photo_ext(image[0])[1]
+            self._folders.setdefault(folder, {}).setdefault(name, (image, f"{folder}/{name}"))
+
+    def names(self) -> List[str]:
+        return sorted(self._folders)
+
+    def photo_folders(self) -> List[str]:
+        return [f for f in self.names() if is_photo_folder(f)]
+
+    def listing(self, folder: str, split: str, city: str) -> Dict[str, "_PartLocation"]:
+        """``{file name: location}`` of the frame's files of ``folder`` (``split`` and ``city``
+        are the frame's: its members are all there is)."""
+        return dict(self._folders.get(folder, {}))
+
+    def read(self, location: "_PartLocation") -> bytes:
+        name, offset, size = location[0]
+        if self.shard_size is None:
+            raise DatasetNotFoundError(self.tar, f"not there ({INDEX_FILE} lists it): cannot read {name}")
+        if offset + size > self.shard_size:
+            raise InvalidFileError(self.tar, f"truncated shard or wrong index: member {name} ({size} bytes at offset "
+                                             f"{offset}) ends past the end of the shard ({self.shard_size} bytes)")
+        return _ranged(self.fs, self.tar, offset, size)
+
+    def shown(self, location: "_PartLocation") -> str:
+        return display_path(self.fs, f"{self.tar}/{location[0][0]}")
+
+    def __getstate__(self):
+        return {"fs": self.fs, "tar": self.tar, "shard_size": self.shard_size, "frame_id": self.frame_id,
+                "members": self.members, "image_key": self.image_key, "image": self.image}
+
+    def __setstate__(self, state) -> None:
+        _ShardParts.__init__(self, **state)
+
+    def __repr__(self) -> str:
+        return f"_ShardParts({self.tar}: {self.frame_id}, {', '.join(self.names())})"
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -400,12 +580,15 @@ def _load_index(root) -> Tuple[dict, str]:
 @dataclass(frozen=True)
 class _Record:
     """A frame of the index, checked: its id, annotation tree, members, ``{kind: (name,
-    offset, size)}``, and scores, ``{instanceIds value: confidence}``."""
+    offset, size)}``, scores, ``{instanceIds value: confidence}``, part members, ``{suffix:
+    (name, offset, size)}`` (see :func:`member_part`), and the photo key of its ``image``."""
 
     id: str
     annotations: str
     members: Dict[str, Tuple[str, int, int]]
     scores: Dict[int, float]
+    parts: Dict[str, Tuple[str, int, int]] = field(default_factory=dict)
+    image: str = DEFAULT_IMAGE_KEY
 
 
 @dataclass(frozen=True)
@@ -487,9 +670,15 @@ class _IndexCheck:
         if annotations not in ANNOTATION_DIRS:
             raise self.fail(f"{entry} 'annotations'", f"expected {' or '.join(ANNOTATION_DIRS)}, "
                                                       f"got {_shown(annotations)}")
+        image = obj.get("image", DEFAULT_IMAGE_KEY)
+        if not (isinstance(image, str) and _is_key(image) and is_photo_folder(parse_image_key(image)[0])):
+            raise self.fail(f"{entry} 'image'", f"expected a photo key such as leftImg8bit_foggy@beta_0.02, "
+                                                f"got {_shown(image)}")
         files = self.field(obj, "files", entry, list, "a list of members")
         key = frame_key(frame_id) + "."
+        base = frame_dir(frame_id)[1]
         members: Dict[str, Tuple[str, int, int]] = {}
+        parts: Dict[str, Tuple[str, int, int]] = {}
         for j, member in enumerate(files):
             at = f"{entry} member {j}"
             if not isinstance(member, list) or len(member) != 3:
@@ -505,10 +694,13 @@ class _IndexCheck:
                 raise self.fail(f"{at} {name!r} size", f"{size} bytes is more than a member can hold "
                                                        f"({MAX_MEMBER} bytes; refused)")
             kind = "image" if suffix.startswith("image.") else _KIND_OF.get(suffix, suffix)
-            if kind in members:
+            # The release's parts (a name no other member has) are the frame's parts, not its files.
+            table = parts if kind == suffix and member_part(suffix, base) is not None else members
+            if kind in table:
                 raise self.fail(at, f"a second {kind} member ({name})")
-            members[kind] = (name, offset, size)
-        return _Record(frame_id, annotations, members, self.scores(obj.get("scores", {}), f"{entry} 'scores'"))
+            table[kind] = (name, offset, size)
+        return _Record(frame_id, annotations, members, self.scores(obj.get("scores", {}), f"{entry} 'scores'"), parts,
+                       image)
 
     def scores(self, obj: Any, entry: str) -> Dict[int, float]:
         """A frame's ``scores`` (``entry``): instanceIds values, as decimal strings, to numbers."""
@@ -601,9 +793,12 @@ class WdsReader(Reader):
         return self._cities is None or parse_frame_id(frame_id).city in self._cities
 
     def _frame(self, fs, shard: _Shard, split: str, record: _Record, stream: Optional[_ShardStream]) -> Frame:
+        parts = _ShardParts(fs, shard.path, shard.size, record.id, record.parts, record.image,
+                            record.members.get("image"))
         return Frame(record.id, split, self.labels,
                      TarSource(fs, shard.path, shard.size, record.members, stream, record.scores),
-                     on_error=self.on_error, annotations=record.annotations)
+                     on_error=self.on_error, annotations=record.annotations,
+                     parts=FrameParts(parts, split, record.id, record.image))  # type: ignore[arg-type]
 
     def frame_count(self, split: str) -> int:
         if self._cities is None:
@@ -690,12 +885,15 @@ class WdsWriter(Writer):
     GROUPS_FRAMES = True
     UNIT = "shard"
     OPTIONS = Writer.OPTIONS + (Option("frames_per_shard", "wds: frames per tar shard (default 100)",
-                                       argparse={"type": int, "metavar": "N"}),)
+                                       argparse={"type": int, "metavar": "N"}), PARTS)
 
-    def __init__(self, url, *, frames_per_shard: int = 100, **options):
+    def __init__(self, url, *, frames_per_shard: int = 100, parts: Union[str, Sequence[str], None] = None,
+                 **options):
         if int(frames_per_shard) < 1:
             raise ValueError(f"frames_per_shard must be at least 1, got {frames_per_shard}")
         self.frames_per_shard = int(frames_per_shard)
+        #: The release's parts carried as members (:func:`~cityscapes_io.formats.base.parse_parts`).
+        self.parts: Tuple[str, ...] = parse_parts(parts)
         self._open: Optional[_OpenShard] = None
         self._in_unit = False
         self._next: Dict[str, int] = {}  # write() used directly: the next shard number per split
@@ -727,14 +925,39 @@ class WdsWriter(Writer):
             if shape is None:
                 w, h = png.image_size(photo[0], frame.files.get("image", frame.id))
                 shape = (h, w)
-        meta = {"id": frame.id, "split": frame.split, "city": frame.city, "seq": frame.seq, "frame": frame.frame,
-                "annotations": frame.annotations, "width": shape[1] if shape else None,
-                "height": shape[0] if shape else None}
+        meta: Dict[str, Any] = {"id": frame.id, "split": frame.split, "city": frame.city, "seq": frame.seq,
+                                "frame": frame.frame, "annotations": frame.annotations,
+                                "width": shape[1] if shape else None, "height": shape[0] if shape else None}
+        if frame.image_key != DEFAULT_IMAGE_KEY:  # (the key the frame's photo is, or would be)
+            meta["image"] = frame.image_key
         scores = _output_scores(frame, seg) if seg is not None else {}
         if scores:
             meta["scores"] = {str(v): score for v, score in sorted(scores.items())}
         files.append((f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8")))
-        return files + self._cityscapes_files(frame, seg)
+        return files + self._cityscapes_files(frame, seg) + self._part_members(frame)
+
+    def _part_members(self, frame: Frame) -> List[Tuple[str, Any]]:
+        """The members of the frame's files of the selected parts (:func:`part_member`), read;
+        a file whose name is not one the release gives its folder's files has no member name
+        and is left out (:meth:`_left_parts`, reported)."""
+        parts = frame.parts
+        if not self.parts or parts is None:
+            return []
+        key = frame_key(frame.id)
+        files: List[Tuple[str, Any]] = []
+        for folder, name, loc in parts.selected_files(self.parts):
+            suffix = part_member(folder, parts.base, name)
+            if suffix is not None:
+                files.append((f"{key}.{suffix}", parts.read(loc)))
+        return files
+
+    def _left_parts(self, frame: Frame) -> List[str]:
+        """The frame's files of the selected parts that no member name holds (listing, no read)."""
+        parts = frame.parts
+        if not self.parts or parts is None:
+            return []
+        return [parts.shown(loc) for folder, name, loc in parts.selected_files(self.parts)
+                if part_member(folder, parts.base, name) is None]
 
     def _cityscapes_files(self, frame: Frame, seg: Optional[Segments]) -> List[Tuple[str, Any]]:
         """The members a Cityscapes frame has besides its ids (after the metadata): its
@@ -759,12 +982,19 @@ class WdsWriter(Writer):
         encoded = super().encode(frame)
         names = {name for name, _ in encoded.files}
         key = frame_key(frame.id)
+        notes = list(missing_parts(frame, self.parts))
+        odd = self._left_parts(frame)
+        if odd:
+            notes.append(f"{len(odd)} file(s) of the selected parts not written: their names are not the release's "
+                         f"names of their folder's files, which members are named after: {', '.join(odd[:3])}"
+                         f"{' ...' if len(odd) > 3 else ''}")
         left = [kind for kind in TRAIN_ID_KINDS if frame.has(kind) and f"{key}.{MEMBER_KINDS[kind]}" not in names]
-        if not left:
+        if left:
+            notes.append(f"{' and '.join(left)} not written: the labels changed for the output label map (train ids "
+                         f"are carried beside unchanged official ids only)")
+        if not notes:
             return encoded
-        note = (f"{' and '.join(left)} not written: the labels changed for the output label map (train ids are "
-                f"carried beside unchanged official ids only)")
-        return replace(encoded, entry=replace(encoded.entry, warnings=encoded.entry.warnings + (note,)))
+        return replace(encoded, entry=replace(encoded.entry, warnings=encoded.entry.warnings + tuple(notes)))
 
     def lost_part(self, frame: Frame, files: Files) -> str:
         if not (frame.has("polygons") or isinstance(frame.source, DerivedSource)):
@@ -996,6 +1226,8 @@ def _meta_scores(data: bytes, where: str) -> Dict[int, float]:
 def _index_record(frame: Frame, files: List[list], scores: Dict[int, float]) -> dict:
     """A frame's record in the index: id, annotation tree, members and (when it has any) scores."""
     record: Dict[str, Any] = {"id": frame.id, "annotations": frame.annotations, "files": files}
+    if frame.image_key != DEFAULT_IMAGE_KEY:
+        record["image"] = frame.image_key
     if scores:
         record["scores"] = {str(v): score for v, score in sorted(scores.items())}
     return record
