@@ -18,7 +18,7 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
             progress: Optional[Callable[[int], None]] = None, workers: int = 1,
             shard: Union[str, Tuple[int, int], None] = None, resume: bool = False, finalize: bool = False,
             decode_ahead: bool = True, overwrite: bool = False, annotations: Optional[str] = None,
-            **options) -> Report:
+            image: Optional[str] = None, **options) -> Report:
     """Convert a dataset from one format to another, frame by frame in constant memory.
 
     Parameters
@@ -52,9 +52,14 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
         Replace what the destination holds (Datumaro's ``--overwrite``).
     annotations : {"gtFine", "gtCoarse"}, optional
         Cityscapes input: the annotation tree to read (see :func:`cityscapes_io.open`).
+    image : str, optional
+        Cityscapes input: the photo key of the frames' photo, the one ``save_media`` writes
+        (``leftImg8bit_foggy@beta_0.02``; see :func:`cityscapes_io.open`).
     **options :
         Writer options: ``save_media``, ``image_ext``, ``label_map``, ``save_dataset_meta``,
-        ``save_train_ids`` (Cityscapes: also the ``_labelTrainIds`` / ``_instanceTrainIds`` files).
+        ``save_train_ids`` (Cityscapes: also the ``_labelTrainIds`` / ``_instanceTrainIds`` files),
+        ``parts`` (Cityscapes and tar shards: the release's other parts copied byte for byte,
+        a list of part names, photo folders or keys, ``_sequence`` folders, or ``"all"``).
 
     Returns
     -------
@@ -63,7 +68,7 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
     # Frames raise their errors; write_dataset applies the policy to whole frames, so a frame
     # with a bad pixel value is skipped entirely rather than written without the instance.
     ds = open_dataset(src, split=split, cities=cities, storage_options=storage_options, format=src_format,
-                      annotations=annotations)
+                      annotations=annotations, image=image)
     return write_dataset(ds, dst, format, storage_options=dst_storage_options, on_error=on_error,
                          progress=progress, workers=workers, shard=shard, resume=resume, finalize=finalize,
                          decode_ahead=decode_ahead, overwrite=overwrite, **options)
