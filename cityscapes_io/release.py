@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -29,15 +29,36 @@ from .parts import (Camera, Person, decode_disparity, depth, image_file_suffix, 
                     parse_persons, parse_timestamp, parse_vehicle)
 from .storage import Root, is_remote, listdir, read_file
 
-__all__ = ["PartFolders", "FrameParts", "SequenceFrame", "PART_NAMES", "DEFAULT_IMAGE_KEY"]
+__all__ = ["PartFolders", "PartStore", "FrameParts", "SequenceFrame", "PART_NAMES", "DEFAULT_IMAGE_KEY"]
 
 #: The photo a frame's ``image()`` is by default.
 DEFAULT_IMAGE_KEY = IMAGE_DIR
 #: Parts by the names ``Frame`` methods and ``--parts`` use, with their folders.
 PART_NAMES = ("disparity", "camera", "vehicle", "timestamp", "gtBboxCityPersons", "gtBbox3d")
 
-#: ``(root, path relative to the root)`` of one file.
+#: Where one file is: ``(root, path relative to the root)`` for :class:`PartFolders`; any pair
+#: whose second item ends with ``/<file name>`` for another :class:`PartStore`.
 Location = Tuple[Any, str]
+
+
+class PartStore(Protocol):
+    """What :class:`FrameParts` reads through: :class:`PartFolders` (a dataset's roots), or the
+    members of a tar shard's sample (:mod:`cityscapes_io.formats.wds`)."""
+
+    def names(self) -> List[str]:
+        """The part folders present, sorted."""
+
+    def photo_folders(self) -> List[str]:
+        """The photo folders present."""
+
+    def listing(self, folder: str, split: str, city: str) -> Mapping[str, Location]:
+        """``{file name: location}`` of ``<folder>/<split>/<city>/``."""
+
+    def read(self, location: Location) -> bytes:
+        """The bytes of a file :meth:`listing` gave."""
+
+    def shown(self, location: Location) -> str:
+        """How messages name a file :meth:`listing` gave."""
 
 
 class PartFolders:
@@ -119,7 +140,7 @@ class FrameParts:
 
     Parameters
     ----------
-    folders : PartFolders
+    folders : PartStore
     split : str
         The split the frame was read from (a renamed split keeps reading from there).
     frame_id : str
@@ -128,7 +149,7 @@ class FrameParts:
         The photo key the frame's own photo (``Frame.image()``) was chosen as.
     """
 
-    def __init__(self, folders: PartFolders, split: str, frame_id: str, image_key: str = DEFAULT_IMAGE_KEY):
+    def __init__(self, folders: PartStore, split: str, frame_id: str, image_key: str = DEFAULT_IMAGE_KEY):
         self.folders = folders
         self.split = split
         self.frame_id = frame_id

@@ -798,7 +798,7 @@ class WdsReader(Reader):
         return Frame(record.id, split, self.labels,
                      TarSource(fs, shard.path, shard.size, record.members, stream, record.scores),
                      on_error=self.on_error, annotations=record.annotations,
-                     parts=FrameParts(parts, split, record.id, record.image))  # type: ignore[arg-type]
+                     parts=FrameParts(parts, split, record.id, record.image))
 
     def frame_count(self, split: str) -> int:
         if self._cities is None:

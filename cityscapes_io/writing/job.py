@@ -11,7 +11,7 @@ from fsspec.core import url_to_fs
 
 from .. import jsonfile
 from ..errors import InvalidFileError, RefusedError
-from ..formats.base import Writer
+from ..formats.base import Writer, parse_parts
 from ..storage import root_locations
 from ..storage.sinks import refuse_sources, written_in_one_go
 
@@ -34,8 +34,17 @@ def job_record(ds, w: Writer, options: Dict[str, Any]) -> Dict[str, Any]:
     return {"cityscapes_io_job": 1, "format": w.format,
             "sources": [f"{proto}://{path}" for root in ds.reader.roots for proto, path in root_locations(root)],
             "labels": f"{len(w.labels)} labels, sha256 {labels}",  # (not their file: its URL's spelling varies)
-            "options": {k: _plain(v) for k, v in sorted(options.items())
+            "options": {k: _plain(v) for k, v in sorted(_spelled_alike(options).items())
                         if k not in ("label_map", "overwrite") and not (k in defaults and defaults[k] == v)}}
+
+
+def _spelled_alike(options: Dict[str, Any]) -> Dict[str, Any]:
+    """The options with one spelling per value: ``parts="disparity,camera"``, ``["disparity",
+    "camera"]`` and ``("disparity", "camera")`` are one selection (an empty one is no option)."""
+    out = dict(options)
+    if "parts" in out:
+        out["parts"] = list(parse_parts(out["parts"])) or None
+    return out
 
 
 def _defaults(cls: type) -> Dict[str, Any]:
