@@ -283,7 +283,7 @@ class Frame:
     def fresh(self) -> "Frame":
         """The same frame with nothing decoded or buffered, sharing no caches with this one."""
         out = Frame(self.id, self.split, self.labels, self.source.fresh(), on_error=self.on_error,
-                    annotations=self.annotations, parts=self.parts)
+                    annotations=self.annotations, parts=None if self.parts is None else self.parts.fresh())
         out.labels_given = self.labels_given
         return out
 
@@ -471,7 +471,7 @@ class Frame:
         the frame's split and id; the frame's own photo is not among them."""
         if self.parts is None:
             return []
-        return [(part_relpath(folder, self.split, self.id, name), self.parts.read(loc))
+        return [(part_relpath(folder, self.split, self.id, name), self.parts.read(loc, folder))
                 for folder, name, loc in self.parts.selected_files(parts)]
 
     def instance_ids(self) -> Optional[np.ndarray]:
@@ -607,6 +607,8 @@ class Frame:
         """Drop every decoded array and buffered file of this frame."""
         self._cache.clear()
         self.source.release()
+        if self.parts is not None:
+            self.parts.release()
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -98,6 +98,8 @@ def read_ahead(frames: Iterable["Frame"], depth: int,
                     break
                 if kinds is None:
                     f.source.watch(note)
+                    if f.parts is not None:  # the release's other parts the consumer reads
+                        f.parts.watch(note)
                 window.append(f)
             if not window:
                 return
@@ -107,6 +109,8 @@ def read_ahead(frames: Iterable["Frame"], depth: int,
                 todo = kinds(f) if kinds is not None else learned
                 if todo:
                     f.source.fetch_ahead(todo, pool)
+                    if f.parts is not None:
+                        f.parts.fetch_ahead(todo, pool)
             yield window.popleft()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from .storage import Root, is_remote, listdir, read_file
 
 __all__ = ["PartFolders", "PartStore", "FrameParts", "SequenceFrame", "PART_NAMES", "DEFAULT_IMAGE_KEY"]
 
+#: What begins the kind of a part file a frame reads (:meth:`FrameParts.watch`).
+PART_KIND = "part:"
 #: The photo a frame's ``image()`` is by default.
 DEFAULT_IMAGE_KEY = IMAGE_DIR
 #: Parts by the names ``Frame`` methods and ``--parts`` use, with their folders.
@@ -155,6 +158,10 @@ class FrameParts:
         self.frame_id = frame_id
         self.image_key = image_key
         self.city, self.base = frame_dir(frame_id)
+        # The frame's own files read (or fetched ahead) while it is held, by location path.
+        self._bytes: Dict[str, bytes] = {}
+        self._pending: Dict[str, "Future[bytes]"] = {}
+        self._watch: Optional[Callable[[str], None]] = None
 
     # -- finding files -----------------------------------------------------------------------
     def files(self, folder: str, base: Optional[str] = None) -> Dict[str, Location]:
@@ -220,8 +227,63 @@ class FrameParts:
         return have
 
     # -- reading -----------------------------------------------------------------------------
-    def read(self, location: Location) -> bytes:
-        return self.folders.read(location)
+    def read(self, location: Location, folder: Optional[str] = None) -> bytes:
+        """The bytes of a file. With ``folder``, one of this frame's own files (``<base>_…`` in
+        that part folder): kept while the frame is held, taken from a fetch ahead when there is
+        one, and its kind told to the watcher (see :meth:`watch`)."""
+        name = location[1].rsplit("/", 1)[-1]
+        if folder is None or not name.startswith(self.base + "_"):
+            return self.folders.read(location)
+        key = location[1]
+        data = self._bytes.get(key)
+        if data is not None:
+            return data
+        if self._watch is not None:
+            self._watch(f"{PART_KIND}{folder}:{name[len(self.base):]}")
+        fut = self._pending.pop(key, None)
+        if fut is not None:
+            try:
+                data = fut.result()
+            except Exception:  # noqa: BLE001 - a failed fetch ahead is read again, and reported from there
+                data = None
+        if data is None:
+            data = self.folders.read(location)
+        self._bytes[key] = data
+        return data
+
+    def watch(self, callback: Optional[Callable[[str], None]]) -> None:
+        """Call ``callback(kind)`` whenever one of the frame's own part files is read: the kind
+        is ``"part:<folder>:<what follows the id>"`` (``part:disparity:_disparity.png``), which
+        :meth:`fetch_ahead` takes for the next frames (see :func:`cityscapes_io.parallel.read_ahead`)."""
+        self._watch = callback
+
+    def fetch_ahead(self, kinds: Iterable[str], pool: Executor) -> None:
+        """Start reading, in ``pool``, this frame's files of the part kinds among ``kinds`` (others
+        are ignored); those read or being read already are not read again."""
+        for kind in kinds:
+            if not kind.startswith(PART_KIND):
+                continue
+            folder, _, suffix = kind[len(PART_KIND):].partition(":")
+            loc = self.folders.listing(folder, self.split, self.city).get(self.base + suffix)
+            if loc is None or loc[1] in self._bytes or loc[1] in self._pending:
+                continue
+            self._pending[loc[1]] = pool.submit(self.folders.read, loc)
+
+    def release(self) -> None:
+        """Drop the bytes kept and the fetches ahead."""
+        self._bytes.clear()
+        self._pending.clear()
+
+    def fresh(self) -> "FrameParts":
+        """The same view holding no bytes."""
+        return FrameParts(self.folders, self.split, self.frame_id, self.image_key)
+
+    def __getstate__(self):
+        return {"folders": self.folders, "split": self.split, "frame_id": self.frame_id,
+                "image_key": self.image_key}
+
+    def __setstate__(self, state) -> None:
+        FrameParts.__init__(self, **state)
 
     def shown(self, location: Location) -> str:
         """How messages name a file."""
@@ -230,27 +292,27 @@ class FrameParts:
     def image(self, key: str) -> Optional[np.ndarray]:
         """Photo ``key`` decoded (uint8, uint16 for 16-bit PNGs), None when absent."""
         loc = self.photo(key)
-        return None if loc is None else png.decode_photo(self.read(loc), self.shown(loc))
+        return None if loc is None else png.decode_photo(self.read(loc, parse_image_key(key)[0]), self.shown(loc))
 
     def disparity(self) -> Optional[np.ndarray]:
         loc = self.find("disparity")
-        return None if loc is None else decode_disparity(self.read(loc), self.shown(loc))
+        return None if loc is None else decode_disparity(self.read(loc, "disparity"), self.shown(loc))
 
     def camera(self) -> Optional[Camera]:
         loc = self.find("camera")
-        return None if loc is None else parse_camera(self.read(loc), self.shown(loc))
+        return None if loc is None else parse_camera(self.read(loc, "camera"), self.shown(loc))
 
     def vehicle(self) -> Optional[Dict[str, float]]:
         loc = self.find("vehicle")
-        return None if loc is None else parse_vehicle(self.read(loc), self.shown(loc))
+        return None if loc is None else parse_vehicle(self.read(loc, "vehicle"), self.shown(loc))
 
     def timestamp(self) -> Optional[int]:
         loc = self.find("timestamp")
-        return None if loc is None else parse_timestamp(self.read(loc), self.shown(loc))
+        return None if loc is None else parse_timestamp(self.read(loc, "timestamp"), self.shown(loc))
 
     def persons(self) -> Optional[List[Person]]:
         loc = self.find("gtBboxCityPersons")
-        return None if loc is None else parse_persons(self.read(loc), self.shown(loc))
+        return None if loc is None else parse_persons(self.read(loc, "gtBboxCityPersons"), self.shown(loc))
 
     def boxes3d(self) -> Any:
         loc = self.find("gtBbox3d")
@@ -258,7 +320,7 @@ class FrameParts:
             return None
         from .boxes3d import parse_boxes3d
 
-        return parse_boxes3d(self.read(loc), self.shown(loc))
+        return parse_boxes3d(self.read(loc, "gtBbox3d"), self.shown(loc))
 
     # -- sequences ----------------------------------------------------------------------------
     def sequence_folders(self) -> List[str]:

@@ -472,3 +472,28 @@ def test_every_generated_part_reads_the_same_from_zips_and_s3(tmp_path, s3):
     d, depth = frame.disparity(), frame.depth()
     assert np.array_equal(np.isnan(depth), ~(d > 0))
     assert np.allclose(depth[d > 0], frame.camera().baseline * frame.camera().fx / d[d > 0])
+
+
+def test_part_files_are_fetched_ahead_on_the_s3_server(tmp_path, s3):
+    """On an object store the prefetcher learns the part kinds the loop reads (as it does the
+    frames' own files) and fetches them for the next frames while one is decoded."""
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 6}, size=SIZE, parts=["disparity", "camera"], demo_frames=0)
+    fs, options, bucket = s3
+    upload_dir(fs, root, f"{bucket}/cs")
+    ds = cio.open(f"s3://{bucket}/cs", storage_options=options)
+    assert ds.prefetch > 0
+    ahead = []
+    expected = {f.id: (f.disparity(), f.camera()) for f in cio.open(root)}
+    for k, frame in enumerate(ds):
+        ahead.append(sorted(frame.parts._pending) + sorted(frame.parts._bytes))
+        disparity, camera = frame.disparity(), frame.camera()
+        assert np.array_equal(disparity, expected[frame.id][0], equal_nan=True) and camera == expected[frame.id][1]
+        frame.release()
+        assert not frame.parts._bytes and not frame.parts._pending
+    assert ahead[0] == []  # nothing is known before the first read
+    city, base = frame.id.split("/")
+    assert ahead[-1] == sorted([f"camera/train/{city}/{base}_camera.json",
+                                f"disparity/train/{city}/{base}_disparity.png"])
+    copy = pickle.loads(pickle.dumps(frame))
+    assert copy.parts._bytes == {} and copy.camera() == frame.camera()

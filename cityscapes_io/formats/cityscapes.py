@@ -628,7 +628,7 @@ class CityscapesWriter(Writer):
         if plan.files:
             parts = frame.parts
             assert parts is not None
-            out = [(rel, parts.read(loc)) for rel, loc in plan.files]
+            out = [(rel, parts.read(loc, rel.split("/", 1)[0])) for rel, loc in plan.files]
         if plan.own is not None:
             data = frame.image_bytes()
             assert data is not None  # (the plan has its place only when the frame has a photo)

@@ -948,7 +948,7 @@ class WdsWriter(Writer):
         for folder, name, loc in parts.selected_files(self.parts):
             suffix = part_member(folder, parts.base, name)
             if suffix is not None:
-                files.append((f"{key}.{suffix}", parts.read(loc)))
+                files.append((f"{key}.{suffix}", parts.read(loc, folder)))
         return files
 
     def _left_parts(self, frame: Frame) -> List[str]:
