@@ -21,6 +21,7 @@ import math
 import os
 import struct
 import subprocess
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -594,8 +595,10 @@ evaluate3dObjectDetection(sys.argv[1], sys.argv[2], sys.argv[3], EvaluationParam
 
 
 def oracle(args):
-    run = subprocess.run([CITYSCAPESSCRIPTS, *map(str, args)], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "MPLBACKEND": "Agg"})
+    # (in a folder of its own: evalObjectDetection3d writes eval.log into its working folder)
+    with tempfile.TemporaryDirectory() as cwd:
+        run = subprocess.run([CITYSCAPESSCRIPTS, *map(str, args)], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "MPLBACKEND": "Agg"}, cwd=cwd)
     assert run.returncode == 0, f"the official scripts failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"
     return run.stdout
 
