@@ -5,8 +5,11 @@
 - :class:`CityscapesIterable` splits the frames by rank × DataLoader worker itself: one epoch
   over all ranks and workers yields every frame exactly once, in an order fixed by ``seed`` and
   the epoch (:meth:`~CityscapesIterable.set_epoch`).
+- :class:`RareClassSampler` draws positions of a map-style dataset by class rarity, as
+  DAFormer's rare-class sampling does (:mod:`cityscapes_io.sampling`), split by rank × worker
+  as :class:`CityscapesIterable` splits frames.
 
-Both list the dataset when they are made (file references, no pixels) and decode a frame only
+Both datasets list the dataset when they are made (file references, no pixels) and decode a frame only
 when its sample is asked for. A sample is a dict: the frame's ``id`` and ``split`` and one entry
 per target (see :func:`sample`); :func:`collate` batches them. Besides the ground truth, the
 targets read the release's other parts (``right_image``, ``disparity``, ``depth``, ``camera``,
@@ -47,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 default_collate = _data.default_collate
 get_worker_info = _data.get_worker_info
 
+from . import sampling
 from .dataset import Dataset
 from .dataset import open as open_dataset
 from .errors import DatasetNotFoundError, InvalidFileError
@@ -61,7 +65,7 @@ from .sources import FileSource
 from .storage import is_remote
 
 __all__ = ["CityscapesDataset", "CityscapesIterable", "collate", "sample", "crop_sample", "resize_sample",
-           "TARGETS", "SNIPPET_DEFAULTS"]
+           "TARGETS", "SNIPPET_DEFAULTS", "RareClassSampler"]
 
 #: The targets a sample can hold, besides ``id`` and ``split``.
 TARGETS = ("image", "semantic", "train_ids", "instance_ids", "instances", "panoptic",
@@ -897,3 +901,218 @@ class _EpochValue:
 
     def __init__(self, value: int):
         self.value = value
+
+
+# -- rare-class sampling ------------------------------------------------------------------------------
+def _dataset_frames(dataset: Any) -> List[Frame]:
+    """The frames whose positions a sampler yields: a torch dataset's, a Dataset's, or a
+    sequence of frames."""
+    if isinstance(dataset, _Samples):
+        return dataset.frames
+    if isinstance(dataset, Dataset):
+        return [dataset[i] for i in range(len(dataset))]
+    frames = list(dataset)
+    bad = next((f for f in frames if not isinstance(f, Frame)), None)
+    if bad is not None:
+        raise TypeError(f"RareClassSampler needs a CityscapesDataset, a Dataset or frames, got a sequence holding "
+                        f"{type(bad).__name__}")
+    return frames
+
+
+class RareClassSampler(_data.Sampler):
+    """Draws frame positions by class rarity, as rare-class sampling (RCS) in DAFormer, HRDA and
+    MIC does, split exactly by rank × DataLoader worker.
+
+    Each draw picks a train id ``c`` with probability ``p_c ∝ exp((1 - f_c) / temperature)``
+    (``f_c``: the share of all counted pixels that are of ``c``), then a frame uniformly among
+    those with more than ``min_pixels`` pixels of ``c``
+    (:class:`cityscapes_io.sampling.RareClassTable`). DAFormer's other RCS step, cropping again
+    until the crop holds enough of ``c``, belongs to the transform: :meth:`draws` gives the
+    class of each draw.
+
+    Parameters
+    ----------
+    dataset : CityscapesDataset, Dataset or sequence of Frame
+        What the positions index (``dataset[i]``): a map-style :class:`CityscapesDataset`, given
+        to ``DataLoader(dataset, sampler=sampler)``.
+    temperature : float
+        ``T`` (DAFormer's ``class_temp``, 0.01 in its configs).
+    min_pixels : int
+        A frame is drawn for class ``c`` when it has more than this many pixels of ``c``
+        (DAFormer's ``min_pixels``, 3000 in its configs, for 2048×1024 frames).
+    stats : str, ClassStats or RareClassTable, optional
+        Where the per-frame statistics come from. None: counted from the dataset's frames when
+        the sampler is made (each frame's labels decoded once, in this process). A folder (any
+        fsspec URL) holding DAFormer's ``sample_class_stats.json`` and
+        ``samples_with_class.json`` (written by ``cityscapes-io stats --per-frame`` or by
+        DAFormer's script): read as DAFormer reads them, frames matched by the base name of
+        their ``file``. Or statistics computed before
+        (:func:`cityscapes_io.sampling.class_stats`, matched the same way).
+    storage_options : dict, optional
+        For the ``stats`` folder's filesystem.
+    num_samples : int, optional
+        Draws per epoch over all ranks and workers (default: the dataset's length, one draw per
+        frame as DAFormer draws one per item).
+    seed : int
+        With the epoch, fixes the draws (:meth:`set_epoch`).
+    rank, world_size : int, optional
+        This process's rank and the number of ranks; from ``torch.distributed`` when it is
+        initialised (when the sampler is made), else 0 and 1.
+    even : bool
+        Give every rank the same number of draws by leaving out the last
+        ``num_samples % world_size`` draws of each epoch.
+
+    Sharding follows :class:`CityscapesIterable`: every rank computes the same epoch's draws
+    (:meth:`draws`, fixed by ``seed`` and the epoch), cuts them into ``world_size`` contiguous
+    shares (the first ones holding one more) and takes the ``rank``-th; ``len()`` is its count.
+    Iterated by a DataLoader (in the main process) it yields its rank's share, which the
+    DataLoader hands out to its workers batch by batch (each draw to one worker); iterated
+    inside a DataLoader worker (an ``IterableDataset`` of yours), it yields that worker's
+    contiguous share of the rank's (:meth:`positions`). Either way, one epoch over all ranks and
+    workers is the one-process draw, each draw once. :meth:`set_epoch` reaches workers that
+    are already running through a shared counter.
+    """
+
+    def __init__(self, dataset: Any, *, temperature: float = sampling.TEMPERATURE,
+                 min_pixels: int = sampling.MIN_PIXELS,
+                 stats: Union[None, str, "os.PathLike[str]", sampling.ClassStats, sampling.RareClassTable] = None,
+                 storage_options: Optional[dict] = None, num_samples: Optional[int] = None, seed: int = 0,
+                 rank: Optional[int] = None, world_size: Optional[int] = None, even: bool = False):
+        frames = _dataset_frames(dataset)
+        if rank is None or world_size is None:
+            d_rank, d_world = _default_rank()
+            rank = d_rank if rank is None else rank
+            world_size = d_world if world_size is None else world_size
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in range for world_size {world_size}")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        n = len(frames) if num_samples is None else num_samples
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"num_samples must be an integer >= 0, got {num_samples!r}")
+        if stats is None:
+            def kinds(frame: Frame) -> List[str]:
+                return _fetch_kinds(frame, ("train_ids",))
+
+            counted = sampling.class_stats(read_ahead(frames, PREFETCH if frames and _remote(frames[0]) else 0, kinds),
+                                           root="")
+            table = sampling.RareClassTable.from_stats(counted, temperature=temperature, min_pixels=min_pixels,
+                                                       where="the dataset")
+            keys = {sampling.label_file(f, ""): i for i, f in reversed(list(enumerate(frames)))}
+            key: Callable[[str], str] = str
+        else:
+            if isinstance(stats, sampling.RareClassTable):
+                table = stats
+            elif isinstance(stats, sampling.ClassStats):
+                table = sampling.RareClassTable.from_stats(stats, temperature=temperature, min_pixels=min_pixels)
+            else:
+                table = sampling.RareClassTable.read(os.fspath(stats), temperature=temperature,
+                                                     min_pixels=min_pixels, storage_options=storage_options)
+            keys, key = self._by_base_name(frames), _base_name
+        #: What the draws are made from (classes, probabilities, candidates).
+        self.table = table
+        self._members: List[np.ndarray] = []
+        for c, files in zip(table.classes, table.candidates):
+            positions = [keys.get(key(f), -1) for f in files]
+            missing = [f for f, p in zip(files, positions) if p < 0]
+            if missing:
+                raise ValueError(f"{len(missing)} frame(s) drawn for train id {c} are not in the dataset, e.g. "
+                                 f"{missing[0]!r} (statistics of other frames, or a dataset filtered since)")
+            ambiguous = [f for f, p in zip(files, positions) if p == -2]
+            if ambiguous:
+                raise ValueError(f"several frames of the dataset have the base name of {ambiguous[0]!r}: the "
+                                 "statistics' files cannot be matched to frames (compute them from the dataset: "
+                                 "stats=None)")
+            self._members.append(np.array(positions, dtype=np.int64))
+        self.num_samples, self.seed, self.rank, self.world_size, self.even = int(n), int(seed), rank, world_size, even
+        if world_size > 1 and not even and n % world_size:
+            warnings.warn(f"{n} draws over {world_size} ranks: the ranks' shares differ by one draw; with "
+                          "DistributedDataParallel unequal batch counts can stall the last all-reduce: pass even=True "
+                          "(drops num_samples % world_size draws an epoch) or a num_samples that divides evenly",
+                          stacklevel=2)
+        self._epoch: Any = multiprocessing.RawValue("q", 0)
+
+    @staticmethod
+    def _by_base_name(frames: Sequence[Frame]) -> Dict[str, int]:
+        """Base name of each frame's ``_labelTrainIds.png`` → its position (-2: several frames)."""
+        out: Dict[str, int] = {}
+        for i, f in enumerate(frames):
+            name = _base_name(sampling.label_file(f, ""))
+            out[name] = -2 if name in out else i
+        return out
+
+    @property
+    def classes(self) -> Tuple[int, ...]:
+        """The train ids drawn, fewest pixels first."""
+        return self.table.classes
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """The probability of each of :attr:`classes`."""
+        return self.table.probabilities
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the epoch ``epoch`` from the next iteration on (call it before each epoch, as
+        with ``DistributedSampler``)."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.value = int(epoch)
+
+    def draws(self, epoch: Optional[int] = None, *, classes: bool = False) -> Any:
+        """The frame positions of one epoch's draws over all ranks and workers (what one
+        process draws), ``epoch`` by default the current one; with ``classes``, also the train
+        id each position was drawn for (two int64 arrays)."""
+        which, member = self.table.draw(self.num_samples, self.seed, self.epoch if epoch is None else int(epoch))
+        offsets = np.cumsum([0] + [len(m) for m in self._members])
+        flat = np.concatenate(self._members) if self._members else np.zeros(0, np.int64)
+        positions = flat[offsets[which] + member]
+        if classes:
+            return positions, np.asarray(self.table.classes, dtype=np.int64)[which]
+        return positions
+
+    def _rank_draws(self) -> np.ndarray:
+        order = self.draws()
+        if self.even:
+            order = order[: len(order) - len(order) % self.world_size]
+        start, stop = _shares(len(order), self.world_size)[self.rank]
+        return order[start:stop]
+
+    def __len__(self) -> int:
+        n = self.num_samples - (self.num_samples % self.world_size if self.even else 0)
+        start, stop = _shares(n, self.world_size)[self.rank]
+        return stop - start
+
+    def positions(self, worker: int = 0, num_workers: int = 1) -> List[int]:
+        """The positions one worker of this rank draws this epoch, in order: a contiguous share
+        of the rank's draws, as :meth:`CityscapesIterable.positions` shares frames."""
+        if num_workers < 1 or not 0 <= worker < num_workers:
+            raise ValueError(f"worker {worker} is not in range for {num_workers} workers")
+        mine = self._rank_draws()
+        start, stop = _shares(len(mine), num_workers)[worker]
+        return [int(i) for i in mine[start:stop]]
+
+    def __iter__(self) -> Iterator[int]:
+        info = get_worker_info()
+        if info is None:  # a DataLoader's sampler: its workers get the positions batch by batch
+            return iter(self.positions())
+        return iter(self.positions(info.id, info.num_workers))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if multiprocessing.context.get_spawning_popen() is None:
+            state["_epoch"] = _EpochValue(self.epoch)  # (as CityscapesIterable: a copy gets a counter of its own)
+        return state
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state.get("_epoch"), _EpochValue):
+            state["_epoch"] = multiprocessing.RawValue("q", int(state["_epoch"].value))
+        self.__dict__.update(state)
+
+
+def _base_name(file: str) -> str:
+    """What DAFormer matches a ``file`` by: ``file.split('/')[-1]``."""
+    return file.rsplit("/", 1)[-1]
