@@ -4,6 +4,7 @@ The writing itself (strategies, shards, resume, the report) is :mod:`cityscapes_
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Callable, Optional, Tuple, Union
 
 from .dataset import open as open_dataset
@@ -18,7 +19,7 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
             progress: Optional[Callable[[int], None]] = None, workers: int = 1,
             shard: Union[str, Tuple[int, int], None] = None, resume: bool = False, finalize: bool = False,
             decode_ahead: bool = True, overwrite: bool = False, annotations: Optional[str] = None,
-            image: Optional[str] = None, **options) -> Report:
+            image: Optional[str] = None, executor: Optional[Executor] = None, **options) -> Report:
     """Convert a dataset from one format to another, frame by frame in constant memory.
 
     Parameters
@@ -39,6 +40,15 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
         Only these splits / cities.
     workers : int
         Processes converting frames (output identical to one process).
+    executor : concurrent.futures.Executor, optional
+        Convert on this executor instead (a local ``ProcessPoolExecutor``,
+        ``distributed.Client(...).get_executor()``, a Ray executor; not with ``workers``): each
+        task is a unit (a frame, a tar shard for ``"wds"``; ``partition=N`` units or ``"city"``
+        per task), sent with the file references of its frames (no pixels) and what its worker
+        opens the writer with, ``dst_storage_options`` included; the worker writes the files to
+        ``dst`` (a place it can reach: a URL, or a folder it shares) and sends back the index
+        entries, recorded here in input order: the output is identical to one process. Works
+        with ``shard`` and ``resume``; not with a ``.zip`` destination (written in one go).
     decode_ahead : bool
         With ``workers=1``, decode the next frame in a second thread while the current one is
         encoded and written (about 1.8× faster on two cores); turn off to keep a job on one core.
@@ -71,4 +81,4 @@ def convert(src, dst, *, src_format: str = "cityscapes", format: str = "cityscap
                       annotations=annotations, image=image)
     return write_dataset(ds, dst, format, storage_options=dst_storage_options, on_error=on_error,
                          progress=progress, workers=workers, shard=shard, resume=resume, finalize=finalize,
-                         decode_ahead=decode_ahead, overwrite=overwrite, **options)
+                         decode_ahead=decode_ahead, overwrite=overwrite, executor=executor, **options)

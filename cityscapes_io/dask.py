@@ -1,23 +1,28 @@
-"""Conversion on a Dask cluster (optional extra ``dask``: ``pip install 'cityscapes-io[dask]'``).
+"""Dask (optional extra ``dask``: ``pip install 'cityscapes-io[dask]'``): a dataset as a bag, a
+cluster as an executor, and conversion on a cluster.
 
-The driver lists the frames (cheap: no pixels) and cuts them into partitions, one per city or
-chunks of N frames; each partition is converted on a worker by its own writer, which writes the
-frames' files straight to the destination; the driver then writes the index files from the
-workers' results, in input order, so the output equals a single-process run.
+Every long operation (:func:`cityscapes_io.convert`, :func:`~cityscapes_io.prepare`,
+:func:`~cityscapes_io.evaluate`, :func:`~cityscapes_io.validate.validate`,
+:func:`~cityscapes_io.stats.compute_stats`) takes ``executor=``; a Dask cluster is one through
+``Client.get_executor()``, which :func:`executor` opens from a scheduler address (the command
+line's ``--scheduler``). The driver lists the frames (cheap: no pixels) and sends them, as file
+references, in tasks of a frame, a few frames or a tar shard; workers decode and write or
+compute, and send back index entries or small statistics, merged here in input order, so the
+output equals a one-process run. :func:`convert_on_dask` is conversion on that mechanism.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
-import time
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 from .dataset import Dataset, open as open_dataset
 from .errors import OnError, check_policy
 from .frame import Frame
 from .storage import Root
-from .writing import Report, claim_destination, job_record, options_for_workers, refuse_in_parts, writer
+from .writing import Report, write_dataset
 
-__all__ = ["to_bag", "convert_on_dask", "partitions"]
+__all__ = ["to_bag", "convert_on_dask", "partitions", "executor"]
 
 
 def _require_dask():
@@ -58,65 +63,60 @@ def to_bag(ds: Dataset, partition: Union[str, int] = "city"):
     return db.from_delayed([dask.delayed(group, traverse=False) for group in partitions(ds, partition)])
 
 
-def _write_partition(frames: Iterable[Frame], format: str, url, storage_options, options) -> List[tuple]:
-    w = writer(url, format, storage_options=storage_options, existing="keep", **options)
+@contextlib.contextmanager
+def executor(scheduler: Optional[str] = None, *, client: Any = None) -> Iterator[Any]:
+    """The executor of a Dask cluster: ``client.get_executor(pure=False)`` (every task runs, none is
+    taken for another with equal arguments), for the operations' ``executor=``. With
+    ``scheduler`` (``"tcp://host:8786"``) a client is connected here and closed on exit; with
+    ``client``, that one is used and left open.
+
+    >>> with cityscapes_io.dask.executor("tcp://10.0.0.5:8786") as ex:    # doctest: +SKIP
+    ...     cityscapes_io.prepare("s3://bucket/cityscapes", executor=ex)
+    """
+    if client is not None:
+        yield client.get_executor(pure=False)
+        return
+    if not scheduler:
+        raise ValueError("give the address of a Dask scheduler (tcp://host:8786) or a client")
     try:
-        return [(frame.split, frame.id, w.try_put(frame)) for frame in frames]
+        from distributed import Client  # on use: an optional extra
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("a Dask cluster needs distributed: pip install 'cityscapes-io[dask]'") from exc
+    own = Client(scheduler)
+    try:
+        yield own.get_executor(pure=False)
     finally:
-        w.abort()  # per-frame files only; the driver writes the index files
+        own.close()
 
 
 def convert_on_dask(ds: Union[Dataset, str], url, format: str, *, client=None, scheduler: Optional[str] = None,
                     partition: Union[str, int] = "city", storage_options=None, on_error: OnError = "raise",
                     src_format: str = "cityscapes", src_storage_options=None, protect: Sequence[Root] = (),
                     **options) -> Report:
-    """Convert ``ds`` (a Dataset or a source URL) to ``url`` in ``format`` on a Dask cluster.
+    """Convert ``ds`` (a Dataset or a source URL) to ``url`` in ``format`` on a Dask cluster:
+    :func:`cityscapes_io.convert` with the cluster's executor (see :func:`executor`).
 
     Parameters
     ----------
     client : distributed.Client, optional
         The cluster to use; or give ``scheduler`` (``"tcp://host:8786"``) to connect to one.
-        With neither, dask's default scheduler runs it locally.
+        With neither, the conversion runs in this process (the same output).
     partition : "city" or int
-        One task per city, or per this many frames.
+        One task per city, or per this many units (frames; tar shards for ``"wds"``).
     storage_options : dict, optional
-        fsspec options of the destination (they travel to the workers).
+        fsspec options of the destination (they travel to the workers with each task).
     protect : sequence of Root
         Places the destination may not overlap besides the dataset's roots (a project folder).
     on_error, **options :
-        As for :func:`cityscapes_io.convert`.
+        As for :func:`cityscapes_io.convert` (``resume``, ``shard``, ``overwrite`` included).
     """
     _require_dask()
     check_policy(on_error)
     if not isinstance(ds, Dataset):
         ds = open_dataset(ds, format=src_format, storage_options=src_storage_options)
-    start = time.perf_counter()
-    report = Report(str(url), format)
-    w = writer(url, format, storage_options=storage_options, labels=ds.labels,
-               sources=[*ds.reader.roots, *protect], **options)
-    refuse_in_parts(w, "Dask partitions: convert it without Dask")
-    if w.GROUPS_FRAMES:  # partitions cut by city or count would split its units
-        w.abort()
-        raise ValueError(f"{format} writes several frames per file: convert it without Dask (workers= writes "
-                         f"whole files in processes)")
-    own_client = None
-    try:
-        claim_destination(w, job_record(ds, w, options), fresh=True)
-        if client is None and scheduler:
-            from distributed import Client  # on use: an optional extra
-
-            client = own_client = Client(scheduler)
-        worker_options = options_for_workers(w, options)
-        bag = to_bag(ds, partition).map_partitions(_write_partition, format, url, storage_options, worker_options)
-        results = bag.compute(scheduler=client) if client is not None else bag.compute()
-        for split, frame_id, result in results:
-            report.account(w, split, frame_id, result, on_error)
-    except BaseException:
-        w.abort()
-        raise
-    finally:
-        if own_client is not None:
-            own_client.close()
-    w.close()
-    report.seconds = time.perf_counter() - start
-    return report
+    if client is None and not scheduler:
+        return write_dataset(ds, url, format, storage_options=storage_options, on_error=on_error, protect=protect,
+                             partition=partition, **options)
+    with executor(scheduler, client=client) as ex:
+        return write_dataset(ds, url, format, storage_options=storage_options, on_error=on_error, protect=protect,
+                             executor=ex, partition=partition, **options)

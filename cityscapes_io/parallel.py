@@ -25,6 +25,16 @@ Its rules, the same for every caller:
   whole process group), so the caller alone stops the pool and no worker prints a traceback.
   **Threads** (``processes=False``) suit work that releases the GIL (zlib, PNG decoding, numpy).
   One worker: ``fn`` runs in the calling thread, no pool.
+- **An executor of the caller's** (``executor=``: any :class:`concurrent.futures.Executor`, a
+  local :class:`~concurrent.futures.ProcessPoolExecutor`, ``distributed.Client(...).get_executor()``,
+  a Ray executor) takes the place of the pool: tasks are submitted to it, none is made and it is
+  not shut down. The same rules hold: results in order, a bounded window (twice
+  :func:`executor_width` tasks), the warnings a task raised caught where it ran (per thread:
+  workers running several tasks at once keep them apart) and raised again here in order. A
+  worker the executor lost (:class:`~concurrent.futures.BrokenExecutor`, Dask's
+  ``KilledWorker``, Ray's ``WorkerCrashedError``/``NodeDiedError``..., a task the executor
+  cancelled) is :class:`WorkerDied`, as with the pool. On an error or when the caller stops, the
+  tasks not done are cancelled and those that cannot be (running) are waited for.
 
 :func:`read_ahead` is what :class:`~cityscapes_io.Dataset` iteration and the PyTorch datasets
 (:mod:`cityscapes_io.torch`) use on remote filesystems, where a file costs a request's latency:
@@ -39,7 +49,9 @@ import itertools
 import multiprocessing
 import signal
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+import warnings
+from concurrent.futures import (BrokenExecutor, CancelledError, Executor, Future, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from concurrent.futures.process import BrokenProcessPool
 from typing import (TYPE_CHECKING, Any, Callable, Deque, Generator, Generic, Iterable, Iterator, List, Optional, Sequence,
                     Set, Tuple, TypeVar)
@@ -49,7 +61,7 @@ from .progress import Caught, reissue, with_warnings
 if TYPE_CHECKING:
     from .frame import Frame
 
-__all__ = ["ordered_map", "WorkerDied", "read_ahead"]
+__all__ = ["ordered_map", "WorkerDied", "read_ahead", "executor_width", "Collector", "collecting"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -118,22 +130,67 @@ def read_ahead(frames: Iterable["Frame"], depth: int,
 
 class WorkerDied(Exception, Generic[T]):
     """A worker process of :func:`ordered_map` ended abruptly (killed by a signal, out of memory,
-    a crash below Python). ``lost``: the items sent to the pool, in order, whose task did not
-    complete (the items of tasks that did, and those not yet taken from the input, are not in
-    it). The pool's own error is the ``__cause__``."""
+    a crash below Python), or a worker of the caller's executor was lost. ``lost``: the items
+    sent to the pool, in order, whose task did not complete (the items of tasks that did, and
+    those not yet taken from the input, are not in it). ``foreign``: the worker was the
+    executor's (``executor=``), not a process of a pool made here. The pool's or executor's own
+    error is the ``__cause__``."""
 
-    def __init__(self, lost: List[T]):
-        super().__init__(f"a worker process ended abruptly: {len(lost)} item(s) not accounted for")
+    def __init__(self, lost: List[T], foreign: bool = False):
+        what = "a worker of the executor was lost" if foreign else "a worker process ended abruptly"
+        super().__init__(f"{what}: {len(lost)} item(s) not accounted for")
         self.lost = lost
+        self.foreign = foreign
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, processes: bool = True,
+class Collector:
+    """A frame's ``on_error`` while the frame is worked on elsewhere (a worker process, an
+    executor's worker): the errors it is handed are kept, to go back with the frame's result
+    and be handed there to the caller's own policy (a callable may not pickle, and its effects
+    belong to the caller's process)."""
+
+    def __init__(self) -> None:
+        self.errors: List[Exception] = []
+
+    def __call__(self, error: Exception) -> None:
+        self.errors.append(error)
+
+
+def collecting(frame: "Frame") -> "Frame":
+    """``frame`` as it is sent: a policy other than ``"raise"`` becomes a :class:`Collector`
+    (what it collects: ``frame.on_error.errors``, there)."""
+    return frame if frame.on_error == "raise" else frame.with_on_error(Collector())
+
+
+def executor_width(executor: Executor) -> int:
+    """How many tasks ``executor`` runs at once, as far as it tells: its ``max_workers``
+    attribute when it has one (what an executor written for this library declares), a
+    :class:`~concurrent.futures.ProcessPoolExecutor`'s or ``ThreadPoolExecutor``'s workers, the
+    threads of a Dask client's workers (``Client.get_executor()``); else 4. It sizes the window
+    of tasks in flight and the chunks of frames, never the results."""
+    for name in ("max_workers", "_max_workers"):
+        n = getattr(executor, name, None)
+        if isinstance(n, int) and n > 0:
+            return n
+    client = getattr(executor, "_client", None)  # distributed's ClientExecutor
+    if client is not None and hasattr(client, "nthreads"):
+        try:
+            n = sum(client.nthreads().values())
+        except Exception:  # a client that cannot answer now: the default  # noqa: BLE001
+            n = 0
+        if n > 0:
+            return n
+    return 4
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1, processes: bool = True,
                 window: Optional[int] = None, chunk: int = 1, skip: Optional[Callable[[T], bool]] = None,
                 start_method: str = "spawn", initializer: Optional[Callable[..., None]] = None,
-                initargs: Tuple[Any, ...] = (), ignore_interrupt: bool = False
-                ) -> Generator[Optional[R], None, None]:
+                initargs: Tuple[Any, ...] = (), ignore_interrupt: bool = False,
+                executor: Optional[Executor] = None) -> Generator[Optional[R], None, None]:
     """Yield ``fn(item)`` for every item of ``items``, in their order, computed in ``workers``
-    processes or threads with a bounded window in flight (the rules: this module's page).
+    processes or threads, or on ``executor``, with a bounded window in flight (the rules: this
+    module's page).
 
     Parameters
     ----------
@@ -158,12 +215,26 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, proce
         Run once in each worker process as it starts.
     ignore_interrupt : bool
         Worker processes ignore SIGINT from their start: the caller alone stops the pool.
+    executor : concurrent.futures.Executor, optional
+        Run the tasks on this executor instead (``workers``, ``processes``, ``start_method``,
+        ``ignore_interrupt`` unused; ``initializer`` refused: an executor of the caller's has no
+        start of its own, so what a task needs travels with it). ``fn``, the items and their
+        results must pickle as the executor pickles (Dask and Ray: cloudpickle). The window
+        defaults to twice :func:`executor_width`.
 
     Raises
     ------
     WorkerDied
-        A worker process ended abruptly; the caller turns it into its own error.
+        A worker process ended abruptly, or the executor lost a worker; the caller turns it into
+        its own error.
     """
+    if executor is not None:
+        if initializer is not None:
+            raise ValueError("an initializer runs in the processes of a pool made here: with executor=, send what "
+                             "a task needs with it")
+        bound = window if window is not None else 2 * executor_width(executor)
+        yield from _on_executor(fn, items, executor, max(1, bound), chunk, skip)
+        return
     if workers <= 1:
         for item in items:
             yield None if skip is not None and skip(item) else fn(item)
@@ -209,6 +280,108 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, proce
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _on_executor(fn: Callable[[T], R], items: Iterable[T], executor: Executor, bound: int, chunk: int,
+                 skip: Optional[Callable[[T], bool]]) -> Generator[Optional[R], None, None]:
+    """:func:`ordered_map` on the caller's executor (see the module's page)."""
+    queue: Deque[Tuple[List[T], Optional[Future]]] = collections.deque()
+    submitting: List[T] = []  # the items of a task while it is submitted (an executor that broke refuses it)
+    try:
+        for task in _tasks(items, chunk, skip):
+            submitting = task[0]
+            queue.append((task[0], executor.submit(_run_captured, fn, task[0]) if task[1] else None))
+            submitting = []
+            while len(queue) >= bound:
+                yield from _results(queue[0])
+                queue.popleft()
+        while queue:
+            yield from _results(queue[0])
+            queue.popleft()
+    except BaseException as exc:
+        _withdraw([fut for _, fut in queue if fut is not None])
+        if _lost_worker(exc, executor):
+            raise WorkerDied([item for chunk_items, fut in queue if fut is not None and not _succeeded(fut)
+                              for item in chunk_items] + submitting, foreign=True) from exc
+        raise
+
+
+#: Names of the exceptions by which executors say a worker was lost (matched by name, so that
+#: none of their packages is imported): Dask's ``KilledWorker``; Ray's.
+_LOST_WORKER_ERRORS = frozenset({"KilledWorker", "WorkerCrashedError", "NodeDiedError", "OwnerDiedError",
+                                 "ObjectLostError", "ActorDiedError", "RayActorError", "LocalRayletDiedError",
+                                 "WorkerLostError"})
+
+
+def _lost_worker(exc: BaseException, executor: Executor) -> bool:
+    """Whether ``exc``, raised by a task's future, says that the executor lost the worker (or
+    cancelled the task: its cluster went away) rather than that the task failed. An executor
+    may name its own such errors in a ``lost_worker_errors`` attribute (a tuple of types)."""
+    declared = getattr(executor, "lost_worker_errors", ())
+    if declared and isinstance(exc, tuple(declared)):
+        return True
+    if isinstance(exc, (BrokenExecutor, CancelledError)):
+        return True
+    return any(cls.__name__ in _LOST_WORKER_ERRORS for cls in type(exc).__mro__)
+
+
+def _withdraw(futures: List[Future]) -> None:
+    """Cancel the tasks not started; wait for those that could not be cancelled (running)."""
+    running = [fut for fut in futures if not fut.cancel()]
+    if running:
+        wait(running)
+
+
+# The warnings of tasks run on an executor, caught per thread: a worker may run several tasks at
+# once in threads (Dask), and ``warnings.catch_warnings`` is one state for the whole process.
+_capture_lock = threading.Lock()
+_captures = 0
+_saved: Optional[Tuple[list, Any]] = None
+_local = threading.local()
+
+
+def _route(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """``warnings.showwarning`` while tasks run: a task's warning kept for its caller, another
+    thread's shown as it would have been."""
+    records = getattr(_local, "records", None)
+    if records is not None:
+        records.append((category, str(message)))
+    elif _saved is not None:
+        _saved[1](message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[Caught]:
+    """The warnings this thread raises meanwhile, kept (every one: the filter is ``"always"``
+    while a task runs, as in a worker process of the pool)."""
+    global _captures, _saved
+    with _capture_lock:
+        if _captures == 0:
+            _saved = (list(warnings.filters), warnings.showwarning)
+            warnings.simplefilter("always")
+            warnings.showwarning = _route
+        _captures += 1
+    records: Caught = []
+    outer = getattr(_local, "records", None)
+    _local.records = records
+    try:
+        yield records
+    finally:
+        _local.records = outer
+        with _capture_lock:
+            _captures -= 1
+            if _captures == 0 and _saved is not None:
+                warnings.filters = _saved[0]  # as catch_warnings restores them
+                warnings.showwarning = _saved[1]
+                warnings._filters_mutated()  # type: ignore[attr-defined]
+                _saved = None
+
+
+def _run_captured(fn: Callable[[T], R], items: List[T]) -> Tuple[List[R], Caught]:
+    """On an executor's worker: the results of a task, and the warnings raised meanwhile."""
+    with _captured() as caught:
+        results = _run(fn, items)
+    return results, list(caught)
 
 
 def _tasks(items: Iterable[T], chunk: int, skip: Optional[Callable[[T], bool]]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from concurrent.futures import Executor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -243,7 +244,8 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
             overwrite: bool = False, workers: int = 1, on_error: OnError = "raise", storage_options=None,
             dst_storage_options=None, annotations: Optional[str] = None, split=None, cities=None,
             progress: Optional[Callable[[int], None]] = None, decode_ahead: bool = True,
-            train_ids: bool = False, save_media: bool = False, image: Optional[str] = None) -> PrepareReport:
+            train_ids: bool = False, save_media: bool = False, image: Optional[str] = None,
+            executor: Optional[Executor] = None) -> PrepareReport:
     """Write the train-id files of a Cityscapes dataset, as the official preparation scripts do.
 
     Parameters
@@ -275,6 +277,14 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         interrupted continues where it stopped.
     workers : int
         Processes preparing frames.
+    executor : concurrent.futures.Executor, optional
+        Prepare on this executor instead (a local ``ProcessPoolExecutor``,
+        ``distributed.Client(...).get_executor()``, a Ray executor; not with ``workers``): a task
+        is a frame, sent as file references with the destination and its storage options; the
+        worker decodes, encodes and writes the frame's files and sends back its index entry
+        (for the panoptic kind, the frame's JSON records), recorded here in order: the files
+        and JSON are those of one process. The destination must be one the workers reach (a
+        URL, or a folder they share); not a ``.zip``.
     on_error : "raise", "skip" or callable
         A frame that cannot be prepared raises, or is skipped and listed in the report.
     storage_options, dst_storage_options : dict, optional
@@ -322,6 +332,8 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
         raise ValueError(f"kinds {bad or list(kinds)!r} not available from {source}: choose from {', '.join(allowed)}")
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if executor is not None and workers > 1:
+        raise ValueError("give workers (processes started here) or executor (the caller's), not both")
     if save_media and dst is None:
         raise ValueError("save_media copies the photos into dst: without dst the prepared files are written next to "
                          "the source, whose photos are where they are (give dst, or leave save_media out)")
@@ -349,14 +361,14 @@ def prepare(src, kinds: Union[str, Sequence[str]] = TRAIN_ID_KINDS, *, source: s
                                    "media_splits": _media_splits(group) if save_media and len(group) > 1 else None}
         w = PrepareWriter(url, storage_options=opts, labels=group[0].labels,
                           existing=("replace" if overwrite else "refuse") if archive else "keep", **options)
-        if workers > 1:
-            refuse_in_parts(w, "workers")
+        if workers > 1 or executor is not None:
+            refuse_in_parts(w, "workers or executor")
         trees = sorted({_tree_reader(ds).annotations for ds in group})
         frames = (f for ds in group for f in _annotated(ds, source))
         items = items_for(frames, w, resume=not overwrite and not archive,
                           folders=trees + [IMAGE_DIR] if save_media else trees)
         run_writer(w, items, report, format=PrepareWriter, url=url, storage_options=opts,
-                   options=options, workers=workers, decode_ahead=decode_ahead,
+                   options=options, workers=workers, decode_ahead=decode_ahead, executor=executor,
                    on_error=on_error, progress=_offset(progress, report.read) if progress else None)
         if report.photos is not None:
             report.photos += w.photos

@@ -74,9 +74,13 @@ Problem codes (stable; severity in brackets):
 """
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import posixpath
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
-from typing import Callable, Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Callable, Any, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -91,7 +95,9 @@ from .errors import (
     UnknownLabelError,
 )
 from .formats.cityscapes import PanopticTruth
+from .frame import Frame
 from .instances import class_of_array
+from .parallel import Collector, WorkerDied, collecting, ordered_map
 from .parts import decode_disparity_raw, parse_camera, parse_persons, parse_timestamp, parse_vehicle
 from .polygons import parse_polygons, rasterize
 from .release import PART_NAMES
@@ -162,7 +168,8 @@ def summarize(problems: Iterable[Problem]) -> Dict[str, Any]:
 def validate(src, *, format: str = "cityscapes", split=None, cities=None,
              storage_options: Optional[dict] = None,
              progress: Optional[Callable[[int], None]] = None,
-             annotations: Optional[str] = None, image: Optional[str] = None) -> Iterator[Problem]:
+             annotations: Optional[str] = None, image: Optional[str] = None,
+             executor: Optional[Executor] = None) -> Iterator[Problem]:
     """Check a dataset and yield every :class:`Problem` found, frame by frame.
 
     Parameters
@@ -178,6 +185,13 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
         Filesystem options.
     progress : callable, optional
         Called with the number of frames checked so far, after each frame.
+    executor : concurrent.futures.Executor, optional
+        Check the frames on this executor (a local ``ProcessPoolExecutor``,
+        ``distributed.Client(...).get_executor()``, a Ray executor): frames go as file
+        references (with their filesystem and ``storage_options``), are decoded and checked on
+        the workers, and their problems come back and are yielded in frame order, among the
+        listing's, as one process yields them. The listing, the split-wide checks
+        (``missing-part``, panoptic ground truth) and the counts stay here.
 
     Yields
     ------
@@ -219,15 +233,6 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
     roots = list(ds.reader.roots)
     ds.reader.on_ignored = on_ignored
 
-    known_cache: Dict[int, Tuple[Any, np.ndarray]] = {}
-
-    def known_ids(labels) -> np.ndarray:
-        hit = known_cache.get(id(labels))
-        if hit is None or hit[0] is not labels:
-            hit = (labels, labels.known_ids(1 << 16))
-            known_cache[id(labels)] = hit
-        return hit[1]
-
     try:
         splits = ds.splits()
     except (CityscapesIOError, OSError) as exc:
@@ -245,40 +250,62 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
     aborted = False
     #: Per split, each frame's path and the parts it has (``missing-part``, at the end).
     present: Dict[str, List[Tuple[str, Set[str]]]] = {}
-    frames = iter(ds)
-    while True:
-        try:
-            frame = next(frames)
-        except StopIteration:
-            break
-        except (CityscapesIOError, OSError) as exc:  # a reader that raises while listing
-            yield from pending
-            pending.clear()
-            yield _from_exception(exc, default_path=_src_name(src))
-            aborted = True
-            break
-        yield from pending
-        pending.clear()
-        counts[frame.split] = counts.get(frame.split, 0) + 1
-        total += 1
-        if frame.split in bases and frame.has_annotations:
-            bases[frame.split].add(frame.id.rsplit("/", 1)[-1])
-        try:
-            problems = _check_frame(frame, grammar, instance_kinds, known_ids)
+    tail: List[Problem] = []  # what the listing reported after the last frame, and the error that ended it
+    held: Deque[Tuple[List[Problem], str, int]] = collections.deque()  # per frame taken: listing problems, split, number
+
+    def taken() -> Iterator[Frame]:
+        """The frames, counted as they are listed; the problems the listing reported before
+        each kept with it (the frames are checked ahead on an executor)."""
+        nonlocal total, aborted
+        frames = iter(ds)
+        while True:
             try:
-                present.setdefault(frame.split, []).append((_main_path(frame), frame_parts_present(frame) - {
-                    frame.image_key.split("@", 1)[0]}))
-            except (CityscapesIOError, OSError) as exc:
-                problems.append(_from_exception(exc, default_path=_main_path(frame)))
-            if roots:
-                problems = _with_display_paths(problems, frame, roots)
-        finally:
-            frame.release()
-        if progress is not None:
-            progress(total)
-        yield from problems
-        yield from pending  # problems handed to on_error while reading the frame
+                frame = next(frames)
+            except StopIteration:
+                break
+            except (CityscapesIOError, OSError) as exc:  # a reader that raises while listing
+                tail.extend(pending)
+                pending.clear()
+                tail.append(_from_exception(exc, default_path=_src_name(src)))
+                aborted = True
+                return
+            counts[frame.split] = counts.get(frame.split, 0) + 1
+            total += 1
+            if frame.split in bases and frame.has_annotations:
+                bases[frame.split].add(frame.id.rsplit("/", 1)[-1])
+            held.append((list(pending), frame.split, total))
+            pending.clear()
+            if executor is None:
+                yield frame
+            else:  # the errors its policy is handed there come back with its problems
+                yield collecting(frame)
+                frame.release()
+        tail.extend(pending)
         pending.clear()
+
+    check = functools.partial(_frame_problems, grammar, instance_kinds, roots)
+    results = ordered_map(check, taken(), executor=executor)
+    try:
+        with contextlib.closing(results):
+            for result in results:
+                before, split, number = held.popleft()
+                yield from before
+                assert result is not None
+                problems, parts, errors = result
+                present.setdefault(split, [])
+                if parts is not None:
+                    present[split].append(parts)
+                if progress is not None:
+                    progress(number)
+                yield from problems
+                yield from (_from_exception(exc) for exc in errors)  # as on_error reports them
+                yield from pending  # problems handed to on_error while reading the frame (in this process)
+                pending.clear()
+    except WorkerDied as exc:
+        raise CityscapesIOError(_src_name(src), f"the executor lost a worker (it died, was killed, or its cluster "
+                                                f"went away) before {len(exc.lost)} frame(s) were checked: "
+                                                f"{', '.join(f.id for f in exc.lost[:10])}; run again") from exc.__cause__
+    yield from tail
     yield from pending
     pending.clear()
 
@@ -302,6 +329,39 @@ def validate(src, *, format: str = "cityscapes", split=None, cities=None,
 
 
 # -- one frame ------------------------------------------------------------------------------------
+
+#: The known label ids of the label maps seen last (by identity; a few, so that a worker keeps
+#: those of the frames it is sent, which share one label map per task).
+_KNOWN: Dict[int, Tuple[Any, np.ndarray]] = {}
+
+
+def _known_ids(labels) -> np.ndarray:
+    hit = _KNOWN.get(id(labels))
+    if hit is None or hit[0] is not labels:
+        if len(_KNOWN) >= 8:
+            _KNOWN.clear()
+        hit = _KNOWN[id(labels)] = (labels, labels.known_ids(1 << 16))
+    return hit[1]
+
+
+def _frame_problems(grammar: bool, instance_kinds: Optional[Tuple[str, ...]], roots: List[Any], frame: Frame
+                    ) -> Tuple[List[Problem], Optional[Tuple[str, Set[str]]], List[Exception]]:
+    """One frame checked (here, or on an executor's worker): its problems (paths as the roots
+    display them), its main path and the parts it has (for ``missing-part``), and the errors
+    its ``on_error`` was handed there. Its pixels are released."""
+    where: Optional[Tuple[str, Set[str]]] = None
+    try:
+        problems = _check_frame(frame, grammar, instance_kinds, _known_ids)
+        try:
+            where = (_main_path(frame), frame_parts_present(frame) - {frame.image_key.split("@", 1)[0]})
+        except (CityscapesIOError, OSError) as exc:
+            problems.append(_from_exception(exc, default_path=_main_path(frame)))
+        if roots:
+            problems = _with_display_paths(problems, frame, roots)
+    finally:
+        frame.release()
+    return problems, where, list(frame.on_error.errors) if isinstance(frame.on_error, Collector) else []
+
 
 def _check_frame(frame, grammar: bool, instance_kinds: Optional[Tuple[str, ...]], known_ids) -> List[Problem]:
     """The problems of one frame; ``grammar`` and ``instance_kinds`` are its reader's

@@ -14,9 +14,10 @@ the command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from ..errors import DatasetNotFoundError
 from .status import EXIT_STATUSES, UsageError
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["formats_help", "QUIET_WRITING", "command", "json_object", "add_source", "add_operations",
            "add_writer_options", "add_output", "items", "operations_from_args", "format_name", "input_format",
-           "open_source", "dataset", "terminal", "progress", "writer_option_table", "writer_options", "as_given"]
+           "open_source", "dataset", "terminal", "progress", "writer_option_table", "writer_options", "as_given",
+           "add_scheduler", "executor_from_args"]
 
 
 # -- argument groups ----------------------------------------------------------------------------
@@ -159,9 +161,44 @@ def add_output(p: argparse.ArgumentParser, *, default_output: str = "") -> None:
     g.add_argument("--resume", action="store_true",
                    help="skip frames whose outputs are all present (after an interruption or a failure)")
     g.add_argument("--finalize", action="store_true", help="write the index files from what shards wrote")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="convert on a Dask cluster (tcp://host:8786)")
-    g.add_argument("--partition", default="city", help="Dask partitions: 'city' or a number of frames")
+    add_scheduler(g, "convert")
+    g.add_argument("--partition", default="city",
+                   help="with --scheduler: the frames of a task, 'city' (default) or a number of frames (-f wds: "
+                        "of tar shards)")
     add_writer_options(p)
+
+
+def add_scheduler(p, what: str) -> None:
+    """``--scheduler ADDRESS``: run the command's work on a Dask cluster (read by
+    :func:`executor_from_args`). ``p``: a parser or an argument group."""
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"{what} on a Dask cluster: the address of its scheduler (tcp://host:8786); the workers "
+                        "read the inputs and write the outputs themselves (give places they reach: URLs, or "
+                        "folders they share), the results are the same as in one process (extra: dask)")
+
+
+@contextlib.contextmanager
+def executor_from_args(args, workers: Optional[int] = None) -> Iterator[Any]:
+    """The executor of ``--scheduler ADDRESS`` (a Dask client's ``get_executor()``; the client is
+    closed on exit), or None without it. ``workers``: the command's ``-j`` value, refused with
+    ``--scheduler`` when above 1 (the cluster has its own workers)."""
+    address = getattr(args, "scheduler", None)
+    if not address:
+        yield None
+        return
+    if workers is not None and workers > 1:
+        raise UsageError("--scheduler runs the work on the cluster's workers: no -j")
+    from ..dask import executor  # on use: the dask extra is optional
+    from ..errors import StorageError
+
+    with contextlib.ExitStack() as stack:
+        try:
+            found = stack.enter_context(executor(address))
+        except ImportError:
+            raise UsageError("--scheduler needs Dask's distributed: pip install 'cityscapes-io[dask]'") from None
+        except (OSError, TimeoutError) as exc:
+            raise StorageError(address, f"cannot reach the Dask scheduler: {exc}") from exc
+        yield found
 
 
 def items(values: Optional[List[str]]) -> List[str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..formats import writer_class
 from .args import (formats_help, QUIET_WRITING, add_output, add_operations, add_source, command, dataset,
-                   format_name, progress, writer_options)
+                   executor_from_args, format_name, progress, writer_options)
 from .status import EXIT_ERROR, UsageError
 
 if TYPE_CHECKING:
@@ -82,19 +82,22 @@ def export(args, ds, dst, *, default_output: bool = False, protect: Sequence[Roo
     bar = progress(args, fmt, ds)
     args.where = str(dst)
     args.resumable = True  # Ctrl-C from here on: the frames written are kept, --resume continues
+    scale: dict = {}
     if args.scheduler:
-        from ..dask import convert_on_dask  # on use: the dask extra is optional
-
-        if args.shard or args.resume or args.finalize or args.workers > 1:
-            raise UsageError("--scheduler distributes the work itself: no --shard/--resume/--finalize/--workers")
-        partition = int(args.partition) if args.partition.isdigit() else args.partition
-        report = convert_on_dask(ds, dst, fmt, scheduler=args.scheduler, partition=partition,
-                                 storage_options=args.dst_storage_options, on_error=args.on_error, protect=protect,
-                                 **opts)
-    else:
+        if args.finalize:
+            raise UsageError("--finalize writes the index files here, from what the shards wrote: no --scheduler")
+        partition = args.partition
+        if partition != "city":
+            if not partition.isdigit() or int(partition) < 1:
+                raise UsageError(f"--partition takes 'city' or a number of frames, got {partition!r}")
+            partition = int(partition)
+        scale["partition"] = partition
+    with executor_from_args(args, args.workers) as executor:
+        if executor is not None:
+            scale["executor"] = executor
         report = ds.export(dst, fmt, storage_options=args.dst_storage_options, on_error=args.on_error,
                            progress=bar, workers=args.workers, shard=args.shard, resume=args.resume,
-                           finalize=args.finalize, decode_ahead=args.decode_ahead, protect=protect, **opts)
+                           finalize=args.finalize, decode_ahead=args.decode_ahead, protect=protect, **scale, **opts)
     bar.close()
     if not args.quiet or report.skipped:
         text = finalize_summary(report, dst, fmt) if args.finalize else report.summary()

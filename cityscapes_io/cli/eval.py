@@ -7,14 +7,14 @@ import sys
 
 from ..evaluation import TASKS
 from ..evaluation.common import FRAMES_PER_PROCESS, processes_for
-from .args import as_given, command, json_object, progress, terminal
+from .args import add_scheduler, as_given, command, executor_from_args, json_object, progress, terminal
 from .status import EXIT_ERROR, UsageError
 
 
 def register(subparsers, help: str) -> None:
     p = command(subparsers, "eval", help=help,
                 description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
-                            "[--json OUT] [--check-only]", quiet="no progress bar")
+                            "[--scheduler ADDRESS] [--json OUT] [--check-only]", quiet="no progress bar")
     p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")
     p.add_argument("pred", metavar="PRED",
                    help="the predictions in the official layout: semantic, a folder of PNGs (label ids) named "
@@ -28,6 +28,7 @@ def register(subparsers, help: str) -> None:
                    help="processes (default 1, which already works on two frames at once in two threads): "
                         "more pay only above 2, with as many cores and %d frames or more each; otherwise "
                         "one process runs (the results are the same)" % FRAMES_PER_PROCESS)
+    add_scheduler(p, "evaluate")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the official results JSON here")
     p.add_argument("--check-only", action="store_true",
                    help="list every problem of the predictions (one per line, naming the file) without "
@@ -43,9 +44,6 @@ def register(subparsers, help: str) -> None:
 
 
 def run(args) -> int:
-    from ..dataset import open as open_dataset
-    from ..evaluation import check_predictions, evaluate
-
     options = {"pred_train_ids": True} if args.pred_train_ids else {}
     if args.image is not None:
         options["image"] = args.image
@@ -54,14 +52,24 @@ def run(args) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j takes a number of processes, 1 or more, got {args.jobs}")
     args.given = [(args.gt, args.storage_options), (args.pred, args.pred_storage_options)]
+    with executor_from_args(args, args.jobs) as executor:
+        return _run(args, options, executor)
+
+
+def _run(args, options: dict, executor) -> int:
+    from ..dataset import open as open_dataset
+    from ..evaluation import check_predictions, evaluate
+
     workers = 1
     total = None
-    if args.jobs > 1 or terminal(args):  # one listing pass: the processes that pay, the time left
+    # one listing pass: the processes that pay, the time left
+    if (args.jobs > 1 and executor is None) or terminal(args):
         total = open_dataset(args.gt, split=args.split, storage_options=args.storage_options).count()
-        workers = processes_for(args.jobs, total)
+        workers = processes_for(args.jobs, total) if executor is None else 1
     bar = progress(args, "check" if args.check_only else args.task, total=total)
     common = dict(split=args.split, storage_options=args.storage_options,
-                  pred_storage_options=args.pred_storage_options, workers=workers, progress=bar, **options)
+                  pred_storage_options=args.pred_storage_options, workers=workers, progress=bar,
+                  executor=executor, **options)
     if args.check_only:
         problems = check_predictions(args.gt, args.pred, args.task, **common)
         bar.close()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 
 from ..formats import reader_class
-from .args import QUIET_WRITING, add_source, command, input_format, items, json_object, open_source, terminal
+from .args import (QUIET_WRITING, add_scheduler, add_source, command, executor_from_args, input_format, items,
+                   json_object, open_source, terminal)
 from .status import EXIT_ERROR, UsageError
 
 
 def register(subparsers, help: str) -> None:
     p = command(subparsers, "prepare", help=help, quiet=QUIET_WRITING,
                 description="cityscapes-io prepare SRC [--kinds labelTrainIds,instanceTrainIds] "
-                            "[--from png|polygons] [-o DST] [--overwrite] [-j N]: next to the source files "
+                            "[--from png|polygons] [-o DST] [--overwrite] [-j N | --scheduler ADDRESS]: next to the source files "
                             "(or in a mirrored tree under DST); existing files are kept unless --overwrite")
     add_source(p, project=False)
     p.add_argument("--kinds", action="append", metavar="KIND[,KIND...]",
@@ -37,6 +38,7 @@ def register(subparsers, help: str) -> None:
                    help="skip frames that cannot be prepared and list them (exit status 1)")
     p.add_argument("--allow-skipped", action="store_true", help="exit 0 even when frames were skipped")
     p.add_argument("-j", "--workers", type=int, default=1, help="prepare in N processes")
+    add_scheduler(p, "prepare")
     p.add_argument("--no-decode-ahead", dest="decode_ahead", action="store_false",
                    help="with one process, do not decode the next frame in a second thread")
     p.set_defaults(func=run)
@@ -78,12 +80,13 @@ def run(args) -> int:
             total += ds.filter(split=splits, cities=cities or None).count()
     bar = args.progress_bar = Progress(total, label="prepare", enabled=enabled)
     args.where = args.output or str(src)
-    report = prepare(src, kinds, source=args.source, dst=args.output, overwrite=bool(args.overwrite),
-                     workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
-                     dst_storage_options=args.dst_storage_options, annotations=args.annotations,
-                     split=items(args.split) or None, cities=items(args.cities) or None, progress=bar,
-                     decode_ahead=args.decode_ahead, train_ids=args.train_ids, save_media=args.save_media,
-                     image=args.image)
+    with executor_from_args(args, args.workers) as executor:
+        report = prepare(src, kinds, source=args.source, dst=args.output, overwrite=bool(args.overwrite),
+                         workers=args.workers, on_error=args.on_error, storage_options=args.storage_options,
+                         dst_storage_options=args.dst_storage_options, annotations=args.annotations,
+                         split=items(args.split) or None, cities=items(args.cities) or None, progress=bar,
+                         decode_ahead=args.decode_ahead, train_ids=args.train_ids, save_media=args.save_media,
+                         image=args.image, executor=executor)
     bar.close()
     if not args.quiet or report.skipped:
         print(report.summary(), file=sys.stderr if report.skipped else sys.stdout)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .args import add_source, command, input_format, items, open_source, terminal
+from .args import add_scheduler, add_source, command, executor_from_args, input_format, items, open_source, terminal
 from .status import EXIT_ERROR
 
 
@@ -14,6 +14,7 @@ def register(subparsers, help: str) -> None:
     p.add_argument("--city", action="append", dest="cities", metavar="CITY",
                    help="only this city (repeatable, or a comma-separated list; an unknown city is an error)")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
+    add_scheduler(p, "check the frames")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -41,13 +42,14 @@ def run(args) -> int:
         if ds is not None and enabled:
             total = ds.filter(cities=cities).count() if cities else ds.count()
     bar = args.progress_bar = Progress(total, label="validate", enabled=enabled)
-    for problem in validate(src, format=fmt, split=splits, cities=cities,
-                            storage_options=args.storage_options, progress=bar, annotations=args.annotations,
-                            image=args.image):
-        problems.append(problem)
-        if not args.json:
-            bar.clear()
-            print(problem, flush=True)
+    with executor_from_args(args) as executor:
+        for problem in validate(src, format=fmt, split=splits, cities=cities,
+                                storage_options=args.storage_options, progress=bar, annotations=args.annotations,
+                                image=args.image, executor=executor):
+            problems.append(problem)
+            if not args.json:
+                bar.clear()
+                print(problem, flush=True)
     bar.close()
     summary = summarize(problems)
     if args.json:

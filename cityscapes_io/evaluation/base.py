@@ -26,13 +26,14 @@ A :class:`Task` is what an evaluation knows of one kind of submission, in four p
 
 The driver is :func:`evaluate` and :func:`check_predictions`: open the ground truth, ask the task
 registered in :data:`TASKS` under the name given to match, map the frame function over the
-matched frames (:func:`~.common.run_frames`: in order, in threads or processes), and refuse a
-submission with problems, listing every one (a real evaluation refuses with the list a check
-gives). A new task is a module with a :class:`Task` subclass and one line in :data:`TASKS`.
+matched frames (:func:`~.common.run_frames`: in order, in threads, processes or on the caller's
+executor), and refuse a submission with problems, listing every one (a real evaluation refuses
+with the list a check gives). A new task is a module with a :class:`Task` subclass and one line in :data:`TASKS`.
 """
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -148,11 +149,12 @@ def _prepare(gt, predictions, task: str, split: str, storage_options, pred_stora
     return the_task, len(frames), matched
 
 
-def _problems(task: Task, matched: Matched, workers: int, progress: Optional[Callable[[int], None]]) -> List[str]:
+def _problems(task: Task, matched: Matched, workers: int, progress: Optional[Callable[[int], None]],
+              executor: Optional[Executor] = None) -> List[str]:
     """The problems of the matching, then every frame's, in frame order."""
     problems = list(matched.problems)
     for done, found in enumerate(run_frames(task.frame_problems, matched.frames, matched.args, matched.common,
-                                            workers=workers), 1):
+                                            workers=workers, executor=executor), 1):
         problems.extend(found)
         if progress is not None:
             progress(done)
@@ -161,7 +163,7 @@ def _problems(task: Task, matched: Matched, workers: int, progress: Optional[Cal
 
 def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", storage_options=None,
              pred_storage_options=None, workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-             **options: Any):
+             executor: Optional[Executor] = None, **options: Any):
     """Evaluate ``predictions`` against the ground truth ``gt`` with the official rules.
 
     Parameters
@@ -193,6 +195,14 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
         The split evaluated (default ``"val"``).
     workers : int
         Processes; frames are split over them with identical results.
+    executor : concurrent.futures.Executor, optional
+        Compute the frames' statistics on this executor instead (a local
+        ``ProcessPoolExecutor``, ``distributed.Client(...).get_executor()``, a Ray executor; not
+        with ``workers``): frames go in chunks as file references (each with its filesystem and
+        the storage options it was opened with: ``storage_options``, ``pred_storage_options``),
+        the workers decode and count, and each frame's statistics (a confusion matrix, segment
+        sizes and overlaps: no pixels) come back and are added here in frame order: the numbers
+        are those of one process.
     progress : callable, optional
         Called with the number of frames done.
     pred_train_ids : bool
@@ -210,13 +220,14 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
         Listing every problem of the predictions (a frame without prediction, a prediction that
         matches no frame or several, wrong sizes, values that are not label ids), with file names.
     """
+    _one_of(workers, executor)
     the_task, count, matched = _prepare(gt, predictions, task, split, storage_options, pred_storage_options, options)
     if matched.problems:  # refused with the whole list a check gives
-        raise refuse(_problems(the_task, matched, workers, None), matched.where)
+        raise refuse(_problems(the_task, matched, workers, None, executor), matched.where)
     problems: List[str] = []
     total = the_task.start(matched)
     for done, stats in enumerate(run_frames(the_task.frame_statistics, matched.frames, matched.args, matched.common,
-                                            workers=workers), 1):
+                                            workers=workers, executor=executor), 1):
         if stats.problems:
             problems.extend(stats.problems)
         elif not problems:
@@ -233,8 +244,15 @@ def evaluate(gt, predictions, task: str = "semantic", *, split: str = "val", sto
 
 def check_predictions(gt, predictions, task: str = "semantic", *, split: str = "val", storage_options=None,
                       pred_storage_options=None, workers: int = 1, progress: Optional[Callable[[int], None]] = None,
-                      **options: Any) -> List[str]:
+                      executor: Optional[Executor] = None, **options: Any) -> List[str]:
     """Every problem of a submission, each naming its file, without evaluating (``[]`` when it
-    is valid). The arguments are those of :func:`evaluate`."""
+    is valid). The arguments are those of :func:`evaluate` (``executor``: the frames' problems
+    found on it, listed here in frame order)."""
+    _one_of(workers, executor)
     the_task, _, matched = _prepare(gt, predictions, task, split, storage_options, pred_storage_options, options)
-    return _problems(the_task, matched, workers, progress)
+    return _problems(the_task, matched, workers, progress, executor)
+
+
+def _one_of(workers: int, executor: Optional[Executor]) -> None:
+    if executor is not None and workers > 1:
+        raise ValueError("give workers (processes started here) or executor (the caller's), not both")

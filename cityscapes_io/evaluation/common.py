@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from concurrent.futures import Executor
 import posixpath
 import re
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import CityscapesIOError
 from ..labels import Label, LabelMap
-from ..parallel import WorkerDied, ordered_map
+from ..parallel import WorkerDied, executor_width, ordered_map
 from ..parts import image_file_suffix
 from ..storage import Root, find_files
 
@@ -214,42 +215,52 @@ def processes_for(workers: int, frames: int) -> int:
 
 
 def run_frames(fn: Callable[..., Any], frames: Sequence[Any], args: Sequence[Tuple[Any, ...]],
-               common: Tuple[Any, ...] = (), *, workers: int = 1, threads: Optional[int] = None) -> Iterator[Any]:
+               common: Tuple[Any, ...] = (), *, workers: int = 1, threads: Optional[int] = None,
+               executor: Optional[Executor] = None) -> Iterator[Any]:
     """``fn(frame, *args[k], *common)`` for every frame, yielded in frame order.
 
     With ``workers > 1`` the frames go in chunks to spawned processes (``fn`` and its arguments
     must pickle), a bounded window of chunks in flight, so memory does not grow with the split;
-    their warnings are raised again here, in frame order. With one worker, ``threads`` frames
+    their warnings are raised again here, in frame order. With ``executor`` (the caller's: a
+    ``ProcessPoolExecutor``, a Dask client's ``get_executor()``, a Ray executor) the chunks go
+    to it the same way: a frame travels as its file references (with its filesystem and the
+    storage options it was opened with), its arguments and ``common`` with it, and what comes
+    back is the frame's statistics. With one worker, ``threads`` frames
     are worked on at once in this process (default: two when two cores are available): PNG
     decoding and numpy release the GIL, so reading the next frame overlaps counting this one.
     ``fn`` must then not share state between frames. (Processes beat that only above two, on
-    as many cores: :func:`processes_for`.) Both are :func:`~cityscapes_io.parallel.ordered_map`.
+    as many cores: :func:`processes_for`.) All are :func:`~cityscapes_io.parallel.ordered_map`.
     """
     call = functools.partial(_one_item, fn, common)
-    if workers <= 1:
+    if workers <= 1 and executor is None:
         n = min(2, _cores()) if threads is None else max(1, threads)
         yield from ordered_map(call, zip(frames, args), workers=n, processes=False)
         return
-    size = max(1, min(16, len(frames) // (workers * 4) or 1))
+    width = executor_width(executor) if executor is not None else workers
+    size = max(1, min(16, len(frames) // (width * 4) or 1))
     done = 0  # frames yielded: those after them are not accounted for when a worker dies
-    results = ordered_map(call, zip(frames, args), workers=workers, chunk=size)
+    results = ordered_map(call, zip(frames, args), workers=workers, chunk=size, executor=executor)
     try:
         with contextlib.closing(results):
             for result in results:
                 done += 1
                 yield result
-    except WorkerDied:
-        raise _worker_died(frames[done:]) from None
+    except WorkerDied as exc:
+        raise _worker_died(frames[done:], exc.foreign) from (exc.__cause__ if exc.foreign else None)
 
 
 def _one_item(fn: Callable[..., Any], common: Tuple[Any, ...], item: Tuple[Any, Tuple[Any, ...]]) -> Any:
     return _one(fn, item[0], item[1], common)
 
 
-def _worker_died(frames: Sequence[Any]) -> CityscapesIOError:
-    """The error of a worker process that ended abruptly (killed by a signal, out of memory),
-    naming the frames that have no result."""
+def _worker_died(frames: Sequence[Any], foreign: bool = False) -> CityscapesIOError:
+    """The error of a worker process that ended abruptly (killed by a signal, out of memory), or
+    of a worker the executor lost (``foreign``), naming the frames that have no result."""
     shown = ", ".join(str(f.id) for f in frames[:10]) + (f" ... ({len(frames)} frames)" if len(frames) > 10 else "")
+    if foreign:
+        return CityscapesIOError(None, f"the executor lost a worker (it died, was killed, or its cluster went away): "
+                                       f"{len(frames)} frame(s) not accounted for: {shown}; no result is given, "
+                                       f"run again")
     return CityscapesIOError(None, f"a worker process ended abruptly (killed by a signal or out of memory): "
                                    f"{len(frames)} frame(s) not accounted for: {shown}; no result is given, run "
                                    f"again (with fewer processes, -j, when memory is short)")

@@ -11,7 +11,11 @@ The strategy is chosen once, outside the loop:
   while the current one is encoded and written;
 - a process pool (``workers=N``): at most ``2N`` frames in flight, results taken in input order
   so the output is identical to a single run;
-- Dask (:func:`cityscapes_io.dask.convert_on_dask`), which puts frames by :meth:`Writer.try_put`.
+- the caller's executor (``executor=``: a local ``ProcessPoolExecutor``, a Dask client's
+  ``get_executor()``, a Ray executor; :func:`cityscapes_io.dask.convert_on_dask` is this with a
+  Dask client): a task is ``partition`` units (or a city's), sent with what its worker opens the
+  writer with (``storage_options`` included); the worker writes the files and sends back the
+  index entries, recorded here in input order, so the output is identical to a single run.
 
 ``shard=(I, N)`` converts only frames number ``k`` with ``k % N == I`` and writes no index
 files; :func:`finalize_dataset` then writes them, once, from what the shards wrote. ``resume=True``
@@ -20,7 +24,7 @@ means complete) and rewrites the index files at the end.
 
 What is handed out is a writer's *unit* (:meth:`~cityscapes_io.formats.base.Writer.units`): one
 frame for most formats, a whole tar shard for ``"wds"``. Units are numbered over the whole
-input (``shard`` takes units ``u % N == I``), a worker process writes whole units, and resume
+input (``shard`` takes units ``u % N == I``), a worker (a process, an executor's) writes whole units, and resume
 and finalize check a unit's files as a whole.
 
 The modules: ``strategies`` (:func:`writer`, the one unit loop :func:`put_unit` every strategy

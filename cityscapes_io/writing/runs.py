@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from typing import Callable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import CityscapesIOError, OnError, check_policy
@@ -10,7 +11,7 @@ from ..formats.base import Result, Writer
 from ..storage import Root
 from .job import claimed, job_record, refuse_in_parts
 from .report import Report
-from .strategies import Unit, run_writer, writer
+from .strategies import Unit, check_partition, run_writer, writer
 
 __all__ = ["write_dataset", "finalize_dataset", "parse_shard", "items_for"]
 
@@ -35,11 +36,15 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
                   progress: Optional[Callable[[int], None]] = None, workers: int = 1,
                   shard: Union[str, Tuple[int, int], None] = None, resume: bool = False,
                   finalize: bool = False, decode_ahead: bool = True, overwrite: bool = False,
-                  protect: Sequence[Root] = (), **options) -> Report:
+                  protect: Sequence[Root] = (), executor: Optional[Executor] = None,
+                  partition: Union[str, int] = 1, **options) -> Report:
     """Write every frame of ``ds`` to ``url`` in ``format``; see :func:`cityscapes_io.convert`.
     ``protect``: places the destination may not overlap besides the dataset's roots (a project
-    folder)."""
+    folder). ``executor``: write the units on it, ``partition`` units (or a city's) per task."""
     check_policy(on_error)
+    check_partition(partition)
+    if executor is not None and workers > 1:
+        raise ValueError("give workers (processes started here) or executor (the caller's), not both")
     if finalize:
         if shard is not None:
             raise ValueError("finalize runs once, over all shards: do not give shard")
@@ -54,13 +59,14 @@ def write_dataset(ds, url, format: str, *, storage_options=None, on_error: OnErr
     existing = "keep" if resume or sharded else ("replace" if overwrite else "refuse")
     w = writer(url, format, storage_options=storage_options, labels=ds.labels, existing=existing,
                sources=[*ds.reader.roots, *protect], **options)
-    if sharded or resume or workers > 1:
-        refuse_in_parts(w, "shard, resume or workers")
+    if sharded or resume or workers > 1 or executor is not None:
+        refuse_in_parts(w, "shard, resume, workers or executor")
     if w.dest.resumable:
         claimed(w, job_record(ds, w, options), fresh=existing != "keep")
     run_writer(w, items_for(ds, w, shard, resume), report, format=format, url=url, storage_options=storage_options,
                options=options, workers=workers, decode_ahead=decode_ahead, on_error=on_error, progress=progress,
-               index=not sharded)  # a shard writes no index files: finalize does, once
+               index=not sharded,  # a shard writes no index files: finalize does, once
+               executor=executor, partition=partition)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -4,7 +4,14 @@
 - in process with a decode-ahead thread (``workers=1``, the default): the next frame is decoded
   while the current one is encoded and written;
 - a process pool (``workers=N``, the one ordered map :func:`~cityscapes_io.parallel.ordered_map`): at most ``2N`` units in flight, results taken in input order
-  so the output is identical to a single run.
+  so the output is identical to a single run;
+- the caller's executor (``executor=``: a local ``ProcessPoolExecutor``, a Dask client's
+  ``get_executor()``, a Ray executor), on the same ordered map: a task is a group of units
+  (``partition``: a number of units, or ``"city"``), sent with what a worker needs to open its
+  writer (format, destination, ``storage_options``, the writer options: nothing is set up in the
+  workers beforehand); the worker writes the units' files to the destination and sends back
+  the frames' index entries (no pixels, no file bytes), which this process records in input
+  order: the output is identical to a single run.
 
 Every strategy writes a unit by the one loop :func:`put_unit`, and :func:`run_writer` accounts
 for every outcome by the one record step, :meth:`~cityscapes_io.writing.report.Report.account`.
@@ -14,18 +21,20 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Tuple
+import threading
+import uuid
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..errors import CityscapesIOError, OnError, apply_policy
 from ..formats import writer_class
 from ..frame import Frame
-from ..parallel import WorkerDied, ordered_map
+from ..parallel import Collector, WorkerDied, collecting, ordered_map
 from ..formats.base import Result, Writer
 from .job import options_for_workers
 from .report import Report
 
-__all__ = ["writer", "put_unit", "run_writer", "Item", "Unit", "Outcome"]
+__all__ = ["writer", "put_unit", "run_writer", "Item", "Unit", "Outcome", "check_partition"]
 
 #: A frame to write, or a frame already complete with its index entry (resume) or the error
 #: that stopped its entry (a format whose index records are recomputed from the frame).
@@ -146,18 +155,6 @@ def _init_worker(format, url, storage_options, options: dict) -> None:
     _WORKER = writer(url, format, storage_options=storage_options, existing="keep", **options)
 
 
-class _Collector:
-    """A frame's ``on_error`` while it is written in a worker process: the errors it is handed
-    come back to the parent, which applies the caller's own policy to them there (a callable
-    may not pickle, and its effects belong to the caller's process)."""
-
-    def __init__(self) -> None:
-        self.errors: List[Exception] = []
-
-    def __call__(self, error: Exception) -> None:
-        self.errors.append(error)
-
-
 #: A unit as sent to a worker process: its key and the frames to write (none: nothing to send).
 _Sent = Tuple[Any, List[Frame]]
 
@@ -169,7 +166,7 @@ def _write_in_worker(stop_on_error: bool, sent: _Sent) -> List[Tuple[Result, Lis
     key, frames = sent
     w = _WORKER
     w.stop_on_error = stop_on_error
-    collectors = [frame.on_error if isinstance(frame.on_error, _Collector) else None for frame in frames]
+    collectors = [frame.on_error if isinstance(frame.on_error, Collector) else None for frame in frames]
     results = put_unit(w, key, frames)
     return [(result, c.errors if c is not None else []) for result, c in zip(results, collectors)]
 
@@ -184,7 +181,7 @@ def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, 
     def sent() -> Iterator[_Sent]:
         for key, items in units:
             todo = [frame for frame, done in items if done is None]
-            frames = [f if f.on_error == "raise" else f.with_on_error(_Collector()) for f in todo]
+            frames = [collecting(f) for f in todo]
             for frame in todo:
                 frame.release()
             held.append(items)
@@ -202,15 +199,116 @@ def _in_pool(w: Writer, units: Iterable[Unit], *, format, url, storage_options, 
         raise _worker_died(url, exc.lost) from exc.__cause__
 
 
-def _worker_died(url, lost: List[_Sent]) -> CityscapesIOError:
+def _worker_died(url, lost: List[_Sent], foreign: bool = False) -> CityscapesIOError:
     """The error of a pool that lost a worker process (killed: out of memory, a signal, a
-    crash below Python): the frames sent to the pool that no worker reported written."""
+    crash below Python), or of an executor that lost a worker (``foreign``): the frames sent
+    that no worker reported written."""
     ids = [frame.id for key, frames in lost for frame in frames]
     shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
-    return CityscapesIOError(str(url), f"a worker process died (killed by a signal, out of memory, or a crash) "
-                                       f"before {len(ids)} frames were accounted for: {shown}; the frames "
+    what = ("the executor lost a worker (it died, was killed, or its cluster went away)" if foreign else
+            "a worker process died (killed by a signal, out of memory, or a crash)")
+    return CityscapesIOError(str(url), f"{what} before {len(ids)} frames were accounted for: {shown}; the frames "
                                        f"written are kept: run the same conversion again with resume=True "
                                        f"(--resume) to continue")
+
+
+# -- on the caller's executor ---------------------------------------------------------------------
+
+#: What a worker of an executor opens its writer with: a token naming the run (a worker keeps
+#: its writer while the tasks of one run come), the format, the destination and its storage
+#: options (credentials travel here, with the task), the writer options.
+_Job = Tuple[str, Any, Any, Any, Dict[str, Any]]
+
+#: Per thread of a worker: the token of the run and the writer opened for it.
+_JOB_WRITERS = threading.local()
+
+
+def _job_writer(job: _Job) -> Writer:
+    """The writer of ``job`` in this thread (opened on its first task, kept for the next)."""
+    held = getattr(_JOB_WRITERS, "held", None)
+    if held is None or held[0] != job[0]:
+        if held is not None:
+            held[1].abort()  # another run's: it wrote its files, it has nothing to finish
+        token, format, url, storage_options, options = job
+        _JOB_WRITERS.held = held = (token, writer(url, format, storage_options=storage_options, existing="keep",
+                                                  **options))
+    return held[1]
+
+
+def _write_on_executor(job: _Job, stop_on_error: bool, group: List[_Sent]
+                       ) -> List[List[Tuple[Result, List[Exception]]]]:
+    """On a worker: write the units of one task; per unit, per frame, its result and the errors
+    its policy was handed (as :func:`_write_in_worker`)."""
+    w = _job_writer(job)
+    w.stop_on_error = stop_on_error
+    out: List[List[Tuple[Result, List[Exception]]]] = []
+    for key, frames in group:
+        if not frames:  # complete already (resume): nothing to write
+            out.append([])
+            continue
+        collectors = [frame.on_error if isinstance(frame.on_error, Collector) else None for frame in frames]
+        results = put_unit(w, key, frames)
+        out.append([(result, c.errors if c is not None else []) for result, c in zip(results, collectors)])
+    return out
+
+
+def check_partition(partition: Union[str, int]) -> Union[str, int]:
+    """``partition`` checked: ``"city"`` or a positive number of units."""
+    if partition == "city" or (isinstance(partition, int) and not isinstance(partition, bool) and partition > 0):
+        return partition
+    raise ValueError(f"partition must be 'city' or a positive number of units, got {partition!r}")
+
+
+def _groups(units: Iterable[Unit], partition: Union[str, int]) -> Iterator[List[Unit]]:
+    """Consecutive units grouped into tasks: ``partition`` units each, or those of one city
+    (the split and city of a unit's first frame)."""
+    group: List[Unit] = []
+    city = None
+    for unit in units:
+        if partition == "city":
+            first = unit[1][0][0] if unit[1] else None
+            key = (first.split, first.city) if first is not None else None
+            if group and key != city:
+                yield group
+                group = []
+            city = key
+        elif group and len(group) >= int(partition):
+            yield group
+            group = []
+        group.append(unit)
+    if group:
+        yield group
+
+
+def _on_executor(w: Writer, units: Iterable[Unit], *, executor: Executor, format, url, storage_options,
+                 options: dict, partition: Union[str, int] = 1, stop_on_error: bool = False
+                 ) -> Generator[Outcome, None, None]:
+    """Units written on ``executor``, a task per group of units (``partition``), at most twice
+    the executor's width of tasks in flight, outcomes in input order."""
+    job: _Job = (uuid.uuid4().hex, format, url, storage_options, options_for_workers(w, options))
+    held: Deque[List[List[Item]]] = collections.deque()  # the items of the tasks in flight, in order
+
+    def sent() -> Iterator[List[_Sent]]:
+        for group in _groups(units, partition):
+            task: List[_Sent] = []
+            for key, items in group:
+                todo = [frame for frame, done in items if done is None]
+                task.append((key, [collecting(f) for f in todo]))
+                for frame in todo:
+                    frame.release()  # the driver holds no pixels: the worker reads its own
+            held.append([items for _, items in group])
+            yield task
+
+    results = ordered_map(functools.partial(_write_on_executor, job, stop_on_error), sent(), executor=executor,
+                          skip=lambda task: not any(frames for _, frames in task))
+    try:
+        with contextlib.closing(results):
+            for done in results:
+                group = held.popleft()
+                for items, unit_done in zip(group, done or [[] for _ in group]):
+                    yield from _outcomes(items, unit_done)
+    except WorkerDied as exc:
+        raise _worker_died(url, [unit for task in exc.lost for unit in task], foreign=True) from exc.__cause__
 
 
 def _outcomes(items: List[Item], done: List[Tuple[Result, List[Exception]]]) -> Iterator[Outcome]:
@@ -227,15 +325,21 @@ def _outcomes(items: List[Item], done: List[Tuple[Result, List[Exception]]]) -> 
 
 def run_writer(w: Writer, units: Iterable[Unit], report: Report, *, format, url, storage_options, options: dict,
                workers: int = 1, decode_ahead: bool = True, on_error: OnError = "raise",
-               progress: Optional[Callable[[int], None]] = None, index: bool = True) -> None:
-    """Drive ``w`` over ``units`` (from :func:`items_for`) with the strategy ``workers`` and ``decode_ahead`` choose,
-    accounting every frame in ``report``; then close the writer (``index``: with its index
-    files) or, after an error, abort it. ``format``, ``url``, ``storage_options`` and
-    ``options`` are what worker processes open their own writers with."""
+               progress: Optional[Callable[[int], None]] = None, index: bool = True,
+               executor: Optional[Executor] = None, partition: Union[str, int] = 1) -> None:
+    """Drive ``w`` over ``units`` (from :func:`items_for`) with the strategy ``executor``,
+    ``workers`` and ``decode_ahead`` choose, accounting every frame in ``report``; then close
+    the writer (``index``: with its index files) or, after an error, abort it. ``format``,
+    ``url``, ``storage_options`` and ``options`` are what worker processes (and an executor's
+    workers) open their own writers with; ``partition``: the units of a task on ``executor``."""
     outcomes: Generator[Outcome, None, None]
     w.stop_on_error = on_error == "raise"
     count = _Count(progress)
-    if workers > 1:
+    if executor is not None:
+        outcomes = _on_executor(w, units, executor=executor, format=format, url=url, storage_options=storage_options,
+                                options=options, partition=check_partition(partition),
+                                stop_on_error=on_error == "raise")
+    elif workers > 1:
         outcomes = _in_pool(w, units, format=format, url=url, storage_options=storage_options, options=options,
                             workers=workers, stop_on_error=on_error == "raise")
     elif decode_ahead:
