@@ -148,8 +148,16 @@ class RayExecutor(Executor):
         self._own = not ray.is_initialized()
         if self._own:
             ray.init(address=address, **init_options)
-        self._remote = ray.remote(num_cpus=1 if num_cpus is None else num_cpus)(_call)
+        cpus = 1 if num_cpus is None else num_cpus
+        self._remote = ray.remote(num_cpus=cpus)(_call)
         self._closed = False
+        #: Tasks the cluster runs at once (its CPUs over those a task asks for): the window of
+        #: tasks in flight of :func:`cityscapes_io.parallel.ordered_map`.
+        self.max_workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+        #: What a lost worker or node raises here (a task that died, not one that failed).
+        self.lost_worker_errors = tuple(getattr(ray.exceptions, name) for name in (
+            "WorkerCrashedError", "NodeDiedError", "RayActorError", "ObjectLostError", "OutOfMemoryError")
+            if hasattr(ray.exceptions, name))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
         if self._closed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import urllib.parse
 
@@ -20,6 +21,7 @@ pytest.importorskip("ray.data", reason="Ray Data needs pandas: pip install '.[ra
 from cityscapes_io.ray import RayExecutor, decode_webdataset_row, to_ray_dataset  # noqa: E402
 
 SIZE = (64, 32)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +97,26 @@ def test_the_ray_executor_runs_calls_as_tasks(local_ray):
     assert ray.is_initialized()  # it did not start Ray: it leaves it running
     with pytest.raises(RuntimeError, match="shut down"):
         executor.submit(len, "x")
+
+
+def test_operations_on_the_ray_executor_equal_one_process(local_ray, tree, tmp_path, capsys):
+    from conftest import read_tree
+
+    with RayExecutor() as executor:
+        assert executor.max_workers == 2
+        one, on_ray = str(tmp_path / "one"), str(tmp_path / "ray")
+        cio.convert(tree, one, format="voc", save_media=True)
+        cio.convert(tree, on_ray, format="voc", save_media=True, executor=executor)
+        assert read_tree(one) == read_tree(on_ray)
+        preds = str(tmp_path / "preds")
+        cio.export_predictions(tree, preds, task="semantic", split="val")
+        on_cluster, alone = cio.evaluate(tree, preds, executor=executor), cio.evaluate(tree, preds)
+        assert json.dumps(on_cluster.to_dict()) == json.dumps(alone.to_dict())  # (NaN where a class is absent)
+        assert str(on_cluster) == str(alone)
+        from cityscapes_io.stats import compute_stats
+
+        assert compute_stats(cio.open(tree), executor=executor) == compute_stats(cio.open(tree))
+    from cityscapes_io.cli import main
+
+    assert main(["stats", tree, "--json", "--scheduler", "ray", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == compute_stats(cio.open(tree))

@@ -172,15 +172,17 @@ def add_scheduler(p, what: str) -> None:
     """``--scheduler ADDRESS``: run the command's work on a Dask cluster (read by
     :func:`executor_from_args`). ``p``: a parser or an argument group."""
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help=f"{what} on a Dask cluster: the address of its scheduler (tcp://host:8786); the workers "
-                        "read the inputs and write the outputs themselves (give places they reach: URLs, or "
-                        "folders they share), the results are the same as in one process (extra: dask)")
+                   help=f"{what} on a cluster: a Dask scheduler's address (tcp://host:8786; extra: dask), or a Ray "
+                        "cluster's (ray://host:10001, or ray for a local Ray / the one RAY_ADDRESS names; extra: "
+                        "ray); the workers read the inputs and write the outputs themselves (give places they "
+                        "reach: URLs, or folders they share), the results are the same as in one process")
 
 
 @contextlib.contextmanager
 def executor_from_args(args, workers: Optional[int] = None) -> Iterator[Any]:
-    """The executor of ``--scheduler ADDRESS`` (a Dask client's ``get_executor()``; the client is
-    closed on exit), or None without it. ``workers``: the command's ``-j`` value, refused with
+    """The executor of ``--scheduler ADDRESS`` (a Dask client's ``get_executor()``, the client
+    closed on exit; or, for ``ray`` and ``ray://…``, a :class:`~cityscapes_io.ray.RayExecutor`,
+    shut down on exit when it started Ray), or None without it. ``workers``: the command's ``-j`` value, refused with
     ``--scheduler`` when above 1 (the cluster has its own workers)."""
     address = getattr(args, "scheduler", None)
     if not address:
@@ -188,8 +190,21 @@ def executor_from_args(args, workers: Optional[int] = None) -> Iterator[Any]:
         return
     if workers is not None and workers > 1:
         raise UsageError("--scheduler runs the work on the cluster's workers: no -j")
-    from ..dask import executor  # on use: the dask extra is optional
     from ..errors import StorageError
+
+    if address == "ray" or address.startswith("ray://"):
+        try:
+            from ..ray import RayExecutor  # on use: the ray extra is optional
+
+            ray_executor = RayExecutor(None if address == "ray" else address)
+        except ImportError:
+            raise UsageError("--scheduler ray needs Ray: pip install 'cityscapes-io[ray]'") from None
+        except ConnectionError as exc:
+            raise StorageError(address, f"cannot reach the Ray cluster: {exc}") from exc
+        with ray_executor:
+            yield ray_executor
+        return
+    from ..dask import executor  # on use: the dask extra is optional
 
     with contextlib.ExitStack() as stack:
         try:

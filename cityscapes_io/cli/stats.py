@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .args import dataset, items, progress, report_command
+from .args import add_scheduler, dataset, executor_from_args, items, progress, report_command
 from .status import UsageError
 
 
@@ -15,6 +15,7 @@ def register(subparsers, help: str) -> None:
                         "fsspec URL) as DAFormer's rare-class sampling reads them (sample_class_stats.json, "
                         "samples_with_class.json, and sample_class_stats_dict.json as its script writes too): of "
                         "the train split unless --split says otherwise; their 'file' paths begin with SRC as given")
+    add_scheduler(p, "count")
 
 
 def run(args) -> int:
@@ -24,7 +25,8 @@ def run(args) -> int:
 
     ds = dataset(args)
     bar = progress(args, "stats", ds)
-    stats = compute_stats(ds, progress=bar)
+    with executor_from_args(args) as executor:
+        stats = compute_stats(ds, progress=bar, executor=executor)
     bar.close()
     print(json.dumps(stats, indent=2, ensure_ascii=False) if args.json else format_stats(stats))
     return 0
@@ -42,7 +44,8 @@ def _per_frame(args) -> int:
     # DAFormer's 'file' is the path of the labelTrainIds under the root its script was given.
     root = args.src[0] if len(args.src) == 1 and isinstance(args.src[0], str) else DEFAULT_ROOT
     bar = progress(args, "stats --per-frame", ds)
-    stats = class_stats(ds, args.per_frame, root=root, progress=bar)
+    with executor_from_args(args) as executor:
+        stats = class_stats(ds, args.per_frame, root=root, progress=bar, executor=executor)
     bar.close()
     totals = stats.totals()
     summary = {"frames": len(stats), "without_ground_truth": list(stats.skipped), "out": args.per_frame,
