@@ -62,9 +62,9 @@ from ..storage import (Root, check_inside, read_file, read_range, resolve_inside
 from .base import Matched, Task
 from .common import HAS_INSTANCES, ID_OF, IDS, IGNORED, KNOWN_IDS, NAME, match_dataset, match_predictions
 
-__all__ = ["InstanceResult", "InstanceTask", "InstanceStatistics", "equal_scores_warning", "OVERLAPS",
-           "MIN_REGION_SIZES", "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS", "frame_problems",
-           "frame_statistics", "average_precision", "distances"]
+__all__ = ["InstanceResult", "InstanceTask", "InstanceStatistics", "MaskPredictions", "equal_scores_warning",
+           "OVERLAPS", "MIN_REGION_SIZES", "DISTANCE_THRESHOLDS", "DISTANCE_CONFIDENCES", "INSTANCE_LABELS",
+           "frame_problems", "frame_statistics", "average_precision", "distances"]
 
 #: The official parameters (``args`` of the official script).
 OVERLAPS: np.ndarray = np.arange(0.5, 1.0, 0.05)
@@ -112,6 +112,19 @@ class InstanceStatistics:
     pair_inter: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distance: bool = False
     problems: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class MaskPredictions:
+    """One frame's instance predictions held in memory (a frame function's ``pred``, as
+    :mod:`cityscapes_io.metrics` gives them): ``masks`` ``N×H×W`` bool, ``label_ids`` the N
+    official label ids, ``scores`` the N confidences, in the order of the lines of a txt file
+    (the order breaks ties of equal confidence). ``where`` names them in problems."""
+
+    masks: np.ndarray
+    label_ids: np.ndarray
+    scores: np.ndarray
+    where: str = "predictions"
 
 
 def _decode_mask(data: bytes, where: str) -> np.ndarray:
@@ -189,9 +202,52 @@ def _read_mask(path: str, shown: str, txt: str, root: Root, shape: Tuple[int, ..
     return _decode_mask(data, shown)
 
 
+def _crop(arr: np.ndarray) -> Optional[Tuple[Tuple[int, int], np.ndarray]]:
+    """The corner (y0, x0) and the boolean crop of a mask's non-zero pixels; None when it has none."""
+    rows = np.flatnonzero(arr.any(axis=1))
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(arr[y0:y1].any(axis=0))
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    return (y0, x0), arr[y0:y1, x0:x1] != 0
+
+
+def _held_masks(pred: MaskPredictions, shape: Tuple[int, ...]):
+    """:func:`_prediction_masks` of predictions held in memory: a label id the official table
+    does not know or a confidence that is not finite is a problem, as in a txt file."""
+    where = pred.where
+    masks, label_ids, scores = pred.masks, np.asarray(pred.label_ids), np.asarray(pred.scores, np.float64)
+    if masks.ndim != 3 or tuple(masks.shape[1:]) != tuple(shape):
+        yield -1, 0.0, None, None, (f"{where}: masks of shape {tuple(masks.shape)}, not N×{shape[0]}×{shape[1]} "
+                                    f"(N×H×W as the ground truth)")
+        return
+    if not label_ids.shape == scores.shape == (masks.shape[0],):
+        yield -1, 0.0, None, None, (f"{where}: {masks.shape[0]} masks, {label_ids.size} labels and {scores.size} "
+                                    f"scores")
+        return
+    for k, (label_id, conf) in enumerate(zip(label_ids.tolist(), scores.tolist())):
+        if label_id not in _KNOWN_IDS:
+            yield -1, 0.0, None, None, (f"{where}: prediction {k}: label id {label_id} is not in the official "
+                                        f"label table")
+            continue
+        if not math.isfinite(conf):
+            yield -1, 0.0, None, None, f"{where}: prediction {k}: confidence {conf} is not a finite number"
+            continue
+        if label_id not in _INSTANCE_IDS:
+            continue
+        cropped = _crop(masks[k])
+        if cropped is not None:
+            yield _INSTANCE_IDS.index(label_id), conf, cropped[0], cropped[1], None
+
+
 def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ...]):
     """``(class index, confidence, crop box (y0, x0), boolean crop or None, problems)`` of each
-    prediction of an evaluated class, in the official order; masks are decoded one at a time."""
+    prediction of an evaluated class, in the official order; masks are decoded one at a time.
+    ``pred``: a txt path under ``pred_root``, a prediction Frame or :class:`MaskPredictions`."""
+    if isinstance(pred, MaskPredictions):
+        yield from _held_masks(pred, shape)
+        return
     if isinstance(pred, str):
         assert pred_root is not None
         lines, problems = _parse_txt(pred, pred_root)
@@ -208,13 +264,9 @@ def _prediction_masks(pred: Any, pred_root: Optional[Root], shape: Tuple[int, ..
                 continue
             if arr.ndim != 2:
                 arr = np.asarray(arr.any(axis=2))
-            rows = np.flatnonzero(arr.any(axis=1))
-            if rows.size == 0:
-                continue
-            y0, y1 = int(rows[0]), int(rows[-1]) + 1
-            cols = np.flatnonzero(arr[y0:y1].any(axis=0))
-            x0, x1 = int(cols[0]), int(cols[-1]) + 1
-            yield _INSTANCE_IDS.index(label_id), conf, (y0, x0), arr[y0:y1, x0:x1] != 0, None
+            cropped = _crop(arr)
+            if cropped is not None:
+                yield _INSTANCE_IDS.index(label_id), conf, cropped[0], cropped[1], None
         return
     where = pred.where or f"prediction {pred.id}"
     try:
@@ -340,7 +392,8 @@ def _ground_truth(frame: Any) -> Tuple[Optional[np.ndarray], List[str]]:
 
 
 def frame_problems(frame: Any, pred: Any, pred_root: Optional[Root]) -> List[str]:
-    """The problems of one frame's prediction (a txt path under ``pred_root``, or a Frame) and
+    """The problems of one frame's prediction (a txt path under ``pred_root``, a Frame, or
+    :class:`MaskPredictions`) and
     ground truth: lines, masks (their headers), label ids, scores, the camera and disparity files."""
     inst, problems = _ground_truth(frame)
     if inst is None:
@@ -350,7 +403,8 @@ def frame_problems(frame: Any, pred: Any, pred_root: Optional[Root]) -> List[str
 
 
 def frame_statistics(frame: Any, pred: Any, pred_root: Optional[Root]) -> InstanceStatistics:
-    """One frame's record against its prediction (a txt path under ``pred_root``, or a Frame)."""
+    """One frame's record against its prediction (a txt path under ``pred_root``, a Frame, or
+    :class:`MaskPredictions`)."""
     inst, problems = _ground_truth(frame)
     if inst is None:
         return InstanceStatistics(problems=problems)

@@ -46,7 +46,8 @@ from ..storage import Root, read_file, resolve_inside, resolve_root
 from .base import Matched, Task
 from .common import few, match_dataset
 
-__all__ = ["PanopticResult", "PanopticTask", "PanopticStatistics", "frame_problems", "frame_statistics"]
+__all__ = ["PanopticResult", "PanopticTask", "PanopticStatistics", "SegmentPredictions", "frame_problems",
+           "frame_statistics"]
 
 # A prediction annotation as the frames need it: (PNG file name, segment ids, category ids).
 _Pred = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
@@ -63,6 +64,40 @@ class PanopticStatistics:
     iou: Optional[np.ndarray] = None
     counts: Optional[np.ndarray] = None  # shape (3, n categories): tp, fp, fn
     problems: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentPredictions:
+    """One frame's panoptic prediction held in memory (a frame function's ``pred``, as
+    :mod:`cityscapes_io.metrics` gives it), what a COCO panoptic annotation and its PNG say:
+    ``ids`` the ``H×W`` segment id of every pixel (0 is VOID unless listed), ``segment_ids``
+    and ``category_ids`` the listed segments and their categories (an id listed twice keeps
+    its last category, as the official's dict does). ``where`` names it in problems."""
+
+    ids: np.ndarray
+    segment_ids: Tuple[int, ...]
+    category_ids: Tuple[int, ...]
+    where: str = "prediction"
+
+
+def _held_prediction(pred: SegmentPredictions, known: Dict[int, int]
+                     ) -> Tuple[Optional[np.ndarray], Tuple[int, ...], Tuple[int, ...], str, List[str]]:
+    """:func:`_made_prediction` of a prediction held in memory: its pixels as ``H×W`` uint32,
+    the segment ids and category ids listed, the name, the problems."""
+    where, ids = pred.where, pred.ids
+    if ids.ndim != 2 or ids.dtype.kind not in "ui":
+        return None, (), (), where, [f"{where}: segment ids of shape {ids.shape} and type {ids.dtype}, not H×W "
+                                     f"integers"]
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 1 << 32):
+        return None, (), (), where, [f"{where}: segment ids outside 0..4294967295"]
+    if len(pred.segment_ids) != len(pred.category_ids):
+        return None, (), (), where, [f"{where}: {len(pred.segment_ids)} segment ids, {len(pred.category_ids)} "
+                                     f"category ids"]
+    by_id = {int(i): int(c) for i, c in zip(pred.segment_ids, pred.category_ids)}
+    unknown = sorted({c for c in by_id.values() if c not in known})
+    if unknown:
+        return None, (), (), where, [f"{where}: unknown category ids {unknown}"]
+    return (np.ascontiguousarray(ids, np.uint32), tuple(by_id), tuple(by_id.values()), where, [])
 
 
 def _segment_ids(data: bytes, where: str) -> np.ndarray:
@@ -187,16 +222,16 @@ def _made_prediction(pred: Any, known: Dict[int, int]
 
 def frame_problems(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], gt_root: Optional[Root],
                    cat_ids: Tuple[int, ...]) -> List[str]:
-    """The problems of one frame's prediction (an annotation of the prediction JSON, or a
-    prediction Frame) and ground truth."""
+    """The problems of one frame's prediction (an annotation of the prediction JSON, a
+    prediction Frame, or :class:`SegmentPredictions`) and ground truth."""
     return _frame(frame, pred, gt, pred_root, gt_root, cat_ids, False).problems
 
 
 def frame_statistics(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], gt_root: Optional[Root],
                      cat_ids: Tuple[int, ...]) -> PanopticStatistics:
     """One frame's per-category sums against its prediction (an annotation of the prediction
-    JSON, or a prediction Frame; ``gt``: its annotation in the official ground-truth JSON, None
-    to derive it from the instanceIds)."""
+    JSON, a prediction Frame, or :class:`SegmentPredictions`; ``gt``: its annotation in the
+    official ground-truth JSON, None to derive it from the instanceIds)."""
     return _frame(frame, pred, gt, pred_root, gt_root, cat_ids, True)
 
 
@@ -211,7 +246,9 @@ def _frame(frame: Any, pred: Any, gt: Optional[_Gt], pred_root: Optional[Root], 
     if isinstance(pred, tuple):
         name, pred_ids, pred_cats = pred
     else:
-        made, pred_ids, pred_cats, name, made_problems = _made_prediction(pred, cat_index)
+        made, pred_ids, pred_cats, name, made_problems = (
+            _held_prediction(pred, cat_index) if isinstance(pred, SegmentPredictions)
+            else _made_prediction(pred, cat_index))
         if made is None:
             return PanopticStatistics(problems=made_problems)
     kp = len(pred_ids)

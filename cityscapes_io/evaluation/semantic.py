@@ -22,7 +22,7 @@ from .common import (CATEGORIES, CATEGORY, HAS_INSTANCES, IDS, IGNORED, N, NAME,
                      match_dataset, match_predictions, official_lut)
 
 __all__ = ["SemanticResult", "SemanticTask", "SemanticStatistics", "AVG_CLASS_SIZE", "frame_problems",
-           "frame_statistics"]
+           "frame_statistics", "train_id_hint"]
 
 #: The official average instance sizes in pixels (evalPixelLevelSemanticLabeling.py), the iIoU weights.
 AVG_CLASS_SIZE: Dict[str, float] = {
@@ -77,11 +77,28 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
                      shape: Optional[Tuple[int, ...]]) -> Tuple[Optional[np.ndarray], str, List[str]]:
     """The prediction of a frame as label ids (``None`` with problems when it cannot be read),
     with the name problems are reported under. ``pred`` is a file path under ``pred_root``
-    (``lut`` maps train ids when given) or a prediction Frame (``lut`` maps its dataset's label
-    ids to the official ones, -1 for none). Its size is compared with ``shape``, the ground
-    truth's, from its header before it is decoded; nothing is decoded when ``shape`` is None
-    (the ground truth cannot be read)."""
-    if isinstance(pred, str):
+    (``lut`` maps train ids when given), a prediction Frame (``lut`` maps its dataset's label
+    ids to the official ones, -1 for none) or an ``H×W`` array of integers held in memory
+    (label ids; train ids when ``lut`` is given, as for files). Its size is compared with
+    ``shape``, the ground truth's, from its header before it is decoded; nothing is decoded
+    when ``shape`` is None (the ground truth cannot be read)."""
+    train = lut is not None and (pred_root is not None or isinstance(pred, np.ndarray))  # train ids (not a Frame's)
+    if isinstance(pred, np.ndarray):
+        where = f"prediction of {frame.where}"
+        if shape is None:
+            return None, where, []
+        if pred.ndim != 2:
+            return None, where, [f"{where}: an array of shape {pred.shape}, not H×W"]
+        problem = _size_problem(where, pred.shape, frame, shape)
+        if problem:
+            return None, where, [problem]
+        if pred.dtype.kind not in "ui":
+            return None, where, [f"{where}: values of type {pred.dtype}, not integer ids (take the argmax of scores)"]
+        if pred.size and pred.dtype.kind == "i" and int(pred.min()) < 0:
+            return None, where, [f"{where}: negative values: {few(np.unique(pred[pred < 0]))}"]
+        top = int(pred.max()) if pred.size else 0
+        arr = pred.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32, copy=False)
+    elif isinstance(pred, str):
         assert pred_root is not None
         where = pred_root.display(pred_root.relative(pred))
         try:
@@ -126,11 +143,11 @@ def _read_prediction(pred: Any, pred_root: Optional[Root], lut: Optional[np.ndar
     mapped: np.ndarray = apply_lut(lut, np.minimum(arr, lut.size - 1) if arr.dtype != np.uint8 or lut.size < 256 else arr)
     if arr.size and int(mapped.min()) < 0:
         problems = []
-        if pred_root is not None and (arr == 255).any():
+        if train and (arr == 255).any():
             problems.append(f"{where}: train id 255 (ignore) in a prediction: every pixel must be predicted")
-        bad = np.unique(arr[(mapped < 0) & ((arr != 255) if pred_root is not None else True)])
+        bad = np.unique(arr[(mapped < 0) & ((arr != 255) if train else True)])
         if bad.size:
-            kind = "train ids" if pred_root is not None else "labels the official table knows"
+            kind = "train ids" if train else "labels the official table knows"
             problems.append(f"{where}: values that are not {kind}: {few(bad)}")
         return None, where, problems
     return mapped, where, []
@@ -160,13 +177,15 @@ def _frame_read(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[
 
 
 def frame_problems(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]) -> List[str]:
-    """The problems of one frame's prediction (a path under ``pred_root``, or a Frame) and ground truth."""
+    """The problems of one frame's prediction (a path under ``pred_root``, a Frame, or an array
+    held in memory) and ground truth."""
     return _frame_read(frame, pred, pred_root, lut)[3]
 
 
 def frame_statistics(frame: Any, pred: Any, pred_root: Optional[Root], lut: Optional[np.ndarray]
                      ) -> SemanticStatistics:
-    """One frame's statistics against its prediction (a path under ``pred_root``, or a Frame)."""
+    """One frame's statistics against its prediction (a path under ``pred_root``, a Frame, or an
+    ``H×W`` array held in memory: label ids, train ids when ``lut`` is given)."""
     gt, inst, p, problems = _frame_read(frame, pred, pred_root, lut)
     if problems or p is None:
         return SemanticStatistics(None, problems=problems)
@@ -328,9 +347,10 @@ _TRAIN_COLUMNS = np.arange(19)
 _TRAIN_LABEL_IDS = TRAIN_TO_ID[:19].copy()
 
 
-def _train_id_hint(matrix: np.ndarray, miou: float) -> Optional[str]:
-    """Why the prediction PNGs, read as label ids, were probably train ids; ``None`` when they
-    were probably not.
+def train_id_hint(matrix: np.ndarray, miou: float,
+                  advice: str = "pass pred_train_ids=True (--pred-train-ids)") -> Optional[str]:
+    """Why the predictions, read as label ids, were probably train ids (the message ends with
+    ``advice``, the option that reads them as train ids); ``None`` when they were probably not.
 
     The rule, from the confusion matrix alone (no per-frame cost): every predicted value seen is
     a train id (0..18; a label-id PNG holding 255, the ignore train id, is refused before this),
@@ -348,7 +368,7 @@ def _train_id_hint(matrix: np.ndarray, miou: float) -> Optional[str]:
     if math.isnan(train_miou) or train_miou < 2 * miou or train_miou - miou < 0.05:
         return None
     return (f"predictions look like train ids (every value in 0..18): their mean IoU as label ids is "
-            f"{miou:.3f}, as train ids {train_miou:.3f}; pass pred_train_ids=True (--pred-train-ids)")
+            f"{miou:.3f}, as train ids {train_miou:.3f}; {advice}")
 
 
 def _class_ious(m: np.ndarray) -> Dict[str, float]:
@@ -414,5 +434,5 @@ class SemanticTask(Task):
     def warnings(self, result: SemanticResult, total: Any, matched: Matched) -> List[str]:
         if not matched.context:  # only a folder of PNGs read as label ids
             return []
-        hint = _train_id_hint(total[0], result.average_classes)
+        hint = train_id_hint(total[0], result.average_classes)
         return [f"{matched.where}: {hint}"] if hint else []
