@@ -26,6 +26,7 @@ frame and added at ``compute()`` in the order ``evaluate()`` adds frames (:mod:`
 Adapters, each importing its framework only when imported: :mod:`.torchmetrics`
 (``torchmetrics.Metric`` subclasses) and :mod:`.detectron2` (evaluators with detectron2's
 ``reset`` / ``process`` / ``evaluate``, without importing detectron2).
+:mod:`.mmengine`: ``BaseMetric`` subclasses for mmsegmentation's and mmdetection's data samples (extra ``mmengine``).
 """
 from __future__ import annotations
 
