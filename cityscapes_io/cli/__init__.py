@@ -59,6 +59,7 @@ COMMANDS = (
     Command("export-predictions", "export_predictions",
             "write predictions held as a dataset into the official submission layout (label ids)"),
     Command("project", "project", "projects: sources and operations recorded in project.json"),
+    Command("index", "index", "write a Parquet index of the frames and their instances (paths, parts, size, RLE)"),
 )
 
 
