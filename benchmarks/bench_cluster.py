@@ -22,14 +22,14 @@ recording executor around each executor to measure what travels: the bytes of ev
 every result coming back (index entries, statistics), per frame. Every executor run is checked
 against the one-process output (the prepared files byte for byte, the evaluation's JSON).
 
-Ray is another executor of the same interface: :func:`run_on` takes any executor, and
-:data:`EXECUTORS` maps a name to a function that starts one (a context manager); an entry
-``"ray"`` is all ``--executors ray`` needs.
+``ray``: a local Ray of two CPUs and :class:`cityscapes_io.ray.RayExecutor` (Ray tasks).
+:func:`run_on` takes any executor, and :data:`EXECUTORS` maps a name to a function that starts
+one (a context manager).
 
 Usage::
 
     python benchmarks/bench_cluster.py [--frames 40] [--size 2048x1024] [--distinct 4] [--repeat 3]
-                                       [--executors dask,pool] [--workdir DIR] [--json PATH]
+                                       [--executors dask,pool,ray] [--workdir DIR] [--json PATH]
 """
 from __future__ import annotations
 
@@ -77,9 +77,24 @@ def process_pool() -> Iterator[concurrent.futures.Executor]:
         yield pool
 
 
+@contextlib.contextmanager
+def ray_local() -> Iterator[concurrent.futures.Executor]:
+    """A local Ray of two CPUs (no dashboard) and :class:`cityscapes_io.ray.RayExecutor`."""
+    import ray
+
+    from cityscapes_io.ray import RayExecutor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        with RayExecutor() as executor:
+            yield executor
+    finally:
+        ray.shutdown()
+
+
 #: Executors by name: each a function giving a context manager that starts one and stops it.
 EXECUTORS: Dict[str, Callable[[], ContextManager[concurrent.futures.Executor]]] = {
-    "dask": dask_local, "pool": process_pool}
+    "dask": dask_local, "pool": process_pool, "ray": ray_local}
 
 
 class Measuring(concurrent.futures.Executor):

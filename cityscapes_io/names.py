@@ -43,6 +43,7 @@ __all__ = [
     "part_suffix",
     "frame_dir",
     "split_photo_ext",
+    "photo_file_word",
 ]
 
 IMAGE_DIR = "leftImg8bit"
@@ -197,6 +198,14 @@ def is_photo_folder(name: str) -> bool:
     return _PHOTO_FOLDER.match(name) is not None and not name.endswith(SEQUENCE_SUFFIX)
 
 
+def photo_file_word(folder: str) -> str:
+    """The word naming a photo folder's files after the frame id: the folder's name, but for
+    Foggy Cityscapes-DBF's refined sets, whose files keep the plain set's name
+    (``leftImg8bit_foggyDBF/…/<id>_leftImg8bit_foggy_beta_0.01.png``,
+    ``leftImg8bit_transmittanceDBF/…/<id>_leftImg8bit_transmittance_beta_0.01.png``)."""
+    return folder[: -len("DBF")] if folder.endswith("DBF") and is_photo_folder(folder) else folder
+
+
 def is_part_folder(name: str) -> bool:
     """Whether a top folder is one of the release's parts: a photo folder, a folder of
     :data:`PART_SUFFIXES`, or the ``_sequence`` folder of either."""
@@ -214,7 +223,7 @@ def part_suffix(folder: str) -> str:
     if folder in PART_SUFFIXES:
         return PART_SUFFIXES[folder]
     if is_photo_folder(folder):
-        return f"_{folder}"
+        return f"_{photo_file_word(folder)}"
     raise ValueError(f"not a part folder: {folder!r}")
 
 

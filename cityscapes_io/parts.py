@@ -36,6 +36,7 @@ import numpy as np
 
 from . import jsonfile, png
 from .errors import InvalidFileError
+from .names import photo_file_word
 
 __all__ = ["Camera", "Person", "PERSON_LABELS", "parse_image_key", "image_file_suffix", "decode_disparity",
            "decode_disparity_raw", "disparity_header",
@@ -64,9 +65,12 @@ def parse_image_key(key: str) -> Tuple[str, str]:
 
 def image_file_suffix(key: str) -> str:
     """What follows the frame id in the file name of the photo ``key``, extension excluded:
-    ``leftImg8bit_foggy@beta_0.02`` → ``_leftImg8bit_foggy_beta_0.02``."""
+    ``leftImg8bit_foggy@beta_0.02`` → ``_leftImg8bit_foggy_beta_0.02``; the refined Foggy sets'
+    files keep the plain set's name: ``leftImg8bit_foggyDBF@beta_0.01`` →
+    ``_leftImg8bit_foggy_beta_0.01`` (see :func:`cityscapes_io.names.photo_file_word`)."""
     folder, variant = parse_image_key(key)
-    return f"_{folder}_{variant}" if variant else f"_{folder}"
+    word = photo_file_word(folder)
+    return f"_{word}_{variant}" if variant else f"_{word}"
 
 
 # -- disparity, camera, depth ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import png
 from .errors import DatasetNotFoundError
-from .names import (IMAGE_DIR, SEQUENCE_SUFFIX, split_photo_ext, frame_dir, is_photo_folder, parse_frame_id,
+from .names import (IMAGE_DIR, SEQUENCE_SUFFIX, photo_file_word, split_photo_ext, frame_dir, is_photo_folder, parse_frame_id,
                     part_suffix, safe_relpath)
 from .parts import (Camera, Person, decode_disparity, depth, image_file_suffix, parse_camera, parse_image_key,
                     parse_persons, parse_timestamp, parse_vehicle)
@@ -192,7 +192,7 @@ class FrameParts:
         """The photo keys of the frame's files in the photo folders, sorted."""
         keys = set()
         for folder in self.folders.photo_folders():
-            marker = f"{self.base}_{folder}"
+            marker = f"{self.base}_{photo_file_word(folder)}"
             for name in self.files(folder):
                 stem, ext = split_photo_ext(name)
                 if ext.lower() not in png.IMAGE_EXTS or not stem.startswith(marker):

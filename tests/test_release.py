@@ -460,7 +460,7 @@ def test_every_generated_part_reads_the_same_from_zips_and_s3(tmp_path, s3):
     root = str(tmp_path / "cs")
     generate(root, splits={"train": 2, "val": 1}, size=SIZE, parts="all")
     local = _read_every_part(cio.open(root))
-    assert len(local) == 3 and sorted(len(row[1]) for row in local) == [11, 11, 17]  # Rain: a subset
+    assert len(local) == 3 and sorted(len(row[1]) for row in local) == [17, 17, 23]  # Rain: a subset
     assert any(row[6] for row in local) and any(row[5] for row in local)  # 3D boxes and persons
     zips = _packages(root, str(tmp_path / "zips"))
     assert _read_every_part(cio.open(zips)) == local
@@ -497,3 +497,18 @@ def test_part_files_are_fetched_ahead_on_the_s3_server(tmp_path, s3):
                                 f"disparity/train/{city}/{base}_disparity.png"])
     copy = pickle.loads(pickle.dumps(frame))
     assert copy.parts._bytes == {} and copy.camera() == frame.camera()
+
+
+def test_the_refined_foggy_sets_keep_the_plain_sets_file_names(tmp_path):
+    """Foggy Cityscapes-DBF: leftImg8bit_foggyDBF/…/<id>_leftImg8bit_foggy_beta_0.01.png."""
+    root = str(tmp_path / "cs")
+    generate(root, splits={"train": 1}, size=SIZE, demo_frames=0)
+    (fid,) = [f.id for f in cio.open(root)]
+    write_file(root, f"leftImg8bit_foggyDBF/train/{fid}_leftImg8bit_foggy_beta_0.01.png", png.encode_png(photo(1)))
+    write_file(root, f"leftImg8bit_foggy/train/{fid}_leftImg8bit_foggy_beta_0.01.png", png.encode_png(photo(2)))
+    frame = cio.open(root)[fid]
+    assert frame.image_keys() == ["leftImg8bit", "leftImg8bit_foggy@beta_0.01", "leftImg8bit_foggyDBF@beta_0.01"]
+    assert (frame.image("leftImg8bit_foggyDBF@beta_0.01") == photo(1)).all()
+    refined = cio.open(root, image="leftImg8bit_foggyDBF@beta_0.01")[fid]
+    assert (refined.image() == photo(1)).all()
+    assert refined.part_files(["leftImg8bit_foggy"])[0][0] == f"leftImg8bit_foggy/train/{fid}_leftImg8bit_foggy_beta_0.01.png"

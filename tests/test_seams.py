@@ -232,7 +232,7 @@ def test_unreachable_s3_destination_is_a_storage_error(tree):
 #: The package's modules, lower layers first (the README's "Layout").
 LAYERS = ["errors", "_png", "_count", "decoder", "jsonfile", "names", "labels", "instances", "polygons", "png", "counting", "parts", "boxes3d", "rle", "storage", "progress", "release",
           "sources", "frame", "parallel", "panoptic", "mapping", "formats", "ops", "writing", "dataset", "sampling", "convert",
-          "prepare", "evaluation", "metrics", "dask", "torch", "ray", "testing", "project", "stats", "validate", "show", "cli",
+          "prepare", "evaluation", "metrics", "dask", "torch", "ray", "testing", "project", "stats", "index", "validate", "show", "cli",
           "__main__"]
 
 

@@ -36,7 +36,7 @@ from ..errors import CityscapesIOError, DatasetNotFoundError, InvalidFileError, 
 from ..frame import DerivedSource, Frame
 from ..labels import LabelMap
 from ..names import (ANNOTATION_DIRS, GT_DIR, IMAGE_DIR, IMGS_FINE_DIR, frame_dir, gt_path, image_path, is_part_folder,
-                     sort_key, split_suffix)
+                     photo_file_word, sort_key, split_suffix)
 from ..parts import image_file_suffix, parse_image_key
 from ..release import DEFAULT_IMAGE_KEY, FrameParts, PartFolders, missing_key, part_relpath
 from ..storage import Root, find_files, is_remote, listdir, resolve_roots, storage_errors
@@ -379,7 +379,7 @@ class CityscapesReader(Reader):
             if parsed is None:
                 # Not a frame file (`validate` reports these), unless another photo of the folder
                 # read (a fog density other than the one chosen).
-                other_photo = kind == IMAGE_DIR and f"_{self._photo_folder}_" in sub.rsplit("/", 1)[-1]
+                other_photo = kind == IMAGE_DIR and f"_{photo_file_word(self._photo_folder)}_" in sub.rsplit("/", 1)[-1]
                 if self.on_ignored is not None and not other_photo:
                     self.on_ignored(path)
                 continue

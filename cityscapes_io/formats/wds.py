@@ -76,7 +76,7 @@ from ..sources import FileSource
 from ..instances import MAX_INSTANCE_VALUE, class_of
 from ..labels import LabelMap
 from ..mapping import value_lut
-from ..names import (ANNOTATION_DIRS, GT_DIR, PART_SUFFIXES, SEQUENCE_SUFFIX, frame_dir, is_part_folder,
+from ..names import (ANNOTATION_DIRS, GT_DIR, PART_SUFFIXES, SEQUENCE_SUFFIX, frame_dir, is_part_folder, photo_file_word,
                      is_photo_folder, parse_frame_id, split_photo_ext)
 from ..parts import image_file_suffix, parse_image_key
 from ..release import DEFAULT_IMAGE_KEY, FrameParts
@@ -139,7 +139,7 @@ def _own_tail(part: str, rest: str) -> Optional[str]:
     if not is_photo_folder(part):
         return None
     stem, ext = split_photo_ext(rest)
-    marker = "_" + part
+    marker = "_" + photo_file_word(part)
     if ext.lower() not in png.IMAGE_EXTS or not stem.startswith(marker):
         return None
     variant = stem[len(marker):]
