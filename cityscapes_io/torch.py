@@ -786,7 +786,43 @@ def _default_rank() -> Tuple[int, int]:
     return 0, 1
 
 
-class CityscapesIterable(_Samples, _data.IterableDataset):
+class _SharedEpoch:
+    """An epoch counter shared with worker processes (inherited by fork, passed at spawn), so
+    that ``set_epoch`` reaches persistent workers; a copy (pickle, deepcopy) gets a counter of
+    its own. Call :meth:`_start_epochs` in ``__init__``."""
+
+    _epoch: Any
+
+    def _start_epochs(self) -> None:
+        self._epoch = multiprocessing.RawValue("q", 0)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch`` from the next iteration on (call it before each epoch, as with
+        ``DistributedSampler``)."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.value = int(epoch)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if multiprocessing.context.get_spawning_popen() is None:
+            # Not a worker being started: a shared counter cannot be pickled, its value can.
+            state["_epoch"] = _EpochValue(self.epoch)
+        return state
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state.get("_epoch"), _EpochValue):
+            # A copy gets a shared counter of its own again, so that its set_epoch reaches the
+            # persistent workers it starts.
+            state["_epoch"] = multiprocessing.RawValue("q", int(state["_epoch"].value))
+        self.__dict__.update(state)
+
+
+class CityscapesIterable(_SharedEpoch, _Samples, _data.IterableDataset):
     """An iterable PyTorch dataset that splits the frames by rank × DataLoader worker itself.
 
     Takes the arguments of :class:`CityscapesDataset` and:
@@ -838,20 +874,7 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
                           "once per epoch); with DistributedDataParallel unequal batch counts can stall the last "
                           "all-reduce: pass even=True (drops n % world_size frames an epoch) or use DDP's join()",
                           stacklevel=2)
-        # Shared with worker processes (inherited by fork, passed at spawn) so that set_epoch
-        # reaches persistent workers.
-        self._epoch: Any = multiprocessing.RawValue("q", 0)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch.value)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the order of ``epoch`` from the next iteration on (call it before each epoch, as
-        with ``DistributedSampler``)."""
-        if int(epoch) < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._epoch.value = int(epoch)
+        self._start_epochs()
 
     def _rank_positions(self) -> np.ndarray:
         n = len(self._frames)
@@ -881,21 +904,6 @@ class CityscapesIterable(_Samples, _data.IterableDataset):
         frames = self.frames  # this process's own copies: opened here, not before
         return self._samples([frames[i] for i in positions])
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if multiprocessing.context.get_spawning_popen() is None:
-            # Not a worker being started: a shared counter cannot be pickled, its value can.
-            state["_epoch"] = _EpochValue(self.epoch)
-        return state
-
-    def __setstate__(self, state) -> None:
-        if isinstance(state.get("_epoch"), _EpochValue):
-            # A copy (pickle, deepcopy) gets a shared counter of its own again, so that its
-            # set_epoch reaches the persistent workers it starts.
-            state["_epoch"] = multiprocessing.RawValue("q", int(state["_epoch"].value))
-        self.__dict__.update(state)
-
-
 class _EpochValue:
     """The epoch of a dataset pickled outside process start (no shared counter)."""
 
@@ -919,7 +927,7 @@ def _dataset_frames(dataset: Any) -> List[Frame]:
     return frames
 
 
-class RareClassSampler(_data.Sampler):
+class RareClassSampler(_SharedEpoch, _data.Sampler):
     """Draws frame positions by class rarity, as rare-class sampling (RCS) in DAFormer, HRDA and
     MIC does, split exactly by rank × DataLoader worker.
 
@@ -1030,7 +1038,7 @@ class RareClassSampler(_data.Sampler):
                           "DistributedDataParallel unequal batch counts can stall the last all-reduce: pass even=True "
                           "(drops num_samples % world_size draws an epoch) or a num_samples that divides evenly",
                           stacklevel=2)
-        self._epoch: Any = multiprocessing.RawValue("q", 0)
+        self._start_epochs()
 
     @staticmethod
     def _by_base_name(frames: Sequence[Frame]) -> Dict[str, int]:
@@ -1051,16 +1059,6 @@ class RareClassSampler(_data.Sampler):
         """The probability of each of :attr:`classes`."""
         return self.table.probabilities
 
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch.value)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the epoch ``epoch`` from the next iteration on (call it before each epoch, as
-        with ``DistributedSampler``)."""
-        if int(epoch) < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._epoch.value = int(epoch)
 
     def draws(self, epoch: Optional[int] = None, *, classes: bool = False) -> Any:
         """The frame positions of one epoch's draws over all ranks and workers (what one
@@ -1101,16 +1099,6 @@ class RareClassSampler(_data.Sampler):
             return iter(self.positions())
         return iter(self.positions(info.id, info.num_workers))
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if multiprocessing.context.get_spawning_popen() is None:
-            state["_epoch"] = _EpochValue(self.epoch)  # (as CityscapesIterable: a copy gets a counter of its own)
-        return state
-
-    def __setstate__(self, state) -> None:
-        if isinstance(state.get("_epoch"), _EpochValue):
-            state["_epoch"] = multiprocessing.RawValue("q", int(state["_epoch"].value))
-        self.__dict__.update(state)
 
 
 def _base_name(file: str) -> str:

@@ -15,8 +15,6 @@ The index from base name to frame is made on first use (file references, no pixe
 """
 from __future__ import annotations
 
-import posixpath
-import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -26,11 +24,10 @@ from ..evaluation.common import ID_OF
 from ..evaluation.instance import INSTANCE_LABELS
 from ..frame import Frame
 from .core import InstanceMetric, Metric, PanopticMetric, SemanticMetric
-from .inputs import as_array
+from .inputs import FramesByName, as_array
 
 __all__ = ["CityscapesSemSegEvaluator", "CityscapesInstanceEvaluator", "CityscapesPanopticEvaluator"]
 
-_FRAME_IN_NAME = re.compile(r"^(.+?_\d{6}_\d{6})(?!\d)")
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -51,7 +48,7 @@ class _Evaluator:
         self.group = group
         #: The result object of the last :meth:`evaluate` (``print`` gives the official tables).
         self.result: Any = None
-        self._index: Optional[Dict[str, Frame]] = None
+        self._frames = FramesByName(self.dataset)
 
     def reset(self) -> None:
         """Forget every frame (detectron2 calls it before inference)."""
@@ -60,19 +57,10 @@ class _Evaluator:
 
     def frame(self, inp: Mapping[str, Any]) -> Frame:
         """The ground-truth frame of a detectron2 input dict."""
-        if self._index is None:
-            index: Dict[str, Frame] = {}
-            for frame in self.dataset:
-                base = posixpath.basename(frame.id)
-                if base in index:
-                    raise ValueError(f"{frame.where}: two frames named {base} in the dataset (give one split)")
-                index[base] = frame
-            self._index = index
         names = [str(inp[k]) for k in ("file_name", "image_id") if inp.get(k) is not None]
-        for name in names:
-            found = _FRAME_IN_NAME.match(posixpath.basename(name.replace("\\", "/")))
-            if found and found.group(1) in self._index:
-                return self._index[found.group(1)]
+        frame = self._frames.find(names)
+        if frame is not None:
+            return frame
         raise ValueError(f"no frame of the dataset for the input {names or sorted(inp)} (file_name or image_id "
                          f"holding <city>_<seq>_<frame>)")
 

@@ -11,7 +11,8 @@ through its own methods.
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Mapping, Optional, Sequence, Tuple
+import re
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..labels import LabelMap
 from ..names import parse_frame_id
 from ..sources import Source
 
-__all__ = ["IDS", "as_array", "target_frame", "frame_key", "label_ids_of", "mask_predictions",
+__all__ = ["FramesByName", "IDS", "as_array", "target_frame", "frame_key", "label_ids_of", "mask_predictions",
            "segment_predictions", "HeldIds"]
 
 #: The values of the metrics' ``ids`` option.
@@ -200,3 +201,40 @@ def segment_predictions(prediction: Any, ids: str, where: str) -> SegmentPredict
             raise ValueError(f"{where}: segment {k} without integer 'id' and 'category_id': {str(seg)[:80]}") from None
     categories = label_ids_of(np.array(cats, np.int64), ids, f"{where}: category ids")
     return SegmentPredictions(pixels, tuple(seg_ids), tuple(int(c) for c in categories), where)
+
+
+#: ``<city>_<seq>_<frame>`` at the start of a file's base name.
+_FRAME_IN_NAME = re.compile(r"^(.+?_\d{6}_\d{6})(?!\d)")
+
+
+class FramesByName:
+    """A dataset's frames by base name (``frankfurt_000000_000294``), indexed on first use, for
+    the adapters that are given file names (detectron2's ``file_name``, mmengine's
+    ``img_path``) rather than frames."""
+
+    def __init__(self, dataset: Iterable[Frame]):
+        self.dataset = dataset
+        self._index: Optional[Dict[str, Frame]] = None
+
+    def find(self, names: Sequence[str]) -> Optional[Frame]:
+        """The frame whose ``<city>_<seq>_<frame>`` begins the base name of one of ``names`` (paths
+        or ids, tried in order); None when none does.
+
+        Raises
+        ------
+        ValueError
+            Two frames of the dataset have one base name (several splits: give one).
+        """
+        if self._index is None:
+            index: Dict[str, Frame] = {}
+            for frame in self.dataset:
+                base = posixpath.basename(frame.id)
+                if base in index:
+                    raise ValueError(f"{frame.where}: two frames named {base} in the dataset (give one split)")
+                index[base] = frame
+            self._index = index
+        for name in names:
+            found = _FRAME_IN_NAME.match(posixpath.basename(name.replace("\\", "/")))
+            if found and found.group(1) in self._index:
+                return self._index[found.group(1)]
+        return None

@@ -78,8 +78,6 @@ imports this module: ``custom_imports = dict(imports=["cityscapes_io.metrics.mme
 from __future__ import annotations
 
 import os
-import posixpath
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -98,7 +96,7 @@ from ..evaluation.common import ID_OF, NAME, TRAIN_TO_ID
 from ..evaluation.instance import INSTANCE_LABELS
 from ..frame import Frame
 from .core import InstanceMetric, Metric, PanopticMetric, SemanticMetric
-from .inputs import as_array
+from .inputs import FramesByName, as_array
 
 __all__ = ["CityscapesSemanticMetric", "CityscapesInstanceMetric", "CityscapesPanopticMetric", "INSTANCE_OFFSET",
            "PANOPTIC_CLASSES"]
@@ -109,7 +107,6 @@ INSTANCE_OFFSET = 1000
 PANOPTIC_CLASSES: Tuple[str, ...] = tuple(INSTANCE_LABELS) + tuple(
     NAME[int(TRAIN_TO_ID[t])] for t in range(19) if NAME[int(TRAIN_TO_ID[t])] not in INSTANCE_LABELS)
 
-_FRAME_IN_NAME = re.compile(r"^(.+?_\d{6}_\d{6})(?!\d)")
 _MISSING = object()
 
 
@@ -174,25 +171,16 @@ class _CityscapesMetric(BaseMetric):
         #: The result object of the last ``compute_metrics`` (on the main process; ``print`` gives
         #: the official tables).
         self.result: Any = None
-        self._index: Optional[Dict[str, Frame]] = None
+        self._frames = FramesByName(self.dataset)
 
     def frame(self, sample: Any) -> Frame:
         """The ground-truth frame of a data sample (by ``img_path``, ``seg_map_path``,
         ``img_id``)."""
-        if self._index is None:
-            index: Dict[str, Frame] = {}
-            for frame in self.dataset:
-                base = posixpath.basename(frame.id)
-                if base in index:
-                    raise ValueError(f"{frame.where}: two frames named {base} in the dataset (give one split)")
-                index[base] = frame
-            self._index = index
         names = [str(v) for v in (_field(sample, k, None) for k in ("img_path", "seg_map_path", "img_id"))
                  if v is not None]
-        for name in names:
-            found = _FRAME_IN_NAME.match(posixpath.basename(name.replace("\\", "/")))
-            if found and found.group(1) in self._index:
-                return self._index[found.group(1)]
+        frame = self._frames.find(names)
+        if frame is not None:
+            return frame
         raise ValueError(f"no frame of the dataset for the data sample of {names or 'no img_path'} (img_path, "
                          f"seg_map_path or img_id naming <city>_<seq>_<frame>)")
 
