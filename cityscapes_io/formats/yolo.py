@@ -157,7 +157,7 @@ def _quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./-]*$")
 #: Words YAML 1.1 (PyYAML) reads as booleans or null: never written bare.
 _SPECIAL = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
 
@@ -231,7 +231,9 @@ def parse_data_yaml(text: str, where: str) -> Dict[str, Any]:
         if line[0] in " \t" and block is not None:
             item = line.strip()
             if item.startswith("- "):
-                items = out.setdefault(block, [])
+                if out.get(block) is None:
+                    out[block] = []
+                items = out[block]
                 if not isinstance(items, list):
                     raise InvalidFileError(where, f"line {lineno}: a list item inside a mapping")
                 items.append(_scalar(item[2:]))
@@ -239,7 +241,9 @@ def parse_data_yaml(text: str, where: str) -> Dict[str, Any]:
             m = _KEY_VALUE.match(item)
             if m is None or m.group("value") is None:
                 raise InvalidFileError(where, f"line {lineno}: not 'key: value' (install PyYAML to read any YAML)")
-            mapping = out.setdefault(block, {})
+            if out.get(block) is None:
+                out[block] = {}
+            mapping = out[block]
             if not isinstance(mapping, dict):
                 raise InvalidFileError(where, f"line {lineno}: a mapping entry inside a list")
             key: Any = _scalar(m.group("key"))
