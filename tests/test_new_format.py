@@ -202,15 +202,16 @@ def test_detection_lists_a_registered_format_and_forgets_it_unregistered(tmp_pat
         formats.detect(str(empty))
     assert str(before.value) == (
         f"{empty}: cannot tell the format: no gtFine/ or leftImg8bit/ (cityscapes), SegmentationClass/ (voc), "
-        "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json (coco), "
-        "shards.json (wds); give it with -if")
+        "<subset>annot/ or <subset>.txt (camvid), annotations/instances_*.json or panoptic_*.json or "
+        "annotations/citypersons_*.json (coco), shards.json (wds), data.yaml and labels/ (yolo), Annotations/ and "
+        "ImageSets/Main/ (voc_detection); give it with -if")
     folder = install(tmp_path)
     try:
         with pytest.raises(ValueError, match="is another format's"):
             formats.register("other", "tiny_format", "TinyReader", "TinyWriter", aliases=("voc",))
         with pytest.raises(DatasetNotFoundError) as listed:
             formats.detect(str(empty))
-        assert str(listed.value) == str(before.value).replace("shards.json (wds)", "shards.json (wds), tiny.json (tiny)")
+        assert str(listed.value) == str(before.value).replace("(voc_detection);", "(voc_detection), tiny.json (tiny);")
     finally:
         uninstall(folder)
     assert "tiny" not in formats.format_names()

@@ -15,15 +15,17 @@ frame order in the calling process, so ``workers > 1`` gives the very same numbe
 from __future__ import annotations
 
 from .base import TASKS, Matched, Task, check_predictions, evaluate
+from .citypersons import CityPersonsResult, CityPersonsTask
 from .instance import InstanceResult, InstanceTask
 from .panoptic import PanopticResult, PanopticTask
 from .semantic import AVG_CLASS_SIZE, SemanticResult, SemanticTask
 from .submission import export_predictions
 
 __all__ = ["evaluate", "check_predictions", "export_predictions", "SemanticResult", "InstanceResult",
-           "PanopticResult", "TASKS", "Task", "Matched", "AVG_CLASS_SIZE"]
+           "PanopticResult", "CityPersonsResult", "CityPersonsTask", "TASKS", "Task", "Matched", "AVG_CLASS_SIZE"]
 
 # The registry: a new task is its module and one line here.
 TASKS["semantic"] = SemanticTask()
 TASKS["instance"] = InstanceTask()
 TASKS["panoptic"] = PanopticTask()
+TASKS["citypersons"] = CityPersonsTask()

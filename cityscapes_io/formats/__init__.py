@@ -112,6 +112,10 @@ register("camvid", "cityscapes_io.formats.camvid", "CamvidReader", "CamvidWriter
 register("coco_instances", "cityscapes_io.formats.coco", "CocoInstancesReader", "CocoInstancesWriter", rank=20)
 register("coco_panoptic", "cityscapes_io.formats.coco_panoptic", "CocoPanopticReader", "CocoPanopticWriter", rank=10)
 register("wds", "cityscapes_io.formats.wds", "WdsReader", "WdsWriter", rank=30)
+register("coco_citypersons", "cityscapes_io.formats.coco_citypersons", "CocoCityPersonsReader", "CocoCityPersonsWriter",
+         rank=15)
+register("yolo", "cityscapes_io.formats.yolo", "YoloReader", "YoloWriter", rank=25)
+register("voc_detection", "cityscapes_io.formats.voc_detection", "VocDetectionReader", "VocDetectionWriter", rank=55)
 
 
 # -- text files the readers find at fixed places (lists, label files) ----------------------------

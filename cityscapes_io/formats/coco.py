@@ -123,11 +123,44 @@ def _ignored(label: Label) -> bool:
 
 # -- writing ----------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class _Category:
+class Category:
+    """A class a writer annotates: its label id, the id it is written with, its name, and
+    whether it has instances."""
+
     label_id: int
     coco_id: int
     name: str
     thing: bool
+
+
+def chosen_categories(labels: LabelMap, classes: Union[str, Tuple[str, ...]],
+                      category_ids: str = "label") -> Dict[int, Category]:
+    """The classes a box or mask writer annotates, by label id, in label-map order: ``classes``
+    ``"things"`` (the evaluated classes with instances), ``"all"`` (every evaluated class) or
+    label names; written with their label ids (``category_ids="label"``) or 1..N
+    (``"contiguous"``).
+
+    Raises
+    ------
+    ValueError
+        A name that is not a label of ``labels``.
+    """
+    if isinstance(classes, tuple):
+        chosen = []
+        for name in classes:
+            lab = labels.get(name) or labels.find(name)
+            if lab is None or lab.id < 0:
+                raise ValueError(f"classes: no label {name!r} in the output labels ({labels.source})")
+            chosen.append(lab)
+        wanted = {lab.id for lab in chosen}
+        picked = [lab for lab in labels if lab.id in wanted]  # in label-map order
+    else:
+        bg = background_id(labels)
+        evaluated = [lab for lab in labels if lab.id >= 0 and lab.id != bg and not _ignored(lab)]
+        picked = [lab for lab in evaluated if classes == "all" or has_instances(lab, True)]
+    return {lab.id: Category(lab.id, k + 1 if category_ids == "contiguous" else lab.id, lab.name,
+                             bool(has_instances(lab, True)))
+            for k, lab in enumerate(picked)}
 
 
 class CocoInstancesWriter(Writer):
@@ -202,27 +235,11 @@ class CocoInstancesWriter(Writer):
         self.segmentation = segmentation
         self.category_ids = category_ids
         self.keep_instance_ids = bool(keep_instance_ids)
-        self._categories: Dict[int, _Category] = {}
+        self._categories: Dict[int, Category] = {}
         super().__init__(url, **options)  # each split's images and annotations go to self.spool
 
     def setup(self, labels: LabelMap) -> None:
-        if isinstance(self.classes, tuple):
-            chosen = []
-            for name in self.classes:
-                lab = labels.get(name) or labels.find(name)
-                if lab is None or lab.id < 0:
-                    raise ValueError(f"classes: no label {name!r} in the output labels ({labels.source})")
-                chosen.append(lab)
-            wanted = {lab.id for lab in chosen}
-            picked = [lab for lab in labels if lab.id in wanted]  # in label-map order
-        else:
-            bg = background_id(labels)
-            evaluated = [lab for lab in labels if lab.id >= 0 and lab.id != bg and not _ignored(lab)]
-            picked = [lab for lab in evaluated if self.classes == "all" or has_instances(lab, True)]
-        self._categories = {
-            lab.id: _Category(lab.id, k + 1 if self.category_ids == "contiguous" else lab.id, lab.name,
-                              bool(has_instances(lab, True)))
-            for k, lab in enumerate(picked)}
+        self._categories = chosen_categories(labels, self.classes, self.category_ids)
 
     def _category_records(self) -> List[dict]:
         return [{"id": c.coco_id, "name": c.name} for c in self._categories.values()]
@@ -280,7 +297,7 @@ class CocoInstancesWriter(Writer):
             box = rle.bbox(mask_rle)
             segmentation: Any = mask_rle
             if self.segmentation == "polygon":
-                segmentation = _polygons(seg.ids, v, box)
+                segmentation = mask_polygons(seg.ids, v, box)
             ann = {"iscrowd": int(cat.thing and v < INSTANCE_DIVISOR), "category_id": cat.coco_id,
                    "bbox": box, "area": rle.area(mask_rle), "segmentation": segmentation}
             if v >= INSTANCE_DIVISOR and self.keep_instance_ids:
@@ -356,7 +373,7 @@ def _scores(frame: Frame, ids: np.ndarray) -> Dict[int, float]:
     return out
 
 
-def _polygons(ids: np.ndarray, value: int, box: Sequence[float]) -> List[List[int]]:
+def mask_polygons(ids: np.ndarray, value: int, box: Sequence[float]) -> List[List[int]]:
     """COCO polygons of the pixels of ``ids`` equal to ``value``, worked out on its box."""
     x, y, w, h = (int(b) for b in box)
     polys = rle.mask_to_polygons(ids[y:y + h, x:x + w] == value)
@@ -418,15 +435,15 @@ def paint_annotations(height: int, width: int, annotations: Sequence[tuple], thi
         more than 1000 instances of one category; the message names ``where`` (the file) and
         the annotation id.
     """
-    values = _annotation_values(annotations, things, where)
+    values = annotation_values(annotations, things, where)
     # Painted column-major, the order COCO masks are decoded in, then transposed once.
     out = np.full((width, height), background, dtype=np.uint16)
     for ann, value in zip(annotations, values):
-        out[_annotation_mask(ann, height, width, where).T] = value
+        out[annotation_mask(ann, height, width, where).T] = value
     return np.ascontiguousarray(out.T)
 
 
-def _annotation_values(annotations: Sequence[tuple], things: Mapping[int, bool], where: str) -> List[int]:
+def annotation_values(annotations: Sequence[tuple], things: Mapping[int, bool], where: str) -> List[int]:
     """The instanceIds value of each annotation (as :func:`paint_annotations` takes them and
     numbers them), without decoding any mask."""
     counters: Dict[int, int] = {}
@@ -467,7 +484,7 @@ def _annotation_values(annotations: Sequence[tuple], things: Mapping[int, bool],
     return values
 
 
-def _annotation_mask(ann: tuple, height: int, width: int, where: str) -> np.ndarray:
+def annotation_mask(ann: tuple, height: int, width: int, where: str) -> np.ndarray:
     """The ``height x width`` boolean mask of an annotation's segmentation (column-major, as
     COCO masks are decoded)."""
     aid, segm = ann[0], ann[3]
@@ -557,10 +574,10 @@ class CocoSource(FileSource):
             return None
         img = self.image_record
         out = []
-        for ann, value, score in zip(self.annotations, _annotation_values(self.annotations, self.things,
+        for ann, value, score in zip(self.annotations, annotation_values(self.annotations, self.things,
                                                                          self.json_path), scores):
             label_id, number = split_value(value)
-            out.append(Instance.from_mask(_annotation_mask(ann, img.height, img.width, self.json_path),
+            out.append(Instance.from_mask(annotation_mask(ann, img.height, img.width, self.json_path),
                                           label_id=label_id, id=number, is_crowd=number is None,
                                           label=self.labels.get(label_id), score=score))
         return out
@@ -571,7 +588,7 @@ class CocoSource(FileSource):
         scores = [_annotation_score(a, self.json_path) for a in self.annotations]
         if all(score is None for score in scores):
             return {}
-        values = _annotation_values(self.annotations, self.things, self.json_path)
+        values = annotation_values(self.annotations, self.things, self.json_path)
         return {value: score for value, score in zip(values, scores) if score is not None}
 
     def label_ids(self) -> Optional[np.ndarray]:

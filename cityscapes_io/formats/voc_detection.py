@@ -68,7 +68,7 @@ from ..sources import MaskSource
 from ..storage import Root, check_inside, find_files, listdir, resolve_single_root
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
 from .base import Files, Option, Reader, Segments, Writer
-from .coco import CLASSES, CocoInstancesWriter, coco_labels
+from .coco import CLASSES, CocoInstancesWriter, chosen_categories, coco_labels
 from .voc import LABELMAP_FILE, format_labelmap, parse_labelmap
 
 __all__ = ["VocDetectionReader", "VocDetectionWriter", "VocDetectionSource", "Box", "voc_id", "frame_id_of",
@@ -111,13 +111,8 @@ def frame_id_of(vid: str) -> str:
 # -- writing ----------------------------------------------------------------------------------------
 def _categories(labels: LabelMap, classes: Union[str, Tuple[str, ...]]) -> Dict[int, Any]:
     """``{label id: category}`` (``name``, ``thing``) of the chosen classes, chosen exactly as
-    ``coco_instances`` chooses them (its writer's ``setup``, run on a bare instance: no
-    destination is opened)."""
-    picker = CocoInstancesWriter.__new__(CocoInstancesWriter)
-    picker.classes = classes
-    picker.category_ids = "label"
-    CocoInstancesWriter.setup(picker, labels)
-    return dict(picker._categories)
+    ``coco_instances`` chooses them (:func:`~cityscapes_io.formats.coco.chosen_categories`)."""
+    return dict(chosen_categories(labels, classes, "label"))
 
 
 class VocDetectionWriter(Writer):

@@ -40,7 +40,7 @@ Writing gives Ultralytics' layout::
 - Classes: ``classes="things"`` (default: the evaluated classes with instances, person, rider,
   car, truck, bus, train, motorcycle, bicycle), ``"all"`` (every evaluated class, stuff regions
   as one object each) or a list of label names, chosen by ``coco_instances``' own rules
-  (``CocoInstancesWriter.setup``); the class indices follow label-map order.
+  (:func:`~cityscapes_io.formats.coco.chosen_categories`); the class indices follow label-map order.
 - Crowd regions (group regions of a thing class: instanceIds values below 1000, ``cargroup``)
   are **left out** by default: YOLO has no crowd or ignore flag, and a group box taught as one
   object is wrong. ``include_crowd=True`` writes them as ordinary objects.
@@ -64,7 +64,6 @@ import dataclasses
 import os
 import posixpath
 import re
-import types
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -80,7 +79,8 @@ from ..storage import Root, find_files, listdir, resolve_single_root
 from ..storage.sinks import LocalSink
 from . import decode_text, read_dataset_file
 from .base import Entry, Files, Option, Reader, Segments, Writer
-from .coco import CocoInstancesWriter, _annotation_mask, _annotation_values, _polygons, coco_labels, paint_annotations
+from .coco import (CocoInstancesWriter, annotation_mask, annotation_values, chosen_categories, coco_labels, mask_polygons,
+                   paint_annotations)
 
 __all__ = ["YoloReader", "YoloWriter", "YoloSource", "bridge_fragments", "instance_polygon", "data_yaml",
            "parse_data_yaml", "SEGMENTATIONS", "DATA_YAML"]
@@ -142,7 +142,7 @@ def instance_polygon(ids: np.ndarray, value: int, box: Sequence[float]) -> np.nd
     h]``), in pixel corners: each 8-connected fragment's outline with its holes bridged in
     (:func:`cityscapes_io.rle.mask_to_polygons`), the fragments joined by
     :func:`bridge_fragments`. ``K x 2`` integers."""
-    rings = [np.asarray(p, dtype=np.int64).reshape(-1, 2) for p in _polygons(ids, value, box)]
+    rings = [np.asarray(p, dtype=np.int64).reshape(-1, 2) for p in mask_polygons(ids, value, box)]
     return bridge_fragments(rings)
 
 
@@ -324,9 +324,9 @@ class YoloWriter(Writer):
             chosen = tuple(classes)
             if not chosen:
                 raise ValueError("classes: the list of label names is empty")
-        # The classes are chosen by coco_instances' own rules (CocoInstancesWriter.setup), run on
-        # a record of the options it reads; category ids 1..N give the class indices 0..N-1.
-        self._chooser = types.SimpleNamespace(classes=chosen, category_ids="contiguous", _categories={})
+        # The classes are chosen by coco_instances' own rules (chosen_categories); category ids
+        # 1..N give the class indices 0..N-1.
+        self._chosen = chosen
         #: label id -> (class index, name, thing)
         self._classes: Dict[int, Tuple[int, str, bool]] = {}
         self._seen: Dict[str, Set[str]] = {}
@@ -334,8 +334,8 @@ class YoloWriter(Writer):
         super().__init__(url, **options)
 
     def setup(self, labels: LabelMap) -> None:
-        CocoInstancesWriter.setup(self._chooser, labels)  # type: ignore[arg-type]
-        self._classes = {c.label_id: (c.coco_id - 1, c.name, c.thing) for c in self._chooser._categories.values()}
+        self._classes = {c.label_id: (c.coco_id - 1, c.name, c.thing)
+                         for c in chosen_categories(labels, self._chosen, "contiguous").values()}
 
     # -- one frame ------------------------------------------------------------------------------
     def _name(self, frame: Frame) -> str:
@@ -485,9 +485,9 @@ class YoloSource(FileSource):
         h, w, anns = self._annotations()
         where = self._shown("labels")
         out = []
-        for ann, value in zip(anns, _annotation_values(anns, self.things, where)):
+        for ann, value in zip(anns, annotation_values(anns, self.things, where)):
             label_id, number = split_value(value)
-            out.append(Instance.from_mask(_annotation_mask(ann, h, w, where), label_id=label_id, id=number,
+            out.append(Instance.from_mask(annotation_mask(ann, h, w, where), label_id=label_id, id=number,
                                           is_crowd=number is None, label=self.labels.get(label_id)))
         return out
 
