@@ -56,7 +56,7 @@ def test_the_exports_integer_ids_evaluate(exported, tmp_path):
 def test_the_command_line_evaluates_citypersons(exported, tmp_path, capsys):
     from cityscapes_io.cli import main
 
-    root, _, doc = exported
+    root, coco, doc = exported
     preds = str(tmp_path / "results.json")
     with open(preds, "w") as f:
         json.dump(_results(doc), f)
@@ -65,3 +65,6 @@ def test_the_command_line_evaluates_citypersons(exported, tmp_path, capsys):
     with open(out) as f:
         assert json.load(f)["All"] == 0.0
     assert "Reasonable" in capsys.readouterr().out
+    assert main(["eval", root, preds, "--task", "citypersons", "--images",
+                 os.path.join(coco, "annotations", "citypersons_val.json"), "-q"]) == 0
+    assert main(["eval", root, preds, "--images", "x.json", "-q"]) == 2

@@ -13,16 +13,17 @@ from .status import EXIT_ERROR, UsageError
 
 def register(subparsers, help: str) -> None:
     p = command(subparsers, "eval", help=help,
-                description="cityscapes-io eval GT PRED --task semantic|instance|panoptic [--split val] [-j N] "
+                description="cityscapes-io eval GT PRED --task semantic|instance|panoptic|citypersons [--split val] [-j N] "
                             "[--scheduler ADDRESS] [--json OUT] [--check-only]", quiet="no progress bar")
     p.add_argument("gt", metavar="GT", help="Cityscapes root with the ground truth (path, .zip or fsspec URL)")
     p.add_argument("pred", metavar="PRED",
                    help="the predictions in the official layout: semantic, a folder of PNGs (label ids) named "
                         "<city>_<seq>_<frame>*.png; instance, a folder of <city>_<seq>_<frame>*.txt files "
                         "(lines: mask.png labelId confidence); panoptic, the COCO panoptic JSON (PNGs in the "
-                        "folder of the same stem beside it)")
+                        "folder of the same stem beside it); citypersons, a COCO results JSON (image_id, bbox, "
+                        "score)")
     p.add_argument("--task", default="semantic", choices=tuple(TASKS),
-                   help="semantic (default), instance or panoptic")
+                   help="semantic (default), instance, panoptic or citypersons (MR-2 of CityPersons' setups)")
     p.add_argument("--split", default="val", help="the split evaluated (default val)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                    help="processes (default 1, which already works on two frames at once in two threads): "
@@ -34,6 +35,9 @@ def register(subparsers, help: str) -> None:
                    help="list every problem of the predictions (one per line, naming the file) without "
                         "evaluating; exit 1 when there is any")
     p.add_argument("--pred-train-ids", action="store_true", help="semantic: the PNGs hold train ids, not label ids")
+    p.add_argument("--images", metavar="JSON",
+                   help="citypersons: a COCO JSON whose 'images' give the integer image_ids' frames (the coco_citypersons "
+                        "export's annotations file); without it integers number the split's frames 1..N")
     p.add_argument("--image", metavar="KEY",
                    help="semantic, instance: evaluate the predictions of this photo only, when PRED holds those of "
                         "several photos of each frame (<id>_leftImg8bit_foggy_beta_0.02*.png: "
@@ -47,6 +51,10 @@ def run(args) -> int:
     options = {"pred_train_ids": True} if args.pred_train_ids else {}
     if args.image is not None:
         options["image"] = args.image
+    if args.images is not None:
+        if args.task != "citypersons":
+            raise UsageError("--images applies to --task citypersons")
+        options["images"] = args.images
     if args.pred_train_ids and args.task != "semantic":
         raise UsageError("--pred-train-ids applies to --task semantic")
     if args.jobs < 1:
