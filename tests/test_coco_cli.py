@@ -43,4 +43,4 @@ def test_coco_instances_writer_flags(synth, tmp_path, capsys):
     doc = json.load(open(os.path.join(some, "annotations", "instancesonly_filtered_gtFine_val.json")))
     assert sorted(c["name"] for c in doc["categories"]) == ["car", "person"]
     assert main(["convert", synth, str(tmp_path / "voc"), "-f", "voc", "--segmentation", "rle"]) == 2
-    assert "applies to -f coco_instances only" in capsys.readouterr().err
+    assert "applies to -f coco_instances and -f yolo only" in capsys.readouterr().err

@@ -197,10 +197,11 @@ class CocoInstancesWriter(Writer):
     format = "coco_instances"
     KEEPS_SCORES = True
     OPTIONS = Writer.OPTIONS + (
-        Option("classes", "coco_instances: the classes annotated (default things: the 8 evaluated classes with "
-                          "instances; all: stuff too)", argparse={"metavar": "things|all|NAME[,NAME...]"},
+        Option("classes", "coco_instances, voc_detection, yolo: the classes annotated (default things: the 8 "
+                          "evaluated classes with instances; all: stuff too)", argparse={"metavar": "things|all|NAME[,NAME...]"},
                value=lambda given: given if given in ("things", "all") else [c for c in given.split(",") if c]),
-        Option("segmentation", "coco_instances: compressed RLE (default) or polygons with holes",
+        Option("segmentation", "coco_instances: compressed RLE (default) or polygons with holes; yolo: boxes "
+                               "(default) or polygon (one per instance)",
                argparse={"choices": ("rle", "polygon")}),
         Option("category_ids", "coco_instances: category ids = label ids (default) or 1..N",
                argparse={"choices": ("label", "contiguous")}),
