@@ -133,6 +133,43 @@ class Category:
     thing: bool
 
 
+def checked_classes(classes: Union[str, Sequence[str]]) -> Union[str, Tuple[str, ...]]:
+    """A ``classes`` option as :func:`chosen_categories` takes it: ``"things"``, ``"all"``, or a
+    non-empty tuple of label names.
+
+    Raises
+    ------
+    ValueError
+        Another string, or an empty list.
+    """
+    if isinstance(classes, str):
+        if classes not in CLASSES:
+            raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, got {classes!r}")
+        return classes
+    names = tuple(classes)
+    if not names:
+        raise ValueError("classes: the list of label names is empty")
+    return names
+
+
+def selected_splits(files: Mapping[str, str], split: Union[str, Sequence[str], None], where: str) -> Dict[str, str]:
+    """``{split: annotation file}`` of the splits asked for (all when ``split`` is None).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        A split asked for that ``files`` lacks (``where`` names the annotation folder).
+    """
+    wanted = [split] if isinstance(split, str) else (list(split) if split else None)
+    if wanted is None:
+        return dict(files)
+    missing = [s for s in wanted if s not in files]
+    if missing:
+        raise DatasetNotFoundError(where, f"no split {', '.join(map(repr, missing))} (found: "
+                                          f"{', '.join(sorted(files))})")
+    return {s: files[s] for s in wanted}
+
+
 def chosen_categories(labels: LabelMap, classes: Union[str, Tuple[str, ...]],
                       category_ids: str = "label") -> Dict[int, Category]:
     """The classes a box or mask writer annotates, by label id, in label-map order: ``classes``
@@ -217,15 +254,7 @@ class CocoInstancesWriter(Writer):
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", segmentation: str = "rle",
                  category_ids: str = "label", keep_instance_ids: bool = True, layout: str = "mmdetection",
                  **options):
-        if isinstance(classes, str):
-            if classes not in CLASSES:
-                raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, "
-                                 f"got {classes!r}")
-            self.classes: Union[str, Tuple[str, ...]] = classes
-        else:
-            self.classes = tuple(classes)
-            if not self.classes:
-                raise ValueError("classes: the list of label names is empty")
+        self.classes = checked_classes(classes)
         if segmentation not in SEGMENTATIONS:
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
         if category_ids not in CATEGORY_IDS:
@@ -677,15 +706,7 @@ class CocoInstancesReader(Reader):
         self.root: Root = resolve_single_root(url, storage_options, "COCO")
         self.roots = [self.root]
         self.on_error = on_error
-        self._files = self._split_files()
-        wanted = [split] if isinstance(split, str) else (list(split) if split else None)
-        if wanted is not None:
-            missing = [s for s in wanted if s not in self._files]
-            if missing:
-                raise DatasetNotFoundError(self.root.display(ANNOTATIONS_DIR),
-                                           f"no split {', '.join(map(repr, missing))} (found: "
-                                           f"{', '.join(sorted(self._files))})")
-            self._files = {s: self._files[s] for s in wanted}
+        self._files = selected_splits(self._split_files(), split, self.root.display(ANNOTATIONS_DIR))
         self._cities: Optional[Set[str]] = None if cities is None else (
             {cities} if isinstance(cities, str) else set(cities))
         self._categories = self._read_categories()

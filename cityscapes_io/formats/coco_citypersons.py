@@ -76,7 +76,7 @@ from ..storage import (Root, check_inside, find_files, listdir, read_file, resol
                        storage_errors)
 from ..storage.sinks import Data
 from .base import Encoded, Entry, Files, Option, Reader, Writer, check_names
-from .coco import annotation_jsons
+from .coco import annotation_jsons, selected_splits
 from .spool import json_lists
 
 __all__ = ["CocoCityPersonsReader", "CocoCityPersonsWriter", "PersonsFromCoco", "annotation_path",
@@ -335,14 +335,7 @@ class CocoCityPersonsReader(Reader):
         if not self._files:
             raise DatasetNotFoundError(self.root.url, f"not a CityPersons COCO dataset: no {ANNOTATIONS_DIR}/"
                                                       f"{PREFIX}<split>.json")
-        wanted = [split] if isinstance(split, str) else (list(split) if split else None)
-        if wanted is not None:
-            missing = [s for s in wanted if s not in self._files]
-            if missing:
-                raise DatasetNotFoundError(self.root.display(ANNOTATIONS_DIR),
-                                           f"no split {', '.join(map(repr, missing))} (found: "
-                                           f"{', '.join(sorted(self._files))})")
-            self._files = {s: self._files[s] for s in wanted}
+        self._files = selected_splits(self._files, split, self.root.display(ANNOTATIONS_DIR))
         self._cities: Optional[Set[str]] = None if cities is None else (
             {cities} if isinstance(cities, str) else set(cities))
 

@@ -68,7 +68,7 @@ from ..sources import MaskSource
 from ..storage import Root, check_inside, find_files, listdir, resolve_single_root
 from . import decode_text, read_dataset_file, resolve_listed, text_lines
 from .base import Files, Option, Reader, Segments, Writer
-from .coco import CLASSES, CocoInstancesWriter, chosen_categories, coco_labels
+from .coco import CocoInstancesWriter, checked_classes, chosen_categories, coco_labels
 from .voc import LABELMAP_FILE, format_labelmap, parse_labelmap
 
 __all__ = ["VocDetectionReader", "VocDetectionWriter", "VocDetectionSource", "Box", "voc_id", "frame_id_of",
@@ -135,15 +135,7 @@ class VocDetectionWriter(Writer):
     NO_GROUND_TRUTH = "no ground truth: written with no object"
 
     def __init__(self, url, *, classes: Union[str, Sequence[str]] = "things", **options):
-        if isinstance(classes, str):
-            if classes not in CLASSES:
-                raise ValueError(f"classes must be one of {', '.join(CLASSES)} or a list of label names, "
-                                 f"got {classes!r}")
-            self.classes: Union[str, Tuple[str, ...]] = classes
-        else:
-            self.classes = tuple(classes)
-            if not self.classes:
-                raise ValueError("classes: the list of label names is empty")
+        self.classes = checked_classes(classes)
         self._categories: Dict[int, Any] = {}
         options["save_media"] = True
         options["image_ext"] = options.get("image_ext") or DEFAULT_IMAGE_EXT

@@ -79,8 +79,8 @@ from ..storage import Root, find_files, listdir, resolve_single_root
 from ..storage.sinks import LocalSink
 from . import decode_text, read_dataset_file
 from .base import Entry, Files, Option, Reader, Segments, Writer
-from .coco import (CocoInstancesWriter, annotation_mask, annotation_values, chosen_categories, coco_labels, mask_polygons,
-                   paint_annotations)
+from .coco import (CocoInstancesWriter, annotation_mask, annotation_values, checked_classes, chosen_categories, coco_labels,
+                   mask_polygons, paint_annotations)
 
 __all__ = ["YoloReader", "YoloWriter", "YoloSource", "bridge_fragments", "instance_polygon", "data_yaml",
            "parse_data_yaml", "SEGMENTATIONS", "DATA_YAML"]
@@ -316,17 +316,9 @@ class YoloWriter(Writer):
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
         self.segmentation = segmentation
         self.include_crowd = bool(include_crowd)
-        if isinstance(classes, str):
-            if classes not in ("things", "all"):
-                raise ValueError(f"classes must be things, all or a list of label names, got {classes!r}")
-            chosen: Union[str, Tuple[str, ...]] = classes
-        else:
-            chosen = tuple(classes)
-            if not chosen:
-                raise ValueError("classes: the list of label names is empty")
         # The classes are chosen by coco_instances' own rules (chosen_categories); category ids
         # 1..N give the class indices 0..N-1.
-        self._chosen = chosen
+        self._chosen = checked_classes(classes)
         #: label id -> (class index, name, thing)
         self._classes: Dict[int, Tuple[int, str, bool]] = {}
         self._seen: Dict[str, Set[str]] = {}
