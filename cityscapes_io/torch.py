@@ -151,6 +151,13 @@ def _missing(frame: Frame, what: str, folder: str) -> DatasetNotFoundError:
                                              f"dataset's roots")
 
 
+def _part(frame: Frame, value: Any, what: str, folder: str) -> Any:
+    """``value``, a part the frame read, or the error naming the file it lacks (:func:`_missing`)."""
+    if value is None:
+        raise _missing(frame, what, folder)
+    return value
+
+
 def _photo(frame: Frame, key: str, channels_first: bool) -> Any:
     img = frame.image(key)
     if img is None:
@@ -317,23 +324,13 @@ def sample(frame: Frame, targets: Sequence[str] = ("image", "semantic"), *,
         elif target == "right_image":
             out["right_image"] = _photo(frame, "rightImg8bit", channels_first)
         elif target == "disparity":
-            disparity = frame.disparity()
-            if disparity is None:
-                raise _missing(frame, "disparity", "disparity")
-            out["disparity"] = _tensor(disparity)
+            out["disparity"] = _tensor(_part(frame, frame.disparity(), "disparity", "disparity"))
         elif target == "depth":
-            if frame.disparity() is None:
-                raise _missing(frame, "depth (no disparity)", "disparity")
-            if frame.camera() is None:
-                raise _missing(frame, "depth (no camera)", "camera")
-            depth = frame.depth()
-            assert depth is not None  # (both parts are there)
-            out["depth"] = _tensor(depth)
+            _part(frame, frame.disparity(), "depth (no disparity)", "disparity")
+            _part(frame, frame.camera(), "depth (no camera)", "camera")
+            out["depth"] = _tensor(_part(frame, frame.depth(), "depth", "disparity"))
         elif target == "camera":
-            camera = frame.camera()
-            if camera is None:
-                raise _missing(frame, "camera", "camera")
-            out["camera"] = _camera(camera)
+            out["camera"] = _camera(_part(frame, frame.camera(), "camera", "camera"))
         elif target == "persons":
             out["persons"] = _persons(frame)
         elif target == "snippet":

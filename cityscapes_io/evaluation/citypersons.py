@@ -64,9 +64,9 @@ import numpy as np
 
 from .. import jsonfile
 from ..errors import CityscapesIOError
-from ..storage import Root, read_file, resolve_root
+from ..storage import Root, read_file
 from .base import Matched, Task
-from .common import match_dataset
+from .common import json_root, match_dataset
 
 __all__ = ["CityPersonsResult", "CityPersonsTask", "CityPersonsStatistics", "Detections", "SETUPS",
            "FPPI_POINTS", "EXPAND", "IOU", "MAX_DETECTIONS", "frame_problems", "frame_statistics",
@@ -293,17 +293,9 @@ class CityPersonsResult:
 _FRAME_IN_NAME = re.compile(r"^(.+?_\d+_\d+)(?=$|[_.])")
 
 
-def _json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
-    head, sep, rest = url.partition("::")
-    folder, name = posixpath.split(head.rstrip("/"))
-    if folder.endswith(":"):
-        folder += "//"
-    return resolve_root((folder or ".") + sep + rest, storage_options), name
-
-
 def _load(url: Any, storage_options: Any) -> Tuple[Any, str, List[str]]:
     """A JSON document, how messages name it, and the problems (unreadable, not JSON)."""
-    root, name = _json_root(str(url), storage_options)
+    root, name = json_root(str(url), storage_options)
     where = root.display(name)
     try:
         return jsonfile.loads(read_file(root.fs, root.join(name)), where), where, []

@@ -23,11 +23,11 @@ from ..errors import CityscapesIOError
 from ..labels import Label, LabelMap
 from ..parallel import WorkerDied, executor_width, ordered_map
 from ..parts import image_file_suffix
-from ..storage import Root, find_files
+from ..storage import Root, find_files, resolve_root
 
 __all__ = ["N", "NAME", "CATEGORY", "HAS_INSTANCES", "IGNORED", "CATEGORIES", "IDS", "TABLE", "KNOWN_IDS",
            "match_predictions", "refuse", "run_frames", "processes_for", "FRAMES_PER_PROCESS", "match_dataset", "few",
-           "TRAIN_TO_ID", "official_lut", "ID_OF", "for_photo"]
+           "TRAIN_TO_ID", "official_lut", "ID_OF", "for_photo", "json_root"]
 
 #: The official table, in its order (the license plate, id -1, included).
 TABLE: List[Label] = list(LabelMap.cityscapes())
@@ -264,3 +264,13 @@ def _worker_died(frames: Sequence[Any], foreign: bool = False) -> CityscapesIOEr
     return CityscapesIOError(None, f"a worker process ended abruptly (killed by a signal or out of memory): "
                                    f"{len(frames)} frame(s) not accounted for: {shown}; no result is given, run "
                                    f"again (with fewer processes, -j, when memory is short)")
+
+
+def json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
+    """The root of the folder holding a prediction JSON (local, URL or chained URL such as
+    ``zip://preds.json::s3://bucket/run.zip``) and the JSON's name in it."""
+    head, sep, rest = url.partition("::")
+    folder, name = posixpath.split(head.rstrip("/"))
+    if folder.endswith(":"):
+        folder += "//"
+    return resolve_root((folder or ".") + sep + rest, storage_options), name

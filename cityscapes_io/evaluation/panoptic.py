@@ -42,9 +42,9 @@ from ..errors import CityscapesIOError, InvalidFileError, UnsafePathError
 from ..labels import has_instances, official_label
 from ..names import GT_DIR
 from ..panoptic import panoptic_categories, panoptic_frame
-from ..storage import Root, read_file, resolve_inside, resolve_root
+from ..storage import Root, read_file, resolve_inside
 from .base import Matched, Task
-from .common import few, match_dataset
+from .common import few, json_root, match_dataset
 
 __all__ = ["PanopticResult", "PanopticTask", "PanopticStatistics", "SegmentPredictions", "frame_problems",
            "frame_statistics"]
@@ -520,15 +520,6 @@ def _gt_files(frames: Sequence[Any]) -> Tuple[Optional[Root], Dict[str, _Gt], Op
     return Root(fs, stem, stem), out, categories if isinstance(categories, list) else None
 
 
-def _json_root(url: str, storage_options: Any) -> Tuple[Root, str]:
-    """The root of the folder holding the prediction JSON (local, URL or chained URL) and its name."""
-    head, sep, rest = url.partition("::")
-    folder, name = posixpath.split(head.rstrip("/"))
-    if folder.endswith(":"):
-        folder += "//"
-    return resolve_root((folder or ".") + sep + rest, storage_options), name
-
-
 # A frame id inside a file name (``aachen/aachen_000000_000019.png``,
 # ``aachen_000000_000019_leftImg8bit.png``): the base name up to its sequence and frame numbers.
 _FRAME_IN_NAME = re.compile(r"^(.+?_\d{6}_\d{6})(?!\d)")
@@ -651,12 +642,12 @@ class PanopticTask(Task):
             return Matched([f for f, _ in pairs], [a for _, a in pairs], (None, gt_root, cat_ids), problems,
                            ", ".join(predictions.roots) or "the prediction dataset", context=categories)
         known = set(cat_ids)
-        json_root, name = _json_root(str(predictions), pred_storage_options)
-        json_path = json_root.join(name)
-        where = json_root.display(name)
+        folder, name = json_root(str(predictions), pred_storage_options)
+        json_path = folder.join(name)
+        where = folder.display(name)
         stem = name[:-5] if name.lower().endswith(".json") else name
-        pred_root = Root(json_root.fs, json_root.join(stem), json_root.display(stem))
-        doc, problems = _load_json(json_root, json_path, where)
+        pred_root = Root(folder.fs, folder.join(stem), folder.display(stem))
+        doc, problems = _load_json(folder, json_path, where)
         preds: Dict[str, Optional[_Pred]] = {}
         if doc is not None:
             anns, problems = _annotations(doc, where, "prediction")
