@@ -686,6 +686,31 @@ def _resume_run(root: str, gt: str) -> Any:
     return report
 
 
+def _citypersons_run(root: str, gt: str) -> Any:
+    """Every frame of a coco_citypersons folder, its persons too."""
+    ds = cio.open(root, format="coco_citypersons")
+    count = read_everything(ds)
+    return count, [frame.persons() for frame in ds]
+
+
+def _mr_make(root: str, gt: str) -> None:
+    """The sample's val ground truth with its CityPersons files, and detections of its persons
+    as a COCO results JSON (frame names as image ids)."""
+    cio.convert(cio.sample_path(), gt, split="val", save_media=False, parts=["gtBboxCityPersons"])
+    dets = [{"image_id": posixpath.basename(f.id), "category_id": 1, "bbox": list(p.bbox), "score": 0.5 + k / 100}
+            for f in cio.open(gt) for k, p in enumerate(f.persons() or ())]
+    os.makedirs(root)
+    with open(os.path.join(root, "dets.json"), "w") as fh:
+        json.dump(dets, fh)
+
+
+def _mr_run(root: str, gt: str) -> Any:
+    path = os.path.join(root, "dets.json")
+    problems = cio.check_predictions(gt, path, task="citypersons")
+    assert all(isinstance(p, str) for p in problems)
+    return problems, cio.evaluate(gt, path, task="citypersons").to_dict()
+
+
 PARTS_FRAME = "val/aachen/aachen_000000_000019"
 
 
@@ -796,6 +821,15 @@ KINDS: Dict[str, Kind] = {k.name: k for k in _png_kinds() + [
          _open_all("cityscapes")),
     Kind("label_colors", _convert("camvid"), {"label_colors.txt": "lines"}, _open_all("camvid")),
     Kind("zip_names", _zip_make, {"ds.zip": "zip"}, _zip_run),
+    Kind("voc_detection", _convert("voc_detection"),
+         {f"Annotations/{SAMPLE_FRAME[2]}.xml": "lines", "ImageSets/Main/val.txt": "lines"}, _open_all("voc_detection")),
+    Kind("yolo", _convert("yolo"), {f"labels/val/{SAMPLE_FRAME[2]}.txt": "lines", "data.yaml": "lines"},
+         _open_all("yolo")),
+    Kind("yolo_polygon", _convert("yolo", segmentation="polygon"), {f"labels/val/{SAMPLE_FRAME[2]}.txt": "lines"},
+         _open_all("yolo")),
+    Kind("coco_citypersons", _convert("coco_citypersons"), {"annotations/citypersons_val.json": "json"},
+         _citypersons_run),
+    Kind("citypersons_results", _mr_make, {"dets.json": "json"}, _mr_run),
     Kind("parts", _parts_make, {f"camera/{PARTS_FRAME}_camera.json": "json",
                                 f"gtBboxCityPersons/{PARTS_FRAME}_gtBboxCityPersons.json": "json",
                                 f"gtBbox3d/{PARTS_FRAME}_gtBbox3d.json": "json",
@@ -807,10 +841,12 @@ KINDS: Dict[str, Kind] = {k.name: k for k in _png_kinds() + [
 
 
 #: Kinds whose files are read by the harness, or from inside an archive: no link to follow. The
-#: part files (``parts``) are found by listing the tree, as a frame's own files are, and read
-#: where a link leads (a tree may link a package's folder from another disk); what is held
-#: inside the root is a path found inside a file.
-UNLINKED = tuple(k.name for k in _png_kinds()) + ("polygons", "zip_names", "wds_resume", "parts")
+#: part files (``parts``) and YOLO's labels are found by listing the tree, as a Cityscapes frame's
+#: own files are, and read where a link leads (a tree may link a folder from another disk); a
+#: results JSON (``citypersons_results``) is the file the caller names. What is held inside the
+#: root is a path found inside a file (VOC's lists, COCO's file names, ...).
+UNLINKED = tuple(k.name for k in _png_kinds()) + ("polygons", "zip_names", "wds_resume", "parts", "yolo",
+                                                   "yolo_polygon", "citypersons_results")
 
 
 # -- one kind made ready: its template and its strategy ----------------------------------------------------
